@@ -1,0 +1,1 @@
+"""Asset definitions by stage: ingest → staged → rules → publish."""

@@ -1,0 +1,212 @@
+"""`safecredit` — the operator's command line (operations.md).
+
+Heavy libraries (Dagster, DuckDB, GX, pandas) are imported inside the commands that need them so
+`safecredit --help` and `safecredit check` answer in about a second.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+
+from safecredit.errors import UserError
+
+HOME_HELP = "Home directory (default: $SAFECREDIT_HOME, else the working directory)."
+
+
+class _Group(click.Group):
+    """Turns user errors into a bilingual message and the documented exit code; never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            click.secho(f"错误：{exc.zh}", fg="red", err=True)
+            click.secho(f"Error: {exc.en}", fg="red", err=True)
+            sys.exit(exc.exit_code)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception:  # internal error: full detail to a log file, a pointer on screen
+            import traceback
+            from safecredit import config
+
+            log = config.paths(None).logs / "internal-error.log"
+            try:
+                log.parent.mkdir(parents=True, exist_ok=True)
+                log.write_text(traceback.format_exc(), encoding="utf-8")
+                where = str(log)
+            except OSError:
+                where = "(could not write log) " + traceback.format_exc(limit=3)
+            click.secho(f"内部错误，请将日志发送给维护人员：{where}\nInternal error; details in {where}",
+                        fg="red", err=True)
+            sys.exit(4)
+
+
+def _not_yet(what: str) -> None:
+    raise UserError(f"`safecredit {what}` 尚未提供（将在后续版本实现）。",
+                    f"`safecredit {what}` is not yet available in this version.", exit_code=2)
+
+
+def _as_of(value: str | None) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UserError(f"日期 {value!r} 无效，应为 YYYY-MM-DD。",
+                        f"Invalid date {value!r}; expected YYYY-MM-DD.") from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="safecredit")
+def main() -> None:
+    """SafeCredit Exchange — 安全生产信用与联合惩戒数据交换平台."""
+
+
+@main.command()
+@click.option("--port", default=8701, show_default=True, help="First port; departments take consecutive ports (0 = any free).")
+@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--scale", default=5000, show_default=True, type=int, help="Number of subjects.")
+@click.option("--faults", default=None, help="Comma-separated faults (name or name:rate); `list` prints them.")
+@click.option("--home", default=None, help=HOME_HELP)
+def simulate(port: int, seed: int, scale: int, faults: str | None, home: str | None) -> None:
+    """Serve simulated departments over HTTP (department-feeds.md)."""
+    from safecredit import config
+    from safecredit.simulator.command import simulate as run_simulator
+
+    run_simulator(port=port, seed=seed, scale=scale, faults=faults, home=config.resolve_home(home))
+
+
+@main.command()
+@click.option("--sources", default=None, help="Sources file (default: $SAFECREDIT_SOURCES, else <home>/sources.yaml).")
+@click.option("--home", default=None, help=HOME_HELP)
+@click.option("--as-of", "as_of", default=None, help="Date the run answers for (YYYY-MM-DD; default today).")
+def run(sources: str | None, home: str | None, as_of: str | None) -> None:
+    """One full run in-process through Dagster: pull, validate, compute, publish."""
+    from safecredit.report import print_run_summary
+    from safecredit.runner import exit_code, run_pipeline
+
+    summary = run_pipeline(home, sources, _as_of(as_of))
+    print_run_summary(summary)
+    sys.exit(exit_code(summary))
+
+
+@main.command()
+@click.option("--home", default=None, help=HOME_HELP)
+@click.option("--scale", default=5000, show_default=True, type=int)
+@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--faults", default="realistic", show_default=True)
+def demo(home: str | None, scale: int, seed: int, faults: str) -> None:
+    """Start simulated departments, run the pipeline once, publish, and print a summary."""
+    from safecredit.demo import run_demo
+
+    sys.exit(run_demo(home, scale=scale, seed=seed, faults=faults))
+
+
+@main.command()
+@click.option("--home", default=None, help=HOME_HELP)
+@click.option("--dataset", default=None)
+@click.option("--department", default=None)
+def replay(home, dataset, department) -> None:
+    """Re-stage held-back or quarantined batches from the raw landing (no department calls)."""
+    _not_yet("replay")
+
+
+@main.command()
+@click.argument("entry_id")
+@click.option("--home", default=None, help=HOME_HELP)
+@click.option("--json", "as_json", is_flag=True)
+def explain(entry_id, home, as_json) -> None:
+    """The source records behind a list entry, score or factor."""
+    _not_yet("explain")
+
+
+@main.command()
+@click.option("--restore", "restore", required=True, metavar="VERSION", help="Version to serve again.")
+@click.option("--home", default=None, help=HOME_HELP)
+def publish(restore: str, home: str | None) -> None:
+    """Make an earlier complete version the one served again (recorded as a new version)."""
+    from safecredit import config
+    from safecredit.publish import Publisher
+
+    p = config.paths(home)
+    result = Publisher(p.exports, p.keys).restore(restore)
+    click.echo(f"restored {restore} as {getattr(result, 'version', result)}")
+
+
+@main.command()
+@click.option("--home", default=None, help=HOME_HELP)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def serve(home, host, port) -> None:
+    """The HTTP API of exchange.md over the latest successful publication."""
+    _not_yet("serve")
+
+
+@main.group()
+def keys() -> None:
+    """Manage consumers' API keys."""
+
+
+@keys.command("create")
+@click.option("--consumer", required=True)
+@click.option("--scopes", required=True)
+@click.option("--home", default=None, help=HOME_HELP)
+def keys_create(consumer, scopes, home) -> None:
+    _not_yet("keys create")
+
+
+@keys.command("list")
+@click.option("--home", default=None, help=HOME_HELP)
+def keys_list(home) -> None:
+    _not_yet("keys list")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@click.option("--home", default=None, help=HOME_HELP)
+def keys_revoke(key_id, home) -> None:
+    _not_yet("keys revoke")
+
+
+@keys.command("rotate")
+@click.argument("key_id")
+@click.option("--home", default=None, help=HOME_HELP)
+def keys_rotate(key_id, home) -> None:
+    _not_yet("keys rotate")
+
+
+@main.group("signing-key")
+def signing_key() -> None:
+    """The Ed25519 key that signs manifests."""
+
+
+@signing_key.command("export")
+@click.option("--home", default=None, help=HOME_HELP)
+def signing_key_export(home) -> None:
+    """Print the public key that verifies manifest signatures."""
+    from safecredit import config
+    from safecredit.publish import SigningKey
+
+    click.echo(SigningKey.load_or_create(config.paths(home).keys).public_pem().strip())
+
+
+@main.command()
+@click.argument("code")
+@click.option("--matter", default=None)
+@click.option("--as-of", "as_of", default=None)
+@click.option("--home", default=None, help=HOME_HELP)
+@click.option("--json", "as_json", is_flag=True)
+def check(code, matter, as_of, home, as_json) -> None:
+    """May this unit or person be granted a matter? (from the latest publication)"""
+    _not_yet("check")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

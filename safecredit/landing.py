@@ -1,0 +1,378 @@
+"""Raw landing: every fetch written once, immutably, with a manifest; watermarks per source.
+
+Layout under `<home>/raw/`:
+
+    <dept>/<dataset>/<fetch_id>/manifest.json    what was asked, when, rows, sha256 of each file
+    <dept>/<dataset>/<fetch_id>/items.jsonl      JSON transport: items exactly as received, deduplicated
+    <dept>/<dataset>/<fetch_id>/days/<D>.csv     CSV transport: each day's bytes exactly as received
+    <dept>/<dataset>/_state.json                 the watermark, advanced only after a fetch is landed
+
+A fetch is written into `<fetch_id>.partial/` and renamed when complete (fsync first), so a crash
+leaves no half fetch that replay would read. Any run can be replayed from here without calling a
+department.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Iterator
+
+from safecredit.config import Department
+from safecredit.connectors.client import (
+    DepartmentClient, SourceError, SourceUnavailable, decode_csv_bytes,
+)
+
+SHANGHAI = timezone(timedelta(hours=8))
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class FetchResult:
+    department: str
+    dataset: str
+    transport: str
+    status: str                  # landed | unavailable | error
+    fetch_id: str | None = None
+    rows: int = 0
+    duplicates: int = 0
+    out_of_order: int = 0
+    message_zh: str = ""
+    message_en: str = ""
+    params: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse_ts(value: str) -> datetime:
+    """RFC3339 (or Shanghai-local without offset) → aware datetime."""
+    v = value.strip().replace("Z", "+00:00")
+    dt = datetime.fromisoformat(v)
+    return dt if dt.tzinfo else dt.replace(tzinfo=SHANGHAI)
+
+
+def fmt_ts(dt: datetime) -> str:
+    return dt.astimezone(SHANGHAI).isoformat(timespec="seconds")
+
+
+def new_fetch_id(now: datetime | None = None) -> str:
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return now.strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: Path, doc: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh, ensure_ascii=False, indent=1, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+class SourceDir:
+    """The landing folder of one (department, dataset)."""
+
+    def __init__(self, raw_root: Path, dept: str, dataset: str):
+        self.root = raw_root / dept / dataset
+        self.dept, self.dataset = dept, dataset
+
+    @property
+    def state_path(self) -> Path:
+        return self.root / "_state.json"
+
+    def state(self) -> dict:
+        try:
+            return json.loads(self.state_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+
+    def save_state(self, state: dict) -> None:
+        write_json_atomic(self.state_path, state)
+
+    def fetches(self) -> list[Path]:
+        """Complete fetches, oldest first (fetch ids sort by time)."""
+        if not self.root.exists():
+            return []
+        return sorted(p for p in self.root.iterdir()
+                      if p.is_dir() and not p.name.endswith(".partial") and (p / MANIFEST).exists())
+
+    def begin(self, fetch_id: str) -> Path:
+        work = self.root / f"{fetch_id}.partial"
+        work.mkdir(parents=True, exist_ok=False)
+        return work
+
+    def commit(self, work: Path, manifest: dict) -> Path:
+        files = []
+        for f in sorted(work.rglob("*")):
+            if f.is_file():
+                files.append({"name": str(f.relative_to(work)), "size": f.stat().st_size,
+                              "sha256": _sha256(f)})
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+        manifest = {**manifest, "files": files}
+        write_json_atomic(work / MANIFEST, manifest)
+        final = work.with_name(work.name[: -len(".partial")])
+        os.rename(work, final)
+        _fsync_dir(final.parent)
+        return final
+
+    def discard_partials(self) -> None:
+        import shutil
+        if self.root.exists():
+            for p in self.root.glob("*.partial"):
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class _Dedup:
+    """Drops items already written in this fetch.
+
+    Items arrive ordered by (updated_at, record_id); a repeated page or a restart after `410`
+    re-sends keys at or below the last one written. Such a key is dropped only if it was really
+    written (a bounded window of recent keys); an out-of-order key never seen is kept and counted,
+    so a department's ordering mistake loses nothing.
+    """
+
+    def __init__(self, window: int = 20000):
+        self.last: tuple | None = None
+        self.recent: set[tuple] = set()
+        self.order: deque[tuple] = deque()
+        self.window = window
+        self.duplicates = 0
+        self.out_of_order = 0
+
+    def accept(self, key: tuple) -> bool:
+        if self.last is not None and key <= self.last:
+            if key in self.recent:
+                self.duplicates += 1
+                return False
+            self.out_of_order += 1
+        else:
+            self.last = key
+        self.recent.add(key)
+        self.order.append(key)
+        if len(self.order) > self.window:
+            self.recent.discard(self.order.popleft())
+        return True
+
+
+def _item_key(item: dict) -> tuple:
+    ts = item.get("updated_at")
+    try:
+        t = parse_ts(str(ts)).timestamp() if ts else 0.0
+    except ValueError:
+        t = 0.0
+    return (t, str(item.get("record_id")), str(ts), str(item.get("op")))
+
+
+def pull(dept: Department, dataset: str, raw_root: Path, *, overlap_hours: float = 24,
+         csv_overlap_days: int = 1, page_limit: int = 1000, client: DepartmentClient | None = None,
+         window: tuple[date, date] | None = None, now: datetime | None = None) -> FetchResult:
+    """Fetch what changed since the watermark (or the `window` of days for a backfill) and land it.
+
+    Never raises for a department's trouble: the result says `unavailable`/`error` with a
+    bilingual message, and nothing is landed or advanced for that source.
+    """
+    src = SourceDir(raw_root, dept.id, dataset)
+    src.discard_partials()
+    own_client = client is None
+    client = client or DepartmentClient(dept)
+    transport = dept.transport
+    result = FetchResult(dept.id, dataset, transport, "error")
+    fetch_id = new_fetch_id(now)
+    work: Path | None = None
+    try:
+        work = src.begin(fetch_id)
+        if transport == "json":
+            manifest, new_state = _pull_json(client, dept, dataset, src, work, result, overlap_hours,
+                                             page_limit, window)
+        else:
+            manifest, new_state = _pull_csv(client, dept, dataset, src, work, result,
+                                            csv_overlap_days, window)
+        manifest.update({"department": dept.id, "dataset": dataset, "transport": transport,
+                         "fetch_id": fetch_id, "rows": result.rows, "duplicates": result.duplicates,
+                         "out_of_order": result.out_of_order, "params": result.params,
+                         "requests": client.stats.requests, "retries": client.stats.retries,
+                         "throttled": client.stats.throttled,
+                         "finished_at": fmt_ts(datetime.now(timezone.utc))})
+        src.commit(work, manifest)
+        work = None
+        if new_state:
+            src.save_state({**src.state(), **new_state})
+        result.status, result.fetch_id = "landed", fetch_id
+        result.message_en = f"landed {result.rows} records"
+        result.message_zh = f"已落地 {result.rows} 条记录"
+    except SourceUnavailable as exc:
+        result.status, result.message_zh, result.message_en = "unavailable", exc.zh, exc.en
+    except SourceError as exc:
+        result.status, result.message_zh, result.message_en = "error", exc.zh, exc.en
+    finally:
+        if work is not None:
+            import shutil
+            shutil.rmtree(work, ignore_errors=True)
+        if own_client:
+            client.close()
+    return result
+
+
+def _pull_json(client, dept, dataset, src, work, result, overlap_hours, page_limit, window):
+    state = src.state()
+    until = None
+    if window:
+        since = datetime.combine(window[0], datetime.min.time(), SHANGHAI)
+        until = datetime.combine(window[1] + timedelta(days=1), datetime.min.time(), SHANGHAI)
+        updated_since = fmt_ts(since)
+    elif state.get("watermark"):
+        updated_since = fmt_ts(parse_ts(state["watermark"]) - timedelta(hours=overlap_hours))
+    elif dept.since:
+        updated_since = fmt_ts(datetime.combine(date.fromisoformat(str(dept.since)),
+                                                datetime.min.time(), SHANGHAI))
+    else:
+        updated_since = None
+    result.params = {"updated_since": updated_since, "limit": page_limit,
+                     "until": fmt_ts(until) if until else None}
+    dedup = _Dedup()
+    first_server_time: str | None = None
+    pages = 0
+    max_seen: list[str | None] = [None]
+    stop = False
+    with open(work / "items.jsonl", "w", encoding="utf-8") as out:
+        for page in client.iter_pages(dataset, updated_since=updated_since, limit=page_limit,
+                                      resume_from=lambda: max_seen[0]):
+            pages += 1
+            first_server_time = first_server_time or page.server_time
+            for item in page.items:
+                if not isinstance(item, dict):
+                    continue
+                if until is not None:
+                    try:
+                        if parse_ts(str(item.get("updated_at"))) >= until:
+                            stop = True
+                            break
+                    except ValueError:
+                        pass
+                if not dedup.accept(_item_key(item)):
+                    continue
+                out.write(json.dumps(item, ensure_ascii=False, separators=(",", ":")) + "\n")
+                result.rows += 1
+                ts = item.get("updated_at")
+                if ts and (max_seen[0] is None or str(ts) > max_seen[0]):
+                    max_seen[0] = str(ts)
+            if stop:
+                break
+    result.duplicates, result.out_of_order = dedup.duplicates, dedup.out_of_order
+    # The protocol guarantees no later version is stamped before a server_time already served,
+    # so the first page's server_time is a safe watermark (the overlap window adds margin).
+    new_state = None if window else {"watermark": first_server_time or state.get("watermark"),
+                                     "last_fetch": None}
+    manifest = {"pages": pages, "server_time": first_server_time}
+    if new_state is not None:
+        new_state["last_fetch"] = work.name[: -len(".partial")]
+    return manifest, new_state
+
+
+def count_csv_records(text: str) -> tuple[list[str], int]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, [])
+    return header, sum(1 for row in reader if row)
+
+
+def _pull_csv(client, dept, dataset, src, work, result, overlap_days, window):
+    cat = client.catalogue()
+    entry = next((d for d in cat.get("datasets", []) if d.get("name") == dataset), None)
+    if entry is None or "csv" not in entry.get("transports", []):
+        raise SourceError(dept.id, dataset, f"部门 {dept.id} 的目录中没有 {dataset} 的 CSV 导出。",
+                          f"department {dept.id} lists no CSV export for {dataset}")
+    first = date.fromisoformat(entry["first_export_date"])
+    last = date.fromisoformat(entry["last_export_date"])
+    state = src.state()
+    if window:
+        start, end = max(first, window[0]), min(last, window[1])
+    else:
+        if state.get("csv_last_day"):
+            start = date.fromisoformat(state["csv_last_day"]) - timedelta(days=overlap_days)
+        elif dept.since:
+            start = date.fromisoformat(str(dept.since))
+        else:
+            start = first
+        start, end = max(start, first), last
+    result.params = {"from": start.isoformat(), "to": end.isoformat()}
+    days_dir = work / "days"
+    days_dir.mkdir()
+    days: list[dict] = []
+    d = start
+    while d <= end:
+        day = d.isoformat()
+        got = _csv_day_checked(client, dept, dataset, day)
+        _, n = count_csv_records(decode_csv_bytes(got.content, got.charset))
+        if n:
+            (days_dir / f"{day}.csv").write_bytes(got.content)
+        days.append({"date": day, "rows": n, "charset": got.charset})
+        result.rows += n
+        d += timedelta(days=1)
+    new_state = None if window else {"csv_last_day": end.isoformat(),
+                                     "last_fetch": work.name[: -len(".partial")]}
+    return {"days": days}, new_state
+
+
+def _csv_day_checked(client, dept, dataset, day, attempts: int = 4):
+    """A file cut short at a row boundary still parses: `X-Record-Count` catches it."""
+    for _ in range(attempts):
+        got = client.csv_day(dataset, day)
+        _, n = count_csv_records(decode_csv_bytes(got.content, got.charset))
+        if got.record_count is None or got.record_count == n:
+            return got
+        client.stats.retries += 1
+    raise SourceUnavailable(dept.id, f"{dataset} {day}",
+                            f"部门 {dept.id} 的 {dataset} {day} CSV 行数与 X-Record-Count 不符（{n} ≠ {got.record_count}），多次重试无效。",
+                            f"department {dept.id}: {dataset} CSV for {day} has {n} rows but X-Record-Count says {got.record_count}, after {attempts} tries")
+
+
+def iter_landed_records(raw_root: Path, dept: str, dataset: str) -> Iterator[tuple[str, int, dict]]:
+    """Every landed record of a source, oldest fetch first: (fetch_id, seq, record dict).
+
+    CSV days are decoded with the charset recorded at landing; values stay strings.
+    """
+    src = SourceDir(raw_root, dept, dataset)
+    for fetch in src.fetches():
+        manifest = json.loads((fetch / MANIFEST).read_text(encoding="utf-8"))
+        fid = fetch.name
+        if manifest["transport"] == "json":
+            with open(fetch / "items.jsonl", encoding="utf-8") as fh:
+                for seq, line in enumerate(fh):
+                    yield fid, seq, json.loads(line)
+        else:
+            seq = 0
+            for day in manifest.get("days", []):
+                if not day["rows"]:
+                    continue
+                text = decode_csv_bytes((fetch / "days" / f"{day['date']}.csv").read_bytes(),
+                                        day["charset"])
+                for row in csv.DictReader(io.StringIO(text, newline="")):
+                    yield fid, seq, row
+                    seq += 1

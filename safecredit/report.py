@@ -1,0 +1,45 @@
+"""Terminal summaries (rich): what a run fetched, staged, quarantined and published."""
+
+from __future__ import annotations
+
+from safecredit.runner import RunSummary
+
+
+def print_run_summary(s: RunSummary, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = console or Console()
+    t = Table(title="Sources 数据源", show_lines=False)
+    for col in ("department", "dataset", "transport", "status", "fetched", "duplicates", "note"):
+        t.add_column(col, justify="right" if col in {"fetched", "duplicates"} else "left")
+    for r in sorted(s.sources, key=lambda r: (r["department"], r["dataset"])):
+        style = None if r["status"] == "landed" else "yellow"
+        t.add_row(r["department"], r["dataset"], r["transport"], r["status"], str(r["rows"]),
+                  str(r.get("duplicates", 0)), "" if r["status"] == "landed" else r["message_en"], style=style)
+    con.print(t)
+
+    t = Table(title="Staged 入库")
+    for col in ("dataset", "raw versions", "staged versions", "current records", "quarantined"):
+        t.add_column(col, justify="right" if col != "dataset" else "left")
+    for ds, m in sorted(s.staged.items()):
+        t.add_row(ds, str(m.get("raw", "")), str(m.get("staged_versions", "")), str(m.get("current", "")),
+                  str(m.get("quarantined", "")))
+    con.print(t)
+
+    if s.blacklist:
+        con.print(f"Blacklist 严重失信主体名单 (as of {s.blacklist.get('as_of')}, policy "
+                  f"{s.blacklist.get('policy_version')}): by status {s.blacklist.get('entries_by_status')}, "
+                  f"by ground {s.blacklist.get('entries_by_ground')}")
+    t = Table(title="Feeds 发布")
+    t.add_column("feed")
+    t.add_column("rows", justify="right")
+    for feed, rows in sorted(s.feeds.items()):
+        t.add_row(feed, str(rows))
+    con.print(t)
+    if s.published:
+        con.print(f"[green]Published version {s.version}[/green] → {s.exports}")
+    elif s.ok:
+        con.print(f"[red]Publication blocked 发布被阻止[/red]: {s.reasons}")
+    else:
+        con.print(f"[red]Run failed 运行失败[/red]; details in {s.log}")

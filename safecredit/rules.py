@@ -1,0 +1,48 @@
+"""Run the rules (rules/*.sql, in file-name order) over the staged tables.
+
+Python only prepares parameters — the as-of date, the policy values, the working-day calendar,
+the grounds table — as small tables the SQL reads; all set logic stays in the SQL files.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+
+from safecredit.config import RULES_DIR
+from safecredit.policy import Policy
+
+
+def prepare_params(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, person_salt: str) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS rules")
+    con.execute("CREATE OR REPLACE TEMP TABLE params AS SELECT ?::DATE AS as_of, ?::INTEGER AS notice_days, "
+                "?::INTEGER AS management_years, ?::INTEGER AS repair_after_months, "
+                "?::VARCHAR AS policy_version, ?::VARCHAR AS person_salt",
+                [as_of, policy.get("listing.notice_working_days", 5), policy.get("listing.management_years", 3),
+                 policy.get("listing.repair_after_months", 12), policy.version, person_salt])
+    grounds = policy.get("listing.grounds", {}) or {}
+    con.execute("CREATE OR REPLACE TEMP TABLE grounds (ground VARCHAR, name VARCHAR, enabled BOOLEAN, severity VARCHAR)")
+    for g, spec in sorted(grounds.items()):
+        con.execute("INSERT INTO grounds VALUES (?, ?, ?, ?)",
+                    [g, spec.get("name", g), bool(spec.get("enabled", True)), spec.get("severity")])
+    # calendar wide enough for any decision date in the data plus the notice period
+    lo = con.execute("SELECT coalesce(min(decision_date), ?::DATE) FROM staged.penalties", [as_of]).fetchone()[0]
+    hi = max(as_of, con.execute("SELECT coalesce(max(decision_date), ?::DATE) FROM staged.penalties",
+                                [as_of]).fetchone()[0]) + timedelta(days=120)
+    days = policy.working_days(lo - timedelta(days=10), hi)
+    con.execute("CREATE OR REPLACE TEMP TABLE calendar (d DATE, working BOOLEAN)")
+    con.executemany("INSERT INTO calendar VALUES (?, ?)", days)
+    con.execute("CREATE OR REPLACE TEMP TABLE calendar AS SELECT d, working, "
+                "sum(working::INTEGER) OVER (ORDER BY d) AS ord FROM calendar ORDER BY d")
+
+
+def run_rules(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, person_salt: str,
+              rules_dir: Path = RULES_DIR) -> list[str]:
+    prepare_params(con, as_of, policy, person_salt)
+    ran = []
+    for sql_file in sorted(rules_dir.glob("*.sql")):
+        con.execute(sql_file.read_text(encoding="utf-8"))
+        ran.append(sql_file.name)
+    return ran

@@ -1,0 +1,113 @@
+"""`safecredit run`: one full run in-process through Dagster, with the exit codes of operations.md."""
+
+from __future__ import annotations
+
+import os
+import traceback
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from safecredit import config
+from safecredit.errors import PublicationBlocked, UserError
+
+
+@dataclass
+class RunSummary:
+    ok: bool
+    published: bool
+    version: str = ""
+    reasons: list = field(default_factory=list)
+    sources: list = field(default_factory=list)       # per (dept, dataset) fetch results
+    staged: dict = field(default_factory=dict)        # per dataset counts
+    feeds: dict = field(default_factory=dict)         # feed -> rows
+    blacklist: dict = field(default_factory=dict)
+    exports: str = ""
+    log: str = ""
+
+
+def _instance(paths: config.Paths):
+    import dagster as dg
+
+    home = paths.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    yaml_path = home / "dagster.yaml"
+    if not yaml_path.exists():
+        yaml_path.write_text("# local instance for safecredit runs; see docs for PostgreSQL storage\n"
+                             "telemetry:\n  enabled: false\n", encoding="utf-8")
+    return dg.DagsterInstance.get()
+
+
+def run_pipeline(home: str | None = None, sources: str | None = None, as_of: date | None = None,
+                 selection: list[str] | None = None) -> RunSummary:
+    """Materialise every asset (or `selection`) in-process; raises UserError for user problems."""
+    paths = config.paths(home)
+    src_path = config.resolve_sources_path(sources, paths.home)
+    config.load_sources(src_path)  # bad config → exit 2 before anything starts
+
+    import dagster as dg
+
+    from pipelines.definitions import ALL_ASSETS
+    from pipelines.resources import ExchangeResource
+    from safecredit.warehouse import writer_lock
+
+    resources = {"exchange": ExchangeResource(home=str(paths.home), sources=str(src_path),
+                                              as_of=as_of.isoformat() if as_of else "")}
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    log_path = paths.logs / f"run-{datetime.now().strftime('%Y%m%dT%H%M%S')}.log"
+    with writer_lock(paths, "safecredit run"):
+        instance = _instance(paths)
+        result = dg.materialize(ALL_ASSETS, resources=resources, instance=instance,
+                                selection=selection, raise_on_error=False,
+                                tags={"safecredit/started_by": "cli"})
+    summary = RunSummary(ok=result.success, published=False, exports=str(paths.exports), log=str(log_path))
+    for ev in result.get_asset_materialization_events():
+        key = ev.asset_key.to_user_string()
+        md = {k: getattr(v, "value", v) for k, v in ev.materialization.metadata.items()}
+        if key.startswith("landing_"):
+            summary.sources.extend(md.get("sources", []))
+        elif key.startswith("staged_"):
+            summary.staged[key.removeprefix("staged_")] = md
+        elif key == "rules_results":
+            summary.blacklist = md
+        elif key == "published_feeds":
+            summary.published = bool(md.get("published"))
+            summary.version = str(md.get("version", ""))
+            summary.reasons = list(md.get("reasons", []) or [])
+            summary.feeds = dict(md.get("rows", {}) or {})
+    if not result.success:
+        lines = []
+        for ev in result.all_events:
+            if ev.is_failure and ev.step_failure_data and ev.step_failure_data.error:
+                err = ev.step_failure_data.error
+                user = _user_error_in(err)
+                if user:
+                    raise user
+                lines.append(f"step {ev.step_key}: {err.to_string()}")
+        log_path.write_text("\n".join(lines) or "run failed", encoding="utf-8")
+    return summary
+
+
+def _user_error_in(err) -> UserError | None:
+    """A UserError raised inside an asset travels as a SerializableErrorInfo; rebuild it."""
+    from safecredit import errors
+
+    while err is not None:
+        cls = getattr(errors, err.cls_name or "", None)
+        if isinstance(cls, type) and issubclass(cls, UserError):
+            zh, _, en = err.message.partition("\n")
+            zh = zh.split(": ", 1)[-1]
+            return cls(zh, en.strip())
+        err = err.cause
+    return None
+
+
+def exit_code(summary: RunSummary) -> int:
+    if not summary.ok:
+        return 4
+    return 0 if summary.published else PublicationBlocked.exit_code
+
+
+def format_traceback() -> str:
+    return traceback.format_exc()

@@ -1,0 +1,139 @@
+"""Landing → DuckDB: raw versions, typed staged history, current state and quarantine.
+
+Tables (schema.table):
+    raw.<dataset>           every landed version, strings as received, with provenance
+    quality.violations      every rule a version broke (both severities), bilingual message
+    quality.quarantine      the versions held out, with their reasons
+    staged.<dataset>        typed, normalised history of every version that passed
+    staged.<dataset>_current  the version in force per (department, record_id); revoked ones dropped
+
+Rebuilt from the raw landing on every run, so dropping the warehouse and replaying reproduces
+identical staged tables.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Iterable
+
+import duckdb
+import pyarrow as pa
+
+from safecredit.config import Department
+from safecredit.contracts import ENVELOPE, Contract, load_contract, typed_select, violations_select
+from safecredit.landing import MANIFEST, SourceDir, iter_landed_records
+
+BATCH = 50_000
+
+
+def _raw_schema(contract: Contract) -> pa.Schema:
+    cols = [("department", pa.string()), ("fetch_id", pa.string()), ("seq", pa.int64()),
+            ("landed_at", pa.string())]
+    cols += [(c, pa.string()) for c in ENVELOPE]
+    cols += [(c, pa.string()) for c in contract.codes]
+    cols += [("extra_fields", pa.string())]
+    return pa.schema(cols)
+
+
+def _as_text(v) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    s = str(v)
+    return s if s != "" else None
+
+
+def iter_raw_batches(raw_root: Path, departments: Iterable[str], contract: Contract):
+    schema = _raw_schema(contract)
+    known = set(ENVELOPE) | set(contract.codes)
+    names = schema.names
+    buf: dict[str, list] = {n: [] for n in names}
+    for dept in sorted(departments):
+        landed = {}
+        for f in SourceDir(raw_root, dept, contract.dataset).fetches():
+            landed[f.name] = json.loads((f / MANIFEST).read_text(encoding="utf-8")).get("finished_at")
+        for fid, seq, rec in iter_landed_records(raw_root, dept, contract.dataset):
+            buf["department"].append(dept)
+            buf["fetch_id"].append(fid)
+            buf["seq"].append(seq)
+            buf["landed_at"].append(landed.get(fid))
+            for c in ENVELOPE:
+                buf[c].append(_as_text(rec.get(c)))
+            for c in contract.codes:
+                buf[c].append(_as_text(rec.get(c)))
+            extra = {k: v for k, v in rec.items() if k not in known}
+            buf["extra_fields"].append(json.dumps(extra, ensure_ascii=False, sort_keys=True) if extra else None)
+            if len(buf["seq"]) >= BATCH:
+                yield pa.record_batch([pa.array(buf[n], schema.field(n).type) for n in names], schema=schema)
+                buf = {n: [] for n in names}
+    if buf["seq"]:
+        yield pa.record_batch([pa.array(buf[n], schema.field(n).type) for n in names], schema=schema)
+
+
+def load_raw(con: duckdb.DuckDBPyConnection, raw_root: Path, departments: Iterable[str],
+             dataset: str) -> int:
+    contract = load_contract(dataset)
+    schema = _raw_schema(contract)
+    reader = pa.RecordBatchReader.from_batches(schema, iter_raw_batches(raw_root, departments, contract))
+    con.execute("CREATE SCHEMA IF NOT EXISTS raw")
+    con.register("_raw_in", reader)
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE raw.{dataset} AS SELECT * FROM _raw_in "
+                    "ORDER BY department, fetch_id, seq")
+    finally:
+        con.unregister("_raw_in")
+    return con.execute(f"SELECT count(*) FROM raw.{dataset}").fetchone()[0]
+
+
+def stage(con: duckdb.DuckDBPyConnection, dataset: str) -> dict:
+    """Type, validate and stage one dataset; returns counts for reporting."""
+    contract = load_contract(dataset)
+    for schema in ("staged", "quality"):
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE typed_{dataset} AS {typed_select(contract, f'raw.{dataset}')}")
+    con.execute("""CREATE TABLE IF NOT EXISTS quality.violations (
+        department VARCHAR, dataset VARCHAR, record_id VARCHAR, updated_at VARCHAR, fetch_id VARCHAR,
+        seq BIGINT, rule_id VARCHAR, severity VARCHAR, field VARCHAR, value VARCHAR,
+        message_zh VARCHAR, message_en VARCHAR)""")
+    con.execute("DELETE FROM quality.violations WHERE dataset = ?", [dataset])
+    con.execute(f"INSERT INTO quality.violations SELECT * FROM ({violations_select(contract, f'typed_{dataset}')}) "
+                "ORDER BY department, fetch_id, seq, rule_id")
+    field_cols = ", ".join(f.name for f in contract.fields)
+    con.execute(f"""
+        CREATE OR REPLACE TABLE staged.{dataset} AS
+        WITH v AS (
+            SELECT department, fetch_id, seq, bool_or(severity = 'quarantine') AS held,
+                   list(DISTINCT rule_id ORDER BY rule_id) FILTER (WHERE severity = 'flag') AS flags
+            FROM quality.violations WHERE dataset = '{dataset}' GROUP BY ALL)
+        SELECT t.department, t.record_id, t.updated_at, t.op, t.fetch_id, t.seq,
+               TRY_CAST(t.landed_at AS TIMESTAMPTZ) AS landed_at, {field_cols},
+               coalesce(v.flags, []) AS flags, t.extra_fields
+        FROM typed_{dataset} t LEFT JOIN v USING (department, fetch_id, seq)
+        WHERE NOT coalesce(v.held, false)
+        QUALIFY row_number() OVER (PARTITION BY t.department, t.record_id, t.updated_at, t.op
+                                   ORDER BY t.fetch_id, t.seq) = 1
+        ORDER BY t.department, t.record_id, t.updated_at, t.op""")
+    con.execute(f"""
+        CREATE OR REPLACE VIEW staged.{dataset}_current AS
+        SELECT * EXCLUDE (rn) FROM (
+            SELECT *, row_number() OVER (PARTITION BY department, record_id
+                                         ORDER BY updated_at DESC, (op = 'revoke') DESC, fetch_id DESC, seq DESC) AS rn
+            FROM staged.{dataset}) WHERE rn = 1 AND op = 'upsert'""")
+    raw_n = con.execute(f"SELECT count(*) FROM raw.{dataset}").fetchone()[0]
+    staged_n = con.execute(f"SELECT count(*) FROM staged.{dataset}").fetchone()[0]
+    current_n = con.execute(f"SELECT count(*) FROM staged.{dataset}_current").fetchone()[0]
+    quarantined = con.execute(
+        "SELECT count(DISTINCT (department, fetch_id, seq)) FROM quality.violations "
+        "WHERE dataset = ? AND severity = 'quarantine'", [dataset]).fetchone()[0]
+    con.execute(f"DROP TABLE typed_{dataset}")
+    return {"dataset": dataset, "raw": raw_n, "staged_versions": staged_n, "current": current_n,
+            "quarantined": quarantined, "contract_version": contract.version}
+
+
+def stamp() -> str:
+    return datetime.now().isoformat(timespec="seconds")

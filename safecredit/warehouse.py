@@ -1,0 +1,107 @@
+"""The DuckDB warehouse: one writer at a time, offline, with the project's SQL macros."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+from safecredit.config import Paths
+from safecredit.errors import WarehouseBusy
+
+USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+USCC_WEIGHTS = [pow(3, i, 31) for i in range(17)]
+ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+_FULL = "".join(chr(c) for c in range(0xFF01, 0xFF5F)) + "\u3000"
+_HALF = "".join(chr(c) for c in range(0x21, 0x7F)) + " "
+
+# Normalisation and code checks shared by contracts and rules. Kept in SQL so validation runs as
+# set logic in DuckDB, not as a Python loop over rows.
+MACROS = f"""
+CREATE OR REPLACE MACRO sc_half(s) AS translate(s, '{_FULL}', '{_HALF.replace("'", "''")}');
+CREATE OR REPLACE MACRO sc_text(s) AS nullif(trim(regexp_replace(sc_half(s::VARCHAR), '\\s+', ' ', 'g')), '');
+CREATE OR REPLACE MACRO sc_code(s) AS nullif(upper(regexp_replace(sc_half(s::VARCHAR), '[\\s,]', '', 'g')), '');
+CREATE OR REPLACE MACRO sc_date(s) AS try_strptime(sc_code(s), ['%Y-%m-%d', '%Y/%m/%d', '%Y%m%d', '%Y年%m月%d日', '%Y.%m.%d'])::DATE;
+CREATE OR REPLACE MACRO sc_datetime(s) AS coalesce(
+    try_strptime(replace(left(sc_text(s), 19), 'T', ' '), ['%Y-%m-%d %H:%M:%S', '%Y/%m/%d %H:%M:%S', '%Y-%m-%d %H:%M']),
+    sc_date(s)::TIMESTAMP);
+CREATE OR REPLACE MACRO sc_uscc_ok(s) AS coalesce(length(s) = 18
+    AND regexp_full_match(s, '[0-9A-HJ-NPQRTUWXY]{{18}}')
+    AND substr('{USCC_ALPHABET}', ((31 - list_sum(list_transform(range(1, 18),
+            lambda i: (instr('{USCC_ALPHABET}', substr(s, i, 1)) - 1) * ({USCC_WEIGHTS})[i])) % 31) % 31)::BIGINT + 1, 1)
+        = substr(s, 18, 1), false);
+CREATE OR REPLACE MACRO sc_id_ok(s) AS coalesce(regexp_full_match(s, '[0-9]{{17}}[0-9X]')
+    AND try_strptime(substr(s, 7, 8), '%Y%m%d') IS NOT NULL
+    AND substr(s, 7, 8) >= '19000101'
+    AND substr('10X98765432', (list_sum(list_transform(range(1, 18),
+            lambda i: substr(s, i, 1)::INTEGER * ({ID_WEIGHTS})[i])) % 11)::BIGINT + 1, 1) = substr(s, 18, 1), false);
+CREATE OR REPLACE MACRO sc_mask(s) AS CASE WHEN s IS NULL THEN NULL WHEN length(s) <= 4 THEN s
+    ELSE repeat('*', length(s) - 4) || right(s, 4) END;
+"""
+
+
+def connect(path: Path | str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse. Offline machines: never install or auto-load extensions."""
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only, config={
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+    })
+    con.execute("SET TimeZone = 'Asia/Shanghai'") if _has_icu(con) else None
+    con.execute(MACROS) if not read_only else con.execute(MACROS.replace("CREATE OR REPLACE MACRO", "CREATE OR REPLACE TEMP MACRO"))
+    return con
+
+
+def _has_icu(con: duckdb.DuckDBPyConnection) -> bool:
+    try:
+        return bool(con.execute(
+            "SELECT count(*) FROM duckdb_extensions() WHERE extension_name = 'icu' AND loaded").fetchone()[0])
+    except duckdb.Error:
+        return False
+
+
+_HELD: dict[str, list] = {}  # lock path -> [fd, depth]: re-entrant within one process
+
+
+@contextmanager
+def writer_lock(paths: Paths, holder: str = "") -> Iterator[None]:
+    """Exclusive lock shared by the CLI, schedules, sensors and backfills: one writer at a time.
+
+    Re-entrant inside one process (the CLI holds it for a whole run while each asset takes it
+    again); another process gets `WarehouseBusy` (exit 3) at once instead of waiting.
+    """
+    key = str(paths.lock)
+    if key in _HELD:
+        _HELD[key][1] += 1
+        try:
+            yield
+        finally:
+            _HELD[key][1] -= 1
+        return
+    paths.warehouse_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        other = Path(paths.lock).read_text(encoding="utf-8", errors="replace").strip()
+        raise WarehouseBusy(
+            f"另一个运行正在写入数据仓库（{other or '未知'}），请等待其结束后再试。",
+            f"Another run holds the warehouse ({other or 'unknown holder'}); wait for it to finish and retry.",
+        ) from None
+    _HELD[key] = [fd, 1]
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} {holder}".encode(), 0)
+        yield
+    finally:
+        del _HELD[key]
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)

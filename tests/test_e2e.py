@@ -1,0 +1,72 @@
+"""The thin end-to-end path: simulator → HTTP → landing → DuckDB → rules → blacklist feed."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pyarrow.parquet as pq
+
+
+def test_run_publishes(pipeline_run):
+    s = pipeline_run["summary"]
+    assert s.ok, s.log
+    assert s.published, s.reasons
+    landed = {(r["department"], r["dataset"]) for r in s.sources if r["status"] == "landed"}
+    assert ("yjj", "penalties") in landed and ("zjj", "penalties") in landed  # json and csv transports
+    assert all(r["status"] == "landed" for r in s.sources), s.sources
+
+
+def test_every_generated_record_is_staged_or_quarantined(pipeline_run, sim_meta):
+    home = pipeline_run["home"]
+    con = duckdb.connect(str(home / "warehouse" / "warehouse.duckdb"), read_only=True)
+    for dept, per_ds in sim_meta["counts"].items():
+        for ds, n in per_ds.items():
+            staged = con.execute(f"SELECT count(*) FROM staged.{ds} WHERE department = ?", [dept]).fetchone()[0]
+            held = con.execute("SELECT count(DISTINCT (fetch_id, seq)) FROM quality.violations "
+                               "WHERE dataset = ? AND department = ? AND severity = 'quarantine'",
+                               [ds, dept]).fetchone()[0]
+            assert staged + held == n, (dept, ds, staged, held, n)
+
+
+def test_blacklist_feed_in_exports_layout(pipeline_run):
+    exports = pipeline_run["home"] / "exports"
+    index = json.loads((exports / "index.json").read_text(encoding="utf-8"))
+    versions = json.loads((exports / "blacklist" / "versions.json").read_text(encoding="utf-8"))
+    version = versions["last_successful"]
+    assert version == pipeline_run["summary"].version
+    assert json.dumps(index, ensure_ascii=False).count(version) >= 1
+    vdir = exports / "blacklist" / version
+    for name in ("manifest.json", "full.parquet", "full.csv", "full.jsonl", "delta.jsonl"):
+        assert (vdir / name).exists(), name
+    manifest = json.loads((vdir / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["as_of"] == pipeline_run["as_of"].isoformat()
+    assert manifest["signature"]
+    assert (vdir / "full.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+
+
+def test_golden_a1_and_b1_subjects_are_listed(pipeline_run, sim_meta):
+    exports = pipeline_run["home"] / "exports"
+    version = json.loads((exports / "blacklist" / "versions.json").read_text(encoding="utf-8"))["last_successful"]
+    rows = pq.read_table(exports / "blacklist" / version / "full.parquet").to_pylist()
+    for ground in ("A1", "B1"):
+        golden = [s for s in sim_meta["scenarios"] if s["ground"] == ground]
+        assert golden, f"generator has no {ground} scenario"
+        for sc in golden:
+            units = [r for r in rows if r["ground"] == ground and r["subject_type"] == "unit"
+                     and r["subject_id"] == sc["uscc"]]
+            assert units, (ground, sc)
+            assert units[0]["status"] in {"listed", "pending"}
+            persons = [r for r in rows if r["ground"] == ground and r["subject_type"] == "person"
+                       and r["decision_no"] == units[0]["decision_no"]]
+            assert persons, f"{ground}: the principal is listed with the unit"
+            assert persons[0]["subject_code"].startswith("*") and len(persons[0]["subject_code"]) == 18
+
+
+def test_no_full_id_numbers_in_published_files(pipeline_run):
+    import re
+
+    exports = pipeline_run["home"] / "exports"
+    version = json.loads((exports / "blacklist" / "versions.json").read_text(encoding="utf-8"))["last_successful"]
+    text = (exports / "blacklist" / version / "full.jsonl").read_text(encoding="utf-8")
+    assert not re.search(r"(?<![0-9*])[1-9][0-9]{5}(19|20)[0-9]{2}[01][0-9][0-3][0-9][0-9]{3}[0-9X](?![0-9])", text)
