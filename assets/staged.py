@@ -19,7 +19,7 @@ def _staged_asset(dataset: str) -> dg.AssetsDefinition:
         depts = [d.id for d in exchange.departments() if dataset in d.datasets]
         with exchange.warehouse(f"staged_{dataset}") as con:
             load_raw(con, exchange.paths.raw, depts, dataset)
-            counts = stage(con, dataset)
+            counts = stage(con, dataset, exchange.policy().get("publication.hold_back", {}))
         context.log.info(f"{dataset}: {counts}")
         return dg.MaterializeResult(metadata={k: v for k, v in counts.items()})
 

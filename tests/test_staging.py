@@ -1,0 +1,110 @@
+"""Contracts → staging on a hand-made raw landing: quarantine, hold-back, history, revoke."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from safecredit.landing import SourceDir
+from safecredit.staging import load_raw, stage
+from safecredit.warehouse import connect
+
+GOOD_USCC = "914403001922038216"
+
+
+def _valid_authority() -> str:
+    from safecredit.warehouse import USCC_ALPHABET, USCC_WEIGHTS
+
+    body = "11330100MB000000"  + "1"
+    total = sum(USCC_ALPHABET.index(ch) * w for ch, w in zip(body, USCC_WEIGHTS))
+    return body + USCC_ALPHABET[(31 - total % 31) % 31]
+
+
+def penalty(i: int, **over) -> dict:
+    auth = _valid_authority()
+    rec = {"record_id": f"p{i}", "updated_at": f"2026-01-0{1 + i % 9}T10:00:00+08:00", "op": "upsert",
+           "CF_XDR_MC": "江城市某某建筑有限公司", "CF_XDR_LB": "法人及非法人组织", "CF_XDR_SHXYM": GOOD_USCC,
+           "CF_WSH": f"江应急罚〔2026〕{i}号", "CF_CFLB": "警告;罚款", "CF_NR_FK": "2.5",
+           "CF_JDRQ": "2025-12-20", "CF_CFJG": "江城市应急管理局", "CF_CFJGDM": auth,
+           "CF_SJLY": "江城市应急管理局", "CF_SJLYDM": auth, "AQ_WFDM": "OTHER"}
+    rec.update(over)
+    return {k: v for k, v in rec.items() if v is not None}
+
+
+def land(raw, dept, items, fetch_id):
+    src = SourceDir(raw, dept, "penalties")
+    work = src.begin(fetch_id)
+    (work / "items.jsonl").write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items),
+                                      encoding="utf-8")
+    src.commit(work, {"transport": "json", "finished_at": "2026-01-10T00:00:00+08:00"})
+
+
+@pytest.fixture
+def con():
+    c = connect()
+    yield c
+    c.close()
+
+
+def test_one_bad_record_is_quarantined_the_rest_staged(tmp_path, con):
+    items = [penalty(i) for i in range(1, 40)]
+    items[5] = penalty(6, CF_XDR_SHXYM="91110000600037341N")           # bad check character
+    items[7] = penalty(8, CF_JDRQ="2025-02-30")                        # impossible date
+    items[9] = penalty(10, CF_XDR_SHXYM=" ９１４４０３００１９２２０３８２１６ ")  # full-width, spaces: fine
+    land(tmp_path, "yjj", items, "20260110T000000000000Z")
+    load_raw(con, tmp_path, ["yjj"], "penalties")
+    counts = stage(con, "penalties")
+    assert counts["held_back"] == []
+    assert counts["current"] == 37 and counts["quarantined"] == 2
+    rules = dict(con.execute("SELECT record_id, rule_id FROM quality.violations").fetchall())
+    assert rules == {"p6": "PENALTIES-USCC-CF_XDR_SHXYM", "p8": "PENALTIES-TYPE-CF_JDRQ"}
+    assert con.execute("SELECT uscc FROM staged.penalties WHERE record_id = 'p10'").fetchone()[0] == GOOD_USCC
+    msg = con.execute("SELECT message_zh, message_en FROM quality.violations WHERE record_id = 'p6'").fetchone()
+    assert "统一社会信用代码" in msg[0] and "unified social credit code" in msg[1]
+
+
+def test_renamed_required_field_holds_back_the_batch_and_keeps_previous_data(tmp_path, con):
+    land(tmp_path, "yjj", [penalty(i) for i in range(1, 6)], "20260110T000000000000Z")
+    renamed = []
+    for i in range(1, 6):
+        p = penalty(i, updated_at="2026-02-01T10:00:00+08:00", CF_NR_FK="9")
+        p["CF_WSBH"] = p.pop("CF_WSH")
+        renamed.append(p)
+    land(tmp_path, "yjj", renamed, "20260201T000000000000Z")
+    load_raw(con, tmp_path, ["yjj"], "penalties")
+    counts = stage(con, "penalties")
+    assert len(counts["held_back"]) == 1
+    held = counts["held_back"][0]
+    assert held["fetch_id"] == "20260201T000000000000Z"
+    assert "yjj" in held["reason_en"] and "penalties" in held["reason_en"] and "CF_WSH" in held["reason_en"]
+    assert "CF_WSBH" in held["reason_en"]
+    assert counts["unknown_fields"] == ["CF_WSBH"]
+    # the previous version stays in force
+    fines = {r[0] for r in con.execute("SELECT fine_wan FROM staged.penalties_current").fetchall()}
+    assert fines == {2.5}
+
+
+def test_many_bad_records_hold_back_the_batch(tmp_path, con):
+    items = [penalty(i, CF_JDRQ="not a date" if i <= 25 else "2025-12-20") for i in range(1, 101)]
+    land(tmp_path, "yjj", items, "20260110T000000000000Z")
+    load_raw(con, tmp_path, ["yjj"], "penalties")
+    counts = stage(con, "penalties", {"quarantine_rate": 0.10, "quarantine_min_rows": 20})
+    assert counts["held_back"] and counts["current"] == 0
+    # a stricter per-source override is honoured; a laxer one lets the batch through
+    counts = stage(con, "penalties", {"quarantine_rate": 0.10, "quarantine_min_rows": 20,
+                                      "sources": {"yjj": {"quarantine_rate": 0.5}}})
+    assert counts["held_back"] == [] and counts["current"] == 75
+
+
+def test_correction_supersedes_and_revoke_removes(tmp_path, con):
+    land(tmp_path, "yjj", [penalty(1), penalty(2)], "20260110T000000000000Z")
+    land(tmp_path, "yjj", [penalty(1, updated_at="2026-02-01T10:00:00+08:00", CF_NR_FK="7"),
+                           {"record_id": "p2", "updated_at": "2026-02-02T10:00:00+08:00", "op": "revoke"}],
+         "20260201T000000000000Z")
+    load_raw(con, tmp_path, ["yjj"], "penalties")
+    counts = stage(con, "penalties")
+    assert counts["quarantined"] == 0  # a revoke carries only the envelope and is not checked further
+    cur = con.execute("SELECT record_id, fine_wan FROM staged.penalties_current").fetchall()
+    assert [(r, float(f)) for r, f in cur] == [("p1", 7.0)]
+    assert con.execute("SELECT count(*) FROM staged.penalties").fetchone()[0] == 4  # history kept
