@@ -7,10 +7,11 @@ import dagster as dg
 from assets.ingest import landing_assets
 from assets.publish import published_feeds
 from assets.rules import rules_results
-from assets.staged import staged_assets
+from assets.staged import staged_assets, staged_checks
 from pipelines.resources import default_resources
 
 ALL_ASSETS = [*landing_assets, *staged_assets, rules_results, published_feeds]
+ALL_CHECKS = staged_checks
 
 full_run = dg.define_asset_job(
     "full_run", selection=dg.AssetSelection.all(),
@@ -24,6 +25,7 @@ nightly = dg.ScheduleDefinition(
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,
+    asset_checks=staged_checks,
     jobs=[full_run],
     schedules=[nightly],
     resources=default_resources(),

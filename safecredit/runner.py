@@ -48,7 +48,7 @@ def run_pipeline(home: str | None = None, sources: str | None = None, as_of: dat
 
     import dagster as dg
 
-    from pipelines.definitions import ALL_ASSETS
+    from pipelines.definitions import ALL_ASSETS, ALL_CHECKS
     from pipelines.resources import ExchangeResource
     from safecredit.warehouse import writer_lock
 
@@ -58,7 +58,7 @@ def run_pipeline(home: str | None = None, sources: str | None = None, as_of: dat
     log_path = paths.logs / f"run-{datetime.now().strftime('%Y%m%dT%H%M%S')}.log"
     with writer_lock(paths, "safecredit run"):
         instance = _instance(paths)
-        result = dg.materialize(ALL_ASSETS, resources=resources, instance=instance,
+        result = dg.materialize([*ALL_ASSETS, *ALL_CHECKS], resources=resources, instance=instance,
                                 selection=selection, raise_on_error=False,
                                 tags={"safecredit/started_by": "cli"})
     summary = RunSummary(ok=result.success, published=False, exports=str(paths.exports), log=str(log_path))

@@ -108,3 +108,25 @@ def test_correction_supersedes_and_revoke_removes(tmp_path, con):
     cur = con.execute("SELECT record_id, fine_wan FROM staged.penalties_current").fetchall()
     assert [(r, float(f)) for r, f in cur] == [("p1", 7.0)]
     assert con.execute("SELECT count(*) FROM staged.penalties").fetchone()[0] == 4  # history kept
+
+
+def test_gx_suite_from_contract_passes_on_staged_and_fails_on_bad_rows(tmp_path, con):
+    from safecredit.contracts import load_contract
+    from safecredit.gx_suites import validate_frame
+
+    land(tmp_path, "yjj", [penalty(i) for i in range(1, 6)], "20260110T000000000000Z")
+    load_raw(con, tmp_path, ["yjj"], "penalties")
+    stage(con, "penalties")
+    contract = load_contract("penalties")
+    cols = ", ".join(f.name for f in contract.fields if f.type != "list")
+    frame = con.execute(f"SELECT {cols} FROM staged.penalties_current").to_arrow_table()
+    frame = frame.to_pandas()
+    ok = validate_frame(contract, frame)
+    assert ok["success"] and ok["rows"] == 5 and ok["evaluated"] > 30
+    frame.loc[0, "violation_code"] = "NOT_A_CODE"
+    frame.loc[1, "fine_wan"] = -3
+    bad = validate_frame(contract, frame)
+    assert not bad["success"]
+    failed = {(f["expectation"], f["column"]) for f in bad["failed"]}
+    assert ("expect_column_values_to_be_in_set", "violation_code") in failed
+    assert ("expect_column_values_to_be_between", "fine_wan") in failed
