@@ -6,11 +6,11 @@ import dagster as dg
 
 from assets.ingest import landing_assets
 from assets.publish import published_feeds
-from assets.rules import rules_results
+from assets.rules import rules_results, subjects_resolved
 from assets.staged import staged_assets, staged_checks
 from pipelines.resources import default_resources
 
-ALL_ASSETS = [*landing_assets, *staged_assets, rules_results, published_feeds]
+ALL_ASSETS = [*landing_assets, *staged_assets, subjects_resolved, rules_results, published_feeds]
 ALL_CHECKS = staged_checks
 
 full_run = dg.define_asset_job(

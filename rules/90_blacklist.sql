@@ -4,27 +4,25 @@
 -- Status: revoked (trigger revoked) > pending (notice running) > listed > expired.
 CREATE OR REPLACE TABLE rules.entries AS
 WITH unit_rows AS (
-    SELECT t.ground, 'unit' AS subject_type, t.uscc AS subject_id, t.uscc AS subject_code,
-           coalesce(r.name, t.subject_name) AS name, t.*
+    SELECT coalesce(r.name, t.subject_name) AS name, t.*
     FROM rules.unit_triggers t
-    LEFT JOIN rules.registry r ON r.uscc = t.uscc
+    LEFT JOIN subjects.registry r ON r.uscc = t.subject_id
 ), principal_rows AS (
     -- the unit's principal: from the triggering penalty, else its accident, else the registry
-    SELECT t.ground, 'person' AS subject_type,
-           coalesce(t.principal_id_no, a.principal_id_no, r.principal_id_no) AS subject_code,
-           coalesce(t.principal_name, a.principal_name, r.principal_name) AS name, t.*
+    SELECT coalesce(t.principal_id_no, a.principal_id_no, r.principal_id_no) AS principal_code,
+           coalesce(t.principal_name, a.principal_name, r.principal_name) AS principal, t.*
     FROM rules.unit_triggers t
     LEFT JOIN rules.accidents a ON a.accident_no = t.trigger_accident
-    LEFT JOIN rules.registry r ON r.uscc = t.uscc
+    LEFT JOIN subjects.registry r ON r.uscc = t.subject_id
 ), subjects AS (
     SELECT ground, subject_type, subject_id, subject_code, name, department, record_id,
            decision_no, authority, authority_code, decision_date, basis, revoked, trigger_accident
     FROM unit_rows
     UNION ALL
-    SELECT ground, subject_type, 'P' || left(sha256((SELECT person_salt FROM params) || subject_code), 16),
-           subject_code, name, department, record_id,
+    SELECT ground, 'person', 'P' || left(sha256((SELECT person_salt FROM params) || principal_code), 16),
+           principal_code, principal, department, record_id,
            decision_no, authority, authority_code, decision_date, basis, revoked, trigger_accident
-    FROM principal_rows WHERE subject_code IS NOT NULL
+    FROM principal_rows WHERE principal_code IS NOT NULL
 ), dated AS (
     SELECT s.*,
            (SELECT min(c.d) FROM calendar c

@@ -16,7 +16,8 @@ from safecredit.policy import Policy
 
 
 def prepare_params(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, person_salt: str) -> None:
-    con.execute("CREATE SCHEMA IF NOT EXISTS rules")
+    for schema in ("rules", "subjects"):
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     con.execute("CREATE OR REPLACE TEMP TABLE params AS SELECT ?::DATE AS as_of, ?::INTEGER AS notice_days, "
                 "?::INTEGER AS management_years, ?::INTEGER AS repair_after_months, "
                 "?::VARCHAR AS policy_version, ?::VARCHAR AS person_salt",
@@ -40,9 +41,15 @@ def prepare_params(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, 
 
 def run_rules(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, person_salt: str,
               rules_dir: Path = RULES_DIR) -> list[str]:
+    """Run the SQL files directly in `rules_dir` (not its sub-folders), in name order."""
     prepare_params(con, as_of, policy, person_salt)
     ran = []
     for sql_file in sorted(rules_dir.glob("*.sql")):
         con.execute(sql_file.read_text(encoding="utf-8"))
         ran.append(sql_file.name)
     return ran
+
+
+def run_subjects(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, person_salt: str) -> list[str]:
+    """Subject resolution and decision de-duplication (rules/subjects/*.sql)."""
+    return run_rules(con, as_of, policy, person_salt, RULES_DIR / "subjects")

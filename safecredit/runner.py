@@ -22,6 +22,7 @@ class RunSummary:
     staged: dict = field(default_factory=dict)        # per dataset counts
     feeds: dict = field(default_factory=dict)         # feed -> rows
     blacklist: dict = field(default_factory=dict)
+    subjects: dict = field(default_factory=dict)      # resolution per source
     exports: str = ""
     log: str = ""
 
@@ -69,6 +70,8 @@ def run_pipeline(home: str | None = None, sources: str | None = None, as_of: dat
             summary.sources.extend(md.get("sources", []))
         elif key.startswith("staged_"):
             summary.staged[key.removeprefix("staged_")] = md
+        elif key == "subjects_resolved":
+            summary.subjects = md
         elif key == "rules_results":
             summary.blacklist = md
         elif key == "published_feeds":

@@ -28,7 +28,7 @@ def test_definitions_group_assets_by_stage_and_share_one_writer_pool():
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         groups.setdefault(node.group_name, set()).add(key.to_user_string())
-    assert {"ingest", "staged", "rules", "publish"} <= set(groups)
+    assert {"ingest", "staged", "subjects", "rules", "publish"} <= set(groups)
     assert "landing_penalties" in groups["ingest"] and "published_feeds" in groups["publish"]
     for key in graph.get_all_asset_keys():
         name = key.to_user_string()

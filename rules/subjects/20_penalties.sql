@@ -1,0 +1,75 @@
+-- Penalty decisions as the rules see them.
+--
+-- 1. Each record in its latest version; a revoked record keeps its last content with revoked = true
+--    (so a listing it triggered changes status instead of disappearing).
+-- 2. The same decision (处罚机关代码 + 决定书文号) reported by several departments is kept once:
+--    the deciding department's own report wins (数据来源 = 处罚机关), else the earliest sent.
+--    The others are reported in subjects.duplicate_decisions.
+-- 3. Each decision is resolved to a stable subject id: a unit by its USCC (directly, or through the
+--    registry from an old registration number, organisation code or current/former name); a person
+--    by a keyed hash of the ID number. Unresolved ones are reported, never silently dropped.
+CREATE OR REPLACE TABLE subjects.penalty_versions_latest AS
+SELECT department, record_id, updated_at, op FROM staged.penalties
+QUALIFY row_number() OVER (PARTITION BY department, record_id
+                           ORDER BY updated_at DESC, (op = 'revoke') DESC, fetch_id DESC, seq DESC) = 1;
+
+CREATE OR REPLACE TABLE subjects.penalty_records AS
+SELECT u.* EXCLUDE (op), l.op = 'revoke' AS revoked, l.updated_at AS last_updated_at
+FROM subjects.penalty_versions_latest l
+JOIN (SELECT * FROM staged.penalties WHERE op = 'upsert'
+      QUALIFY row_number() OVER (PARTITION BY department, record_id
+                                 ORDER BY updated_at DESC, fetch_id DESC, seq DESC) = 1) u
+  USING (department, record_id);
+
+CREATE OR REPLACE TABLE subjects.penalty_decisions AS
+SELECT *,
+       row_number() OVER (PARTITION BY authority_code, decision_no
+                          ORDER BY (source_unit_code = authority_code) DESC, updated_at, department, record_id) AS report_rank,
+       count(*) OVER (PARTITION BY authority_code, decision_no) AS reports
+FROM subjects.penalty_records;
+
+CREATE OR REPLACE TABLE subjects.duplicate_decisions AS
+SELECT authority_code, decision_no, department, record_id, report_rank, reports
+FROM subjects.penalty_decisions WHERE reports > 1
+ORDER BY authority_code, decision_no, report_rank;
+
+CREATE OR REPLACE TABLE subjects.penalties AS
+WITH d AS (SELECT * EXCLUDE (report_rank, reports) FROM subjects.penalty_decisions WHERE report_rank = 1),
+is_person AS (
+    SELECT d.*, (coalesce(penalised_party, '') = '个人' OR coalesce(subject_category, '') = '自然人') AS on_person
+    FROM d),
+resolved AS (
+    SELECT p.*,
+        CASE
+            WHEN on_person AND sc_id_ok(person_id_no) THEN 'id_number'
+            WHEN on_person AND person_id_no IS NOT NULL THEN 'person_document'
+            WHEN NOT on_person AND uscc IS NOT NULL AND r_u.uscc IS NOT NULL THEN 'uscc'
+            WHEN NOT on_person AND uscc IS NOT NULL THEN 'uscc_unregistered'
+            WHEN NOT on_person AND r_reg.uscc IS NOT NULL THEN 'reg_no'
+            WHEN NOT on_person AND r_org.uscc IS NOT NULL THEN 'org_code'
+            WHEN NOT on_person AND n.uscc IS NOT NULL AND n.candidates = 1 THEN 'name'
+        END AS resolved_by,
+        CASE
+            WHEN on_person AND person_id_no IS NOT NULL THEN person_id_no
+            WHEN NOT on_person THEN coalesce(uscc, r_reg.uscc, r_org.uscc, CASE WHEN n.candidates = 1 THEN n.uscc END)
+        END AS subject_code
+    FROM is_person p
+    LEFT JOIN subjects.registry r_u ON r_u.uscc = p.uscc
+    LEFT JOIN (SELECT reg_no, min(uscc) AS uscc FROM subjects.registry WHERE reg_no IS NOT NULL GROUP BY 1 HAVING count(*) = 1) r_reg
+           ON r_reg.reg_no = p.reg_no
+    LEFT JOIN (SELECT coalesce(replace(org_code, '-', ''), substr(uscc, 9, 9)) AS org, min(uscc) AS uscc
+               FROM subjects.registry GROUP BY 1 HAVING count(*) = 1) r_org
+           ON r_org.org = replace(p.org_code, '-', '')
+    LEFT JOIN subjects.name_index n ON n.name_key = sc_name_key(p.subject_name)
+)
+SELECT *,
+    CASE WHEN resolved_by IS NULL THEN NULL
+         WHEN on_person THEN 'person' ELSE 'unit' END AS subject_type,
+    CASE WHEN resolved_by IS NULL THEN NULL
+         WHEN on_person THEN 'P' || left(sha256((SELECT person_salt FROM params) || subject_code), 16)
+         ELSE subject_code END AS subject_id
+FROM resolved;
+
+CREATE OR REPLACE TABLE subjects.resolution_report AS
+SELECT department, coalesce(resolved_by, 'unresolved') AS resolved_by, count(*) AS decisions
+FROM subjects.penalties GROUP BY ALL ORDER BY ALL;
