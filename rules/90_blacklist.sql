@@ -32,18 +32,18 @@ WITH unit_rows AS (
     FROM subjects s
 )
 SELECT
-    'E' || left(sha256(concat_ws('|', authority_code, decision_no, ground, subject_id)), 16) AS entry_id,
+    'E' || left(sha256(concat_ws('|', authority_code, decision_no, dated.ground, subject_id)), 16) AS entry_id,
     subject_type, subject_id,
     CASE WHEN subject_type = 'person' THEN sc_mask(subject_code) ELSE subject_code END AS subject_code,
     subject_code AS subject_code_full,
-    name, ground, g.name AS ground_name, coalesce(basis, '') AS penalty_basis,
+    name, ground, ground_label AS ground_name, coalesce(basis, '') AS penalty_basis,
     '应急管理部令第11号' AS basis,
     decision_no, authority, authority_code, decision_date,
     coalesce(notice_start, decision_date) AS start_date,
     CAST(coalesce(notice_start, decision_date) + INTERVAL ((SELECT management_years FROM params)) YEAR AS DATE) AS end_date,
     department AS source_department, record_id AS source_record_id, trigger_accident,
     revoked
-FROM dated JOIN grounds g ON g.ground = dated.ground
+FROM dated JOIN (SELECT ground AS g_ground, name AS ground_label FROM grounds WHERE enabled) g ON g.g_ground = dated.ground
 QUALIFY row_number() OVER (PARTITION BY entry_id ORDER BY source_department, source_record_id) = 1;
 
 CREATE OR REPLACE TABLE rules.blacklist AS

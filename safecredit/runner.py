@@ -41,7 +41,7 @@ def _instance(paths: config.Paths):
 
 
 def run_pipeline(home: str | None = None, sources: str | None = None, as_of: date | None = None,
-                 selection: list[str] | None = None) -> RunSummary:
+                 selection: list[str] | None = None, log_level: str = "WARNING") -> RunSummary:
     """Materialise every asset (or `selection`) in-process; raises UserError for user problems."""
     paths = config.paths(home)
     src_path = config.resolve_sources_path(sources, paths.home)
@@ -61,6 +61,7 @@ def run_pipeline(home: str | None = None, sources: str | None = None, as_of: dat
         instance = _instance(paths)
         result = dg.materialize([*ALL_ASSETS, *ALL_CHECKS], resources=resources, instance=instance,
                                 selection=selection, raise_on_error=False,
+                                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
                                 tags={"safecredit/started_by": "cli"})
     summary = RunSummary(ok=result.success, published=False, exports=str(paths.exports), log=str(log_path))
     for ev in result.get_asset_materialization_events():
@@ -82,7 +83,7 @@ def run_pipeline(home: str | None = None, sources: str | None = None, as_of: dat
     if not result.success:
         lines = []
         for ev in result.all_events:
-            if ev.is_failure and ev.step_failure_data and ev.step_failure_data.error:
+            if ev.is_step_failure and ev.step_failure_data.error:
                 err = ev.step_failure_data.error
                 user = _user_error_in(err)
                 if user:

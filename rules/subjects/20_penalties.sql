@@ -41,17 +41,17 @@ is_person AS (
 resolved AS (
     SELECT p.*,
         CASE
-            WHEN on_person AND sc_id_ok(person_id_no) THEN 'id_number'
-            WHEN on_person AND person_id_no IS NOT NULL THEN 'person_document'
-            WHEN NOT on_person AND uscc IS NOT NULL AND r_u.uscc IS NOT NULL THEN 'uscc'
-            WHEN NOT on_person AND uscc IS NOT NULL THEN 'uscc_unregistered'
+            WHEN on_person AND sc_id_ok(p.person_id_no) THEN 'id_number'
+            WHEN on_person AND p.person_id_no IS NOT NULL THEN 'person_document'
+            WHEN NOT on_person AND p.uscc IS NOT NULL AND r_u.uscc IS NOT NULL THEN 'uscc'
+            WHEN NOT on_person AND p.uscc IS NOT NULL THEN 'uscc_unregistered'
             WHEN NOT on_person AND r_reg.uscc IS NOT NULL THEN 'reg_no'
             WHEN NOT on_person AND r_org.uscc IS NOT NULL THEN 'org_code'
             WHEN NOT on_person AND n.uscc IS NOT NULL AND n.candidates = 1 THEN 'name'
         END AS resolved_by,
         CASE
-            WHEN on_person AND person_id_no IS NOT NULL THEN person_id_no
-            WHEN NOT on_person THEN coalesce(uscc, r_reg.uscc, r_org.uscc, CASE WHEN n.candidates = 1 THEN n.uscc END)
+            WHEN on_person AND p.person_id_no IS NOT NULL THEN p.person_id_no
+            WHEN NOT on_person THEN coalesce(p.uscc, r_reg.uscc, r_org.uscc, CASE WHEN n.candidates = 1 THEN n.uscc END)
         END AS subject_code
     FROM is_person p
     LEFT JOIN subjects.registry r_u ON r_u.uscc = p.uscc
