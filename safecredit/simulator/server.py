@@ -1,0 +1,486 @@
+"""HTTP side of the department simulator: one stdlib ThreadingHTTPServer per department, serving
+department-feeds.md over the :class:`~safecredit.simulator.store.Store`, with the HTTP faults."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import io
+import json
+import re
+import socket
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Iterable
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from . import faults as F
+from .store import SHANGHAI, Store, Table, read_meta, rfc3339, to_local
+
+MAX_PAGE = 1000
+DEFAULT_LIMIT = 500
+CURSOR_TTL = 3600.0
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_INT = re.compile(r"^-?\d+$")
+_FLOAT = re.compile(r"^-?\d+\.\d+$")
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    chunks: list[bytes] | None = None  # CSV: header line, then one chunk per record
+
+
+def _json(status: int, obj, **headers) -> Reply:
+    body = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return Reply(status, body, {"Content-Type": "application/json; charset=utf-8", **headers})
+
+
+def _error(status: int, message: str, **headers) -> Reply:
+    return _json(status, {"error": message, "status": status}, **headers)
+
+
+class BadRequest(Exception):
+    pass
+
+
+def _parse_since(value: str) -> datetime:
+    if not _RFC3339.match(value):
+        raise BadRequest("updated_since must be RFC3339 with an offset, e.g. 2026-11-20T00:00:00+08:00 "
+                         "(URL-encode '+' as %2B)")
+    try:
+        dt = datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError as e:
+        raise BadRequest(f"updated_since: {e}") from None
+    return to_local(dt)
+
+
+def _parse_now(value) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    if not isinstance(value, datetime):
+        raise TypeError("now must be a datetime or an ISO string")
+    return to_local(value)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+    def __init__(self, addr, sim: "Simulator", dept: "Department"):
+        self.sim, self.dept = sim, dept
+        super().__init__(addr, _Handler)
+
+    def handle_error(self, request, client_address):
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError, socket.timeout)):
+            return
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    server_version = "SafeCreditSim/1"
+    timeout = 60
+
+    def do_GET(self):
+        self.server.sim._serve(self.server.dept, self, "GET")
+
+    def do_POST(self):
+        self.server.sim._serve(self.server.dept, self, "POST")
+
+    do_PUT = do_DELETE = do_PATCH = do_POST
+
+    def log_message(self, format, *args):
+        if self.server.sim.verbose:
+            super().log_message(format, *args)
+
+
+@dataclass
+class Department:
+    id: str
+    name: str
+    token: str
+    transports: list[str]
+    datasets: list[str]
+    host: str
+    port: int = 0
+    down: str | None = None  # None, "503" or "refuse"
+    server: _Server | None = None
+    thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def transport(self) -> str:
+        return "json" if "json" in self.transports else "csv"
+
+
+def _token(seed: int, dept: str) -> str:
+    return f"sim-{dept}-{F.hv(seed, 'token', dept):08x}"
+
+
+class Simulator:
+    """Simulated departments serving generated data with faults. Use :func:`start_simulator`."""
+
+    def __init__(self, data_dir: Path, *, host: str = "127.0.0.1", port: int = 8701, seed: int = 0,
+                 faults: Iterable[str] | dict[str, float] | str = (), departments: list[str] | None = None,
+                 sim_now: datetime | None = None, stall_seconds: float = 3.0, cursor_ttl: float = CURSOR_TTL,
+                 verbose: bool = False):
+        self.data_dir = Path(data_dir)
+        self.meta = read_meta(self.data_dir)
+        self.seed = int(seed)
+        self.host = host
+        self.stall_seconds = float(stall_seconds)
+        self.cursor_ttl = float(cursor_ttl)
+        self.verbose = verbose
+        known = [d["id"] for d in self.meta["departments"]]
+        chosen = list(known) if departments is None else list(departments)
+        unknown = sorted(set(chosen) - set(known))
+        if unknown:
+            raise ValueError(f"unknown departments {unknown}; the data has {known}")
+        all_datasets = {ds for d in self.meta["departments"] for ds in d["datasets"]} | set(F.DATE_FIELD)
+        self.cfg = F.FaultConfig.resolve(faults, known, all_datasets)
+        self.store = Store(self.data_dir, self.meta, chosen, self.seed, self.cfg)
+        self._now = _parse_now(sim_now) if sim_now is not None else self.store.end
+        self._attempts: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._inflight = 0
+        self._idle = threading.Condition(self._lock)
+        self._depts: dict[str, Department] = {}
+        self._stopped = False
+        by_id = {d["id"]: d for d in self.meta["departments"]}
+        try:
+            for i, dept_id in enumerate(chosen):
+                d = by_id[dept_id]
+                mode = self.cfg.mode("down", dept_id)
+                dept = Department(dept_id, d.get("name", dept_id), _token(self.seed, dept_id),
+                                  list(d.get("transports", ["json"])), list(d["datasets"]), host,
+                                  port=port + i if port else 0,
+                                  down=None if mode is None else (mode or "503"))
+                self._depts[dept_id] = dept
+                if dept.down == "refuse":
+                    dept.port = dept.port or _free_port(host)
+                else:
+                    self._listen(dept)
+        except BaseException:
+            self.stop()
+            raise
+
+    # ------------------------------------------------------------ lifecycle
+
+    def _listen(self, dept: Department):
+        dept.server = _Server((self.host, dept.port), self, dept)
+        dept.port = dept.server.server_address[1]
+        dept.thread = threading.Thread(target=dept.server.serve_forever, kwargs={"poll_interval": 0.1},
+                                       name=f"sim-{dept.id}", daemon=True)
+        dept.thread.start()
+
+    def _unlisten(self, dept: Department):
+        if dept.server is not None:
+            dept.server.shutdown()
+            dept.server.server_close()
+            dept.server = dept.thread = None
+
+    def stop(self):
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stopping.set()
+        for dept in self._depts.values():
+            self._unlisten(dept)
+        with self._idle:
+            self._idle.wait_for(lambda: self._inflight == 0, timeout=5)
+        self.store.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def set_down(self, dept_id: str, mode: str | None = "503"):
+        """Take a department down (``"503"`` answers 503, ``"refuse"`` stops listening) or up (None)."""
+        if mode not in (None, "503", "refuse"):
+            raise ValueError("mode must be None, '503' or 'refuse'")
+        dept = self._depts[dept_id]
+        if mode == "refuse" and dept.server is not None:
+            self._unlisten(dept)
+        elif mode != "refuse" and dept.server is None:
+            self._listen(dept)
+        dept.down = mode
+
+    # ------------------------------------------------------------ public API
+
+    @property
+    def departments(self) -> list[dict]:
+        return [{"id": d.id, "name": d.name, "base_url": d.base_url, "token": d.token, "transport": d.transport,
+                 "datasets": list(d.datasets)} for d in self._depts.values()]
+
+    @property
+    def now(self) -> datetime:
+        return self._now.replace(tzinfo=SHANGHAI)
+
+    def set_now(self, dt) -> None:
+        self._now = _parse_now(dt)
+
+    def truth(self, dept: str, dataset: str) -> list[dict]:
+        t = self.store.tables.get((dept, dataset))
+        if t is None:
+            raise KeyError(f"{dept} does not serve {dataset}")
+        return self.store.truth(t, self._now)
+
+    def write_sources(self, path: Path) -> Path:
+        import yaml
+
+        doc = {"departments": [{k: d[k] for k in ("id", "name", "base_url", "token", "transport", "datasets")}
+                               for d in self.departments]}
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False, default_flow_style=None),
+                        encoding="utf-8")
+        return path
+
+    # ------------------------------------------------------------ request handling
+
+    def _serve(self, dept: Department, req: _Handler, method: str):
+        with self._lock:
+            self._inflight += 1
+        try:
+            if self._stopped:
+                req.close_connection = True
+                return
+            try:
+                reply, key, dataset = self._route(dept, req, method)
+                action = self._http_fault(dept, key, dataset) if reply.status == 200 and key else None
+            except Exception:  # a bug of ours: say so, and keep serving
+                traceback.print_exc()
+                reply, action = _error(500, "internal simulator error"), None
+            self._write(req, reply, action, dept, key if action else None)
+        finally:
+            with self._idle:
+                self._inflight -= 1
+                self._idle.notify_all()
+
+    def _route(self, dept: Department, req: _Handler, method: str) -> tuple[Reply, str | None, str | None]:
+        url = urlsplit(req.path)
+        path = url.path.rstrip("/") or "/"
+        q = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        admin = path.startswith("/_sim/")
+        if dept.down == "503" and not admin:
+            return _error(503, f"department {dept.id} is down"), None, None
+        if req.headers.get("Authorization", "") != f"Bearer {dept.token}":
+            return _error(401, "missing or wrong bearer token", **{"WWW-Authenticate": "Bearer"}), None, None
+        if admin:
+            return self._admin(dept, path, method, q), None, None
+        if method != "GET":
+            return _error(405, "only GET", Allow="GET"), None, None
+        parts = path.strip("/").split("/")
+        try:
+            if parts == ["datasets"]:
+                return self._catalogue(dept), "GET /datasets", None
+            if len(parts) == 3 and parts[0] == "datasets" and parts[2] in ("records", "export.csv"):
+                t = self.store.tables.get((dept.id, parts[1]))
+                transport = "json" if parts[2] == "records" else "csv"
+                if t is None:
+                    return _error(404, f"no dataset {parts[1]!r}"), None, None
+                if transport not in dept.transports:
+                    return _error(404, f"{parts[1]} is not offered as {transport}"), None, None
+                if transport == "json":
+                    reply, key = self._records(dept, t, q)
+                else:
+                    reply, key = self._export(dept, t, q)
+                return reply, key, t.dataset
+        except BadRequest as e:
+            return _error(400, str(e)), None, None
+        return _error(404, f"no such resource {path}"), None, None
+
+    def _admin(self, dept: Department, path: str, method: str, q: dict) -> Reply:
+        if path == "/_sim/truth" and method == "GET":
+            ds = q.get("dataset")
+            if not ds:
+                return _error(400, "dataset is required")
+            if (dept.id, ds) not in self.store.tables:
+                return _error(404, f"no dataset {ds!r}")
+            return _json(200, {"department": dept.id, "dataset": ds, "truth": self.truth(dept.id, ds)})
+        if path == "/_sim/clock":
+            if method == "POST":
+                try:
+                    self.set_now(q.get("now", ""))
+                except (ValueError, TypeError) as e:
+                    return _error(400, f"now: {e}")
+            return _json(200, {"now": rfc3339(self._now)})
+        return _error(404, f"no such resource {path}")
+
+    def _catalogue(self, dept: Department) -> Reply:
+        items = []
+        for ds in dept.datasets:
+            item = {"name": ds, "schema_version": "1", "transports": list(dept.transports)}
+            if "csv" in dept.transports:
+                item["first_export_date"] = self.store.start.isoformat()
+                item["last_export_date"] = self._now.date().isoformat()
+            items.append(item)
+        return _json(200, {"department": dept.id, "datasets": items})
+
+    def _decode_cursor(self, dataset: str, cursor: str) -> tuple[tuple[datetime, str], float]:
+        try:
+            raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+            if raw["d"] != dataset:
+                raise BadRequest("cursor belongs to another dataset")
+            return (datetime.fromisoformat(raw["t"]), str(raw["r"])), float(raw["i"])
+        except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+            raise BadRequest("malformed cursor") from None
+
+    @staticmethod
+    def _encode_cursor(dataset: str, ts: datetime, rid: str) -> str:
+        raw = json.dumps({"d": dataset, "t": ts.isoformat(), "r": rid, "i": round(time.monotonic(), 3)})
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    def _records(self, dept: Department, t: Table, q: dict) -> tuple[Reply, str]:
+        try:
+            limit = int(q.get("limit", DEFAULT_LIMIT))
+        except ValueError:
+            raise BadRequest("limit must be an integer in 1..1000") from None
+        if not 1 <= limit <= MAX_PAGE:
+            raise BadRequest("limit must be an integer in 1..1000")
+        since = _parse_since(q["updated_since"]) if q.get("updated_since") else None
+        after = None
+        norm = {k: v for k, v in q.items() if k in ("updated_since", "limit")}
+        if q.get("cursor"):
+            after, issued = self._decode_cursor(t.dataset, q["cursor"])
+            if time.monotonic() - issued > self.cursor_ttl:
+                return _error(410, "cursor expired: start again from updated_since"), ""
+            norm["cursor"] = f"{after[0].isoformat()}|{after[1]}"
+        key = f"GET /datasets/{t.dataset}/records?{urlencode(sorted(norm.items()))}"
+        size = limit
+        if size > 1 and F.unit(self.seed, "short_pages", key) < self.cfg.rate("short_pages", dept.id, t.dataset):
+            size = 1 + F.hv(self.seed, "short_pages", "size", key) % (size // 2)
+        now = self._now
+        rows = self.store.page(t, now, since, after, size + 1)
+        more, rows = len(rows) > size, rows[:size]
+        if (after is not None and rows
+                and F.unit(self.seed, "page_repeat", key) < self.cfg.rate("page_repeat", dept.id, t.dataset)):
+            rows = self.store.before(t, now, since, after, 1 + F.hv(self.seed, "page_repeat", "k", key) % 3) + rows
+        ctx = self.store.context()
+        items = [self.store.render(t, r, ctx) for r in rows]
+        numeric = self.cfg.rate("numeric_json", dept.id, t.dataset)
+        if numeric > 0:
+            for item in items:
+                if F.unit(self.seed, "numeric_json", item["record_id"]) < numeric:
+                    for k in F.NUMERIC_FIELDS.intersection(item):
+                        v = item[k]
+                        item[k] = int(v) if _INT.match(v) else float(v) if _FLOAT.match(v) else v
+        body = {"dataset": t.dataset, "schema_version": "1", "items": items,
+                "next_cursor": self._encode_cursor(t.dataset, rows[-1][0], rows[-1][2]) if more else None,
+                "server_time": rfc3339(now)}
+        return _json(200, body), key
+
+    def _export(self, dept: Department, t: Table, q: dict) -> tuple[Reply, str]:
+        value = q.get("date", "")
+        try:
+            if not _DATE.match(value):
+                raise ValueError
+            day = date.fromisoformat(value)
+        except ValueError:
+            raise BadRequest("date must be YYYY-MM-DD") from None
+        now = self._now
+        if not self.store.start <= day <= now.date():
+            return _error(404, f"no export for {day}: exports run from {self.store.start} to {now.date()}"), ""
+        header = self.store.header(t)
+        crlf = self.cfg.on("crlf", dept.id, t.dataset)
+        gbk = self.cfg.on("gbk", dept.id, t.dataset)
+        bom = self.cfg.on("utf8_bom", dept.id, t.dataset) and not gbk
+        charset = "GBK" if gbk else "utf-8"
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\r\n" if crlf else "\n", quoting=csv.QUOTE_MINIMAL)
+
+        def line(values) -> bytes:
+            buf.seek(0)
+            buf.truncate()
+            writer.writerow(values)
+            return buf.getvalue().encode("gbk", errors="replace") if gbk else buf.getvalue().encode("utf-8")
+
+        chunks = [(b"\xef\xbb\xbf" if bom else b"") + line(header)]
+        ctx = self.store.context()
+        rows = self.store.day(t, now, day)
+        for r in rows:
+            rec = self.store.render(t, r, ctx)
+            chunks.append(line([rec.get(c, "") for c in header]))
+        headers = {"Content-Type": f"text/csv; charset={charset}", "X-Record-Count": str(len(rows)),
+                   "Content-Disposition": f'attachment; filename="{t.dataset}-{day}.csv"'}
+        return Reply(200, b"".join(chunks), headers, chunks), f"GET /datasets/{t.dataset}/export.csv?date={day}"
+
+    # ------------------------------------------------------------ HTTP faults
+
+    def _http_fault(self, dept: Department, key: str, dataset: str | None) -> str | None:
+        """The fault to play on this attempt of ``key``: the n-th attempt plays the n-th selected fault."""
+        selected = [f for f in F.HTTP_ONCE_FAULTS
+                    if (f != "expired_cursor" or "cursor=" in key)
+                    and F.unit(self.seed, f, key) < self.cfg.rate(f, dept.id, dataset)]
+        if not selected:
+            return None
+        with self._lock:
+            n = self._attempts[f"{dept.id} {key}"] = self._attempts.get(f"{dept.id} {key}", 0) + 1
+        return selected[n - 1] if n <= len(selected) else None
+
+    def _write(self, req: _Handler, reply: Reply, action: str | None, dept: Department, key: str | None):
+        if action == "http_429":
+            reply = _error(429, "too many requests", **{"Retry-After": "1"})
+        elif action == "http_5xx":
+            status = (500, 502, 503, 504)[F.hv(self.seed, "http_5xx", "status", key) % 4]
+            reply = _error(status, "transient failure")
+        elif action == "expired_cursor":
+            reply = _error(410, "cursor expired: start again from updated_since")
+        elif action == "stall":
+            if self._stopping.wait(self.stall_seconds):
+                req.close_connection = True
+                return
+        body, length = reply.body, len(reply.body)
+        if action == "cut_short":
+            req.close_connection = True
+            if reply.chunks is not None and self.cfg.mode("cut_short", dept.id) == "rows" and len(reply.chunks) > 1:
+                body = b"".join(reply.chunks[:1 + (len(reply.chunks) - 1) // 2])
+                length = len(body)
+            else:
+                body = body[: len(body) // 2]
+        try:
+            req.send_response(reply.status)
+            for k, v in reply.headers.items():
+                req.send_header(k, v)
+            req.send_header("Content-Length", str(length))
+            if req.close_connection:
+                req.send_header("Connection", "close")
+            req.end_headers()
+            if req.command != "HEAD":
+                req.wfile.write(body)
+            req.wfile.flush()
+        except (ConnectionError, TimeoutError, socket.timeout):
+            req.close_connection = True
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def start_simulator(data_dir: Path, *, host: str = "127.0.0.1", port: int = 8701, seed: int = 0,
+                    faults: Iterable[str] | dict[str, float] | str = (), departments: list[str] | None = None,
+                    sim_now: datetime | None = None, stall_seconds: float = 3.0, **kwargs) -> Simulator:
+    """Start the departments of ``data_dir`` (generator layout) and return the running simulator."""
+    return Simulator(data_dir, host=host, port=port, seed=seed, faults=faults, departments=departments,
+                     sim_now=sim_now, stall_seconds=stall_seconds, **kwargs)
