@@ -21,7 +21,7 @@ def published_feeds(context: AssetExecutionContext, exchange: ExchangeResource) 
     with exchange.warehouse("publish") as con:
         cols = [r[0] for r in con.execute("DESCRIBE rules.blacklist").fetchall()
                 if r[0] not in PRIVATE_COLUMNS]
-        blacklist = con.execute(f"SELECT {', '.join(cols)} FROM rules.blacklist ORDER BY entry_id").to_arrow_table()
+        blacklist = con.sql(f"SELECT {', '.join(cols)} FROM rules.blacklist ORDER BY entry_id").to_arrow_table()
     feeds = {"blacklist": blacklist}
     pub = Publisher(exchange.paths.exports, exchange.paths.keys,
                     retention=int(pol.get("publication.retention_versions", 30)))

@@ -43,7 +43,7 @@ def _contract_check(dataset: str) -> dg.AssetChecksDefinition:
         with exchange.warehouse(f"check_{dataset}"):
             con = connect(exchange.paths.warehouse)
             try:
-                frame = con.execute(f"SELECT {cols} FROM staged.{dataset}_current").to_arrow_table().to_pandas()
+                frame = con.sql(f"SELECT {cols} FROM staged.{dataset}_current").to_arrow_table().to_pandas()
             finally:
                 con.close()
         summary = validate_frame(contract, frame)

@@ -43,7 +43,11 @@ def expectations_for(contract: Contract) -> list:
 def _context():
     import great_expectations as gx
 
-    return gx.get_context(mode="ephemeral")
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    return ctx
 
 
 def validate_frame(contract: Contract, frame) -> dict:

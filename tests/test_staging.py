@@ -119,7 +119,7 @@ def test_gx_suite_from_contract_passes_on_staged_and_fails_on_bad_rows(tmp_path,
     stage(con, "penalties")
     contract = load_contract("penalties")
     cols = ", ".join(f.name for f in contract.fields if f.type != "list")
-    frame = con.execute(f"SELECT {cols} FROM staged.penalties_current").to_arrow_table()
+    frame = con.sql(f"SELECT {cols} FROM staged.penalties_current").to_arrow_table()
     frame = frame.to_pandas()
     ok = validate_frame(contract, frame)
     assert ok["success"] and ok["rows"] == 5 and ok["evaluated"] > 30
