@@ -14,9 +14,12 @@ def _staged_asset(dataset: str) -> dg.AssetsDefinition:
               description=f"`staged.{dataset}` (typed history) and `staged.{dataset}_current`, "
                           "validated against contracts/datasets/" + dataset + ".yaml.")
     def _asset(context: AssetExecutionContext, exchange: ExchangeResource) -> dg.MaterializeResult:
+        from safecredit.landing import landed_departments
         from safecredit.staging import load_raw, stage
 
-        depts = [d.id for d in exchange.departments() if dataset in d.datasets]
+        # everything landed counts, whether or not its department is still configured: staging
+        # is a pure function of the raw landing, which is what makes `replay` possible
+        depts = landed_departments(exchange.paths.raw, dataset)
         with exchange.warehouse(f"staged_{dataset}") as con:
             load_raw(con, exchange.paths.raw, depts, dataset)
             counts = stage(con, dataset, exchange.policy().get("publication.hold_back", {}))

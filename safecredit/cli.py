@@ -113,9 +113,24 @@ def demo(home: str | None, scale: int, seed: int, faults: str) -> None:
 @click.option("--home", default=None, help=HOME_HELP)
 @click.option("--dataset", default=None)
 @click.option("--department", default=None)
-def replay(home, dataset, department) -> None:
-    """Re-stage held-back or quarantined batches from the raw landing (no department calls)."""
-    _not_yet("replay")
+@click.option("--as-of", "as_of", default=None, help="Date the run answers for (YYYY-MM-DD; default today).")
+def replay(home, dataset, department, as_of) -> None:
+    """Re-stage held-back or quarantined batches from the raw landing (no department calls).
+
+    Staging is rebuilt from the whole raw landing under the current contracts and policy, so a
+    batch held back before a fix is staged now; --dataset/--department narrow the report.
+    """
+    from safecredit.report import print_run_summary
+    from safecredit.runner import exit_code, run_pipeline
+
+    summary = run_pipeline(home, None, _as_of(as_of), replay=True)
+    if dataset:
+        summary.staged = {k: v for k, v in summary.staged.items() if k == dataset}
+    if department:
+        for m in summary.staged.values():
+            m["held_back"] = [h for h in m.get("held_back", []) if h["department"] == department]
+    print_run_summary(summary)
+    sys.exit(exit_code(summary))
 
 
 @main.command()

@@ -353,6 +353,14 @@ def _csv_day_checked(client, dept, dataset, day, attempts: int = 4):
                             f"department {dept.id}: {dataset} CSV for {day} has {n} rows but X-Record-Count says {got.record_count}, after {attempts} tries")
 
 
+def landed_departments(raw_root: Path, dataset: str) -> list[str]:
+    """Departments with at least one complete fetch of `dataset` (what staging and replay read)."""
+    if not raw_root.exists():
+        return []
+    return sorted(d.name for d in raw_root.iterdir()
+                  if d.is_dir() and SourceDir(raw_root, d.name, dataset).fetches())
+
+
 def iter_landed_records(raw_root: Path, dept: str, dataset: str) -> Iterator[tuple[str, int, dict]]:
     """Every landed record of a source, oldest fetch first: (fetch_id, seq, record dict).
 

@@ -26,6 +26,19 @@ def print_run_summary(s: RunSummary, console=None) -> None:
         t.add_row(ds, str(m.get("raw", "")), str(m.get("staged_versions", "")), str(m.get("current", "")),
                   str(m.get("quarantined", "")))
     con.print(t)
+    held = [h for m in s.staged.values() for h in m.get("held_back", [])]
+    for ds, m in sorted(s.staged.items()):
+        for h in m.get("held_back", []):
+            con.print(f"[yellow]Held back 暂缓入库[/yellow] {h['department']}/{ds} batch {h['fetch_id']}: "
+                      f"{h['reason_zh']} / {h['reason_en']}")
+        if m.get("unknown_fields"):
+            con.print(f"[yellow]Unknown fields 未知字段[/yellow] in {ds}: {', '.join(m['unknown_fields'])}")
+    if held:
+        con.print("  Fix the contract or ask the department, then `safecredit replay` re-stages them "
+                  "from the raw landing. 修复后运行 `safecredit replay` 重新入库。")
+    if s.subjects:
+        con.print(f"Subject resolution 主体识别: {s.subjects.get('resolution')}; unresolved "
+                  f"{s.subjects.get('unresolved')}; decisions reported twice {s.subjects.get('duplicate_decisions')}")
 
     if s.blacklist:
         con.print(f"Blacklist 严重失信主体名单 (as of {s.blacklist.get('as_of')}, policy "

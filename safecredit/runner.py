@@ -41,11 +41,21 @@ def _instance(paths: config.Paths):
 
 
 def run_pipeline(home: str | None = None, sources: str | None = None, as_of: date | None = None,
-                 selection: list[str] | None = None, log_level: str = "WARNING") -> RunSummary:
-    """Materialise every asset (or `selection`) in-process; raises UserError for user problems."""
+                 selection: list[str] | None = None, log_level: str = "WARNING",
+                 replay: bool = False) -> RunSummary:
+    """Materialise every asset (or `selection`) in-process; raises UserError for user problems.
+
+    `replay=True` skips the ingest stage: everything is rebuilt from the raw landing without
+    calling a department (no sources file needed).
+    """
     paths = config.paths(home)
     src_path = config.resolve_sources_path(sources, paths.home)
-    config.load_sources(src_path)  # bad config → exit 2 before anything starts
+    if replay:
+        if not paths.raw.exists():
+            raise UserError(f"{paths.raw} 下没有原始落地数据，无法重放。请先运行 `safecredit run`。",
+                            f"No raw landing under {paths.raw} to replay; run `safecredit run` first.")
+    else:
+        config.load_sources(src_path)  # bad config → exit 2 before anything starts
 
     import dagster as dg
 
@@ -53,6 +63,8 @@ def run_pipeline(home: str | None = None, sources: str | None = None, as_of: dat
     from pipelines.resources import ExchangeResource
     from safecredit.warehouse import writer_lock
 
+    if replay and selection is None:
+        selection = dg.AssetSelection.all() - dg.AssetSelection.groups("ingest")
     resources = {"exchange": ExchangeResource(home=str(paths.home), sources=str(src_path),
                                               as_of=as_of.isoformat() if as_of else "")}
     paths.logs.mkdir(parents=True, exist_ok=True)
