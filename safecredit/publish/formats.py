@@ -1,8 +1,8 @@
 """Deterministic serialisation of a feed table: full.parquet, full.csv, full.jsonl.
 
 Rows are ordered by the feed's stable id, so the files do not depend on the order the rules
-produced them in. JSON values: dates and times as ISO strings, decimals as strings (exact),
-non-finite floats as null, bytes as base64.
+produced them in. JSON values: dates and times as ISO strings, decimals as numbers (as strings
+beyond 15 significant digits, to stay exact), non-finite floats as null, bytes as base64.
 """
 
 from __future__ import annotations
@@ -40,8 +40,10 @@ def json_value(v: Any) -> Any:
         return v if math.isfinite(v) else None
     if isinstance(v, (datetime, date, time)):
         return v.isoformat()
-    if isinstance(v, Decimal):
-        return str(v) if v.is_finite() else None
+    if isinstance(v, Decimal):  # a JSON number when a double holds it exactly, else an exact string
+        if not v.is_finite():
+            return None
+        return float(v) if len(v.as_tuple().digits) <= 15 else str(v)
     if isinstance(v, (bytes, bytearray)):
         return base64.b64encode(bytes(v)).decode("ascii")
     if isinstance(v, timedelta):

@@ -23,10 +23,11 @@ import logging
 import os
 import shutil
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import pyarrow as pa
 
@@ -138,6 +139,20 @@ class Publisher(FeedStore):
         self.root.mkdir(parents=True, exist_ok=True)
         return fsutil.DirLock(self.root, self.lock_timeout)
 
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the lock, recover first, and undo a half-done run if this one raises."""
+        with self._lock():
+            self._recover_locked()
+            try:
+                yield
+            except Exception:
+                try:
+                    self._recover_locked()
+                except Exception:  # pragma: no cover - report the original error
+                    log.exception("recovery after a failed publication failed too")
+                raise
+
     def recover(self) -> list[str]:
         """Undo or finish an interrupted run and remove leftovers; returns what it did."""
         with self._lock():
@@ -194,15 +209,16 @@ class Publisher(FeedStore):
         return max(times) if times else None
 
     def _resolve_generated_at(self, generated_at: datetime | None) -> datetime:
-        """Ids must sort by time: a new run's second is after every recorded one."""
+        """Ids must sort by time: a run's second is moved past the last recorded one if needed
+        (two runs within a second, or a clock that went back), with a warning for an explicit value."""
         last = self._last_recorded_time()
-        if generated_at is None:
-            ts = V.utc_seconds(datetime.now(timezone.utc))
-            return last + timedelta(seconds=1) if last is not None and ts <= last else ts
-        ts = V.utc_seconds(generated_at)
+        ts = V.utc_seconds(generated_at or datetime.now(timezone.utc))
         if last is not None and ts <= last:
-            raise ValueError(f"generated_at {V.iso_utc(ts)} is not after the last recorded run "
-                             f"({V.iso_utc(last)}): version ids must sort by time")
+            if generated_at is not None:
+                log.warning("generated_at %s is not after the last recorded run %s; using %s so that "
+                            "version ids sort by time", V.iso_utc(ts), V.iso_utc(last),
+                            V.iso_utc(last + timedelta(seconds=1)))
+            ts = last + timedelta(seconds=1)
         return ts
 
     # -- publish -----------------------------------------------------------------------------
@@ -232,8 +248,7 @@ class Publisher(FeedStore):
         hooks = [] if assertions is None else [assertions] if callable(assertions) else list(assertions)
         prepared = {f: prepare(self.specs[f], feeds[f]) for f in sorted(feeds)}
 
-        with self._lock():
-            self._recover_locked()
+        with self._writing():
             prev = {f: self.latest(f) for f in prepared}
             previous = {f: (self.read_manifest(f, v) if v else None) for f, v in prev.items()}
             failures = self._check(prepared, previous, shrink, hooks)
@@ -310,13 +325,14 @@ class Publisher(FeedStore):
         """Serve an earlier complete version again, recorded as a new version (`restored_from`)."""
         if not V.is_version_id(version):
             raise UnsafePath(f"not a version id: {version!r}", f"无效的版本号：{version!r}")
-        with self._lock():
-            self._recover_locked()
+        with self._writing():
             names = list(feeds) if feeds else [f for f in self.feed_names()
                                                 if V.find_item(self.versions(f), version)]
             if not names:
                 raise VersionNotFound(f"no feed has a version {version}", f"没有任何数据集存在版本 {version}")
             for feed in names:
+                if feed not in self.specs:
+                    raise VersionNotFound(f"unknown feed {feed!r}", f"未知数据集 {feed!r}")
                 self._require_ok(feed, version)  # VersionPruned / VersionNotFound
             pem = self.signing_key.public_pem()
             sources = {}
