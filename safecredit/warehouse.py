@@ -28,6 +28,8 @@ CREATE OR REPLACE MACRO sc_code(s) AS nullif(upper(regexp_replace(sc_half(s::VAR
 CREATE OR REPLACE MACRO sc_date(s) AS try_strptime(sc_code(s), ['%Y-%m-%d', '%Y/%m/%d', '%Y%m%d', '%Y年%m月%d日', '%Y.%m.%d'])::DATE;
 CREATE OR REPLACE MACRO sc_datetime(s) AS coalesce(
     try_strptime(replace(left(sc_text(s), 19), 'T', ' '), ['%Y-%m-%d %H:%M:%S', '%Y/%m/%d %H:%M:%S', '%Y-%m-%d %H:%M']),
+    sc_date(regexp_extract(sc_text(s), '^([^ T]+)', 1))
+        + TRY_CAST(nullif(regexp_extract(sc_text(s), '[ T]([0-9]{{1,2}}:[0-9]{{2}}(:[0-9]{{2}})?)', 1), '') AS TIME),
     sc_date(s)::TIMESTAMP);
 CREATE OR REPLACE MACRO sc_uscc_ok(s) AS coalesce(length(s) = 18
     AND regexp_full_match(s, '[0-9A-HJ-NPQRTUWXY]{{18}}')
