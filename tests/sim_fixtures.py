@@ -18,19 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from safecredit.codes import make_id_number, make_org_code, make_uscc
+from safecredit.generator import DATASET_FIELDS as FIELDS
 
-FIELDS = {
-    "penalties": "CF_XDR_MC CF_XDR_LB CF_XDR_SHXYM CF_XDR_GSZC CF_XDR_ZZJG CF_FRDB CF_FR_ZJLX CF_FR_ZJHM "
-                 "CF_XDR_ZJLX CF_XDR_ZJHM CF_WSH CF_WFXW CF_SY CF_YJ CF_CFLB CF_NR CF_NR_FK CF_NR_WFFF CF_NR_ZKDX "
-                 "CF_JDRQ CF_YXQ CF_GSJZQ CF_CFJG CF_CFJGDM CF_SJLY CF_SJLYDM AQ_WFDM AQ_SGBH AQ_QJ AQ_ZXZT "
-                 "AQ_ZYFZR AQ_ZYFZR_ZJHM AQ_CFDX".split(),
-    "accidents": "SG_BH SG_MC SG_FSSJ SG_XZQH SG_DWMC SG_DWDM SG_HYLB SG_LX SG_SWRS SG_ZSRS SG_JJSS SG_DJ SG_ZR "
-                 "SG_BGQK SG_JARQ SG_ZYFZR SG_ZYFZR_ZJHM SG_ZYFZR_TN".split(),
-    "intermediary_ratings": "JG_MC JG_DM JG_ZZLX JG_ZSBH JG_ZZYXQ PJ_ZQ PJ_DF PJ_DJ PJ_WGQX PJ_JG PJ_RQ".split(),
-    "enterprises": "QY_DM QY_MC QY_CYM QY_ZCH QY_ZZJGDM QY_FDDBR QY_ZYFZR QY_ZYFZR_ZJHM QY_HYDM QY_GWHY QY_XZQH "
-                   "QY_ZT QY_CLRQ QY_BZHDJ QY_CYRS".split(),
-    "credit_actions": "XD_LX XD_DXLX XD_DXDM XD_WSH XD_RQ XD_JG XD_JGDM XD_SM".split(),
-}
 DEPARTMENTS = [
     {"id": "yjj", "name": "市应急管理局", "transports": ["json", "csv"],
      "datasets": ["enterprises", "penalties", "accidents", "intermediary_ratings", "credit_actions"]},

@@ -655,6 +655,24 @@ def test_every_fault_has_a_test():
     assert tested == set(FAULTS)
 
 
+# ------------------------------------------------------------------ the generator's data
+
+def test_serves_generator_output(clean_simulator, sim_meta, sim_data):
+    sim = clean_simulator
+    assert [d["id"] for d in sim.departments] == [d["id"] for d in sim_meta["departments"]]
+    for d in sim_meta["departments"]:
+        cat = get(sim, d["id"], "/datasets").json()
+        assert [x["name"] for x in cat["datasets"]] == d["datasets"]
+        if "json" in d["transports"]:
+            for ds in d["datasets"]:
+                items = pull(sim, d["id"], ds, limit=1000)
+                assert len(items) == len(latest(items)) == sim_meta["counts"][d["id"]][ds]
+                assert sim.truth(d["id"], ds) == []
+    with start_simulator(sim_data, port=0, seed=1, faults="realistic", departments=["yjj"]) as dirty:
+        truth = dirty.truth("yjj", "penalties")
+        assert {"fullwidth", "corrections", "revocations"} <= {e["fault"] for e in truth}
+
+
 # ------------------------------------------------------------------ fault syntax and the command
 
 def test_parse_faults():
@@ -691,6 +709,14 @@ def test_simulate_command(data_dir, tmp_path, capsys):
         for d in doc["departments"]:
             assert d["base_url"] in out and d["token"] in out and d["id"] in out
         assert get(sim, "yjj", "/datasets").status_code == 200
+    finally:
+        sim.stop()
+    # without a data directory: generated under <home>/sim once, sources at <home>/sources.yaml
+    sim = simulate(port=0, seed=3, scale=40, faults="http_5xx:0.5", home=tmp_path, block=False)
+    try:
+        assert (tmp_path / "sim" / "data-s3-n40" / "meta.json").exists()
+        doc = yaml.safe_load((tmp_path / "sources.yaml").read_text(encoding="utf-8"))
+        assert [d["base_url"] for d in doc["departments"]] == [d["base_url"] for d in sim.departments]
     finally:
         sim.stop()
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import threading
 from pathlib import Path
 
 from .faults import FAULTS, parse_faults
 from .server import Simulator, start_simulator
+from .store import read_meta
 
 
 def print_catalogue() -> None:
@@ -39,11 +41,12 @@ def print_departments(sim: Simulator, sources: Path) -> None:
 
 def ensure_data(home: Path, seed: int, scale: int) -> Path:
     """``<home>/sim/data-s<seed>-n<scale>``, generated on first use (atomically: tmp dir, then rename)."""
-    out = Path(home) / "sim" / f"data-s{seed}-n{scale}"
-    if (out / "meta.json").exists():
-        return out
-    from safecredit.generator import generate
+    from safecredit.generator import GENERATOR_VERSION, generate
 
+    out = Path(home) / "sim" / f"data-s{seed}-n{scale}"
+    if (out / "meta.json").exists() and read_meta(out).get("generator_version") == GENERATOR_VERSION:
+        return out
+    print(f"generating data (seed {seed}, scale {scale}) into {out} ...")
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.parent.mkdir(parents=True, exist_ok=True)
@@ -66,14 +69,25 @@ def simulate(port: int = 8701, seed: int = 42, scale: int = 5000, faults: str | 
     parsed = parse_faults("realistic" if faults is None else faults)
     data_dir = Path(data_dir) if data_dir else ensure_data(Path(home), seed, scale)
     sim = start_simulator(data_dir, port=port, seed=seed, faults=parsed)
-    sources = sim.write_sources(Path(sources_out) if sources_out else Path(home) / "sources.yaml")
-    print_departments(sim, sources)
-    if not block:
-        return sim
+    keep, previous = False, None
     try:
+        sources = sim.write_sources(Path(sources_out) if sources_out else Path(home) / "sources.yaml")
+        print_departments(sim, sources)
+        if not block:
+            keep = True
+            return sim
+        if threading.current_thread() is threading.main_thread():  # SIGTERM stops as cleanly as Ctrl-C
+            previous = signal.signal(signal.SIGTERM, _interrupt)
         threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:
-        sim.stop()
+        if not keep:
+            sim.stop()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return None
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt

@@ -186,7 +186,7 @@ class Simulator:
     def _listen(self, dept: Department):
         dept.server = _Server((self.host, dept.port), self, dept)
         dept.port = dept.server.server_address[1]
-        dept.thread = threading.Thread(target=dept.server.serve_forever, kwargs={"poll_interval": 0.1},
+        dept.thread = threading.Thread(target=dept.server.serve_forever, kwargs={"poll_interval": 0.05},
                                        name=f"sim-{dept.id}", daemon=True)
         dept.thread.start()
 
@@ -201,8 +201,11 @@ class Simulator:
             return
         self._stopped = True
         self._stopping.set()
-        for dept in self._depts.values():
-            self._unlisten(dept)
+        closers = [threading.Thread(target=self._unlisten, args=(d,)) for d in self._depts.values()]
+        for c in closers:
+            c.start()
+        for c in closers:
+            c.join()
         with self._idle:
             self._idle.wait_for(lambda: self._inflight == 0, timeout=5)
         self.store.close()

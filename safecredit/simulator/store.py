@@ -61,7 +61,7 @@ class Store:
         files = [f for d in departments for ds in self.dept_meta[d]["datasets"] for f in self._files(d, ds)]
         rows = 0
         if files:
-            with duckdb.connect() as probe:
+            with duckdb.connect(config={"autoload_known_extensions": False}) as probe:
                 rows = probe.execute(f"SELECT sum(num_rows) FROM parquet_file_metadata({files!r})").fetchone()[0] or 0
         db = ":memory:"
         if rows > _BIG_ROWS:
@@ -97,8 +97,12 @@ class Store:
     def _raw_select(self, dept: str, ds: str) -> tuple[str, list[str]]:
         """SQL selecting (ts, record_id, op, fields...) from the parquet of (dept, ds), and the fields."""
         files = self._files(dept, ds)
-        if not files:
-            return "SELECT NULL::TIMESTAMP AS ts, NULL::VARCHAR AS record_id, NULL::VARCHAR AS op WHERE false", []
+        if not files:  # no data at all: an empty table with the dataset's fields
+            from safecredit.generator import DATASET_FIELDS
+
+            fields = list(DATASET_FIELDS.get(ds, []))
+            cols = "".join(f', NULL::VARCHAR AS "{c}"' for c in fields)
+            return f"SELECT NULL::TIMESTAMP AS ts, NULL::VARCHAR AS record_id, NULL::VARCHAR AS op{cols} WHERE false", fields
         src = f"read_parquet({files!r}, union_by_name = true)"
         cols = [r[0] for r in self.con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()]
         fields = [c for c in cols if c not in ENVELOPE]
