@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import calibration as cal
-from . import ids, text, vocab
+from . import text, vocab
 from .subjects import KIND_LB, Subjects
 from .text import date_cn, date_str, int_str, join, money_str, take, where
 from .vocab import (ABSCONDED, ACC_LIAB, AGENCY_FRAUD, CONCEALED, HIDDEN, JTJ, NO_INS, OTHER,
@@ -34,8 +34,8 @@ class Context:
     start: date
     end: date
     penalties_per_subject: float = 0.4
-    sg_seq: dict[tuple[int, int], int] = field(default_factory=dict)
-    wsh_seq: dict[tuple[int, int], int] = field(default_factory=dict)
+    sg_seq: dict[int, int] = field(default_factory=dict)
+    wsh_seq: dict[int, int] = field(default_factory=dict)
 
     @property
     def d_start(self) -> int:
@@ -102,11 +102,11 @@ def pick_by_date(rng: np.random.Generator, cand: np.ndarray, weight: np.ndarray,
     return np.where(ok, cand[pos], -1)
 
 
-def _cat(*frames: dict) -> dict:
+def cat_frames(*frames: dict) -> dict:
     return {k: np.concatenate([f[k] for f in frames]) for k in frames[0]}
 
 
-def _sel(frame: dict, mask: np.ndarray) -> dict:
+def select_rows(frame: dict, mask: np.ndarray) -> dict:
     return {k: v[mask] for k, v in frame.items()}
 
 
@@ -121,8 +121,9 @@ def _round_fine(wan: np.ndarray) -> np.ndarray:
 
 
 def place_accidents(ctx: Context, rng: np.random.Generator, frame: dict, subj: Subjects) -> dict:
-    """Give each accident of a frame a unit (where it has one), a place, a type and the
-    recording department; keep those inside the window."""
+    """Give each accident of a frame a unit (where it has one and a unit of the right kind
+    existed by then), a district, a GB 6441 type and the recording department (road: jtj,
+    else yjj)."""
     n = frame["category"].size
     day = frame["ts"] // DAY
     cat = frame["category"]
@@ -232,7 +233,6 @@ _ORD_CFLB = [vocab.CFLB_INDEX[c] for c in vocab.ORDINARY_CFLB]
 _ORD_CFLB_P = np.array(list(vocab.ORDINARY_CFLB.values())) / sum(vocab.ORDINARY_CFLB.values())
 _TPL = vocab.TEMPLATES
 _TPL_FINE = np.array([t[6] for t in _TPL], dtype=float)
-_TPL_CODE = np.array([t[0] for t in _TPL])
 
 
 def _ordinary_templates(code: int, dept: int) -> list[int]:
@@ -266,7 +266,7 @@ def _execution(rng: np.random.Generator, day: np.ndarray, ctx: Context) -> np.nd
                     np.where(r < 0.7, 0, 1))
 
 
-def _with_cflb_effects(rng: np.random.Generator, f: dict) -> dict:
+def with_cflb_effects(rng: np.random.Generator, f: dict) -> dict:
     """Fill the amounts and end dates that follow from the 处罚类别."""
     c = f["cflb"]
     n = c.size
@@ -307,37 +307,37 @@ def accident_penalties(ctx: Context, rng: np.random.Generator, acc: dict,
     cflb = np.where((grade >= 1) & (rng.random(n) < 0.3), vocab.CFLB_INDEX["罚款;责令停产停业"],
                     vocab.CFLB_INDEX["罚款"])
     tpl = np.where(qj == 2, vocab.T_LIAB_UNIT_SEVERE, vocab.T_LIAB_UNIT) + grade
-    out.append(_sel(penalty_frame(n, subj=unit, dept=dept, code=ACC_LIAB, tpl=tpl, day=decided,
-                                  fine=_round_fine(wan), cflb=cflb, qj=qj, acc=rows,
-                                  grade=grade), m))
+    out.append(select_rows(penalty_frame(
+        n, subj=unit, dept=dept, code=ACC_LIAB, tpl=tpl, day=decided, fine=_round_fine(wan),
+        cflb=cflb, qj=qj, acc=rows, grade=grade), m))
     # the principal, for 较大 and above: Art. 95, 60/80/100 % of last year's income
     income = rng.uniform(15, 60, n)
     pct = np.array([0.4, 0.6, 0.8, 1.0])[grade]
     life_ban = grade >= 2
     pm = m & (grade >= 1)
-    out.append(_sel(penalty_frame(
+    out.append(select_rows(penalty_frame(
         n, subj=unit, role=1, dept=dept, code=ACC_LIAB, tpl=vocab.T_LIAB_PERSON + grade,
         day=decided, fine=_round_fine(income * pct),
         cflb=np.where(life_ban, vocab.CFLB_INDEX["罚款;限制从业"], vocab.CFLB_INDEX["罚款"]),
         qj=np.where(grade >= 2, 1, 0), acc=rows, grade=grade), pm))
     # concealment (瞒报/谎报), verified by the investigation
     cm = ok & (acc["report"] >= 3)
-    cday = np.minimum(decided + rng.integers(0, 15, n), ctx.d_end)
-    out.append(_sel(penalty_frame(
+    cday = text.weekday_adjust(decided + rng.integers(0, 15, n), ctx.d_start, ctx.d_end)
+    out.append(select_rows(penalty_frame(
         n, subj=unit, dept=dept, code=CONCEALED, tpl=vocab.T_CONCEALED_UNIT, day=cday,
         fine=_round_fine(np.clip(rng.lognormal(np.log(150), 0.5, n), 100, 500)),
         qj=1, acc=rows, grade=grade), cm))
-    out.append(_sel(penalty_frame(
+    out.append(select_rows(penalty_frame(
         n, subj=unit, role=1, dept=dept, code=CONCEALED, tpl=vocab.T_CONCEALED_PERSON, day=cday,
         fine=_round_fine(income * rng.uniform(0.6, 1.0, n)), qj=1, acc=rows, grade=grade), cm))
     # the principal left the scene or fled
     am = ok & acc["absconded"]
-    out.append(_sel(penalty_frame(
+    out.append(select_rows(penalty_frame(
         n, subj=unit, role=1, dept=dept, code=ABSCONDED, tpl=vocab.T_ABSCONDED, day=cday,
         fine=_round_fine(income * rng.uniform(0.6, 1.0, n)), qj=1, acc=rows, grade=grade), am))
-    f = _cat(*out)
+    f = cat_frames(*out)
     f["zxzt"] = _execution(rng, f["day"], ctx)
-    return _with_cflb_effects(rng, f)
+    return with_cflb_effects(rng, f)
 
 
 def ordinary_penalties(ctx: Context, rng: np.random.Generator, subj: Subjects) -> dict:
@@ -372,13 +372,22 @@ def ordinary_penalties(ctx: Context, rng: np.random.Generator, subj: Subjects) -
     keep = who >= 0
     who, dept, day = who[keep], dept[keep], day[keep]
     n = who.size
-    codes = list(vocab.ORDINARY_CODE_MIX)
-    p = np.array(list(vocab.ORDINARY_CODE_MIX.values()))
-    code = np.array(codes)[rng.choice(len(codes), n, p=p / p.sum())]
+    # violation code: each code's target share, drawn among the penalties whose unit it can
+    # apply to (NO_LIABILITY_INSURANCE: high-risk units; UNLICENSED_OPERATION: licensed
+    # industries); OTHER takes the rest
     g = group[who]
-    code = np.where((code == NO_INS) & (~subj.high_risk[who] | (dept == SCJ)), OTHER, code)
-    code = np.where((code == UNLICENSED) & (dept == YJJ) & ~np.isin(g, LICENSED_GROUPS), OTHER,
-                    code)
+    can = {NO_INS: subj.high_risk[who] & (dept != SCJ),
+           UNLICENSED: (dept != YJJ) | np.isin(g, LICENSED_GROUPS)}
+    u = rng.random(n)
+    code = np.full(n, OTHER)
+    upper = np.zeros(n)
+    for c, share in vocab.ORDINARY_CODE_MIX.items():
+        if c == OTHER:
+            continue
+        ok = can.get(c, np.ones(n, bool))
+        p_c = np.where(ok, share / max(ok.mean(), share, 1e-9), 0.0)
+        code = np.where((u >= upper) & (u < upper + p_c), c, code)
+        upper = upper + p_c
     r = rng.random(n)
     tpl = np.zeros(n, dtype=np.int64)
     for (c, d), choices in _ORD_TPL.items():
@@ -405,7 +414,7 @@ def ordinary_penalties(ctx: Context, rng: np.random.Generator, subj: Subjects) -
                       fine=_fine_from_template(rng, tpl), cflb=cflb, qj=qj)
     f["zxzt"] = _execution(rng, day, ctx)
     f["zxzt"] = np.where(role == 1, np.minimum(f["zxzt"], 1), f["zxzt"])
-    return _with_cflb_effects(rng, f)
+    return with_cflb_effects(rng, f)
 
 
 def refused_followups(ctx: Context, rng: np.random.Generator, pen: dict) -> dict:
@@ -421,10 +430,10 @@ def refused_followups(ctx: Context, rng: np.random.Generator, pen: dict) -> dict
     f = penalty_frame(n, subj=pen["subj"][idx], dept=pen["dept"][idx], code=REFUSED,
                       tpl=vocab.T_REFUSED, day=day, fine=fine,
                       cflb=vocab.CFLB_INDEX["罚款;责令停产停业"], qj=1, ref=idx)
-    f = _sel(f, day <= ctx.d_end)
+    f = select_rows(f, day <= ctx.d_end)
     f["zxzt"] = _execution(rng, f["day"], ctx)
     f["zxzt"] = np.minimum(f["zxzt"], 1)
-    return _with_cflb_effects(rng, f)
+    return with_cflb_effects(rng, f)
 
 
 def listable(pen: dict) -> np.ndarray:
@@ -486,8 +495,12 @@ def penalty_table(ctx: Context, rng: np.random.Generator, pen: dict, subj: Subje
     u = pen["subj"]
     person = pen["role"] >= 0
     unit = ~person
-    pid = np.where(pen["role"] == 1, subj.principal_pid[u], 4 * subj.gidx[u] + pen["role"])
-    p_name, p_id = subj.persons(ctx.seed, pid)
+    rows = np.flatnonzero(person)
+    pid = np.where(pen["role"] == 1, subj.principal_pid[u], 4 * subj.gidx[u] + pen["role"])[rows]
+    names, numbers = subj.persons(ctx.seed, pid)
+    pos = np.full(n, -1)
+    pos[rows] = np.arange(rows.size)
+    p_name, p_id = take(names, pos), take(numbers, pos)
     name = where(person, p_name, take(s["name"], u))
     kind = subj.kind[u]
     lb = where(person, "自然人", take(KIND_LB, kind))
@@ -634,15 +647,15 @@ def agency_ratings(ctx: Context, rng: np.random.Generator, subj: Subjects
     for role, share in ((2, 1.0), (3, 0.5)):
         sm = rng.random(k) < share
         life = rng.random(k) < 0.2
-        staff.append(_sel(penalty_frame(
+        staff.append(select_rows(penalty_frame(
             k, subj=who, role=role, code=AGENCY_FRAUD, tpl=vocab.T_FRAUD_PERSON, day=day,
             fine=_fine_from_template(rng, np.full(k, vocab.T_FRAUD_PERSON)),
             cflb=vocab.CFLB_INDEX["罚款;限制从业"], qj=np.where(life, 2, 1),
             yxq=np.where(life, -1, text.add_years(day, 5))), sm))
-    pen = _cat(unit_pen, *staff)
-    pen = _sel(pen, pen["day"] <= ctx.d_end)
+    pen = cat_frames(unit_pen, *staff)
+    pen = select_rows(pen, pen["day"] <= ctx.d_end)
     pen["zxzt"] = np.minimum(_execution(rng, pen["day"], ctx), 1)
-    return ratings, _with_cflb_effects(rng, pen)
+    return ratings, with_cflb_effects(rng, pen)
 
 
 def ratings_table(ctx: Context, rng: np.random.Generator, r: dict, subj: Subjects
@@ -708,7 +721,7 @@ def credit_actions(ctx: Context, rng: np.random.Generator, pen: dict) -> dict:
             m &= rep_day <= ctx.d_end
         idx = np.flatnonzero(m)
         parts.append(dict(pen=idx, kind=np.full(idx.size, kind), day=when[idx]))
-    f = _cat(*parts)
+    f = cat_frames(*parts)
     order = np.lexsort((f["kind"], f["pen"], f["day"]))
     return {k: v[order] for k, v in f.items()}
 

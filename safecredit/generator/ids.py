@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from safecredit.codes import ID_CHECK_MAP, ID_WEIGHTS, ORG_WEIGHTS, USCC_ALPHABET, USCC_WEIGHTS
 
@@ -175,8 +176,6 @@ def person_ids(seed: int, pids: np.ndarray) -> pa.Array:
 
 def person_names(seed: int, pids: np.ndarray) -> pa.Array:
     """Chinese names; the given name follows the sex encoded in the ID number's sequence."""
-    import pyarrow.compute as pc
-
     pids = np.asarray(pids, dtype=np.int64)
     _, _, seq = _person_parts(seed, pids)
     male = (seq % 2 == 1)

@@ -143,10 +143,8 @@ def _founding_days(rng: np.random.Generator, n: int, end_day: int) -> np.ndarray
 
 
 def make_subjects(seed: int, gidx: np.ndarray, rng: np.random.Generator, *, end_day: int,
-                  agencies: np.ndarray, golden_org: np.ndarray | None = None,
-                  industry: np.ndarray | None = None) -> Subjects:
-    """Draw a block of subjects. ``golden_org`` (8-char bodies) and ``industry`` override the
-    draws for scenario subjects."""
+                  agencies: np.ndarray) -> Subjects:
+    """Draw a block of subjects (``agencies``: the global indexes that are service agencies)."""
     n = gidx.size
     is_agency = np.isin(gidx, agencies)
     agency_type = np.where(is_agency, rng.choice(4, n, p=vocab.AGENCY_TYPE_WEIGHTS), -1)
@@ -154,8 +152,6 @@ def make_subjects(seed: int, gidx: np.ndarray, rng: np.random.Generator, *, end_
     ind = np.where(is_agency,
                    np.array([vocab.AGENCY_INDUSTRY[t] for t in vocab.AGENCY_TYPES])[
                        np.maximum(agency_type, 0)], ind)
-    if industry is not None:
-        ind = industry
     group = _IND_GROUP[ind]
     u = rng.random(n)
     p92 = np.array([vocab.INDIVIDUAL_SHARE.get(g, 0.0) for g in vocab.GROUP_NAMES])[group]
@@ -183,7 +179,7 @@ def make_subjects(seed: int, gidx: np.ndarray, rng: np.random.Generator, *, end_
     old_codes = (founded < USCC_START) & (rng.random(n) < 0.25)
     s = Subjects(gidx, ind, kind, region, founded, status, employees, bzh, agency_type,
                  principal_pid, old_codes)
-    s.strings = _strings(seed, s, rng, golden_org)
+    s.strings = _strings(seed, s, rng)
     return s
 
 
@@ -194,8 +190,7 @@ def _zihao(rng: np.random.Generator, n: int) -> pa.Array:
     return join(take(_ZIHAO, c[0]), take(_ZIHAO, c[1]), take(_ZIHAO, c[2], three))
 
 
-def _strings(seed: int, s: Subjects, rng: np.random.Generator,
-             golden_org: np.ndarray | None) -> dict[str, pa.Array]:
+def _strings(seed: int, s: Subjects, rng: np.random.Generator) -> dict[str, pa.Array]:
     n = len(s)
     # --- codes
     new_style = s.founded >= USCC_START
@@ -204,10 +199,7 @@ def _strings(seed: int, s: Subjects, rng: np.random.Generator,
     new_body = np.concatenate([ids.fixed("MA", n), ids.base31(
         ids.permute(s.gidx % _NEW_ORG_DOMAIN, _NEW_ORG_DOMAIN, ids.stream_key(seed, 202)), 6)],
         axis=1)
-    body = np.where(new_style[:, None], new_body, old_body)
-    if golden_org is not None:
-        body = golden_org
-    org = ids.with_org_check(body)
+    org = ids.with_org_check(np.where(new_style[:, None], new_body, old_body))
     region = ids.table_rows(vocab.DISTRICT_CODES)[s.region]
     kind_char = np.frombuffer(KIND_CHAR.encode(), dtype=np.uint8)[s.kind][:, None]
     uscc = ids.with_uscc_check(np.concatenate([ids.fixed("9", n), kind_char, region, org], axis=1))

@@ -47,7 +47,8 @@ def _gov_uscc(first8: str) -> str:
 DEFAULT_DEPARTMENTS: list[dict] = [
     {"id": "yjj", "name": "市应急管理局", "full_name": "江城市应急管理局",
      "uscc": _gov_uscc("00250011"), "wsh_prefix": "江应急罚",
-     "datasets": ["enterprises", "penalties", "accidents", "intermediary_ratings", "credit_actions"],
+     "datasets": ["enterprises", "penalties", "accidents", "intermediary_ratings",
+                  "credit_actions"],
      "transports": ["json", "csv"]},
     {"id": "zjj", "name": "市住房和城乡建设局", "full_name": "江城市住房和城乡建设局",
      "uscc": _gov_uscc("00250028"), "wsh_prefix": "江建罚",
@@ -277,22 +278,23 @@ CFLB_INDEX = {c: i for i, c in enumerate(CFLB)}
 ORDINARY_CFLB = {"罚款": .70, "警告;罚款": .15, "警告": .08, "罚款;责令停产停业": .04,
                  "罚款;暂扣许可证件": .01, "没收违法所得;罚款": .02}
 
-# A template: (code, departments, 违法行为类型, 事实, 违反的规定, 处罚依据, fine 万元 (lo, median, hi),
-#              处罚类别 override or None, fact kind: "" plain / "acc" names an accident / "ref" a decision)
+# A template: (code, departments, 违法行为类型, 事实, 违反的规定, 处罚依据,
+#              fine 万元 (lo, median, hi), 处罚类别 override or None,
+#              fact kind: "" plain / "acc" names an accident / "ref" an earlier decision)
 T = tuple[int, tuple[int, ...], str, str, str, str, tuple[float, float, float], dict | None, str]
 TEMPLATES: list[T] = [
     (OTHER, (YJJ, ZJJ), "未按照规定对从业人员进行安全生产教育和培训",
      "未按照规定对从业人员进行安全生产教育和培训，部分从业人员未经培训合格即上岗作业",
-     AQF + "第二十八条第一款", AQF + "第九十七条第三项", (0.5, 2, 10), None, ""),
+     AQF + "第二十八条第一款", AQF + "第九十七条第三项", (0.5, 1.5, 10), None, ""),
     (OTHER, (YJJ, ZJJ), "特种作业人员未持证上岗",
      "特种作业人员未按照规定经专门的安全作业培训并取得相应资格即上岗作业",
-     AQF + "第三十条第一款", AQF + "第九十七条第七项", (1, 3, 10), None, ""),
+     AQF + "第三十条第一款", AQF + "第九十七条第七项", (1, 2, 10), None, ""),
     (OTHER, (YJJ,), "未按照规定配备安全生产管理人员", "未按照规定设置安全生产管理机构或者配备安全生产管理人员",
      AQF + "第二十四条第一款", AQF + "第九十七条第一项", (1, 2, 10), None, ""),
     (OTHER, (YJJ,), "安全设备未经常性维护、保养", "未对安全设备进行经常性维护、保养和定期检测",
      AQF + "第三十六条第一款", AQF + "第九十九条第三项", (0.5, 1.5, 5), None, ""),
     (OTHER, (YJJ,), "未建立事故隐患排查治理制度", "未建立事故隐患排查治理制度，未如实记录事故隐患排查治理情况",
-     AQF + "第四十一条第二款", AQF + "第一百零一条第五项", (1, 3, 10), None, ""),
+     AQF + "第四十一条第二款", AQF + "第一百零一条第五项", (1, 2, 10), None, ""),
     (OTHER, (YJJ,), "疏散通道不符合要求", "生产经营场所和员工宿舍未设有符合紧急疏散需要、标志明显、保持畅通的出口和疏散通道",
      AQF + "第四十二条第二款", AQF + "第一百零五条第二项", (0.5, 1, 5), None, ""),
     (OTHER, (YJJ,), "未设置安全警示标志", "未在有较大危险因素的生产经营场所和有关设施、设备上设置明显的安全警示标志",
@@ -330,7 +332,7 @@ TEMPLATES: list[T] = [
      "《中华人民共和国特种设备安全法》第四十五条", "《中华人民共和国特种设备安全法》第八十八条",
      (1, 2, 10), None, ""),
     (HIDDEN, (YJJ, ZJJ, JTJ, SCJ), "事故隐患未消除", "对检查发现的重大事故隐患未采取措施消除，逾期未整改",
-     AQF + "第四十一条第二款", AQF + "第一百零二条", (1, 3, 5), None, ""),
+     AQF + "第四十一条第二款", AQF + "第一百零二条", (0.5, 2, 5), None, ""),
     (NO_INS, (YJJ, ZJJ, JTJ), "未投保安全生产责任保险", "属于高危行业、领域的生产经营单位，未按照国家规定投保安全生产责任保险",
      AQF + "第五十一条第二款", AQF + "第一百零九条", (5, 5, 10), None, ""),
     (UNLICENSED, (YJJ,), "未取得安全生产许可证擅自生产", "未取得安全生产许可证擅自进行生产",
@@ -390,7 +392,7 @@ TEMPLATES += [
     (AGENCY_FRAUD, (YJJ,), "技术服务机构出具虚假报告", "在承担安全评价、检测检验技术服务过程中出具虚假报告",
      AQF + "第七十二条", AQF + "第九十二条第二款", (10, 15, 20),
      {"没收违法所得;罚款;吊销许可证件": .4, "没收违法所得;罚款": .6}, ""),
-    (AGENCY_FRAUD, (YJJ,), "技术服务机构从业人员出具虚假报告", "作为项目负责人在技术服务中签署虚假报告",
+    (AGENCY_FRAUD, (YJJ,), "技术服务机构从业人员出具虚假报告", "在承担的技术服务项目中签署、出具虚假报告",
      AQF + "第七十二条", AQF + "第九十二条第二款", (5, 6, 10), {"罚款;限制从业": 1.0}, ""),
     (OTHER, (YJJ, ZJJ), "主要负责人未履行安全生产管理职责",
      "作为主要负责人未履行安全生产管理职责，未组织制定并实施本单位安全生产教育和培训计划",

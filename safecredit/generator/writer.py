@@ -42,10 +42,16 @@ def schema(dataset: str) -> pa.Schema:
     return pa.schema([(c, pa.string()) for c in ENVELOPE + DATASET_FIELDS[dataset]])
 
 
+#: rows per row group (and the most rows a writer holds before writing them)
+ROW_GROUP_ROWS = 50_000
+
+
 class DatasetWriter:
-    """Buffers one (department, dataset) and writes parts of exactly ``chunk_rows`` rows (the
-    last one shorter), one zstd row group each. Rows are numbered in the order they are added:
-    each added batch is first ordered by ``updated_at``."""
+    """One (department, dataset): parts of exactly ``chunk_rows`` rows (the last one shorter),
+    zstd row groups of at most :data:`ROW_GROUP_ROWS` rows, so a writer never holds more than
+    about one row group in memory. Rows are numbered in the order they are added, each added
+    batch first ordered by ``updated_at``. Flush points depend only on row counts: the same
+    rows give byte-identical files."""
 
     def __init__(self, root: Path, dept: str, dataset: str, chunk_rows: int):
         self.dir = Path(root) / dept / dataset
@@ -53,10 +59,13 @@ class DatasetWriter:
         for old in self.dir.glob("part-*.parquet"):
             old.unlink()
         self.dept, self.dataset, self.chunk_rows = dept, dataset, chunk_rows
+        self.group_rows = min(chunk_rows, ROW_GROUP_ROWS)
         self.schema = schema(dataset)
         self.prefix = f"{dept}-{RECORD_ID_TAG[dataset]}-"
         self.rows = 0
         self.parts = 0
+        self._file: pq.ParquetWriter | None = None
+        self._file_rows = 0
         self._buffer: list[pa.Table] = []
         self._buffered = 0
 
@@ -76,27 +85,36 @@ class DatasetWriter:
             full = pa.Table.from_arrays(envelope.columns + table.columns, schema=self.schema)
             self._buffer.append(full.take(pa.array(order)))
             self._buffered += n
-            while self._buffered >= self.chunk_rows:
-                self._flush(self.chunk_rows)
+            while self._buffered >= self.group_rows:
+                self._write_group()
         return ids
 
-    def _flush(self, rows: int) -> None:
+    def _write_group(self) -> None:
+        """Write the next row group: up to ``group_rows`` rows, never across a part's end."""
+        if self._file is None:
+            path = self.dir / f"part-{self.parts:05d}.parquet"
+            self._file = pq.ParquetWriter(path, self.schema, compression="zstd")
+            self._file_rows = 0
+            self.parts += 1
+        k = min(self.group_rows, self.chunk_rows - self._file_rows, self._buffered)
         data = pa.concat_tables(self._buffer)
-        self._write(data.slice(0, rows))
-        rest = data.slice(rows)
+        self._file.write_table(data.slice(0, k).combine_chunks(), row_group_size=k)
+        self._file_rows += k
+        rest = data.slice(k)
         self._buffer = [rest] if rest.num_rows else []
         self._buffered = rest.num_rows
-
-    def _write(self, table: pa.Table) -> None:
-        path = self.dir / f"part-{self.parts:05d}.parquet"
-        pq.write_table(table.combine_chunks(), path, compression="zstd",
-                       row_group_size=max(self.chunk_rows, 1), write_statistics=True)
-        self.parts += 1
+        if self._file_rows == self.chunk_rows:
+            self._file.close()
+            self._file = None
 
     def close(self) -> int:
-        if self._buffered or self.parts == 0:
-            data = (pa.concat_tables(self._buffer) if self._buffer
-                    else self.schema.empty_table())
-            self._write(data)
-            self._buffer, self._buffered = [], 0
+        while self._buffered:
+            self._write_group()
+        if self.parts == 0:  # no rows at all: one empty part carries the schema
+            pq.write_table(self.schema.empty_table(), self.dir / "part-00000.parquet",
+                           compression="zstd")
+            self.parts = 1
+        if self._file is not None:
+            self._file.close()
+            self._file = None
         return self.rows
