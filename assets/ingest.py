@@ -50,7 +50,8 @@ def _landing_asset(dataset: str) -> dg.AssetsDefinition:
             r = pull(dept, dataset, exchange.paths.raw, window=window,
                      overlap_hours=pol.get("ingest.overlap_hours", 24),
                      csv_overlap_days=pol.get("ingest.csv_overlap_days", 1),
-                     page_limit=pol.get("ingest.page_limit", 1000))
+                     page_limit=pol.get("ingest.page_limit", 1000),
+                     csv_workers=pol.get("ingest.csv_parallel_days", 4))
             log = context.log.info if r.status == "landed" else context.log.warning
             log(f"{dept.id}/{dataset}: {r.status} — {r.message_en}")
             results.append(r.as_dict())

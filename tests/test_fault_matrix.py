@@ -82,6 +82,23 @@ def ingest(data_dir, tmp_path, faults, seed=11, page_limit=100, **sim_kw) -> Out
 
 
 @pytest.fixture(scope="module")
+def sim_data(tmp_path_factory):
+    """Smaller than the session data set: each test here serves and ingests it afresh."""
+    from safecredit.generator import generate
+
+    out = tmp_path_factory.mktemp("matrix") / "data"
+    generate(out, seed=5, scale=600, start=date(2025, 9, 1))
+    return out
+
+
+@pytest.fixture(scope="module")
+def sim_meta(sim_data) -> dict:
+    import json
+
+    return json.loads((sim_data / "meta.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
 def baseline(sim_data, tmp_path_factory) -> Outcome:
     return ingest(sim_data, tmp_path_factory.mktemp("baseline"), faults=())
 
@@ -257,11 +274,11 @@ def test_late_records_are_landed(sim_data, tmp_path, baseline):
 
 @pytest.mark.parametrize("faults", [
     {"gbk": 1.0}, {"utf8_bom": 1.0, "crlf": 1.0}, {"numeric_json": 1.0},
-    {"http_429": 0.3}, {"http_5xx": 0.3}, {"cut_short": 0.2}, {"stall": 0.1},
+    {"http_429": 0.3}, {"http_5xx": 0.3}, {"cut_short": 0.2}, {"stall": 0.03},
     {"expired_cursor": 0.3}, {"short_pages": 0.5}, {"page_repeat": 0.5},
 ], ids=lambda f: "+".join(f))
 def test_transport_faults_lose_nothing(faults, sim_data, tmp_path, baseline):
-    o = ingest(sim_data, tmp_path, faults=faults, stall_seconds=2.0, page_limit=40)
+    o = ingest(sim_data, tmp_path, faults=faults, stall_seconds=1.5, page_limit=40)
     _all_landed(o)
     assert o.quarantined() == {}
     for ds in DATASETS:
