@@ -41,7 +41,6 @@ def run_demo(home: str | None, *, scale: int = 5000, seed: int = 42, faults: str
     con.print(f"  raw:        {paths.raw}")
     con.print("  Dagster UI: SAFECREDIT_HOME=" + str(paths.home) + " .venv/bin/dagster dev -w workspace.yaml")
     con.print("  live departments for the UI: .venv/bin/safecredit simulate --home " + str(paths.home))
-    con.print("  API:        .venv/bin/safecredit serve --home " + str(paths.home) + "  (then open /docs)")
     return exit_code(summary)
 
 
