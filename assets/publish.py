@@ -11,30 +11,69 @@ from pipelines.resources import ExchangeResource
 PRIVATE_COLUMNS = {"subject_code_full"}
 
 
+def held_back_sources(con, raw_root) -> list[dict]:
+    """Sources whose data in this publication is not their latest: batches held back by their
+    contract checks, and departments that could not be reached (their previous data stands)."""
+    from safecredit.landing import source_states
+
+    out = [{"department": d, "dataset": ds, "batch": f, "kind": "held_back", "reason_zh": zh, "reason_en": en}
+           for d, ds, f, zh, en in con.execute(
+               "SELECT department, dataset, fetch_id, reason_zh, reason_en FROM quality.batches "
+               "WHERE held ORDER BY ALL").fetchall()]
+    for st in source_states(raw_root):
+        if st.get("last_status") not in (None, "landed"):
+            out.append({"department": st["department"], "dataset": st["dataset"], "kind": "unreachable",
+                        "last_success": st.get("last_success"), "reason_zh": st.get("last_error_zh"),
+                        "reason_en": st.get("last_error_en")})
+    return out
+
+
+def staleness_failures(raw_root, max_days: float, now: datetime) -> list[dict]:
+    """exchange.md §1: no source may be staler than policy allows (default 7 days) since the
+    department last answered; its previous data stands until then."""
+    from safecredit.landing import parse_ts, source_states
+
+    out = []
+    for st in source_states(raw_root):
+        last = st.get("last_success")
+        age = (now - parse_ts(last)).total_seconds() / 86400 if last else float("inf")
+        if age > max_days:
+            out.append({"assertion": "source_staleness", "feed": "*",
+                        "message": f"{st['department']}/{st['dataset']}: last successful fetch "
+                                   f"{last or 'never'} is {age:.1f} days old (> {max_days:g}); "
+                                   f"数据源 {st['department']}/{st['dataset']} 已超过 {max_days:g} 天未成功拉取"})
+    return out
+
+
 @dg.asset(group_name="publish", deps=["rules_results"], pool="warehouse", kinds={"parquet"},
           description="One version id across all feeds: full.parquet/csv/jsonl, delta.jsonl, "
-                      "signed manifest; index.json written last.")
+                      "signed manifest naming held-back sources; index.json written last.")
 def published_feeds(context: AssetExecutionContext, exchange: ExchangeResource) -> dg.MaterializeResult:
     from safecredit.publish import Publisher
 
     pol = exchange.policy()
+    now = datetime.now(timezone.utc)
     with exchange.warehouse("publish") as con:
         cols = [r[0] for r in con.execute("DESCRIBE rules.blacklist").fetchall()
                 if r[0] not in PRIVATE_COLUMNS]
         blacklist = con.sql(f"SELECT {', '.join(cols)} FROM rules.blacklist ORDER BY entry_id").to_arrow_table()
+        held = held_back_sources(con, exchange.paths.raw)
     feeds = {"blacklist": blacklist}
+    max_stale = float(pol.get("publication.max_source_staleness_days", 7))
     pub = Publisher(exchange.paths.exports, exchange.paths.keys,
                     retention=int(pol.get("publication.retention_versions", 30)))
     result = pub.publish(feeds, as_of=exchange.as_of_date(), policy_version=pol.version,
-                         generated_at=datetime.now(timezone.utc),
+                         generated_at=now, held_back=held,
+                         assertions=lambda _feeds, _prev: staleness_failures(exchange.paths.raw, max_stale, now),
                          max_shrink=float(pol.get("publication.max_shrink", 0.2)))
-    ok = bool(getattr(result, "published", getattr(result, "ok", False)))
     meta = {
-        "published": ok,
-        "version": str(getattr(result, "version", "")),
-        "reasons": dg.MetadataValue.json(list(getattr(result, "reasons", []) or [])),
+        "published": result.ok,
+        "version": result.version,
+        "reasons": dg.MetadataValue.json(list(result.reasons or [])),
+        "held_back": dg.MetadataValue.json(held),
         "rows": dg.MetadataValue.json({k: v.num_rows for k, v in feeds.items()}),
         "exports": str(exchange.paths.exports),
     }
-    (context.log.info if ok else context.log.warning)(f"publication: {meta}")
+    (context.log.info if result.ok else context.log.warning)(
+        f"publication {result.version}: {'published' if result.ok else 'blocked'} {result.reasons or ''}")
     return dg.MaterializeResult(metadata=meta)

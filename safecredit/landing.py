@@ -223,8 +223,8 @@ def pull(dept: Department, dataset: str, raw_root: Path, *, overlap_hours: float
                          "finished_at": fmt_ts(datetime.now(timezone.utc))})
         src.commit(work, manifest)
         work = None
-        if new_state:
-            src.save_state({**src.state(), **new_state})
+        src.save_state({**src.state(), **(new_state or {}), "last_success": manifest["finished_at"],
+                        "last_status": "landed", "last_error_zh": None, "last_error_en": None})
         result.status, result.fetch_id = "landed", fetch_id
         result.message_en = f"landed {result.rows} records"
         result.message_zh = f"已落地 {result.rows} 条记录"
@@ -233,6 +233,10 @@ def pull(dept: Department, dataset: str, raw_root: Path, *, overlap_hours: float
     except SourceError as exc:
         result.status, result.message_zh, result.message_en = "error", exc.zh, exc.en
     finally:
+        if result.status != "landed":
+            src.save_state({**src.state(), "last_status": result.status,
+                            "last_failure": fmt_ts(datetime.now(timezone.utc)),
+                            "last_error_zh": result.message_zh, "last_error_en": result.message_en})
         if work is not None:
             import shutil
             shutil.rmtree(work, ignore_errors=True)
@@ -384,6 +388,19 @@ def _csv_day_checked(client, dept, dataset, day, attempts: int = 4):
     raise SourceUnavailable(dept.id, f"{dataset} {day}",
                             f"部门 {dept.id} 的 {dataset} {day} CSV 行数与 X-Record-Count 不符（{n} ≠ {got.record_count}），多次重试无效。",
                             f"department {dept.id}: {dataset} CSV for {day} has {n} rows but X-Record-Count says {got.record_count}, after {attempts} tries")
+
+
+def source_states(raw_root: Path) -> list[dict]:
+    """Every (department, dataset) ever attempted: last success, last status and error."""
+    out = []
+    if not raw_root.exists():
+        return out
+    for dept_dir in sorted(p for p in raw_root.iterdir() if p.is_dir()):
+        for ds_dir in sorted(p for p in dept_dir.iterdir() if p.is_dir()):
+            st = SourceDir(raw_root, dept_dir.name, ds_dir.name).state()
+            if st:
+                out.append({"department": dept_dir.name, "dataset": ds_dir.name, **st})
+    return out
 
 
 def landed_departments(raw_root: Path, dataset: str) -> list[str]:

@@ -1,0 +1,110 @@
+"""Whole runs across days: a held-back batch, the rest publishing, previous data in force,
+and publication blocked when a source is too stale."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta, timezone
+
+import duckdb
+import pytest
+
+from safecredit.landing import SourceDir, write_json_atomic
+from safecredit.runner import exit_code, run_pipeline
+from safecredit.simulator import start_simulator
+
+SHANGHAI = timezone(timedelta(hours=8))
+
+
+def _end(sim_meta) -> datetime:
+    return datetime.combine(date.fromisoformat(sim_meta["end"]), datetime.max.time().replace(microsecond=0),
+                            SHANGHAI)
+
+
+def _current(home, ds, dept) -> set[str]:
+    con = duckdb.connect(str(home / "warehouse" / "warehouse.duckdb"), read_only=True)
+    try:
+        return {r for (r,) in con.execute(f"SELECT record_id FROM staged.{ds}_current WHERE department = ?",
+                                          [dept]).fetchall()}
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def two_runs(sim_data, sim_meta, tmp_path_factory):
+    """Run 1: clean, the departments clock 120 days before the end. Run 2: at the end, yjj renamed
+    CF_WSH in its penalties and scj sends one bad USCC among many records."""
+    home = tmp_path_factory.mktemp("tworuns")
+    end = _end(sim_meta)
+    with start_simulator(sim_data, port=0, seed=3, faults=(), sim_now=end - timedelta(days=120)) as sim:
+        sim.write_sources(home / "sources.yaml")
+        first = run_pipeline(str(home), None, (end - timedelta(days=120)).date())
+        yjj_before = _current(home, "penalties", "yjj")
+        scj_before = _current(home, "penalties", "scj")
+    faults = {"renamed_field:yjj": 1.0, "bad_uscc:scj": 0.25}
+    with start_simulator(sim_data, port=0, seed=3, faults=faults, sim_now=end) as sim:
+        sim.write_sources(home / "sources.yaml")
+        truth = [t for t in sim.truth("scj", "penalties") if t["fault"] == "bad_uscc"]
+        second = run_pipeline(str(home), None, end.date())
+    return {"home": home, "first": first, "second": second, "yjj_before": yjj_before, "scj_bad": truth,
+            "scj_before": scj_before}
+
+
+def test_renamed_field_holds_back_that_batch_and_the_rest_publishes(two_runs):
+    first, second = two_runs["first"], two_runs["second"]
+    assert first.published and second.published, second.reasons
+    held = second.staged["penalties"]["held_back"]
+    assert [h["department"] for h in held] == ["yjj"]
+    assert "CF_WSH" in held[0]["reason_en"] and "penalties" in held[0]["reason_en"]
+    exports = two_runs["home"] / "exports"
+    manifest = json.loads((exports / "blacklist" / second.version / "manifest.json").read_text(encoding="utf-8"))
+    named = [h for h in manifest["held_back"] if h.get("kind") == "held_back"]
+    assert named and named[0]["department"] == "yjj" and named[0]["dataset"] == "penalties"
+    assert "CF_WSH" in named[0]["reason_en"] and "CF_WSH" in named[0]["reason_zh"]
+
+
+def test_previous_data_of_the_held_back_source_stays_in_force(two_runs):
+    assert two_runs["yjj_before"]
+    assert _current(two_runs["home"], "penalties", "yjj") == two_runs["yjj_before"]
+    # other sources moved on to the newer data
+    assert len(_current(two_runs["home"], "penalties", "jtj")) > 0
+
+
+def test_one_bad_record_among_many_publishes_everything_but_that_record(two_runs):
+    # records first sent after run 1 arrive with a bad USCC in run 2 (older ones keep their good version)
+    bad = {t["record_id"] for t in two_runs["scj_bad"]} - two_runs["scj_before"]
+    assert bad
+    scj = _current(two_runs["home"], "penalties", "scj")
+    assert not bad & scj
+    con = duckdb.connect(str(two_runs["home"] / "warehouse" / "warehouse.duckdb"), read_only=True)
+    try:
+        held = con.execute("SELECT count(*) FROM quality.batches WHERE department = 'scj' AND held").fetchone()[0]
+        q = {r for (r,) in con.execute("SELECT record_id FROM quality.violations WHERE department = 'scj' "
+                                       "AND rule_id = 'PENALTIES-USCC-CF_XDR_SHXYM'").fetchall()}
+    finally:
+        con.close()
+    assert held == 0 and bad <= q
+    assert len(scj) > len(two_runs["scj_before"])  # everything else from the new batch is in
+
+
+def test_a_source_staler_than_policy_blocks_publication(pipeline_run, tmp_path):
+    """A department down for eight days: nothing new is published, the failure is recorded."""
+    import shutil
+
+    src = pipeline_run["home"]
+    for d in ("raw", "keys", "exports"):
+        shutil.copytree(src / d, tmp_path / d)
+    state = SourceDir(tmp_path / "raw", "jtj", "penalties")
+    st = state.state()
+    eight_days_ago = datetime.now(timezone.utc) - timedelta(days=8)
+    st.update(last_success=eight_days_ago.isoformat(timespec="seconds"), last_status="unavailable",
+              last_error_en="department jtj unavailable")
+    write_json_atomic(state.state_path, st)
+    before = json.loads((tmp_path / "exports" / "blacklist" / "versions.json").read_text(encoding="utf-8"))
+    summary = run_pipeline(str(tmp_path), None, pipeline_run["as_of"], replay=True)
+    assert summary.ok and not summary.published
+    assert exit_code(summary) == 1
+    assert any(r["assertion"] == "source_staleness" and "jtj/penalties" in r["message"] for r in summary.reasons)
+    after = json.loads((tmp_path / "exports" / "blacklist" / "versions.json").read_text(encoding="utf-8"))
+    assert after["last_successful"] == before["last_successful"]
+    assert after["items"][0]["result"] == "failure"
