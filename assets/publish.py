@@ -7,8 +7,30 @@ from dagster import AssetExecutionContext
 
 from pipelines.resources import ExchangeResource
 
-# columns that exist for the rules' joins but never leave the warehouse
-PRIVATE_COLUMNS = {"subject_code_full"}
+def is_private(column: str) -> bool:
+    """Columns kept for the rules' joins that never leave the warehouse (full ID numbers …)."""
+    return column.endswith("_full")
+
+
+# The same for every row of a version, and already in its manifest: kept out of the rows so a
+# delta carries only real changes (otherwise every row would be MOD each day).
+RUN_CONSTANTS = {"as_of"}
+
+
+def feed_tables(con) -> dict:
+    """Every feed of exchange.md §1 the rules produced (`rules.<feed>`), public columns only."""
+    from safecredit.publish import FEEDS
+
+    present = {t for (t,) in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'rules'").fetchall()}
+    out = {}
+    for feed, spec in FEEDS.items():
+        if feed not in present:
+            continue
+        cols = [r[0] for r in con.execute(f"DESCRIBE rules.{feed}").fetchall()
+                if not is_private(r[0]) and r[0] not in RUN_CONSTANTS]
+        out[feed] = con.sql(f"SELECT {', '.join(cols)} FROM rules.{feed}").to_arrow_table()
+    return out
 
 
 def held_back_sources(con, raw_root) -> list[dict]:
@@ -54,11 +76,8 @@ def published_feeds(context: AssetExecutionContext, exchange: ExchangeResource) 
     pol = exchange.policy()
     now = datetime.now(timezone.utc)
     with exchange.warehouse("publish") as con:
-        cols = [r[0] for r in con.execute("DESCRIBE rules.blacklist").fetchall()
-                if r[0] not in PRIVATE_COLUMNS]
-        blacklist = con.sql(f"SELECT {', '.join(cols)} FROM rules.blacklist ORDER BY entry_id").to_arrow_table()
+        feeds = feed_tables(con)
         held = held_back_sources(con, exchange.paths.raw)
-    feeds = {"blacklist": blacklist}
     max_stale = float(pol.get("publication.max_source_staleness_days", 7))
     pub = Publisher(exchange.paths.exports, exchange.paths.keys,
                     retention=int(pol.get("publication.retention_versions", 30)))

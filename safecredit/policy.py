@@ -1,7 +1,20 @@
-"""Versioned policy data (contracts/policy/*.yaml): the configurable defaults of rules.md."""
+"""Versioned policy data (contracts/policy/<name>/*.yaml): the configurable defaults of rules.md.
+
+One folder is one policy: `policy.yaml` names it (`policy`, `version`, `effective_from`); every
+other YAML file in the folder is a topic (listing, measures, credit, premium, …) merged into one
+document. The policy in force on a date is the folder with the latest `effective_from` not after
+it. The published version is the declared one plus a hash of the folder's content, so an edited
+value can never hide behind an unchanged version string.
+
+SQL reads policy through two kinds of tables `prepare` makes: `policy_kv(key, value)` for every
+scalar (macro `pol('listing.notice_working_days')`), and `policy_<name>` for each list of
+records a topic declares under `tables:`.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
@@ -25,6 +38,25 @@ class Policy:
             cur = cur[part]
         return cur
 
+    def scalars(self) -> list[tuple[str, str]]:
+        """Every scalar leaf as (dotted key, text), for the `policy_kv` table."""
+        out: list[tuple[str, str]] = []
+
+        def walk(prefix: str, node) -> None:
+            if isinstance(node, dict):
+                for k, v in node.items():
+                    if prefix == "" and k == "tables":
+                        continue
+                    walk(f"{prefix}.{k}" if prefix else str(k), v)
+            elif not isinstance(node, list) and node is not None:
+                out.append((prefix, str(node).lower() if isinstance(node, bool) else str(node)))
+
+        walk("", self.doc)
+        return sorted(out)
+
+    def tables(self) -> dict[str, list[dict]]:
+        return dict(self.doc.get("tables", {}) or {})
+
     def working_days(self, start: date, end: date) -> list[tuple[date, bool]]:
         """(day, is working day) for start..end inclusive: Mon–Fri less holidays plus make-up days."""
         cal = self.doc.get("calendar", {})
@@ -33,8 +65,7 @@ class Policy:
         out = []
         d = start
         while d <= end:
-            working = (d.weekday() < 5 and d not in holidays) or d in makeup
-            out.append((d, working))
+            out.append((d, (d.weekday() < 5 and d not in holidays) or d in makeup))
             d += timedelta(days=1)
         return out
 
@@ -52,22 +83,47 @@ def _expand(items) -> list[date]:
     return out
 
 
+def _merge(into: dict, new: dict) -> dict:
+    for k, v in new.items():
+        if k == "tables" and isinstance(v, dict):
+            into.setdefault("tables", {}).update(v)
+        elif isinstance(v, dict) and isinstance(into.get(k), dict):
+            _merge(into[k], v)
+        else:
+            into[k] = v
+    return into
+
+
+def policy_root() -> Path:
+    env = os.environ.get("SAFECREDIT_POLICY_DIR")
+    return Path(env).resolve() if env else CONTRACTS_DIR / "policy"
+
+
 @lru_cache(maxsize=None)
-def load_policies(root: Path = CONTRACTS_DIR / "policy") -> tuple[Policy, ...]:
+def load_policies(root: Path | None = None) -> tuple[Policy, ...]:
     import yaml
 
+    root = root or policy_root()
     out = []
-    for p in sorted(root.glob("*.yaml")):
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+    for folder in sorted(p for p in root.iterdir() if (p / "policy.yaml").exists()):
+        files = sorted(folder.glob("*.yaml"))
+        h = hashlib.sha256()
+        doc: dict = {}
+        for f in files:
+            raw = f.read_bytes()
+            h.update(f.name.encode() + b"\0" + raw)
+            _merge(doc, yaml.safe_load(raw) or {})
         eff = doc.get("effective_from", date(1900, 1, 1))
-        out.append(Policy(doc.get("policy", p.stem), str(doc["version"]),
-                          eff if isinstance(eff, date) else date.fromisoformat(str(eff)), doc))
+        eff = eff if isinstance(eff, date) else date.fromisoformat(str(eff))
+        out.append(Policy(str(doc.get("policy", folder.name)), f"{doc['version']}+{h.hexdigest()[:6]}", eff, doc))
+    if not out:
+        raise FileNotFoundError(f"no policy folder (with policy.yaml) under {root}")
     return tuple(sorted(out, key=lambda p: p.effective_from))
 
 
 def policy_for(day: date | None = None) -> Policy:
     """The policy in force on `day` (the latest `effective_from` not after it)."""
-    pols = load_policies()
+    pols = load_policies(policy_root())
     if day is None:
         return pols[-1]
     eligible = [p for p in pols if p.effective_from <= day]

@@ -23,6 +23,11 @@ def prepare_params(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, 
                 "?::VARCHAR AS policy_version, ?::VARCHAR AS person_salt",
                 [as_of, policy.get("listing.notice_working_days", 5), policy.get("listing.management_years", 3),
                  policy.get("listing.repair_after_months", 12), policy.version, person_salt])
+    con.execute("CREATE OR REPLACE TEMP TABLE policy_kv (key VARCHAR, value VARCHAR)")
+    con.executemany("INSERT INTO policy_kv VALUES (?, ?)", policy.scalars())
+    con.execute("CREATE OR REPLACE TEMP MACRO pol(k) AS (SELECT any_value(value) FROM policy_kv WHERE key = k)")
+    for name, rows in sorted(policy.tables().items()):
+        _policy_table(con, f"policy_{name}", rows)
     grounds = policy.get("listing.grounds", {}) or {}
     con.execute("CREATE OR REPLACE TEMP TABLE grounds (ground VARCHAR, name VARCHAR, enabled BOOLEAN, severity VARCHAR)")
     for g, spec in sorted(grounds.items()):
@@ -37,6 +42,22 @@ def prepare_params(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, 
     con.executemany("INSERT INTO calendar VALUES (?, ?)", days)
     con.execute("CREATE OR REPLACE TEMP TABLE calendar AS SELECT d, working, "
                 "sum(working::INTEGER) OVER (ORDER BY d) AS ord FROM calendar ORDER BY d")
+
+
+def _policy_table(con: duckdb.DuckDBPyConnection, name: str, rows: list[dict]) -> None:
+    """A list of records from a policy topic as a temp table (columns: union of the keys)."""
+    import pyarrow as pa
+
+    cols: list[str] = []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    data = {c: [None if r.get(c) is None else (r[c] if isinstance(r[c], (list, bool, int, float)) else str(r[c]))
+                for r in rows] for c in cols}
+    con.register("_policy_rows", pa.table(data) if rows else pa.table({"empty": pa.array([], pa.string())}))
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _policy_rows")
+    finally:
+        con.unregister("_policy_rows")
 
 
 def run_rules(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, person_salt: str,
