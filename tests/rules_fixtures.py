@@ -1,0 +1,112 @@
+"""Build a warehouse from hand-written department records, for rule tests (no HTTP).
+
+    con = build_warehouse(tmp_path, {"yjj": {"penalties": [penalty(...), ...], "accidents": [...]}},
+                          as_of=date(2026, 11, 22))
+
+Records go through the real path: raw landing → contracts/staging → subjects → rules/*.sql.
+`landed_at` of every record is its own `updated_at` unless given as `_landed_at`, so `known_at`
+tests can model late arrivals.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+from safecredit.codes import make_id_number, make_org_code, make_uscc
+from safecredit.landing import SourceDir
+from safecredit.policy import Policy, policy_for
+from safecredit.rules import run_rules, run_subjects
+from safecredit.staging import load_raw, stage
+from safecredit.warehouse import connect
+
+AUTHORITY = make_uscc("1", "1", "331200", make_org_code("00000001"))
+AUTHORITY_NAME = "江城市应急管理局"
+
+
+def uscc(i: int) -> str:
+    return make_uscc("9", "1", "331202", make_org_code(f"{31000000 + i:08d}"))
+
+
+def id_number(i: int) -> str:
+    return make_id_number("331202", date(1970, 1, 1 + i % 28), f"{i % 1000:03d}")
+
+
+def ts(d: str, hhmm: str = "10:00:00") -> str:
+    return f"{d}T{hhmm}+08:00"
+
+
+def enterprise(i: int, **over) -> dict:
+    rec = {"record_id": f"ent-{i}", "updated_at": ts("2020-01-02"), "op": "upsert",
+           "QY_DM": uscc(i), "QY_MC": f"江城市测试{i}号有限公司", "QY_ZYFZR": f"负责人{i}",
+           "QY_ZYFZR_ZJHM": id_number(i), "QY_HYDM": "C3311", "QY_GWHY": "无", "QY_XZQH": "331202",
+           "QY_ZT": "存续", "QY_CLRQ": "2010-05-01", "QY_BZHDJ": "无", "QY_CYRS": "50"}
+    rec.update(over)
+    return rec
+
+
+def penalty(n: int, subject: int, decision_date: str, **over) -> dict:
+    rec = {"record_id": f"pen-{n}", "updated_at": ts(decision_date), "op": "upsert",
+           "CF_XDR_MC": f"江城市测试{subject}号有限公司", "CF_XDR_LB": "法人及非法人组织",
+           "CF_XDR_SHXYM": uscc(subject), "CF_WSH": f"江应急罚〔{decision_date[:4]}〕{n}号",
+           "CF_CFLB": "罚款", "CF_NR_FK": "3", "CF_JDRQ": decision_date,
+           "CF_CFJG": AUTHORITY_NAME, "CF_CFJGDM": AUTHORITY, "CF_SJLY": AUTHORITY_NAME, "CF_SJLYDM": AUTHORITY,
+           "AQ_WFDM": "OTHER", "AQ_QJ": "一般", "AQ_CFDX": "单位"}
+    rec.update(over)
+    return rec
+
+
+def accident(n: int, subject: int, occurred: str, deaths: int = 0, grade: str = "一般", **over) -> dict:
+    rec = {"record_id": f"acc-{n}", "updated_at": ts(occurred[:10], "23:00:00"), "op": "upsert",
+           "SG_BH": f"331202-{occurred[:4]}-{n:04d}", "SG_FSSJ": f"{occurred[:10]} 08:00:00",
+           "SG_DWMC": f"江城市测试{subject}号有限公司", "SG_DWDM": uscc(subject), "SG_LX": "机械伤害",
+           "SG_SWRS": str(deaths), "SG_ZSRS": "0", "SG_JJSS": "10", "SG_DJ": grade, "SG_ZR": "责任事故",
+           "SG_BGQK": "正常"}
+    rec.update(over)
+    return rec
+
+
+def credit_action(n: int, kind: str, code: str, decision_no: str, effective: str, **over) -> dict:
+    rec = {"record_id": f"xd-{n}", "updated_at": ts(effective), "op": "upsert", "XD_LX": kind,
+           "XD_DXLX": "单位", "XD_DXDM": code, "XD_WSH": decision_no, "XD_RQ": effective,
+           "XD_JG": AUTHORITY_NAME, "XD_JGDM": AUTHORITY}
+    rec.update(over)
+    return rec
+
+
+def revoke(record: dict, when: str) -> dict:
+    return {"record_id": record["record_id"], "updated_at": ts(when), "op": "revoke"}
+
+
+def land_records(raw: Path, dept: str, dataset: str, records: list[dict]) -> None:
+    """One fetch per distinct `_landed_at` (default: the record's updated_at), oldest first."""
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        groups.setdefault(r.get("_landed_at", r["updated_at"]), []).append(
+            {k: v for k, v in r.items() if k != "_landed_at"})
+    src = SourceDir(raw, dept, dataset)
+    for i, (landed, items) in enumerate(sorted(groups.items())):
+        work = src.begin(f"F{landed.replace(':', '').replace('+', 'p')}-{i:04d}")
+        (work / "items.jsonl").write_text(
+            "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in items), encoding="utf-8")
+        src.commit(work, {"transport": "json", "finished_at": landed})
+
+
+def build_warehouse(tmp_path: Path, data: dict[str, dict[str, list[dict]]], as_of: date,
+                    policy: Policy | None = None, known_at: date | None = None, salt: str = "test-salt"):
+    """Land `data` ({dept: {dataset: records}}), stage, resolve subjects and run the rules."""
+    raw = tmp_path / "raw"
+    if not raw.exists():
+        for dept, per_ds in data.items():
+            for ds, recs in per_ds.items():
+                land_records(raw, dept, ds, recs)
+    con = connect(tmp_path / "warehouse.duckdb")
+    pol = policy or policy_for(as_of)
+    for ds in ("enterprises", "penalties", "accidents", "intermediary_ratings", "credit_actions"):
+        depts = sorted(d for d, per_ds in data.items() if ds in per_ds)
+        load_raw(con, raw, depts, ds)
+        stage(con, ds, pol.get("publication.hold_back", {}))
+    run_subjects(con, as_of, pol, salt)
+    run_rules(con, as_of, pol, salt)
+    return con
