@@ -3,7 +3,7 @@
 -- the number; the highest dimension wins). When the reported grade is lower, the numbers win.
 CREATE OR REPLACE TABLE rules.accidents AS
 WITH latest AS (
-    SELECT * FROM staged.accidents_current
+    SELECT * FROM k_accidents_current
     QUALIFY row_number() OVER (PARTITION BY accident_no ORDER BY updated_at DESC, department) = 1
 ), graded AS (
     SELECT *,

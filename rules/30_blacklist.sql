@@ -1,60 +1,134 @@
--- The serious-dishonesty list (严重失信主体名单) as of params.as_of.
--- Dates (Asia/Shanghai): day 0 = decision date; the listing starts on the Nth working day after it
--- (N = policy notice period); end = start + 3 calendar years, exclusive (29 Feb → 28 Feb).
--- Status: revoked (trigger revoked) > pending (notice running) > listed > expired.
+-- The serious-dishonesty list (严重失信主体名单) as of params.as_of, with each entry's history.
+--
+-- One entry per (deciding authority, decision, ground, subject); its id derives from those, so it
+-- never changes across runs. Dates (Asia/Shanghai): day 0 = decision date; the listing starts on
+-- the Nth working day after it (N = policy notice period, calendar from policy; N = 0 starts on
+-- day 0); end = start + management years, exclusive (29 Feb → 28 Feb).
+--
+-- Status at as_of, first that applies:
+--   revoked           the decision was revoked, or corrected so that it no longer qualifies
+--                     (today's knowledge applies backwards: the penalty counts as never made)
+--   objection_upheld  an upheld objection (异议成立): the listing never stood
+--   pending           the notice period is still running
+--   repaired          信用修复 effective on or before as_of, at least N months after the start,
+--                     and not revoked (撤销修复) since; an earlier repair is rejected with a reason
+--   expired           the management period ran out
+--   listed            otherwise — the only status that restricts
+CREATE OR REPLACE TABLE rules.entry_versions AS
+SELECT 'E' || left(sha256(concat_ws('|', authority_code, decision_no, ground, subject_id)), 16) AS entry_id, *
+FROM rules.trigger_versions;
+
 CREATE OR REPLACE TABLE rules.entries AS
-WITH unit_rows AS (
-    SELECT coalesce(r.name, t.subject_name) AS name, t.*
-    FROM rules.unit_triggers t
-    LEFT JOIN subjects.registry r ON r.uscc = t.subject_id
-), principal_rows AS (
-    -- the unit's principal: from the triggering penalty, else its accident, else the registry
-    SELECT coalesce(t.principal_id_no, a.principal_id_no, r.principal_id_no) AS principal_code,
-           coalesce(t.principal_name, a.principal_name, r.principal_name) AS principal, t.*
-    FROM rules.unit_triggers t
-    LEFT JOIN rules.accidents a ON a.accident_no = t.trigger_accident
-    LEFT JOIN subjects.registry r ON r.uscc = t.subject_id
-), subjects AS (
-    SELECT ground, subject_type, subject_id, subject_code, name, department, record_id,
-           decision_no, authority, authority_code, decision_date, basis, revoked, trigger_accident
-    FROM unit_rows
-    UNION ALL
-    SELECT ground, 'person', 'P' || left(sha256((SELECT person_salt FROM params) || principal_code), 16),
-           principal_code, principal, department, record_id,
-           decision_no, authority, authority_code, decision_date, basis, revoked, trigger_accident
-    FROM principal_rows WHERE principal_code IS NOT NULL
-), dated AS (
-    SELECT s.*,
-           (SELECT min(c.d) FROM calendar c
-             WHERE c.working AND c.ord = (SELECT c0.ord FROM calendar c0 WHERE c0.d = s.decision_date)
-                                         + (SELECT notice_days FROM params)
-                   AND (SELECT notice_days FROM params) > 0) AS notice_start
-    FROM subjects s
+WITH agg AS (
+    SELECT entry_id,
+           bool_or(is_latest) AS qualifies_now,
+           bool_or(revoked) AS decision_revoked,
+           max(revoked_at) AS decision_revoked_at,
+           max(updated_at) AS last_qualifying_version_at,
+           min(landed_at) AS first_landed_at,
+           arg_max(COLUMNS(* EXCLUDE (entry_id)), updated_at)
+    FROM rules.entry_versions GROUP BY entry_id
+), latest_version AS (   -- when a correction stopped qualifying: the version in force's date
+    SELECT department, record_id, max(updated_at) AS latest_version_at
+    FROM subjects.penalty_versions GROUP BY ALL
+), cal AS (SELECT d, working, ord FROM calendar), dec AS (
+    SELECT a.*, lv.latest_version_at, c0.ord AS decision_ord
+    FROM agg a
+    LEFT JOIN latest_version lv USING (department, record_id)
+    LEFT JOIN cal c0 ON c0.d = a.decision_date
+), started AS (
+    SELECT dec.*,
+           CASE WHEN (SELECT notice_days FROM params) = 0 THEN dec.decision_date ELSE c1.d END AS start_date
+    FROM dec LEFT JOIN cal c1
+      ON c1.working AND c1.ord = dec.decision_ord + (SELECT notice_days FROM params)
 )
-SELECT
-    'E' || left(sha256(concat_ws('|', authority_code, decision_no, dated.ground, subject_id)), 16) AS entry_id,
-    subject_type, subject_id,
-    CASE WHEN subject_type = 'person' THEN sc_mask(subject_code) ELSE subject_code END AS subject_code,
-    subject_code AS subject_code_full,
-    name, ground, ground_label AS ground_name, coalesce(basis, '') AS penalty_basis,
-    '应急管理部令第11号' AS basis,
-    decision_no, authority, authority_code, decision_date,
-    coalesce(notice_start, decision_date) AS start_date,
-    CAST(coalesce(notice_start, decision_date) + INTERVAL ((SELECT management_years FROM params)) YEAR AS DATE) AS end_date,
-    department AS source_department, record_id AS source_record_id, trigger_accident,
-    revoked
-FROM dated JOIN (SELECT ground AS g_ground, name AS ground_label FROM grounds WHERE enabled) g ON g.g_ground = dated.ground
-QUALIFY row_number() OVER (PARTITION BY entry_id ORDER BY source_department, source_record_id) = 1;
+SELECT *,
+       CAST(start_date + to_years((SELECT management_years FROM params)) AS DATE) AS end_date,
+       CAST(start_date + to_months((SELECT repair_after_months FROM params)) AS DATE) AS repair_earliest,
+       decision_revoked OR NOT qualifies_now AS is_revoked,
+       CASE WHEN decision_revoked THEN CAST(timezone('Asia/Shanghai', decision_revoked_at) AS DATE)
+            WHEN NOT qualifies_now THEN CAST(timezone('Asia/Shanghai', latest_version_at) AS DATE) END AS revoked_date
+FROM started
+QUALIFY row_number() OVER (PARTITION BY entry_id ORDER BY department, record_id) = 1;
+
+-- credit actions that name an entry's decision and subject, as known and in force by as_of
+CREATE OR REPLACE TABLE rules.entry_actions AS
+SELECT e.entry_id, e.start_date, e.end_date, e.repair_earliest, c.action_type, c.effective_date,
+       c.department, c.record_id, c.decision_no
+FROM rules.entries e
+JOIN k_credit_actions_current c
+  ON c.decision_no = e.decision_no AND c.subject_code = e.subject_code_full
+WHERE c.effective_date <= (SELECT as_of FROM params) OR c.action_type = '异议成立';
+
+-- a repair before the minimum period is refused: the listing stands (reported, not silently dropped)
+CREATE OR REPLACE TABLE rules.rejected_credit_actions AS
+SELECT entry_id, department, 'credit_actions' AS dataset, record_id, action_type, effective_date,
+       'LISTING-REPAIR-TOO-EARLY' AS rule_id,
+       '信用修复早于列入满' || (SELECT repair_after_months FROM params) || '个月（最早 ' || repair_earliest || '），修复不予采纳，列入继续有效。' AS message_zh,
+       'repair before ' || (SELECT repair_after_months FROM params) || ' months on the list (earliest ' || repair_earliest
+           || '); the repair is refused and the listing stands.' AS message_en
+FROM rules.entry_actions
+WHERE action_type = '信用修复' AND effective_date < repair_earliest
+ORDER BY ALL;
+
+CREATE OR REPLACE TABLE rules.entry_status AS
+WITH acts AS (
+    SELECT entry_id,
+           min(effective_date) FILTER (WHERE action_type = '异议成立') AS objection_date,
+           max(effective_date) FILTER (WHERE action_type = '信用修复' AND effective_date >= repair_earliest
+                                              AND effective_date < end_date) AS repair_date,
+           max(effective_date) FILTER (WHERE action_type = '撤销修复') AS repair_revoked_date
+    FROM rules.entry_actions GROUP BY entry_id
+)
+SELECT e.entry_id, a.objection_date, a.repair_date,
+       CASE WHEN a.repair_revoked_date > a.repair_date THEN a.repair_revoked_date END AS repair_revoked_date,
+       CASE
+           WHEN e.is_revoked THEN 'revoked'
+           WHEN a.objection_date IS NOT NULL THEN 'objection_upheld'
+           WHEN (SELECT as_of FROM params) < e.start_date THEN 'pending'
+           WHEN a.repair_date IS NOT NULL AND NOT coalesce(a.repair_revoked_date > a.repair_date, false) THEN 'repaired'
+           WHEN (SELECT as_of FROM params) >= e.end_date THEN 'expired'
+           ELSE 'listed' END AS status
+FROM rules.entries e LEFT JOIN acts a USING (entry_id);
+
+-- every status change an entry went through up to as_of (revocation and an upheld objection
+-- apply backwards but keep the date they happened)
+CREATE OR REPLACE TABLE rules.entry_history AS
+WITH ev AS (
+    SELECT entry_id, decision_date AS event_date, 1 AS ord, 'pending' AS status, 'penalty decision' AS cause
+    FROM rules.entries WHERE start_date > decision_date
+    UNION ALL SELECT entry_id, start_date, 2, 'listed', 'notice period ended' FROM rules.entries
+    UNION ALL SELECT entry_id, repair_date, 3, 'repaired', '信用修复' FROM rules.entry_status WHERE repair_date IS NOT NULL
+    UNION ALL SELECT entry_id, repair_revoked_date, 4, 'listed', '撤销修复: listing restored'
+              FROM rules.entry_status WHERE repair_revoked_date IS NOT NULL
+    UNION ALL SELECT e.entry_id, e.end_date, 5, 'expired', 'management period ended'
+              FROM rules.entries e JOIN rules.entry_status s USING (entry_id)
+              WHERE s.repair_date IS NULL OR s.repair_revoked_date IS NOT NULL
+    UNION ALL SELECT entry_id, objection_date, 6, 'objection_upheld', '异议成立' FROM rules.entry_status WHERE objection_date IS NOT NULL
+    UNION ALL SELECT entry_id, revoked_date, 7, 'revoked', 'decision revoked or no longer qualifying'
+              FROM rules.entries WHERE is_revoked
+)
+SELECT * FROM ev
+WHERE event_date <= (SELECT as_of FROM params) OR status IN ('revoked', 'objection_upheld')
+ORDER BY entry_id, event_date, ord;
 
 CREATE OR REPLACE TABLE rules.blacklist AS
-SELECT entry_id, subject_type, subject_id, subject_code, name, ground, ground_name, basis,
-       penalty_basis, decision_no, authority, authority_code, decision_date, start_date, end_date,
-       CASE WHEN revoked THEN 'revoked'
-            WHEN (SELECT as_of FROM params) < start_date THEN 'pending'
-            WHEN (SELECT as_of FROM params) < end_date THEN 'listed'
-            ELSE 'expired' END AS status,
-       source_department, source_record_id, trigger_accident,
+SELECT e.entry_id, e.subject_type, e.subject_id,
+       CASE WHEN e.subject_type = 'person' THEN sc_mask(e.subject_code_full) ELSE e.subject_code_full END AS subject_code,
+       e.subject_code_full,
+       coalesce(r.name, e.name) AS name, e.role, e.ground, g.name AS ground_name,
+       '应急管理部令第11号' AS basis, e.basis AS penalty_basis,
+       e.decision_no, e.authority, e.authority_code, e.decision_date, e.start_date, e.end_date,
+       s.status,
+       h.status_date,
+       s.repair_date, s.objection_date, e.revoked_date,
+       e.department AS source_department, e.record_id AS source_record_id, e.accident_no AS trigger_accident,
        (SELECT policy_version FROM params) AS policy_version,
        (SELECT as_of FROM params) AS as_of
-FROM rules.entries
-ORDER BY entry_id;
+FROM rules.entries e
+JOIN rules.entry_status s USING (entry_id)
+LEFT JOIN grounds g ON g.ground = e.ground
+LEFT JOIN (SELECT entry_id, status, max(event_date) AS status_date FROM rules.entry_history GROUP BY ALL) h
+       ON h.entry_id = e.entry_id AND h.status = s.status
+LEFT JOIN subjects.registry r ON e.subject_type = 'unit' AND r.uscc = e.subject_id
+ORDER BY e.entry_id;

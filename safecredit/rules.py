@@ -15,14 +15,34 @@ from safecredit.config import RULES_DIR
 from safecredit.policy import Policy
 
 
-def prepare_params(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, person_salt: str) -> None:
+KNOWN_DATASETS = ("enterprises", "penalties", "accidents", "intermediary_ratings", "credit_actions")
+
+
+def known_views(con: duckdb.DuckDBPyConnection) -> None:
+    """`k_<dataset>`: the staged versions landed by `params.known_at` (all when it is NULL), and
+    `k_<dataset>_current`: the version in force per record among them. Rules read only these, so
+    a run with `known_at` answers with exactly what had landed by then (rules.md §3)."""
+    for ds in KNOWN_DATASETS:
+        con.execute(f"""CREATE OR REPLACE TEMP VIEW k_{ds} AS SELECT * FROM staged.{ds}
+            WHERE (SELECT known_at FROM params) IS NULL
+               OR CAST(timezone('Asia/Shanghai', landed_at) AS DATE) <= (SELECT known_at FROM params)""")
+        con.execute(f"""CREATE OR REPLACE TEMP VIEW k_{ds}_current AS
+            SELECT * EXCLUDE (rn) FROM (
+                SELECT *, row_number() OVER (PARTITION BY department, record_id
+                    ORDER BY updated_at DESC, (op = 'revoke') DESC, fetch_id DESC, seq DESC) AS rn
+                FROM k_{ds}) WHERE rn = 1 AND op = 'upsert'""")
+
+
+def prepare_params(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, person_salt: str,
+                   known_at: date | None = None) -> None:
     for schema in ("rules", "subjects"):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     con.execute("CREATE OR REPLACE TEMP TABLE params AS SELECT ?::DATE AS as_of, ?::INTEGER AS notice_days, "
                 "?::INTEGER AS management_years, ?::INTEGER AS repair_after_months, "
-                "?::VARCHAR AS policy_version, ?::VARCHAR AS person_salt",
+                "?::VARCHAR AS policy_version, ?::VARCHAR AS person_salt, ?::DATE AS known_at",
                 [as_of, policy.get("listing.notice_working_days", 5), policy.get("listing.management_years", 3),
-                 policy.get("listing.repair_after_months", 12), policy.version, person_salt])
+                 policy.get("listing.repair_after_months", 12), policy.version, person_salt, known_at])
+    known_views(con)
     con.execute("CREATE OR REPLACE TEMP TABLE policy_kv (key VARCHAR, value VARCHAR)")
     con.executemany("INSERT INTO policy_kv VALUES (?, ?)", policy.scalars())
     con.execute("CREATE OR REPLACE TEMP MACRO pol(k) AS (SELECT any_value(value) FROM policy_kv WHERE key = k)")
@@ -61,9 +81,9 @@ def _policy_table(con: duckdb.DuckDBPyConnection, name: str, rows: list[dict]) -
 
 
 def run_rules(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, person_salt: str,
-              rules_dir: Path = RULES_DIR) -> list[str]:
+              rules_dir: Path = RULES_DIR, known_at: date | None = None) -> list[str]:
     """Run the SQL files directly in `rules_dir` (not its sub-folders), in name order."""
-    prepare_params(con, as_of, policy, person_salt)
+    prepare_params(con, as_of, policy, person_salt, known_at)
     ran = []
     for sql_file in sorted(rules_dir.glob("*.sql")):
         con.execute(sql_file.read_text(encoding="utf-8"))
@@ -71,6 +91,7 @@ def run_rules(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, perso
     return ran
 
 
-def run_subjects(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, person_salt: str) -> list[str]:
+def run_subjects(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, person_salt: str,
+                 known_at: date | None = None) -> list[str]:
     """Subject resolution and decision de-duplication (rules/subjects/*.sql)."""
-    return run_rules(con, as_of, policy, person_salt, RULES_DIR / "subjects")
+    return run_rules(con, as_of, policy, person_salt, RULES_DIR / "subjects", known_at)

@@ -107,6 +107,6 @@ def build_warehouse(tmp_path: Path, data: dict[str, dict[str, list[dict]]], as_o
         depts = sorted(d for d, per_ds in data.items() if ds in per_ds)
         load_raw(con, raw, depts, ds)
         stage(con, ds, pol.get("publication.hold_back", {}))
-    run_subjects(con, as_of, pol, salt)
-    run_rules(con, as_of, pol, salt)
+    run_subjects(con, as_of, pol, salt, known_at)
+    run_rules(con, as_of, pol, salt, known_at=known_at)
     return con

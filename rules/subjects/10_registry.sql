@@ -8,7 +8,7 @@ CREATE OR REPLACE MACRO sc_name_key(s) AS
         '〔', '('), '〕', ')'), '有限责任公司', '有限公司'), '股份有限公司', '股份公司'), '');
 
 CREATE OR REPLACE TABLE subjects.registry AS
-SELECT * FROM staged.enterprises_current
+SELECT * FROM k_enterprises_current
 QUALIFY row_number() OVER (PARTITION BY uscc ORDER BY updated_at DESC, department) = 1;
 
 CREATE OR REPLACE TABLE subjects.name_index AS

@@ -1,40 +1,45 @@
--- Penalty decisions as the rules see them.
+-- Penalty decisions as the rules see them (only what had landed by params.known_at).
 --
--- 1. Each record in its latest version; a revoked record keeps its last content with revoked = true
---    (so a listing it triggered changes status instead of disappearing).
+-- 1. Every upsert version of every record is kept (subjects.penalty_versions), so a listing that
+--    an earlier version triggered and a correction no longer supports turns `revoked` instead of
+--    disappearing; `is_latest` marks the version in force, `revoked` a record withdrawn since.
 -- 2. The same decision (处罚机关代码 + 决定书文号) reported by several departments is kept once:
 --    the deciding department's own report wins (数据来源 = 处罚机关), else the earliest sent.
 --    The others are reported in subjects.duplicate_decisions.
--- 3. Each decision is resolved to a stable subject id: a unit by its USCC (directly, or through the
+-- 3. Each version is resolved to a stable subject id: a unit by its USCC (directly, or through the
 --    registry from an old registration number, organisation code or current/former name); a person
 --    by a keyed hash of the ID number. Unresolved ones are reported, never silently dropped.
-CREATE OR REPLACE TABLE subjects.penalty_versions_latest AS
-SELECT department, record_id, updated_at, op FROM staged.penalties
+CREATE OR REPLACE TABLE subjects.penalty_records AS
+SELECT department, record_id, updated_at AS latest_at, op = 'revoke' AS revoked
+FROM k_penalties
 QUALIFY row_number() OVER (PARTITION BY department, record_id
                            ORDER BY updated_at DESC, (op = 'revoke') DESC, fetch_id DESC, seq DESC) = 1;
 
-CREATE OR REPLACE TABLE subjects.penalty_records AS
-SELECT u.* EXCLUDE (op), l.op = 'revoke' AS revoked, l.updated_at AS last_updated_at
-FROM subjects.penalty_versions_latest l
-JOIN (SELECT * FROM staged.penalties WHERE op = 'upsert'
-      QUALIFY row_number() OVER (PARTITION BY department, record_id
-                                 ORDER BY updated_at DESC, fetch_id DESC, seq DESC) = 1) u
-  USING (department, record_id);
-
 CREATE OR REPLACE TABLE subjects.penalty_decisions AS
-SELECT *,
+WITH latest_upsert AS (
+    SELECT department, record_id, authority_code, decision_no, source_unit_code, updated_at
+    FROM k_penalties WHERE op = 'upsert'
+    QUALIFY row_number() OVER (PARTITION BY department, record_id ORDER BY updated_at DESC, fetch_id DESC, seq DESC) = 1)
+SELECT u.*, r.revoked, r.latest_at,
        row_number() OVER (PARTITION BY authority_code, decision_no
                           ORDER BY (source_unit_code = authority_code) DESC, updated_at, department, record_id) AS report_rank,
        count(*) OVER (PARTITION BY authority_code, decision_no) AS reports
-FROM subjects.penalty_records;
+FROM latest_upsert u JOIN subjects.penalty_records r USING (department, record_id);
 
 CREATE OR REPLACE TABLE subjects.duplicate_decisions AS
 SELECT authority_code, decision_no, department, record_id, report_rank, reports
 FROM subjects.penalty_decisions WHERE reports > 1
 ORDER BY authority_code, decision_no, report_rank;
 
-CREATE OR REPLACE TABLE subjects.penalties AS
-WITH d AS (SELECT * EXCLUDE (report_rank, reports) FROM subjects.penalty_decisions WHERE report_rank = 1),
+CREATE OR REPLACE TABLE subjects.penalty_versions AS
+WITH d AS (
+    SELECT v.* EXCLUDE (op), pd.revoked, CASE WHEN pd.revoked THEN pd.latest_at END AS revoked_at,
+           v.updated_at = max(v.updated_at) OVER (PARTITION BY v.department, v.record_id) AS is_latest
+    FROM k_penalties v
+    JOIN subjects.penalty_decisions pd
+      ON pd.department = v.department AND pd.record_id = v.record_id AND pd.report_rank = 1
+    WHERE v.op = 'upsert'
+    QUALIFY row_number() OVER (PARTITION BY v.department, v.record_id, v.updated_at ORDER BY v.fetch_id, v.seq) = 1),
 is_person AS (
     SELECT d.*, (coalesce(penalised_party, '') = '个人' OR coalesce(subject_category, '') = '自然人') AS on_person
     FROM d),
@@ -69,6 +74,9 @@ SELECT *,
          WHEN on_person THEN 'P' || left(sha256((SELECT person_salt FROM params) || subject_code), 16)
          ELSE subject_code END AS subject_id
 FROM resolved;
+
+CREATE OR REPLACE TABLE subjects.penalties AS
+SELECT * FROM subjects.penalty_versions WHERE is_latest;
 
 CREATE OR REPLACE TABLE subjects.resolution_report AS
 SELECT department, coalesce(resolved_by, 'unresolved') AS resolved_by, count(*) AS decisions

@@ -1,0 +1,227 @@
+"""The serious-dishonesty list, ground by ground, with the boundaries of rules.md §3.
+
+Each test writes department records by hand, runs them through landing → staging → subjects →
+rules/*.sql, and reads `rules.blacklist`. Default policy: 5 working days' notice (calendar from
+policy), 3-year management period, repair after 12 months.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from rules_fixtures import (accident, build_warehouse, credit_action, enterprise, id_number, penalty,
+                            revoke, ts, uscc)
+
+AS_OF = date(2026, 11, 22)
+
+
+def entries(con, **where) -> list[dict]:
+    cols = [d[0] for d in con.execute("SELECT * FROM rules.blacklist LIMIT 0").description]
+    rows = [dict(zip(cols, r)) for r in con.execute("SELECT * FROM rules.blacklist ORDER BY ground, subject_type, entry_id").fetchall()]
+    return [r for r in rows if all(r[k] == v for k, v in where.items())]
+
+
+def grounds_of(con) -> set[tuple]:
+    return {(r["ground"], r["subject_type"], r["role"]) for r in entries(con)}
+
+
+def wh(tmp_path, penalties=(), accidents=(), actions=(), ents=None, as_of=AS_OF, **kw):
+    data = {"yjj": {"enterprises": ents if ents is not None else [enterprise(i) for i in range(1, 6)],
+                    "penalties": list(penalties), "accidents": list(accidents),
+                    "credit_actions": list(actions)}}
+    return build_warehouse(tmp_path, data, as_of, **kw)
+
+
+def liability(n, subject, acc_no, decision_date, **over):
+    return penalty(n, subject, decision_date, **{"AQ_WFDM": "ACCIDENT_LIABILITY", "AQ_SGBH": acc_no,
+                                                 "CF_NR_FK": "150", **over})
+
+
+# -- A1 ------------------------------------------------------------------------------------------------
+
+def test_a1_major_liability_accident_lists_unit_and_principal(tmp_path):
+    acc = accident(1, 1, "2025-05-01", deaths=12, grade="重大")
+    con = wh(tmp_path, [liability(1, 1, acc["SG_BH"], "2025-09-01")], [acc])
+    assert grounds_of(con) == {("A1", "unit", "penalised unit"), ("A1", "person", "principal")}
+    unit = entries(con, subject_type="unit")[0]
+    assert unit["subject_id"] == uscc(1) and unit["status"] == "listed"
+    person = entries(con, subject_type="person")[0]
+    assert person["subject_code"] == "*" * 14 + id_number(1)[-4:]
+
+
+def test_a1_not_for_a_non_liability_accident(tmp_path):
+    acc = accident(1, 1, "2025-05-01", deaths=12, grade="重大", SG_ZR="非责任事故")
+    con = wh(tmp_path, [liability(1, 1, acc["SG_BH"], "2025-09-01")], [acc])
+    assert entries(con) == []
+
+
+# -- A2 and the grade from the numbers --------------------------------------------------------------------
+
+@pytest.mark.parametrize("second, listed", [("2025-03-15", True), ("2025-03-16", False)])
+def test_a2_two_larger_accidents_within_twelve_calendar_months_inclusive(tmp_path, second, listed):
+    a1 = accident(1, 2, "2024-03-15", deaths=4, grade="较大")
+    a2 = accident(2, 2, second, deaths=5, grade="较大")
+    pens = [liability(1, 2, a1["SG_BH"], "2024-08-01"), liability(2, 2, a2["SG_BH"], "2025-08-01")]
+    con = wh(tmp_path, pens, [a1, a2])
+    a2_entries = entries(con, ground="A2")
+    if listed:
+        # triggered by the penalty for the later accident only
+        assert {e["decision_no"] for e in a2_entries} == {pens[1]["CF_WSH"]}
+        assert {e["subject_type"] for e in a2_entries} == {"unit", "person"}
+    else:
+        assert a2_entries == []
+
+
+def test_three_deaths_reported_as_ordinary_count_as_larger(tmp_path):
+    a1 = accident(1, 2, "2025-01-10", deaths=3, grade="一般")   # the numbers say 较大
+    a2 = accident(2, 2, "2025-06-10", deaths=3, grade="一般")
+    pens = [liability(1, 2, a1["SG_BH"], "2025-04-01"), liability(2, 2, a2["SG_BH"], "2025-09-01")]
+    con = wh(tmp_path, pens, [a1, a2])
+    assert [e["decision_no"] for e in entries(con, ground="A2", subject_type="unit")] == [pens[1]["CF_WSH"]]
+    flagged = con.execute("SELECT count(*) FROM quality.violations WHERE rule_id = 'ACCIDENTS-GRADE-BELOW-CASUALTIES'").fetchone()[0]
+    assert flagged == 2
+
+
+# -- A3, A4, A5 -------------------------------------------------------------------------------------------
+
+def test_a3_art_114_para_2_fine(tmp_path):
+    acc = accident(1, 3, "2025-05-01", deaths=1)
+    con = wh(tmp_path, [liability(1, 3, acc["SG_BH"], "2025-09-01", AQ_QJ="特别严重", CF_NR_FK="300")], [acc])
+    assert grounds_of(con) == {("A3", "unit", "penalised unit"), ("A3", "person", "principal")}
+
+
+def test_a4_concealment_lists_unit_and_the_penalised_persons_not_the_principal_by_default(tmp_path):
+    unit_pen = penalty(1, 3, "2025-09-01", AQ_WFDM="ACCIDENT_CONCEALED")
+    person_pen = penalty(2, 3, "2025-09-01", AQ_WFDM="ACCIDENT_CONCEALED", AQ_CFDX="个人", CF_XDR_LB="自然人",
+                         CF_XDR_MC="张三", CF_XDR_SHXYM=None, CF_XDR_ZJHM=id_number(77))
+    con = wh(tmp_path, [unit_pen, person_pen])
+    assert grounds_of(con) == {("A4", "unit", "penalised unit"), ("A4", "person", "penalised person")}
+
+
+def test_late_reporting_alone_is_not_a_ground(tmp_path):
+    acc = accident(1, 3, "2025-05-01", deaths=1, SG_BGQK="迟报")
+    con = wh(tmp_path, [penalty(1, 3, "2025-09-01", AQ_SGBH=acc["SG_BH"], CF_WFXW="事故迟报")], [acc])
+    assert entries(con) == []
+
+
+def test_a5_lists_the_principal_only(tmp_path):
+    con = wh(tmp_path, [penalty(1, 4, "2025-09-01", AQ_WFDM="PRINCIPAL_ABSCONDED",
+                                AQ_ZYFZR="李四", AQ_ZYFZR_ZJHM=id_number(40))])
+    assert grounds_of(con) == {("A5", "person", "principal")}
+    assert entries(con)[0]["name"] == "李四"
+
+
+# -- B grounds --------------------------------------------------------------------------------------------
+
+def test_b1_unlicensed_operation(tmp_path):
+    con = wh(tmp_path, [penalty(1, 1, "2025-09-01", AQ_WFDM="UNLICENSED_OPERATION")])
+    assert grounds_of(con) == {("B1", "unit", "penalised unit"), ("B1", "person", "principal")}
+
+
+def test_b2_agency_and_its_staff(tmp_path):
+    pens = [penalty(1, 5, "2025-09-01", AQ_WFDM="AGENCY_FRAUD"),
+            penalty(2, 5, "2025-09-01", AQ_WFDM="AGENCY_FRAUD", AQ_CFDX="个人", CF_XDR_LB="自然人",
+                    CF_XDR_MC="王五", CF_XDR_SHXYM=None, CF_XDR_ZJHM=id_number(55))]
+    con = wh(tmp_path, pens)
+    assert grounds_of(con) == {("B2", "unit", "penalised unit"), ("B2", "person", "penalised person")}
+
+
+def test_b3_refused_execution(tmp_path):
+    con = wh(tmp_path, [penalty(1, 1, "2025-09-01", AQ_WFDM="REFUSED_EXECUTION")])
+    assert {g for g, *_ in grounds_of(con)} == {"B3"}
+
+
+@pytest.mark.parametrize("severity, listed", [("特别严重", True), ("严重", False)])
+def test_b4_other_only_when_most_serious(tmp_path, severity, listed):
+    con = wh(tmp_path, [penalty(1, 1, "2025-09-01", AQ_WFDM="OTHER", AQ_QJ=severity)])
+    assert bool(entries(con, ground="B4")) == listed
+
+
+# -- dates and statuses -------------------------------------------------------------------------------------
+
+def test_notice_period_counts_working_days_of_the_policy_calendar(tmp_path):
+    # 2024-09-30 (Mon); 1–7 Oct National Day; 12 Oct (Sat) is a make-up working day
+    con = wh(tmp_path, [penalty(1, 1, "2024-09-30", AQ_WFDM="UNLICENSED_OPERATION")], as_of=date(2024, 10, 11))
+    e = entries(con, subject_type="unit")[0]
+    assert e["start_date"] == date(2024, 10, 12) and e["status"] == "pending"
+
+
+def test_end_is_three_calendar_years_exclusive_29_february(tmp_path):
+    # decided 2024-02-22 → 5 working days → starts 2024-02-29 → ends 2027-02-28 (exclusive)
+    pen = penalty(1, 1, "2024-02-22", AQ_WFDM="UNLICENSED_OPERATION")
+    con = wh(tmp_path / "a", [pen], as_of=date(2027, 2, 27))
+    e = entries(con, subject_type="unit")[0]
+    assert (e["start_date"], e["end_date"], e["status"]) == (date(2024, 2, 29), date(2027, 2, 28), "listed")
+    con = wh(tmp_path / "b", [pen], as_of=date(2027, 2, 28))
+    assert entries(con, subject_type="unit")[0]["status"] == "expired"
+
+
+@pytest.mark.parametrize("repair_on, status", [("2026-03-09", "listed"), ("2026-03-10", "repaired")])
+def test_repair_at_eleven_vs_twelve_months(tmp_path, repair_on, status):
+    pen = penalty(1, 1, "2025-03-03", AQ_WFDM="UNLICENSED_OPERATION")  # starts 2025-03-10
+    act = credit_action(1, "信用修复", uscc(1), pen["CF_WSH"], repair_on)
+    con = wh(tmp_path, [pen], actions=[act])
+    assert entries(con, subject_type="unit")[0]["status"] == status
+    rejected = con.execute("SELECT rule_id FROM rules.rejected_credit_actions").fetchall()
+    assert (rejected == [("LISTING-REPAIR-TOO-EARLY",)]) == (status == "listed")
+
+
+def test_revoked_repair_restores_the_listing_with_its_original_end(tmp_path):
+    pen = penalty(1, 1, "2025-03-03", AQ_WFDM="UNLICENSED_OPERATION")
+    acts = [credit_action(1, "信用修复", uscc(1), pen["CF_WSH"], "2026-04-01"),
+            credit_action(2, "撤销修复", uscc(1), pen["CF_WSH"], "2026-06-01")]
+    con = wh(tmp_path, [pen], actions=acts)
+    e = entries(con, subject_type="unit")[0]
+    assert e["status"] == "listed" and e["end_date"] == date(2028, 3, 10)
+    hist = con.execute("SELECT status FROM rules.entry_history WHERE entry_id = ? ORDER BY event_date, ord",
+                       [e["entry_id"]]).fetchall()
+    assert [h for (h,) in hist] == ["pending", "listed", "repaired", "listed"]
+
+
+def test_upheld_objection_means_the_listing_never_stood(tmp_path):
+    pen = penalty(1, 1, "2025-03-03", AQ_WFDM="UNLICENSED_OPERATION")
+    con = wh(tmp_path, [pen], actions=[credit_action(1, "异议成立", uscc(1), pen["CF_WSH"], "2025-03-06")])
+    assert entries(con, subject_type="unit")[0]["status"] == "objection_upheld"
+
+
+def test_revoked_trigger_keeps_the_entry_with_status_revoked(tmp_path):
+    pen = penalty(1, 1, "2025-03-03", AQ_WFDM="UNLICENSED_OPERATION")
+    con = wh(tmp_path, [pen, revoke(pen, "2025-12-01")])
+    e = entries(con, subject_type="unit")
+    assert len(e) == 1 and e[0]["status"] == "revoked" and e[0]["revoked_date"] == date(2025, 12, 1)
+
+
+def test_corrected_so_it_no_longer_qualifies_is_revoked(tmp_path):
+    pen = penalty(1, 1, "2025-03-03", AQ_WFDM="OTHER", AQ_QJ="特别严重")
+    fix = {**pen, "updated_at": ts("2025-05-01"), "AQ_QJ": "一般"}
+    con = wh(tmp_path, [pen, fix])
+    assert [e["status"] for e in entries(con, subject_type="unit")] == ["revoked"]
+
+
+def test_entry_ids_are_stable_across_runs(tmp_path):
+    pens = [penalty(1, 1, "2025-03-03", AQ_WFDM="UNLICENSED_OPERATION")]
+    a = {e["entry_id"] for e in entries(wh(tmp_path / "a", pens))}
+    b = {e["entry_id"] for e in entries(wh(tmp_path / "b", pens, as_of=date(2026, 1, 1)))}
+    assert a == b and len(a) == 2
+
+
+# -- two time axes --------------------------------------------------------------------------------------------
+
+def test_known_at_reproduces_what_an_earlier_run_knew(tmp_path):
+    late = penalty(1, 1, "2025-03-03", AQ_WFDM="UNLICENSED_OPERATION", updated_at=ts("2025-10-01"))
+    data = [late]
+    before = wh(tmp_path / "before", data, as_of=date(2025, 6, 1), known_at=date(2025, 6, 1))
+    assert entries(before) == []
+    after = wh(tmp_path / "after", data, as_of=date(2025, 6, 1), known_at=date(2025, 10, 2))
+    assert {e["status"] for e in entries(after)} == {"listed"}
+
+
+def test_as_of_alone_applies_a_later_revocation_backwards_known_at_does_not(tmp_path):
+    pen = penalty(1, 1, "2025-03-03", AQ_WFDM="UNLICENSED_OPERATION")
+    data = [pen, revoke(pen, "2026-01-10")]
+    now = wh(tmp_path / "now", data, as_of=date(2025, 12, 1))
+    assert {e["status"] for e in entries(now)} == {"revoked"}
+    then = wh(tmp_path / "then", data, as_of=date(2025, 12, 1), known_at=date(2025, 12, 1))
+    assert {e["status"] for e in entries(then)} == {"listed"}
