@@ -32,19 +32,25 @@ WITH agg AS (
     SELECT department, record_id, max(updated_at) AS latest_version_at
     FROM subjects.penalty_versions GROUP BY ALL
 ), cal AS (SELECT d, working, ord FROM calendar), dec AS (
-    SELECT a.*, lv.latest_version_at, c0.ord AS decision_ord
+    SELECT a.*, lv.latest_version_at, c0.ord AS decision_ord,
+           coalesce(pt.policy_version, (SELECT policy_version FROM params)) AS entry_policy_version,
+           coalesce(pt.notice_days, (SELECT notice_days FROM params)) AS notice_days,
+           coalesce(pt.management_years, (SELECT management_years FROM params)) AS management_years,
+           coalesce(pt.repair_after_months, (SELECT repair_after_months FROM params)) AS repair_after_months
     FROM agg a
     LEFT JOIN latest_version lv USING (department, record_id)
     LEFT JOIN cal c0 ON c0.d = a.decision_date
+    -- the policy in force on the decision date
+    ASOF LEFT JOIN policy_timeline pt ON a.decision_date >= pt.effective_from
 ), started AS (
     SELECT dec.*,
-           CASE WHEN (SELECT notice_days FROM params) = 0 THEN dec.decision_date ELSE c1.d END AS start_date
+           CASE WHEN dec.notice_days = 0 THEN dec.decision_date ELSE c1.d END AS start_date
     FROM dec LEFT JOIN cal c1
-      ON c1.working AND c1.ord = dec.decision_ord + (SELECT notice_days FROM params)
+      ON c1.working AND c1.ord = dec.decision_ord + dec.notice_days
 )
 SELECT *,
-       CAST(start_date + to_years((SELECT management_years FROM params)) AS DATE) AS end_date,
-       CAST(start_date + to_months((SELECT repair_after_months FROM params)) AS DATE) AS repair_earliest,
+       CAST(start_date + to_years(management_years) AS DATE) AS end_date,
+       CAST(start_date + to_months(repair_after_months) AS DATE) AS repair_earliest,
        decision_revoked OR NOT qualifies_now AS is_revoked,
        CASE WHEN decision_revoked THEN CAST(timezone('Asia/Shanghai', decision_revoked_at) AS DATE)
             WHEN NOT qualifies_now THEN CAST(timezone('Asia/Shanghai', latest_version_at) AS DATE) END AS revoked_date
@@ -64,8 +70,8 @@ WHERE c.effective_date <= (SELECT as_of FROM params) OR c.action_type = '异议�
 CREATE OR REPLACE TABLE rules.rejected_credit_actions AS
 SELECT entry_id, department, 'credit_actions' AS dataset, record_id, action_type, effective_date,
        'LISTING-REPAIR-TOO-EARLY' AS rule_id,
-       '信用修复早于列入满' || (SELECT repair_after_months FROM params) || '个月（最早 ' || repair_earliest || '），修复不予采纳，列入继续有效。' AS message_zh,
-       'repair before ' || (SELECT repair_after_months FROM params) || ' months on the list (earliest ' || repair_earliest
+       '信用修复早于最早可修复日期 ' || repair_earliest || '，修复不予采纳，列入继续有效。' AS message_zh,
+       'repair before the earliest repair date (' || repair_earliest
            || '); the repair is refused and the listing stands.' AS message_en
 FROM rules.entry_actions
 WHERE action_type = '信用修复' AND effective_date < repair_earliest
@@ -123,7 +129,7 @@ SELECT e.entry_id, e.subject_type, e.subject_id,
        h.status_date,
        s.repair_date, s.objection_date, e.revoked_date,
        e.department AS source_department, e.record_id AS source_record_id, e.accident_no AS trigger_accident,
-       (SELECT policy_version FROM params) AS policy_version,
+       e.entry_policy_version AS policy_version,
        (SELECT as_of FROM params) AS as_of
 FROM rules.entries e
 JOIN rules.entry_status s USING (entry_id)

@@ -43,6 +43,16 @@ def prepare_params(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, 
                 [as_of, policy.get("listing.notice_working_days", 5), policy.get("listing.management_years", 3),
                  policy.get("listing.repair_after_months", 12), policy.version, person_salt, known_at])
     known_views(con)
+    # every policy version with its listing periods: an entry follows the policy in force on its
+    # decision date (rules.md §3), the run's own policy for everything else
+    from safecredit.policy import policy_root, load_policies
+
+    con.execute("CREATE OR REPLACE TEMP TABLE policy_timeline (policy_version VARCHAR, effective_from DATE, "
+                "notice_days INTEGER, management_years INTEGER, repair_after_months INTEGER)")
+    timeline = [p for p in load_policies(policy_root())] if policy in load_policies(policy_root()) else [policy]
+    con.executemany("INSERT INTO policy_timeline VALUES (?, ?, ?, ?, ?)", [
+        (p.version, p.effective_from, p.get("listing.notice_working_days", 5), p.get("listing.management_years", 3),
+         p.get("listing.repair_after_months", 12)) for p in timeline])
     con.execute("CREATE OR REPLACE TEMP TABLE policy_kv (key VARCHAR, value VARCHAR)")
     con.executemany("INSERT INTO policy_kv VALUES (?, ?)", policy.scalars())
     con.execute("CREATE OR REPLACE TEMP MACRO pol(k) AS (SELECT any_value(value) FROM policy_kv WHERE key = k)")

@@ -225,3 +225,85 @@ def test_as_of_alone_applies_a_later_revocation_backwards_known_at_does_not(tmp_
     assert {e["status"] for e in entries(now)} == {"revoked"}
     then = wh(tmp_path / "then", data, as_of=date(2025, 12, 1), known_at=date(2025, 12, 1))
     assert {e["status"] for e in entries(then)} == {"listed"}
+
+
+# -- policy as data -------------------------------------------------------------------------------------------
+
+def _policy_copy(tmp_path, edit) -> "Path":
+    import shutil
+
+    from safecredit.config import CONTRACTS_DIR
+
+    root = tmp_path / "policy"
+    shutil.copytree(CONTRACTS_DIR / "policy", root)
+    edit(root)
+    return root
+
+
+def _with_policy_dir(monkeypatch, root):
+    from safecredit.policy import load_policies
+
+    monkeypatch.setenv("SAFECREDIT_POLICY_DIR", str(root))
+    load_policies.cache_clear()
+
+
+def test_same_inputs_and_policy_give_identical_rows(tmp_path):
+    pens = [penalty(1, 1, "2025-03-03", AQ_WFDM="UNLICENSED_OPERATION"), penalty(2, 2, "2025-04-03", AQ_WFDM="REFUSED_EXECUTION")]
+    a = wh(tmp_path / "a", pens).execute("SELECT * FROM rules.blacklist ORDER BY entry_id").fetchall()
+    b = wh(tmp_path / "b", pens).execute("SELECT * FROM rules.blacklist ORDER BY entry_id").fetchall()
+    assert a == b and a
+
+
+def test_a_changed_policy_value_changes_the_list_and_its_version_without_code(tmp_path, monkeypatch):
+    from safecredit.policy import load_policies, policy_for
+
+    pens = [penalty(1, 1, "2025-03-03", AQ_WFDM="UNLICENSED_OPERATION")]
+    before = entries(wh(tmp_path / "a", pens), subject_type="unit")[0]
+
+    def zero_notice(root):
+        p = root / "default" / "listing.yaml"
+        p.write_text(p.read_text(encoding="utf-8").replace("notice_working_days: 5", "notice_working_days: 0"),
+                     encoding="utf-8")
+
+    _with_policy_dir(monkeypatch, _policy_copy(tmp_path, zero_notice))
+    try:
+        after = entries(wh(tmp_path / "b", pens, policy=policy_for(AS_OF)), subject_type="unit")[0]
+    finally:
+        monkeypatch.delenv("SAFECREDIT_POLICY_DIR")
+        load_policies.cache_clear()
+    assert before["start_date"] == date(2025, 3, 10) and after["start_date"] == date(2025, 3, 3)
+    assert after["policy_version"] != before["policy_version"]
+    assert after["entry_id"] == before["entry_id"]
+
+
+def test_the_policy_in_force_on_the_decision_date_applies(tmp_path, monkeypatch):
+    """An older regime (1-year listing) configured for decisions before 2023-10-01."""
+    from safecredit.policy import load_policies, policy_for
+
+    def old_regime(root):
+        import shutil
+
+        shutil.copytree(root / "default", root / "pre2023")
+        p = root / "pre2023" / "listing.yaml"
+        p.write_text(p.read_text(encoding="utf-8").replace("management_years: 3", "management_years: 1"),
+                     encoding="utf-8")
+        (root / "pre2023" / "policy.yaml").write_text(
+            'policy: 安监总办〔2017〕49号\nversion: "2017.1"\neffective_from: 1900-01-01\n', encoding="utf-8")
+        q = root / "default" / "policy.yaml"
+        q.write_text(q.read_text(encoding="utf-8").replace("effective_from: 1900-01-01", "effective_from: 2023-10-01"),
+                     encoding="utf-8")
+
+    _with_policy_dir(monkeypatch, _policy_copy(tmp_path, old_regime))
+    try:
+        pens = [penalty(1, 1, "2023-05-04", AQ_WFDM="UNLICENSED_OPERATION"),
+                penalty(2, 2, "2024-05-06", AQ_WFDM="UNLICENSED_OPERATION")]
+        con = wh(tmp_path / "w", pens, as_of=date(2024, 6, 1), policy=policy_for(date(2024, 6, 1)))
+        units = {e["decision_no"]: e for e in entries(con, subject_type="unit")}
+    finally:
+        monkeypatch.delenv("SAFECREDIT_POLICY_DIR")
+        load_policies.cache_clear()
+    old, new = units[pens[0]["CF_WSH"]], units[pens[1]["CF_WSH"]]
+    assert (old["end_date"] - old["start_date"]).days in (365, 366) and old["status"] == "expired"
+    assert old["policy_version"].startswith("2017.1+")
+    assert new["end_date"].year - new["start_date"].year == 3 and new["status"] == "listed"
+    assert new["policy_version"].startswith("2026.1+")

@@ -1,0 +1,91 @@
+-- Joint punishment (联合惩戒) in force on params.as_of: rules.md §4, exchange.md §2.
+--
+-- rules.restrictions holds one row per restriction that binds on as_of, nothing else: the API
+-- answers "restricted" for (code, matter) when a row exists, with restricted_until from it.
+--   source = 'listing'  one row per `listed` entry of rules.blacklist × measure of the policy
+--                       table `measures` (policy_measures) that applies to the subject type
+--                       (unit | person | both) and ground. Only `listed` restricts: pending,
+--                       expired, repaired, objection_upheld and revoked entries have no rows (the
+--                       blacklist feed keeps them with their status). restricted_from = start_date;
+--                       restricted_until = end_date (exclusive, the day the measure lifts), or
+--                       start + `years` for duration = years.
+--   source = 'ban'      statutory bans on persons shown by their own penalties (policy table
+--                       `person_bans`): 限制从业 until CF_YXQ (empty = for life), 安全生产法 Art. 94 ¶3
+--                       (life, same industry, after a 重大/特别重大 accident), Art. 92 ¶3 (agency
+--                       staff). restricted_from = decision date; restricted_until NULL with
+--                       for_life = true for a life ban. Revoked penalties count as never made.
+-- restriction_id is stable across runs: a hash of (source, entry or penalty, ban, matter).
+CREATE OR REPLACE TABLE rules.restrictions AS
+WITH cfg AS (
+    SELECT as_of, policy_version,
+           coalesce(TRY_CAST(pol('measures.effect_until_inclusive') AS BOOLEAN), true) AS until_inclusive
+    FROM params
+), m AS (
+    SELECT matter, name, measure, department, basis, applies_to,
+           coalesce(TRY_CAST(on_listing AS BOOLEAN), true) AS on_listing,
+           string_split(replace(coalesce(CAST(grounds AS VARCHAR), '*'), ' ', ''), ',') AS grounds,
+           coalesce(CAST(duration AS VARCHAR), 'listing') AS duration,
+           TRY_CAST(years AS INTEGER) AS years
+    FROM policy_measures
+), from_listing AS (
+    SELECT 'listing' AS source, b.entry_id, NULL::VARCHAR AS penalty_id, NULL::VARCHAR AS ban,
+           b.subject_type, b.subject_id, b.subject_code, b.name, b.ground,
+           m.matter, m.name AS measure_name, m.measure, m.department AS implementing_department, m.basis,
+           NULL::VARCHAR AS scope_industry,
+           b.start_date AS restricted_from,
+           CASE WHEN m.duration = 'years' THEN CAST(b.start_date + to_years(m.years) AS DATE)
+                ELSE b.end_date END AS restricted_until,
+           false AS for_life,
+           b.status, b.decision_no, b.authority, b.authority_code
+    FROM rules.blacklist b
+    JOIN m ON m.on_listing AND m.applies_to IN (b.subject_type, 'both')
+          AND (list_contains(m.grounds, '*') OR list_contains(m.grounds, b.ground))
+    WHERE b.status = 'listed'
+), bans AS (
+    SELECT ban, matter, CAST(penalty_type AS VARCHAR) AS penalty_type, CAST(violation_code AS VARCHAR) AS violation_code,
+           coalesce(TRY_CAST(min_accident_level AS INTEGER), 0) AS min_accident_level,
+           CAST(until AS VARCHAR) AS until, TRY_CAST(years AS INTEGER) AS years,
+           nullif(CAST(life_when_severity AS VARCHAR), '') AS life_when_severity,
+           coalesce(CAST(scope AS VARCHAR), 'any') AS scope, basis
+    FROM policy_person_bans
+), person_penalties AS (
+    SELECT p.*, a.grade_level AS accident_level, coalesce(a.industry, r.industry_code) AS accident_industry
+    FROM subjects.penalties p
+    CROSS JOIN cfg
+    LEFT JOIN rules.accidents a ON a.accident_no = p.accident_no
+    LEFT JOIN subjects.registry r ON r.uscc = a.unit_uscc
+    WHERE p.subject_type = 'person' AND NOT coalesce(p.revoked, false) AND p.decision_date <= cfg.as_of
+), from_bans AS (
+    SELECT 'ban' AS source, NULL::VARCHAR AS entry_id,
+           'D' || left(sha256(concat_ws('|', p.authority_code, p.decision_no)), 16) AS penalty_id, x.ban,
+           'person' AS subject_type, p.subject_id, sc_mask(p.subject_code) AS subject_code, p.subject_name AS name,
+           NULL::VARCHAR AS ground,
+           x.matter, m.name AS measure_name, m.measure, m.department AS implementing_department, x.basis,
+           CASE WHEN x.scope = 'industry' THEN p.accident_industry END AS scope_industry,
+           p.decision_date AS restricted_from,
+           CASE x.until
+               WHEN 'effect_until' THEN p.effect_until + CASE WHEN cfg.until_inclusive THEN 1 ELSE 0 END
+               WHEN 'years' THEN CASE WHEN p.severity IS NOT DISTINCT FROM x.life_when_severity AND x.life_when_severity IS NOT NULL
+                                      THEN NULL ELSE CAST(p.decision_date + to_years(x.years) AS DATE) END
+           END AS restricted_until,
+           CASE x.until
+               WHEN 'effect_until' THEN p.effect_until IS NULL
+               WHEN 'life' THEN true
+               WHEN 'years' THEN coalesce(p.severity = x.life_when_severity, false)
+               ELSE false END AS for_life,
+           'in_force' AS status, p.decision_no, p.authority, p.authority_code
+    FROM person_penalties p
+    CROSS JOIN cfg
+    JOIN bans x ON (x.penalty_type = '*' OR list_contains(p.penalty_types, x.penalty_type))
+               AND (x.violation_code = '*' OR x.violation_code = p.violation_code)
+               AND coalesce(p.accident_level, 0) >= x.min_accident_level
+    LEFT JOIN m ON m.matter = x.matter
+), unioned AS (
+    SELECT * FROM from_listing UNION ALL SELECT * FROM from_bans
+)
+SELECT 'R' || left(sha256(concat_ws('|', u.source, coalesce(u.entry_id, u.penalty_id), u.ban, u.matter)), 16) AS restriction_id,
+       u.*, cfg.policy_version, cfg.as_of
+FROM unioned u CROSS JOIN cfg
+WHERE u.restricted_from <= cfg.as_of
+  AND (u.for_life OR cfg.as_of < u.restricted_until)
+ORDER BY restriction_id;
