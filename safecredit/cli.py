@@ -139,7 +139,20 @@ def replay(home, dataset, department, as_of) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def explain(entry_id, home, as_json) -> None:
     """The source records behind a list entry, score or factor."""
-    _not_yet("explain")
+    import json as _json
+
+    from safecredit import config
+    from safecredit.explain import explain as do_explain
+    from safecredit.warehouse import open_reader
+
+    with open_reader(config.paths(home)) as con:
+        result = do_explain(con, entry_id)
+    if as_json:
+        click.echo(_json.dumps(result, ensure_ascii=False, indent=1, default=str))
+        return
+    from safecredit.report import print_explanation
+
+    print_explanation(result)
 
 
 @main.command()

@@ -107,3 +107,22 @@ def writer_lock(paths: Paths, holder: str = "") -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+
+
+@contextmanager
+def open_reader(paths: Paths) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection for commands that only look (explain …)."""
+    from safecredit.errors import NothingPublished
+
+    if not paths.warehouse.exists():
+        raise NothingPublished(f"{paths.warehouse} 不存在：尚未运行过。请先运行 `safecredit run`。",
+                               f"No warehouse at {paths.warehouse}: nothing has run yet. Run `safecredit run` first.")
+    try:
+        con = connect(paths.warehouse, read_only=True)
+    except duckdb.IOException:
+        raise WarehouseBusy("数据仓库正被运行中的任务写入，请稍后再试。",
+                            "The warehouse is being written by a running job; try again when it finishes.") from None
+    try:
+        yield con
+    finally:
+        con.close()

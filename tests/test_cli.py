@@ -79,7 +79,7 @@ def test_second_writer_gets_exit_3(tmp_path):
         holder.communicate("", timeout=30)
 
 
-@pytest.mark.parametrize("cmd", [["explain", "E1"], ["serve"], ["check", "914403001922038216"],
+@pytest.mark.parametrize("cmd", [["serve"], ["check", "914403001922038216"],
                                  ["keys", "list"]])
 def test_not_yet_available_commands_say_so(cmd):
     r = sc(*cmd)

@@ -70,3 +70,32 @@ def test_no_full_id_numbers_in_published_files(pipeline_run):
     version = json.loads((exports / "blacklist" / "versions.json").read_text(encoding="utf-8"))["last_successful"]
     text = (exports / "blacklist" / version / "full.jsonl").read_text(encoding="utf-8")
     assert not re.search(r"(?<![0-9*])[1-9][0-9]{5}(19|20)[0-9]{2}[01][0-9][0-3][0-9][0-9]{3}[0-9X](?![0-9])", text)
+
+
+def test_explain_names_the_department_records_behind_an_entry(pipeline_run, sim_meta):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exports = pipeline_run["home"] / "exports"
+    version = json.loads((exports / "blacklist" / "versions.json").read_text(encoding="utf-8"))["last_successful"]
+    rows = pq.read_table(exports / "blacklist" / version / "full.parquet").to_pylist()
+    golden = next(s for s in sim_meta["scenarios"] if s["ground"] == "A1")
+    entry = next(r for r in rows if r["ground"] == "A1" and r["subject_id"] == golden["uscc"])
+    bin_ = Path(sys.executable).parent / "safecredit"
+    r = subprocess.run([str(bin_), "explain", entry["entry_id"], "--home", str(pipeline_run["home"]), "--json"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["entry"]["entry_id"] == entry["entry_id"]
+    assert {(v["department"], v["dataset"]) for v in doc["penalty_versions"]} == {(golden["dept"], "penalties")}
+    assert set(v["record_id"] for v in doc["penalty_versions"]) <= set(golden["record_ids"].get("penalties", [])) \
+        if isinstance(golden.get("record_ids"), dict) else True
+    assert doc["accident"] and doc["accident"][0]["grade"] in {"重大", "特别重大"}
+    assert not __import__("re").search(r"\d{17}[\dX]", r.stdout)  # no full ID numbers
+    readable = subprocess.run([str(bin_), "explain", entry["entry_id"], "--home", str(pipeline_run["home"])],
+                              capture_output=True, text=True, timeout=120)
+    assert readable.returncode == 0 and entry["entry_id"] in readable.stdout
+    missing = subprocess.run([str(bin_), "explain", "E0000000000000000", "--home", str(pipeline_run["home"])],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "Nothing known" in missing.stderr
