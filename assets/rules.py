@@ -17,7 +17,8 @@ def subjects_resolved(context: AssetExecutionContext, exchange: ExchangeResource
     from safecredit.rules import run_subjects
 
     with exchange.warehouse("subjects") as con:
-        run_subjects(con, exchange.as_of_date(), exchange.policy(), exchange.person_salt())
+        run_subjects(con, exchange.as_of_date(), exchange.policy(), exchange.person_salt(),
+                     exchange.known_at_date())
         report = con.execute("SELECT department, resolved_by, decisions FROM subjects.resolution_report").fetchall()
         dups = con.execute("SELECT count(DISTINCT (authority_code, decision_no)) FROM subjects.duplicate_decisions").fetchone()[0]
     per_source: dict = {}
@@ -40,7 +41,7 @@ def rules_results(context: AssetExecutionContext, exchange: ExchangeResource) ->
     as_of = exchange.as_of_date()
     pol = exchange.policy()
     with exchange.warehouse("rules") as con:
-        ran = run_rules(con, as_of, pol, exchange.person_salt())
+        ran = run_rules(con, as_of, pol, exchange.person_salt(), known_at=exchange.known_at_date())
         by_status = dict(con.execute(
             "SELECT status, count(*) FROM rules.blacklist GROUP BY ALL ORDER BY 1").fetchall())
         by_ground = dict(con.execute(

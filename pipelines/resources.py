@@ -26,6 +26,7 @@ class ExchangeResource(dg.ConfigurableResource):
     home: str = ""
     sources: str = ""
     as_of: str = ""          # YYYY-MM-DD; empty = today in Asia/Shanghai
+    known_at: str = ""       # YYYY-MM-DD; only versions landed by then (rules.md §3); empty = all
 
     @property
     def paths(self) -> config.Paths:
@@ -36,6 +37,9 @@ class ExchangeResource(dg.ConfigurableResource):
 
     def as_of_date(self) -> date:
         return date.fromisoformat(self.as_of) if self.as_of else datetime.now(SHANGHAI).date()
+
+    def known_at_date(self) -> date | None:
+        return date.fromisoformat(self.known_at) if self.known_at else None
 
     def policy(self) -> Policy:
         return policy_for(self.as_of_date())

@@ -87,12 +87,14 @@ def simulate(port: int, seed: int, scale: int, faults: str | None, home: str | N
 @click.option("--sources", default=None, help="Sources file (default: $SAFECREDIT_SOURCES, else <home>/sources.yaml).")
 @click.option("--home", default=None, help=HOME_HELP)
 @click.option("--as-of", "as_of", default=None, help="Date the run answers for (YYYY-MM-DD; default today).")
-def run(sources: str | None, home: str | None, as_of: str | None) -> None:
+@click.option("--known-at", "known_at", default=None,
+              help="Use only data landed by this date (YYYY-MM-DD): reproduces what a run on that date knew.")
+def run(sources: str | None, home: str | None, as_of: str | None, known_at: str | None) -> None:
     """One full run in-process through Dagster: pull, validate, compute, publish."""
     from safecredit.report import print_run_summary
     from safecredit.runner import exit_code, run_pipeline
 
-    summary = run_pipeline(home, sources, _as_of(as_of))
+    summary = run_pipeline(home, sources, _as_of(as_of), known_at=_as_of(known_at))
     print_run_summary(summary)
     sys.exit(exit_code(summary))
 

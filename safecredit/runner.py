@@ -42,7 +42,7 @@ def _instance(paths: config.Paths):
 
 def run_pipeline(home: str | None = None, sources: str | None = None, as_of: date | None = None,
                  selection: list[str] | None = None, log_level: str = "WARNING",
-                 replay: bool = False) -> RunSummary:
+                 replay: bool = False, known_at: date | None = None) -> RunSummary:
     """Materialise every asset (or `selection`) in-process; raises UserError for user problems.
 
     `replay=True` skips the ingest stage: everything is rebuilt from the raw landing without
@@ -66,7 +66,8 @@ def run_pipeline(home: str | None = None, sources: str | None = None, as_of: dat
     if replay and selection is None:
         selection = dg.AssetSelection.all() - dg.AssetSelection.groups("ingest")
     resources = {"exchange": ExchangeResource(home=str(paths.home), sources=str(src_path),
-                                              as_of=as_of.isoformat() if as_of else "")}
+                                              as_of=as_of.isoformat() if as_of else "",
+                                              known_at=known_at.isoformat() if known_at else "")}
     paths.logs.mkdir(parents=True, exist_ok=True)
     log_path = paths.logs / f"run-{datetime.now().strftime('%Y%m%dT%H%M%S')}.log"
     with writer_lock(paths, "safecredit run"):
