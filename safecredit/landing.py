@@ -15,7 +15,6 @@ department.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import os
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Iterator
 
 from safecredit.config import Department
+from safecredit.publish.formats import sha256_file
 from safecredit.connectors.client import (
     DepartmentClient, SourceError, SourceUnavailable, decode_csv_bytes,
 )
@@ -124,7 +124,7 @@ class SourceDir:
         for f in sorted(work.rglob("*")):
             if f.is_file():
                 files.append({"name": str(f.relative_to(work)), "size": f.stat().st_size,
-                              "sha256": _sha256(f)})
+                              "sha256": sha256_file(f)})
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
         manifest = {**manifest, "files": files}
@@ -139,14 +139,6 @@ class SourceDir:
         if self.root.exists():
             for p in self.root.glob("*.partial"):
                 shutil.rmtree(p, ignore_errors=True)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class _Dedup:

@@ -58,10 +58,20 @@ def print_run_summary(s: RunSummary, console=None) -> None:
         con.print(f"[red]Run failed 运行失败[/red]; details in {s.log}")
 
 
+def _records_table(title: str, rows: list[dict]):
+    from rich.table import Table
+
+    t = Table(title=title)
+    for c in rows[0]:
+        t.add_column(str(c))
+    for r in rows:
+        t.add_row(*[str(v) for v in r.values()])
+    return t
+
+
 def print_explanation(result: dict, console=None) -> None:
     """A readable view of `safecredit.explain.explain`'s answer."""
     from rich.console import Console
-    from rich.table import Table
 
     con = console or Console()
     if result["kind"] == "list_entry":
@@ -69,25 +79,17 @@ def print_explanation(result: dict, console=None) -> None:
         con.print(f"[bold]{e['entry_id']}[/bold] {e['ground']} {e.get('ground_name') or ''} — {e['name']} "
                   f"({e['subject_type']} {e['subject_code']}) status [bold]{e['status']}[/bold] "
                   f"{e['start_date']} → {e['end_date']} (policy {e['policy_version']})")
-        for title, rows in (("Penalty versions 处罚决定（各版本）", result["penalty_versions"]),
-                            ("Accident 事故", result["accident"]), ("Credit actions 信用修复/异议", result["credit_actions"]),
-                            ("Refused credit actions 不予采纳", result["rejected_credit_actions"]),
-                            ("History 状态变化", result["history"])):
-            if rows:
-                t = Table(title=title)
-                for c in rows[0]:
-                    t.add_column(str(c))
-                for r in rows:
-                    t.add_row(*[str(v) for v in r.values()])
-                con.print(t)
-        return
-    for key, rows in result.items():
-        if isinstance(rows, list) and rows and isinstance(rows[0], dict):
-            t = Table(title=key)
-            for c in rows[0]:
-                t.add_column(str(c))
-            for r in rows:
-                t.add_row(*[str(v) for v in r.values()])
-            con.print(t)
-        elif isinstance(rows, dict):
-            con.print(f"[bold]{key}[/bold]: " + ", ".join(f"{k}={v}" for k, v in rows.items()))
+        sections = [("Penalty versions 处罚决定（各版本）", result["penalty_versions"]),
+                    ("Accident 事故", result["accident"]), ("Credit actions 信用修复/异议", result["credit_actions"]),
+                    ("Refused credit actions 不予采纳", result["rejected_credit_actions"]),
+                    ("History 状态变化", result["history"])]
+    else:
+        sections = []
+        for key, value in result.items():
+            if isinstance(value, dict):
+                con.print(f"[bold]{key}[/bold]: " + ", ".join(f"{k}={v}" for k, v in value.items()))
+            elif isinstance(value, list) and value and isinstance(value[0], dict):
+                sections.append((key, value))
+    for title, rows in sections:
+        if rows:
+            con.print(_records_table(title, rows))

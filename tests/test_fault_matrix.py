@@ -57,17 +57,23 @@ class Outcome:
         return self.con.execute(f"SELECT {cols} FROM staged.{ds}_current").fetchall()
 
 
+def pull_all(sim, tmp_path, page_limit: int = 100) -> list:
+    """Every configured source through the real connectors, with fast retry timings."""
+    sim.write_sources(tmp_path / "sources.yaml")
+    results = []
+    for dept in config.load_sources(tmp_path / "sources.yaml"):
+        for ds in dept.datasets:
+            with DepartmentClient(dept, FAST) as client:
+                results.append(pull(dept, ds, tmp_path / "raw", client=client, page_limit=page_limit))
+    return results
+
+
 def ingest(data_dir, tmp_path, faults, seed=11, page_limit=100, **sim_kw) -> Outcome:
     sim_kw.setdefault("stall_seconds", 2.0)
     sim = start_simulator(data_dir, port=0, seed=seed, faults=faults, **sim_kw)
-    sources = sim.write_sources(tmp_path / "sources.yaml") or tmp_path / "sources.yaml"
     raw = tmp_path / "raw"
-    results = []
     try:
-        for dept in config.load_sources(tmp_path / "sources.yaml"):
-            for ds in dept.datasets:
-                with DepartmentClient(dept, FAST) as client:
-                    results.append(pull(dept, ds, raw, client=client, page_limit=page_limit))
+        results = pull_all(sim, tmp_path, page_limit)
         truth = [{**t, "department": d["id"], "dataset": ds}
                  for d in sim.departments for ds in d["datasets"] for t in sim.truth(d["id"], ds)]
     finally:
@@ -290,14 +296,9 @@ def test_transport_faults_lose_nothing(faults, sim_data, tmp_path, baseline):
 def test_department_down_is_reported_and_the_others_go_on(sim_data, tmp_path, baseline):
     sim = start_simulator(sim_data, port=0, seed=11, faults=())
     sim.set_down("jtj")
-    sim.write_sources(tmp_path / "sources.yaml")
     raw = tmp_path / "raw"
-    results = []
     try:
-        for dept in config.load_sources(tmp_path / "sources.yaml"):
-            for ds in dept.datasets:
-                with DepartmentClient(dept, FAST) as client:
-                    results.append(pull(dept, ds, raw, client=client))
+        results = pull_all(sim, tmp_path)
     finally:
         sim.stop()
     down = [r for r in results if r.department == "jtj"]
