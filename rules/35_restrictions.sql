@@ -14,7 +14,10 @@
 --                       (life, same industry, after a 重大/特别重大 accident), Art. 92 ¶3 (agency
 --                       staff). restricted_from = decision date; restricted_until NULL with
 --                       for_life = true for a life ban. Revoked penalties count as never made.
--- restriction_id is stable across runs: a hash of (source, entry or penalty, ban, matter).
+-- Ids, stable across runs: a ban's entry_id is 'B' + a hash of (penalty_id, ban) — the ban is an
+-- entry of its own, not of the blacklist — so (entry_id, matter), the feed's id, is unique over both
+-- sources; restriction_id is the same identity in one column. penalty_id (the listing's triggering
+-- decision, or the ban's) is that of penalties_public.
 CREATE OR REPLACE TABLE rules.restrictions AS
 WITH cfg AS (
     SELECT as_of, policy_version,
@@ -28,7 +31,8 @@ WITH cfg AS (
            TRY_CAST(years AS INTEGER) AS years
     FROM policy_measures
 ), from_listing AS (
-    SELECT 'listing' AS source, b.entry_id, NULL::VARCHAR AS penalty_id, NULL::VARCHAR AS ban,
+    SELECT 'listing' AS source, b.entry_id,
+           'D' || left(sha256(concat_ws('|', b.authority_code, b.decision_no)), 16) AS penalty_id, NULL::VARCHAR AS ban,
            b.subject_type, b.subject_id, b.subject_code, b.name, b.ground,
            m.matter, m.name AS measure_name, m.measure, m.department AS implementing_department, m.basis,
            NULL::VARCHAR AS scope_industry,
@@ -49,15 +53,18 @@ WITH cfg AS (
            coalesce(CAST(scope AS VARCHAR), 'any') AS scope, basis
     FROM policy_person_bans
 ), person_penalties AS (
-    SELECT p.*, a.grade_level AS accident_level, coalesce(a.industry, r.industry_code) AS accident_industry
+    SELECT 'D' || left(sha256(concat_ws('|', p.authority_code, p.decision_no)), 16) AS penalty_id,
+           p.subject_id, p.subject_code, p.subject_name, p.penalty_types, p.violation_code, p.severity,
+           p.decision_date, p.effect_until, p.decision_no, p.authority, p.authority_code,
+           a.grade_level AS accident_level, coalesce(a.industry, r.industry_code) AS accident_industry
     FROM subjects.penalties p
     CROSS JOIN cfg
     LEFT JOIN rules.accidents a ON a.accident_no = p.accident_no
     LEFT JOIN subjects.registry r ON r.uscc = a.unit_uscc
     WHERE p.subject_type = 'person' AND NOT coalesce(p.revoked, false) AND p.decision_date <= cfg.as_of
 ), from_bans AS (
-    SELECT 'ban' AS source, NULL::VARCHAR AS entry_id,
-           'D' || left(sha256(concat_ws('|', p.authority_code, p.decision_no)), 16) AS penalty_id, x.ban,
+    SELECT 'ban' AS source, 'B' || left(sha256(concat_ws('|', p.penalty_id, x.ban)), 16) AS entry_id,
+           p.penalty_id, x.ban,
            'person' AS subject_type, p.subject_id, sc_mask(p.subject_code) AS subject_code, p.subject_name AS name,
            NULL::VARCHAR AS ground,
            x.matter, m.name AS measure_name, m.measure, m.department AS implementing_department, x.basis,
@@ -83,9 +90,8 @@ WITH cfg AS (
 ), unioned AS (
     SELECT * FROM from_listing UNION ALL SELECT * FROM from_bans
 )
-SELECT 'R' || left(sha256(concat_ws('|', u.source, coalesce(u.entry_id, u.penalty_id), u.ban, u.matter)), 16) AS restriction_id,
+SELECT 'R' || left(sha256(concat_ws('|', u.source, u.entry_id, u.matter)), 16) AS restriction_id,
        u.*, cfg.policy_version, cfg.as_of
 FROM unioned u CROSS JOIN cfg
 WHERE u.restricted_from <= cfg.as_of
-  AND (u.for_life OR cfg.as_of < u.restricted_until)
-ORDER BY restriction_id;
+  AND (u.for_life OR cfg.as_of < u.restricted_until);
