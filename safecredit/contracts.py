@@ -27,7 +27,9 @@ _TYPED = {
     "datetime": "sc_datetime({c})",
     "decimal": "TRY_CAST(sc_code({c}) AS DECIMAL(18,4))",
     "integer": "TRY_CAST(sc_code({c}) AS BIGINT)",
-    "list": "list_filter(list_transform(string_split(sc_half({c}), ';'), lambda x: sc_text(x)), lambda x: x IS NOT NULL)",
+    # split on ';' with the blanks around it; the lambda stays trivial (a macro inside a lambda is
+    # re-expanded per element and was 100× slower)
+    "list": "list_filter(string_split_regex(trim(regexp_replace(sc_half({c}), '\\s+', ' ', 'g')), '\\s*;\\s*'), lambda x: x <> '')",
 }
 
 

@@ -16,13 +16,19 @@ from safecredit.errors import WarehouseBusy
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 USCC_WEIGHTS = [pow(3, i, 31) for i in range(17)]
 ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+# check sums unrolled (no lambdas: DuckDB inlines a macro's argument into each lambda call)
+_USCC_SUM = " + ".join(f"(instr('{USCC_ALPHABET}', substr(s, {i + 1}, 1)) - 1) * {w}"
+                       for i, w in enumerate(USCC_WEIGHTS))
+_ID_SUM = " + ".join(f"TRY_CAST(substr(s, {i + 1}, 1) AS INTEGER) * {w}" for i, w in enumerate(ID_WEIGHTS))
 _FULL = "".join(chr(c) for c in range(0xFF01, 0xFF5F)) + "\u3000"
 _HALF = "".join(chr(c) for c in range(0x21, 0x7F)) + " "
 
 # Normalisation and code checks shared by contracts and rules. Kept in SQL so validation runs as
 # set logic in DuckDB, not as a Python loop over rows.
 MACROS = f"""
-CREATE OR REPLACE MACRO sc_half(s) AS translate(s, '{_FULL}', '{_HALF.replace("'", "''")}');
+-- translate only strings that hold a full-width character: the check is 13x cheaper than translate
+CREATE OR REPLACE MACRO sc_half(s) AS CASE WHEN regexp_matches(s, '[\uff01-\uff5e\u3000]')
+    THEN translate(s, '{_FULL}', '{_HALF.replace("'", "''")}') ELSE s END;
 CREATE OR REPLACE MACRO sc_text(s) AS nullif(trim(regexp_replace(sc_half(s::VARCHAR), '\\s+', ' ', 'g')), '');
 CREATE OR REPLACE MACRO sc_code(s) AS nullif(upper(regexp_replace(sc_half(s::VARCHAR), '[\\s,]', '', 'g')), '');
 CREATE OR REPLACE MACRO sc_date(s) AS try_strptime(sc_code(s), ['%Y-%m-%d', '%Y/%m/%d', '%Y%m%d', '%Y年%m月%d日', '%Y.%m.%d'])::DATE;
@@ -33,14 +39,11 @@ CREATE OR REPLACE MACRO sc_datetime(s) AS coalesce(
     sc_date(s)::TIMESTAMP);
 CREATE OR REPLACE MACRO sc_uscc_ok(s) AS coalesce(length(s) = 18
     AND regexp_full_match(s, '[0-9A-HJ-NPQRTUWXY]{{18}}')
-    AND substr('{USCC_ALPHABET}', ((31 - list_sum(list_transform(range(1, 18),
-            lambda i: (instr('{USCC_ALPHABET}', substr(s, i, 1)) - 1) * ({USCC_WEIGHTS})[i])) % 31) % 31)::BIGINT + 1, 1)
-        = substr(s, 18, 1), false);
+    AND substr('{USCC_ALPHABET}', ((31 - ({_USCC_SUM}) % 31) % 31)::BIGINT + 1, 1) = substr(s, 18, 1), false);
 CREATE OR REPLACE MACRO sc_id_ok(s) AS coalesce(regexp_full_match(s, '[0-9]{{17}}[0-9X]')
     AND try_strptime(substr(s, 7, 8), '%Y%m%d') IS NOT NULL
     AND substr(s, 7, 8) >= '19000101'
-    AND substr('10X98765432', (list_sum(list_transform(range(1, 18),
-            lambda i: substr(s, i, 1)::INTEGER * ({ID_WEIGHTS})[i])) % 11)::BIGINT + 1, 1) = substr(s, 18, 1), false);
+    AND substr('10X98765432', (({_ID_SUM}) % 11)::BIGINT + 1, 1) = substr(s, 18, 1), false);
 CREATE OR REPLACE MACRO sc_mask(s) AS CASE WHEN s IS NULL THEN NULL WHEN length(s) <= 4 THEN s
     ELSE repeat('*', length(s) - 4) || right(s, 4) END;
 """
