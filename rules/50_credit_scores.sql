@@ -221,7 +221,7 @@ WITH items AS (
     WHERE a.is_liability AND a.deaths > 0 AND a.occurred_date > c.incentive_after
 ), conditions AS (
     SELECT list({condition: condition, label: label} ORDER BY rowid) AS items FROM policy_credit_incentive_conditions
-), scored AS (
+), scored AS MATERIALIZED (
     SELECT r.uscc, r.name, coalesce(nullif(r.standardization, ''), c.default_standardization) AS standardization,
            CAST(greatest(c.score_min, least(c.score_max, a.points)) AS DECIMAL(8, 2)) AS score,
            len(a.forced_reasons) > 0 AS forced_d, a.forced_reasons, a.components, a.component_count,
@@ -240,6 +240,11 @@ WITH items AS (
     LEFT JOIN dishonest d ON d.uscc = r.uscc
     LEFT JOIN penalised pe ON pe.uscc = r.uscc
     LEFT JOIN fatal f ON f.uscc = r.uscc
+), grades AS (  -- the grade of each distinct score: the policy row with the highest min_score ≤ score
+    SELECT d.score, g.grade
+    FROM (SELECT DISTINCT score FROM scored) d
+    ASOF LEFT JOIN (SELECT grade, CAST(min_score AS DECIMAL(8, 2)) AS min_score FROM policy_credit_grades) g
+        ON d.score >= g.min_score
 )
 SELECT s.uscc, s.name, s.standardization, s.score,
        CASE WHEN s.forced_d THEN s.forced_grade ELSE g.grade END AS grade,
@@ -249,5 +254,4 @@ SELECT s.uscc, s.name, s.standardization, s.score,
          AS incentive_eligible,
        s.incentive_conditions, s.components, s.component_count, s.policy_version, s.as_of
 FROM scored s
-ASOF LEFT JOIN (SELECT grade, CAST(min_score AS DECIMAL(8, 2)) AS min_score FROM policy_credit_grades) g
-    ON s.score >= g.min_score;
+LEFT JOIN grades g ON g.score = s.score;
