@@ -20,9 +20,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Debian packages tests need (none yet; PostgreSQL and Chromium arrive with later issues).
+# Debian packages the tests need: PostgreSQL (the API tests start a throwaway cluster). Idempotent:
+# quick when already installed; apt-get runs as root or through sudo.
 system-deps:
-	@true
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; then \
+		echo "system-deps: PostgreSQL present"; \
+	else \
+		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql; \
+	fi
 
 demo: install
 	$(BIN)/safecredit demo

@@ -170,13 +170,40 @@ def publish(restore: str, home: str | None) -> None:
     click.echo(f"restored {restore} as {getattr(result, 'version', result)}")
 
 
+DB_URL_HELP = "Service database (default: $SAFECREDIT_DB_URL, else SQLite <home>/service.db)."
+
+
 @main.command()
 @click.option("--home", default=None, help=HOME_HELP)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-def serve(home, host, port) -> None:
+@click.option("--db-url", "db_url", default=None, help=DB_URL_HELP)
+def serve(home, host, port, db_url) -> None:
     """The HTTP API of exchange.md over the latest successful publication."""
-    _not_yet("serve")
+    import uvicorn
+
+    from safecredit import config
+    from safecredit.api.app import LOG_CONFIG, create_app
+
+    home_path = config.resolve_home(home)
+    app = create_app(home_path, db_url)
+    click.echo(f"SafeCredit Exchange API: http://{host}:{port}  (home {home_path}; OpenAPI /openapi.json)", err=True)
+    # uvicorn's access log is off: the service logs each request itself, ID numbers masked
+    uvicorn.run(app, host=host, port=port, access_log=False, log_config=LOG_CONFIG, server_header=False)
+
+
+def _keys(home, db_url):
+    from safecredit import config
+    from safecredit.api.keys import key_service
+
+    return key_service(config.resolve_home(home), db_url)
+
+
+def _print_key(info: dict, key: str, what: str) -> None:
+    click.echo(f"{what} for consumer {info['consumer']}: key id {info['key_id']}, scopes {','.join(info['scopes'])}, "
+               f"rate {info['rate_per_second']:g}/s burst {info['burst']}")
+    click.echo("密钥只显示这一次，请立即妥善保存。The key is shown only once: store it now.")
+    click.echo(key)
 
 
 @main.group()
@@ -186,30 +213,59 @@ def keys() -> None:
 
 @keys.command("create")
 @click.option("--consumer", required=True)
-@click.option("--scopes", required=True)
+@click.option("--scopes", required=True, help="Comma-separated: restrictions:read, lists:read, credit:read, premium:read.")
+@click.option("--rate", "rate", type=float, default=None, help="Requests per second for this consumer (default 100).")
+@click.option("--burst", "burst", type=int, default=None, help="Burst size for this consumer (default 200).")
 @click.option("--home", default=None, help=HOME_HELP)
-def keys_create(consumer, scopes, home) -> None:
-    _not_yet("keys create")
+@click.option("--db-url", "db_url", default=None, help=DB_URL_HELP)
+def keys_create(consumer, scopes, rate, burst, home, db_url) -> None:
+    """Print a new API key, alone on the last line (shown once; stored hashed)."""
+    info, key = _keys(home, db_url).create(consumer, scopes, rate_per_second=rate, burst=burst)
+    _print_key(info, key, "new key")
 
 
 @keys.command("list")
 @click.option("--home", default=None, help=HOME_HELP)
-def keys_list(home) -> None:
-    _not_yet("keys list")
+@click.option("--db-url", "db_url", default=None, help=DB_URL_HELP)
+@click.option("--json", "as_json", is_flag=True)
+def keys_list(home, db_url, as_json) -> None:
+    """Every key: id, consumer, scopes, limits, created, revoked (never the key itself)."""
+    rows = _keys(home, db_url).list()
+    if as_json:
+        import json as _json
+
+        click.echo(_json.dumps(rows, ensure_ascii=False, indent=1))
+        return
+    from safecredit.api.keys import format_when
+
+    click.echo(f"{'KEY ID':<12} {'CONSUMER':<24} {'SCOPES':<54} {'RATE/BURST':<11} {'CREATED':<17} STATE")
+    for r in rows:
+        state = (f"revoked {format_when(r['revoked_at'])}" + (f" → {r['replaced_by']}" if r["replaced_by"] else "")
+                 if r["revoked_at"] else "active")
+        click.echo(f"{r['key_id']:<12} {r['consumer'][:24]:<24} {','.join(r['scopes']):<54} "
+                   f"{r['rate_per_second']:g}/{r['burst']:<6} {format_when(r['created_at']):<17} {state}")
+    if not rows:
+        click.echo("(no keys yet: `safecredit keys create --consumer NAME --scopes …`)")
 
 
 @keys.command("revoke")
 @click.argument("key_id")
 @click.option("--home", default=None, help=HOME_HELP)
-def keys_revoke(key_id, home) -> None:
-    _not_yet("keys revoke")
+@click.option("--db-url", "db_url", default=None, help=DB_URL_HELP)
+def keys_revoke(key_id, home, db_url) -> None:
+    """Revoke a key (the server refuses it within a second)."""
+    info = _keys(home, db_url).revoke(key_id)
+    click.echo(f"revoked {info['key_id']} of {info['consumer']} ({info['revoked_at']})")
 
 
 @keys.command("rotate")
 @click.argument("key_id")
 @click.option("--home", default=None, help=HOME_HELP)
-def keys_rotate(key_id, home) -> None:
-    _not_yet("keys rotate")
+@click.option("--db-url", "db_url", default=None, help=DB_URL_HELP)
+def keys_rotate(key_id, home, db_url) -> None:
+    """A new key with the same consumer and scopes; the old one is revoked. Prints the new key last."""
+    info, key = _keys(home, db_url).rotate(key_id)
+    _print_key(info, key, f"rotated {key_id.strip()} → new key")
 
 
 @main.group("signing-key")
@@ -229,13 +285,55 @@ def signing_key_export(home) -> None:
 
 @main.command()
 @click.argument("code")
-@click.option("--matter", default=None)
-@click.option("--as-of", "as_of", default=None)
+@click.option("--matter", default=None, help="e.g. government_procurement (exchange.md §2).")
+@click.option("--as-of", "as_of", default=None, help="Answer for this date with today's knowledge (YYYY-MM-DD).")
+@click.option("--known-at", "known_at", default=None, help="Answer with what was published by this date.")
+@click.option("--subject-type", "subject_type", type=click.Choice(["unit", "person"]), default=None,
+              help="Needed for a code valid both as USCC and ID number, and for other identity documents.")
 @click.option("--home", default=None, help=HOME_HELP)
-@click.option("--json", "as_json", is_flag=True)
-def check(code, matter, as_of, home, as_json) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print exactly the API's JSON body.")
+def check(code, matter, as_of, known_at, subject_type, home, as_json) -> None:
     """May this unit or person be granted a matter? (from the latest publication)"""
-    _not_yet("check")
+    import json as _json
+
+    from safecredit import config
+    from safecredit.api.problems import ApiProblem
+    from safecredit.api.restrictions import check_from_home
+    from safecredit.errors import NothingPublished
+
+    try:
+        answer = check_from_home(config.resolve_home(home), code, matter=matter, as_of=_as_of(as_of),
+                                 subject_type=subject_type, known_at=_as_of(known_at))
+    except ApiProblem as exc:
+        en, _, zh = exc.detail.partition(" / ")
+        if exc.kind == "not-published":
+            raise NothingPublished(zh or en, en + "; run `safecredit run` first.") from None
+        raise UserError(zh or en, en, exit_code=3 if exc.status == 503 else 2) from None
+    if as_json:
+        click.echo(_json.dumps(answer, ensure_ascii=False, separators=(",", ":")))
+        return
+    _print_answer(answer)
+
+
+def _print_answer(a: dict) -> None:
+    kind = "单位 unit" if a["subject_type"] == "unit" else "个人 person"
+    verdict = click.style("受限 RESTRICTED", fg="red", bold=True) if a["restricted"] else \
+        click.style("不受限 not restricted", fg="green", bold=True)
+    click.echo(f"{a['code']}  {kind}  {a.get('name') or '(未在名单中 / not on the list)'}")
+    scope = f" for {a['matter']}" if a.get("matter") else ""
+    click.echo(f"{verdict}{scope} — as of {a['as_of']}, version {a['version']}"
+               + (f", known at {a['known_at']}" if a.get("known_at") else ""))
+    if a["listings"]:
+        click.echo("名单条目 Listings:")
+        for x in a["listings"]:
+            click.echo(f"  {x['entry_id']}  {x['ground']}  {x['status']:<16} {x['start_date']} → {x['end_date'] or '-'}  "
+                       f"{x.get('decision_no') or ''}  {x.get('authority') or ''}")
+    if a["measures"]:
+        click.echo("惩戒措施 Measures:")
+        for m in a["measures"]:
+            until = "终身 for life" if m.get("for_life") else (m.get("restricted_until") or "-")
+            click.echo(f"  {m['matter']:<24} {m.get('name') or '':<12} until {until}  ({m.get('source')} "
+                       f"{m.get('entry_id') or m.get('penalty_id') or ''})")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 BIN = Path(sys.executable).parent / "safecredit"
 
@@ -77,11 +76,3 @@ def test_second_writer_gets_exit_3(tmp_path):
         assert "test holder" in r.stderr
     finally:
         holder.communicate("", timeout=30)
-
-
-@pytest.mark.parametrize("cmd", [["serve"], ["check", "914403001922038216"],
-                                 ["keys", "list"]])
-def test_not_yet_available_commands_say_so(cmd):
-    r = sc(*cmd)
-    assert r.returncode == 2
-    assert "not yet available" in r.stderr and "Traceback" not in r.stderr

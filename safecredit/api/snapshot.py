@@ -1,0 +1,342 @@
+"""The serving snapshot: a read-only DuckDB view of the latest successful publication.
+
+The service never opens the pipeline's warehouse (one writer, locked during runs). It reads the
+published versions' `full.parquet` files, which are immutable once `index.json` names them:
+
+* `build_snapshot` reads `index.json`, and for every feed it names loads that version's
+  `full.parquet` into an in-memory DuckDB database (`materialize=True`, the server: tables
+  sorted for the lookups) or defines views over the files (`materialize=False`, `safecredit
+  check`: nothing is copied). Extensions are never installed or auto-loaded (offline machine;
+  Parquet support is built in).
+* `SnapshotManager` keeps the current snapshot and swaps in a new one when `index.json` changes
+  (its inode/mtime/size, checked cheaply on every request and by a background poll). The new
+  snapshot is built aside by one thread while requests go on against the old one; the reference
+  is swapped under a lock; the old database is closed when its last in-flight request releases
+  it. A build that fails (e.g. a version pruned under our feet) leaves the current snapshot in
+  service and is retried at the next change or poll.
+* One DuckDB cursor per request (`Snapshot.cursor()`): DuckDB connections are not shared across
+  threads, cursors of one database are.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import duckdb
+
+from safecredit.publish import FEEDS, FeedStore, is_version_id
+from safecredit.publish.errors import VersionNotFound
+
+log = logging.getLogger("safecredit.api.snapshot")
+
+#: Business dates are Asia/Shanghai (UTC+8 all year, no daylight saving).
+SHANGHAI = timezone(timedelta(hours=8))
+
+Stamp = tuple[int, int, int] | None
+
+
+def index_stamp(exports: Path) -> Stamp:
+    """(inode, mtime_ns, size) of `index.json` — it is replaced by rename at every commit."""
+    try:
+        st = os.stat(exports / "index.json")
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def sql_literal(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def local_date(iso_utc: str | None) -> date | None:
+    """The Asia/Shanghai calendar date of a `...Z` timestamp of a manifest or versions.json item."""
+    if not iso_utc:
+        return None
+    try:
+        dt = datetime.fromisoformat(str(iso_utc).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(SHANGHAI).date()
+
+
+def parse_date(value: Any) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class FeedInfo:
+    name: str
+    version: str
+    as_of: date | None
+    generated_at: str | None
+    policy_version: str | None
+    row_count: int
+    columns: tuple[str, ...]
+    id_columns: tuple[str, ...]
+    path: Path  # the version's full.parquet
+
+
+def open_duckdb() -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(":memory:", config={
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+        "threads": 2,
+    })
+
+
+@dataclass(eq=False)
+class Snapshot:
+    """One publication, loaded. Use through `SnapshotManager.acquire()` in the server."""
+
+    exports: Path
+    index: dict[str, Any] | None
+    feeds: dict[str, FeedInfo]
+    con: duckdb.DuckDBPyConnection
+    stamp: Stamp
+    built_in: float = 0.0
+    materialized: bool = True
+    cache: dict = field(default_factory=dict, repr=False)  # per-publication memo (matters …)
+    _refs: int = field(default=0, repr=False)
+    _retired: bool = field(default=False, repr=False)
+    _closed: bool = field(default=False, repr=False)
+
+    @property
+    def version(self) -> str | None:
+        return (self.index or {}).get("version") if self.feeds else None
+
+    @property
+    def generated_at(self) -> str | None:
+        return (self.index or {}).get("generated_at") if self.feeds else None
+
+    @property
+    def store(self) -> FeedStore:
+        return FeedStore(self.exports)
+
+    def has(self, feed: str) -> bool:
+        return feed in self.feeds
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        return self.con.cursor()
+
+    def relation(self, feed: str, version: str | None = None) -> tuple[str, FeedInfo]:
+        """SQL relation of `feed` at `version` (default: the one served) and its FeedInfo.
+
+        The served version is the snapshot's table; another served version is read from its
+        Parquet file (VersionPruned → 410, VersionNotFound → 404 for anything else)."""
+        info = self.feeds.get(feed)
+        if info is not None and (version is None or version == info.version):
+            return f'"{feed}"', info
+        if version is None:
+            raise VersionNotFound(f"feed {feed} has no published version", f"数据集 {feed} 尚未发布")
+        store = self.store
+        path = store.safe_file_path(feed, version, "full.parquet")  # raises 404/410 kinds
+        other = _feed_info(store, feed, version, path)
+        return f"read_parquet({sql_literal(str(path))})", other
+
+    # -- lifetime --------------------------------------------------------------------------
+    def _acquire(self) -> None:
+        self._refs += 1
+
+    def _release(self) -> bool:
+        self._refs -= 1
+        return self._retired and self._refs == 0
+
+    def _retire(self) -> bool:
+        self._retired = True
+        return self._refs == 0
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            try:
+                self.con.close()
+            except duckdb.Error:  # pragma: no cover
+                pass
+
+
+def _feed_info(store: FeedStore, feed: str, version: str, path: Path) -> FeedInfo:
+    manifest = store.read_manifest(feed, version)
+    spec = store.specs.get(feed)
+    columns = tuple(c.get("name") for c in manifest.get("columns") or [] if isinstance(c, dict))
+    id_columns = tuple(manifest.get("id_columns") or (spec.id_columns if spec else ()))
+    return FeedInfo(feed, version, parse_date(manifest.get("as_of")), manifest.get("generated_at"),
+                    manifest.get("policy_version"), int(manifest.get("row_count") or 0), columns,
+                    id_columns, path)
+
+
+def build_snapshot(exports: Path | str, *, materialize: bool = True) -> Snapshot:
+    """Load the latest successful publication named by `index.json` (empty when none)."""
+    exports = Path(exports)
+    t0 = time.perf_counter()
+    stamp = index_stamp(exports)  # before reading: a change after this is seen next time
+    store = FeedStore(exports)
+    index = store.index() if stamp is not None else None
+    con = open_duckdb()
+    feeds: dict[str, FeedInfo] = {}
+    try:
+        for feed, entry in sorted(((index or {}).get("feeds") or {}).items()):
+            version = (entry or {}).get("latest")
+            if not is_version_id(version) or feed not in store.feed_names():
+                continue
+            path = store.safe_file_path(feed, version, "full.parquet")
+            info = _feed_info(store, feed, version, path)
+            src = f"read_parquet({sql_literal(str(path))})"
+            if materialize:
+                cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
+                order = [c for c in ("subject_id", "uscc", *info.id_columns) if c in cols]
+                order_sql = f" ORDER BY {', '.join(dict.fromkeys(order))}" if order else ""
+                con.execute(f'CREATE TABLE "{feed}" AS SELECT * FROM {src}{order_sql}')
+            else:
+                con.execute(f'CREATE VIEW "{feed}" AS SELECT * FROM {src}')
+            if not info.columns:
+                names = [r[0] for r in con.execute(f'DESCRIBE "{feed}"').fetchall()]
+                info = FeedInfo(**{**info.__dict__, "columns": tuple(names)})
+            feeds[feed] = info
+    except BaseException:
+        con.close()
+        raise
+    snap = Snapshot(exports, index, feeds, con, stamp, time.perf_counter() - t0, materialize)
+    if feeds:
+        log.info("snapshot of %s built in %.0f ms (%s)", snap.version, snap.built_in * 1000,
+                 ", ".join(f"{f}: {i.row_count}" for f, i in feeds.items()))
+    return snap
+
+
+def _versions_key(snap: Snapshot) -> tuple:
+    return tuple(sorted((f, i.version) for f, i in snap.feeds.items()))
+
+
+class SnapshotManager:
+    """Keeps the served snapshot current; see the module docstring for the switching protocol."""
+
+    def __init__(self, exports: Path | str, *, poll_interval: float = 1.0, materialize: bool = True,
+                 warm: Callable[[Snapshot], None] | None = None):
+        self.exports = Path(exports)
+        self.warm = warm  # run on a new snapshot before it is swapped in (in-memory lookups)
+        self.poll_interval = poll_interval
+        self.materialize = materialize
+        self._lock = threading.Lock()       # guards _current and refcounts
+        self._build_lock = threading.Lock()  # one builder at a time
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._current: Snapshot | None = None
+        self.builds = 0
+        self.last_error: str | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self.refresh()
+        if self._current is None:  # first build failed: serve "nothing published" until it works
+            self._swap(Snapshot(self.exports, None, {}, open_duckdb(), None, 0.0, self.materialize))
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="snapshot-poll", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        with self._lock:
+            snap, self._current = self._current, None
+            close = snap is not None and snap._retire()
+        if close:
+            snap.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self.refresh()
+            except Exception:  # pragma: no cover - logged, retried at the next poll
+                log.exception("snapshot refresh failed")
+
+    # -- switching -------------------------------------------------------------------------
+    def changed(self) -> bool:
+        cur = self._current
+        return cur is None or index_stamp(self.exports) != cur.stamp
+
+    def notice(self) -> None:
+        """Per request: wake the builder if index.json changed (a stat, no blocking)."""
+        if self.changed():
+            self._wake.set()
+
+    def refresh(self) -> bool:
+        """Build and swap in a new snapshot if index.json changed; True when one was swapped."""
+        with self._build_lock:
+            if not self.changed():
+                return False
+            cur = self._current
+            stamp = index_stamp(self.exports)
+            try:
+                if cur is not None and cur.feeds and stamp is not None:
+                    # a run that published nothing new (failure item) rewrites index.json too
+                    idx = FeedStore(self.exports).index() or {}
+                    same = tuple(sorted((f, (e or {}).get("latest")) for f, e in (idx.get("feeds") or {}).items()
+                                        if f in cur.feeds))
+                    if same == _versions_key(cur) and set(idx.get("feeds") or {}) == set(cur.feeds):
+                        cur.index, cur.stamp = idx, stamp
+                        self.last_error = None
+                        return False
+                new = build_snapshot(self.exports, materialize=self.materialize)
+                if self.warm is not None:
+                    try:
+                        self.warm(new)
+                    except BaseException:
+                        new.close()
+                        raise
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("could not build a snapshot of the new publication (%s); still serving %s",
+                            self.last_error, cur.version if cur else None)
+                return False
+            self.last_error = None
+            self.builds += 1
+            self._swap(new)
+            return True
+
+    def _swap(self, new: Snapshot) -> None:
+        with self._lock:
+            old, self._current = self._current, new
+            close = old is not None and old._retire()
+        if close:
+            old.close()
+        if old is not None and old.version != new.version:
+            log.info("now serving %s (was %s)", new.version, old.version)
+
+    def current(self) -> Snapshot | None:
+        return self._current
+
+    @contextmanager
+    def acquire(self) -> Iterator[Snapshot]:
+        with self._lock:
+            snap = self._current
+            if snap is None:
+                raise RuntimeError("snapshot manager is not started")
+            snap._acquire()
+        try:
+            yield snap
+        finally:
+            with self._lock:
+                close = snap._release()
+            if close:
+                snap.close()

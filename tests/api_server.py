@@ -1,0 +1,184 @@
+"""Helpers for the API tests: a real uvicorn server on loopback, keys, a home copy, PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import requests
+
+SCOPES = ("restrictions:read", "lists:read", "credit:read", "premium:read")
+
+
+class ApiServer:
+    """uvicorn serving `create_app(home, db_url)` in a thread, on a socket bound to a free port."""
+
+    def __init__(self, home: Path, db_url: str | None = None, **app_kw):
+        from safecredit.api import create_app
+
+        self.home = Path(home)
+        self.app = create_app(home, db_url, **app_kw)
+        self.service = self.app.state.service
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.http = requests.Session()
+
+    def start(self, timeout: float = 60.0) -> "ApiServer":
+        import uvicorn
+
+        config = uvicorn.Config(self.app, access_log=False, log_level="warning", lifespan="on",
+                                timeout_graceful_shutdown=5)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
+                                       name=f"uvicorn-{self.port}", daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:  # bounded readiness poll, not a blind sleep
+            if not self.thread.is_alive():
+                raise RuntimeError("the API server thread died during start-up")
+            try:
+                if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"the API server on {self.url} did not answer /healthz within {timeout} s")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+        self.http.close()
+        self.sock.close()
+
+    def get(self, path: str, key: str | None = None, **kw) -> requests.Response:
+        headers = {**({"Authorization": f"Bearer {key}"} if key else {}), **kw.pop("headers", {})}
+        return self.http.get(self.url + path, headers=headers, timeout=60, **kw)
+
+    def post(self, path: str, key: str | None = None, **kw) -> requests.Response:
+        headers = {**({"Authorization": f"Bearer {key}"} if key else {}), **kw.pop("headers", {})}
+        return self.http.post(self.url + path, headers=headers, timeout=60, **kw)
+
+    def wait_for_version(self, version: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.get("/healthz").json().get("version") == version:
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"the server did not switch to {version} within {timeout} s")
+
+
+@contextmanager
+def running(home: Path, db_url: str | None = None, **app_kw) -> Iterator[ApiServer]:
+    srv = ApiServer(home, db_url, **app_kw).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def copy_home(src: Path, dst: Path) -> Path:
+    """A private home for a server: the published exports and keys (never the warehouse)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for part in ("exports", "keys"):
+        if (src / part).exists():
+            shutil.copytree(src / part, dst / part, copy_function=shutil.copy2, dirs_exist_ok=True)
+    return dst
+
+
+# ------------------------------------------------------------------------------- PostgreSQL
+
+def find_pg_bin() -> Path | None:
+    """Directory of initdb/pg_ctl (Debian: /usr/lib/postgresql/<v>/bin), or None."""
+    cands = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: p.parent.parent.name,
+                   reverse=True)
+    if cands:
+        return cands[0].parent
+    found = shutil.which("initdb")
+    return Path(found).parent if found and shutil.which("pg_ctl") else None
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: run its tools as the `postgres` user then."""
+    if os.geteuid() != 0:
+        return cmd
+    runuser = shutil.which("runuser")
+    return [runuser, "-u", "postgres", "--", *cmd] if runuser else ["su", "postgres", "-s", "/bin/sh", "-c",
+                                                                    " ".join(cmd)]
+
+
+class PostgresCluster:
+    """A throwaway cluster: initdb on a temp dir, pg_ctl start on a free loopback port, stop + delete."""
+
+    def __init__(self, bindir: Path):
+        self.bindir = bindir
+        self.dir = Path(tempfile.mkdtemp(prefix="sc-pg-"))
+        self.data = self.dir / "data"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self.dir.chmod(0o700)
+
+    def _run(self, *args: str, timeout: float = 120) -> None:
+        r = subprocess.run(_as_postgres([str(self.bindir / args[0]), *args[1:]]), capture_output=True, text=True,
+                           timeout=timeout, cwd=self.dir)
+        if r.returncode != 0:
+            raise RuntimeError(f"{args[0]} failed ({r.returncode}): {r.stderr[-2000:]}")
+
+    def start(self) -> "PostgresCluster":
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale")
+        opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off")
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "log"), "-o", opts, "-w", "-t", "60", "start")
+        return self
+
+    def url(self, dbname: str = "postgres") -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def create_database(self, name: str) -> str:
+        import psycopg
+
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
+                             autocommit=True) as con:
+            con.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def stop(self) -> None:
+        try:
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop", timeout=60)
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+_CLUSTER: dict = {}
+
+
+def shared_cluster(config) -> PostgresCluster:
+    """One throwaway PostgreSQL cluster per test session (any module may ask), stopped at its end.
+    Skips the asking test only when the PostgreSQL binaries are absent (`make system-deps`)."""
+    if "c" not in _CLUSTER:
+        bindir = find_pg_bin()
+        if bindir is None:
+            pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found: run `make system-deps`")
+        cluster = PostgresCluster(bindir).start()
+        _CLUSTER["c"] = cluster
+
+        def stop() -> None:
+            _CLUSTER.pop("c", None)
+            cluster.stop()
+
+        config.add_cleanup(stop)
+    return _CLUSTER["c"]
