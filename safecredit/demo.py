@@ -41,6 +41,8 @@ def run_demo(home: str | None, *, scale: int = 5000, seed: int = 42, faults: str
     con.print(f"  raw:        {paths.raw}")
     con.print("  Dagster UI: SAFECREDIT_HOME=" + str(paths.home) + " .venv/bin/dagster dev -w workspace.yaml")
     con.print("  live departments for the UI: .venv/bin/safecredit simulate --home " + str(paths.home))
+    con.print("  API:        .venv/bin/safecredit keys create --consumer demo --scopes restrictions:read,lists:read "
+              f"--home {paths.home}; .venv/bin/safecredit serve --home {paths.home}")
     return exit_code(summary)
 
 
