@@ -85,6 +85,15 @@ def published_feeds(context: AssetExecutionContext, exchange: ExchangeResource) 
                          generated_at=now, held_back=held,
                          assertions=lambda _feeds, _prev: staleness_failures(exchange.paths.raw, max_stale, now),
                          max_shrink=float(pol.get("publication.max_shrink", 0.2)))
+    if result.ok:  # the publication report, beside the feeds: <exports>/reports/<version>.html (served at /report)
+        from safecredit.report_html import render_report, write_report
+        try:
+            with exchange.warehouse("publish") as con:
+                html = render_report(con, exchange.paths.raw, result.version, exchange.as_of_date(), pol.version,
+                                     generated_at=now, max_stale_days=max_stale)
+            context.log.info(f"publication report: {write_report(exchange.paths.exports, result.version, html)}")
+        except Exception as exc:  # the report never blocks a publication that already succeeded
+            context.log.warning(f"publication report for {result.version} not written: {exc!r}")
     meta = {
         "published": result.ok,
         "version": result.version,
