@@ -81,6 +81,7 @@ def run_pipeline(home: str | None = None, sources: str | None = None, as_of: dat
     log_path = paths.logs / f"run-{datetime.now().strftime('%Y%m%dT%H%M%S')}.log"
     with writer_lock(paths, "safecredit run"):
         instance = _instance(paths)
+        _free_stale_slots(instance)
         run_config: dict = {"loggers": {"console": {"config": {"log_level": log_level}}}}
         if not replay:  # the CLI asks every source for what is new since its watermark
             run_config["ops"] = {a.key.to_user_string(): {"config": {"incremental": True}}
@@ -117,6 +118,28 @@ def run_pipeline(home: str | None = None, sources: str | None = None, as_of: dat
                 lines.append(f"step {ev.step_key}: {err.to_string()}")
         log_path.write_text("\n".join(lines) or "run failed", encoding="utf-8")
     return summary
+
+
+def _free_stale_slots(instance, pool: str = "warehouse") -> None:
+    """Free pool slots left by runs whose process died (e.g. a killed `safecredit run`).
+
+    Called while holding the warehouse lock: every step that writes the warehouse holds that lock
+    too, so no step can be running now, and a claimed slot is stale. A CLI run holds the lock for
+    its whole life, so an unfinished CLI run found now is dead: its pending steps are freed and
+    the run is marked failed. Other runs' pending steps (queued in `dagster dev`) are left alone.
+    """
+    storage = instance.event_log_storage
+    try:
+        info = storage.get_concurrency_info(pool)
+    except Exception:  # noqa: BLE001 — no concurrency tables (older storage): nothing to free
+        return
+    for slot in info.claimed_slots:
+        storage.free_concurrency_slot_for_step(slot.run_id, slot.step_key)
+    for run_id in {p.run_id for p in info.pending_steps} | {s.run_id for s in info.claimed_slots}:
+        run = instance.get_run_by_id(run_id)
+        if run is not None and run.tags.get("safecredit/started_by") == "cli" and not run.is_finished:
+            storage.free_concurrency_slots_for_run(run_id)
+            instance.report_run_failed(run, "the process running it died; slots freed by the next `safecredit run`")
 
 
 def _partition_for(as_of: date | None) -> str:

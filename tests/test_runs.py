@@ -108,3 +108,27 @@ def test_a_source_staler_than_policy_blocks_publication(pipeline_run, tmp_path):
     after = json.loads((tmp_path / "exports" / "blacklist" / "versions.json").read_text(encoding="utf-8"))
     assert after["last_successful"] == before["last_successful"]
     assert after["items"][0]["result"] == "failure"
+
+
+def test_a_killed_run_does_not_block_the_next(tmp_path, clean_simulator, sim_meta):
+    """SIGKILL a `safecredit run` while it holds the warehouse pool slot; the next run completes."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    clean_simulator.write_sources(tmp_path / "sources.yaml")
+    bin_ = Path(sys.executable).parent / "safecredit"
+    args = [str(bin_), "run", "--home", str(tmp_path), "--as-of", sim_meta["end"]]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    warehouse = tmp_path / "warehouse" / "warehouse.duckdb"
+    deadline = time.monotonic() + 180
+    while not warehouse.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # bounded poll for the first warehouse step, which holds the pool slot
+    assert warehouse.exists(), "the run never reached a warehouse step"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    again = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "Published version" in again.stdout
