@@ -100,6 +100,9 @@ def published_feeds(context: AssetExecutionContext, exchange: ExchangeResource) 
         "reasons": dg.MetadataValue.json(list(result.reasons or [])),
         "held_back": dg.MetadataValue.json(held),
         "rows": dg.MetadataValue.json({k: v.num_rows for k, v in feeds.items()}),
+        # per feed: rows and the delta against the previous version (what mirrors will apply)
+        "feeds": dg.MetadataValue.json({k: {"rows": feeds[k].num_rows, **(m.get("delta") or {})}
+                                        for k, m in (result.feeds or {}).items()}),
         "exports": str(exchange.paths.exports),
     }
     (context.log.info if result.ok else context.log.warning)(

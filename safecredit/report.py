@@ -46,9 +46,11 @@ def print_run_summary(s: RunSummary, console=None) -> None:
                   f"by ground {s.blacklist.get('entries_by_ground')}")
     t = Table(title="Feeds 发布")
     t.add_column("feed")
-    t.add_column("rows", justify="right")
+    for col in ("rows", "added", "modified", "removed"):
+        t.add_column(col, justify="right")
     for feed, rows in sorted(s.feeds.items()):
-        t.add_row(feed, str(rows))
+        d = s.feed_deltas.get(feed, {})
+        t.add_row(feed, str(rows), *(str(d.get(k, "")) for k in ("ADD", "MOD", "DEL")))
     con.print(t)
     if s.published:
         con.print(f"[green]Published version {s.version}[/green] → {s.exports}")

@@ -21,6 +21,7 @@ class RunSummary:
     sources: list = field(default_factory=list)       # per (dept, dataset) fetch results
     staged: dict = field(default_factory=dict)        # per dataset counts
     feeds: dict = field(default_factory=dict)         # feed -> rows
+    feed_deltas: dict = field(default_factory=dict)   # feed -> {rows, ADD, MOD, DEL}
     blacklist: dict = field(default_factory=dict)
     subjects: dict = field(default_factory=dict)      # resolution per source
     exports: str = ""
@@ -107,6 +108,7 @@ def run_pipeline(home: str | None = None, sources: str | None = None, as_of: dat
             summary.version = str(md.get("version", ""))
             summary.reasons = list(md.get("reasons", []) or [])
             summary.feeds = dict(md.get("rows", {}) or {})
+            summary.feed_deltas = dict(md.get("feeds", {}) or {})
     if not result.success:
         lines = []
         for ev in result.all_events:
