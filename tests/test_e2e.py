@@ -99,3 +99,28 @@ def test_explain_names_the_department_records_behind_an_entry(pipeline_run, sim_
     missing = subprocess.run([str(bin_), "explain", "E0000000000000000", "--home", str(pipeline_run["home"])],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "Nothing known" in missing.stderr
+
+
+def test_publish_restore_serves_an_earlier_version_as_a_new_one(pipeline_run, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from safecredit.publish import SigningKey, verify_version
+
+    for d in ("exports", "keys"):
+        shutil.copytree(pipeline_run["home"] / d, tmp_path / d)
+    old = json.loads((tmp_path / "exports" / "blacklist" / "versions.json").read_text(encoding="utf-8"))
+    bin_ = Path(sys.executable).parent / "safecredit"
+    r = subprocess.run([str(bin_), "publish", "--restore", old["last_successful"], "--home", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    new = json.loads((tmp_path / "exports" / "blacklist" / "versions.json").read_text(encoding="utf-8"))
+    assert new["last_successful"] != old["last_successful"]
+    assert new["items"][0]["restored_from"] == old["last_successful"]
+    pem = SigningKey.load_or_create(tmp_path / "keys").public_pem()
+    verify_version(tmp_path / "exports", "blacklist", new["last_successful"], pem)
+    bad = subprocess.run([str(bin_), "publish", "--restore", "20000101T000000Z-000000", "--home", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr

@@ -44,7 +44,7 @@ def blacklist(n, seed=0, drop=(), rename=None):
     return pa.table({
         "entry_id": [f"E{i:05d}" for i in rows],
         "subject_type": ["unit" if i % 3 else "person" for i in rows],
-        "subject_code_masked": [f"91110105MA0{i:06d}X" if i % 3 else f"**************{i % 10000:04d}" for i in rows],
+        "subject_code": [f"91110105MA0{i:06d}X" if i % 3 else f"**************{i % 10000:04d}" for i in rows],
         "name": [rename.get(i, f"企业{i}号") for i in rows],
         "ground": ["A1" if i % 2 else "B3" for i in rows],
         "start_date": [date(2026, 1, 1 + i % 28) for i in rows],
@@ -182,7 +182,7 @@ def test_csv_has_bom_chinese_headers_and_crlf(pub: Publisher):
     assert raw.startswith(b"\xef\xbb\xbf")
     assert b"\r\n" in raw
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
-    assert rows[0][:4] == ["名单条目编号", "主体类型", "证件号码（脱敏）", "主体名称"]
+    assert rows[0][:4] == ["名单条目编号", "主体类型", "统一社会信用代码/证件号码", "主体名称"]
     assert rows[0][-1] == "comment"  # unknown column: its own name
     assert rows[1][0] == "E00000" and rows[1][3] == "企业0号"
     assert rows[1][-1] == "'=HYPERLINK(\"x\")"  # no formula injection in Excel
