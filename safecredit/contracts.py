@@ -129,7 +129,9 @@ def violation_checks(contract: Contract) -> list[tuple[str, str, str, str, str, 
         raw = f"{f.code}__raw"
         if f.required:
             out.append((f"{ds}-REQ-{f.code}", "quarantine", f.code,
-                        upsert + f"sc_text({raw}) IS NULL", raw,
+                        # text-like types: the typed column is sc_text/sc_code of the raw value already
+                        upsert + (f"{f.name} IS NULL" if f.type in {"text", "enum", "code", "uscc", "id_number"}
+                                  else f"sc_text({raw}) IS NULL"), raw,
                         f"必填字段 {f.code}（{f.label}）为空。",
                         f"required field {f.code} ({f.label}) is empty."))
         if f.type in {"date", "datetime", "decimal", "integer"}:
