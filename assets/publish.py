@@ -81,10 +81,13 @@ def published_feeds(context: AssetExecutionContext, exchange: ExchangeResource) 
     max_stale = float(pol.get("publication.max_source_staleness_days", 7))
     pub = Publisher(exchange.paths.exports, exchange.paths.keys,
                     retention=int(pol.get("publication.retention_versions", 30)))
-    result = pub.publish(feeds, as_of=exchange.as_of_date(), policy_version=pol.version,
-                         generated_at=now, held_back=held,
-                         assertions=lambda _feeds, _prev: staleness_failures(exchange.paths.raw, max_stale, now),
-                         max_shrink=float(pol.get("publication.max_shrink", 0.2)))
+    from safecredit.progress import bar
+
+    with bar(f"publish {len(feeds)} feeds", total=None):
+        result = pub.publish(feeds, as_of=exchange.as_of_date(), policy_version=pol.version,
+                             generated_at=now, held_back=held,
+                             assertions=lambda _feeds, _prev: staleness_failures(exchange.paths.raw, max_stale, now),
+                             max_shrink=float(pol.get("publication.max_shrink", 0.2)))
     if result.ok:  # the publication report, beside the feeds: <exports>/reports/<version>.html (served at /report)
         from safecredit.report_html import render_report, write_report
         try:

@@ -6,6 +6,7 @@ Heavy libraries (Dagster, DuckDB, GX, pandas) are imported inside the commands t
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -94,6 +95,7 @@ def run(sources: str | None, home: str | None, as_of: str | None, known_at: str 
     from safecredit.report import print_run_summary
     from safecredit.runner import exit_code, run_pipeline
 
+    os.environ.setdefault("SAFECREDIT_PROGRESS", "1")  # bars only where stderr is a terminal
     summary = run_pipeline(home, sources, _as_of(as_of), known_at=_as_of(known_at))
     print_run_summary(summary)
     sys.exit(exit_code(summary))
@@ -108,6 +110,7 @@ def demo(home: str | None, scale: int, seed: int, faults: str) -> None:
     """Start simulated departments, run the pipeline once, publish, and print a summary."""
     from safecredit.demo import run_demo
 
+    os.environ.setdefault("SAFECREDIT_PROGRESS", "1")
     sys.exit(run_demo(home, scale=scale, seed=seed, faults=faults))
 
 

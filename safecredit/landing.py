@@ -258,10 +258,14 @@ def _pull_json(client, dept, dataset, src, work, result, overlap_hours, page_lim
     pages = 0
     max_seen: list[str | None] = [None]
     stop = False
-    with open(work / "items.jsonl", "w", encoding="utf-8") as out:
+    from safecredit.progress import bar
+
+    with open(work / "items.jsonl", "w", encoding="utf-8") as out, \
+            bar(f"fetch {dept.id}/{dataset} (json)") as progress:
         for page in client.iter_pages(dataset, updated_since=updated_since, limit=page_limit,
                                       resume_from=lambda: max_seen[0]):
             pages += 1
+            progress.advance(len(page.items))
             first_server_time = first_server_time or page.server_time
             for item in page.items:
                 if not isinstance(item, dict):
@@ -359,11 +363,15 @@ def _pull_csv(client, dept, dataset, src, work, result, overlap_days, window, cs
     days_dir.mkdir()
     all_days = [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
     days: list[dict] = []
-    for day, got, n in _fetch_days(client, dept, dataset, all_days, csv_workers):
-        if n:
-            (days_dir / f"{day}.csv").write_bytes(got.content)
-        days.append({"date": day, "rows": n, "charset": got.charset})
-        result.rows += n
+    from safecredit.progress import bar
+
+    with bar(f"fetch {dept.id}/{dataset} (csv days)", total=len(all_days)) as progress:
+        for day, got, n in _fetch_days(client, dept, dataset, all_days, csv_workers):
+            progress.advance()
+            if n:
+                (days_dir / f"{day}.csv").write_bytes(got.content)
+            days.append({"date": day, "rows": n, "charset": got.charset})
+            result.rows += n
     new_state = None if window else {"csv_last_day": end.isoformat(),
                                      "last_fetch": work.name[: -len(".partial")]}
     return {"days": days}, new_state

@@ -1,0 +1,68 @@
+"""Progress bars for long work when a person watches (rich), silent otherwise.
+
+`safecredit run` and `demo` set SAFECREDIT_PROGRESS=1 when their output is a terminal; code that
+runs long (fetching pages and CSV days, publishing feeds) asks for a bar here and gets a no-op
+when nobody is watching (Dagster daemon runs, tests, CI logs).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+_lock = threading.Lock()
+_progress = None
+
+
+def enabled() -> bool:
+    return os.environ.get("SAFECREDIT_PROGRESS") == "1" and sys.stderr.isatty()
+
+
+class _NoBar:
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def update(self, **kw) -> None:
+        pass
+
+
+class _Bar:
+    def __init__(self, progress, task_id):
+        self.progress, self.task_id = progress, task_id
+
+    def advance(self, n: int = 1) -> None:
+        self.progress.advance(self.task_id, n)
+
+    def update(self, **kw) -> None:
+        self.progress.update(self.task_id, **kw)
+
+
+@contextmanager
+def bar(description: str, total: float | None = None) -> Iterator[_Bar | _NoBar]:
+    """A bar for one piece of work; nested uses share one live display."""
+    global _progress
+    if not enabled():
+        yield _NoBar()
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with _lock:
+        owner = _progress is None
+        if owner:
+            _progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+            _progress.start()
+        task_id = _progress.add_task(description, total=total)
+        progress = _progress
+    try:
+        yield _Bar(progress, task_id)
+    finally:
+        with _lock:
+            progress.remove_task(task_id)
+            if owner:
+                progress.stop()
+                _progress = None
