@@ -27,6 +27,7 @@ class ExchangeResource(dg.ConfigurableResource):
     sources: str = ""
     as_of: str = ""          # YYYY-MM-DD; empty = today in Asia/Shanghai
     known_at: str = ""       # YYYY-MM-DD; only versions landed by then (rules.md §3); empty = all
+    lock_wait_seconds: float = 1800.0  # a step waits this long for the warehouse before failing
 
     @property
     def paths(self) -> config.Paths:
@@ -59,7 +60,7 @@ class ExchangeResource(dg.ConfigurableResource):
         """The one writer connection, under the lock the CLI shares."""
         from safecredit.warehouse import connect, writer_lock
 
-        with writer_lock(self.paths, holder):
+        with writer_lock(self.paths, holder, wait=self.lock_wait_seconds):
             con = connect(self.paths.warehouse)
             try:
                 yield con

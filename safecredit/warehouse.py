@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -74,7 +75,7 @@ _HELD: dict[str, list] = {}  # lock path -> [fd, depth]: re-entrant within one p
 
 
 @contextmanager
-def writer_lock(paths: Paths, holder: str = "") -> Iterator[None]:
+def writer_lock(paths: Paths, holder: str = "", wait: float = 0.0) -> Iterator[None]:
     """Exclusive lock shared by the CLI, schedules, sensors and backfills: one writer at a time.
 
     Re-entrant inside one process (the CLI holds it for a whole run while each asset takes it
@@ -90,9 +91,15 @@ def writer_lock(paths: Paths, holder: str = "") -> Iterator[None]:
         return
     paths.warehouse_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() < deadline:  # steps of one run queue here; the CLI asks with wait=0
+                time.sleep(0.2)
+                continue
         os.close(fd)
         other = Path(paths.lock).read_text(encoding="utf-8", errors="replace").strip()
         raise WarehouseBusy(
