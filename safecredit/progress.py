@@ -8,7 +8,6 @@ when nobody is watching (Dagster daemon runs, tests, CI logs).
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from contextlib import contextmanager
 from typing import Iterator
@@ -17,8 +16,23 @@ _lock = threading.Lock()
 _progress = None
 
 
+_tty = None
+
+
+def _terminal():
+    """The controlling terminal, opened directly: Dagster captures a step's stdout/stderr into its
+    compute logs, so a bar drawn there would never reach the person watching."""
+    global _tty
+    if _tty is None:
+        try:
+            _tty = open("/dev/tty", "w", encoding="utf-8")  # noqa: SIM115 — kept for the process
+        except OSError:
+            _tty = False
+    return _tty or None
+
+
 def enabled() -> bool:
-    return os.environ.get("SAFECREDIT_PROGRESS") == "1" and sys.stderr.isatty()
+    return os.environ.get("SAFECREDIT_PROGRESS") == "1" and _terminal() is not None
 
 
 class _NoBar:
@@ -54,7 +68,7 @@ def bar(description: str, total: float | None = None) -> Iterator[_Bar | _NoBar]
         owner = _progress is None
         if owner:
             _progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+                                 TimeElapsedColumn(), console=Console(file=_terminal()), transient=True)
             _progress.start()
         task_id = _progress.add_task(description, total=total)
         progress = _progress
