@@ -1,0 +1,252 @@
+-- The floor of bench/rules.py: the serious-dishonesty list and the credit scores written the most
+-- direct way, by hand, over the same staged tables the rules engine reads (staged.*), with the
+-- run's `params`, `calendar` and `grounds` temp tables (rules.prepare_params). Not part of the
+-- product: it is what the engine's answer costs at least, to measure the engine against.
+--
+-- Same answer as rules/20_listing_triggers.sql + rules/30_blacklist.sql (all nine grounds of
+-- domain rules.md §3, unit + principal + penalised persons, start/end with the working-day
+-- calendar, statuses from credit actions) and rules/50_credit_scores.sql (score and grade), for
+-- the default policy, except where it is only bookkeeping:
+--   * only the version in force of each penalty is evaluated (no per-version triggers, no
+--     history, no explanation items): an entry that only a corrected-away earlier version
+--     supported is missing here, where the engine keeps it as `revoked`; a revoked record (latest
+--     op = revoke) is evaluated on its last upsert and is `revoked`, as in the engine;
+--   * one policy for every decision date (the default has one; the engine looks it up per date);
+--   * the credit policy numbers (credit.yaml) are written in, not read from policy tables;
+--     no components list, no 守信 conditions.
+-- bench/rules.py runs it on a fresh connection after rules.prepare_params, both timed.
+
+CREATE SCHEMA IF NOT EXISTS floor;
+
+-- names compare as in rules/subjects/10_registry.sql (half-width, no spaces, one kind of bracket, …)
+CREATE OR REPLACE TEMP MACRO f_name_key(s) AS
+    nullif(replace(replace(replace(replace(regexp_replace(sc_half(s), '\s+', '', 'g'),
+        '〔', '('), '〕', ')'), '有限责任公司', '有限公司'), '股份有限公司', '股份公司'), '');
+
+-- registry: the latest current version per USCC, only the columns the answer needs
+CREATE OR REPLACE TEMP TABLE f_registry AS
+SELECT uscc, name, standardization, established, principal_id_no, principal_name, reg_no, org_code, former_names
+FROM (SELECT * FROM staged.enterprises
+      QUALIFY row_number() OVER (PARTITION BY department, record_id
+                                 ORDER BY updated_at DESC, (op = 'revoke') DESC, fetch_id DESC, seq DESC) = 1)
+WHERE op = 'upsert'
+QUALIFY row_number() OVER (PARTITION BY uscc ORDER BY updated_at DESC, department) = 1;
+
+-- penalty decisions in force: the last upsert per record, revoked when the record's latest version
+-- is a revoke; a decision reported by several departments kept once (the decider's own report,
+-- else the earliest); the subject resolved (USCC, else registration no., org code, unique name;
+-- a person by the keyed hash of the ID number)
+CREATE OR REPLACE TEMP TABLE f_last AS
+WITH rec AS (   -- per record: when its last upsert was, and whether a revoke came at or after it
+    SELECT department, record_id, max(updated_at) FILTER (WHERE op = 'upsert') AS upsert_at,
+           coalesce(max(updated_at) FILTER (WHERE op = 'revoke') >= max(updated_at) FILTER (WHERE op = 'upsert'),
+                    false) AS revoked
+    FROM staged.penalties GROUP BY department, record_id
+)   -- staging keeps one version per (department, record_id, updated_at, op): the join finds one row
+SELECT p.department, p.record_id, p.updated_at, p.authority_code, p.decision_no, p.source_unit_code,
+       p.decision_date, p.violation_code, p.severity, p.accident_no, p.penalty_types, p.fine_wan,
+       p.principal_id_no, p.subject_name, p.uscc, p.reg_no, p.org_code, p.person_id_no,
+       coalesce(p.penalised_party, '') = '个人' OR coalesce(p.subject_category, '') = '自然人' AS on_person,
+       r.revoked
+FROM staged.penalties p JOIN rec r
+  ON r.department = p.department AND r.record_id = p.record_id AND r.upsert_at = p.updated_at
+WHERE p.op = 'upsert';
+
+CREATE OR REPLACE TEMP TABLE f_pen AS
+WITH dup AS (   -- decisions reported more than once (rare): keep the decider's own report, else the earliest
+    SELECT authority_code, decision_no FROM f_last GROUP BY ALL HAVING count(*) > 1
+), losers AS (
+    SELECT l.department, l.record_id FROM f_last l
+    SEMI JOIN dup d ON d.authority_code IS NOT DISTINCT FROM l.authority_code
+                   AND d.decision_no IS NOT DISTINCT FROM l.decision_no
+    QUALIFY row_number() OVER (PARTITION BY l.authority_code, l.decision_no
+                               ORDER BY (l.source_unit_code = l.authority_code) DESC, l.updated_at, l.department, l.record_id) > 1
+), kept AS (
+    SELECT * FROM f_last ANTI JOIN losers USING (department, record_id)
+), unresolved AS (  -- units without a USCC: the only rows that need the registry's other keys
+    SELECT department, record_id, reg_no, replace(org_code, '-', '') AS org, f_name_key(subject_name) AS name_key
+    FROM kept WHERE NOT on_person AND uscc IS NULL
+), by_reg AS (
+    SELECT u.department, u.record_id, min(r.uscc) AS uscc FROM unresolved u JOIN f_registry r ON r.reg_no = u.reg_no
+    GROUP BY ALL HAVING count(*) = 1
+), by_org AS (
+    SELECT u.department, u.record_id, min(r.uscc) AS uscc FROM unresolved u
+    JOIN f_registry r ON coalesce(replace(r.org_code, '-', ''), substr(r.uscc, 9, 9)) = u.org
+    GROUP BY ALL HAVING count(*) = 1
+), by_name AS (   -- names and former names keyed only when some row needs them
+    SELECT u.department, u.record_id, min(r.uscc) AS uscc
+    FROM (SELECT uscc, unnest(list_prepend(name, coalesce(former_names, []))) AS nm FROM f_registry
+          WHERE (SELECT count(*) FROM unresolved) > 0) r
+    JOIN unresolved u ON u.name_key = f_name_key(r.nm)
+    GROUP BY ALL HAVING count(DISTINCT r.uscc) = 1
+), fallback AS (
+    SELECT u.department, u.record_id, coalesce(g.uscc, o.uscc, n.uscc) AS uscc
+    FROM unresolved u LEFT JOIN by_reg g USING (department, record_id) LEFT JOIN by_org o USING (department, record_id)
+    LEFT JOIN by_name n USING (department, record_id)
+)
+SELECT k.* EXCLUDE (uscc, reg_no, org_code, person_id_no, subject_name, source_unit_code, updated_at),
+       k.subject_name,
+       CASE WHEN k.on_person THEN 'person' ELSE 'unit' END AS subject_type,
+       CASE WHEN k.on_person THEN k.person_id_no ELSE coalesce(k.uscc, f.uscc) END AS subject_code,
+       CASE WHEN k.on_person THEN 'P' || left(sha256((SELECT person_salt FROM params) || k.person_id_no), 16)
+            ELSE coalesce(k.uscc, f.uscc) END AS subject_id
+FROM kept k LEFT JOIN fallback f ON NOT k.on_person AND k.uscc IS NULL
+                                  AND f.department = k.department AND f.record_id = k.record_id
+WHERE CASE WHEN k.on_person THEN k.person_id_no ELSE coalesce(k.uscc, f.uscc) END IS NOT NULL;
+
+-- accidents: the latest version per 事故编号, graded by the numbers where they are higher
+CREATE OR REPLACE TEMP TABLE f_acc AS
+SELECT accident_no, unit_uscc, liability, reporting, principal_id_no, principal_name,
+       CAST(occurred_at AS DATE) AS occurred_date, coalesce(deaths, 0) AS deaths,
+       greatest(CASE WHEN coalesce(deaths, 0) >= 30 OR coalesce(serious_injuries, 0) >= 100 OR coalesce(direct_loss_wan, 0) >= 10000 THEN 4
+                     WHEN coalesce(deaths, 0) >= 10 OR coalesce(serious_injuries, 0) >= 50 OR coalesce(direct_loss_wan, 0) >= 5000 THEN 3
+                     WHEN coalesce(deaths, 0) >= 3 OR coalesce(serious_injuries, 0) >= 10 OR coalesce(direct_loss_wan, 0) >= 1000 THEN 2
+                     ELSE 1 END,
+                CASE reported_grade WHEN '特别重大' THEN 4 WHEN '重大' THEN 3 WHEN '较大' THEN 2 ELSE 1 END) AS grade_level
+FROM (SELECT * FROM staged.accidents
+      QUALIFY row_number() OVER (PARTITION BY department, record_id
+                                 ORDER BY updated_at DESC, (op = 'revoke') DESC, fetch_id DESC, seq DESC) = 1)
+WHERE op = 'upsert'
+QUALIFY row_number() OVER (PARTITION BY accident_no ORDER BY updated_at DESC, department) = 1;
+
+-- ---------------------------------------------------------------- the list
+CREATE OR REPLACE TABLE floor.blacklist AS
+WITH a2 AS (   -- a 较大 liability accident that is the second of its unit within 12 calendar months
+    SELECT DISTINCT l.accident_no
+    FROM f_acc l JOIN f_acc e
+      ON e.unit_uscc = l.unit_uscc AND e.accident_no <> l.accident_no
+     AND e.occurred_date <= l.occurred_date AND e.occurred_date >= CAST(l.occurred_date - INTERVAL 12 MONTH AS DATE)
+    WHERE l.grade_level = 2 AND l.liability = '责任事故' AND e.grade_level = 2 AND e.liability = '责任事故'
+      AND l.occurred_date <= (SELECT as_of FROM params)
+), hit AS (    -- (penalty, ground) for every ground a decision in force meets
+    SELECT p.*, a.principal_id_no AS acc_principal_id, a.principal_name AS acc_principal, g.ground
+    FROM f_pen p
+    JOIN (VALUES ('ACCIDENT_LIABILITY', 'A1'), ('ACCIDENT_LIABILITY', 'A2'), ('ACCIDENT_LIABILITY', 'A3'),
+                 ('ACCIDENT_CONCEALED', 'A4'), ('PRINCIPAL_ABSCONDED', 'A5'), ('UNLICENSED_OPERATION', 'B1'),
+                 ('AGENCY_FRAUD', 'B2'), ('REFUSED_EXECUTION', 'B3'), ('OTHER', 'B4')) v(violation_code, ground)
+      ON v.violation_code = p.violation_code
+    JOIN grounds g ON g.ground = v.ground AND g.enabled
+    LEFT JOIN f_acc a ON a.accident_no = p.accident_no
+    WHERE CASE g.ground
+        WHEN 'A1' THEN p.violation_code = 'ACCIDENT_LIABILITY' AND a.liability = '责任事故' AND a.grade_level >= 3
+        WHEN 'A2' THEN p.violation_code = 'ACCIDENT_LIABILITY' AND a.liability = '责任事故' AND a.grade_level = 2
+                       AND p.accident_no IN (SELECT accident_no FROM a2)
+        WHEN 'A3' THEN p.violation_code = 'ACCIDENT_LIABILITY' AND p.severity = '特别严重'
+        WHEN 'A4' THEN p.violation_code = 'ACCIDENT_CONCEALED'
+        WHEN 'A5' THEN p.violation_code = 'PRINCIPAL_ABSCONDED'
+        WHEN 'B1' THEN p.violation_code = 'UNLICENSED_OPERATION'
+        WHEN 'B2' THEN p.violation_code = 'AGENCY_FRAUD'
+        WHEN 'B3' THEN p.violation_code = 'REFUSED_EXECUTION'
+        WHEN 'B4' THEN p.violation_code = 'OTHER' AND p.severity = coalesce(g.severity, '特别严重') END
+      AND p.decision_date <= (SELECT as_of FROM params)
+), listed AS (  -- who: the unit (not for A5), its principal (A1–A3, A5, B1, B3, B4), a penalised person (A4, A5, B2)
+    SELECT ground, 'unit' AS subject_type, subject_id, subject_id AS code, 'penalised unit' AS role, h.*
+    FROM hit h WHERE subject_type = 'unit' AND ground <> 'A5'
+    UNION ALL
+    SELECT ground, 'person', 'P' || left(sha256((SELECT person_salt FROM params)
+                                         || coalesce(h.principal_id_no, h.acc_principal_id, r.principal_id_no)), 16),
+           coalesce(h.principal_id_no, h.acc_principal_id, r.principal_id_no), 'principal', h.*
+    FROM hit h LEFT JOIN f_registry r ON r.uscc = h.subject_id
+    WHERE h.subject_type = 'unit' AND h.ground NOT IN ('A4', 'B2')
+      AND coalesce(h.principal_id_no, h.acc_principal_id, r.principal_id_no) IS NOT NULL
+    UNION ALL
+    SELECT ground, 'person', subject_id, subject_code, 'penalised person', h.*
+    FROM hit h WHERE subject_type = 'person' AND ground IN ('A4', 'A5', 'B2')
+), entries AS (
+    SELECT 'E' || left(sha256(concat_ws('|', authority_code, decision_no, ground, subject_id)), 16) AS entry_id,
+           ground, subject_type, subject_id, code AS subject_code_full, role, authority_code, decision_no,
+           decision_date, revoked, department, record_id
+    FROM listed
+), dated AS (
+    SELECT e.*, CASE WHEN p.notice_days = 0 THEN e.decision_date ELSE c1.d END AS start_date
+    FROM entries e CROSS JOIN params p
+    LEFT JOIN calendar c0 ON c0.d = e.decision_date
+    LEFT JOIN calendar c1 ON c1.working AND c1.ord = c0.ord + p.notice_days
+    QUALIFY row_number() OVER (PARTITION BY e.entry_id ORDER BY e.department, e.record_id) = 1
+), acts AS (
+    SELECT d.entry_id,
+           min(c.effective_date) FILTER (WHERE c.action_type = '异议成立') AS objection_date,
+           max(c.effective_date) FILTER (WHERE c.action_type = '信用修复'
+               AND c.effective_date >= CAST(d.start_date + to_months(p.repair_after_months) AS DATE)
+               AND c.effective_date < CAST(d.start_date + to_years(p.management_years) AS DATE)) AS repair_date,
+           max(c.effective_date) FILTER (WHERE c.action_type = '撤销修复') AS repair_revoked_date
+    FROM dated d CROSS JOIN params p
+    JOIN (SELECT * FROM staged.credit_actions
+          QUALIFY row_number() OVER (PARTITION BY department, record_id
+                                     ORDER BY updated_at DESC, (op = 'revoke') DESC, fetch_id DESC, seq DESC) = 1) c
+      ON c.op = 'upsert' AND c.decision_no = d.decision_no AND c.subject_code = d.subject_code_full
+     AND (c.effective_date <= p.as_of OR c.action_type = '异议成立')
+    GROUP BY d.entry_id
+)
+SELECT d.entry_id, d.subject_type, d.subject_id, d.subject_code_full, d.role, d.ground, d.authority_code,
+       d.decision_no, d.decision_date, d.start_date,
+       CAST(d.start_date + to_years(p.management_years) AS DATE) AS end_date,
+       CASE WHEN d.revoked THEN 'revoked'
+            WHEN a.objection_date IS NOT NULL THEN 'objection_upheld'
+            WHEN p.as_of < d.start_date THEN 'pending'
+            WHEN a.repair_date IS NOT NULL AND NOT coalesce(a.repair_revoked_date > a.repair_date, false) THEN 'repaired'
+            WHEN p.as_of >= CAST(d.start_date + to_years(p.management_years) AS DATE) THEN 'expired'
+            ELSE 'listed' END AS status,
+       d.department AS source_department, d.record_id AS source_record_id
+FROM dated d CROSS JOIN params p LEFT JOIN acts a USING (entry_id);
+
+-- ---------------------------------------------------------------- credit scores (credit.yaml defaults)
+-- windows: a date counts when as_of − N months < date ≤ as_of
+CREATE OR REPLACE TABLE floor.credit_scores AS
+WITH c AS (
+    SELECT as_of, CAST(as_of - INTERVAL 12 MONTH AS DATE) AS m12, CAST(as_of - INTERVAL 24 MONTH AS DATE) AS m24
+    FROM params
+), pen AS (     -- unit penalties of the last 24 months, not revoked, with their deduction class
+    SELECT p.subject_id AS uscc, p.decision_date, p.accident_no, p.violation_code,
+           CASE WHEN list_has_any(coalesce(p.penalty_types, []), ['吊销许可证件', '责令关闭', '限制从业'])
+                     OR p.fine_wan >= 100 OR p.severity = '特别严重' THEN -12
+                WHEN len(coalesce(p.penalty_types, [])) > 0 AND list_has_all(['警告', '通报批评'], p.penalty_types)
+                     AND coalesce(p.fine_wan, 0) = 0 THEN -2
+                ELSE -8 END AS points
+    FROM f_pen p, c
+    WHERE p.subject_type = 'unit' AND NOT p.revoked AND p.decision_date > c.m24 AND p.decision_date <= c.as_of
+), acc AS (     -- accidents of the last 24 months, attributed to the unit (else the unit penalised for it)
+    SELECT coalesce(a.unit_uscc, pe.uscc) AS uscc, a.accident_no, a.occurred_date, a.grade_level,
+           a.liability = '责任事故' AS is_liability, a.reporting
+    FROM f_acc a
+    LEFT JOIN (SELECT accident_no, min(subject_id) AS uscc FROM f_pen
+               WHERE subject_type = 'unit' AND accident_no IS NOT NULL AND NOT revoked GROUP BY 1) pe
+           ON pe.accident_no = a.accident_no AND a.unit_uscc IS NULL, c
+    WHERE a.occurred_date > c.m24 AND a.occurred_date <= c.as_of AND coalesce(a.unit_uscc, pe.uscc) IS NOT NULL
+), acc_u AS (
+    SELECT a.uscc,
+           sum(CASE a.grade_level WHEN 1 THEN -10 WHEN 2 THEN -30 WHEN 3 THEN -40 ELSE -50 END)
+               FILTER (WHERE a.is_liability AND a.occurred_date > c.m12) AS points,
+           bool_or(a.is_liability) AS liability_24m,
+           bool_or(a.occurred_date > c.m12 AND (a.grade_level >= 2 OR a.reporting IN ('瞒报', '谎报'))) AS forced,
+           count(*) FILTER (WHERE a.is_liability AND a.occurred_date > c.m12) AS liability_12m,
+           list(a.accident_no) FILTER (WHERE a.is_liability AND a.occurred_date > c.m12) AS deducted
+    FROM acc a, c GROUP BY a.uscc
+), pen_u AS (
+    SELECT p.uscc,
+           sum(p.points) FILTER (WHERE p.decision_date > c.m12
+                                   AND NOT coalesce(list_contains(au.deducted, p.accident_no), false)) AS points,
+           count(*) FILTER (WHERE p.decision_date > c.m12) AS n12,
+           bool_or(p.decision_date > c.m12 AND p.violation_code IN ('HIDDEN_DANGER_UNFIXED', 'ACCIDENT_CONCEALED')) AS forced
+    FROM pen p CROSS JOIN c LEFT JOIN acc_u au ON au.uscc = p.uscc
+    GROUP BY p.uscc
+), listed AS (
+    SELECT DISTINCT subject_id AS uscc FROM floor.blacklist WHERE subject_type = 'unit' AND status = 'listed'
+), scored AS (
+    SELECT r.uscc,
+           CAST(greatest(0, least(100,
+               CASE coalesce(nullif(r.standardization, ''), '无') WHEN '一级' THEN 90 WHEN '二级' THEN 80 WHEN '三级' THEN 70 ELSE 75 END
+               + coalesce(au.points, 0) + coalesce(pu.points, 0) + CASE WHEN pu.n12 >= 2 THEN -5 ELSE 0 END
+               + CASE WHEN pu.uscc IS NULL AND NOT coalesce(au.liability_24m, false)
+                           AND coalesce(r.established <= c.m24, false) THEN 5 ELSE 0 END)) AS DECIMAL(8, 2)) AS score,
+           coalesce(au.forced, false) OR coalesce(au.liability_12m >= 2, false) OR coalesce(pu.forced, false)
+               OR l.uscc IS NOT NULL AS forced_d
+    FROM f_registry r CROSS JOIN c
+    LEFT JOIN acc_u au ON au.uscc = r.uscc
+    LEFT JOIN pen_u pu ON pu.uscc = r.uscc
+    LEFT JOIN listed l ON l.uscc = r.uscc
+)
+SELECT uscc, score,
+       CASE WHEN forced_d OR score < 60 THEN 'D' WHEN score >= 85 THEN 'A' WHEN score >= 70 THEN 'B' ELSE 'C' END AS grade,
+       forced_d
+FROM scored;
