@@ -62,6 +62,9 @@ def add_arguments(p) -> None:
     p.add_argument("--no-floor", action="store_true", help="skip the floor and the agreement check")
     p.add_argument("--stage-only", action="store_true",
                    help="stop after staging (with --keep: a warehouse for later --warehouse runs)")
+    p.add_argument("--statement-setting", action="append", default=[], metavar="LABEL:NAME=VALUE",
+                   help="SET NAME = VALUE around one engine statement only (LABEL as in the report, e.g. "
+                        "'TABLE rules.trigger_versions:disabled_optimizers=build_side_probe_side'); repeatable")
     p.add_argument("--warehouse", type=Path, default=None, metavar="PATH",
                    help="reuse a kept, already staged warehouse (skips raw + staging)")
     p.add_argument("--keep", action="store_true", help="keep the warehouse under bench/out/rules-<ts>/")
@@ -143,16 +146,34 @@ def statements(con, sql: str) -> list[tuple[str, object]]:
     return out
 
 
-def run_script(con, path: Path, timings: list[dict], sampler: Sampler) -> float:
-    """Every statement of one file, each timed; returns the file's seconds."""
+class StatementFailed(Exception):
+    """A statement of a script failed (out of memory, …); the timings so far are kept."""
+
+
+def run_script(con, path: Path, timings: list[dict], sampler: Sampler, settings: dict | None = None) -> float:
+    """Every statement of one file, each timed; returns the file's seconds. `settings`: label →
+    [(name, value)] SET around that statement only (and RESET after it)."""
     t_file = time.perf_counter()
     for label, st in statements(con, path.read_text(encoding="utf-8")):
         sampler_peak0 = sampler.peak_kb
+        extra = (settings or {}).get(label, [])
+        for name, value in extra:
+            con.execute(f"SET {name} = '{value}'")
         cpu0, t0 = time.process_time(), time.perf_counter()
-        con.execute(st)
-        timings.append({"file": path.name, "statement": label, "seconds": time.perf_counter() - t0,
-                        "cpu_seconds": time.process_time() - cpu0, "sql": st.query.strip(),
-                        "peak_rss_mb_so_far": max(sampler_peak0, sampler.peak_kb) / 1024})
+        entry = {"file": path.name, "statement": label, "sql": st.query.strip()}
+        if extra:
+            entry["settings"] = {n: v for n, v in extra}
+        timings.append(entry)
+        try:
+            con.execute(st)
+        except Exception as exc:  # noqa: BLE001 — duckdb.Error: report which statement and why
+            entry["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            raise StatementFailed(f"{path.name}: {label}: {entry['error']}") from exc
+        finally:
+            entry.update({"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - cpu0,
+                          "peak_rss_mb_so_far": max(sampler_peak0, sampler.peak_kb) / 1024})
+            for name, _ in extra:
+                con.execute(f"RESET {name}")
     return time.perf_counter() - t_file
 
 
@@ -385,6 +406,7 @@ def run(args: argparse.Namespace) -> dict:
     per_file: dict[str, float] = {}
     floor_timings, explains, agree, tables, status, grades = [], [], {}, {}, {}, {}
     engine_seconds = floor_seconds = None
+    engine_failed = None
     try:
         if not args.warehouse:
             landed_at = f"{meta['end']}T23:00:00+08:00"
@@ -405,20 +427,32 @@ def run(args: argparse.Namespace) -> dict:
             raise _StageOnly
 
         # ---- the rules engine: run_subjects + run_rules, statement by statement
+        settings: dict[str, list] = {}
+        for spec in args.statement_setting:
+            lab, _, kv = spec.rpartition(":")
+            name, _, value = kv.partition("=")
+            settings.setdefault(lab.strip(), []).append((name.strip(), value.strip()))
         with timed(phases, sampler, "rules engine (run_subjects + run_rules)", "engine") as ph_engine:
-            for folder, label in ((RULES_DIR / "subjects", "subjects/"), (RULES_DIR, "")):
-                t0 = time.perf_counter()
-                engine.prepare_params(con, as_of, policy, PERSON_SALT)
-                per_file[f"{label}prepare_params"] = time.perf_counter() - t0
-                for f in sorted(folder.glob("*.sql")):
-                    n0 = len(timings)
-                    per_file[label + f.name] = run_script(con, f, timings, sampler)
-                    for t in timings[n0:]:
-                        t["file"] = label + f.name
+            try:
+                for folder, label in ((RULES_DIR / "subjects", "subjects/"), (RULES_DIR, "")):
+                    t0 = time.perf_counter()
+                    engine.prepare_params(con, as_of, policy, PERSON_SALT)
+                    per_file[f"{label}prepare_params"] = time.perf_counter() - t0
+                    for f in sorted(folder.glob("*.sql")):
+                        n0, t0 = len(timings), time.perf_counter()
+                        try:
+                            per_file[label + f.name] = run_script(con, f, timings, sampler, settings)
+                        finally:
+                            per_file.setdefault(label + f.name, time.perf_counter() - t0)
+                            for t in timings[n0:]:
+                                t["file"] = label + f.name
+            except StatementFailed as exc:
+                engine_failed = str(exc)
+                print(f"  ENGINE FAILED: {exc}", flush=True)
         engine_seconds = ph_engine.seconds
 
         # ---- EXPLAIN ANALYZE of the slowest engine statements (after the timing: re-runs them)
-        if args.explain:
+        if args.explain and not engine_failed:
             slow = sorted((t for t in timings if t["statement"].startswith(("TABLE", "#"))),
                           key=lambda t: -t["seconds"])[:args.explain]
             for i, t in enumerate(slow, 1):
@@ -455,7 +489,7 @@ def run(args: argparse.Namespace) -> dict:
                 run_script(con, FLOOR_SQL, floor_timings, sampler)
             floor_seconds = ph_floor.seconds
             with timed(phases, sampler, "agreement check", "check") as ph:
-                agree = agreement(con)
+                agree = agreement(con) if not engine_failed else {}
             for name, a in agree.items():
                 print(f"  agreement {name}: {a['agreement']:.4%} — " + ", ".join(
                     f"{k} {v:,}" for k, v in a.items() if isinstance(v, int)), flush=True)
@@ -467,8 +501,9 @@ def run(args: argparse.Namespace) -> dict:
             "rules.trigger_versions", "rules.entries", "rules.entry_history", "rules.blacklist",
             "rules.restrictions", "rules.penalties_public", "rules.credit_score_components", "rules.credit_scores",
             "rules.premium_factors", "rules.intermediary_ratings", "floor.blacklist", "floor.credit_scores")}
-        status = dict(con.execute("SELECT status, count(*) FROM rules.blacklist GROUP BY 1 ORDER BY 1").fetchall())
-        grades = dict(con.execute("SELECT grade, count(*) FROM rules.credit_scores GROUP BY 1 ORDER BY 1").fetchall())
+        if not engine_failed:
+            status = dict(con.execute("SELECT status, count(*) FROM rules.blacklist GROUP BY 1 ORDER BY 1").fetchall())
+            grades = dict(con.execute("SELECT grade, count(*) FROM rules.credit_scores GROUP BY 1 ORDER BY 1").fetchall())
 
     except _StageOnly:
         pass
@@ -492,16 +527,17 @@ def run(args: argparse.Namespace) -> dict:
                  "generation_seconds": gen_seconds},
         "staged": stage_counts,
         "phases": [vars(p) for p in phases],
-        "engine": {"seconds": engine_seconds, "per_file": per_file,
+        "engine": {"seconds": engine_seconds, "failed": engine_failed, "statement_settings": args.statement_setting,
+                   "per_file": per_file,
                    "statements": [{k: v for k, v in t.items() if k != "sql"} for t in timings]},
         "floor": {"seconds": floor_seconds,
                   "statements": [{k: v for k, v in t.items() if k != "sql"} for t in floor_timings]},
-        "ratio_engine_over_floor": (engine_seconds / floor_seconds) if floor_seconds else None,
+        "ratio_engine_over_floor": (engine_seconds / floor_seconds) if floor_seconds and not engine_failed else None,
         # the part of the engine that answers what the floor answers: subject resolution, accidents,
         # triggers, the list and the credit scores (35/40/60/70 make other products)
         "engine_same_scope_seconds": sum(v for k, v in per_file.items() if _same_scope(k)),
         "ratio_same_scope_over_floor": (sum(v for k, v in per_file.items() if _same_scope(k)) / floor_seconds)
-                                       if floor_seconds else None,
+                                       if floor_seconds and not engine_failed else None,
         "agreement": agree,
         "tables": tables,
         "blacklist_status": status,
@@ -563,6 +599,10 @@ def _print(r: dict, path: Path) -> None:
     for name, n in r["tables"].items():
         rows.add_row(name, "—" if n is None else f"{n:,}")
     con.print(rows)
+    if r["engine"]["failed"]:
+        con.print(f"[bold red]rules engine FAILED after {r['engine']['seconds']:.1f} s: {r['engine']['failed']}[/bold red]")
+    if r["engine"]["statement_settings"]:
+        con.print(f"per-statement settings: {r['engine']['statement_settings']}")
     con.print(f"blacklist by status: {r['blacklist_status']}; credit grades: {r['credit_grades']}")
     for name, a in r["agreement"].items():
         con.print(f"agreement {name}: [bold]{a['agreement']:.4%}[/bold] (engine {a['engine']:,}, floor {a['floor']:,}, "
