@@ -41,24 +41,37 @@ JOIN rules.accidents earlier
 WHERE later.grade_level = 2 AND later.liability = '责任事故'
   AND later.occurred_date <= (SELECT as_of FROM params);
 
+-- The decisions (all versions) whose violation could list anybody under an enabled ground, then
+-- with their accident. Two tables of their own: with exact row counts the planner builds its hash
+-- tables on the small sides (as one statement it guessed a few thousand candidates where there are
+-- millions, built on the wide penalty rows and ran out of memory at 20 M penalty versions).
+CREATE OR REPLACE TEMP TABLE trigger_candidates AS
+SELECT g.ground, g.lists_unit, g.lists_principal, g.lists_person_penalised, pg.severity AS ground_severity, p.*
+FROM subjects.penalty_versions p
+JOIN rules.ground_rules g ON g.violation_code = p.violation_code
+JOIN grounds pg ON pg.ground = g.ground AND pg.enabled
+WHERE p.decision_date <= (SELECT as_of FROM params) AND p.subject_type IS NOT NULL;
+
+CREATE OR REPLACE TEMP TABLE trigger_matched AS
+SELECT c.* EXCLUDE (ground_severity),
+       a.grade AS accident_grade, a.grade_level, a.liability AS accident_liability,
+       a.principal_id_no AS accident_principal_id, a.principal_name AS accident_principal
+FROM trigger_candidates c
+LEFT JOIN rules.accidents a ON a.accident_no = c.accident_no
+WHERE CASE c.ground
+    WHEN 'A1' THEN a.liability = '责任事故' AND a.grade_level >= 3
+    WHEN 'A2' THEN a.liability = '责任事故' AND a.grade_level = 2
+                   AND c.accident_no IN (SELECT accident_no FROM rules.a2_accidents)
+    WHEN 'A3' THEN c.severity = '特别严重'
+    WHEN 'B4' THEN c.severity = coalesce(c.ground_severity, '特别严重')
+    ELSE true END;
+
 CREATE OR REPLACE TABLE rules.trigger_versions AS
-WITH v AS (
-    SELECT p.*, a.grade AS accident_grade, a.grade_level, a.liability AS accident_liability,
-           a.principal_id_no AS accident_principal_id, a.principal_name AS accident_principal
-    FROM subjects.penalty_versions p
-    LEFT JOIN rules.accidents a ON a.accident_no = p.accident_no
-    WHERE p.decision_date <= (SELECT as_of FROM params) AND p.subject_type IS NOT NULL
-), matched AS (
-    SELECT g.ground, g.lists_unit, g.lists_principal, g.lists_person_penalised, v.*
-    FROM v JOIN rules.ground_rules g ON g.violation_code = v.violation_code
-    JOIN grounds pg ON pg.ground = g.ground AND pg.enabled
-    WHERE CASE g.ground
-        WHEN 'A1' THEN v.accident_liability = '责任事故' AND v.grade_level >= 3
-        WHEN 'A2' THEN v.accident_liability = '责任事故' AND v.grade_level = 2
-                       AND v.accident_no IN (SELECT accident_no FROM rules.a2_accidents)
-        WHEN 'A3' THEN v.severity = '特别严重'
-        WHEN 'B4' THEN v.severity = coalesce(pg.severity, '特别严重')
-        ELSE true END
+WITH matched AS (SELECT * FROM trigger_matched),
+principals AS (  -- the registry's principal, only for the units a trigger names
+    SELECT r.uscc, r.principal_id_no, r.principal_name
+    FROM subjects.registry r
+    WHERE r.uscc IN (SELECT subject_id FROM trigger_matched WHERE subject_type = 'unit' AND lists_principal)
 )
 -- the penalised unit
 SELECT ground, 'unit' AS subject_type, subject_id, subject_id AS subject_code_full, subject_name AS name,
@@ -72,7 +85,7 @@ SELECT m.ground, 'person' AS subject_type,
        coalesce(m.principal_id_no, m.accident_principal_id, r.principal_id_no) AS subject_code_full,
        coalesce(m.principal_name, m.accident_principal, r.principal_name) AS name,
        'principal' AS role, m.* EXCLUDE (ground, subject_type, subject_id, subject_code, lists_unit, lists_principal, lists_person_penalised)
-FROM matched m LEFT JOIN subjects.registry r ON r.uscc = m.subject_id
+FROM matched m LEFT JOIN principals r ON r.uscc = m.subject_id
 WHERE m.subject_type = 'unit' AND m.lists_principal
   AND coalesce(m.principal_id_no, m.accident_principal_id, r.principal_id_no) IS NOT NULL
 UNION ALL BY NAME
@@ -80,3 +93,6 @@ UNION ALL BY NAME
 SELECT ground, 'person' AS subject_type, subject_id, subject_code AS subject_code_full, subject_name AS name,
        'penalised person' AS role, * EXCLUDE (ground, subject_type, subject_id, subject_code, lists_unit, lists_principal, lists_person_penalised)
 FROM matched WHERE subject_type = 'person' AND lists_person_penalised;
+
+DROP TABLE trigger_candidates;
+DROP TABLE trigger_matched;
