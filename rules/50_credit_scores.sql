@@ -194,7 +194,13 @@ WITH items AS (
     SELECT uscc,
         sum(points) FILTER (WHERE kind <> 'forced_d') AS points,
         list_sort(list_distinct(coalesce(list(component) FILTER (WHERE kind = 'forced_d'), []))) AS forced_reasons,
-        list(item ORDER BY kind_rank, event_date NULLS FIRST, component, source_dataset, source_record_id) AS items,
+        -- in the order of kind, date (undated first), component, source record; sorting each unit's
+        -- short list beats an ordered aggregate over millions of units by minutes. The IS [NOT] NULL
+        -- flags place missing values as ORDER BY would; the item itself breaks any remaining tie.
+        list_transform(list_sort(list({k: kind_rank, dn: event_date IS NOT NULL, d: event_date,
+                                       cn: component IS NULL, c: component, sn: source_dataset IS NULL,
+                                       s: source_dataset, rn: source_record_id IS NULL, r: source_record_id,
+                                       item: item})), lambda x: x.item) AS items,
         count(*) AS n
     FROM items
     WHERE kind <> 'base' AND component <> 'CLEAN_RECORD'
