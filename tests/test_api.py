@@ -437,7 +437,11 @@ def test_every_error_is_problem_json(server, keys):
     body = is_problem(r, 422)
     assert pid_like not in r.text and body["errors"]
     docs = server.get("/docs")
-    assert docs.status_code == 200  # its scripts come from a CDN (offline: the page stays blank)
+    assert docs.status_code == 200 and "cdn." not in docs.text  # offline networks: nothing fetched outside
+    for asset in re.findall(r'(?:src|href)="(/docs-assets/[^"]+)"', docs.text):
+        r = server.get(asset)
+        assert r.status_code == 200 and len(r.content) > 1000, asset
+    assert "/docs-assets/swagger-ui-bundle.js" in docs.text
     spec = server.get("/openapi.json").json()
     assert "/v1/restrictions/{code}" in spec["paths"] and "Problem" in spec["components"]["schemas"]
 

@@ -34,6 +34,7 @@ from fastapi import APIRouter, Depends, FastAPI, Path as PathParam, Query, Reque
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -54,6 +55,7 @@ log = logging.getLogger("safecredit.api")
 access_log = logging.getLogger("safecredit.access")
 
 API_VERSION = "1"
+DOCS_STATIC = "/docs-assets"  # Swagger UI's scripts and styles, served by this process
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
@@ -585,13 +587,14 @@ def create_app(home: Path | str, db_url: str | None = None, *, poll_interval: fl
             svc.snapshots.stop()
             engine.dispose()
 
-    app = FastAPI(
+    # FastAPIOffline serves Swagger UI's scripts from the package itself: bureau networks are often
+    # cut off from the internet, where FastAPI's CDN-loaded /docs page stays blank.
+    app = FastAPIOffline(
         title="SafeCredit Exchange API · 安全生产信用与联合惩戒数据交换平台",
         version=API_VERSION,
         description="exchange.md §2. Every `/v1` route needs `Authorization: Bearer <api-key>`; errors are "
-                    "`application/problem+json` (RFC 9457). The `/docs` page loads its scripts from a CDN: "
-                    "on an offline machine use `/openapi.json` directly.",
-        lifespan=lifespan, redoc_url=None,
+                    "`application/problem+json` (RFC 9457).",
+        lifespan=lifespan, redoc_url=None, static_url=DOCS_STATIC,
     )
     app.state.service = svc
     app.add_middleware(ServiceMiddleware, service=svc)
