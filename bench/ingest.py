@@ -31,7 +31,7 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -74,18 +74,21 @@ def plan(target: int) -> tuple[int, float]:
     return scale, round(pps, 3)
 
 
-def ensure_data(seed: int, scale: int, pps: float) -> tuple[Path, dict, float | None]:
-    """Cached generator output keyed by its parameters; (dir, meta, seconds or None if cached)."""
+def ensure_data(seed: int, scale: int, pps: float, start: date | None = None) -> tuple[Path, dict, float | None]:
+    """Cached generator output keyed by its parameters; (dir, meta, seconds or None if cached).
+    `start`: the first day of the generated history (default: the generator's)."""
     from safecredit.generator import GENERATOR_VERSION, generate
 
-    out = OUT / "data" / f"s{seed}-n{scale}-p{pps:g}-g{GENERATOR_VERSION}"
+    since = f"-from{start.isoformat()}" if start else ""
+    out = OUT / "data" / f"s{seed}-n{scale}-p{pps:g}{since}-g{GENERATOR_VERSION}"
     meta_path = out / "meta.json"
     if meta_path.exists():
         return out, json.loads(meta_path.read_text(encoding="utf-8")), None
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     t0 = time.perf_counter()
-    meta = generate(tmp, seed=seed, scale=scale, penalties_per_subject=pps, progress=sys.stderr.isatty())
+    meta = generate(tmp, seed=seed, scale=scale, penalties_per_subject=pps, progress=sys.stderr.isatty(),
+                    **({"start": start} if start else {}))
     took = time.perf_counter() - t0
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)

@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
+from bench.ingest import ensure_data
+
 OUT = Path(__file__).resolve().parent / "out"
 FLOOR_SQL = Path(__file__).resolve().parent / "rules_floor.sql"
 DATASETS = ("enterprises", "penalties", "accidents", "intermediary_ratings", "credit_actions")
@@ -178,24 +180,6 @@ def run_script(con, path: Path, timings: list[dict], sampler: Sampler, settings:
 
 
 # ---------------------------------------------------------------------------- data and warehouse
-
-def ensure_data(seed: int, scale: int, pps: float, start: date) -> tuple[Path, dict, float | None]:
-    from safecredit.generator import GENERATOR_VERSION, generate
-
-    out = OUT / "data" / f"s{seed}-n{scale}-p{pps:g}-from{start.isoformat()}-g{GENERATOR_VERSION}"
-    meta_path = out / "meta.json"
-    if meta_path.exists():
-        return out, json.loads(meta_path.read_text(encoding="utf-8")), None
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    t0 = time.perf_counter()
-    meta = generate(tmp, seed=seed, scale=scale, penalties_per_subject=pps, start=start,
-                    progress=sys.stderr.isatty())
-    took = time.perf_counter() - t0
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
-    return out, meta, took
-
 
 def load_raw_from_parquet(con, data_dir: Path, dataset: str, landed_at: str) -> int:
     """``raw.<dataset>`` as ``staging.load_raw`` would build it from a landing of the same records:
