@@ -421,6 +421,7 @@ def run(args: argparse.Namespace) -> dict:
                 for folder, label in ((RULES_DIR / "subjects", "subjects/"), (RULES_DIR, "")):
                     t0 = time.perf_counter()
                     engine.prepare_params(con, as_of, policy, PERSON_SALT)
+                    engine.retire_replaced_tables(con)
                     per_file[f"{label}prepare_params"] = time.perf_counter() - t0
                     for f in sorted(folder.glob("*.sql")):
                         n0, t0 = len(timings), time.perf_counter()

@@ -90,10 +90,23 @@ def _policy_table(con: duckdb.DuckDBPyConnection, name: str, rows: list[dict]) -
         con.unregister("_policy_rows")
 
 
+# Warehouse objects that an earlier release made as tables and the rules now make as views.
+# DuckDB will not `CREATE OR REPLACE VIEW` over a table, so the old table is dropped first.
+NOW_VIEWS = (("subjects", "penalties"),)
+
+
+def retire_replaced_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for schema, name in NOW_VIEWS:
+        if con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ? "
+                       "AND database_name = current_database()", [schema, name]).fetchone()[0]:
+            con.execute(f"DROP TABLE {schema}.{name}")
+
+
 def run_rules(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, person_salt: str,
               rules_dir: Path = RULES_DIR, known_at: date | None = None) -> list[str]:
     """Run the SQL files directly in `rules_dir` (not its sub-folders), in name order."""
     prepare_params(con, as_of, policy, person_salt, known_at)
+    retire_replaced_tables(con)
     ran = []
     for sql_file in sorted(rules_dir.glob("*.sql")):
         con.execute(sql_file.read_text(encoding="utf-8"))

@@ -307,3 +307,21 @@ def test_the_policy_in_force_on_the_decision_date_applies(tmp_path, monkeypatch)
     assert old["policy_version"].startswith("2017.1+")
     assert new["end_date"].year - new["start_date"].year == 3 and new["status"] == "listed"
     assert new["policy_version"].startswith("2026.1+")
+
+
+def test_a_warehouse_of_an_earlier_release_upgrades_in_place(tmp_path):
+    """subjects.penalties was a table before it became a view: the next run replaces it, same rows."""
+    from safecredit.policy import policy_for
+    from safecredit.rules import run_rules, run_subjects
+
+    con = wh(tmp_path, [penalty(1, 1, "2026-03-02", AQ_WFDM="UNLICENSED_OPERATION")])
+    before = con.execute("SELECT * FROM subjects.penalties ORDER BY ALL").fetchall()
+    con.execute("DROP VIEW subjects.penalties")
+    con.execute("CREATE TABLE subjects.penalties AS SELECT * FROM subjects.penalty_versions WHERE is_latest")
+    run_subjects(con, AS_OF, policy_for(AS_OF), "test-salt")
+    run_rules(con, AS_OF, policy_for(AS_OF), "test-salt")
+    kind = con.execute("SELECT table_type FROM information_schema.tables "
+                       "WHERE table_schema = 'subjects' AND table_name = 'penalties'").fetchone()[0]
+    assert kind == "VIEW" and before
+    assert con.execute("SELECT * FROM subjects.penalties ORDER BY ALL").fetchall() == before
+    assert grounds_of(con) == {("B1", "unit", "penalised unit"), ("B1", "person", "principal")}
