@@ -7,9 +7,8 @@
    ``staging.load_raw`` would land (no HTTP: this benchmark is about the rules), one
    ``CREATE TABLE … AS`` / ``INSERT … SELECT`` per department;
 3. ``staging.stage`` of every dataset (timed: "staging");
-4. the rules engine: ``rules.prepare_params`` and every statement of rules/subjects/*.sql and
-   rules/*.sql, in the order ``run_subjects`` + ``run_rules`` run them (same loop, timed per
-   statement; prepare_params runs twice, as the two calls do);
+4. the rules engine: ``rules.run_subjects`` + ``rules.run_rules``, each file run through their
+   ``run_file`` hook statement by statement, every statement timed;
 5. EXPLAIN ANALYZE of the slowest engine statements (re-run after the timing, JSON plans);
 6. the floor, bench/rules_floor.sql, on a fresh connection (the engine's temp tables would hold
    its memory) after rules.prepare_params: one hand-written script computing the same list and
@@ -358,7 +357,6 @@ def run(args: argparse.Namespace) -> dict:
     import duckdb
 
     from safecredit import rules as engine
-    from safecredit.config import RULES_DIR
     from safecredit.policy import policy_for
     from safecredit.staging import stage
 
@@ -416,21 +414,25 @@ def run(args: argparse.Namespace) -> dict:
             lab, _, kv = spec.rpartition(":")
             name, _, value = kv.partition("=")
             settings.setdefault(lab.strip(), []).append((name.strip(), value.strip()))
+        def run_timed_file(con, path: Path) -> None:
+            """The engine's own loop calls this for each file: every statement is timed."""
+            label = ("subjects/" if path.parent.name == "subjects" else "") + path.name
+            n0, t0 = len(timings), time.perf_counter()
+            try:
+                per_file[label] = run_script(con, path, timings, sampler, settings)
+            finally:
+                per_file.setdefault(label, time.perf_counter() - t0)
+                for t in timings[n0:]:
+                    t["file"] = label
+
         with timed(phases, sampler, "rules engine (run_subjects + run_rules)", "engine") as ph_engine:
             try:
-                for folder, label in ((RULES_DIR / "subjects", "subjects/"), (RULES_DIR, "")):
-                    t0 = time.perf_counter()
-                    engine.prepare_params(con, as_of, policy, PERSON_SALT)
-                    engine.retire_replaced_tables(con)
-                    per_file[f"{label}prepare_params"] = time.perf_counter() - t0
-                    for f in sorted(folder.glob("*.sql")):
-                        n0, t0 = len(timings), time.perf_counter()
-                        try:
-                            per_file[label + f.name] = run_script(con, f, timings, sampler, settings)
-                        finally:
-                            per_file.setdefault(label + f.name, time.perf_counter() - t0)
-                            for t in timings[n0:]:
-                                t["file"] = label + f.name
+                for label, run_folder in (("subjects/", engine.run_subjects), ("", engine.run_rules)):
+                    key, t0, files0 = f"{label}prepare_params", time.perf_counter(), sum(per_file.values())
+                    per_file[key] = 0.0
+                    run_folder(con, as_of, policy, PERSON_SALT, run_file=run_timed_file)
+                    # what the call spent outside its files: prepare_params and the table upgrades
+                    per_file[key] = time.perf_counter() - t0 - (sum(per_file.values()) - files0)
             except StatementFailed as exc:
                 engine_failed = str(exc)
                 print(f"  ENGINE FAILED: {exc}", flush=True)

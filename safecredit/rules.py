@@ -6,6 +6,7 @@ the grounds table — as small tables the SQL reads; all set logic stays in the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -103,18 +104,25 @@ def retire_replaced_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def run_rules(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, person_salt: str,
-              rules_dir: Path = RULES_DIR, known_at: date | None = None) -> list[str]:
-    """Run the SQL files directly in `rules_dir` (not its sub-folders), in name order."""
+              rules_dir: Path = RULES_DIR, known_at: date | None = None,
+              run_file: Callable[[duckdb.DuckDBPyConnection, Path], object] | None = None) -> list[str]:
+    """Run the SQL files directly in `rules_dir` (not its sub-folders), in name order.
+    `run_file(con, path)` replaces running a whole file at once (the rules benchmark times each
+    statement through it)."""
     prepare_params(con, as_of, policy, person_salt, known_at)
     retire_replaced_tables(con)
     ran = []
     for sql_file in sorted(rules_dir.glob("*.sql")):
-        con.execute(sql_file.read_text(encoding="utf-8"))
+        if run_file is None:
+            con.execute(sql_file.read_text(encoding="utf-8"))
+        else:
+            run_file(con, sql_file)
         ran.append(sql_file.name)
     return ran
 
 
 def run_subjects(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, person_salt: str,
-                 known_at: date | None = None) -> list[str]:
+                 known_at: date | None = None,
+                 run_file: Callable[[duckdb.DuckDBPyConnection, Path], object] | None = None) -> list[str]:
     """Subject resolution and decision de-duplication (rules/subjects/*.sql)."""
-    return run_rules(con, as_of, policy, person_salt, RULES_DIR / "subjects", known_at)
+    return run_rules(con, as_of, policy, person_salt, RULES_DIR / "subjects", known_at, run_file)
