@@ -9,15 +9,15 @@ from __future__ import annotations
 import os
 import secrets
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from typing import Iterator
 
 import dagster as dg
 
 from safecredit import config
+from safecredit.config import SHANGHAI
 from safecredit.policy import Policy, policy_for
 
-SHANGHAI = timezone(timedelta(hours=8))
 
 
 class ExchangeResource(dg.ConfigurableResource):

@@ -15,14 +15,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import dagster as dg
 import requests
 
 from pipelines.resources import ExchangeResource
+from safecredit.config import SHANGHAI
 
-SHANGHAI = timezone(timedelta(hours=8))
 WEBHOOK_ENV = "SAFECREDIT_ALERT_WEBHOOK"
 UI_URL_ENV = "SAFECREDIT_DAGSTER_URL"      # base of links in alerts, e.g. https://dagster.example.gov
 log = logging.getLogger(__name__)
@@ -193,9 +193,8 @@ def freshness_check(landing: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
     def _check(exchange: ExchangeResource) -> dg.AssetCheckResult:
         from safecredit.freshness import judge_now, source_freshness
 
-        asked = exchange.as_of if exchange.as_of else None
-        rows = source_freshness(exchange.paths.raw, exchange.policy(),
-                                judge_now(exchange.as_of_date() if asked else None), datasets=[dataset])
+        rows = source_freshness(exchange.paths.raw, exchange.policy(), judge_now(exchange.as_of_date()),
+                                datasets=[dataset])
         late = [r for r in rows if r["late"]]
         return dg.AssetCheckResult(
             passed=not late, severity=dg.AssetCheckSeverity.WARN,

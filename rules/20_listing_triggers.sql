@@ -67,8 +67,7 @@ WHERE CASE c.ground
     ELSE true END;
 
 CREATE OR REPLACE TABLE rules.trigger_versions AS
-WITH matched AS (SELECT * FROM trigger_matched),
-principals AS (  -- the registry's principal, only for the units a trigger names
+WITH principals AS (  -- the registry's principal, only for the units a trigger names
     SELECT r.uscc, r.principal_id_no, r.principal_name
     FROM subjects.registry r
     WHERE r.uscc IN (SELECT subject_id FROM trigger_matched WHERE subject_type = 'unit' AND lists_principal)
@@ -76,7 +75,7 @@ principals AS (  -- the registry's principal, only for the units a trigger names
 -- the penalised unit
 SELECT ground, 'unit' AS subject_type, subject_id, subject_id AS subject_code_full, subject_name AS name,
        'penalised unit' AS role, * EXCLUDE (ground, subject_type, subject_id, subject_code, lists_unit, lists_principal, lists_person_penalised)
-FROM matched WHERE subject_type = 'unit' AND lists_unit
+FROM trigger_matched WHERE subject_type = 'unit' AND lists_unit
 UNION ALL BY NAME
 -- the unit's principal: from the penalty, else its accident, else the registry
 SELECT m.ground, 'person' AS subject_type,
@@ -85,14 +84,14 @@ SELECT m.ground, 'person' AS subject_type,
        coalesce(m.principal_id_no, m.accident_principal_id, r.principal_id_no) AS subject_code_full,
        coalesce(m.principal_name, m.accident_principal, r.principal_name) AS name,
        'principal' AS role, m.* EXCLUDE (ground, subject_type, subject_id, subject_code, lists_unit, lists_principal, lists_person_penalised)
-FROM matched m LEFT JOIN principals r ON r.uscc = m.subject_id
+FROM trigger_matched m LEFT JOIN principals r ON r.uscc = m.subject_id
 WHERE m.subject_type = 'unit' AND m.lists_principal
   AND coalesce(m.principal_id_no, m.accident_principal_id, r.principal_id_no) IS NOT NULL
 UNION ALL BY NAME
 -- a person penalised himself (A4 responsible persons, A5 the absconded principal, B2 agency staff)
 SELECT ground, 'person' AS subject_type, subject_id, subject_code AS subject_code_full, subject_name AS name,
        'penalised person' AS role, * EXCLUDE (ground, subject_type, subject_id, subject_code, lists_unit, lists_principal, lists_person_penalised)
-FROM matched WHERE subject_type = 'person' AND lists_person_penalised;
+FROM trigger_matched WHERE subject_type = 'person' AND lists_person_penalised;
 
 DROP TABLE trigger_candidates;
 DROP TABLE trigger_matched;

@@ -9,10 +9,13 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta, timezone
 from pathlib import Path
 
 from safecredit.errors import ConfigError
 
+#: the bureau's time zone: business dates, department clocks and schedules are Asia/Shanghai
+SHANGHAI = timezone(timedelta(hours=8))
 DATASETS = ("enterprises", "penalties", "accidents", "intermediary_ratings", "credit_actions")
 TRANSPORTS = ("json", "csv")
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -17,14 +17,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
-from safecredit.landing import MANIFEST, SourceDir, fmt_ts, parse_ts, source_states
+from safecredit.config import SHANGHAI
+from safecredit.landing import MANIFEST, SourceDir, fmt_ts, parse_ts, source_states, write_json_atomic
 
-SHANGHAI = timezone(timedelta(hours=8))
 CACHE = "_freshness.json"
 _UPDATED = re.compile(r'"updated_at":\s*"([^"]*)"')
 
@@ -86,9 +85,7 @@ def newest_updated_at(raw_root: Path, dept: str, dataset: str, *, write_cache: b
     newest = _newest(v for v in per_fetch.values() if v)
     if changed and write_cache and src.root.exists():
         doc = {"fetches": per_fetch, "newest_updated_at": fmt_ts(newest) if newest else None}
-        tmp = cache_path.with_name(f"{CACHE}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, cache_path)
+        write_json_atomic(cache_path, doc)
     return newest
 
 

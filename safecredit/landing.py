@@ -15,22 +15,22 @@ department.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
+import threading
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
-from safecredit.config import Department
-from safecredit.publish.formats import sha256_file
+from safecredit.config import SHANGHAI, Department
 from safecredit.connectors.client import (
     DepartmentClient, SourceError, SourceUnavailable, decode_csv_bytes,
 )
 
-SHANGHAI = timezone(timedelta(hours=8))
 MANIFEST = "manifest.json"
 
 
@@ -76,9 +76,15 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
 def write_json_atomic(path: Path, doc: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    # a name of its own per writer: sensors and runs may write the same state file at once
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(doc, fh, ensure_ascii=False, indent=1, sort_keys=True)
         fh.flush()
@@ -124,7 +130,7 @@ class SourceDir:
         for f in sorted(work.rglob("*")):
             if f.is_file():
                 files.append({"name": str(f.relative_to(work)), "size": f.stat().st_size,
-                              "sha256": sha256_file(f)})
+                              "sha256": _sha256(f)})
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
         manifest = {**manifest, "files": files}

@@ -26,19 +26,19 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import duckdb
 
-from safecredit.publish import FEEDS, FeedStore, is_version_id
+from safecredit.config import SHANGHAI
+from safecredit.publish import FeedStore, is_version_id
 from safecredit.publish.errors import VersionNotFound
 
 log = logging.getLogger("safecredit.api.snapshot")
 
 #: Business dates are Asia/Shanghai (UTC+8 all year, no daylight saving).
-SHANGHAI = timezone(timedelta(hours=8))
 
 Stamp = tuple[int, int, int] | None
 
