@@ -29,8 +29,8 @@ WITH agg AS (
            arg_max(COLUMNS(* EXCLUDE (entry_id)), updated_at)
     FROM rules.entry_versions GROUP BY entry_id
 ), latest_version AS (   -- when a correction stopped qualifying: the version in force's date
-    SELECT department, record_id, max(updated_at) AS latest_version_at
-    FROM subjects.penalty_versions GROUP BY ALL
+    SELECT department, record_id, updated_at AS latest_version_at
+    FROM subjects.penalty_decisions WHERE report_rank = 1
 ), cal AS (SELECT d, working, ord FROM calendar), dec AS (
     SELECT a.*, lv.latest_version_at, c0.ord AS decision_ord,
            coalesce(pt.policy_version, (SELECT policy_version FROM params)) AS entry_policy_version,
@@ -54,8 +54,7 @@ SELECT *,
        decision_revoked OR NOT qualifies_now AS is_revoked,
        CASE WHEN decision_revoked THEN CAST(timezone('Asia/Shanghai', decision_revoked_at) AS DATE)
             WHEN NOT qualifies_now THEN CAST(timezone('Asia/Shanghai', latest_version_at) AS DATE) END AS revoked_date
-FROM started
-QUALIFY row_number() OVER (PARTITION BY entry_id ORDER BY department, record_id) = 1;
+FROM started;  -- one row per entry: agg is grouped by entry_id and every join after it is 1:1
 
 -- credit actions that name an entry's decision and subject, as known and in force by as_of
 CREATE OR REPLACE TABLE rules.entry_actions AS

@@ -201,10 +201,11 @@ def test_corrected_so_it_no_longer_qualifies_is_revoked(tmp_path):
 
 
 def test_entry_ids_are_stable_across_runs(tmp_path):
-    pens = [penalty(1, 1, "2025-03-03", AQ_WFDM="UNLICENSED_OPERATION")]
-    a = {e["entry_id"] for e in entries(wh(tmp_path / "a", pens))}
-    b = {e["entry_id"] for e in entries(wh(tmp_path / "b", pens, as_of=date(2026, 1, 1)))}
-    assert a == b and len(a) == 2
+    pen = penalty(1, 1, "2025-03-03", AQ_WFDM="UNLICENSED_OPERATION")
+    pens = [pen, {**pen, "updated_at": ts("2025-04-01"), "CF_NR_FK": "9"}]  # corrected: two versions
+    a = [e["entry_id"] for e in entries(wh(tmp_path / "a", pens))]
+    b = [e["entry_id"] for e in entries(wh(tmp_path / "b", pens, as_of=date(2026, 1, 1)))]
+    assert sorted(a) == sorted(b) and len(a) == len(set(a)) == 2  # one row per entry, unit and principal
 
 
 # -- two time axes --------------------------------------------------------------------------------------------

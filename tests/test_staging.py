@@ -110,6 +110,18 @@ def test_correction_supersedes_and_revoke_removes(tmp_path, con):
     assert con.execute("SELECT count(*) FROM staged.penalties").fetchone()[0] == 4  # history kept
 
 
+def test_a_version_sent_twice_is_staged_once_from_its_first_landing(tmp_path, con):
+    """At-least-once delivery: the same (record, updated_at, op) landed again is one staged row,
+    the first landed copy. The rules rely on this (subjects.penalty_versions has no dedup of its own)."""
+    land(tmp_path, "yjj", [penalty(1, CF_NR_FK="3")], "20260110T000000000000Z")
+    land(tmp_path, "yjj", [penalty(1, CF_NR_FK="4"), penalty(2)], "20260111T000000000000Z")
+    load_raw(con, tmp_path, ["yjj"], "penalties")
+    stage(con, "penalties")
+    rows = con.execute("SELECT record_id, fetch_id, fine_wan FROM staged.penalties ORDER BY record_id").fetchall()
+    assert [(r, f, float(x)) for r, f, x in rows] == [("p1", "20260110T000000000000Z", 3.0),
+                                                      ("p2", "20260111T000000000000Z", 2.5)]
+
+
 def test_gx_suite_from_contract_passes_on_staged_and_fails_on_bad_rows(tmp_path, con):
     from safecredit.contracts import load_contract
     from safecredit.gx_suites import validate_frame

@@ -31,26 +31,17 @@ SELECT authority_code, decision_no, department, record_id, report_rank, reports
 FROM subjects.penalty_decisions WHERE reports > 1
 ORDER BY authority_code, decision_no, report_rank;
 
--- Which landed rows are versions: the first landed copy of each (record, updated_at), from the
--- decision's retained report; the newest is the one in force. Ranked on the keys alone and joined
--- back: window functions over the full width of 20 M penalty rows spilled for minutes.
-CREATE OR REPLACE TEMP TABLE penalty_version_keys AS
-SELECT v.department, v.record_id, v.updated_at, v.fetch_id, v.seq,
-       pd.revoked, CASE WHEN pd.revoked THEN pd.latest_at END AS revoked_at,
-       v.updated_at = max(v.updated_at) OVER (PARTITION BY v.department, v.record_id) AS is_latest
-FROM k_penalties v
-JOIN subjects.penalty_decisions pd
-  ON pd.department = v.department AND pd.record_id = v.record_id AND pd.report_rank = 1
-WHERE v.op = 'upsert'
-QUALIFY row_number() OVER (PARTITION BY v.department, v.record_id, v.updated_at ORDER BY v.fetch_id, v.seq) = 1;
-
+-- Every upsert version of the decision's retained report; staging already keeps one row per
+-- (record, updated_at, op) — the first landed copy — so there is nothing to de-duplicate here, and
+-- the version in force is the one penalty_decisions found latest.
 CREATE OR REPLACE TABLE subjects.penalty_versions AS
 WITH d AS (
-    SELECT v.* EXCLUDE (op), k.revoked, k.revoked_at, k.is_latest
+    SELECT v.* EXCLUDE (op), pd.revoked, CASE WHEN pd.revoked THEN pd.latest_at END AS revoked_at,
+           v.updated_at = pd.updated_at AS is_latest
     FROM k_penalties v
-    JOIN penalty_version_keys k
-      ON k.department = v.department AND k.record_id = v.record_id AND k.updated_at = v.updated_at
-     AND k.fetch_id = v.fetch_id AND k.seq = v.seq),
+    JOIN subjects.penalty_decisions pd
+      ON pd.department = v.department AND pd.record_id = v.record_id AND pd.report_rank = 1
+    WHERE v.op = 'upsert'),
 is_person AS (
     SELECT d.*, (coalesce(penalised_party, '') = '个人' OR coalesce(subject_category, '') = '自然人') AS on_person
     FROM d),
@@ -88,8 +79,6 @@ SELECT *,
          WHEN on_person THEN 'P' || left(sha256((SELECT person_salt FROM params) || subject_code), 16)
          ELSE subject_code END AS subject_id
 FROM resolved;
-
-DROP TABLE penalty_version_keys;
 
 -- the version in force of each decision: a view, not a copy (20 M wide rows took a minute to write)
 CREATE OR REPLACE VIEW subjects.penalties AS
