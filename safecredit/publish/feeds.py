@@ -51,22 +51,21 @@ class FeedSpec:
 
 
 # Columns shared by several feeds: run-level values some feeds repeat in each row.
+# (`as_of`, the publication's business date, is the same for every row: it is in the manifest.)
 _COMMON: dict[str, tuple[str, str]] = {
     "policy_version": ("政策版本", "计算本行所依据的政策文件版本 / policy files version the row was computed with"),
-    "as_of": ("数据截止日期", "本次发布的业务日期（YYYY-MM-DD）/ business date of the publication"),
 }
 
 _SUBJECT: dict[str, tuple[str, str]] = {
     "subject_type": ("主体类型", "unit（单位）或 person（个人）"),
     "subject_id": ("主体标识", "稳定主体标识：单位为统一社会信用代码，个人为身份证号的带密钥哈希"),
     "subject_code": ("统一社会信用代码/证件号码", "单位为统一社会信用代码；个人证件号仅保留后4位"),
-    "subject_code_masked": ("证件号码（脱敏）", "除后4位外以*遮蔽 / all but the last 4 characters masked"),
     "name": ("主体名称", "单位名称或个人姓名"),
-    "uscc": ("统一社会信用代码", "18位统一社会信用代码 / unified social credit code"),
 }
 
+_USCC = ("统一社会信用代码", "18位统一社会信用代码 / unified social credit code")
+
 _DECISION: dict[str, tuple[str, str]] = {
-    "basis": ("依据", "列入或处罚所依据的法律法规条款"),
     "decision_no": ("决定文书号", "认定或处罚决定书文号"),
     "authority": ("决定机关", "作出决定的机关名称"),
     "authority_code": ("决定机关统一社会信用代码", "作出决定的机关的统一社会信用代码"),
@@ -75,19 +74,13 @@ _DECISION: dict[str, tuple[str, str]] = {
 
 BLACKLIST_COLUMNS: dict[str, tuple[str, str]] = {
     "entry_id": ("名单条目编号", "稳定条目标识，由决定机关、文号、事由和主体派生，跨版本不变"),
-    "subject_type": _SUBJECT["subject_type"],
-    "subject_id": _SUBJECT["subject_id"],
-    "subject_code": _SUBJECT["subject_code"],
-    "name": _SUBJECT["name"],
+    **_SUBJECT,
     "role": ("列入身份", "penalised unit（受罚单位）/ principal（主要负责人）/ penalised person（受罚个人）"),
     "ground": ("列入事由代码", "列入严重失信主体名单的事由代码（A1–A5、B1–B4，应急管理部令第11号）"),
     "ground_name": ("列入事由", "列入事由的中文说明"),
     "basis": ("列入依据", "应急管理部令第11号"),
     "penalty_basis": ("处罚依据", "触发列入的行政处罚决定所依据的条款（CF_YJ）"),
-    "decision_no": _DECISION["decision_no"],
-    "authority": _DECISION["authority"],
-    "authority_code": _DECISION["authority_code"],
-    "decision_date": _DECISION["decision_date"],
+    **_DECISION,
     "start_date": ("列入日期", "告知期（工作日）满后的列入日期（YYYY-MM-DD）"),
     "end_date": ("管理期届满日期", "列入日期加管理期（3年），不含当日（YYYY-MM-DD）"),
     "status": ("状态", "pending|listed|expired|repaired|objection_upheld|revoked；仅 listed 限制"),
@@ -154,7 +147,7 @@ PENALTIES_PUBLIC_COLUMNS: dict[str, tuple[str, str]] = {
 }
 
 CREDIT_SCORES_COLUMNS: dict[str, tuple[str, str]] = {
-    "uscc": _SUBJECT["uscc"],
+    "uscc": _USCC,
     "name": ("单位名称", "单位名称"),
     "standardization": ("安全生产标准化等级", "一级/二级/三级/无，决定基础分"),
     "score": ("信用分", "安全生产信用评分（0–100）：基础分 + 扣分 + 加分，见 components"),
@@ -169,7 +162,7 @@ CREDIT_SCORES_COLUMNS: dict[str, tuple[str, str]] = {
 }
 
 PREMIUM_FACTORS_COLUMNS: dict[str, tuple[str, str]] = {
-    "uscc": _SUBJECT["uscc"],
+    "uscc": _USCC,
     "name": ("单位名称", "单位名称"),
     "mandatory": ("强制投保", "true 表示属于应当投保安全生产责任保险的高危行业领域"),
     "model": ("计算模型", "floating（浮动费率表）或 experience（经验费率 NCCI）"),
@@ -185,7 +178,7 @@ PREMIUM_FACTORS_COLUMNS: dict[str, tuple[str, str]] = {
 }
 
 INTERMEDIARY_RATINGS_COLUMNS: dict[str, tuple[str, str]] = {
-    "uscc": _SUBJECT["uscc"],
+    "uscc": _USCC,
     "name": ("机构名称", "安全生产技术服务机构名称"),
     "qualification_type": ("资质类型", "安全评价 / 检测检验 / 职业卫生技术服务 / 安全认证"),
     "certificate_no": ("资质证书编号", "资质证书编号"),
