@@ -94,6 +94,8 @@ def data(pipeline_run, home) -> dict:
                 break
         out["scored_unit"] = q("credit_scores", "SELECT uscc FROM {t} ORDER BY uscc LIMIT 1")[0][0]
     out["some_units"] = sorted(listed_units)[:15]
+    if "intermediary_ratings" in index["feeds"]:
+        out["agency"] = q("intermediary_ratings", "SELECT uscc FROM {t} ORDER BY uscc LIMIT 1")[0][0]
     wh = home.parent / f"{home.name}-warehouse.duckdb"  # a copy: never touch the pipeline's file
     shutil.copyfile(pipeline_run["home"] / "warehouse" / "warehouse.duckdb", wh)
     w = duckdb.connect(str(wh), read_only=True)
@@ -143,9 +145,10 @@ def routes(data) -> list[tuple[str, str, dict | None, str | None, set[int]]]:
         ("POST", "/v1/restrictions/batch", {"codes": [data["unit"]]}, "restrictions:read", {200}),
         ("GET", "/v1/blacklist?limit=5", None, "lists:read", {200}),
         ("GET", f"/v1/credit/{uscc}", None, "credit:read", {200} if has("credit_scores") else {404}),
-        ("GET", f"/v1/premium-factors/{uscc}", None, "premium:read", {200, 404}),
+        ("GET", f"/v1/premium-factors/{uscc}", None, "premium:read", {200} if has("premium_factors") else {404}),
         ("GET", "/v1/premium-factors?limit=5", None, "premium:read", {200} if has("premium_factors") else {404}),
-        ("GET", f"/v1/intermediaries/{uscc}", None, "lists:read", {200, 404}),
+        ("GET", f"/v1/intermediaries/{data.get('agency') or uscc}", None, "lists:read",
+         {200} if has("intermediary_ratings") else {404}),
         ("GET", "/v1/penalties?limit=5", None, "lists:read", {200} if has("penalties_public") else {404}),
         ("GET", f"/v1/explain/{data['entry']}", None, "lists:read", {200}),
         ("GET", "/v1/feeds", None, None, {200}),
@@ -153,7 +156,7 @@ def routes(data) -> list[tuple[str, str, dict | None, str | None, set[int]]]:
         ("GET", f"/v1/feeds/blacklist/{v}/manifest.json", None, "lists:read", {200}),
         *([("GET", f"/v1/feeds/credit_scores/{feeds['credit_scores']['latest']}/full.jsonl", None, "credit:read",
             {200})] if has("credit_scores") else []),
-        ("GET", "/report", None, "lists:read", {200, 404}),
+        ("GET", "/report", None, "lists:read", {200}),  # every successful publication has its report
     ]
 
 

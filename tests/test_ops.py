@@ -95,7 +95,7 @@ def test_department_sensor_requests_a_run_only_on_change(tmp_path, own_sim, sim_
 
     ctx = dg.build_sensor_context(cursor=cursor, resources={"exchange": exchange})
     second = sensor(ctx)
-    assert isinstance(second, dg.SkipReason), second  # same data: no run
+    assert isinstance(second, dg.SkipReason) and "nothing new" in second.skip_message, second  # same data
     assert ctx.cursor == cursor
 
     own_sim.set_now(_at(end))  # ten days of new versions
@@ -119,7 +119,8 @@ def test_department_sensor_without_cursor_starts_from_the_landing(tmp_path, own_
     for ds in dept.datasets:
         assert pull(dept, ds, exchange.paths.raw).status == "landed"
     sensor = department_sensor("yjj", full_run)
-    assert isinstance(sensor(dg.build_sensor_context(resources={"exchange": exchange})), dg.SkipReason)
+    result = sensor(dg.build_sensor_context(resources={"exchange": exchange}))
+    assert isinstance(result, dg.SkipReason) and "nothing new" in result.skip_message, result
 
 
 # ------------------------------------------------------------------------------- failure alerts

@@ -129,8 +129,11 @@ def test_report_charts_draw_in_headless_chromium(pipeline_run, tmp_path):
 @needs_chromium
 def test_quarantine_and_stale_sources_show_in_the_charts(pipeline_run, tmp_path):
     """A warehouse copy with quarantined records and a held-back batch: the quarantine charts draw
-    and the held batch is named."""
-    from safecredit.report_html import render_report, write_report
+    and the held batch is named. The same report judged 30 days later: every source is stale and
+    its freshness bar turns the stale colour."""
+    from datetime import datetime, timedelta, timezone
+
+    from safecredit.report_html import _STALE, render_report, write_report
     from safecredit.warehouse import connect
 
     version, _ = published(pipeline_run)
@@ -154,6 +157,8 @@ def test_quarantine_and_stale_sources_show_in_the_charts(pipeline_run, tmp_path)
         con.execute("""INSERT INTO quality.batches BY NAME SELECT 'zjj' AS department, 'penalties' AS dataset,
                        'F-HELD' AS fetch_id, true AS held, '缺少必填字段' AS reason_zh, 'required field missing' AS reason_en""")
         html = render_report(con, home / "raw", version + "-q", pipeline_run["as_of"], "test")
+        later = render_report(con, home / "raw", version + "-s", pipeline_run["as_of"], "test",
+                              generated_at=datetime.now(timezone.utc) + timedelta(days=30))
     finally:
         con.close()
     assert "F-HELD" in html and "PENALTIES-DATE-ORDER" in html and "缺少必填字段" in html
@@ -162,3 +167,6 @@ def test_quarantine_and_stale_sources_show_in_the_charts(pipeline_run, tmp_path)
     img = read_png(screenshot(page, tmp_path))
     for chart in ("quarantine-source", "quarantine-rule", "listings-ground", "freshness"):
         assert pixels_of(img, SIGNATURES[chart]) > 300, chart
+    stale = read_png(screenshot(write_report(tmp_path / "exports", version + "-s", later), tmp_path))
+    assert pixels_of(stale, _STALE) > pixels_of(img, _STALE) + 300  # the bars, beyond the limit line
+    assert pixels_of(stale, SIGNATURES["freshness"]) < pixels_of(img, SIGNATURES["freshness"]) / 2

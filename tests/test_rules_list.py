@@ -130,7 +130,7 @@ def test_b2_agency_and_its_staff(tmp_path):
 
 def test_b3_refused_execution(tmp_path):
     con = wh(tmp_path, [penalty(1, 1, "2025-09-01", AQ_WFDM="REFUSED_EXECUTION")])
-    assert {g for g, *_ in grounds_of(con)} == {"B3"}
+    assert grounds_of(con) == {("B3", "unit", "penalised unit"), ("B3", "person", "principal")}
 
 
 @pytest.mark.parametrize("severity, listed", [("特别严重", True), ("严重", False)])
