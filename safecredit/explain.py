@@ -11,22 +11,13 @@ from typing import Any
 import duckdb
 
 from safecredit.errors import UserError
+from safecredit.publish.formats import json_value
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> list[dict]:
     cur = con.execute(sql, params)
     cols = [d[0] for d in cur.description]
-    return [{c: _plain(v) for c, v in zip(cols, r)} for r in cur.fetchall()]
-
-
-def _plain(v: Any) -> Any:
-    if hasattr(v, "isoformat"):
-        return v.isoformat()
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    if v is not None and type(v).__name__ == "Decimal":
-        return float(v)
-    return v
+    return [{c: json_value(v) for c, v in zip(cols, r)} for r in cur.fetchall()]
 
 
 def _table_exists(con, schema: str, table: str) -> bool:

@@ -40,15 +40,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from safecredit.codes import is_valid_id_number, is_valid_uscc, mask_id_number, normalise_code
 from safecredit.config import Paths
-from safecredit.publish import FEEDS, FeedStore, is_version_id
+from safecredit.publish import ALL_FILES, FEEDS, FeedStore, is_version_id
 from safecredit.publish.errors import UnsafePath, VersionNotFound, VersionPruned
+from safecredit.publish.formats import json_value
 
 from .audit import AuditWriter
 from .keys import KeyService, Principal, db_url_for, make_engine
 from .problems import (PROBLEM_MEDIA_TYPE, ApiProblem, add_problem_schema, problem_body, problem_bytes,
                        problem_response, problem_responses)
 from .ratelimit import RateLimiter, retry_after_header
-from .restrictions import MAX_BATCH, answer_codes, fetch, masked_code, plain, read_salt, warm
+from .restrictions import MAX_BATCH, answer_codes, fetch, masked_code, read_salt, warm
 from .snapshot import Snapshot, SnapshotManager
 
 log = logging.getLogger("safecredit.api")
@@ -355,7 +356,7 @@ class ServiceMiddleware:
             shown = mask_path(path, scope.get("query_string", b"").decode("latin-1"))
             access_log.info('%s "%s %s" %d %.1fms key=%s', _client(scope), scope.get("method"), shown,
                             sent["status"], ms, principal.key_id if principal else "-")
-            if path.startswith("/v1") or path == "/report":
+            if guarded:
                 svc.audit.record(at=started_at, consumer=principal.consumer if principal else None,
                                  key_id=principal.key_id if principal else None,
                                  method=scope.get("method", "")[:10], route=_route_of(scope)[:200],
@@ -460,7 +461,7 @@ def _scrub(value: Any) -> Any:
 def _row(r: dict) -> dict:
     out = {}
     for k, v in r.items():
-        v = plain(v)
+        v = json_value(v)
         if k in ("components", "red_triggers") and isinstance(v, str):
             try:
                 v = json.loads(v)
@@ -637,23 +638,18 @@ def create_app(home: Path | str, db_url: str | None = None, *, poll_interval: fl
 
 
 def _find_report(snap: Snapshot) -> Path | None:
-    root = snap.exports.resolve()
-    candidates: list[Path] = []
-    rel = (snap.index or {}).get("report")
-    if isinstance(rel, str) and rel:
-        candidates.append(snap.exports / rel)
-    if snap.version:
-        candidates.append(snap.exports / "reports" / f"{snap.version}.html")
-    for feed, info in sorted(snap.feeds.items()):
-        candidates.append(snap.exports / feed / info.version / "report.html")
-    for c in candidates:
-        try:
-            if c.is_symlink() or not c.is_file() or not c.resolve().is_relative_to(root):
-                continue
-        except OSError:
-            continue
-        return c
-    return None
+    """The report the pipeline wrote for the version being served (safecredit.report_html)."""
+    from safecredit.report_html import report_path
+
+    if not snap.version:
+        return None
+    path = report_path(snap.exports, snap.version)
+    try:
+        if path.is_symlink() or not path.is_file() or not path.resolve().is_relative_to(snap.exports.resolve()):
+            return None
+    except OSError:
+        return None
+    return path
 
 
 def _exception_handlers(app: FastAPI) -> None:
@@ -815,8 +811,8 @@ def _v1_router() -> APIRouter:
                 "latest": info.version if info else versions.get("last_successful"),
                 "as_of": info.as_of.isoformat() if info and info.as_of else None,
                 "row_count": info.row_count if info else None,
-                "files": ["manifest.json", "full.parquet", "full.csv", "full.jsonl", "delta.jsonl"],
-                "versions": [{k: plain(v) for k, v in item.items() if k != "reasons" or v}
+                "files": list(ALL_FILES),
+                "versions": [{k: json_value(v) for k, v in item.items() if k != "reasons" or v}
                              for item in versions.get("items") or []],
             })
         return {"version": r.snap.version, "generated_at": r.snap.generated_at, "feeds": out}

@@ -27,13 +27,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from safecredit.codes import classify_code, is_valid_id_number, is_valid_uscc, mask_id_number, normalise_code
 from safecredit.publish import is_version_id
 from safecredit.publish.errors import VersionNotFound, VersionPruned
+from safecredit.publish.formats import json_value
 
 from .problems import ApiProblem
 from .snapshot import Snapshot, local_date, parse_date
@@ -163,25 +163,6 @@ def read_salt(home: Path) -> Callable[[], str | None]:
 
 
 # --------------------------------------------------------------------------------- helpers
-
-def plain(v: Any) -> Any:
-    """JSON-able value from DuckDB (dates ISO, decimals as numbers, structs/lists recursively)."""
-    if v is None or isinstance(v, (str, bool, int)):
-        return v
-    if isinstance(v, float):
-        return v if v == v and v not in (float("inf"), float("-inf")) else None
-    if isinstance(v, Decimal):
-        return float(v)
-    if hasattr(v, "isoformat"):
-        return v.isoformat()
-    if isinstance(v, dict):
-        return {str(k): plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [plain(x) for x in v]
-    if isinstance(v, (bytes, bytearray)):
-        return v.hex()
-    return str(v)
-
 
 def fetch(cur, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
     res = cur.execute(sql, list(params))
@@ -406,15 +387,15 @@ def _unit_names(snap: Snapshot, cur, subjects: list[Subject]) -> dict[str, str]:
 
 
 def _listing(row: dict, status: str | None = None) -> dict:
-    out = {k: plain(row.get(k)) for k in LISTING_FIELDS}
+    out = {k: json_value(row.get(k)) for k in LISTING_FIELDS}
     if status is not None:
         out["status"] = status
     return out
 
 
 def _measure(row: dict) -> dict:
-    m = {k: plain(row.get(k)) for k in MEASURE_FIELDS}
-    m["name"] = plain(row.get("measure_name", row.get("name")))
+    m = {k: json_value(row.get(k)) for k in MEASURE_FIELDS}
+    m["name"] = json_value(row.get("measure_name", row.get("name")))
     m["source"] = m["source"] or ("ban" if row.get("penalty_id") and not row.get("entry_id") else "listing")
     m["for_life"] = bool(row.get("for_life")) if row.get("for_life") is not None else m["restricted_until"] is None
     return m
