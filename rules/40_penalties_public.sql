@@ -26,7 +26,7 @@ WITH cls AS (
     FROM policy_publicity_classes
 ), cfg AS (
     SELECT as_of, policy_version,
-           coalesce(TRY_CAST(pol('publicity.safety_min_enabled') AS BOOLEAN), false) AS safety_on,
+           coalesce(TRY_CAST(pol('publicity.safety_min_enabled') AS BOOLEAN), true) AS safety_on,  -- rules.md §5 default
            coalesce(TRY_CAST(pol('publicity.safety_min_months') AS INTEGER), 0) AS safety_months,
            coalesce(pol('publicity.safety_scope'), 'all') AS safety_scope,
            (SELECT rank FROM cls WHERE class = pol('publicity.unknown_type_class')) AS unknown_rank,

@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 
 from safecredit.config import RULES_DIR
+from safecredit.errors import ConfigError
 from safecredit.policy import Policy
 
 
@@ -34,6 +35,19 @@ def known_views(con: duckdb.DuckDBPyConnection) -> None:
                 FROM k_{ds}) WHERE rn = 1 AND op = 'upsert'""")
 
 
+LISTING_PERIODS = ("listing.notice_working_days", "listing.management_years", "listing.repair_after_months")
+
+
+def listing_periods(policy: Policy) -> tuple[int, int, int]:
+    """The notice, management and repair periods of rules.md §3: every policy version states them."""
+    values = tuple(policy.get(k) for k in LISTING_PERIODS)
+    missing = [k for k, v in zip(LISTING_PERIODS, values) if v is None]
+    if missing:
+        raise ConfigError(f"政策 {policy.version} 缺少 {', '.join(missing)}：请在其 listing.yaml 中填写",
+                          f"policy {policy.version} lacks {', '.join(missing)}: set them in its listing.yaml")
+    return values
+
+
 def prepare_params(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, person_salt: str,
                    known_at: date | None = None) -> None:
     for schema in ("rules", "subjects"):
@@ -41,8 +55,7 @@ def prepare_params(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, 
     con.execute("CREATE OR REPLACE TEMP TABLE params AS SELECT ?::DATE AS as_of, ?::INTEGER AS notice_days, "
                 "?::INTEGER AS management_years, ?::INTEGER AS repair_after_months, "
                 "?::VARCHAR AS policy_version, ?::VARCHAR AS person_salt, ?::DATE AS known_at",
-                [as_of, policy.get("listing.notice_working_days", 5), policy.get("listing.management_years", 3),
-                 policy.get("listing.repair_after_months", 12), policy.version, person_salt, known_at])
+                [as_of, *listing_periods(policy), policy.version, person_salt, known_at])
     known_views(con)
     # every policy version with its listing periods: an entry follows the policy in force on its
     # decision date (rules.md §3), the run's own policy for everything else
@@ -52,8 +65,7 @@ def prepare_params(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, 
                 "notice_days INTEGER, management_years INTEGER, repair_after_months INTEGER)")
     timeline = [p for p in load_policies(policy_root())] if policy in load_policies(policy_root()) else [policy]
     con.executemany("INSERT INTO policy_timeline VALUES (?, ?, ?, ?, ?)", [
-        (p.version, p.effective_from, p.get("listing.notice_working_days", 5), p.get("listing.management_years", 3),
-         p.get("listing.repair_after_months", 12)) for p in timeline])
+        (p.version, p.effective_from, *listing_periods(p)) for p in timeline])
     con.execute("CREATE OR REPLACE TEMP TABLE policy_kv (key VARCHAR, value VARCHAR)")
     con.executemany("INSERT INTO policy_kv VALUES (?, ?)", policy.scalars())
     con.execute("CREATE OR REPLACE TEMP MACRO pol(k) AS (SELECT any_value(value) FROM policy_kv WHERE key = k)")

@@ -326,3 +326,15 @@ def test_a_warehouse_of_an_earlier_release_upgrades_in_place(tmp_path):
     assert kind == "VIEW" and before
     assert con.execute("SELECT * FROM subjects.penalties ORDER BY ALL").fetchall() == before
     assert grounds_of(con) == {("B1", "unit", "penalised unit"), ("B1", "person", "principal")}
+
+
+def test_a_policy_without_its_listing_periods_is_refused_with_a_clear_message():
+    from safecredit.errors import ConfigError
+    from safecredit.policy import Policy, policy_for
+    from safecredit.rules import listing_periods
+
+    assert listing_periods(policy_for(AS_OF)) == (5, 3, 12)
+    broken = Policy("test", "0.1", date(2020, 1, 1), {"listing": {"notice_working_days": 5}})
+    with pytest.raises(ConfigError) as err:
+        listing_periods(broken)
+    assert "listing.management_years" in err.value.en and "listing.yaml" in err.value.zh
