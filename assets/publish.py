@@ -53,12 +53,12 @@ def held_back_sources(con, raw_root) -> list[dict]:
 def staleness_failures(raw_root, max_days: float, now: datetime) -> list[dict]:
     """exchange.md §1: no source may be staler than policy allows (default 7 days) since the
     department last answered; its previous data stands until then."""
-    from safecredit.landing import parse_ts, source_states
+    from safecredit.freshness import since_last_fetch
 
     out = []
-    for st in source_states(raw_root):
+    for st in since_last_fetch(raw_root, now):
         last = st.get("last_success")
-        age = (now - parse_ts(last)).total_seconds() / 86400 if last else float("inf")
+        age = float("inf") if st["age_days"] is None else st["age_days"]
         if age > max_days:
             out.append({"assertion": "source_staleness", "feed": "*",
                         "message": f"{st['department']}/{st['dataset']}: last successful fetch "

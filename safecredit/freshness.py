@@ -143,6 +143,12 @@ def source_freshness(raw_root: Path, policy, now: datetime | None = None, *,
     return out
 
 
-def late_sources(raw_root: Path, policy, now: datetime | None = None, **kw) -> list[dict]:
-    """For the report: only the sources that are late."""
-    return [r for r in source_freshness(raw_root, policy, now, **kw) if r["late"]]
+def since_last_fetch(raw_root: Path, now: datetime) -> list[dict]:
+    """Each source's landing state with `age_days`: days since its department last answered
+    (None: never). Publication's staleness assertion and the report judge by this;
+    `source_freshness` judges the data itself (its newest version)."""
+    out = []
+    for st in source_states(Path(raw_root)):
+        last = st.get("last_success")
+        out.append({**st, "age_days": (now - parse_ts(last)).total_seconds() / 86400 if last else None})
+    return out

@@ -424,17 +424,6 @@ def quarantine(con) -> dict:
     return out
 
 
-def freshness(raw_root, now: datetime) -> list[dict]:
-    from safecredit.landing import parse_ts, source_states
-
-    out = []
-    for st in source_states(Path(raw_root)):
-        last = st.get("last_success")
-        age = (now - parse_ts(last)).total_seconds() / 86400 if last else None
-        out.append({**st, "age_days": age})
-    return out
-
-
 def feed_rows(con) -> list[tuple[str, int]]:
     from safecredit.publish import FEEDS
 
@@ -491,7 +480,9 @@ def render_report(con, raw_root, version: str, as_of: date, policy_version: str,
     lt = listings_over_time(con, as_of, months=months)
     dist = distributions(con)
     quar = quarantine(con)
-    fresh = freshness(raw_root, now)
+    from safecredit.freshness import since_last_fetch
+
+    fresh = since_last_fetch(raw_root, now)
     rows = feed_rows(con)
 
     in_force = 0

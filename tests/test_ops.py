@@ -193,7 +193,7 @@ def test_freshness_marks_a_silent_source_late(tmp_path, own_sim, sim_meta):
     """yjj answers (so staleness is fine) but its newest version is 10 days old: late."""
     from assets.publish import staleness_failures
     from safecredit import config
-    from safecredit.freshness import late_sources, max_days, newest_updated_at, source_freshness
+    from safecredit.freshness import max_days, newest_updated_at, source_freshness
     from safecredit.landing import pull
     from safecredit.policy import policy_for
 
@@ -212,7 +212,7 @@ def test_freshness_marks_a_silent_source_late(tmp_path, own_sim, sim_meta):
     just_after = source_freshness(exchange.paths.raw, pol, newest + timedelta(days=1))
     assert [r["late"] for r in just_after] == [False]
     judged = _at(end, 23)
-    late = late_sources(exchange.paths.raw, pol, judged)
+    late = [r for r in source_freshness(exchange.paths.raw, pol, judged) if r["late"]]
     assert [(r["department"], r["dataset"]) for r in late] == [("yjj", "penalties")]
     assert late[0]["age_days"] >= 10 and late[0]["max_days"] == 7 and "late" in late[0]["message_en"]
     # the fetch itself is recent: the staleness assertion (last successful fetch) does not see it
