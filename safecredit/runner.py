@@ -35,15 +35,13 @@ def _instance(paths: config.Paths):
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
     yaml_path = home / "dagster.yaml"
-    # the local template (deploy/dagster.local.yaml): SQLite, warehouse pool limited to one writer;
-    # a file an earlier version wrote (same first line, no concurrency) is upgraded, any other kept
+    # the local template (safecredit/dagster.local.yaml, shipped with the package): SQLite, warehouse
+    # pool limited to one writer; a file an earlier version wrote (same first line, no concurrency)
+    # is upgraded, any other kept
     old_default = "# local instance for safecredit runs; see docs for PostgreSQL storage\n"
     current = yaml_path.read_text(encoding="utf-8") if yaml_path.exists() else None
     if current is None or (current.startswith(old_default) and "concurrency:" not in current):
-        template = Path(__file__).resolve().parent.parent / "deploy" / "dagster.local.yaml"
-        text = (template.read_text(encoding="utf-8") if template.exists() else
-                "telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n"
-                "run_monitoring:\n  enabled: true\n  free_slots_after_run_end_seconds: 300\n")
+        text = (Path(__file__).resolve().parent / "dagster.local.yaml").read_text(encoding="utf-8")
         tmp = yaml_path.with_name(f"dagster.yaml.{os.getpid()}.tmp")
         tmp.write_text(old_default + text, encoding="utf-8")
         os.replace(tmp, yaml_path)
