@@ -338,3 +338,29 @@ def test_a_policy_without_its_listing_periods_is_refused_with_a_clear_message():
     with pytest.raises(ConfigError) as err:
         listing_periods(broken)
     assert "listing.management_years" in err.value.en and "listing.yaml" in err.value.zh
+
+
+def test_grounds_are_switched_and_b4_severity_set_by_policy(tmp_path, monkeypatch):
+    """rules.md §3 marks B3 and B4's 情节 configurable: a policy that turns B3 off and lowers B4 to
+    严重 changes the list with no code change."""
+    from safecredit.policy import load_policies, policy_for
+
+    pens = [penalty(1, 1, "2025-09-01", AQ_WFDM="REFUSED_EXECUTION"),
+            penalty(2, 2, "2025-09-01", AQ_WFDM="OTHER", AQ_QJ="严重")]
+    assert {g for g, *_ in grounds_of(wh(tmp_path / "a", pens))} == {"B3"}
+
+    def switch(root):
+        p = root / "default" / "listing.yaml"
+        text = p.read_text(encoding="utf-8")
+        text = text.replace("B3: {name: 有能力履行而拒不履行、逃避执行行政处罚, enabled: true}",
+                            "B3: {name: 有能力履行而拒不履行、逃避执行行政处罚, enabled: false}")
+        text = text.replace("enabled: true, severity: 特别严重}", "enabled: true, severity: 严重}")
+        p.write_text(text, encoding="utf-8")
+
+    _with_policy_dir(monkeypatch, _policy_copy(tmp_path, switch))
+    try:
+        con = wh(tmp_path / "b", pens, policy=policy_for(AS_OF))
+    finally:
+        monkeypatch.delenv("SAFECREDIT_POLICY_DIR")
+        load_policies.cache_clear()
+    assert {g for g, *_ in grounds_of(con)} == {"B4"}
