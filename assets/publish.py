@@ -1,113 +1,150 @@
-"""Stage `publish`: versioned, signed feeds under the exports root (exchange.md §1)."""
+"""Stage `feeds`: the publication gate, then one signed version across all feeds (exchange.md §1).
+
+The gate's checks are blocking: when one fails, `feeds/*` do not run, the failure is recorded in
+every feed's versions.json (what consumers see) and the run's summary, and the run fails with the
+check's reason (what the Dagster UI and the failure alert show).
+"""
 
 from datetime import datetime, timezone
 
 import dagster as dg
-from dagster import AssetExecutionContext
 
-from pipelines.resources import ExchangeResource
+from assets.rules import RULE_TABLES, rules_key
+from assets.resources import ExchangeResource
+from safecredit.publish.feeds import FEEDS
+from safecredit.run_summary import assemble, record_blocked, write_summary
 
-def is_private(column: str) -> bool:
-    """Columns kept for the rules' joins that never leave the warehouse (full ID numbers …)."""
-    return column.endswith("_full")
-
-
-# The same for every row of a version, and already in its manifest: kept out of the rows so a
-# delta carries only real changes (otherwise every row would be MOD each day).
-RUN_CONSTANTS = {"as_of"}
-
-
-def feed_tables(con) -> dict:
-    """Every feed of exchange.md §1 the rules produced (`rules.<feed>`), public columns only."""
-    from safecredit.publish import FEEDS
-
-    present = {t for (t,) in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'rules'").fetchall()}
-    out = {}
-    for feed, spec in FEEDS.items():
-        if feed not in present:
-            continue
-        cols = [r[0] for r in con.execute(f"DESCRIBE rules.{feed}").fetchall()
-                if not is_private(r[0]) and r[0] not in RUN_CONSTANTS]
-        out[feed] = con.sql(f"SELECT {', '.join(cols)} FROM rules.{feed}").to_arrow_table()
-    return out
+GATE_CHECKS = {
+    "unique_ids": "the feed's stable id names one row",
+    "no_full_id_numbers": "no public column holds a full resident ID number",
+    "shrink_within_policy": "the feed loses at most `publication.max_shrink` of its rows against the served version",
+    "sources_fresh": "every source it is built from was fetched within `publication.max_source_staleness_days`",
+}
 
 
-def held_back_sources(con, raw_root) -> list[dict]:
-    """Sources whose data in this publication is not their latest: batches held back by their
-    contract checks, and departments that could not be reached (their previous data stands)."""
-    from safecredit.landing import source_states
-
-    out = [{"department": d, "dataset": ds, "batch": f, "kind": "held_back", "reason_zh": zh, "reason_en": en}
-           for d, ds, f, zh, en in con.execute(
-               "SELECT department, dataset, fetch_id, reason_zh, reason_en FROM quality.batches "
-               "WHERE held ORDER BY ALL").fetchall()]
-    for st in source_states(raw_root):
-        if st.get("last_status") not in (None, "landed"):
-            out.append({"department": st["department"], "dataset": st["dataset"], "kind": "unreachable",
-                        "last_success": st.get("last_success"), "reason_zh": st.get("last_error_zh"),
-                        "reason_en": st.get("last_error_en")})
-    return out
+def feeds_key(feed: str) -> dg.AssetKey:
+    return dg.AssetKey(["feeds", feed])
 
 
-def staleness_failures(raw_root, max_days: float, now: datetime) -> list[dict]:
-    """exchange.md §1: no source may be staler than policy allows (default 7 days) since the
-    department last answered; its previous data stands until then."""
-    from safecredit.freshness import since_last_fetch
-
-    out = []
-    for st in since_last_fetch(raw_root, now):
-        last = st.get("last_success")
-        age = float("inf") if st["age_days"] is None else st["age_days"]
-        if age > max_days:
-            out.append({"assertion": "source_staleness", "feed": "*",
-                        "message": f"{st['department']}/{st['dataset']}: last successful fetch "
-                                   f"{last or 'never'} is {age:.1f} days old (> {max_days:g}); "
-                                   f"数据源 {st['department']}/{st['dataset']} 已超过 {max_days:g} 天未成功拉取"})
-    return out
-
-
-@dg.asset(group_name="publish", deps=["rules_results"], pool="warehouse", kinds={"parquet"},
-          description="One version id across all feeds: full.parquet/csv/jsonl, delta.jsonl, "
-                      "signed manifest naming held-back sources; index.json written last.")
-def published_feeds(context: AssetExecutionContext, exchange: ExchangeResource) -> dg.MaterializeResult:
+def _publisher(exchange: ExchangeResource):
     from safecredit.publish import Publisher
+
+    pol = exchange.policy()
+    return Publisher(exchange.paths.exports, exchange.paths.keys,
+                     retention=int(pol.get("publication.retention_versions", 30)),
+                     max_shrink=float(pol.get("publication.max_shrink", 0.2)))
+
+
+def _sources_of(feed: str) -> set[str]:
+    """The staged datasets a feed is built from (through the rule tables it reads), plus the
+    registry and penalties every subject resolution reads."""
+    datasets, tables = RULE_TABLES[feed]
+    out = {"enterprises", "penalties", *datasets}
+    for t in tables:
+        out |= _sources_of(t)
+    return out
+
+
+@dg.multi_asset_check(
+    specs=[dg.AssetCheckSpec(name, asset=rules_key(feed), blocking=True, description=text)
+           for feed in FEEDS for name, text in GATE_CHECKS.items()],
+    name="publication_gate", can_subset=False,
+    description="Output assertions of exchange.md §1, judged over rules.<feed> before anything is "
+                "published; a failure blocks the publication and is recorded as a failed version.")
+def publication_gate(context: dg.AssetCheckExecutionContext, exchange: ExchangeResource):
+    from safecredit.publish import gate
+
+    pol = exchange.policy()
+    now = datetime.now(timezone.utc)
+    max_shrink = float(pol.get("publication.max_shrink", 0.2))
+    max_stale = float(pol.get("publication.max_source_staleness_days", 7))
+    pub = _publisher(exchange)
+    failures: dict[tuple[str, str], list[dict]] = {}
+    rows: dict[str, int] = {}
+    with exchange.warehouse("publication gate") as con:
+        for feed in gate.present_feeds(con):
+            rows[feed] = con.execute(f"SELECT count(*) FROM rules.{feed}").fetchone()[0]
+            prev = pub.latest(feed)
+            prev_rows = pub.read_manifest(feed, prev).get("row_count") if prev else None
+            failures[(feed, "unique_ids")] = gate.duplicate_ids(con, feed)
+            failures[(feed, "no_full_id_numbers")] = gate.full_id_numbers(con, feed)
+            failures[(feed, "shrink_within_policy")] = gate.shrink(feed, rows[feed], prev_rows, prev, max_shrink)
+    stale = gate.staleness_failures(exchange.paths.raw, max_stale, now)
+    for feed in rows:
+        failures[(feed, "sources_fresh")] = [
+            f for f in stale if f["dataset"] in _sources_of(feed)]
+    reasons = _unique([f for fs in failures.values() for f in fs])
+    if reasons:
+        pub.record_blocked(rows, reasons, as_of=exchange.as_of_date(), policy_version=pol.version, generated_at=now)
+        record_blocked(exchange.paths, context.run.run_id, reasons, rows)
+    for (feed, name), fs in sorted(failures.items()):
+        yield dg.AssetCheckResult(
+            asset_key=rules_key(feed), check_name=name, passed=not fs, severity=dg.AssetCheckSeverity.ERROR,
+            description="; ".join(f["message"] for f in fs) or None,
+            metadata={"rows": rows[feed], "failures": dg.MetadataValue.json(fs)})
+
+
+def _unique(reasons: list[dict]) -> list[dict]:
+    seen, out = set(), []
+    for r in reasons:
+        key = (r["assertion"], r["feed"], r["message"])
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
+@dg.multi_asset(
+    name="published_feeds", can_subset=False, pool="warehouse",
+    specs=[dg.AssetSpec(feeds_key(feed), group_name="feeds", deps=[rules_key(feed)], kinds={"parquet"},
+                        description=f"exports/{feed}/<version>/: full.parquet/csv/jsonl, delta.jsonl, "
+                                    "signed manifest naming held-back sources.")
+           for feed in FEEDS],
+    description="One version id across all feeds, written atomically; index.json written last.")
+def published_feeds(context: dg.AssetExecutionContext, exchange: ExchangeResource):
+    from safecredit.progress import bar
+    from safecredit.publish.gate import feed_query, held_back_sources, present_feeds
 
     pol = exchange.policy()
     now = datetime.now(timezone.utc)
     with exchange.warehouse("publish") as con:
-        feeds = feed_tables(con)
+        feeds = {f: con.sql(feed_query(con, f)).to_arrow_table() for f in present_feeds(con)}
         held = held_back_sources(con, exchange.paths.raw)
-    max_stale = float(pol.get("publication.max_source_staleness_days", 7))
-    pub = Publisher(exchange.paths.exports, exchange.paths.keys,
-                    retention=int(pol.get("publication.retention_versions", 30)))
-    from safecredit.progress import bar
-
+    pub = _publisher(exchange)
     with bar(f"publish {len(feeds)} feeds", total=None):
         result = pub.publish(feeds, as_of=exchange.as_of_date(), policy_version=pol.version,
-                             generated_at=now, held_back=held,
-                             assertions=lambda _feeds, _prev: staleness_failures(exchange.paths.raw, max_stale, now),
-                             max_shrink=float(pol.get("publication.max_shrink", 0.2)))
+                             generated_at=now, held_back=held)
     if result.ok:  # the publication report, beside the feeds: <exports>/reports/<version>.html (served at /report)
-        from safecredit.report_html import render_report, write_report
-        try:
-            with exchange.warehouse("publish") as con:
-                html = render_report(con, exchange.paths.raw, result.version, exchange.as_of_date(), pol.version,
-                                     generated_at=now, max_stale_days=max_stale)
-            context.log.info(f"publication report: {write_report(exchange.paths.exports, result.version, html)}")
-        except Exception as exc:  # the report never blocks a publication that already succeeded
-            context.log.warning(f"publication report for {result.version} not written: {exc!r}")
-    meta = {
-        "published": result.ok,
-        "version": result.version,
-        "reasons": dg.MetadataValue.json(list(result.reasons or [])),
-        "held_back": dg.MetadataValue.json(held),
-        "rows": dg.MetadataValue.json({k: v.num_rows for k, v in feeds.items()}),
-        # per feed: rows and the delta against the previous version (what mirrors will apply)
-        "feeds": dg.MetadataValue.json({k: {"rows": feeds[k].num_rows, **(m.get("delta") or {})}
-                                        for k, m in (result.feeds or {}).items()}),
-        "exports": str(exchange.paths.exports),
-    }
-    (context.log.info if result.ok else context.log.warning)(
-        f"publication {result.version}: {'published' if result.ok else 'blocked'} {result.reasons or ''}")
-    return dg.MaterializeResult(metadata=meta)
+        _write_report(context, exchange, result.version, now)
+    deltas = {k: {"rows": feeds[k].num_rows, **(m.get("delta") or {})} for k, m in (result.feeds or {}).items()}
+    rows = {k: v.num_rows for k, v in feeds.items()}
+    write_summary(exchange.paths, assemble(exchange.paths, context.run_id, published=result.ok,
+                                           version=result.version, reasons=list(result.reasons or []),
+                                           feeds=rows, feed_deltas=deltas))
+    if not result.ok:  # the publisher's last-line guards: the step fails with their reasons
+        raise dg.Failure(description="publication blocked 发布被阻止: "
+                                     + "; ".join(r["message"] for r in result.reasons),
+                         metadata={"version": result.version, "reasons": dg.MetadataValue.json(result.reasons)})
+    context.log.info(f"publication {result.version}: published")
+    for feed in FEEDS:
+        if feed in feeds:
+            yield dg.MaterializeResult(asset_key=feeds_key(feed), metadata={
+                "version": result.version, "rows": rows[feed],
+                "delta": dg.MetadataValue.json(deltas.get(feed, {})),
+                "held_back": dg.MetadataValue.json(held),
+                "reasons": dg.MetadataValue.json(list(result.reasons or [])),
+                "exports": str(exchange.paths.exports / feed)})
+
+
+def _write_report(context, exchange: ExchangeResource, version: str, now: datetime) -> None:
+    from safecredit.report_html import render_report, write_report
+
+    pol = exchange.policy()
+    try:
+        with exchange.warehouse("publish") as con:
+            html = render_report(con, exchange.paths.raw, version, exchange.as_of_date(), pol.version,
+                                 generated_at=now,
+                                 max_stale_days=float(pol.get("publication.max_source_staleness_days", 7)))
+        context.log.info(f"publication report: {write_report(exchange.paths.exports, version, html)}")
+    except Exception as exc:  # the report never blocks a publication that already succeeded
+        context.log.warning(f"publication report for {version} not written: {exc!r}")

@@ -1,54 +1,88 @@
-"""Stage `rules`: the SQL rules over the staged tables (rules/*.sql)."""
+"""Stages `subjects` and `rules`: the SQL rules over the staged tables (rules/*.sql).
+
+The rules run once, in one step, but each table they publish is its own asset (`rules/<table>`),
+so the asset graph shows which feed comes from which staged datasets and which other rule tables.
+"""
 
 import dagster as dg
-from dagster import AssetExecutionContext
 
-from pipelines.resources import ExchangeResource
-
+from assets.staged import staged_key
+from assets.resources import ExchangeResource
 from safecredit.config import DATASETS
+from safecredit.run_summary import record_part
+
+SUBJECTS = dg.AssetKey(["subjects", "resolved"])
+
+# What each published rule table reads besides the resolved subjects (registry, penalty decisions):
+# staged datasets, then other rule tables. Kept beside the SQL that defines it (rules/NN_<table>.sql).
+RULE_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "blacklist": (("accidents", "credit_actions"), ()),                       # 10_, 20_, 30_
+    "restrictions": (("accidents",), ("blacklist",)),                          # 35_
+    "penalties_public": (("credit_actions",), ()),                             # 40_
+    "credit_scores": (("accidents",), ("blacklist",)),                         # 50_
+    "premium_factors": (("accidents",), ("blacklist",)),                       # 60_
+    "intermediary_ratings": (("intermediary_ratings",), ("blacklist",)),       # 70_
+}
 
 
-@dg.asset(group_name="subjects", deps=[f"staged_{ds}" for ds in DATASETS], pool="warehouse",
+def rules_key(table: str) -> dg.AssetKey:
+    return dg.AssetKey(["rules", table])
+
+
+@dg.asset(key=SUBJECTS, group_name="subjects", deps=[staged_key(ds) for ds in DATASETS], pool="warehouse",
           kinds={"duckdb"},
           description="One row per penalty decision (duplicates across departments kept once), each "
                       "resolved to a stable subject id: USCC, or via the registry from old codes and "
                       "former names; persons by a keyed hash of the ID number (rules/subjects/*.sql).")
-def subjects_resolved(context: AssetExecutionContext, exchange: ExchangeResource) -> dg.MaterializeResult:
+def subjects_resolved(context: dg.AssetExecutionContext, exchange: ExchangeResource) -> dg.MaterializeResult:
     from safecredit.rules import run_subjects
 
     with exchange.warehouse("subjects") as con:
         run_subjects(con, exchange.as_of_date(), exchange.policy(), exchange.person_salt(),
                      exchange.known_at_date())
         report = con.execute("SELECT department, resolved_by, decisions FROM subjects.resolution_report").fetchall()
-        dups = con.execute("SELECT count(DISTINCT (authority_code, decision_no)) FROM subjects.duplicate_decisions").fetchone()[0]
+        dups = con.execute("SELECT count(DISTINCT (authority_code, decision_no)) "
+                           "FROM subjects.duplicate_decisions").fetchone()[0]
     per_source: dict = {}
     for dept, how, n in report:
         per_source.setdefault(dept, {})[how] = n
     unresolved = sum(n for _, how, n in report if how == "unresolved")
     (context.log.warning if unresolved else context.log.info)(
         f"resolution per source {per_source}; decisions reported by several departments: {dups}")
-    return dg.MaterializeResult(metadata={"resolution": dg.MetadataValue.json(per_source),
-                                          "unresolved": unresolved, "duplicate_decisions": dups})
+    part = {"resolution": per_source, "unresolved": unresolved, "duplicate_decisions": dups}
+    record_part(exchange.paths, context.run_id, "subjects", part)
+    return dg.MaterializeResult(metadata={**part, "resolution": dg.MetadataValue.json(per_source)})
 
 
-@dg.asset(group_name="rules", deps=["subjects_resolved"], pool="warehouse",
-          kinds={"duckdb"},
-          description="The serious-dishonesty list (rules.blacklist) as of the run's date, "
-                      "computed by rules/*.sql under the policy in force.")
-def rules_results(context: AssetExecutionContext, exchange: ExchangeResource) -> dg.MaterializeResult:
+def _rule_spec(table: str) -> dg.AssetSpec:
+    datasets, tables = RULE_TABLES[table]
+    return dg.AssetSpec(
+        rules_key(table), group_name="rules", kinds={"duckdb"},
+        deps=[SUBJECTS, *(staged_key(d) for d in datasets), *(rules_key(t) for t in tables)],
+        description=f"`rules.{table}` as of the run's date under the policy in force (rules/*.sql).")
+
+
+@dg.multi_asset(name="rules", specs=[_rule_spec(t) for t in RULE_TABLES], can_subset=False, pool="warehouse",
+                description="Runs rules/*.sql once, in file-name order, over the resolved subjects and "
+                            "the staged tables; one asset per table it publishes.")
+def rules_results(context: dg.AssetExecutionContext, exchange: ExchangeResource):
     from safecredit.rules import run_rules
 
     as_of = exchange.as_of_date()
     pol = exchange.policy()
     with exchange.warehouse("rules") as con:
         ran = run_rules(con, as_of, pol, exchange.person_salt(), known_at=exchange.known_at_date())
+        rows = {t: con.execute(f"SELECT count(*) FROM rules.{t}").fetchone()[0] for t in RULE_TABLES}
         by_status = dict(con.execute(
             "SELECT status, count(*) FROM rules.blacklist GROUP BY ALL ORDER BY 1").fetchall())
         by_ground = dict(con.execute(
             "SELECT ground, count(*) FROM rules.blacklist GROUP BY ALL ORDER BY 1").fetchall())
     context.log.info(f"blacklist by status {by_status}, by ground {by_ground}")
-    return dg.MaterializeResult(metadata={
-        "as_of": str(as_of), "policy_version": pol.version, "sql_files": ran,
-        "entries_by_status": dg.MetadataValue.json(by_status),
-        "entries_by_ground": dg.MetadataValue.json(by_ground),
-    })
+    part = {"as_of": str(as_of), "policy_version": pol.version, "sql_files": ran,
+            "entries_by_status": by_status, "entries_by_ground": by_ground}
+    record_part(exchange.paths, context.run_id, "rules", part)
+    for table in RULE_TABLES:
+        extra = {"entries_by_status": dg.MetadataValue.json(by_status),
+                 "entries_by_ground": dg.MetadataValue.json(by_ground)} if table == "blacklist" else {}
+        yield dg.MaterializeResult(asset_key=rules_key(table), metadata={
+            "rows": rows[table], "as_of": str(as_of), "policy_version": pol.version, **extra})

@@ -1,19 +1,23 @@
 """Stage `staged`: landing → DuckDB raw, typed history, current state, quarantine."""
 
 import dagster as dg
-from dagster import AssetExecutionContext
 
-from pipelines.resources import ExchangeResource
-
+from assets.ingest import landing_key
+from assets.resources import ExchangeResource
 from safecredit.config import DATASETS
+from safecredit.run_summary import record_blocked, record_part
+
+
+def staged_key(dataset: str) -> dg.AssetKey:
+    return dg.AssetKey(["staged", dataset])
 
 
 def _staged_asset(dataset: str) -> dg.AssetsDefinition:
-    @dg.asset(name=f"staged_{dataset}", group_name="staged", deps=[f"landing_{dataset}"],
+    @dg.asset(key=staged_key(dataset), group_name="staged", deps=[landing_key(dataset)],
               pool="warehouse", kinds={"duckdb"},
               description=f"`staged.{dataset}` (typed history) and `staged.{dataset}_current`, "
                           "validated against contracts/datasets/" + dataset + ".yaml.")
-    def _asset(context: AssetExecutionContext, exchange: ExchangeResource) -> dg.MaterializeResult:
+    def _asset(context: dg.AssetExecutionContext, exchange: ExchangeResource) -> dg.MaterializeResult:
         from safecredit.landing import landed_departments
         from safecredit.staging import load_raw, stage
 
@@ -24,7 +28,8 @@ def _staged_asset(dataset: str) -> dg.AssetsDefinition:
             load_raw(con, exchange.paths.raw, depts, dataset)
             counts = stage(con, dataset, exchange.policy().get("publication.hold_back", {}))
         context.log.info(f"{dataset}: {counts}")
-        return dg.MaterializeResult(metadata={k: v for k, v in counts.items()})
+        record_part(exchange.paths, context.run_id, f"staged-{dataset}", counts)
+        return dg.MaterializeResult(metadata=dict(counts))
 
     return _asset
 
@@ -33,52 +38,53 @@ staged_assets = [_staged_asset(ds) for ds in DATASETS]
 
 
 def _contract_check(dataset: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=f"staged_{dataset}", name="contract_suite", blocking=False,
+    @dg.asset_check(asset=staged_key(dataset), name="contract_suite", blocking=True,
                     description=f"Great Expectations suite generated from contracts/datasets/{dataset}.yaml, "
-                                "run over the records in force.")
-    def _check(exchange: ExchangeResource) -> dg.AssetCheckResult:
+                                "run over the records in force. ERROR: a failure stops the rules and "
+                                "the publication.")
+    def _check(context: dg.AssetCheckExecutionContext, exchange: ExchangeResource) -> dg.AssetCheckResult:
         from safecredit.contracts import load_contract
         from safecredit.gx_suites import validate_frame
-        from safecredit.warehouse import connect
 
         contract = load_contract(dataset)
         cols = ", ".join(f.name for f in contract.fields if f.type != "list")
-        with exchange.warehouse(f"check_{dataset}"):
-            con = connect(exchange.paths.warehouse)
-            try:
-                frame = con.sql(f"SELECT {cols} FROM staged.{dataset}_current").to_arrow_table().to_pandas()
-            finally:
-                con.close()
+        with exchange.warehouse(f"check_{dataset}") as con:
+            frame = con.sql(f"SELECT {cols} FROM staged.{dataset}_current").to_arrow_table().to_pandas()
         summary = validate_frame(contract, frame)
+        failed = summary["failed"]
+        if not summary["success"]:
+            record_blocked(exchange.paths, context.run.run_id, [{
+                "assertion": "contract_suite", "dataset": dataset,
+                "message": f"{dataset}: {len(failed)} expectation(s) of the contract failed over the records in "
+                           f"force / {dataset}：现行记录有 {len(failed)} 项数据契约期望未通过: {failed}"}])
         return dg.AssetCheckResult(
             passed=summary["success"],
             severity=dg.AssetCheckSeverity.ERROR,
+            description=None if summary["success"] else
+            f"{len(failed)} expectation(s) of contracts/datasets/{dataset}.yaml failed over the records "
+            f"in force: {failed}",
             metadata={"evaluated": summary["evaluated"], "successful": summary["successful"],
                       "rows": summary["rows"], "suite": summary["suite"],
-                      "failed": dg.MetadataValue.json(summary["failed"])})
+                      "failed": dg.MetadataValue.json(failed)})
 
     return _check
 
 
 def _batches_check(dataset: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=f"staged_{dataset}", name="batches_accepted", blocking=False,
+    @dg.asset_check(asset=staged_key(dataset), name="batches_accepted", blocking=False,
                     description="Every source batch passed its hold-back thresholds (exchange.md §1); "
-                                "a held batch is kept in the raw landing and named here.")
+                                "a held batch is kept in the raw landing and named here (WARN: the "
+                                "run publishes from everything else).")
     def _check(exchange: ExchangeResource) -> dg.AssetCheckResult:
-        from safecredit.warehouse import connect
-
-        with exchange.warehouse(f"check_{dataset}"):
-            con = connect(exchange.paths.warehouse)
-            try:
-                held = con.execute(
-                    "SELECT department, fetch_id, reason_zh, reason_en FROM quality.batches "
-                    "WHERE dataset = ? AND held ORDER BY 1, 2", [dataset]).fetchall()
-                q = con.execute("SELECT rule_id, count(*) FROM quality.violations WHERE dataset = ? "
-                                "GROUP BY 1 ORDER BY 2 DESC, 1", [dataset]).fetchall()
-            finally:
-                con.close()
+        with exchange.warehouse(f"check_{dataset}") as con:
+            held = con.execute(
+                "SELECT department, fetch_id, reason_zh, reason_en FROM quality.batches "
+                "WHERE dataset = ? AND held ORDER BY 1, 2", [dataset]).fetchall()
+            q = con.execute("SELECT rule_id, count(*) FROM quality.violations WHERE dataset = ? "
+                            "GROUP BY 1 ORDER BY 2 DESC, 1", [dataset]).fetchall()
         return dg.AssetCheckResult(
             passed=not held, severity=dg.AssetCheckSeverity.WARN,
+            description="; ".join(en for *_, en in held) or None,
             metadata={"held_back": dg.MetadataValue.json(
                           [{"department": d, "batch": f, "reason_zh": zh, "reason_en": en} for d, f, zh, en in held]),
                       "violations_by_rule": dg.MetadataValue.json(dict(q))})
@@ -86,4 +92,24 @@ def _batches_check(dataset: str) -> dg.AssetChecksDefinition:
     return _check
 
 
-staged_checks = [c for ds in DATASETS for c in (_contract_check(ds), _batches_check(ds))]
+def _assertions_check(dataset: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=staged_key(dataset), name="dataset_assertions", blocking=True,
+                    description=f"The `assertions:` of contracts/datasets/{dataset}.yaml over the whole dataset "
+                                "(records in force, share quarantined). ERROR: a failure stops the publication.")
+    def _check(context: dg.AssetCheckExecutionContext, exchange: ExchangeResource) -> dg.AssetCheckResult:
+        from safecredit.dataset_assertions import assertions_of, failures
+
+        with exchange.warehouse(f"check_{dataset}") as con:
+            failed, measured = failures(con, dataset)
+        if failed:
+            record_blocked(exchange.paths, context.run.run_id, failed)
+        return dg.AssetCheckResult(
+            passed=not failed, severity=dg.AssetCheckSeverity.ERROR,
+            description="; ".join(f["message"] for f in failed) or None,
+            metadata={**measured, "assertions": dg.MetadataValue.json(assertions_of(dataset)),
+                      "failed": dg.MetadataValue.json(failed)})
+
+    return _check
+
+
+staged_checks = [c for ds in DATASETS for c in (_contract_check(ds), _batches_check(ds), _assertions_check(ds))]

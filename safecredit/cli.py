@@ -49,11 +49,6 @@ class _Group(click.Group):
             sys.exit(4)
 
 
-def _not_yet(what: str) -> None:
-    raise UserError(f"`safecredit {what}` 尚未提供（将在后续版本实现）。",
-                    f"`safecredit {what}` is not yet available in this version.", exit_code=2)
-
-
 def _as_of(value: str | None) -> date | None:
     if not value:
         return None
@@ -93,7 +88,8 @@ def simulate(port: int, seed: int, scale: int, faults: str | None, home: str | N
 def run(sources: str | None, home: str | None, as_of: str | None, known_at: str | None) -> None:
     """One full run in-process through Dagster: pull, validate, compute, publish."""
     from safecredit.report import print_run_summary
-    from safecredit.runner import exit_code, run_pipeline
+    from pipelines.runner import run_pipeline
+    from safecredit.run_summary import exit_code
 
     os.environ.setdefault("SAFECREDIT_PROGRESS", "1")  # bars only where stderr is a terminal
     summary = run_pipeline(home, sources, _as_of(as_of), known_at=_as_of(known_at))
@@ -108,10 +104,11 @@ def run(sources: str | None, home: str | None, as_of: str | None, known_at: str 
 @click.option("--faults", default="realistic", show_default=True)
 def demo(home: str | None, scale: int, seed: int, faults: str) -> None:
     """Start simulated departments, run the pipeline once, publish, and print a summary."""
+    from pipelines.runner import run_pipeline
     from safecredit.demo import run_demo
 
     os.environ.setdefault("SAFECREDIT_PROGRESS", "1")
-    sys.exit(run_demo(home, scale=scale, seed=seed, faults=faults))
+    sys.exit(run_demo(home, run_pipeline, scale=scale, seed=seed, faults=faults))
 
 
 @main.command()
@@ -126,7 +123,8 @@ def replay(home, dataset, department, as_of) -> None:
     batch held back before a fix is staged now; --dataset/--department narrow the report.
     """
     from safecredit.report import print_run_summary
-    from safecredit.runner import exit_code, run_pipeline
+    from pipelines.runner import run_pipeline
+    from safecredit.run_summary import exit_code
 
     summary = run_pipeline(home, None, _as_of(as_of), replay=True)
     if dataset:

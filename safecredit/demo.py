@@ -1,4 +1,7 @@
-"""`make demo`: simulated departments → one full run → published feeds → a summary."""
+"""`make demo`: simulated departments → one full run → published feeds → a summary.
+
+The run itself (`pipelines.runner.run_pipeline`) is handed in by the command line, so the library
+never imports the code location."""
 
 from __future__ import annotations
 
@@ -6,15 +9,20 @@ import time
 from datetime import date
 from pathlib import Path
 
+from typing import TYPE_CHECKING, Callable
+
 from safecredit import config
 
+if TYPE_CHECKING:
+    from safecredit.run_summary import RunSummary
 
-def run_demo(home: str | None, *, scale: int = 5000, seed: int = 42, faults: str = "realistic") -> int:
+
+def run_demo(home: str | None, run_pipeline: Callable[..., RunSummary], *, scale: int = 5000, seed: int = 42, faults: str = "realistic") -> int:
     from rich.console import Console
 
     from safecredit.generator import generate
     from safecredit.report import print_run_summary
-    from safecredit.runner import exit_code, run_pipeline
+    from safecredit.run_summary import exit_code
     from safecredit.simulator import start_simulator
 
     con = Console()

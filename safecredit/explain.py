@@ -1,6 +1,7 @@
 """`explain`: the department records behind a list entry, a credit score or a premium factor.
 
-One function for the CLI and the API. Everything it returns is safe to show: person ID numbers
+Used by `safecredit explain` over the warehouse (the API answers `/v1/explain` from the published
+snapshot instead: `api.app.explain_published`). Everything it returns is safe to show: person ID numbers
 are masked; each source record is named by department, dataset, record id and decision number.
 """
 

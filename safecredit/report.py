@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from safecredit.runner import RunSummary
+from safecredit.run_summary import RunSummary
 
 
 def print_run_summary(s: RunSummary, console=None) -> None:

@@ -12,19 +12,16 @@ from pathlib import Path
 
 import duckdb
 
-from safecredit.config import RULES_DIR
+from safecredit.config import DATASETS, RULES_DIR
 from safecredit.errors import ConfigError
 from safecredit.policy import Policy
-
-
-KNOWN_DATASETS = ("enterprises", "penalties", "accidents", "intermediary_ratings", "credit_actions")
 
 
 def known_views(con: duckdb.DuckDBPyConnection) -> None:
     """`k_<dataset>`: the staged versions landed by `params.known_at` (all when it is NULL), and
     `k_<dataset>_current`: the version in force per record among them. Rules read only these, so
     a run with `known_at` answers with exactly what had landed by then (rules.md §3)."""
-    for ds in KNOWN_DATASETS:
+    for ds in DATASETS:
         con.execute(f"""CREATE OR REPLACE TEMP VIEW k_{ds} AS SELECT * FROM staged.{ds}
             WHERE (SELECT known_at FROM params) IS NULL
                OR CAST(timezone('Asia/Shanghai', landed_at) AS DATE) <= (SELECT known_at FROM params)""")

@@ -11,12 +11,10 @@ from typing import Iterator
 
 import duckdb
 
+from safecredit.codes import ID_CHECK_MAP, ID_WEIGHTS, USCC_ALPHABET, USCC_WEIGHTS
 from safecredit.config import Paths
 from safecredit.errors import WarehouseBusy
 
-USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-USCC_WEIGHTS = [pow(3, i, 31) for i in range(17)]
-ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 # check sums unrolled (no lambdas: DuckDB inlines a macro's argument into each lambda call)
 _USCC_SUM = " + ".join(f"(instr('{USCC_ALPHABET}', substr(s, {i + 1}, 1)) - 1) * {w}"
                        for i, w in enumerate(USCC_WEIGHTS))
@@ -44,23 +42,39 @@ CREATE OR REPLACE MACRO sc_uscc_ok(s) AS coalesce(length(s) = 18
 CREATE OR REPLACE MACRO sc_id_ok(s) AS coalesce(regexp_full_match(s, '[0-9]{{17}}[0-9X]')
     AND try_strptime(substr(s, 7, 8), '%Y%m%d') IS NOT NULL
     AND substr(s, 7, 8) >= '19000101'
-    AND substr('10X98765432', (({_ID_SUM}) % 11)::BIGINT + 1, 1) = substr(s, 18, 1), false);
+    AND substr('{ID_CHECK_MAP}', (({_ID_SUM}) % 11)::BIGINT + 1, 1) = substr(s, 18, 1), false);
 CREATE OR REPLACE MACRO sc_mask(s) AS CASE WHEN s IS NULL THEN NULL WHEN length(s) <= 4 THEN s
     ELSE repeat('*', length(s) - 4) || right(s, 4) END;
 """
+
+
+# every DuckDB file starts with three 4 KiB header blocks: a shorter file is a creation cut short
+_HEADER_BYTES = 3 * 4096
+_OFFLINE = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 
 def connect(path: Path | str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the warehouse. Offline machines: never install or auto-load extensions."""
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only, config={
-        "autoinstall_known_extensions": False,
-        "autoload_known_extensions": False,
-    })
+        if not read_only:
+            _drop_unborn(Path(path))
+    con = duckdb.connect(str(path), read_only=read_only, config=_OFFLINE)
     con.execute("SET TimeZone = 'Asia/Shanghai'") if _has_icu(con) else None
     con.execute(MACROS) if not read_only else con.execute(MACROS.replace("CREATE OR REPLACE MACRO", "CREATE OR REPLACE TEMP MACRO"))
     return con
+
+
+def _drop_unborn(path: Path) -> None:
+    """A process killed while DuckDB created the file leaves a few bytes that no DuckDB opens; no
+    data was ever in it (no WAL either), so the next writer starts the warehouse afresh."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    wal = path.with_name(path.name + ".wal")
+    if size < _HEADER_BYTES and not wal.exists():
+        path.unlink()
 
 
 def _has_icu(con: duckdb.DuckDBPyConnection) -> bool:

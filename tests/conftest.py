@@ -48,7 +48,7 @@ def clean_simulator(sim_data):
 @pytest.fixture(scope="session")
 def pipeline_run(tmp_path_factory, clean_simulator, sim_meta):
     """One full `safecredit run` (through Dagster, in-process) against the clean simulator."""
-    from safecredit.runner import run_pipeline
+    from pipelines.runner import run_pipeline
 
     home = tmp_path_factory.mktemp("home")
     sources = home / "sources.yaml"

@@ -11,7 +11,7 @@ import pytest
 
 from assets.ingest import landing_assets
 from assets.staged import staged_assets
-from pipelines.resources import ExchangeResource
+from assets.resources import DepartmentFeedsResource, ExchangeResource
 
 STAGED_COLUMNS = "* EXCLUDE (landed_at)"
 
@@ -37,9 +37,10 @@ def part_home(tmp_path_factory, clean_simulator):
 
 def _materialize(home, keys, instance, tags=None, partition_key=None):
     selected = [a for a in [*landing_assets, *staged_assets]
-                if a.key.to_user_string() in {"landing_penalties", "staged_penalties"}]
+                if a.key.to_user_string() in {"landing/penalties", "staged/penalties"}]
     return dg.materialize(selected, partition_key=partition_key, instance=instance, tags=tags or {},
-                          resources={"exchange": ExchangeResource(home=str(home), as_of="2026-11-22")})
+                          resources={"exchange": ExchangeResource(home=str(home), as_of="2026-11-22"),
+                                     "departments": DepartmentFeedsResource()})
 
 
 def _staged(home) -> list[tuple]:
@@ -85,7 +86,7 @@ def test_range_backfill_in_one_run(tmp_path, clean_simulator, sim_data, sim_meta
 
 
 def test_dropping_the_warehouse_and_replaying_reproduces_staged_tables(pipeline_run, tmp_path):
-    from safecredit.runner import run_pipeline
+    from pipelines.runner import run_pipeline
 
     src = pipeline_run["home"]
     shutil.copytree(src / "raw", tmp_path / "raw")

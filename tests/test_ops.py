@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 
 from conftest import SEED
-from pipelines.resources import ExchangeResource
+from assets.resources import DepartmentFeedsResource, ExchangeResource
 
 SHANGHAI = timezone(timedelta(hours=8))
 
@@ -42,6 +42,33 @@ def _home(tmp_path: Path, sim) -> ExchangeResource:
 
 # ------------------------------------------------------------------------------- schedule
 
+def _execute(request: dg.RunRequest, exchange: ExchangeResource, instance) -> dg.ExecuteInProcessResult:
+    """Execute a tick's run request as the daemon would: the job of the code location, the
+    request's partition, config and tags, the resources pointed at `exchange`'s home."""
+    from pipelines.definitions import FULL_RUN, defs
+
+    run_config = {**_config(request), "resources": {"exchange": {"config": {
+        "home": exchange.home, "as_of": exchange.as_of}}}}
+    return defs.resolve_job_def(FULL_RUN).execute_in_process(
+        run_config=run_config, instance=instance, partition_key=request.partition_key,
+        tags=request.tags, raise_on_error=False)
+
+
+def _config(request: dg.RunRequest) -> dict:
+    rc = request.run_config
+    return rc.to_config_dict() if isinstance(rc, dg.RunConfig) else dict(rc)
+
+
+def _published_versions(home: Path) -> list[str]:
+    index = home / "exports" / "index.json"
+    if not index.exists():
+        return []
+    feed = json.loads(index.read_text(encoding="utf-8"))["feeds"]["blacklist"]
+    versions = json.loads((home / "exports" / "blacklist" / "versions.json").read_text(encoding="utf-8"))
+    assert feed["latest"] == versions["last_successful"]
+    return [v["version"] for v in versions["items"] if v["result"] == "success"]
+
+
 def test_nightly_schedule_next_tick_is_two_oclock_shanghai():
     from dagster._utils.schedules import cron_string_iterator
 
@@ -55,72 +82,147 @@ def test_nightly_schedule_next_tick_is_two_oclock_shanghai():
     assert nxt.astimezone(SHANGHAI) == datetime(2026, 11, 23, 2, 0, tzinfo=SHANGHAI)
     assert nxt.astimezone(timezone.utc).hour == 18  # 02:00 +08:00 is 18:00 UTC the day before
     assert next(ticks).astimezone(SHANGHAI) == datetime(2026, 11, 24, 2, 0, tzinfo=SHANGHAI)
-    with dg.instance_for_test() as instance:
-        ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=nxt)
-        data = sched.evaluate_tick(ctx)
-        assert len(data.run_requests) == 1
 
 
-# ------------------------------------------------------------------------------- change sensors
-
-def test_department_sensors_come_from_the_sources_file(tmp_path, own_sim, monkeypatch):
-    from pipelines.sensors import configured_department_ids
-
-    monkeypatch.setenv("SAFECREDIT_SOURCES", str(tmp_path / "absent.yaml"))
-    assert configured_department_ids() == []
-    own_sim.write_sources(tmp_path / "sources.yaml")
-    monkeypatch.setenv("SAFECREDIT_SOURCES", str(tmp_path / "sources.yaml"))
-    assert configured_department_ids() == ["yjj", "zjj"]
-
-
-@pytest.mark.parametrize("dept_id", ["yjj", "zjj"])  # JSON pages and CSV-only
-def test_department_sensor_requests_a_run_only_on_change(tmp_path, own_sim, sim_meta, dept_id):
-    from pipelines.definitions import full_run
-    from pipelines.sensors import department_sensor
+def test_nightly_tick_runs_and_publishes(tmp_path, own_sim, sim_meta):
+    """The tick requests yesterday's partition with incremental pulls from every source; executing
+    that request lands, stages, computes and publishes a new version (it failed every night when the
+    schedule requested no partition and no config)."""
+    from pipelines.definitions import defs
 
     end = _end(sim_meta)
     own_sim.set_now(_at(end - timedelta(days=10)))
-    exchange = _home(tmp_path, own_sim)
-    sensor = department_sensor(dept_id, full_run)
+    exchange = ExchangeResource(home=str(tmp_path), as_of=(end - timedelta(days=10)).isoformat())
+    own_sim.write_sources(tmp_path / "sources.yaml")
+    sched = defs.resolve_schedule_def("nightly_full_run")
+    tick = _at(end - timedelta(days=9), 2)
+    with dg.instance_for_test() as instance:
+        data = sched.evaluate_tick(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick,
+                                                               repository_def=defs.get_repository_def()))
+        [request] = data.run_requests
+        assert request.partition_key == (end - timedelta(days=10)).isoformat()
+        ops = _config(request)["ops"]
+        assert ops["landing__penalties"]["config"] == {"incremental": True, "departments": []}
+        result = _execute(request, exchange, instance)
+        assert result.success, [e.message for e in result.all_events if e.is_failure]
+    [version] = _published_versions(tmp_path)
+    manifest = json.loads((tmp_path / "exports" / "blacklist" / version / "manifest.json").read_text("utf-8"))
+    assert manifest["row_count"] > 0
+    from safecredit.run_summary import read_summary
+    from safecredit import config
+
+    summary = read_summary(config.paths(str(tmp_path)), result.run_id)
+    assert summary.published and summary.version == version
+    assert {(r["department"], r["dataset"]) for r in summary.sources} >= {("yjj", "penalties"), ("zjj", "penalties")}
+
+
+# ------------------------------------------------------------------------------- change sensor
+
+def _sensor_ctx(exchange, cursor=None):
+    from assets.resources import DepartmentFeedsResource
+
+    return dg.build_sensor_context(cursor=cursor, resources={"exchange": exchange,
+                                                             "departments": DepartmentFeedsResource()})
+
+
+def test_change_sensor_polls_the_departments_of_the_sources_file(tmp_path, own_sim, sim_meta):
+    """Departments come from the sources file at each tick: none without one, both once written."""
+    from pipelines.definitions import defs
+
+    own_sim.set_now(_at(_end(sim_meta) - timedelta(days=10)))
+    sensor = defs.resolve_sensor_def("department_changes")
     assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
-
-    ctx = dg.build_sensor_context(cursor=None, resources={"exchange": exchange})
-    first = sensor(ctx)
+    exchange = ExchangeResource(home=str(tmp_path), sources=str(tmp_path / "sources.yaml"))
+    own_sim.write_sources(tmp_path / "sources.yaml")
+    first = sensor(_sensor_ctx(exchange))
     assert isinstance(first, dg.RunRequest), first  # never pulled: everything is new
-    assert first.run_key and first.run_key.startswith(f"{dept_id}:")
-    ops = first.run_config["ops"]
-    assert ops["landing_penalties"]["config"] == {"incremental": True, "departments": [dept_id]}
-    cursor = ctx.cursor
-    assert cursor
+    assert set(first.tags["safecredit/changed"].split(",")) >= {"yjj/penalties", "zjj/penalties"}
 
-    ctx = dg.build_sensor_context(cursor=cursor, resources={"exchange": exchange})
+
+def test_change_sensor_requests_a_run_only_on_change_and_the_run_publishes(tmp_path, own_sim, sim_meta):
+    from pipelines.definitions import defs
+
+    end = _end(sim_meta)
+    own_sim.set_now(_at(end - timedelta(days=10)))
+    exchange = ExchangeResource(home=str(tmp_path), as_of=(end - timedelta(days=10)).isoformat())
+    own_sim.write_sources(tmp_path / "sources.yaml")
+    sensor = defs.resolve_sensor_def("department_changes")
+    ctx = _sensor_ctx(exchange)
+    first = sensor(ctx)
+    assert isinstance(first, dg.RunRequest), first
+    cursor = ctx.cursor
+    with dg.instance_for_test() as instance:
+        assert _execute(first, exchange, instance).success
+    assert len(_published_versions(tmp_path)) == 1
+
+    ctx = _sensor_ctx(exchange, cursor)
     second = sensor(ctx)
     assert isinstance(second, dg.SkipReason) and "nothing new" in second.skip_message, second  # same data
     assert ctx.cursor == cursor
 
-    own_sim.set_now(_at(end))  # ten days of new versions
-    ctx = dg.build_sensor_context(cursor=cursor, resources={"exchange": exchange})
+    own_sim.set_now(_at(end))  # ten days of new versions, from both departments
+    ctx = _sensor_ctx(exchange, cursor)
     third = sensor(ctx)
     assert isinstance(third, dg.RunRequest), third
     assert third.run_key != first.run_key
-    assert "penalties" in third.tags["safecredit/changed"].split(",")
+    assert "yjj/penalties" in third.tags["safecredit/changed"].split(",")
+    ops = _config(third)["ops"]
+    assert ops["landing__penalties"]["config"]["departments"] == sorted(
+        {c.split("/")[0] for c in third.tags["safecredit/changed"].split(",")})
+    with dg.instance_for_test() as instance:
+        assert _execute(third, ExchangeResource(home=str(tmp_path), as_of=end.isoformat()), instance).success
+    assert len(_published_versions(tmp_path)) == 2
 
 
-def test_department_sensor_without_cursor_starts_from_the_landing(tmp_path, own_sim, sim_meta):
-    """A sensor switched on for a source already pulled does not ask for what has landed."""
-    from pipelines.definitions import full_run
-    from pipelines.sensors import department_sensor
+def test_change_sensor_without_cursor_starts_from_the_landing(tmp_path, own_sim, sim_meta):
+    """A sensor switched on for sources already pulled does not ask for what has landed."""
+    from pipelines.definitions import defs
     from safecredit import config
     from safecredit.landing import pull
 
     own_sim.set_now(_at(_end(sim_meta) - timedelta(days=10)))
     exchange = _home(tmp_path, own_sim)
-    dept = next(d for d in config.load_sources(tmp_path / "sources.yaml") if d.id == "yjj")
-    for ds in dept.datasets:
-        assert pull(dept, ds, exchange.paths.raw).status == "landed"
-    sensor = department_sensor("yjj", full_run)
-    result = sensor(dg.build_sensor_context(resources={"exchange": exchange}))
+    for dept in config.load_sources(tmp_path / "sources.yaml"):
+        for ds in dept.datasets:
+            assert pull(dept, ds, exchange.paths.raw).status == "landed"
+    result = defs.resolve_sensor_def("department_changes")(_sensor_ctx(exchange))
     assert isinstance(result, dg.SkipReason) and "nothing new" in result.skip_message, result
+
+
+def test_change_sensor_takes_a_stub_client(tmp_path):
+    """The department client is a resource: a stub stands in for HTTP (a dataset that changed)."""
+    from pipelines.definitions import defs
+    from assets.resources import DepartmentFeedsResource
+    from safecredit.connectors.client import Page
+
+    (tmp_path / "sources.yaml").write_text(
+        "departments:\n  - {id: stub, name: 测试局, base_url: 'http://127.0.0.1:9', token: t, transport: json,"
+        " datasets: [penalties]}\n", encoding="utf-8")
+
+    class StubClient:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+        def catalogue(self):
+            return {"datasets": [{"name": "penalties", "transports": ["json"]}]}
+
+        def records_page(self, dataset, *, updated_since, cursor, limit):
+            return Page([{"record_id": "r1", "updated_at": "2026-11-20T10:00:00+08:00"}], None,
+                        "2026-11-20T12:00:00+08:00", "1")
+
+    class StubFeeds(DepartmentFeedsResource):
+        def client(self, dept, *, quick=False):
+            return StubClient()
+
+    ctx = dg.build_sensor_context(resources={"exchange": ExchangeResource(home=str(tmp_path)),
+                                             "departments": StubFeeds()})
+    request = defs.resolve_sensor_def("department_changes")(ctx)
+    assert isinstance(request, dg.RunRequest)
+    assert request.tags["safecredit/changed"] == "stub/penalties"
+    assert json.loads(ctx.cursor)["stub"]["penalties"]["server_time"] == "2026-11-20T12:00:00+08:00"
 
 
 # ------------------------------------------------------------------------------- failure alerts
@@ -160,12 +262,12 @@ def _doomed():
     _fetch_that_breaks()
 
 
-def test_run_failure_alert_reaches_the_webhook(monkeypatch):
+def test_run_failure_alert_reaches_the_webhook():
+    from assets.resources import AlertWebhookResource
     from pipelines.sensors import alert_on_run_failure
 
     recv = _Receiver()
-    monkeypatch.setenv("SAFECREDIT_ALERT_WEBHOOK", recv.url)
-    monkeypatch.setenv("SAFECREDIT_DAGSTER_URL", "http://dagster.test:3000/")
+    alerts = AlertWebhookResource(url=recv.url, ui_url="http://dagster.test:3000/")
     try:
         with dg.instance_for_test() as instance:
             result = _doomed.execute_in_process(instance=instance, raise_on_error=False)
@@ -174,7 +276,7 @@ def test_run_failure_alert_reaches_the_webhook(monkeypatch):
             failure = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)[0].get_dagster_event()
             ctx = dg.build_run_status_sensor_context(
                 sensor_name="alert_on_run_failure", dagster_event=failure, dagster_instance=instance,
-                dagster_run=result.dagster_run).for_run_failure()
+                dagster_run=result.dagster_run, resources={"alerts": alerts}).for_run_failure()
             alert_on_run_failure(ctx)
     finally:
         recv.close()
@@ -191,7 +293,7 @@ def test_run_failure_alert_reaches_the_webhook(monkeypatch):
 
 def test_freshness_marks_a_silent_source_late(tmp_path, own_sim, sim_meta):
     """yjj answers (so staleness is fine) but its newest version is 10 days old: late."""
-    from assets.publish import staleness_failures
+    from safecredit.publish.gate import staleness_failures
     from safecredit import config
     from safecredit.freshness import max_days, newest_updated_at, source_freshness
     from safecredit.landing import pull
@@ -223,7 +325,7 @@ def test_freshness_marks_a_silent_source_late(tmp_path, own_sim, sim_meta):
 
 def test_runner_instance_limits_the_warehouse_pool_to_one(tmp_path, monkeypatch):
     from safecredit import config
-    from safecredit.runner import _instance
+    from pipelines.runner import _instance
 
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     paths = config.paths(str(tmp_path))
@@ -268,16 +370,16 @@ def test_landing_run_on_a_postgres_instance(tmp_path, pg, own_sim, sim_meta, mon
     exchange = ExchangeResource(home=str(home), as_of=end.isoformat())
     own_sim.write_sources(home / "sources.yaml")
 
-    landing = next(a for a in landing_assets if a.key.to_user_string() == "landing_penalties")
+    landing = next(a for a in landing_assets if a.key == dg.AssetKey(["landing", "penalties"]))
     check = next(c for c in freshness_checks if landing.key in {k.asset_key for k in c.check_keys})
     instance = dg.DagsterInstance.from_config(str(dagster_home))
     try:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
         result = dg.materialize(
-            [landing, check], instance=instance, resources={"exchange": exchange},
+            [landing, check], instance=instance, resources={"exchange": exchange, "departments": DepartmentFeedsResource()},
             partition_key=(end - timedelta(days=1)).isoformat(),
-            run_config={"ops": {"landing_penalties": {"config": {"incremental": True, "departments": ["yjj"]}}}})
+            run_config={"ops": {"landing__penalties": {"config": {"incremental": True, "departments": ["yjj"]}}}})
         assert result.success  # a WARN check does not fail the run
         evals = result.get_asset_check_evaluations()
         assert len(evals) == 1 and not evals[0].passed

@@ -281,7 +281,7 @@ def calibrate(home: Path, seed: int = 42, scale: int = 20000) -> dict:
     import json
 
     from safecredit.generator import generate
-    from safecredit.runner import run_pipeline
+    from pipelines.runner import run_pipeline
     from safecredit.simulator import start_simulator
     from safecredit.warehouse import connect
 

@@ -10,7 +10,8 @@ import duckdb
 import pytest
 
 from safecredit.landing import SourceDir, write_json_atomic
-from safecredit.runner import exit_code, run_pipeline
+from pipelines.runner import run_pipeline
+from safecredit.run_summary import exit_code
 from safecredit.simulator import start_simulator
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -108,6 +109,20 @@ def test_a_source_staler_than_policy_blocks_publication(pipeline_run, tmp_path):
     after = json.loads((tmp_path / "exports" / "blacklist" / "versions.json").read_text(encoding="utf-8"))
     assert after["last_successful"] == before["last_successful"]
     assert after["items"][0]["result"] == "failure"
+    # the Dagster run shows the same reason on the blocking check, and the feeds never ran
+    import dagster as dg
+
+    instance = dg.DagsterInstance.from_config(str(tmp_path / "dagster"))
+    try:
+        evals = [e.get_dagster_event().event_specific_data for e in
+                 instance.all_logs(summary.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)]
+        failed = [e for e in evals if not e.passed and e.blocking]
+        assert {e.check_name for e in failed} == {"sources_fresh"}
+        assert any("jtj/penalties" in (e.description or "") for e in failed)
+        made = instance.all_logs(summary.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        assert made and all(e.get_dagster_event().asset_key.path[0] != "feeds" for e in made)
+    finally:
+        instance.dispose()
 
 
 def test_a_killed_run_does_not_block_the_next(tmp_path, clean_simulator, sim_meta):

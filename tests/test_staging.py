@@ -142,3 +142,26 @@ def test_gx_suite_from_contract_passes_on_staged_and_fails_on_bad_rows(tmp_path,
     failed = {(f["expectation"], f["column"]) for f in bad["failed"]}
     assert ("expect_column_values_to_be_in_set", "violation_code") in failed
     assert ("expect_column_values_to_be_between", "fine_wan") in failed
+
+
+def test_dataset_assertions_of_the_contract_judge_the_whole_dataset(tmp_path, con, monkeypatch):
+    """contracts/datasets/*.yaml `assertions:` (min/max records in force, quarantine share) pass on a
+    healthy batch and fail, with a bilingual reason, where the dataset breaks them."""
+    from safecredit import dataset_assertions as da
+
+    assert da.assertions_of("penalties") == {"min_current": 1.0, "max_quarantine_share": 0.25}
+    items = [penalty(i) for i in range(1, 11)]
+    for i in (1, 2, 3):
+        items[i] = penalty(i + 1, CF_JDRQ="2025-02-30")  # 3 of 10 quarantined
+    land(tmp_path, "yjj", items, "20260110T000000000000Z")
+    load_raw(con, tmp_path, ["yjj"], "penalties")
+    stage(con, "penalties", {"quarantine_rate": 0.5})  # the batch itself is not held back
+    failed, measured = da.failures(con, "penalties")
+    assert measured == {"current": 7, "raw": 10, "quarantined": 3, "quarantine_share": 0.3}
+    assert [f["assertion"] for f in failed] == ["max_quarantine_share"]
+    assert "30.0%" in failed[0]["message"] and "被隔离" in failed[0]["message"]
+
+    monkeypatch.setattr(da, "assertions_of", lambda ds: {"min_current": 8, "max_current": 100})
+    assert [f["assertion"] for f in da.failures(con, "penalties")[0]] == ["min_current"]
+    monkeypatch.setattr(da, "assertions_of", lambda ds: {"max_current": 5, "max_quarantine_share": 0.5})
+    assert [f["assertion"] for f in da.failures(con, "penalties")[0]] == ["max_current"]

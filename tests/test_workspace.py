@@ -28,14 +28,44 @@ def test_definitions_group_assets_by_stage_and_share_one_writer_pool():
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         groups.setdefault(node.group_name, set()).add(key.to_user_string())
-    assert {"ingest", "staged", "subjects", "rules", "publish"} <= set(groups)
-    assert "landing_penalties" in groups["ingest"] and "published_feeds" in groups["publish"]
+    assert set(groups) == {"landing", "staged", "subjects", "rules", "feeds"}
+    assert "landing/penalties" in groups["landing"] and "feeds/blacklist" in groups["feeds"]
     for key in graph.get_all_asset_keys():
-        name = key.to_user_string()
-        if not name.startswith("landing_"):
-            assert graph.get(key).pools == {"warehouse"}, name
+        assert key.path[0] == graph.get(key).group_name  # keys prefixed by stage
+        if key.path[0] != "landing":
+            assert graph.get(key).pools == {"warehouse"}, key
     schedule = defs.resolve_schedule_def("nightly_full_run")
     assert schedule.cron_schedule == "0 2 * * *" and schedule.execution_timezone == "Asia/Shanghai"
+
+
+def test_lineage_per_table_and_blocking_gate():
+    """Each feed has its own rule table upstream, which names the staged datasets it reads; the
+    rules and the publication are one step each (no subsetting), and the gate's checks block."""
+    import dagster as dg
+
+    from pipelines.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    up = {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys}
+          for k in graph.get_all_asset_keys()}
+    assert up["feeds/blacklist"] == {"rules/blacklist"}
+    assert up["rules/restrictions"] == {"subjects/resolved", "staged/accidents", "rules/blacklist"}
+    assert up["rules/intermediary_ratings"] >= {"staged/intermediary_ratings", "rules/blacklist"}
+    assert up["rules/penalties_public"] == {"subjects/resolved", "staged/credit_actions"}
+    assert up["subjects/resolved"] == {f"staged/{d}" for d in
+                                       ("enterprises", "penalties", "accidents", "intermediary_ratings",
+                                        "credit_actions")}
+    rules = dg.AssetKey(["rules", "blacklist"])
+    assert not defs.resolve_assets_def(rules).can_subset
+    assert not defs.resolve_assets_def(dg.AssetKey(["feeds", "blacklist"])).can_subset
+    specs = [s for key in graph.asset_check_keys for s in [graph.get_check_spec(key)]]
+    gate = {s.name: s for s in specs if s.asset_key == rules}
+    assert {"unique_ids", "no_full_id_numbers", "shrink_within_policy", "sources_fresh"} <= set(gate)
+    assert all(gate[n].blocking for n in ("unique_ids", "no_full_id_numbers", "shrink_within_policy",
+                                          "sources_fresh"))
+    contract = [s for s in specs
+                if s.asset_key == dg.AssetKey(["staged", "penalties"]) and s.name == "contract_suite"]
+    assert contract and contract[0].blocking
 
 
 def test_dagster_asset_materialize_from_the_command_line(pipeline_run, tmp_path):
@@ -50,7 +80,7 @@ def test_dagster_asset_materialize_from_the_command_line(pipeline_run, tmp_path)
     (tmp_path / "dagster").mkdir()
     dagster = Path(sys.executable).parent / "dagster"
     r = subprocess.run([str(dagster), "asset", "materialize", "-m", "pipelines.definitions",
-                        "--select", "staged_penalties"], cwd=ROOT, env=env, capture_output=True, text=True,
+                        "--select", "staged/penalties"], cwd=ROOT, env=env, capture_output=True, text=True,
                        timeout=600)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     con = duckdb.connect(str(tmp_path / "warehouse" / "warehouse.duckdb"), read_only=True)

@@ -39,7 +39,7 @@ from .feeds import FEED_NAME_RE, FeedSpec
 from .formats import (DATA_FILES, MANIFEST, FileEntry, PreparedFeed, json_value, keyed_jsonl, lines_bytes, prepare,
                       write_delta_file, write_full_files)
 from .guards import find_full_id_numbers, id_number_message
-from .signing import SigningKey
+from .signing import SigningKey, canonical_json
 from .store import INDEX, VERSIONS, FeedStore, verify_version
 
 log = logging.getLogger(__name__)
@@ -288,13 +288,29 @@ class Publisher(FeedStore):
                         override_rec: dict | None, prev: dict[str, str | None], common: dict) -> PublishResult:
         digests = [(feed, "full.jsonl", hashlib.sha256(lines_bytes(p.lines)).hexdigest())
                    for feed, p in prepared.items()]
-        version = V.make_version_id(ts, V.content_hash(digests))
+        rows = {feed: p.table.num_rows for feed, p in prepared.items()}
+        return self._commit_failure(V.content_hash(digests), rows, ts, reasons, override_rec, prev, common)
+
+    def record_blocked(self, row_counts: Mapping[str, int], reasons: list[dict], *, as_of: date | str,
+                       policy_version: str, generated_at: datetime | None = None) -> PublishResult:
+        """Record a run that checks outside the publisher blocked (the Dagster publication gate):
+        a failed item in every feed's versions.json, nothing new served (exchange.md §1)."""
+        common = {"as_of": _as_date(as_of).isoformat(), "policy_version": policy_version}
+        digest = hashlib.sha256(canonical_json({"rows": dict(row_counts), "reasons": reasons})).hexdigest()
+        with self._writing():
+            prev = {f: self.latest(f) for f in sorted(row_counts)}
+            ts = self._resolve_generated_at(generated_at)
+            return self._commit_failure(digest, dict(sorted(row_counts.items())), ts, reasons, None, prev, common)
+
+    def _commit_failure(self, digest: str, rows: dict[str, int], ts: datetime, reasons: list[dict],
+                        override_rec: dict | None, prev: dict[str, str | None], common: dict) -> PublishResult:
+        version = V.make_version_id(ts, digest)
         items = {feed: {
             "version": version, "generated_at": V.iso_utc(ts), "result": "failure", "reasons": reasons,
-            "row_count": p.table.num_rows, "pruned": False, "override": override_rec,
+            "row_count": n, "pruned": False, "override": override_rec,
             "as_of": common["as_of"], "policy_version": common["policy_version"],
             "previous_version": prev[feed],
-        } for feed, p in prepared.items()}
+        } for feed, n in rows.items()}
         self._commit(version, ts, {}, items, {}, "failure", reasons)
         log.warning("publication %s blocked: %s", version, "; ".join(r["message"] for r in reasons))
         return PublishResult(version, "failure", V.iso_utc(ts), reasons=reasons, override=override_rec,
