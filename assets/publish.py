@@ -48,7 +48,7 @@ def _sources_of(feed: str) -> set[str]:
 @dg.multi_asset_check(
     specs=[dg.AssetCheckSpec(name, asset=rules_key(feed), blocking=True, description=text)
            for feed in FEEDS for name, text in GATE_CHECKS.items()],
-    name="publication_gate", can_subset=False,
+    name="publication_gate", can_subset=False, pool="warehouse",
     description="Output assertions of exchange.md §1, judged over rules.<feed> before anything is "
                 "published; a failure blocks the publication and is recorded as a failed version.")
 def publication_gate(context: dg.AssetCheckExecutionContext, exchange: ExchangeResource):
@@ -85,13 +85,8 @@ def publication_gate(context: dg.AssetCheckExecutionContext, exchange: ExchangeR
 
 
 def _unique(reasons: list[dict]) -> list[dict]:
-    seen, out = set(), []
-    for r in reasons:
-        key = (r["assertion"], r["feed"], r["message"])
-        if key not in seen:
-            seen.add(key)
-            out.append(r)
-    return out
+    """A stale source fails `sources_fresh` on every feed it feeds: one reason for the run."""
+    return list({(r["assertion"], r["feed"], r["message"]): r for r in reasons}.values())
 
 
 @dg.multi_asset(

@@ -38,7 +38,7 @@ staged_assets = [_staged_asset(ds) for ds in DATASETS]
 
 
 def _contract_check(dataset: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=staged_key(dataset), name="contract_suite", blocking=True,
+    @dg.asset_check(asset=staged_key(dataset), name="contract_suite", blocking=True, pool="warehouse",
                     description=f"Great Expectations suite generated from contracts/datasets/{dataset}.yaml, "
                                 "run over the records in force. ERROR: a failure stops the rules and "
                                 "the publication.")
@@ -71,7 +71,7 @@ def _contract_check(dataset: str) -> dg.AssetChecksDefinition:
 
 
 def _batches_check(dataset: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=staged_key(dataset), name="batches_accepted", blocking=False,
+    @dg.asset_check(asset=staged_key(dataset), name="batches_accepted", blocking=False, pool="warehouse",
                     description="Every source batch passed its hold-back thresholds (exchange.md §1); "
                                 "a held batch is kept in the raw landing and named here (WARN: the "
                                 "run publishes from everything else).")
@@ -93,7 +93,7 @@ def _batches_check(dataset: str) -> dg.AssetChecksDefinition:
 
 
 def _assertions_check(dataset: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=staged_key(dataset), name="dataset_assertions", blocking=True,
+    @dg.asset_check(asset=staged_key(dataset), name="dataset_assertions", blocking=True, pool="warehouse",
                     description=f"The `assertions:` of contracts/datasets/{dataset}.yaml over the whole dataset "
                                 "(records in force, share quarantined). ERROR: a failure stops the publication.")
     def _check(context: dg.AssetCheckExecutionContext, exchange: ExchangeResource) -> dg.AssetCheckResult:

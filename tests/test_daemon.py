@@ -107,14 +107,14 @@ class Dagster:
     def _instigator(self, kind: str, name: str) -> dict:
         kind_cap = kind.capitalize()
         data = self.query(f"""query($s: {kind_cap}Selector!) {{ {kind}OrError({kind}Selector: $s) {{
-            ... on {kind_cap} {{ {kind}State {{ status ticks(limit: 1) {{ status runIds }} }} }} }} }}""",
+            ... on {kind_cap} {{ {kind}State {{ status ticks(limit: 50) {{ status runIds }} }} }} }} }}""",
                           {"s": {**SELECTOR, f"{kind}Name": name}})
         return data[f"{kind}OrError"][f"{kind}State"]
 
     def instigator_tick(self, kind: str, name: str) -> list[str] | None:
-        """The run ids of the latest tick of a schedule or sensor, once that tick has finished."""
-        ticks = self._instigator(kind, name)["ticks"]
-        return ticks[0]["runIds"] if ticks and ticks[0]["status"] == "SUCCESS" and ticks[0]["runIds"] else None
+        """The run ids of the first finished tick of a schedule or sensor that requested runs."""
+        ticks = [t for t in self._instigator(kind, name)["ticks"] if t["status"] == "SUCCESS" and t["runIds"]]
+        return ticks[-1]["runIds"] if ticks else None
 
     def switch_off(self, kind: str, name: str) -> None:
         """Back to the status in code (stopped). The daemon records its first iteration's state just
