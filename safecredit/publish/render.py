@@ -1,0 +1,176 @@
+"""SQL that renders a feed row as its full.jsonl line and its full.csv line, inside DuckDB.
+
+The text is the same, byte for byte, as the JSON value rules of `formats.json_value` followed by
+`formats.json_line` and the CSV writer (Python's csv module, QUOTE_MINIMAL, CRLF) produced when
+rows went through Python one by one: dates and times as ISO strings, decimals as numbers (as
+exact strings beyond 15 significant digits), non-finite floats as null, bytes as base64, lists
+and structs as JSON arrays and objects; a CSV cell is the JSON value, a text cell unquoted and
+guarded against Excel formulas. The few places where bytes differ are listed in docs/FEEDS.md.
+
+Every function takes a SQL expression and its DuckDB type and returns a SQL expression (VARCHAR,
+NULL for a SQL NULL); nothing here touches rows.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+# A string with a control character takes the slow, exact path (DuckDB's to_json writes their
+# \u escapes in upper case, Python in lower case); everything else goes through to_json.
+_CONTROL_RE = r"'[\x00-\x1f]'"
+_SHORT_ESCAPES = {8: r"\b", 9: r"\t", 10: r"\n", 12: r"\f", 13: r"\r"}
+# Excel reads a cell starting with one of these as a formula: such text gets an apostrophe first.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_CSV_SPECIAL_RE = r"""'[,"\r\n]'"""
+
+_INTEGERS = frozenset({"tinyint", "smallint", "integer", "bigint", "hugeint", "utinyint", "usmallint",
+                       "uinteger", "ubigint", "uhugeint"})
+_TIMESTAMPS = frozenset({"timestamp", "timestamp_s", "timestamp_ms", "timestamp_ns"})
+_NESTED = frozenset({"list", "array", "struct", "map"})
+# Kinds whose text never needs JSON escaping or CSV quoting (ISO dates and times, base64).
+_PLAIN_TEXT = frozenset({"date", "time", "blob", "timestamp with time zone", *_TIMESTAMPS})
+
+
+def sql_str(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def ident(name: str) -> str:
+    """A quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _json_string(expr: str) -> str:
+    """JSON string literal of a VARCHAR, escaped exactly like json.dumps(ensure_ascii=False)."""
+    slow = f"replace(replace({expr}, '\\', '\\\\'), '\"', '\\\"')"
+    for code in range(0x20):
+        escape = _SHORT_ESCAPES.get(code, f"\\u{code:04x}")
+        slow = f"replace({slow}, chr({code}), {sql_str(escape)})"
+    return (f"CASE WHEN regexp_matches({expr}, {_CONTROL_RE}) THEN '\"' || {slow} || '\"' "
+            f"ELSE CAST(to_json({expr}) AS VARCHAR) END")
+
+
+def _iso(ts: str, suffix: str = "", fmt: str = "%Y-%m-%dT%H:%M:%S") -> str:
+    """datetime.isoformat() of a naive TIMESTAMP expression (microseconds only when non-zero)."""
+    return (f"strftime({ts}, '{fmt}') || CASE WHEN strftime({ts}, '%f') = '000000' THEN '' "
+            f"ELSE '.' || strftime({ts}, '%f') END{suffix}")
+
+
+def _decimal_fits(expr: str, precision: int) -> str:
+    """True where the decimal has at most 15 significant digits (a double holds it exactly)."""
+    if precision <= 15:
+        return "true"
+    return f"length(ltrim(replace(CAST(abs({expr}) AS VARCHAR), '.', ''), '0')) <= 15"
+
+
+def _text(expr: str, t: Any) -> str | None:
+    """The text of a value whose JSON form is a string (None: its JSON form is not a string)."""
+    kind = t.id
+    if kind in _TIMESTAMPS:
+        return _iso(f"CAST({expr} AS TIMESTAMP)")
+    if kind == "timestamp with time zone":  # rendered in UTC whatever the session's time zone
+        return _iso(f"timezone('UTC', {expr})", " || '+00:00'")
+    if kind == "time":
+        return _iso(f"(DATE '1970-01-01' + {expr})", fmt="%H:%M:%S")
+    if kind == "blob":
+        return f"to_base64({expr})"
+    if kind in _INTEGERS or kind in _NESTED or kind in ("boolean", "float", "double", "decimal", "interval", "null"):
+        return None
+    return f"CAST({expr} AS VARCHAR)"  # varchar, json, date, uuid, enum, …: their text
+
+
+def json_sql(expr: str, t: Any, depth: int = 0) -> str:
+    """SQL for the JSON text of `expr` (DuckDB type `t`), NULL where the value is NULL."""
+    kind = t.id
+    text = _text(expr, t)
+    if text is not None:
+        return f"'\"' || {text} || '\"'" if kind in _PLAIN_TEXT else _json_string(text)
+    if kind == "boolean":
+        return f"CASE {expr} WHEN true THEN 'true' WHEN false THEN 'false' END"
+    if kind in _INTEGERS:
+        return f"CAST({expr} AS VARCHAR)"
+    if kind in ("float", "double"):  # DuckDB's shortest round-trip text is Python's repr
+        return f"CASE WHEN isfinite({expr}) THEN CAST(CAST({expr} AS DOUBLE) AS VARCHAR) END"
+    if kind == "interval":  # a timedelta: its total seconds
+        return f"CAST(epoch({expr}) AS VARCHAR)"
+    if kind == "decimal":
+        precision = dict(t.children)["precision"]
+        return (f"CASE WHEN {_decimal_fits(expr, precision)} THEN CAST(CAST({expr} AS DOUBLE) AS VARCHAR) "
+                f"ELSE '\"' || CAST({expr} AS VARCHAR) || '\"' END")
+    var = f"e{depth}"
+    if kind in ("list", "array"):
+        child = dict(t.children)["child"]
+        items = f"list_transform({expr}, lambda {var}: coalesce({json_sql(var, child, depth + 1)}, 'null'))"
+        return f"CASE WHEN {expr} IS NOT NULL THEN '[' || array_to_string({items}, ',') || ']' END"
+    if kind == "map":  # pyarrow gave maps as lists of (key, value) pairs
+        key, value = (dict(t.children)[k] for k in ("key", "value"))
+        pair = (f"'[' || coalesce({json_sql(f'{var}.key', key, depth + 1)}, 'null') || ',' || "
+                f"coalesce({json_sql(f'{var}.value', value, depth + 1)}, 'null') || ']'")
+        items = f"list_transform(map_entries({expr}), lambda {var}: {pair})"
+        return f"CASE WHEN {expr} IS NOT NULL THEN '[' || array_to_string({items}, ',') || ']' END"
+    if kind == "struct":
+        fields = [(n, f"struct_extract({expr}, {sql_str(n)})", c) for n, c in t.children]
+        return f"CASE WHEN {expr} IS NOT NULL THEN {object_sql(fields, depth + 1)} END"
+    return "NULL"  # the NULL type
+
+
+def object_sql(fields: Sequence[tuple[str, str, Any]], depth: int = 0) -> str:
+    """SQL for a JSON object text from (key, expression, type) triples, keys in that order."""
+    if not fields:
+        return "'{}'"
+    parts = []
+    for i, (name, expr, t) in enumerate(fields):
+        key = ("{" if i == 0 else ",") + json.dumps(name, ensure_ascii=False) + ":"
+        parts.append(f"{sql_str(key)} || coalesce({json_sql(expr, t, depth)}, 'null')")
+    return " || ".join(parts) + " || '}'"
+
+
+def _csv_field(cell: str) -> str:
+    """QUOTE_MINIMAL: quoted (quotes doubled) when it holds a comma, a quote or a line break."""
+    return (f"CASE WHEN regexp_matches({cell}, {_CSV_SPECIAL_RE}) "
+            f"THEN '\"' || replace({cell}, '\"', '\"\"') || '\"' ELSE {cell} END")
+
+
+def _guard(text: str) -> str:
+    starts = ", ".join(f"chr({ord(c)})" for c in _FORMULA_START)
+    return f"CASE WHEN left({text}, 1) IN ({starts}) THEN '''' || {text} ELSE {text} END"
+
+
+def csv_cell_sql(expr: str, t: Any) -> str:
+    """SQL for the CSV field of a value ('' for NULL): text guarded, numbers and booleans as in
+    JSON, lists and structs as their JSON text; quoted where the CSV needs it."""
+    kind = t.id
+    text = _text(expr, t)
+    if text is not None:
+        cell = _guard(text)
+        return f"coalesce({_csv_field(cell) if kind not in _PLAIN_TEXT else cell}, '')"
+    if kind == "decimal":
+        precision = dict(t.children)["precision"]
+        if precision <= 15:
+            return f"coalesce({json_sql(expr, t)}, '')"
+        as_text = _guard(f"CAST({expr} AS VARCHAR)")
+        return (f"coalesce(CASE WHEN {_decimal_fits(expr, precision)} THEN CAST(CAST({expr} AS DOUBLE) AS VARCHAR) "
+                f"ELSE {as_text} END, '')")
+    if kind in _NESTED:
+        return f"coalesce({_csv_field(json_sql(expr, t))}, '')"
+    return f"coalesce({json_sql(expr, t)}, '')"
+
+
+def json_line_sql(columns: Sequence[tuple[str, Any]]) -> str:
+    """SQL for a row's full.jsonl line (no newline): keys in column order."""
+    return object_sql([(name, ident(name), t) for name, t in columns])
+
+
+def csv_line_sql(columns: Sequence[tuple[str, Any]]) -> str:
+    """SQL for a row's full.csv line, CRLF included."""
+    cells = [csv_cell_sql(ident(name), t) for name, t in columns]
+    line = " || ',' || ".join(cells) if cells else "''"
+    if len(cells) == 1:  # the csv module writes a lone empty field as "" (else the row is blank)
+        line = f"CASE WHEN {line} = '' THEN '\"\"' ELSE {line} END"
+    return f"{line} || chr(13) || chr(10)"
+
+
+def is_scalar(t: Any) -> bool:
+    return t.id not in _NESTED
