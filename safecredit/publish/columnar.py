@@ -26,7 +26,7 @@ from . import fsutil
 from .feeds import FeedSpec
 from .formats import FileEntry, file_entry
 from .guards import candidate_sql, find_in_records
-from .render import csv_line_sql, ident, is_scalar, json_line_sql, json_sql, sql_str
+from .render import csv_line_sql, ident, is_scalar, json_line_sql, json_sql, register_functions, sql_str
 
 LINE = "__publish_line"  # the staged full.jsonl line of a row (never a feed column)
 BATCH_ROWS = 20_000  # rows per Arrow batch streamed to a file: bounds the memory of a write
@@ -40,6 +40,7 @@ class StagedFeed:
     columns: list[tuple[str, Any]]  # (name, DuckDB type) in the input's order
     schema: pa.Schema  # the input's Arrow schema: the manifest's column types
     rows: int
+    id_suspects: int = 0  # rows that may hold a full ID number (checked exactly by full_id_numbers)
 
     @property
     def select(self) -> str:
@@ -107,7 +108,9 @@ class Session:
         if threads:
             config["threads"] = threads
         self.con = duckdb.connect(":memory:", config=config)
+        register_functions(self.con)
         self.feeds: dict[str, StagedFeed] = {}
+        self._described: dict[str, tuple[list[str], list[Any]]] = {}
 
     def close(self) -> None:
         self.con.close()
@@ -145,16 +148,18 @@ class Session:
         finally:
             self.con.unregister(src)
         ids = self._ids(spec)
-        rows, null_ids = self.con.execute(
-            f"SELECT count(*), count(*) FILTER (WHERE {' OR '.join(f'{ident(c)} IS NULL' for c in spec.id_columns)}) "
-            f"FROM {table}").fetchone()
+        nulls = " OR ".join(f"{ident(c)} IS NULL" for c in spec.id_columns)
+        distinct = ids if len(spec.id_columns) == 1 else f"({ids})"
+        rows, null_ids, unique, suspects = self.con.execute(  # one scan for every check
+            f"SELECT count(*), count(*) FILTER (WHERE {nulls}), count(DISTINCT {distinct}), "
+            f"count(*) FILTER (WHERE {candidate_sql(LINE)}) FROM {table}").fetchall()[0]
         if null_ids:
             raise ValueError(f"feed {spec.name}: {null_ids} row(s) have a null id {spec.id_columns}")
-        dup = self.con.execute(f"SELECT {ids} FROM {table} GROUP BY ALL HAVING count(*) > 1 "
-                               f"ORDER BY ALL LIMIT 1").fetchone()
-        if dup:
+        if unique != rows:
+            dup = self.con.execute(f"SELECT {ids} FROM {table} GROUP BY ALL HAVING count(*) > 1 "
+                                   f"ORDER BY ALL LIMIT 1").fetchall()[0]
             raise ValueError(f"feed {spec.name}: duplicate id {list(dup)} (ids must be unique)")
-        staged = StagedFeed(spec, table, columns, reader.schema.remove_metadata(), rows)
+        staged = StagedFeed(spec, table, columns, reader.schema.remove_metadata(), rows, suspects)
         self.feeds[spec.name] = staged
         return staged
 
@@ -171,6 +176,8 @@ class Session:
     def full_id_numbers(self, feed: str) -> list[tuple[str, int, str]]:
         """Columns holding full ID numbers: [(column, values, masked example)]."""
         staged = self.feeds[feed]
+        if not staged.id_suspects:
+            return []
         reader = self.con.sql(f"SELECT {LINE} FROM {staged.table} WHERE {candidate_sql(LINE)}") \
             .to_arrow_reader(BATCH_ROWS)
         return find_in_records(json.loads(line) for batch in reader for line in batch.column(0).to_pylist())
@@ -234,8 +241,10 @@ class Session:
         return f"SELECT {ids}, {json_line_sql(list(zip(*self._describe(scan))))} AS {LINE} FROM {scan}"
 
     def _describe(self, scan: str) -> tuple[list[str], list[Any]]:
-        rel = self.con.sql(f"SELECT * FROM {scan}")
-        return rel.columns, rel.types
+        if scan not in self._described:
+            rel = self.con.sql(f"SELECT * FROM {scan}")
+            self._described[scan] = (rel.columns, rel.types)
+        return self._described[scan]
 
     def _id_types(self, spec: FeedSpec, source: str | Path) -> dict[str, Any]:
         if isinstance(source, str):

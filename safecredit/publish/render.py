@@ -16,12 +16,11 @@ from __future__ import annotations
 import json
 from typing import Any, Sequence
 
-# A string with a control character takes the slow, exact path (DuckDB's to_json writes their
-# \u escapes in upper case, Python in lower case); everything else goes through to_json.
+# A string with a control character (rare) is escaped by json.dumps itself, called from SQL: DuckDB's
+# to_json writes some \u escapes in upper case where Python writes lower case. The rest: to_json.
 _CONTROL_RE = r"'[\x00-\x1f]'"
-_SHORT_ESCAPES = {8: r"\b", 9: r"\t", 10: r"\n", 12: r"\f", 13: r"\r"}
 # Excel reads a cell starting with one of these as a formula: such text gets an apostrophe first.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_RE = r"'^[=+\-@\t\r]'"  # = + - @ tab CR
 _CSV_SPECIAL_RE = r"""'[,"\r\n]'"""
 
 _INTEGERS = frozenset({"tinyint", "smallint", "integer", "bigint", "hugeint", "utinyint", "usmallint",
@@ -42,13 +41,21 @@ def ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def register_functions(con: Any) -> None:
+    """The Python function the rendering SQL needs on a DuckDB connection (once per connection)."""
+    con.create_function(_PY_JSON_STRING, _py_json_string, ["VARCHAR"], "VARCHAR", side_effects=False)
+
+
+_PY_JSON_STRING = "safecredit_json_string"
+
+
+def _py_json_string(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
 def _json_string(expr: str) -> str:
     """JSON string literal of a VARCHAR, escaped exactly like json.dumps(ensure_ascii=False)."""
-    slow = f"replace(replace({expr}, '\\', '\\\\'), '\"', '\\\"')"
-    for code in range(0x20):
-        escape = _SHORT_ESCAPES.get(code, f"\\u{code:04x}")
-        slow = f"replace({slow}, chr({code}), {sql_str(escape)})"
-    return (f"CASE WHEN regexp_matches({expr}, {_CONTROL_RE}) THEN '\"' || {slow} || '\"' "
+    return (f"CASE WHEN regexp_matches({expr}, {_CONTROL_RE}) THEN {_PY_JSON_STRING}({expr}) "
             f"ELSE CAST(to_json({expr}) AS VARCHAR) END")
 
 
@@ -134,8 +141,7 @@ def _csv_field(cell: str) -> str:
 
 
 def _guard(text: str) -> str:
-    starts = ", ".join(f"chr({ord(c)})" for c in _FORMULA_START)
-    return f"CASE WHEN left({text}, 1) IN ({starts}) THEN '''' || {text} ELSE {text} END"
+    return f"CASE WHEN regexp_matches({text}, {_FORMULA_RE}) THEN '''' || {text} ELSE {text} END"
 
 
 def csv_cell_sql(expr: str, t: Any) -> str:
