@@ -16,11 +16,14 @@ from __future__ import annotations
 import json
 from typing import Any, Sequence
 
-# A string with a control character (rare) is escaped by json.dumps itself, called from SQL: DuckDB's
-# to_json writes some \u escapes in upper case where Python writes lower case. The rest: to_json.
-_CONTROL_RE = r"'[\x00-\x1f]'"
+# DuckDB's to_json escapes strings like json.dumps(ensure_ascii=False) but for the hex case of
+# \u000B, \u000E, \u000F, \u001A-\u001F. A line showing one (rare: control characters in text) is
+# re-serialised by json.dumps itself, called from SQL; a false alarm (a literal "\\u001A" in text)
+# only costs that line the slow path.
+_UPPER_ESCAPE_RE = r"'\\u00(0[BEF]|1[A-F])'"
+_PY_JSON_LINE = "safecredit_json_line"
 # Excel reads a cell starting with one of these as a formula: such text gets an apostrophe first.
-_FORMULA_RE = r"'^[=+\-@\t\r]'"  # = + - @ tab CR
+_FORMULA_CODES = ", ".join(str(ord(c)) for c in "=+-@\t\r")
 _CSV_SPECIAL_RE = r"""'[,"\r\n]'"""
 
 _INTEGERS = frozenset({"tinyint", "smallint", "integer", "bigint", "hugeint", "utinyint", "usmallint",
@@ -43,26 +46,23 @@ def ident(name: str) -> str:
 
 def register_functions(con: Any) -> None:
     """The Python function the rendering SQL needs on a DuckDB connection (once per connection)."""
-    con.create_function(_PY_JSON_STRING, _py_json_string, ["VARCHAR"], "VARCHAR", side_effects=False)
+    con.create_function(_PY_JSON_LINE, _py_json_line, ["VARCHAR"], "VARCHAR", side_effects=False)
 
 
-_PY_JSON_STRING = "safecredit_json_string"
+def _py_json_line(text: str) -> str:
+    return json.dumps(json.loads(text), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def _py_json_string(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
-
-
-def _json_string(expr: str) -> str:
-    """JSON string literal of a VARCHAR, escaped exactly like json.dumps(ensure_ascii=False)."""
-    return (f"CASE WHEN regexp_matches({expr}, {_CONTROL_RE}) THEN {_PY_JSON_STRING}({expr}) "
-            f"ELSE CAST(to_json({expr}) AS VARCHAR) END")
+def _concat(parts: Sequence[str]) -> str:
+    """One concat() call: a chain of || copies the growing string at every step (a line has dozens).
+    concat() reads NULL as '': its parts must not be NULL (short values keep ||, which keeps NULL)."""
+    return f"concat({', '.join(parts)})" if len(parts) > 1 else parts[0]
 
 
 def _iso(ts: str, suffix: str = "", fmt: str = "%Y-%m-%dT%H:%M:%S") -> str:
     """datetime.isoformat() of a naive TIMESTAMP expression (microseconds only when non-zero)."""
-    return (f"strftime({ts}, '{fmt}') || CASE WHEN strftime({ts}, '%f') = '000000' THEN '' "
-            f"ELSE '.' || strftime({ts}, '%f') END{suffix}")
+    micros = f"CASE WHEN strftime({ts}, '%f') = '000000' THEN '' ELSE '.' || strftime({ts}, '%f') END"
+    return f"strftime({ts}, '{fmt}') || {micros}" + (f" || {sql_str(suffix)}" if suffix else "")
 
 
 def _decimal_fits(expr: str, precision: int) -> str:
@@ -78,7 +78,7 @@ def _text(expr: str, t: Any) -> str | None:
     if kind in _TIMESTAMPS:
         return _iso(f"CAST({expr} AS TIMESTAMP)")
     if kind == "timestamp with time zone":  # rendered in UTC whatever the session's time zone
-        return _iso(f"timezone('UTC', {expr})", " || '+00:00'")
+        return _iso(f"timezone('UTC', {expr})", "+00:00")
     if kind == "time":
         return _iso(f"(DATE '1970-01-01' + {expr})", fmt="%H:%M:%S")
     if kind == "blob":
@@ -93,7 +93,7 @@ def json_sql(expr: str, t: Any, depth: int = 0) -> str:
     kind = t.id
     text = _text(expr, t)
     if text is not None:
-        return f"'\"' || {text} || '\"'" if kind in _PLAIN_TEXT else _json_string(text)
+        return f"'\"' || {text} || '\"'" if kind in _PLAIN_TEXT else f"CAST(to_json({text}) AS VARCHAR)"
     if kind == "boolean":
         return f"CASE {expr} WHEN true THEN 'true' WHEN false THEN 'false' END"
     if kind in _INTEGERS:
@@ -110,13 +110,13 @@ def json_sql(expr: str, t: Any, depth: int = 0) -> str:
     if kind in ("list", "array"):
         child = dict(t.children)["child"]
         items = f"list_transform({expr}, lambda {var}: coalesce({json_sql(var, child, depth + 1)}, 'null'))"
-        return f"CASE WHEN {expr} IS NOT NULL THEN '[' || array_to_string({items}, ',') || ']' END"
+        return f"CASE WHEN {expr} IS NOT NULL THEN concat('[', array_to_string({items}, ','), ']') END"
     if kind == "map":  # pyarrow gave maps as lists of (key, value) pairs
         key, value = (dict(t.children)[k] for k in ("key", "value"))
-        pair = (f"'[' || coalesce({json_sql(f'{var}.key', key, depth + 1)}, 'null') || ',' || "
-                f"coalesce({json_sql(f'{var}.value', value, depth + 1)}, 'null') || ']'")
+        pair = _concat(["'['", f"coalesce({json_sql(f'{var}.key', key, depth + 1)}, 'null')", "','",
+                        f"coalesce({json_sql(f'{var}.value', value, depth + 1)}, 'null')", "']'"])
         items = f"list_transform(map_entries({expr}), lambda {var}: {pair})"
-        return f"CASE WHEN {expr} IS NOT NULL THEN '[' || array_to_string({items}, ',') || ']' END"
+        return f"CASE WHEN {expr} IS NOT NULL THEN concat('[', array_to_string({items}, ','), ']') END"
     if kind == "struct":
         fields = [(n, f"struct_extract({expr}, {sql_str(n)})", c) for n, c in t.children]
         return f"CASE WHEN {expr} IS NOT NULL THEN {object_sql(fields, depth + 1)} END"
@@ -130,18 +130,18 @@ def object_sql(fields: Sequence[tuple[str, str, Any]], depth: int = 0) -> str:
     parts = []
     for i, (name, expr, t) in enumerate(fields):
         key = ("{" if i == 0 else ",") + json.dumps(name, ensure_ascii=False) + ":"
-        parts.append(f"{sql_str(key)} || coalesce({json_sql(expr, t, depth)}, 'null')")
-    return " || ".join(parts) + " || '}'"
+        parts += [sql_str(key), f"coalesce({json_sql(expr, t, depth)}, 'null')"]
+    return _concat([*parts, "'}'"])
 
 
 def _csv_field(cell: str) -> str:
     """QUOTE_MINIMAL: quoted (quotes doubled) when it holds a comma, a quote or a line break."""
     return (f"CASE WHEN regexp_matches({cell}, {_CSV_SPECIAL_RE}) "
-            f"THEN '\"' || replace({cell}, '\"', '\"\"') || '\"' ELSE {cell} END")
+            f"THEN concat('\"', replace({cell}, '\"', '\"\"'), '\"') ELSE {cell} END")
 
 
 def _guard(text: str) -> str:
-    return f"CASE WHEN regexp_matches({text}, {_FORMULA_RE}) THEN '''' || {text} ELSE {text} END"
+    return f"CASE WHEN ascii({text}) IN ({_FORMULA_CODES}) THEN concat('''', {text}) ELSE {text} END"
 
 
 def csv_cell_sql(expr: str, t: Any) -> str:
@@ -160,22 +160,28 @@ def csv_cell_sql(expr: str, t: Any) -> str:
         return (f"coalesce(CASE WHEN {_decimal_fits(expr, precision)} THEN CAST(CAST({expr} AS DOUBLE) AS VARCHAR) "
                 f"ELSE {as_text} END, '')")
     if kind in _NESTED:
-        return f"coalesce({_csv_field(json_sql(expr, t))}, '')"
+        return f"coalesce({_csv_field(_canonical(json_sql(expr, t)))}, '')"
     return f"coalesce({json_sql(expr, t)}, '')"
 
 
 def json_line_sql(columns: Sequence[tuple[str, Any]]) -> str:
     """SQL for a row's full.jsonl line (no newline): keys in column order."""
-    return object_sql([(name, ident(name), t) for name, t in columns])
+    return _canonical(object_sql([(name, ident(name), t) for name, t in columns]))
+
+
+def _canonical(json_text: str) -> str:
+    """JSON text with json.dumps's escapes (see _UPPER_ESCAPE_RE)."""
+    return (f"CASE WHEN regexp_matches({json_text}, {_UPPER_ESCAPE_RE}) THEN {_PY_JSON_LINE}({json_text}) "
+            f"ELSE {json_text} END")
 
 
 def csv_line_sql(columns: Sequence[tuple[str, Any]]) -> str:
     """SQL for a row's full.csv line, CRLF included."""
     cells = [csv_cell_sql(ident(name), t) for name, t in columns]
-    line = " || ',' || ".join(cells) if cells else "''"
     if len(cells) == 1:  # the csv module writes a lone empty field as "" (else the row is blank)
-        line = f"CASE WHEN {line} = '' THEN '\"\"' ELSE {line} END"
-    return f"{line} || chr(13) || chr(10)"
+        cells = [f"CASE WHEN {cells[0]} = '' THEN '\"\"' ELSE {cells[0]} END"]
+    parts = [p for cell in cells for p in ("','", cell)][1:]
+    return _concat([*parts, "chr(13)", "chr(10)"])
 
 
 def is_scalar(t: Any) -> bool:
