@@ -18,7 +18,8 @@ RUN_CONSTANTS = {"as_of"}
 
 
 def feed_tables(con) -> dict:
-    """Every feed of exchange.md §1 the rules produced (`rules.<feed>`), public columns only."""
+    """Every feed of exchange.md §1 the rules produced (`rules.<feed>`), public columns only: DuckDB
+    relations on `con`, which the publisher streams (read them while `con` is open)."""
     from safecredit.publish import FEEDS
 
     present = {t for (t,) in con.execute(
@@ -29,7 +30,7 @@ def feed_tables(con) -> dict:
             continue
         cols = [r[0] for r in con.execute(f"DESCRIBE rules.{feed}").fetchall()
                 if not is_private(r[0]) and r[0] not in RUN_CONSTANTS]
-        out[feed] = con.sql(f"SELECT {', '.join(cols)} FROM rules.{feed}").to_arrow_table()
+        out[feed] = con.sql(f"SELECT {', '.join(cols)} FROM rules.{feed}")
     return out
 
 
@@ -75,19 +76,19 @@ def published_feeds(context: AssetExecutionContext, exchange: ExchangeResource) 
 
     pol = exchange.policy()
     now = datetime.now(timezone.utc)
-    with exchange.warehouse("publish") as con:
-        feeds = feed_tables(con)
-        held = held_back_sources(con, exchange.paths.raw)
     max_stale = float(pol.get("publication.max_source_staleness_days", 7))
     pub = Publisher(exchange.paths.exports, exchange.paths.keys,
                     retention=int(pol.get("publication.retention_versions", 30)))
     from safecredit.progress import bar
 
-    with bar(f"publish {len(feeds)} feeds", total=None):
-        result = pub.publish(feeds, as_of=exchange.as_of_date(), policy_version=pol.version,
-                             generated_at=now, held_back=held,
-                             assertions=lambda _feeds, _prev: staleness_failures(exchange.paths.raw, max_stale, now),
-                             max_shrink=float(pol.get("publication.max_shrink", 0.2)))
+    with exchange.warehouse("publish") as con:  # the feeds stream from the warehouse into the files
+        feeds = feed_tables(con)
+        held = held_back_sources(con, exchange.paths.raw)
+        with bar(f"publish {len(feeds)} feeds", total=None):
+            result = pub.publish(feeds, as_of=exchange.as_of_date(), policy_version=pol.version,
+                                 generated_at=now, held_back=held,
+                                 assertions=lambda _f, _p: staleness_failures(exchange.paths.raw, max_stale, now),
+                                 max_shrink=float(pol.get("publication.max_shrink", 0.2)))
     if result.ok:  # the publication report, beside the feeds: <exports>/reports/<version>.html (served at /report)
         from safecredit.report_html import render_report, write_report
         try:
@@ -102,9 +103,9 @@ def published_feeds(context: AssetExecutionContext, exchange: ExchangeResource) 
         "version": result.version,
         "reasons": dg.MetadataValue.json(list(result.reasons or [])),
         "held_back": dg.MetadataValue.json(held),
-        "rows": dg.MetadataValue.json({k: v.num_rows for k, v in feeds.items()}),
+        "rows": dg.MetadataValue.json(result.rows),
         # per feed: rows and the delta against the previous version (what mirrors will apply)
-        "feeds": dg.MetadataValue.json({k: {"rows": feeds[k].num_rows, **(m.get("delta") or {})}
+        "feeds": dg.MetadataValue.json({k: {"rows": result.rows[k], **(m.get("delta") or {})}
                                         for k, m in (result.feeds or {}).items()}),
         "exports": str(exchange.paths.exports),
     }

@@ -14,9 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, Sequence
+from typing import Any, BinaryIO, Self
 
 import duckdb
 import pyarrow as pa
@@ -26,7 +27,15 @@ from . import fsutil
 from .feeds import FeedSpec
 from .formats import FileEntry, file_entry
 from .guards import candidate_sql, find_in_records
-from .render import csv_line_sql, ident, is_scalar, json_line_sql, json_sql, register_functions, sql_str
+from .render import (
+    csv_line_sql,
+    ident,
+    is_scalar,
+    json_line_sql,
+    json_sql,
+    register_functions,
+    sql_str,
+)
 
 LINE = "__publish_line"  # the staged full.jsonl line of a row (never a feed column)
 BATCH_ROWS = 20_000  # rows per Arrow batch streamed to a file: bounds the memory of a write
@@ -115,7 +124,7 @@ class Session:
     def close(self) -> None:
         self.con.close()
 
-    def __enter__(self) -> "Session":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -19,7 +19,6 @@ pruned dirs). Readers follow versions.json/index.json and only ever see complete
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -62,6 +61,7 @@ class PublishResult:
     previous: dict[str, str | None] = field(default_factory=dict)
     pruned: dict[str, list[str]] = field(default_factory=dict)
     restored_from: str | None = None
+    rows: dict[str, int] = field(default_factory=dict)  # feed -> rows (blocked runs too)
 
     @property
     def ok(self) -> bool:
@@ -273,8 +273,11 @@ class Publisher(FeedStore):
                 override_rec["overridden"] = [r for r in failures if r["assertion"] in covered]
             ts = self._resolve_generated_at(generated_at)
             if blocking:
-                return self._record_failure(session, ts, failures, override_rec, prev, common)
-            return self._publish_built(session, ts, prev, common, override_rec, failures)
+                result = self._record_failure(session, ts, failures, override_rec, prev, common)
+            else:
+                result = self._publish_built(session, ts, prev, common, override_rec, failures)
+            result.rows = {f: p.rows for f, p in staged.items()}
+            return result
 
     def _check(self, session: Session, previous: dict[str, dict | None],
                max_shrink: float | None, hooks: list[Hook]) -> list[dict]:
@@ -431,7 +434,7 @@ class Publisher(FeedStore):
                               restored_from=restored_from, build=build)
         log.info("published %s (%s)", version, ", ".join(f"{f}: {m['row_count']} rows" for f, m in manifests.items()))
         return PublishResult(version, "success", V.iso_utc(ts), manifests, failures, override_rec, prev, pruned,
-                             restored_from)
+                             restored_from, {f: m["row_count"] for f, m in manifests.items()})
 
     def _commit(self, version: str, ts: datetime, dirs: dict[str, Path], items: dict[str, dict],
                 manifests: dict[str, dict], result: str, reasons: list[dict],

@@ -14,7 +14,8 @@ NULL for a SQL NULL); nothing here touches rows.
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 # DuckDB's to_json escapes strings like json.dumps(ensure_ascii=False) but for the hex case of
 # \u000B, \u000E, \u000F, \u001A-\u001F. A line showing one (rare: control characters in text) is
