@@ -1,8 +1,8 @@
-"""The publication's DuckDB session: feeds staged sorted by id, their files and deltas written from SQL.
+"""The publication's DuckDB session: feeds staged, their files and deltas written from SQL.
 
 Rows never pass through Python one by one: a feed arrives as an Arrow stream (a pyarrow table, a
-polars frame, a DuckDB relation of the warehouse …), is sorted by its stable id into a session
-table next to its full.jsonl line (`render`), and every file is written from there — full.parquet
+polars frame, a DuckDB relation of the warehouse …), is loaded into a session table next to its
+full.jsonl line (`render`), and every file is written from there in stable-id order — full.parquet
 by DuckDB's COPY, full.csv, full.jsonl and delta.jsonl as streams of Arrow string batches whose
 bytes go straight to the file. The delta is a FULL OUTER JOIN of the previous version's
 full.parquet and the staged rows on the id, comparing the JSON lines. DuckDB spills to the session's
@@ -45,7 +45,7 @@ DEFAULT_MEMORY_LIMIT = "1GB"
 @dataclass
 class StagedFeed:
     spec: FeedSpec
-    table: str  # session table, rows sorted by id, plus the LINE column
+    table: str  # session table: the rows (in no particular order) and their LINE
     columns: list[tuple[str, Any]]  # (name, DuckDB type) in the input's order
     schema: pa.Schema  # the input's Arrow schema: the manifest's column types
     rows: int
@@ -132,7 +132,8 @@ class Session:
 
     # -- staging ----------------------------------------------------------------------------
     def stage(self, spec: FeedSpec, data: Any) -> StagedFeed:
-        """Load a feed's rows sorted by id (validated: ids present, scalar, non-null, unique)."""
+        """Load a feed's rows with their full.jsonl lines (validated: ids present, scalar, non-null,
+        unique). Reads sort by id (`ordered`)."""
         reader = arrow_stream(data)
         names = reader.schema.names
         if len(set(names)) != len(names):
@@ -153,7 +154,7 @@ class Session:
         self.con.register(src, reader)
         try:
             self.con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT *, {json_line_sql(columns)} AS {LINE} "
-                             f"FROM {src} ORDER BY {self._ids(spec)}")
+                             f"FROM {src}")
         finally:
             self.con.unregister(src)
         ids = self._ids(spec)
@@ -178,8 +179,7 @@ class Session:
 
     def relation(self, feed: str) -> duckdb.DuckDBPyRelation:
         """A staged feed's rows (sorted by id) for assertion hooks."""
-        staged = self.feeds[feed]
-        return self.con.sql(f"SELECT {staged.select} FROM {staged.table}")
+        return self.con.sql(self.ordered(feed, self.feeds[feed].select))
 
     # -- checks -----------------------------------------------------------------------------
     def full_id_numbers(self, feed: str) -> list[tuple[str, int, str]]:
@@ -194,8 +194,14 @@ class Session:
     def content_digest(self, feed: str) -> str:
         """sha256 of the feed's full.jsonl bytes, without writing the file."""
         hasher = hashlib.sha256()
-        _write_batches(self._lines(f"SELECT {LINE} || chr(10) FROM {self.feeds[feed].table}"), None, hasher)
+        _write_batches(self._lines(self.ordered(feed, f"{LINE} || chr(10)")), None, hasher)
         return hasher.hexdigest()
+
+    def ordered(self, feed: str, select: str) -> str:
+        """SQL of `select` over a staged feed's rows in id order. Every read that makes bytes says
+        ORDER BY: DuckDB streams a parallel scan's row groups in any order otherwise."""
+        staged = self.feeds[feed]
+        return f"SELECT {select} FROM {staged.table} ORDER BY {self._ids(staged.spec)}"
 
     def _lines(self, sql: str) -> Iterator[pa.RecordBatch]:
         return iter(self.con.sql(sql).to_arrow_reader(BATCH_ROWS))
@@ -205,13 +211,13 @@ class Session:
         """full.parquet, full.csv, full.jsonl of a staged feed in `out_dir` (fsync'd)."""
         staged = self.feeds[feed]
         parquet = out_dir / "full.parquet"
-        self.con.execute(f"COPY (SELECT {staged.select} FROM {staged.table}) TO {sql_str(str(parquet))} "
+        self.con.execute(f"COPY ({self.ordered(feed, staged.select)}) TO {sql_str(str(parquet))} "
                          "(FORMAT parquet, COMPRESSION zstd)")
         fsutil.fsync_file(parquet)
         header = _csv_header(staged.spec.headers([n for n, _ in staged.columns]))
-        csv_lines = self._lines(f"SELECT {csv_line_sql(staged.columns)} FROM {staged.table}")
+        csv_lines = self._lines(self.ordered(feed, csv_line_sql(staged.columns)))
         csv_entry = _write_stream(out_dir / "full.csv", csv_lines, header)
-        jsonl_lines = self._lines(f"SELECT {LINE} || chr(10) FROM {staged.table}")
+        jsonl_lines = self._lines(self.ordered(feed, f"{LINE} || chr(10)"))
         return [file_entry(parquet, staged.rows), csv_entry, _write_stream(out_dir / "full.jsonl", jsonl_lines)]
 
     def write_delta(self, spec: FeedSpec, previous: Path | None, current: str | Path,

@@ -89,7 +89,7 @@ def prepare(spec: FeedSpec, table: Any) -> PreparedFeed:
     with tempfile.TemporaryDirectory(prefix="safecredit-prepare-") as work, Session(Path(work)) as session:
         staged = session.stage(spec, table)
         ids = ", ".join(ident(c) for c in spec.id_columns)
-        rows = session.con.sql(f"SELECT {ids}, {LINE} FROM {staged.table}").fetchall()
+        rows = session.con.sql(session.ordered(spec.name, f"{ids}, {LINE}")).fetchall()
         sorted_table = session.relation(spec.name).to_arrow_table()
     return PreparedFeed(spec, sorted_table, [tuple(r[:-1]) for r in rows], [r[-1] for r in rows])
 

@@ -275,7 +275,7 @@ class Publisher(FeedStore):
             if blocking:
                 result = self._record_failure(session, ts, failures, override_rec, prev, common)
             else:
-                result = self._publish_built(session, ts, prev, common, override_rec, failures)
+                result = self._publish_built(session, ts, prev, previous, common, override_rec, failures)
             result.rows = {f: p.rows for f, p in staged.items()}
             return result
 
@@ -319,7 +319,8 @@ class Publisher(FeedStore):
                              previous=prev)
 
     def _publish_built(self, session: Session, ts: datetime, prev: dict[str, str | None],
-                       common: dict, override_rec: dict | None, failures: list[dict]) -> PublishResult:
+                       previous: dict[str, dict | None], common: dict, override_rec: dict | None,
+                       failures: list[dict]) -> PublishResult:
         build = self._new_build_dir()
         files: dict[str, list[FileEntry]] = {}
         extra: dict[str, dict] = {}
@@ -327,7 +328,10 @@ class Publisher(FeedStore):
             out = build / feed
             out.mkdir()
             delta, stats = session.write_delta(p.spec, self._previous_parquet(feed, prev[feed]), feed, out)
-            files[feed] = [*session.write_full_files(feed, out), delta]
+            entries = session.write_full_files(feed, out)
+            if previous[feed]:
+                self._link_unchanged(entries, out, self.root / feed / prev[feed], previous[feed])
+            files[feed] = [*entries, delta]
             extra[feed] = {"columns": p.column_info(), "delta": stats}
         return self._finish(build, files, extra, ts, prev, common, override_rec, failures, None)
 
@@ -379,6 +383,17 @@ class Publisher(FeedStore):
             return self._finish(build, files, extra, ts, prev, common, None, [], version)
 
     # -- shared tail: manifests, signature, commit -------------------------------------------
+    @staticmethod
+    def _link_unchanged(entries: list[FileEntry], out: Path, prev_dir: Path, prev_manifest: dict) -> None:
+        """A file with the same bytes as the previous version's becomes a hard link to it: an
+        unchanged feed costs its manifest and an empty delta (every path still exists and verifies)."""
+        before = {e["name"]: e for e in prev_manifest["files"]}
+        for e in entries:
+            old = before.get(e.name) or {}
+            if old.get("sha256") == e.sha256 and old.get("size") == e.size:
+                (out / e.name).unlink()
+                _link_or_copy(prev_dir / e.name, out / e.name)
+
     def _previous_parquet(self, feed: str, version: str | None) -> Path | None:
         """The previous version's full.parquet, the delta's base (none before the first version)."""
         return self.safe_file_path(feed, version, "full.parquet") if version else None
