@@ -45,7 +45,7 @@ DEFAULT_MEMORY_LIMIT = "1GB"
 @dataclass
 class StagedFeed:
     spec: FeedSpec
-    table: str  # session table: the rows (in no particular order) and their LINE
+    table: str  # session table: the rows in id order, and their LINE
     columns: list[tuple[str, Any]]  # (name, DuckDB type) in the input's order
     schema: pa.Schema  # the input's Arrow schema: the manifest's column types
     rows: int
@@ -118,6 +118,7 @@ class Session:
             config["threads"] = threads
         self.con = duckdb.connect(":memory:", config=config)
         register_functions(self.con)
+        self.threads = self.con.sql("SELECT current_setting('threads')").fetchall()[0][0]
         self.feeds: dict[str, StagedFeed] = {}
         self._described: dict[str, tuple[list[str], list[Any]]] = {}
 
@@ -154,7 +155,7 @@ class Session:
         self.con.register(src, reader)
         try:
             self.con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT *, {json_line_sql(columns)} AS {LINE} "
-                             f"FROM {src}")
+                             f"FROM {src} ORDER BY {self._ids(spec)}")
         finally:
             self.con.unregister(src)
         ids = self._ids(spec)
@@ -194,30 +195,42 @@ class Session:
     def content_digest(self, feed: str) -> str:
         """sha256 of the feed's full.jsonl bytes, without writing the file."""
         hasher = hashlib.sha256()
-        _write_batches(self._lines(self.ordered(feed, f"{LINE} || chr(10)")), None, hasher)
+        _write_batches(self._in_order(feed, f"{LINE} || chr(10)"), None, hasher)
         return hasher.hexdigest()
 
     def ordered(self, feed: str, select: str) -> str:
-        """SQL of `select` over a staged feed's rows in id order. Every read that makes bytes says
-        ORDER BY: DuckDB streams a parallel scan's row groups in any order otherwise."""
+        """SQL of `select` over a staged feed's rows, sorted by id (small reads: hooks, `prepare`)."""
         staged = self.feeds[feed]
         return f"SELECT {select} FROM {staged.table} ORDER BY {self._ids(staged.spec)}"
 
     def _lines(self, sql: str) -> Iterator[pa.RecordBatch]:
         return iter(self.con.sql(sql).to_arrow_reader(BATCH_ROWS))
 
+    def _in_order(self, feed: str, select: str) -> Iterator[pa.RecordBatch]:
+        """`select` over a staged feed's rows in id order, streamed. The table was filled in id order;
+        a single-threaded scan streams it so (a parallel one hands row groups over in any order,
+        and sorting again per file would cost a sort of the whole feed each time)."""
+        self.con.execute("SET threads = 1")
+        reader = self.con.sql(f"SELECT {select} FROM {self.feeds[feed].table}").to_arrow_reader(BATCH_ROWS)
+        try:
+            yield from reader
+        finally:
+            reader.close()
+            self.con.execute(f"SET threads = {self.threads}")
+
     # -- files ------------------------------------------------------------------------------
     def write_full_files(self, feed: str, out_dir: Path) -> list[FileEntry]:
         """full.parquet, full.csv, full.jsonl of a staged feed in `out_dir` (fsync'd)."""
         staged = self.feeds[feed]
         parquet = out_dir / "full.parquet"
-        self.con.execute(f"COPY ({self.ordered(feed, staged.select)}) TO {sql_str(str(parquet))} "
+        # COPY keeps the table's (id) order: preserve_insertion_order
+        self.con.execute(f"COPY (SELECT {staged.select} FROM {staged.table}) TO {sql_str(str(parquet))} "
                          "(FORMAT parquet, COMPRESSION zstd)")
         fsutil.fsync_file(parquet)
         header = _csv_header(staged.spec.headers([n for n, _ in staged.columns]))
-        csv_lines = self._lines(self.ordered(feed, csv_line_sql(staged.columns)))
+        csv_lines = self._in_order(feed, csv_line_sql(staged.columns))
         csv_entry = _write_stream(out_dir / "full.csv", csv_lines, header)
-        jsonl_lines = self._lines(self.ordered(feed, f"{LINE} || chr(10)"))
+        jsonl_lines = self._in_order(feed, f"{LINE} || chr(10)")
         return [file_entry(parquet, staged.rows), csv_entry, _write_stream(out_dir / "full.jsonl", jsonl_lines)]
 
     def write_delta(self, spec: FeedSpec, previous: Path | None, current: str | Path,
