@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> dict:
             con.execute(f"DROP TABLE IF EXISTS {feed}_v{version}")
         total = sum(m["row_count"] for m in result.feeds.values())
         run = {"version": result.version, "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
-               "rows": total, "rows_per_s": round(total / seconds), "rows_per_cpu_s": round(total / cpu), "delta": {f: m["delta"] for f, m in result.feeds.items()},
+               "rows": total, "rows_per_s": round(total / seconds), "rows_per_cpu_s": round(total / cpu),
+               "delta": {f: m["delta"] for f, m in result.feeds.items()},
                "bytes": {f: {e["name"]: e["size"] for e in m["files"]} for f, m in result.feeds.items()}}
         report["runs"].append(run)
         print(f"v{version}: {total:,} rows in {seconds:.1f} s = {total / seconds:,.0f} rows/s "
