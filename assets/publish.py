@@ -102,17 +102,17 @@ def published_feeds(context: dg.AssetExecutionContext, exchange: ExchangeResourc
 
     pol = exchange.policy()
     now = datetime.now(timezone.utc)
-    with exchange.warehouse("publish") as con:
-        feeds = {f: con.sql(feed_query(con, f)).to_arrow_table() for f in present_feeds(con)}
-        held = held_back_sources(con, exchange.paths.raw)
     pub = _publisher(exchange)
-    with bar(f"publish {len(feeds)} feeds", total=None):
-        result = pub.publish(feeds, as_of=exchange.as_of_date(), policy_version=pol.version,
-                             generated_at=now, held_back=held)
+    with exchange.warehouse("publish") as con:  # the feeds stream from the warehouse into the files
+        feeds = {f: con.sql(feed_query(con, f)) for f in present_feeds(con)}
+        held = held_back_sources(con, exchange.paths.raw)
+        with bar(f"publish {len(feeds)} feeds", total=None):
+            result = pub.publish(feeds, as_of=exchange.as_of_date(), policy_version=pol.version,
+                                 generated_at=now, held_back=held)
     if result.ok:  # the publication report, beside the feeds: <exports>/reports/<version>.html (served at /report)
         _write_report(context, exchange, result.version, now)
-    deltas = {k: {"rows": feeds[k].num_rows, **(m.get("delta") or {})} for k, m in (result.feeds or {}).items()}
-    rows = {k: v.num_rows for k, v in feeds.items()}
+    rows = dict(result.rows)
+    deltas = {k: {"rows": rows[k], **(m.get("delta") or {})} for k, m in (result.feeds or {}).items()}
     write_summary(exchange.paths, assemble(exchange.paths, context.run_id, published=result.ok,
                                            version=result.version, reasons=list(result.reasons or []),
                                            feeds=rows, feed_deltas=deltas))

@@ -16,7 +16,29 @@ def render() -> str:
             "Layout, versions, manifests, signatures and deltas: `../shared/spec/exchange.md` §1. Each version of "
             "a feed has `full.parquet`, `full.csv` (UTF-8 with BOM, the Chinese headers below), `full.jsonl`, "
             "`delta.jsonl` and a signed `manifest.json`. The run's `as_of` is in the manifest, not in the rows.\n")
-    return head + "\n" + "\n".join(feed_docs_markdown(FEEDS[name]) for name in sorted(FEEDS))
+    return head + "\n" + FORMATS + "\n" + "\n".join(feed_docs_markdown(FEEDS[name]) for name in sorted(FEEDS))
+
+
+FORMATS = """## File formats
+
+Rows are in stable-id order in every file. `full.jsonl`: one JSON object per row, keys in column
+order, UTF-8 unescaped, no spaces; dates and times ISO 8601 (a time-zone-aware timestamp in UTC,
+`+00:00`), decimals as numbers (as exact strings beyond 15 significant digits), non-finite floats
+as `null`, bytes as base64, lists and structs as arrays and objects. `full.csv`: UTF-8 with BOM,
+CRLF, the Chinese headers below, the JSON value of each cell (text unquoted, `''` for null, lists
+and structs as their JSON text), quoted only where needed; text starting with `=`, `+`, `-`, `@`,
+tab or CR gets a leading `'` so that Excel does not run it as a formula. `delta.jsonl`:
+`{"op":"ADD"|"MOD"|"DEL","id":…,"record":…}` against the previous version, in id order (a
+composite id is an array). A data file whose bytes did not change since the previous version is a
+hard link to that version's file.
+
+Since the publication runs in DuckDB (issue 10), bytes differ from earlier versions only here:
+`full.parquet` is written by DuckDB (zstd; the values and their types are unchanged, Arrow-only
+details are not kept: the Arrow schema metadata, `large_string` (read back as `string`), timestamp
+units (as DuckDB writes them)); a timestamp with a time zone other than UTC is written in UTC; an interval is its
+total seconds; a decimal with more than 21 digits after the point is written in plain notation.
+The full-ID-number guard also reads text inside lists and structs.
+"""
 
 
 if __name__ == "__main__":

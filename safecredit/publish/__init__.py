@@ -4,6 +4,9 @@
     pub = Publisher(exports_root, key_dir, retention=30)
     result = pub.publish({"blacklist": table, ...}, as_of=date(2026, 11, 23), policy_version="2026.1")
 
+A feed is a pyarrow table, an Arrow stream (polars …) or a DuckDB relation, which is streamed:
+the rows go through DuckDB (`columnar`, `render`), never one by one through Python.
+
 Read side (API, CLI): `FeedStore(exports_root)` — `latest`, `status`, `read_manifest`,
 `safe_file_path`, `versions_since`, `diff`; `verify_version(...)` checks a version's files and
 signature against the operator's public key.

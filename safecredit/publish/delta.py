@@ -1,4 +1,7 @@
-"""Deltas between two versions of a feed, by stable id and record content.
+"""Deltas between record lists, by stable id and record content (the read side: net diffs).
+
+The publisher writes delta.jsonl in SQL (`columnar.Session.write_delta`); this module is the
+same rule for records in memory, and `apply_delta` replays a delta.
 
 A delta line is `{"op": "ADD"|"MOD"|"DEL", "id": <id>, "record": {...}}`: ADD and MOD carry the
 new record, DEL the last record the consumer had. Lines are sorted by id. Records are the JSON form
@@ -36,11 +39,6 @@ def diff_keyed(previous: Iterable[Keyed], current: Iterable[Keyed]) -> list[tupl
 
 def _ident(key: tuple) -> Any:
     return key[0] if len(key) == 1 else list(key)
-
-
-def delta_line(op: str, key: tuple, item: Keyed) -> str:
-    """The delta.jsonl line, built from the record's text (same bytes as json_line of the dict)."""
-    return f'{{"op":"{op}","id":{json_line(_ident(key))},"record":{item[1]}}}'
 
 
 def compute_delta(
@@ -105,10 +103,3 @@ def _infer_id_columns(lines: list[Mapping[str, Any]]) -> tuple[str, ...]:
     if not candidates or len(candidates) > 1:
         raise ValueError("cannot infer the id column from the delta: pass id_columns")
     return (candidates.pop(),)
-
-
-def delta_stats(changes: Iterable[tuple[str, tuple, Keyed]]) -> dict[str, int]:
-    stats = dict.fromkeys(OPS, 0)
-    for op, _, _ in changes:
-        stats[op] += 1
-    return stats

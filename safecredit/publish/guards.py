@@ -2,67 +2,33 @@
 
 The publisher does not know what columns mean; it scans every text column (struct fields too) for
 18-character runs that are valid ID numbers (MOD 11-2 check digit and a real birth date), anywhere
-in the text. `safecredit.codes.is_valid_id_number` / `mask_id_number` are used when that module
-exists; a local equivalent otherwise. Messages show masked numbers only.
+in the text, by `safecredit.codes`' rules. Messages show masked numbers only.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import date
-from typing import Any, Callable
+from typing import Any, Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from safecredit.codes import ID_CHECK_MAP, ID_WEIGHTS, is_valid_id_number, mask_id_number
 
 from .errors import FullIdNumberError
 
 # RE2 (pyarrow) has no look-around: the boundaries are matched as characters.
 _CANDIDATE_RE2 = r"(^|[^0-9A-Za-z])[1-9][0-9]{16}[0-9Xx]([^0-9A-Za-z]|$)"
 _CANDIDATE = re.compile(r"(?<![0-9A-Za-z])([1-9][0-9]{16}[0-9Xx])(?![0-9A-Za-z])")
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_CHECK = "10X98765432"
-
-
-def _local_is_valid_id_number(s: str) -> bool:
-    if len(s) != 18 or not s[:17].isdigit():
-        return False
-    if _CHECK[sum(int(c) * w for c, w in zip(s[:17], _WEIGHTS)) % 11] != s[17].upper():
-        return False
-    try:
-        born = date(int(s[6:10]), int(s[10:12]), int(s[12:14]))
-    except ValueError:
-        return False
-    return date(1880, 1, 1) <= born <= date.today()
-
-
-def _local_mask(s: str) -> str:
-    return "*" * (len(s) - 4) + s[-4:]
-
-
-def _codes_function(name: str, fallback: Callable[[str], Any]) -> Callable[[str], Any]:
-    try:
-        from safecredit import codes  # another module; may not exist yet
-    except ImportError:
-        return fallback
-    return getattr(codes, name, fallback)
 
 
 def is_full_id_number(s: str) -> bool:
-    fn = _codes_function("is_valid_id_number", _local_is_valid_id_number)
-    try:
-        return bool(fn(s))
-    except Exception:
-        return _local_is_valid_id_number(s)
+    """One owner of the ID-number rules: `safecredit.codes` (MOD 11-2 and a real birth date)."""
+    return is_valid_id_number(s)
 
 
 def mask(s: str) -> str:
-    fn = _codes_function("mask_id_number", _local_mask)
-    try:
-        out = fn(s)
-    except Exception:
-        out = None
-    return out if isinstance(out, str) and s not in out else _local_mask(s)
+    return mask_id_number(s) or ""
 
 
 def _text_columns(table: pa.Table) -> list[tuple[str, pa.ChunkedArray]]:
@@ -97,6 +63,42 @@ def find_full_id_numbers(table: pa.Table) -> list[tuple[str, int, str]]:
         if count:
             found.append((name, count, example))
     return found
+
+
+def candidate_sql(text: str) -> str:
+    """SQL condition on a text expression: it may hold a full ID number (an 18-character run with a
+    right check character and a plausible birth date). A superset of what `find_in_records` reports,
+    cheap enough to scan every row of a feed in DuckDB; only the rows it lets through reach Python."""
+    checksum = " + ".join(f"CAST(substr(c, {i + 1}, 1) AS INTEGER) * {w}" for i, w in enumerate(ID_WEIGHTS))
+    valid = (f"substr('{ID_CHECK_MAP}', ({checksum}) % 11 + 1, 1) = upper(substr(c, 18, 1)) AND "
+             "try_strptime(substr(c, 7, 8), '%Y%m%d') BETWEEN TIMESTAMP '1880-01-01' AND current_date")
+    run = "'[1-9][0-9]{16}[0-9Xx]'"
+    return (f"(regexp_matches({text}, {run}) AND "
+            f"len(list_filter(regexp_extract_all({text}, {run}), lambda c: {valid})) > 0)")
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def find_in_records(records: Iterable[dict[str, Any]]) -> list[tuple[str, int, str]]:
+    """`find_full_id_numbers` for JSON records (the few rows `candidate_sql` let through): every
+    text in a column counts, nested lists and objects included."""
+    counts: dict[str, list] = {}
+    for record in records:
+        for column, value in record.items():
+            numbers = [m.upper() for s in _strings(value) for m in _CANDIDATE.findall(s)
+                       if is_full_id_number(m.upper())]
+            if numbers:
+                entry = counts.setdefault(column, [0, mask(numbers[0])])
+                entry[0] += 1
+    return [(c, n, ex) for c, (n, ex) in counts.items()]
 
 
 def assert_no_full_id_numbers(table: pa.Table, feed: str = "") -> None:

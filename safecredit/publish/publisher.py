@@ -2,7 +2,8 @@
 
 Commit protocol (one writer at a time, `<root>/.lock`):
 
-1. build every feed's files in `<root>/.staging/build-*/<feed>/` (fsync'd), sign the manifests;
+1. stage every feed in a DuckDB session (`columnar`, spilling into `<root>/.staging/session-*`), run
+   the assertions, build its files in `<root>/.staging/build-*/<feed>/` (fsync'd), sign the manifests;
 2. write the journal `<root>/.journal.json` (version, feeds, each feed's current versions.json
    for rollback);
 3. rename each `<feed>` build dir to `<root>/<feed>/<version>/`;
@@ -24,21 +25,18 @@ import os
 import shutil
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-import pyarrow as pa
-
 from . import fsutil
 from . import versions as V
-from .delta import delta_line, delta_stats, diff_keyed
+from .columnar import DEFAULT_MEMORY_LIMIT, Session
 from .errors import UnsafePath, VersionNotFound
 from .feeds import FEED_NAME_RE, FeedSpec
-from .formats import (DATA_FILES, MANIFEST, FileEntry, PreparedFeed, json_value, keyed_jsonl, lines_bytes, prepare,
-                      write_delta_file, write_full_files)
-from .guards import find_full_id_numbers, id_number_message
+from .formats import DATA_FILES, MANIFEST, FileEntry, json_value
+from .guards import id_number_message
 from .signing import SigningKey, canonical_json
 from .store import INDEX, VERSIONS, FeedStore, verify_version
 
@@ -49,7 +47,8 @@ JOURNAL = ".journal.json"
 NON_OVERRIDABLE = frozenset({"id_numbers"})
 _DEFAULT = object()
 
-Hook = Callable[[dict[str, pa.Table], dict[str, dict | None]], Any]
+# An assertion hook gets each feed's rows (a DuckDB relation, sorted by id) and previous manifest.
+Hook = Callable[[dict[str, Any], dict[str, dict | None]], Any]
 
 
 @dataclass
@@ -63,6 +62,7 @@ class PublishResult:
     previous: dict[str, str | None] = field(default_factory=dict)
     pruned: dict[str, list[str]] = field(default_factory=dict)
     restored_from: str | None = None
+    rows: dict[str, int] = field(default_factory=dict)  # feed -> rows (blocked runs too)
 
     @property
     def ok(self) -> bool:
@@ -114,7 +114,7 @@ class Publisher(FeedStore):
 
     def __init__(self, exports_root: Path | str, key_dir: Path | str, retention: int = 30, *,
                  max_shrink: float | None = 0.20, specs: Mapping[str, FeedSpec] | None = None,
-                 lock_timeout: float = 30.0):
+                 lock_timeout: float = 30.0, memory_limit: str | None = DEFAULT_MEMORY_LIMIT):
         super().__init__(exports_root, specs=specs)
         if retention < 1:
             raise ValueError("retention must keep at least one version")
@@ -122,6 +122,7 @@ class Publisher(FeedStore):
         self.retention = retention
         self.max_shrink = max_shrink
         self.lock_timeout = lock_timeout
+        self.memory_limit = memory_limit  # of the publication's DuckDB; beyond it, it spills to staging
         self._key: SigningKey | None = None
 
     # -- key ---------------------------------------------------------------------------------
@@ -196,6 +197,21 @@ class Publisher(FeedStore):
             log.info("publish recovery: %s", a)
         return actions
 
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        """A DuckDB session for one run, its scratch space inside the staging area."""
+        work = self.root / STAGING / f"session-{uuid.uuid4().hex[:12]}"
+        session = Session(work, memory_limit=self.memory_limit)
+        try:
+            yield session
+        finally:
+            session.close()
+            shutil.rmtree(work, ignore_errors=True)
+            try:
+                (self.root / STAGING).rmdir()  # only when empty
+            except OSError:
+                pass
+
     # -- version ids -------------------------------------------------------------------------
     def _last_recorded_time(self) -> datetime | None:
         times = []
@@ -246,32 +262,35 @@ class Publisher(FeedStore):
         override_rec = _check_override(override)
         shrink = self.max_shrink if max_shrink is _DEFAULT else max_shrink
         hooks = [] if assertions is None else [assertions] if callable(assertions) else list(assertions)
-        prepared = {f: prepare(self.specs[f], feeds[f]) for f in sorted(feeds)}
 
-        with self._writing():
-            prev = {f: self.latest(f) for f in prepared}
+        with self._writing(), self._session() as session:
+            staged = {f: session.stage(self.specs[f], feeds[f]) for f in sorted(feeds)}
+            prev = {f: self.latest(f) for f in staged}
             previous = {f: (self.read_manifest(f, v) if v else None) for f, v in prev.items()}
-            failures = self._check(prepared, previous, shrink, hooks)
+            failures = self._check(session, previous, shrink, hooks)
             covered = set(override_rec["assertions"]) if override_rec else set()
             blocking = [r for r in failures if r["assertion"] not in covered]
             if override_rec is not None:
                 override_rec["overridden"] = [r for r in failures if r["assertion"] in covered]
             ts = self._resolve_generated_at(generated_at)
             if blocking:
-                return self._record_failure(prepared, ts, failures, override_rec, prev, common)
-            return self._publish_built(prepared, ts, prev, common, override_rec, failures)
+                result = self._record_failure(session, ts, failures, override_rec, prev, common)
+            else:
+                result = self._publish_built(session, ts, prev, previous, common, override_rec, failures)
+            result.rows = {f: p.rows for f, p in staged.items()}
+            return result
 
-    def _check(self, prepared: dict[str, PreparedFeed], previous: dict[str, dict | None],
+    def _check(self, session: Session, previous: dict[str, dict | None],
                max_shrink: float | None, hooks: list[Hook]) -> list[dict]:
         failures = []
-        for feed, p in prepared.items():
-            found = find_full_id_numbers(p.table)
+        for feed in session.feeds:
+            found = session.full_id_numbers(feed)
             if found:
                 failures.append({"assertion": "id_numbers", "feed": feed, "message": id_number_message(feed, found)})
         if max_shrink is not None:
-            for feed, p in prepared.items():
+            for feed, p in session.feeds.items():
                 before = (previous[feed] or {}).get("row_count") or 0
-                now = p.table.num_rows
+                now = p.rows
                 if before and (before - now) / before > max_shrink:
                     failures.append({
                         "assertion": "max_shrink", "feed": feed,
@@ -279,16 +298,15 @@ class Publisher(FeedStore):
                                    f"({(before - now) / before:.1%} lost; at most {max_shrink:.0%} allowed) "
                                    f"against {previous[feed]['version']}",
                     })
-        tables = {f: p.table for f, p in prepared.items()}
+        tables = {f: session.relation(f) for f in session.feeds}
         for hook in hooks:
             failures.extend(_normalise_failures(hook(tables, previous), hook))
         return failures
 
-    def _record_failure(self, prepared: dict[str, PreparedFeed], ts: datetime, reasons: list[dict],
+    def _record_failure(self, session: Session, ts: datetime, reasons: list[dict],
                         override_rec: dict | None, prev: dict[str, str | None], common: dict) -> PublishResult:
-        digests = [(feed, "full.jsonl", hashlib.sha256(lines_bytes(p.lines)).hexdigest())
-                   for feed, p in prepared.items()]
-        rows = {feed: p.table.num_rows for feed, p in prepared.items()}
+        digests = [(feed, "full.jsonl", session.content_digest(feed)) for feed in session.feeds]
+        rows = {feed: p.rows for feed, p in session.feeds.items()}
         return self._commit_failure(V.content_hash(digests), rows, ts, reasons, override_rec, prev, common)
 
     def record_blocked(self, row_counts: Mapping[str, int], reasons: list[dict], *, as_of: date | str,
@@ -316,22 +334,21 @@ class Publisher(FeedStore):
         return PublishResult(version, "failure", V.iso_utc(ts), reasons=reasons, override=override_rec,
                              previous=prev)
 
-    def _publish_built(self, prepared: dict[str, PreparedFeed], ts: datetime, prev: dict[str, str | None],
-                       common: dict, override_rec: dict | None, failures: list[dict]) -> PublishResult:
+    def _publish_built(self, session: Session, ts: datetime, prev: dict[str, str | None],
+                       previous: dict[str, dict | None], common: dict, override_rec: dict | None,
+                       failures: list[dict]) -> PublishResult:
         build = self._new_build_dir()
         files: dict[str, list[FileEntry]] = {}
         extra: dict[str, dict] = {}
-        for feed, p in prepared.items():
+        for feed, p in session.feeds.items():
             out = build / feed
             out.mkdir()
-            entries = write_full_files(p, out)
-            changes = diff_keyed(self._keyed(feed, prev[feed], p.spec.id_columns), p.keyed())
-            files[feed] = [*entries, write_delta_file([delta_line(*c) for c in changes], out)]
-            extra[feed] = {
-                "columns": [{"name": f.name, "type": str(f.type), "header": p.spec.header(f.name)}
-                            for f in p.table.schema],
-                "delta": delta_stats(changes),
-            }
+            delta, stats = session.write_delta(p.spec, self._previous_parquet(feed, prev[feed]), feed, out)
+            entries = session.write_full_files(feed, out)
+            if previous[feed]:
+                self._link_unchanged(entries, out, self.root / feed / prev[feed], previous[feed])
+            files[feed] = [*entries, delta]
+            extra[feed] = {"columns": p.column_info(), "delta": stats}
         return self._finish(build, files, extra, ts, prev, common, override_rec, failures, None)
 
     # -- restore -----------------------------------------------------------------------------
@@ -360,29 +377,42 @@ class Publisher(FeedStore):
             build = self._new_build_dir()
             files: dict[str, list[FileEntry]] = {}
             extra: dict[str, dict] = {}
-            for feed in sorted(names):
-                src, out, manifest = self.root / feed / version, build / feed, sources[feed]
-                out.mkdir()
-                entries = {e["name"]: e for e in manifest["files"]}
-                for name in DATA_FILES[:3]:
-                    _link_or_copy(src / name, out / name)
-                id_columns = manifest.get("id_columns") or self.specs[feed].id_columns
-                changes = diff_keyed(self._keyed(feed, prev[feed], id_columns),
-                                     keyed_jsonl(out / "full.jsonl", id_columns))
-                files[feed] = [FileEntry(n, entries[n]["size"], entries[n]["sha256"], entries[n]["rows"])
-                               for n in DATA_FILES[:3]] + [write_delta_file([delta_line(*c) for c in changes], out)]
-                extra[feed] = {"columns": manifest.get("columns"), "delta": delta_stats(changes),
+            with self._session() as session:
+                for feed in sorted(names):
+                    src, out, manifest = self.root / feed / version, build / feed, sources[feed]
+                    out.mkdir()
+                    entries = {e["name"]: e for e in manifest["files"]}
+                    for name in DATA_FILES[:3]:
+                        _link_or_copy(src / name, out / name)
+                    spec = replace(self.specs[feed], id_columns=tuple(
+                        manifest.get("id_columns") or self.specs[feed].id_columns))
+                    delta, stats = session.write_delta(spec, self._previous_parquet(feed, prev[feed]),
+                                                       out / "full.parquet", out)
+                    files[feed] = [FileEntry(n, entries[n]["size"], entries[n]["sha256"], entries[n]["rows"])
+                                   for n in DATA_FILES[:3]] + [delta]
+                    extra[feed] = {"columns": manifest.get("columns"), "delta": stats,
                                "as_of": manifest["as_of"], "policy_version": manifest["policy_version"],
-                               "held_back": manifest.get("held_back", [])}
+                                   "held_back": manifest.get("held_back", [])}
             fsutil.fsync_dir(build)
             info = json_value({**dict(run_info or {}), "restored_by": by, "restore_reason": reason})
             common = {"as_of": None, "policy_version": None, "held_back": [], "run_info": info}
             return self._finish(build, files, extra, ts, prev, common, None, [], version)
 
     # -- shared tail: manifests, signature, commit -------------------------------------------
-    def _keyed(self, feed: str, version: str | None, id_columns: Sequence[str]) -> list:
-        """The previous version's rows for the delta (none before the first version)."""
-        return keyed_jsonl(self.safe_file_path(feed, version, "full.jsonl"), id_columns) if version else []
+    @staticmethod
+    def _link_unchanged(entries: list[FileEntry], out: Path, prev_dir: Path, prev_manifest: dict) -> None:
+        """A file with the same bytes as the previous version's becomes a hard link to it: an
+        unchanged feed costs its manifest and an empty delta (every path still exists and verifies)."""
+        before = {e["name"]: e for e in prev_manifest["files"]}
+        for e in entries:
+            old = before.get(e.name) or {}
+            if old.get("sha256") == e.sha256 and old.get("size") == e.size:
+                (out / e.name).unlink()
+                _link_or_copy(prev_dir / e.name, out / e.name)
+
+    def _previous_parquet(self, feed: str, version: str | None) -> Path | None:
+        """The previous version's full.parquet, the delta's base (none before the first version)."""
+        return self.safe_file_path(feed, version, "full.parquet") if version else None
 
     def _new_build_dir(self) -> Path:
         build = self.root / STAGING / f"build-{uuid.uuid4().hex[:12]}"
@@ -435,7 +465,7 @@ class Publisher(FeedStore):
                               restored_from=restored_from, build=build)
         log.info("published %s (%s)", version, ", ".join(f"{f}: {m['row_count']} rows" for f, m in manifests.items()))
         return PublishResult(version, "success", V.iso_utc(ts), manifests, failures, override_rec, prev, pruned,
-                             restored_from)
+                             restored_from, {f: m["row_count"] for f, m in manifests.items()})
 
     def _commit(self, version: str, ts: datetime, dirs: dict[str, Path], items: dict[str, dict],
                 manifests: dict[str, dict], result: str, reasons: list[dict],
