@@ -558,7 +558,6 @@ def test_sigkill_at_any_step_leaves_only_complete_versions(tmp_path: Path):
 
     rng = random.Random(20261123)
     points = sorted({1, total, *rng.sample(range(2, total), 22)})
-    started = time.monotonic()
     for kill_at in points:
         root = tmp_path / f"k{kill_at}"
         shutil.copytree(base, root)
@@ -586,7 +585,6 @@ def test_sigkill_at_any_step_leaves_only_complete_versions(tmp_path: Path):
         check_readers_see_complete_versions(root, pem)
         shutil.rmtree(root)
     assert seen_states == committed_states and rollbacks >= 3  # the kill points span the whole sequence
-    assert time.monotonic() - started < 50
 
 
 # --- columnar publication (DuckDB/Arrow) -----------------------------------------------------
