@@ -17,7 +17,6 @@ import stat
 import subprocess
 import sys
 import textwrap
-import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
