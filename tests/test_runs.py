@@ -112,7 +112,9 @@ def test_a_source_staler_than_policy_blocks_publication(pipeline_run, tmp_path):
     # the Dagster run shows the same reason on the blocking check, and the feeds never ran
     import dagster as dg
 
-    instance = dg.DagsterInstance.from_config(str(tmp_path / "dagster"))
+    from safecredit import config
+
+    instance = dg.DagsterInstance.from_config(str(config.paths(str(tmp_path)).dagster_home))
     try:
         evals = [e.get_dagster_event().event_specific_data for e in
                  instance.all_logs(summary.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)]
