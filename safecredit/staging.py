@@ -13,81 +13,12 @@ identical staged tables.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from pathlib import Path
-from typing import Iterable
 
 import duckdb
-import pyarrow as pa
 
-from safecredit.config import Department
-from safecredit.contracts import ENVELOPE, Contract, load_contract, typed_select, violations_select
-from safecredit.landing import MANIFEST, SourceDir, iter_landed_records
-
-BATCH = 50_000
-
-
-def _raw_schema(contract: Contract) -> pa.Schema:
-    cols = [("department", pa.string()), ("fetch_id", pa.string()), ("seq", pa.int64()),
-            ("landed_at", pa.string())]
-    cols += [(c, pa.string()) for c in ENVELOPE]
-    cols += [(c, pa.string()) for c in contract.codes]
-    cols += [("extra_fields", pa.string())]
-    return pa.schema(cols)
-
-
-def _as_text(v) -> str | None:
-    if v is None:
-        return None
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    s = str(v)
-    return s if s != "" else None
-
-
-def iter_raw_batches(raw_root: Path, departments: Iterable[str], contract: Contract):
-    schema = _raw_schema(contract)
-    known = set(ENVELOPE) | set(contract.codes)
-    names = schema.names
-    buf: dict[str, list] = {n: [] for n in names}
-    for dept in sorted(departments):
-        landed = {}
-        for f in SourceDir(raw_root, dept, contract.dataset).fetches():
-            landed[f.name] = json.loads((f / MANIFEST).read_text(encoding="utf-8")).get("finished_at")
-        for fid, seq, rec in iter_landed_records(raw_root, dept, contract.dataset):
-            buf["department"].append(dept)
-            buf["fetch_id"].append(fid)
-            buf["seq"].append(seq)
-            buf["landed_at"].append(landed.get(fid))
-            for c in ENVELOPE:
-                buf[c].append(_as_text(rec.get(c)))
-            for c in contract.codes:
-                buf[c].append(_as_text(rec.get(c)))
-            extra = {k: v for k, v in rec.items() if k not in known}
-            buf["extra_fields"].append(json.dumps(extra, ensure_ascii=False, sort_keys=True) if extra else None)
-            if len(buf["seq"]) >= BATCH:
-                yield pa.record_batch([pa.array(buf[n], schema.field(n).type) for n in names], schema=schema)
-                buf = {n: [] for n in names}
-    if buf["seq"]:
-        yield pa.record_batch([pa.array(buf[n], schema.field(n).type) for n in names], schema=schema)
-
-
-def load_raw(con: duckdb.DuckDBPyConnection, raw_root: Path, departments: Iterable[str],
-             dataset: str) -> int:
-    contract = load_contract(dataset)
-    schema = _raw_schema(contract)
-    reader = pa.RecordBatchReader.from_batches(schema, iter_raw_batches(raw_root, departments, contract))
-    con.execute("CREATE SCHEMA IF NOT EXISTS raw")
-    con.register("_raw_in", reader)
-    try:
-        con.execute(f"CREATE OR REPLACE TABLE raw.{dataset} AS SELECT * FROM _raw_in "
-                    "ORDER BY department, fetch_id, seq")
-    finally:
-        con.unregister("_raw_in")
-    return con.execute(f"SELECT count(*) FROM raw.{dataset}").fetchone()[0]
+from safecredit.contracts import Contract, load_contract, typed_select, violations_select
+from safecredit.raw_load import load_raw  # noqa: F401 — staging's first step, imported from here by callers
 
 
 def stage(con: duckdb.DuckDBPyConnection, dataset: str, hold_back: dict | None = None) -> dict:
