@@ -176,9 +176,9 @@ def _assess_batches(con: duckdb.DuckDBPyConnection, contract: Contract, hold_bac
     default_rate = float(hold_back.get("quarantine_rate", 0.10))
     default_min = int(hold_back.get("quarantine_min_rows", 20))
     per_source = hold_back.get("sources", {}) or {}
-    rows = con.execute("SELECT department, fetch_id, rows, quarantined, quarantine_rate, missing_required, "
-                       "unknown_fields FROM quality.batches WHERE dataset = ? AND department = ?", [ds, dept]).fetchall()
-    for dept, fid, n, nq, rate, missing_req, unknown in rows:
+    rows = con.execute("SELECT fetch_id, rows, quarantined, quarantine_rate, missing_required, unknown_fields "
+                       "FROM quality.batches WHERE dataset = ? AND department = ?", [ds, dept]).fetchall()
+    for fid, n, nq, rate, missing_req, unknown in rows:
         limits = {**{"quarantine_rate": default_rate, "quarantine_min_rows": default_min},
                   **(per_source.get(dept, {}) or {})}
         zh, en = [], []
