@@ -3,7 +3,8 @@
 One INSERT per landed fetch (a fetch is one department's answer to one pull), so memory is bounded
 by the largest fetch, not the landing, and no Python loop touches a record:
 
-- JSON fetches: `items.jsonl`, one item per line, read by `read_json_objects`; each known field's
+- JSON fetches: the page bodies as received (safecredit.pages: repeats dropped there), or the
+  `items.jsonl` of an earlier release, one item a line, read by `read_json_objects`; each known field's
   JSON value becomes text as departments mean it (a number `2.0` is `"2"`, `true` is `"true"`,
   `""` is absent) and the unknown keys become `extra_fields`, a JSON object sorted by key.
 - CSV fetches: the day files read by `read_csv` as text. DuckDB reads only UTF-8 without
@@ -17,30 +18,30 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import duckdb
 
 from safecredit.connectors.client import _codec
-from safecredit.contracts import ENVELOPE, Contract, load_contract
+from safecredit.contracts import ENVELOPE, Contract, _q, load_contract
 from safecredit.errors import UserError
 from safecredit.landing import MANIFEST, SourceDir
+from safecredit.pages import has_pages, items_sql
 
-# A JSON value as the text a department means (the rules of the Python loader this replaced):
-# null and "" are absent, booleans true/false, an integral number without ".0", anything else as
-# written (objects and arrays as compact JSON).
-_JSON_TEXT = """CREATE OR REPLACE MACRO sc_json_text(v) AS CASE json_type(v)
-    WHEN 'VARCHAR' THEN nullif(v ->> '$', '')
-    WHEN 'DOUBLE' THEN CASE WHEN CAST(v AS DOUBLE) = trunc(CAST(v AS DOUBLE)) AND abs(CAST(v AS DOUBLE)) < 1e38
-                            THEN CAST(CAST(CAST(v AS DOUBLE) AS HUGEINT) AS VARCHAR)
-                            ELSE CAST(CAST(v AS DOUBLE) AS VARCHAR) END
-    WHEN 'NULL' THEN NULL
-    ELSE CAST(v AS VARCHAR) END"""
-
-
-def _q(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
+# A field as the text a department means, the rules of the Python loader this replaced: `s` is
+# json_extract_string's text (strings unescaped, null absent, true/false, objects and arrays as
+# compact JSON), and "" is absent too. Only a JSON *number* with a fraction or an exponent needs
+# more: Python printed an integral float without ".0" (2.0 → "2"). The pattern keeps the type
+# check (a parse of the document) off every other value.
+_JSON_TEXT = r"""CREATE OR REPLACE MACRO sc_json_text(s, doc, path) AS CASE
+    WHEN s = '' THEN NULL
+    WHEN regexp_full_match(s, '-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?') AND regexp_matches(s, '[.eE]')
+         AND json_type(doc, path) = 'DOUBLE'
+        THEN CASE WHEN CAST(s AS DOUBLE) = trunc(CAST(s AS DOUBLE)) AND abs(CAST(s AS DOUBLE)) < 1e38
+                  THEN CAST(CAST(CAST(s AS DOUBLE) AS HUGEINT) AS VARCHAR)
+                  ELSE CAST(CAST(s AS DOUBLE) AS VARCHAR) END
+    ELSE s END"""
 
 
 def _ident(s: str) -> str:
@@ -58,20 +59,27 @@ def _create(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
                 f"seq BIGINT, landed_at VARCHAR, {cols}, extra_fields VARCHAR)")
 
 
-def _json_select(contract: Contract, path: Path) -> str:
-    """One landed `items.jsonl` → raw columns (department, fetch_id, landed_at are parameters)."""
+def _json_select(contract: Contract, items: str) -> str:
+    """`items` (a query of seq, json) → raw columns (department, fetch_id, landed_at are parameters)."""
     known = raw_columns(contract)
-    paths = ", ".join(_q("$." + json.dumps(c)) for c in known)
-    values = ", ".join(f"sc_json_text(v[{i + 1}]) AS {_ident(c)}" for i, c in enumerate(known))
+    paths = [_q("$." + json.dumps(c)) for c in known]
+    values = ", ".join(f"sc_json_text(v[{i + 1}], j, {p}) AS {_ident(c)}" for i, (c, p) in enumerate(zip(known, paths)))
     known_list = "[" + ", ".join(_q(c) for c in known) + "]"
     # extra_fields as json.dumps(..., sort_keys=True) wrote it: '{"K": value, ...}' or NULL
-    extra = (f"CASE WHEN len(x) > 0 THEN '{{' || array_to_string(list_transform(list_sort(x), lambda "
-             f"k: to_json(k)::VARCHAR || ': ' || json_extract(j, '$.' || to_json(k)::VARCHAR)::VARCHAR), ', ')"
+    extra = ("CASE WHEN len(x) > 0 THEN '{' || array_to_string(list_transform(list_sort(x), lambda "
+             "k: to_json(k)::VARCHAR || ': ' || json_extract(j, '$.' || to_json(k)::VARCHAR)::VARCHAR), ', ')"
              " || '}' END")
     return (f"SELECT $dept, $fid, seq, $landed, {values}, {extra} AS extra_fields FROM ("
-            f"SELECT ordinality - 1 AS seq, json AS j, json_extract(json, [{paths}]) AS v, "
-            f"list_filter(json_keys(json), lambda k: NOT list_contains({known_list}, k)) AS x "
-            f"FROM read_json_objects({_q(str(path))}, format = 'newline_delimited') WITH ORDINALITY)")
+            f"SELECT seq, json AS j, json_extract_string(json, [{', '.join(paths)}]) AS v, "
+            f"list_filter(json_keys(json), lambda k: NOT list_contains({known_list}, k)) AS x FROM ({items}))")
+
+
+def _json_items(fetch: Path, manifest: dict) -> str:
+    """(seq, json) of a JSON fetch: its pages, or the items.jsonl an earlier release landed."""
+    if has_pages(fetch):
+        return items_sql(fetch, (manifest.get("params") or {}).get("until"))
+    return (f"SELECT ordinality - 1 AS seq, json FROM read_json_objects("
+            f"{_q(str(fetch / 'items.jsonl'))}, format = 'newline_delimited') WITH ORDINALITY")
 
 
 def _csv_select(contract: Contract, headers: dict[Path, list[str]]) -> str:
@@ -120,7 +128,7 @@ def _utf8_day(path: Path, charset: str, tmp: Path) -> Path:
 def _insert_fetch(con, contract: Contract, fetch: Path, manifest: dict, params: dict, tmp: Path) -> None:
     ds = contract.dataset
     if manifest["transport"] == "json":
-        con.execute(f"INSERT INTO raw.{ds} {_json_select(contract, fetch / 'items.jsonl')}", params)
+        con.execute(f"INSERT INTO raw.{ds} {_json_select(contract, _json_items(fetch, manifest))}", params)
         return
     days = [d for d in manifest.get("days", []) if d["rows"]]
     if not days:

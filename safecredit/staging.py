@@ -14,12 +14,18 @@ identical staged tables.
 from __future__ import annotations
 
 from datetime import datetime
+from itertools import pairwise
 
 import duckdb
 
-from safecredit.contracts import Contract, load_contract, typed_select, violations_select
+from safecredit.contracts import (
+    Contract,
+    _q,
+    load_contract,
+    typed_select,
+    violations_select,
+)
 from safecredit.raw_load import load_raw  # noqa: F401 — staging's first step, imported from here by callers
-
 
 # Rows typed at once: the typed table holds every field twice (typed and `<code>__raw`), ≈ 3 KB a
 # row, so a chunk stays within a few GB instead of the whole dataset spilling tens of GB.
@@ -90,10 +96,6 @@ def stage(con: duckdb.DuckDBPyConnection, dataset: str, hold_back: dict | None =
             "contract_version": contract.version}
 
 
-def _q(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
 def _chunks(con: duckdb.DuckDBPyConnection, dataset: str, dept: str, rows: int, chunk_rows: int) -> list[str]:
     """WHERE clauses over raw.<dataset> splitting one department into ranges of its normalised
     record id (the key staged rows are ordered and deduplicated by); versions without one go first."""
@@ -107,7 +109,7 @@ def _chunks(con: duckdb.DuckDBPyConnection, dataset: str, dept: str, rows: int, 
     edges = [None] + [_q(b) for (b,) in bounds if b is not None] + [None]
     rid = "sc_text(record_id)"
     out = []
-    for lo, hi in zip(edges, edges[1:]):
+    for lo, hi in pairwise(edges):
         cond = [f"{rid} >= {lo}"] if lo else []
         cond += [f"{rid} < {hi}"] if hi else []
         where = " AND ".join(cond) or "TRUE"
@@ -179,7 +181,7 @@ def _assess_batches(con: duckdb.DuckDBPyConnection, contract: Contract, hold_bac
     rows = con.execute("SELECT fetch_id, rows, quarantined, quarantine_rate, missing_required, unknown_fields "
                        "FROM quality.batches WHERE dataset = ? AND department = ?", [ds, dept]).fetchall()
     for fid, n, nq, rate, missing_req, unknown in rows:
-        limits = {**{"quarantine_rate": default_rate, "quarantine_min_rows": default_min},
+        limits = {"quarantine_rate": default_rate, "quarantine_min_rows": default_min,
                   **(per_source.get(dept, {}) or {})}
         zh, en = [], []
         if missing_req:
