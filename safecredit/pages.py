@@ -54,4 +54,5 @@ def items_sql(fetch: Path, until: str | None = None) -> str:
         SELECT row_number() OVER (ORDER BY page, idx) - 1 AS seq, item AS json FROM (
             SELECT * FROM ({_offered(files, until)})
             QUALIFY row_number() OVER (PARTITION BY item -> 'record_id', item -> 'updated_at', item -> 'op'
-                                       ORDER BY page, idx) = 1)"""
+                                       ORDER BY page, idx) = 1)
+        ORDER BY seq"""
