@@ -27,7 +27,7 @@ from safecredit.connectors.client import _codec
 from safecredit.contracts import ENVELOPE, Contract, _q, load_contract
 from safecredit.errors import UserError
 from safecredit.landing import MANIFEST, SourceDir
-from safecredit.pages import has_pages, items_sql
+from safecredit.pages import has_pages, load_items
 
 # A field as the text a department means, the rules of the Python loader this replaced: `s` is
 # json_extract_string's text (strings unescaped, null absent, true/false, objects and arrays as
@@ -74,10 +74,10 @@ def _json_select(contract: Contract, items: str) -> str:
             f"list_filter(json_keys(json), lambda k: NOT list_contains({known_list}, k)) AS x FROM ({items}))")
 
 
-def _json_items(fetch: Path, manifest: dict) -> str:
+def _json_items(con, fetch: Path, manifest: dict) -> str:
     """(seq, json) of a JSON fetch: its pages, or the items.jsonl an earlier release landed."""
     if has_pages(fetch):
-        return items_sql(fetch, (manifest.get("params") or {}).get("until"))
+        return load_items(con, fetch, (manifest.get("params") or {}).get("until"))
     return (f"SELECT ordinality - 1 AS seq, json FROM read_json_objects("
             f"{_q(str(fetch / 'items.jsonl'))}, format = 'newline_delimited') WITH ORDINALITY")
 
@@ -128,7 +128,7 @@ def _utf8_day(path: Path, charset: str, tmp: Path) -> Path:
 def _insert_fetch(con, contract: Contract, fetch: Path, manifest: dict, params: dict, tmp: Path) -> None:
     ds = contract.dataset
     if manifest["transport"] == "json":
-        con.execute(f"INSERT INTO raw.{ds} {_json_select(contract, _json_items(fetch, manifest))}", params)
+        con.execute(f"INSERT INTO raw.{ds} {_json_select(contract, _json_items(con, fetch, manifest))}", params)
         return
     days = [d for d in manifest.get("days", []) if d["rows"]]
     if not days:
