@@ -11,7 +11,8 @@ by the largest fetch, not the landing, and no Python loop touches a record:
   extensions, so a GBK (or BOM-prefixed) day is decoded with Python's codec — a whole file at a
   time — into a UTF-8 copy first.
 
-`seq` is the record's position in its fetch (file order, days in order), as it always was.
+`seq` is the record's position in its fetch (file order, days in order); in a pages fetch a dropped
+repeat leaves a gap (safecredit.pages.load_items).
 """
 
 from __future__ import annotations
