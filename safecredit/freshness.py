@@ -22,7 +22,15 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 from safecredit.config import SHANGHAI
-from safecredit.landing import MANIFEST, SourceDir, fmt_ts, parse_ts, source_states, write_json_atomic
+from safecredit.landing import (
+    MANIFEST,
+    SourceDir,
+    fmt_ts,
+    parse_ts,
+    source_states,
+    write_json_atomic,
+)
+from safecredit.pages import PAGES, has_pages
 
 CACHE = "_freshness.json"
 _UPDATED = re.compile(r'"updated_at":\s*"([^"]*)"')
@@ -44,13 +52,16 @@ def _fetch_newest(fetch: Path) -> datetime | None:
     """Newest `updated_at` in one landed fetch (JSON items or CSV days)."""
     manifest = json.loads((fetch / MANIFEST).read_text(encoding="utf-8"))
     if manifest.get("transport") == "json":
-        path = fetch / "items.jsonl"
-        if not path.exists():
-            return None
+        # searched as text, no parse needed: each page body whole, an earlier release's items.jsonl
+        # (one compact item a line, possibly large) line by line
         values: set[str] = set()
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:          # items are written compact by the landing; no full parse needed
-                values.update(_UPDATED.findall(line))
+        if has_pages(fetch):
+            for path in sorted((fetch / PAGES).glob("*.json")):
+                values.update(_UPDATED.findall(path.read_text(encoding="utf-8")))
+        elif (fetch / "items.jsonl").exists():
+            with open(fetch / "items.jsonl", encoding="utf-8") as fh:
+                for line in fh:
+                    values.update(_UPDATED.findall(line))
         return _newest(values)
     from safecredit.connectors.client import decode_csv_bytes
 

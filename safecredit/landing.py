@@ -3,7 +3,9 @@
 Layout under `<home>/raw/`:
 
     <dept>/<dataset>/<fetch_id>/manifest.json    what was asked, when, rows, sha256 of each file
-    <dept>/<dataset>/<fetch_id>/items.jsonl      JSON transport: items exactly as received, deduplicated
+    <dept>/<dataset>/<fetch_id>/pages/<n>.json   JSON transport: each page's body exactly as received
+                                                 (repeats dropped on reading: safecredit.pages)
+    <dept>/<dataset>/<fetch_id>/items.jsonl      JSON transport before pages: one deduplicated item a line
     <dept>/<dataset>/<fetch_id>/days/<D>.csv     CSV transport: each day's bytes exactly as received
     <dept>/<dataset>/_state.json                 the watermark, advanced only after a fetch is landed
 
@@ -20,16 +22,18 @@ import io
 import json
 import os
 import threading
-from collections import deque
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator
 
 from safecredit.config import SHANGHAI, Department
 from safecredit.connectors.client import (
-    DepartmentClient, SourceError, SourceUnavailable, decode_csv_bytes,
+    DepartmentClient,
+    SourceError,
+    SourceUnavailable,
+    decode_csv_bytes,
 )
+from safecredit.pages import PAGES, page_path
 
 MANIFEST = "manifest.json"
 
@@ -147,36 +151,37 @@ class SourceDir:
                 shutil.rmtree(p, ignore_errors=True)
 
 
-class _Dedup:
-    """Drops items already written in this fetch.
+class _Overlap:
+    """Counts the repeats the landing's SQL dedup will drop (safecredit.pages), without a look at
+    every item: items arrive ordered by (updated_at, record_id), so a repeat — a page repeated, a
+    restart after `410` — sits at the start of a page, at or below the last key seen. Only those
+    leading items are keyed, against the two previous pages; an out-of-order key never seen is
+    counted, not dropped, so a department's ordering mistake loses nothing."""
 
-    Items arrive ordered by (updated_at, record_id); a repeated page or a restart after `410`
-    re-sends keys at or below the last one written. Such a key is dropped only if it was really
-    written (a bounded window of recent keys); an out-of-order key never seen is kept and counted,
-    so a department's ordering mistake loses nothing.
-    """
-
-    def __init__(self, window: int = 20000):
+    def __init__(self):
         self.last: tuple | None = None
-        self.recent: set[tuple] = set()
-        self.order: deque[tuple] = deque()
-        self.window = window
+        self.recent: list[list] = []
         self.duplicates = 0
         self.out_of_order = 0
 
-    def accept(self, key: tuple) -> bool:
-        if self.last is not None and key <= self.last:
-            if key in self.recent:
+    def page(self, items: list) -> None:
+        seen: set[tuple] | None = None
+        for item in items:
+            if self.last is None or not isinstance(item, dict):
+                break
+            key = _item_key(item)
+            if key > self.last:
+                break
+            if seen is None:
+                seen = {_item_key(x) for page in self.recent for x in page if isinstance(x, dict)}
+            if key in seen:
                 self.duplicates += 1
-                return False
-            self.out_of_order += 1
-        else:
-            self.last = key
-        self.recent.add(key)
-        self.order.append(key)
-        if len(self.order) > self.window:
-            self.recent.discard(self.order.popleft())
-        return True
+            else:
+                self.out_of_order += 1
+        tail = next((x for x in reversed(items) if isinstance(x, dict)), None)
+        if tail is not None:
+            self.last = max(self.last or (), _item_key(tail))
+        self.recent = [*self.recent[-1:], items]
 
 
 def _item_key(item: dict) -> tuple:
@@ -243,6 +248,13 @@ def pull(dept: Department, dataset: str, raw_root: Path, *, overlap_hours: float
     return result
 
 
+def _at_or_after(ts, until: datetime) -> bool:
+    try:
+        return bool(ts) and parse_ts(str(ts)) >= until
+    except ValueError:
+        return False
+
+
 def _pull_json(client, dept, dataset, src, work, result, overlap_hours, page_limit, window):
     state = src.state()
     until = None
@@ -259,45 +271,43 @@ def _pull_json(client, dept, dataset, src, work, result, overlap_hours, page_lim
         updated_since = None
     result.params = {"updated_since": updated_since, "limit": page_limit,
                      "until": fmt_ts(until) if until else None}
-    dedup = _Dedup()
+    overlap = _Overlap()
     first_server_time: str | None = None
     pages = 0
     max_seen: list[str | None] = [None]
-    stop = False
     from safecredit.progress import bar
 
-    with open(work / "items.jsonl", "w", encoding="utf-8") as out, \
-            bar(f"fetch {dept.id}/{dataset} (json)") as progress:
+    # each page lands as its body, byte for byte: no item is re-serialised, and the repeats are
+    # dropped when raw_load reads the pages (a backfill's items at or after `until` too)
+    (work / PAGES).mkdir()
+    with bar(f"fetch {dept.id}/{dataset} (json)") as progress:
         for page in client.iter_pages(dataset, updated_since=updated_since, limit=page_limit,
                                       resume_from=lambda: max_seen[0]):
-            pages += 1
             progress.advance(len(page.items))
             first_server_time = first_server_time or page.server_time
-            for item in page.items:
-                if not isinstance(item, dict):
-                    continue
-                if until is not None:
-                    try:
-                        if parse_ts(str(item.get("updated_at"))) >= until:
-                            stop = True
-                            break
-                    except ValueError:
-                        pass
-                if not dedup.accept(_item_key(item)):
-                    continue
-                out.write(json.dumps(item, ensure_ascii=False, separators=(",", ":")) + "\n")
-                result.rows += 1
-                ts = item.get("updated_at")
-                if ts and (max_seen[0] is None or str(ts) > max_seen[0]):
-                    max_seen[0] = str(ts)
-            if stop:
+            if not page.items:
+                continue
+            pages += 1
+            page_path(work, pages).write_bytes(page.body)
+            overlap.page(page.items)
+            result.rows += len(page.items)
+            # items come in updated_at order: the page's last one is the newest (where a restart
+            # after 410 resumes, inclusive) and tells whether a backfill window has been passed
+            ts = next((x.get("updated_at") for x in reversed(page.items) if isinstance(x, dict)), None)
+            if ts and (max_seen[0] is None or str(ts) > max_seen[0]):
+                max_seen[0] = str(ts)
+            if until is not None and _at_or_after(ts, until):
+                # the window's last page: raw_load drops its items past `until`; so does the count
+                result.rows -= sum(1 for x in page.items
+                                   if isinstance(x, dict) and _at_or_after(x.get("updated_at"), until))
                 break
-    result.duplicates, result.out_of_order = dedup.duplicates, dedup.out_of_order
+    result.duplicates, result.out_of_order = overlap.duplicates, overlap.out_of_order
+    result.rows -= overlap.duplicates
     # The protocol guarantees no later version is stamped before a server_time already served,
     # so the first page's server_time is a safe watermark (the overlap window adds margin).
     new_state = None if window else {"watermark": first_server_time or state.get("watermark"),
                                      "last_fetch": None}
-    manifest = {"pages": pages, "server_time": first_server_time}
+    manifest = {"pages": pages, "layout": PAGES, "server_time": first_server_time}
     if new_state is not None:
         new_state["last_fetch"] = work.name[: -len(".partial")]
     return manifest, new_state
@@ -415,28 +425,3 @@ def landed_departments(raw_root: Path, dataset: str) -> list[str]:
         return []
     return sorted(d.name for d in raw_root.iterdir()
                   if d.is_dir() and SourceDir(raw_root, d.name, dataset).fetches())
-
-
-def iter_landed_records(raw_root: Path, dept: str, dataset: str) -> Iterator[tuple[str, int, dict]]:
-    """Every landed record of a source, oldest fetch first: (fetch_id, seq, record dict).
-
-    CSV days are decoded with the charset recorded at landing; values stay strings.
-    """
-    src = SourceDir(raw_root, dept, dataset)
-    for fetch in src.fetches():
-        manifest = json.loads((fetch / MANIFEST).read_text(encoding="utf-8"))
-        fid = fetch.name
-        if manifest["transport"] == "json":
-            with open(fetch / "items.jsonl", encoding="utf-8") as fh:
-                for seq, line in enumerate(fh):
-                    yield fid, seq, json.loads(line)
-        else:
-            seq = 0
-            for day in manifest.get("days", []):
-                if not day["rows"]:
-                    continue
-                text = decode_csv_bytes((fetch / "days" / f"{day['date']}.csv").read_bytes(),
-                                        day["charset"])
-                for row in csv.DictReader(io.StringIO(text, newline="")):
-                    yield fid, seq, row
-                    seq += 1

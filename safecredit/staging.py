@@ -13,84 +13,27 @@ identical staged tables.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from pathlib import Path
-from typing import Iterable
+from itertools import pairwise
 
 import duckdb
-import pyarrow as pa
 
-from safecredit.config import Department
-from safecredit.contracts import ENVELOPE, Contract, load_contract, typed_select, violations_select
-from safecredit.landing import MANIFEST, SourceDir, iter_landed_records
+from safecredit.contracts import (
+    Contract,
+    _q,
+    load_contract,
+    typed_select,
+    violations_select,
+)
+from safecredit.raw_load import load_raw  # noqa: F401 — staging's first step, imported from here by callers
 
-BATCH = 50_000
-
-
-def _raw_schema(contract: Contract) -> pa.Schema:
-    cols = [("department", pa.string()), ("fetch_id", pa.string()), ("seq", pa.int64()),
-            ("landed_at", pa.string())]
-    cols += [(c, pa.string()) for c in ENVELOPE]
-    cols += [(c, pa.string()) for c in contract.codes]
-    cols += [("extra_fields", pa.string())]
-    return pa.schema(cols)
+# Rows typed at once: the typed table holds every field twice (typed and `<code>__raw`), ≈ 3 KB a
+# row, so a chunk stays within a few GB instead of the whole dataset spilling tens of GB.
+CHUNK_ROWS = 1_000_000
 
 
-def _as_text(v) -> str | None:
-    if v is None:
-        return None
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    s = str(v)
-    return s if s != "" else None
-
-
-def iter_raw_batches(raw_root: Path, departments: Iterable[str], contract: Contract):
-    schema = _raw_schema(contract)
-    known = set(ENVELOPE) | set(contract.codes)
-    names = schema.names
-    buf: dict[str, list] = {n: [] for n in names}
-    for dept in sorted(departments):
-        landed = {}
-        for f in SourceDir(raw_root, dept, contract.dataset).fetches():
-            landed[f.name] = json.loads((f / MANIFEST).read_text(encoding="utf-8")).get("finished_at")
-        for fid, seq, rec in iter_landed_records(raw_root, dept, contract.dataset):
-            buf["department"].append(dept)
-            buf["fetch_id"].append(fid)
-            buf["seq"].append(seq)
-            buf["landed_at"].append(landed.get(fid))
-            for c in ENVELOPE:
-                buf[c].append(_as_text(rec.get(c)))
-            for c in contract.codes:
-                buf[c].append(_as_text(rec.get(c)))
-            extra = {k: v for k, v in rec.items() if k not in known}
-            buf["extra_fields"].append(json.dumps(extra, ensure_ascii=False, sort_keys=True) if extra else None)
-            if len(buf["seq"]) >= BATCH:
-                yield pa.record_batch([pa.array(buf[n], schema.field(n).type) for n in names], schema=schema)
-                buf = {n: [] for n in names}
-    if buf["seq"]:
-        yield pa.record_batch([pa.array(buf[n], schema.field(n).type) for n in names], schema=schema)
-
-
-def load_raw(con: duckdb.DuckDBPyConnection, raw_root: Path, departments: Iterable[str],
-             dataset: str) -> int:
-    contract = load_contract(dataset)
-    schema = _raw_schema(contract)
-    reader = pa.RecordBatchReader.from_batches(schema, iter_raw_batches(raw_root, departments, contract))
-    con.execute("CREATE SCHEMA IF NOT EXISTS raw")
-    con.register("_raw_in", reader)
-    try:
-        con.execute(f"CREATE OR REPLACE TABLE raw.{dataset} AS SELECT * FROM _raw_in "
-                    "ORDER BY department, fetch_id, seq")
-    finally:
-        con.unregister("_raw_in")
-    return con.execute(f"SELECT count(*) FROM raw.{dataset}").fetchone()[0]
-
-
-def stage(con: duckdb.DuckDBPyConnection, dataset: str, hold_back: dict | None = None) -> dict:
+def stage(con: duckdb.DuckDBPyConnection, dataset: str, hold_back: dict | None = None, *,
+          chunk_rows: int = CHUNK_ROWS) -> dict:
     """Type, validate and stage one dataset; returns counts for reporting.
 
     `hold_back` is the policy's thresholds (exchange.md §1 defaults): a batch — one fetch of one
@@ -98,37 +41,39 @@ def stage(con: duckdb.DuckDBPyConnection, dataset: str, hold_back: dict | None =
     more than `quarantine_rate` of its records and at least `quarantine_min_rows` are quarantined.
     Per-source overrides live under `sources: {<dept>: {...}}`. Held batches stay in the landing and
     are re-assessed on every run, so `replay` after a fix stages them.
+
+    Staged one department at a time, and a large department in ranges of its record ids of about
+    `chunk_rows` rows (`_chunks`): everything that compares versions — batch hold-back, dedup of a
+    version landed twice, current state — stays within a department and a record id, and each chunk
+    is appended in the final order, so the tables are the same as when staged in one go.
     """
     contract = load_contract(dataset)
     hold_back = hold_back or {}
     for schema in ("staged", "quality"):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE typed_{dataset} AS {typed_select(contract, f'raw.{dataset}')}")
     con.execute("""CREATE TABLE IF NOT EXISTS quality.violations (
         department VARCHAR, dataset VARCHAR, record_id VARCHAR, updated_at VARCHAR, fetch_id VARCHAR,
         seq BIGINT, rule_id VARCHAR, severity VARCHAR, field VARCHAR, value VARCHAR,
         message_zh VARCHAR, message_en VARCHAR)""")
     con.execute("DELETE FROM quality.violations WHERE dataset = ?", [dataset])
-    con.execute(f"INSERT INTO quality.violations SELECT * FROM ({violations_select(contract, f'typed_{dataset}')}) "
-                "ORDER BY department, fetch_id, seq, rule_id")
-    _assess_batches(con, contract, hold_back)
-    field_cols = ", ".join(f.name for f in contract.fields)
-    con.execute(f"""
-        CREATE OR REPLACE TABLE staged.{dataset} AS
-        WITH v AS (
-            SELECT department, fetch_id, seq, bool_or(severity = 'quarantine') AS held,
-                   list(DISTINCT rule_id ORDER BY rule_id) FILTER (WHERE severity = 'flag') AS flags
-            FROM quality.violations WHERE dataset = '{dataset}' GROUP BY ALL)
-        SELECT t.department, t.record_id, t.updated_at, t.op, t.fetch_id, t.seq,
-               TRY_CAST(t.landed_at AS TIMESTAMPTZ) AS landed_at, {field_cols},
-               coalesce(v.flags, []) AS flags, t.extra_fields
-        FROM typed_{dataset} t LEFT JOIN v USING (department, fetch_id, seq)
-        WHERE NOT coalesce(v.held, false)
-          AND (t.department, t.fetch_id) NOT IN (SELECT (department, fetch_id) FROM quality.batches
-                                                 WHERE dataset = '{dataset}' AND held)
-        QUALIFY row_number() OVER (PARTITION BY t.department, t.record_id, t.updated_at, t.op
-                                   ORDER BY t.fetch_id, t.seq) = 1
-        ORDER BY t.department, t.record_id, t.updated_at, t.op""")
+    _create_batches(con, dataset)
+    _typed(con, contract, "false")
+    con.execute(f"CREATE OR REPLACE TABLE staged.{dataset} AS {_staged_select(contract, None)}")
+    for dept, n in con.execute(f"SELECT department, count(*) FROM raw.{dataset} GROUP BY ALL ORDER BY ALL").fetchall():
+        chunks = _chunks(con, dataset, dept, n, chunk_rows)
+        # violations of the whole department first: its batches are judged on them
+        con.execute("CREATE OR REPLACE TEMP TABLE _violations AS SELECT * FROM quality.violations WHERE false")
+        for where in chunks:
+            _typed(con, contract, where)
+            con.execute(f"INSERT INTO _violations {violations_select(contract, f'typed_{dataset}')}")
+        con.execute("INSERT INTO quality.violations SELECT * FROM _violations ORDER BY fetch_id, seq, rule_id")
+        con.execute("DROP TABLE _violations")
+        _assess_batches(con, contract, hold_back, dept)
+        for where in chunks:
+            if len(chunks) > 1:  # one chunk: its typed table is still there
+                _typed(con, contract, where)
+            con.execute(f"INSERT INTO staged.{dataset} {_staged_select(contract, dept)}")
+    con.execute(f"DROP TABLE typed_{dataset}")
     con.execute(f"""
         CREATE OR REPLACE VIEW staged.{dataset}_current AS
         SELECT * EXCLUDE (rn) FROM (
@@ -141,7 +86,6 @@ def stage(con: duckdb.DuckDBPyConnection, dataset: str, hold_back: dict | None =
     quarantined = con.execute(
         "SELECT count(DISTINCT (department, fetch_id, seq)) FROM quality.violations "
         "WHERE dataset = ? AND severity = 'quarantine'", [dataset]).fetchone()[0]
-    con.execute(f"DROP TABLE typed_{dataset}")
     held = [dict(zip(("department", "fetch_id", "rows", "reason_zh", "reason_en"), r)) for r in con.execute(
         "SELECT department, fetch_id, rows, reason_zh, reason_en FROM quality.batches "
         "WHERE dataset = ? AND held ORDER BY department, fetch_id", [dataset]).fetchall()]
@@ -152,13 +96,67 @@ def stage(con: duckdb.DuckDBPyConnection, dataset: str, hold_back: dict | None =
             "contract_version": contract.version}
 
 
-def _assess_batches(con: duckdb.DuckDBPyConnection, contract: Contract, hold_back: dict) -> None:
+def _chunks(con: duckdb.DuckDBPyConnection, dataset: str, dept: str, rows: int, chunk_rows: int) -> list[str]:
+    """WHERE clauses over raw.<dataset> splitting one department into ranges of its normalised
+    record id (the key staged rows are ordered and deduplicated by); versions without one go first."""
+    in_dept = f"department = {_q(dept)}"
+    k = -(-rows // max(1, chunk_rows))
+    if k <= 1:
+        return [in_dept]
+    fractions = ", ".join(f"{i / k:.6f}" for i in range(1, k))
+    bounds = con.execute(f"SELECT DISTINCT unnest(quantile_disc(sc_text(record_id), [{fractions}])) AS b "
+                         f"FROM raw.{dataset} WHERE {in_dept} ORDER BY b").fetchall()
+    edges = [None] + [_q(b) for (b,) in bounds if b is not None] + [None]
+    rid = "sc_text(record_id)"
+    out = []
+    for lo, hi in pairwise(edges):
+        cond = [f"{rid} >= {lo}"] if lo else []
+        cond += [f"{rid} < {hi}"] if hi else []
+        where = " AND ".join(cond) or "TRUE"
+        out.append(f"{in_dept} AND ({where}{f' OR {rid} IS NULL' if lo is None else ''})")
+    return out
+
+
+def _typed(con: duckdb.DuckDBPyConnection, contract: Contract, where: str) -> None:
     ds = contract.dataset
+    con.execute(f"CREATE OR REPLACE TEMP TABLE typed_{ds} AS "
+                f"{typed_select(contract, f'(SELECT * FROM raw.{ds} WHERE {where})')}")
+
+
+def _staged_select(contract: Contract, dept: str | None) -> str:
+    """The versions of the typed chunk that passed (not quarantined, batch not held), each version
+    once — its first landing — in (department, record_id, updated_at, op) order."""
+    ds = contract.dataset
+    field_cols = ", ".join(f.name for f in contract.fields)
+    return f"""
+        WITH v AS (
+            SELECT department, fetch_id, seq, bool_or(severity = 'quarantine') AS held,
+                   list(DISTINCT rule_id ORDER BY rule_id) FILTER (WHERE severity = 'flag') AS flags
+            FROM quality.violations WHERE dataset = '{ds}' AND department = {_q(dept or '')} GROUP BY ALL)
+        SELECT t.department, t.record_id, t.updated_at, t.op, t.fetch_id, t.seq,
+               TRY_CAST(t.landed_at AS TIMESTAMPTZ) AS landed_at, {field_cols},
+               coalesce(v.flags, []) AS flags, t.extra_fields
+        FROM typed_{ds} t LEFT JOIN v USING (department, fetch_id, seq)
+        WHERE NOT coalesce(v.held, false)
+          AND (t.department, t.fetch_id) NOT IN (SELECT (department, fetch_id) FROM quality.batches
+                                                 WHERE dataset = '{ds}' AND held)
+        QUALIFY row_number() OVER (PARTITION BY t.department, t.record_id, t.updated_at, t.op
+                                   ORDER BY t.fetch_id, t.seq) = 1
+        ORDER BY t.department, t.record_id, t.updated_at, t.op"""
+
+
+def _create_batches(con: duckdb.DuckDBPyConnection, dataset: str) -> None:
     con.execute("""CREATE TABLE IF NOT EXISTS quality.batches (
         department VARCHAR, dataset VARCHAR, fetch_id VARCHAR, rows BIGINT, upserts BIGINT,
         quarantined BIGINT, quarantine_rate DOUBLE, missing_required VARCHAR[], unknown_fields VARCHAR[],
         held BOOLEAN, reason_zh VARCHAR, reason_en VARCHAR)""")
-    con.execute("DELETE FROM quality.batches WHERE dataset = ?", [ds])
+    con.execute("DELETE FROM quality.batches WHERE dataset = ?", [dataset])
+
+
+def _assess_batches(con: duckdb.DuckDBPyConnection, contract: Contract, hold_back: dict, dept: str) -> None:
+    """quality.batches for the fetches of one department, held ones with their bilingual reason."""
+    ds = contract.dataset
+    in_dept = f"department = {_q(dept)}"
     missing = ", ".join(
         f"CASE WHEN count({c}) FILTER (WHERE lower(op) = 'upsert') = 0 THEN '{c}' END" for c in contract.required)
     con.execute(f"""
@@ -168,10 +166,10 @@ def _assess_batches(con: duckdb.DuckDBPyConnection, contract: Contract, hold_bac
                    count(*) FILTER (WHERE lower(op) = 'upsert') AS upserts,
                    list_filter([{missing}], lambda x: x IS NOT NULL) AS missing_all,
                    coalesce(list_sort(list_distinct(flatten(list(json_keys(extra_fields))))), []) AS unknown_fields
-            FROM raw.{ds} GROUP BY department, fetch_id),
+            FROM raw.{ds} WHERE {in_dept} GROUP BY department, fetch_id),
         q AS (
             SELECT department, fetch_id, count(DISTINCT seq) AS quarantined
-            FROM quality.violations WHERE dataset = '{ds}' AND severity = 'quarantine'
+            FROM quality.violations WHERE dataset = '{ds}' AND {in_dept} AND severity = 'quarantine'
             GROUP BY department, fetch_id)
         SELECT b.department, '{ds}', b.fetch_id, b.rows, b.upserts, coalesce(q.quarantined, 0),
                coalesce(q.quarantined, 0) / b.rows,
@@ -180,10 +178,10 @@ def _assess_batches(con: duckdb.DuckDBPyConnection, contract: Contract, hold_bac
     default_rate = float(hold_back.get("quarantine_rate", 0.10))
     default_min = int(hold_back.get("quarantine_min_rows", 20))
     per_source = hold_back.get("sources", {}) or {}
-    rows = con.execute("SELECT department, fetch_id, rows, quarantined, quarantine_rate, missing_required, "
-                       "unknown_fields FROM quality.batches WHERE dataset = ?", [ds]).fetchall()
-    for dept, fid, n, nq, rate, missing_req, unknown in rows:
-        limits = {**{"quarantine_rate": default_rate, "quarantine_min_rows": default_min},
+    rows = con.execute("SELECT fetch_id, rows, quarantined, quarantine_rate, missing_required, unknown_fields "
+                       "FROM quality.batches WHERE dataset = ? AND department = ?", [ds, dept]).fetchall()
+    for fid, n, nq, rate, missing_req, unknown in rows:
+        limits = {"quarantine_rate": default_rate, "quarantine_min_rows": default_min,
                   **(per_source.get(dept, {}) or {})}
         zh, en = [], []
         if missing_req:

@@ -165,3 +165,31 @@ def test_dataset_assertions_of_the_contract_judge_the_whole_dataset(tmp_path, co
     assert [f["assertion"] for f in da.failures(con, "penalties")[0]] == ["min_current"]
     monkeypatch.setattr(da, "assertions_of", lambda ds: {"max_current": 5, "max_quarantine_share": 0.5})
     assert [f["assertion"] for f in da.failures(con, "penalties")[0]] == ["max_current"]
+
+
+def test_staging_in_chunks_gives_the_same_tables(tmp_path, con):
+    """A large department is staged in ranges of record ids (bounded memory): same rows, same order."""
+    first = [penalty(i) for i in range(1, 60)]
+    first[3] = penalty(4, CF_JDRQ="2025-02-30")                         # quarantined
+    first[4] = {k: v for k, v in penalty(5).items() if k != "record_id"}  # no record id
+    first[6] = penalty(7, record_id=" ｐ7 ")                            # normalises to p7
+    land(tmp_path, "yjj", first, "20260110T000000000000Z")
+    again = [penalty(i, CF_NR_FK="4") for i in range(1, 30)]             # same versions again: first landing wins
+    again += [penalty(i, updated_at="2026-02-01T10:00:00+08:00") for i in range(30, 50)]
+    again += [{"record_id": "p12", "updated_at": "2026-02-02T10:00:00+08:00", "op": "revoke"}]
+    land(tmp_path, "yjj", again, "20260201T000000000000Z")
+    bad = [penalty(i, CF_JDRQ="not a date") for i in range(100, 130)]    # batch held back
+    land(tmp_path, "yjj", bad, "20260202T000000000000Z")
+    land(tmp_path, "zjj", [penalty(i) for i in range(1, 20)], "20260110T000000000000Z")
+    load_raw(con, tmp_path, ["yjj", "zjj"], "penalties")
+
+    def tables():
+        return [con.execute(f"SELECT * FROM {t}").fetchall() for t in (
+            "staged.penalties", "staged.penalties_current ORDER BY department, record_id", "quality.violations",
+            "quality.batches ORDER BY department, fetch_id")]
+
+    whole = stage(con, "penalties")
+    expected = tables()
+    chunked = stage(con, "penalties", chunk_rows=7)
+    assert chunked == whole and tables() == expected
+    assert whole["held_back"] and whole["quarantined"] > 30 and len(expected[0]) > 50

@@ -57,6 +57,7 @@ class Page:
     next_cursor: str | None
     server_time: str | None
     schema_version: str | None
+    body: bytes = b""  # as received: the landing keeps it instead of re-serialising the items
 
 
 @dataclass
@@ -172,7 +173,7 @@ class DepartmentClient:
             if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
                 raise ValueError("page without an items list")
             return Page(doc["items"], doc.get("next_cursor"), doc.get("server_time"),
-                        doc.get("schema_version"))
+                        doc.get("schema_version"), resp.content)
 
         return self._get(f"/datasets/{dataset}/records", params, dataset, parse)
 

@@ -1,0 +1,159 @@
+"""Landing → `raw.<dataset>`: DuckDB reads the landed files; Python only lists them.
+
+One INSERT per landed fetch (a fetch is one department's answer to one pull), so memory is bounded
+by the largest fetch, not the landing, and no Python loop touches a record:
+
+- JSON fetches: the page bodies as received (safecredit.pages: repeats dropped there), or the
+  `items.jsonl` of an earlier release, one item a line, read by `read_json_objects`; each known field's
+  JSON value becomes text as departments mean it (a number `2.0` is `"2"`, `true` is `"true"`,
+  `""` is absent) and the unknown keys become `extra_fields`, a JSON object sorted by key.
+- CSV fetches: the day files read by `read_csv` as text. DuckDB reads only UTF-8 without
+  extensions, so a GBK (or BOM-prefixed) day is decoded with Python's codec — a whole file at a
+  time — into a UTF-8 copy first.
+
+`seq` is the record's position in its fetch (file order, days in order); in a pages fetch a dropped
+repeat leaves a gap (safecredit.pages.load_items).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import duckdb
+
+from safecredit.connectors.client import _codec
+from safecredit.contracts import ENVELOPE, Contract, _q, load_contract
+from safecredit.errors import UserError
+from safecredit.landing import MANIFEST, SourceDir
+from safecredit.pages import has_pages, load_items
+
+# A field as the text a department means, the rules of the Python loader this replaced: `s` is
+# json_extract_string's text (strings unescaped, null absent, true/false, objects and arrays as
+# compact JSON), and "" is absent too. Only a JSON *number* with a fraction or an exponent needs
+# more: Python printed an integral float without ".0" (2.0 → "2"). The pattern keeps the type
+# check (a parse of the document) off every other value.
+_JSON_TEXT = r"""CREATE OR REPLACE MACRO sc_json_text(s, doc, path) AS CASE
+    WHEN s = '' THEN NULL
+    WHEN regexp_full_match(s, '-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?') AND regexp_matches(s, '[.eE]')
+         AND json_type(doc, path) = 'DOUBLE'
+        THEN CASE WHEN CAST(s AS DOUBLE) = trunc(CAST(s AS DOUBLE)) AND abs(CAST(s AS DOUBLE)) < 1e38
+                  THEN CAST(CAST(CAST(s AS DOUBLE) AS HUGEINT) AS VARCHAR)
+                  ELSE CAST(CAST(s AS DOUBLE) AS VARCHAR) END
+    ELSE s END"""
+
+
+def _ident(s: str) -> str:
+    return '"' + s.replace('"', '""') + '"'
+
+
+def raw_columns(contract: Contract) -> list[str]:
+    return list(ENVELOPE) + list(contract.codes)
+
+
+def _create(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
+    cols = ", ".join(f"{_ident(c)} VARCHAR" for c in raw_columns(contract))
+    con.execute("CREATE SCHEMA IF NOT EXISTS raw")
+    con.execute(f"CREATE OR REPLACE TABLE raw.{contract.dataset} (department VARCHAR, fetch_id VARCHAR, "
+                f"seq BIGINT, landed_at VARCHAR, {cols}, extra_fields VARCHAR)")
+
+
+def _json_select(contract: Contract, items: str) -> str:
+    """`items` (a query of seq, json) → raw columns (department, fetch_id, landed_at are parameters)."""
+    known = raw_columns(contract)
+    paths = [_q("$." + json.dumps(c)) for c in known]
+    values = ", ".join(f"sc_json_text(v[{i + 1}], j, {p}) AS {_ident(c)}" for i, (c, p) in enumerate(zip(known, paths)))
+    known_list = "[" + ", ".join(_q(c) for c in known) + "]"
+    # extra_fields as json.dumps(..., sort_keys=True) wrote it: '{"K": value, ...}' or NULL
+    extra = ("CASE WHEN len(x) > 0 THEN '{' || array_to_string(list_transform(list_sort(x), lambda "
+             "k: to_json(k)::VARCHAR || ': ' || json_extract(j, '$.' || to_json(k)::VARCHAR)::VARCHAR), ', ')"
+             " || '}' END")
+    return (f"SELECT $dept, $fid, seq, $landed, {values}, {extra} AS extra_fields FROM ("
+            f"SELECT seq, json AS j, json_extract_string(json, [{', '.join(paths)}]) AS v, "
+            f"list_filter(json_keys(json), lambda k: NOT list_contains({known_list}, k)) AS x FROM ({items}))")
+
+
+def _json_items(con, fetch: Path, manifest: dict) -> str:
+    """(seq, json) of a JSON fetch: its pages, or the items.jsonl an earlier release landed."""
+    if has_pages(fetch):
+        return load_items(con, fetch, (manifest.get("params") or {}).get("until"))
+    return (f"SELECT ordinality - 1 AS seq, json FROM read_json_objects("
+            f"{_q(str(fetch / 'items.jsonl'))}, format = 'newline_delimited') WITH ORDINALITY")
+
+
+def _csv_select(contract: Contract, headers: dict[Path, list[str]]) -> str:
+    """Day files (UTF-8, header row of field codes) → raw columns; unknown columns → extra_fields."""
+    known = raw_columns(contract)
+    columns = {c for h in headers.values() for c in h}
+    values = ", ".join((f"nullif({_ident(c)}, '')" if c in columns else "NULL::VARCHAR") + f" AS {_ident(c)}"
+                       for c in known)
+    # as the CSV loader wrote it: every unknown column of the row's own file, an empty one as ""
+    by_extra: dict[tuple[str, ...], list[str]] = {}
+    for f, header in headers.items():
+        by_extra.setdefault(tuple(sorted(set(header) - set(known))), []).append(_q(str(f)))
+    cases = []
+    for extra, files in sorted(by_extra.items()):
+        if extra:
+            pairs = ", ".join(f"{_q(json.dumps(c, ensure_ascii=False) + ': ')} || "
+                              f"to_json(coalesce({_ident(c)}, ''))::VARCHAR" for c in extra)
+            cases.append(f"WHEN filename IN ({', '.join(files)}) THEN '{{' || concat_ws(', ', {pairs}) || '}}'")
+    extra_sql = f"CASE {' '.join(cases)} END" if cases else "NULL::VARCHAR"
+    file_list = "[" + ", ".join(_q(str(f)) for f in headers) + "]"
+    return (f"SELECT $dept, $fid, ordinality - 1, $landed, {values}, {extra_sql} AS extra_fields "
+            f"FROM read_csv({file_list}, header = true, all_varchar = true, union_by_name = true, filename = true, "
+            # null_padding: a short row reads as absent fields, as csv.DictReader did; with quoted
+            # newlines in free text DuckDB allows it only in its serial reader
+            f"delim = ',', quote = '\"', escape = '\"', null_padding = true, parallel = false) WITH ORDINALITY")
+
+
+def _csv_header(path: Path) -> list[str]:
+    import csv
+
+    with open(path, encoding="utf-8", newline="") as fh:
+        return next(csv.reader(fh), [])
+
+
+def _utf8_day(path: Path, charset: str, tmp: Path) -> Path:
+    """The day file itself when DuckDB can read it as is, else a UTF-8 copy (whole-file decode)."""
+    codec = _codec(charset)
+    data = path.read_bytes()
+    if codec == "utf-8-sig" and not data.startswith(b"\xef\xbb\xbf"):
+        return path
+    out = tmp / f"{path.parent.parent.name}-{path.name}"
+    out.write_text(data.decode(codec), encoding="utf-8", newline="")
+    return out
+
+
+def _insert_fetch(con, contract: Contract, fetch: Path, manifest: dict, params: dict, tmp: Path) -> None:
+    ds = contract.dataset
+    if manifest["transport"] == "json":
+        con.execute(f"INSERT INTO raw.{ds} {_json_select(contract, _json_items(con, fetch, manifest))}", params)
+        return
+    days = [d for d in manifest.get("days", []) if d["rows"]]
+    if not days:
+        return
+    files = [_utf8_day(fetch / "days" / f"{d['date']}.csv", d["charset"], tmp) for d in days]
+    con.execute(f"INSERT INTO raw.{ds} {_csv_select(contract, {f: _csv_header(f) for f in files})}", params)
+
+
+def load_raw(con: duckdb.DuckDBPyConnection, raw_root: Path, departments: Iterable[str],
+             dataset: str) -> int:
+    """Rebuild `raw.<dataset>` from every complete fetch, in (department, fetch_id, seq) order."""
+    contract = load_contract(dataset)
+    con.execute(_JSON_TEXT)
+    _create(con, contract)
+    with tempfile.TemporaryDirectory(prefix="sc-raw-") as tmp:
+        for dept in sorted(departments):
+            for fetch in SourceDir(raw_root, dept, dataset).fetches():
+                manifest = json.loads((fetch / MANIFEST).read_text(encoding="utf-8"))
+                params = {"dept": dept, "fid": fetch.name, "landed": manifest.get("finished_at")}
+                try:
+                    _insert_fetch(con, contract, fetch, manifest, params, Path(tmp))
+                except (duckdb.Error, UnicodeDecodeError) as exc:
+                    raise UserError(
+                        f"无法读取部门 {dept} 的 {dataset} 落地批次 {fetch.name}：{exc}",
+                        f"cannot read the landed {dataset} fetch {fetch.name} of department {dept}: {exc}",
+                    ) from exc
+    return con.execute(f"SELECT count(*) FROM raw.{dataset}").fetchone()[0]
