@@ -285,3 +285,46 @@ def test_feeds_option_and_unknown_feed(env):
     assert held(env["db"]) == {"restrictions": v0}
     result = run_cli(env, "--feeds", "nosuchfeed")
     assert result.exit_code == 2 and "nosuchfeed" in result.output
+
+
+# ------------------------------------------------------------------------------------ over HTTP
+@pytest.fixture
+def api(env):
+    from api_server import running
+
+    with running(env["tmp"]) as srv:
+        yield srv
+
+
+def test_over_http_with_a_key_chain_pruned_and_tampered(env, api, tmp_path, monkeypatch):
+    pub = Publisher(env["exports"], tmp_path / "keys", retention=3)
+    key = api.service.keys.create("insurer", ["lists:read"], rate_per_second=10_000, burst=10_000)[1]
+    v = [publish(pub, 0)]
+    api.wait_for_version(v[0])
+    args = ["mirror", "--from", api.url, "--into", str(env["db"]), "--public-key", str(env["key"])]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "SAFECREDIT_MIRROR_KEY" in result.output  # no key
+    monkeypatch.setenv("SAFECREDIT_MIRROR_KEY", key)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert_mirrors(env, v[0])
+    v += [publish(pub, n) for n in (1, 2)]
+    api.wait_for_version(v[-1])
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert f"blacklist: {v[0]} → {v[2]}: 2 delta(s)" in result.output
+    assert_mirrors(env, v[2])
+    v += [publish(pub, n) for n in (3, 4)]  # v[1] and v[2] pruned: 410 → re-sync from full
+    assert api.get(f"/v1/feeds/blacklist/{v[1]}/delta.jsonl", key).status_code == 410
+    tamper_manifest(env, "restrictions", v[4])
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert f"manifest.json of restrictions version {v[4]} failed verification" in result.output
+    assert held(env["db"]) == {"blacklist": v[4], "restrictions": v[3]}  # v[3]'s delta applied, v[4] refused
+    assert local_rows(env["db"], "restrictions").equals(full_rows(env, "restrictions", v[3]))
+    # a bad key is bad usage, an unreachable API exit 3
+    result = CliRunner().invoke(main, [*args, "--key", "sk_nope"])
+    assert result.exit_code == 2 and "401" in result.output
+    result = CliRunner().invoke(main, ["mirror", "--from", "http://127.0.0.1:9", "--into", str(env["db"]),
+                                       "--public-key", str(env["key"])])
+    assert result.exit_code == 3, result.output
