@@ -93,7 +93,8 @@ class FeedMirror:
             manifest, sha = self.manifest(feed, version)
         parquet = self.file(feed, version, manifest, "full.parquet")
         try:
-            self.target.replace(feed, version, sha, parquet, manifest.get("row_count"), manifest.get("columns"))
+            self.target.replace(feed, version, sha, parquet, manifest.get("row_count"), manifest.get("columns"),
+                                manifest.get("id_columns") or [])
         except Drift as exc:  # the full file itself disagrees with its signed manifest
             raise _failed(feed, version, "full.parquet", str(exc), "行数与清单不符") from exc
         finally:

@@ -87,7 +87,7 @@ class DuckDBTarget:
                          [feed, version, manifest_sha256, row_count, columns, now_utc()])
 
     def replace(self, feed: str, version: str, manifest_sha256: str, parquet: Path, row_count: int,
-                published: list) -> None:
+                published: list, id_columns: Sequence[str] = ()) -> None:
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:
