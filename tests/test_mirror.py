@@ -334,6 +334,12 @@ def test_over_http_with_a_key_chain_pruned_and_tampered(env, api, tmp_path, monk
     assert f"manifest.json of restrictions version {v[4]} failed verification" in result.output
     assert held(env["db"]) == {"blacklist": v[4], "restrictions": v[3]}  # v[3]'s delta applied, v[4] refused
     assert local_rows(env["db"], "restrictions").equals(full_rows(env, "restrictions", v[3]))
+    # a key whose scopes cover none of the feeds, or not the one asked for, is bad usage
+    credit_only = api.service.keys.create("bank", ["credit:read"], rate_per_second=10_000, burst=10_000)[1]
+    for extra in ([], ["--feeds", "blacklist"]):
+        result = CliRunner().invoke(main, [*args, "--key", credit_only, *extra])
+        assert result.exit_code == 2, result.output
+        assert "403" in result.output or "none of the feeds" in result.output
     # a bad key is bad usage, an unreachable API exit 3
     result = CliRunner().invoke(main, [*args, "--key", "sk_nope"])
     assert result.exit_code == 2 and "401" in result.output

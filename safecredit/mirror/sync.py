@@ -23,7 +23,7 @@ from safecredit.publish.versions import STATUS_OK, item_status
 
 from .deltas import read_delta
 from .errors import Gone, MirrorUsageError, MirrorVerificationFailed, SourceUnreachable
-from .targets import Drift
+from .targets import Drift, Held
 
 
 @dataclass
@@ -112,38 +112,13 @@ class FeedMirror:
         try:
             if held is None:
                 self.resync(out, latest, "first mirror")
-                return out
-            # ids sort by time: everything newer than what is held, oldest first
-            for version in sorted(v for v in served if v > held.version):
-                try:
-                    manifest, sha = self.manifest(feed, version)
-                except Gone:
-                    self.resync(out, latest, f"{version} is no longer served")
-                    return out
-                if manifest.get("previous_version") != held.version:
-                    self.resync(out, latest, f"gap: {version} follows {manifest.get('previous_version')}, "
-                                             f"not {held.version}")
-                    return out
-                if manifest.get("columns") != held.published:
-                    self.resync(out, version, "columns changed", manifest, sha)
-                else:
-                    try:
-                        path = self.file(feed, version, manifest, "delta.jsonl")
-                    except Gone:
-                        self.resync(out, latest, f"the delta of {version} is no longer served")
-                        return out
-                    try:
-                        delta = read_delta(path, held.schema, manifest.get("id_columns") or [])
-                        self.target.apply(feed, version, sha, delta, manifest.get("id_columns") or [],
-                                          manifest.get("row_count"), held)
-                    except Drift as exc:
-                        self.resync(out, latest, f"local copy does not fit the delta ({exc})")
-                        return out
-                    finally:
-                        path.unlink(missing_ok=True)
-                    out.applied.append(version)
-                    out.after = version
-                held = self.target.held(feed)
+            elif held.version == latest:
+                # nothing to apply; reading the manifest still checks the key's scope and the signature
+                self.manifest(feed, latest)
+            elif held.version > latest:  # the source went back (a restored exports tree): follow it
+                self.resync(out, latest, f"the source's latest version is older than {held.version}")
+            else:
+                self.chain(out, held, served)
         except MirrorVerificationFailed as exc:
             out.error = exc
         except Gone as exc:
@@ -152,6 +127,36 @@ class FeedMirror:
                                     "run it again.") from exc
         return out
 
+    def chain(self, out: FeedOutcome, held: Held, served: list[str]) -> None:
+        """Apply the versions newer than `held` (ids sort by time), oldest first."""
+        feed, latest = out.feed, served[0]
+        for version in sorted(v for v in served if v > held.version):
+            try:
+                manifest, sha = self.manifest(feed, version)
+            except Gone:
+                return self.resync(out, latest, f"{version} is no longer served")
+            if manifest.get("previous_version") != held.version:
+                return self.resync(out, latest, f"gap: {version} follows {manifest.get('previous_version')}, "
+                                                f"not {held.version}")
+            if manifest.get("columns") != held.published:
+                self.resync(out, version, "columns changed", manifest, sha)
+            else:
+                try:
+                    path = self.file(feed, version, manifest, "delta.jsonl")
+                except Gone:
+                    return self.resync(out, latest, f"the delta of {version} is no longer served")
+                ids = manifest.get("id_columns") or []
+                try:
+                    self.target.apply(feed, version, sha, read_delta(path, held.schema, ids), ids,
+                                      manifest.get("row_count"), held)
+                except Drift as exc:
+                    return self.resync(out, latest, f"local copy does not fit the delta ({exc})")
+                finally:
+                    path.unlink(missing_ok=True)
+                out.applied.append(version)
+                out.after = version
+            held = self.target.held(feed)
+        return None
 
 def mirror(source, target, public_key_pem: str, feeds: list[str] | None = None,
            workdir: Path | None = None) -> list[FeedOutcome]:
@@ -175,4 +180,8 @@ def mirror(source, target, public_key_pem: str, feeds: list[str] | None = None,
                 if explicit or name not in getattr(source, "forbidden", ()):
                     raise
                 outcomes.append(FeedOutcome(name, skipped=f"not readable with this key ({exc.en})"))
+    if outcomes and all(o.skipped and o.skipped.startswith("not readable") for o in outcomes):
+        raise MirrorUsageError("该密钥不能读取任何数据集：请向运营方申请 lists:read、credit:read 或 premium:read 权限。",
+                               "The key can read none of the feeds: ask the operator for lists:read, credit:read "
+                               "or premium:read.")
     return outcomes

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .deltas import Delta, Schema, connect, ident, literal, parquet_schema
+from .errors import MirrorUsageError
 
 STATE = "_mirror_state"
 
@@ -68,7 +69,13 @@ class DuckDBTarget:
     def __init__(self, path: Path | str):
         self.label = str(path)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.con = connect(str(path))
+        import duckdb
+
+        try:
+            self.con = connect(str(path))
+        except duckdb.IOException as exc:  # another mirror (or a reader) holds the file
+            raise MirrorUsageError(f"无法打开 {path}（可能另一个镜像进程正在使用）：{exc}",
+                                   f"Cannot open {path} (another mirror may be using it): {exc}") from exc
         self.con.execute(f"CREATE TABLE IF NOT EXISTS {STATE} (feed VARCHAR PRIMARY KEY, version VARCHAR NOT NULL, "
                          "manifest_sha256 VARCHAR NOT NULL, row_count BIGINT NOT NULL, columns VARCHAR NOT NULL, "
                          "applied_at TIMESTAMP NOT NULL)")
