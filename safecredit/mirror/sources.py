@@ -86,7 +86,9 @@ class HttpSource:
         try:
             r = self.http.get(self.base + path, timeout=self.timeout, **kw)
         except requests.RequestException as exc:
-            raise SourceUnreachable(f"无法连接 {self.base}：{exc}", f"Cannot reach {self.base}: {exc}") from exc
+            # the exception's text is a page of urllib3 internals: its kind says enough
+            raise SourceUnreachable(f"无法连接 {self.base}（{type(exc).__name__}）。",
+                                    f"Cannot reach {self.base} ({type(exc).__name__}).") from exc
         if r.status_code == 401:
             r.close()
             raise MirrorUsageError("API 拒绝了该密钥（401）：密钥无效、已撤销或已轮换。",
