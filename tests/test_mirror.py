@@ -415,3 +415,22 @@ def test_chain_into_sqlite_and_postgresql(env, sql_into):
     assert result.exit_code == 0, result.output
     assert f"blacklist: {v[4]} → {v[5]}: full {v[5]} (local copy does not fit the delta" in result.output
     check(v[5])
+
+
+def test_a_new_column_reloads_that_version_from_full_then_deltas_continue(env):
+    pub = env["pub"]
+
+    def put(n, extra):
+        table = blacklist(CHAIN[n][0], seed=n, renamed=CHAIN[n][1])
+        if extra:
+            table = table.append_column("repair_date", pa.array([None] * table.num_rows, pa.date32()))
+        return pub.publish({"blacklist": table}, as_of=(T0 + timedelta(days=n)).date(), policy_version="p",
+                           generated_at=T0 + timedelta(days=n), max_shrink=None).version
+
+    put(0, False)
+    mirror_dir(env)
+    v1, v2 = put(1, True), put(2, True)
+    out = mirror_dir(env)["blacklist"]
+    assert (out.resynced_from, out.reason, out.applied) == (v1, "columns changed", [v2])
+    assert "repair_date" in local_rows(env["db"], "blacklist").column_names
+    assert local_rows(env["db"], "blacklist").equals(full_rows(env, "blacklist", v2))

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from safecredit.errors import UserError
 from safecredit.publish import VerificationError, verify_manifest_signature
 from safecredit.publish.versions import STATUS_OK, item_status
@@ -147,12 +149,16 @@ class FeedMirror:
                     return self.resync(out, latest, f"the delta of {version} is no longer served")
                 ids = manifest.get("id_columns") or []
                 try:
-                    self.target.apply(feed, version, sha, read_delta(path, held.schema, ids), ids,
-                                      manifest.get("row_count"), held)
-                except Drift as exc:
-                    return self.resync(out, latest, f"local copy does not fit the delta ({exc})")
+                    delta = read_delta(path, held.schema, ids)
+                except (ValueError, duckdb.Error) as exc:  # signed, but not in the held table's shape
+                    return self.resync(out, latest, f"the delta of {version} does not read as the held columns "
+                                                    f"({exc})")
                 finally:
                     path.unlink(missing_ok=True)
+                try:
+                    self.target.apply(feed, version, sha, delta, ids, manifest.get("row_count"), held)
+                except Drift as exc:
+                    return self.resync(out, latest, f"local copy does not fit the delta ({exc})")
                 out.applied.append(version)
                 out.after = version
             held = self.target.held(feed)
