@@ -434,3 +434,16 @@ def test_a_new_column_reloads_that_version_from_full_then_deltas_continue(env):
     assert (out.resynced_from, out.reason, out.applied) == (v1, "columns changed", [v2])
     assert "repair_date" in local_rows(env["db"], "blacklist").column_names
     assert local_rows(env["db"], "blacklist").equals(full_rows(env, "blacklist", v2))
+
+
+def test_a_source_that_went_back_is_followed(env, tmp_path):
+    import shutil
+
+    v0 = publish(env["pub"], 0)
+    shutil.copytree(env["exports"], tmp_path / "restored-exports")  # e.g. a share restored from a backup
+    publish(env["pub"], 1)
+    mirror_dir(env)
+    env["exports"] = tmp_path / "restored-exports"
+    out = mirror_dir(env)["blacklist"]
+    assert out.resynced_from == v0 and "older than" in out.reason
+    assert_mirrors(env, v0)
