@@ -285,6 +285,20 @@ def signing_key_export(home) -> None:
 
 
 @main.command()
+@click.option("--from", "source", required=True, metavar="URL|DIR", help="The API's base URL or an exports directory.")
+@click.option("--into", "into", required=True, metavar="PATH|URL",
+              help="DuckDB file (default), *.sqlite / sqlite:///…, or postgresql://…")
+@click.option("--public-key", "public_key", default=None, metavar="PEM", help="The operator's public key (required).")
+@click.option("--feeds", default=None, help="Comma-separated feeds (default: every feed the source lists).")
+@click.option("--key", default=None, help="API key for a URL source (default: $SAFECREDIT_MIRROR_KEY).")
+def mirror(source, into, public_key, feeds, key) -> None:
+    """Keep a verified local copy of the published feeds (exit 0 up to date, 1 verification failed, 3 unreachable)."""
+    from safecredit.mirror.command import run_mirror
+
+    run_mirror(source, into, public_key, feeds, key, click.echo)
+
+
+@main.command()
 @click.argument("code")
 @click.option("--matter", default=None, help="e.g. government_procurement (exchange.md §2).")
 @click.option("--as-of", "as_of", default=None, help="Answer for this date with today's knowledge (YYYY-MM-DD).")
