@@ -1,13 +1,14 @@
 """The exchange's HTTP API (exchange.md §2): `create_app(home, db_url)`.
 
-    uvicorn "safecredit.api.app:create_app" --factory   # or: safecredit serve --home DIR
+    SAFECREDIT_HOME=DIR uvicorn "safecredit.api.app:create_app" --factory   # or: safecredit serve --home DIR
 
 Request path, outermost first:
 
-1. `ServiceMiddleware` (pure ASGI): on `/v1/*` and `/report` checks the bearer key (401), the key's
-   rate (429 with Retry-After), runs the route, then writes the access log line (paths that carry
-   ID numbers masked; uvicorn's own access log is off) and, for `/v1`, the audit row. Any error
-   escaping a route becomes a 500 problem without a traceback in the answer.
+1. `ServiceMiddleware` (middleware.py, pure ASGI): body limit (413); on `/v1/*` and `/report`
+   (relative to `root_path`) the per-address limit of keyless calls, the bearer key (401), the
+   audit's health (503), the key's rate (429 with Retry-After); runs the route, then writes the
+   access log line (masking.py: ID numbers masked in any form) and, for guarded paths, the audit
+   row. Any error escaping a route becomes a 500 problem without a traceback in the answer.
 2. Route dependencies: the scope (403), the served snapshot (503 while nothing is published), one
    DuckDB cursor per request.
 3. Exception handlers: every error is `application/problem+json` (RFC 9457), including FastAPI's
@@ -25,7 +26,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, AsyncIterator, Literal
+from typing import Annotated, Any, AsyncIterator, Literal
 
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Security
@@ -38,14 +39,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from safecredit.codes import is_valid_uscc, normalise_code
-from safecredit.config import Paths
+from safecredit.config import Paths, resolve_home
 from safecredit.publish import ALL_FILES, FEEDS, FeedStore, is_version_id
 from safecredit.publish.errors import UnsafePath, VersionNotFound, VersionPruned
 from safecredit.publish.formats import json_value
 
 from .audit import AuditWriter
 from .keys import KeyService, Principal, db_url_for, make_engine
-from .masking import mask_ids_in_text, mask_path
+from .masking import MaskIdNumbers, mask_ids_in_text, mask_path
 from .middleware import ServiceMiddleware
 from .problems import (
     ApiProblem,
@@ -148,7 +149,7 @@ class LookupRequest(BaseModel):
 
 class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    codes: list[str] = Field(min_length=1, max_length=MAX_BATCH)
+    codes: list[Annotated[str, Field(max_length=200)]] = Field(min_length=1, max_length=MAX_BATCH)  # as lookup
     subject_type: SubjectType | None = None
     matter: str | None = Field(None, max_length=100)
     as_of: date | None = None
@@ -488,16 +489,20 @@ def _answer_codes(r: Reader, codes: list[str], subject_type: str | None, matter:
 
 # ---------------------------------------------------------------------------------- the app
 
-def create_app(home: Path | str, db_url: str | None = None, *, poll_interval: float = 1.0,
-               auth_cache_seconds: float = 1.0, person_quota: int = DEFAULT_PERSON_QUOTA) -> FastAPI:
-    """The API over `<home>` (exports from `Paths.exports`), keys and audit in `db_url`
-    (default `SAFECREDIT_DB_URL`, else SQLite `<home>/service.db`)."""
-    home = Path(home).expanduser().resolve()
+def create_app(home: Path | str | None = None, db_url: str | None = None, *, poll_interval: float = 1.0,
+               auth_cache_seconds: float = 1.0, person_quota: int = DEFAULT_PERSON_QUOTA,
+               anon_rate: float = 20.0, anon_burst: int = 200) -> FastAPI:
+    """The API over `<home>` (default `SAFECREDIT_HOME`, else the working directory, as the CLI;
+    so `uvicorn safecredit.api.app:create_app --factory` works), exports from `Paths.exports`,
+    keys and audit in `db_url` (default `SAFECREDIT_DB_URL`, else SQLite `<home>/service.db`).
+    `anon_rate`/`anon_burst`: calls per second per client address without a valid key."""
+    home = resolve_home(home)
     paths = Paths(home)
+    _mask_uvicorn_logs()
     engine = make_engine(db_url_for(home, db_url))
     svc = Service(home, paths.exports, KeyService(engine, cache_seconds=auth_cache_seconds), AuditWriter(engine),
                   SnapshotManager(paths.exports, poll_interval=poll_interval, warm=warm), RateLimiter(),
-                  read_salt(home), DailyQuota(person_quota, _quota_alert))
+                  read_salt(home), DailyQuota(person_quota, _quota_alert), anon_rate, anon_burst)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -557,6 +562,15 @@ def create_app(home: Path | str, db_url: str | None = None, *, poll_interval: fl
         return FileResponse(path, media_type="text/html; charset=utf-8")
 
     return app
+
+
+def _mask_uvicorn_logs() -> None:
+    """Run by plain `uvicorn … --factory` (not `safecredit serve`), uvicorn's own access log prints
+    every path: mask ID numbers in it, and in its error log, whatever logging config is in force."""
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, MaskIdNumbers) for f in logger.filters):
+            logger.addFilter(MaskIdNumbers())
 
 
 def _find_report(snap: Snapshot) -> Path | None:

@@ -12,6 +12,7 @@ error escaping a route becomes a 500 problem without a traceback in the answer.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import traceback
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 from fastapi import HTTPException
-from starlette.routing import Match
+from starlette.routing import compile_path
 
 from .masking import mask_ids_in_text, mask_path
 from .problems import PROBLEM_MEDIA_TYPE, problem_body, problem_bytes
@@ -64,22 +65,28 @@ def relative_path(scope) -> str:
     return path[len(root):] if root and path.startswith(root) else path
 
 
-def route_template(scope) -> str:
+def route_template(scope, templates: list[tuple[re.Pattern, str, frozenset[str]]]) -> str:
     """The route a request was (or would have been) routed to, e.g. `/v1/restrictions/{code}`:
     a 401 or 429 answered before routing is audited with its route, not `(unmatched)`."""
     route = scope.get("route")
     found = getattr(route, "path_format", None) or getattr(route, "path", None)
     if found:
         return found
-    app = scope.get("app")
-    partial = None
-    for r in getattr(getattr(app, "router", None), "routes", ()):
-        match, _ = r.matches(scope)
-        if match == Match.FULL:
-            return getattr(r, "path_format", None) or getattr(r, "path", "(unmatched)")
-        if match == Match.PARTIAL and partial is None:  # the path exists, the method does not
-            partial = getattr(r, "path_format", None)
-    return partial or "(unmatched)"
+    path, method = relative_path(scope), scope.get("method", "").lower()
+    other = None
+    for regex, template, methods in templates:
+        if regex.match(path):
+            if method in methods:
+                return template
+            other = other or template  # the path exists, the method does not
+    return other or "(unmatched)"
+
+
+def route_templates(app) -> list[tuple[re.Pattern, str, frozenset[str]]]:
+    """The documented routes (OpenAPI paths), literal ones first (`/lookup` before `/{code}`)."""
+    paths = app.openapi().get("paths", {})
+    out = [(compile_path(t)[0], t, frozenset(ops)) for t, ops in paths.items()]
+    return sorted(out, key=lambda x: (x[1].count("{"), x[1]))
 
 
 def _client(scope) -> str:
@@ -109,6 +116,12 @@ class ServiceMiddleware:
     def __init__(self, app, service: Service):
         self.app = app
         self.svc = service
+        self._templates: list | None = None  # built on first use: the app's routes exist by then
+
+    def _route(self, scope) -> str:
+        if self._templates is None and scope.get("app") is not None:
+            self._templates = route_templates(scope["app"])
+        return route_template(scope, self._templates or [])
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -200,6 +213,6 @@ class ServiceMiddleware:
             if guarded:
                 svc.audit.record(at=started_at, consumer=principal.consumer if principal else None,
                                  key_id=principal.key_id if principal else None,
-                                 method=scope.get("method", "")[:10], route=route_template(scope)[:200],
+                                 method=scope.get("method", "")[:10], route=self._route(scope)[:200],
                                  path=shown[:2000], code=state.get("audit_code"), status=sent["status"],
                                  version=state.get("version"), duration_ms=round(ms, 2))

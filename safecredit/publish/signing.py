@@ -92,8 +92,10 @@ class SigningKey:
     def load(cls, path: Path) -> "SigningKey":
         path = Path(path)
         mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            log.warning("signing key %s is readable by group/others (mode %o); chmod 600 it", path, mode)
+        if mode & 0o077:  # a key others can read signs for them too: refuse, as ssh does
+            raise VerificationError(
+                f"signing key {path} is accessible by group/others (mode {mode:o}); run `chmod 600 {path}`",
+                f"签名私钥 {path} 对同组或其他用户可读（权限 {mode:o}），请执行 `chmod 600 {path}`")
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         if not isinstance(key, Ed25519PrivateKey):
             raise VerificationError(f"{path} is not an Ed25519 private key", f"{path} 不是 Ed25519 私钥")
@@ -107,6 +109,8 @@ class SigningKey:
         if path.exists():
             return cls.load(path)
         key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if stat.S_IMODE(key_dir.stat().st_mode) & 0o077:  # created earlier (or by mkdir -p) with the umask's 0755
+            key_dir.chmod(0o700)
         new = cls.generate()
         pem = new._key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
