@@ -355,6 +355,7 @@ def test_service_database_and_signing_key_are_owner_only(pipeline_run, tmp_path)
     from safecredit.publish import SigningKey
     from safecredit.publish.errors import VerificationError
 
+    assert stat.S_IMODE((pipeline_run["home"] / "keys").stat().st_mode) == 0o700  # as the pipeline made it
     h = copy_home(pipeline_run["home"], tmp_path / "perm-home")
     with running(h) as server:
         make_key(server, "perm", ["lists:read"])

@@ -77,6 +77,15 @@ def verify_manifest_signature(manifest: Mapping[str, Any], public_key_pem: str |
         ) from exc
 
 
+def private_dir(path: Path) -> Path:
+    """`path` as a directory only its owner can enter (the home's `keys/`: the signing key and the
+    person-id key): created 0700, and tightened when an earlier `mkdir -p` left it at the umask's 0755."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if stat.S_IMODE(path.stat().st_mode) & 0o077:
+        path.chmod(0o700)
+    return path
+
+
 class SigningKey:
     """The operator's Ed25519 manifest-signing key."""
 
@@ -107,10 +116,9 @@ class SigningKey:
         key_dir = Path(key_dir)
         path = key_dir / PRIVATE_KEY_FILE
         if path.exists():
+            private_dir(key_dir)
             return cls.load(path)
-        key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if stat.S_IMODE(key_dir.stat().st_mode) & 0o077:  # created earlier (or by mkdir -p) with the umask's 0755
-            key_dir.chmod(0o700)
+        private_dir(key_dir)
         new = cls.generate()
         pem = new._key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
