@@ -34,7 +34,7 @@ class AuditWriter:
         self._q: queue.Queue = queue.Queue(maxsize=max_queued + 100)  # room for flush/stop markers
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._retry: list[AuditLog] = []  # rows being written, or kept from a failed insert
+        self._retry: list[dict[str, Any]] = []  # rows being written, or kept from a failed insert
         self._failing = False  # the last insert failed: its rows wait in _retry
         self.written = 0
         self.failed = 0  # failed insert attempts
@@ -95,7 +95,7 @@ class AuditWriter:
                 elif isinstance(it, threading.Event):
                     events.append(it)
                 else:
-                    self._retry.append(AuditLog(**it))
+                    self._retry.append(it)
             if self._retry:
                 pause = self._retry_pending(pause)
             for ev in events:
@@ -110,13 +110,12 @@ class AuditWriter:
         """Write the waiting rows (oldest first); the next pause: reset on success, doubled up to 5 s."""
         rows = self._retry
         try:
-            with Session(self.engine) as s:
-                s.add_all(rows)
+            with Session(self.engine) as s:  # fresh ORM rows per attempt: a failed session's are spent
+                s.add_all([AuditLog(**r) for r in rows])
                 s.commit()
         except Exception as exc:  # noqa: BLE001 — never take the service down; keep the rows, say so
             self.failed += 1
             self._failing = True
-            self._retry = [AuditLog(**r.model_dump(exclude={"id"})) for r in rows]  # fresh, unbound copies
             log.error("could not write %d audit rows (%s); answering 503 until they are written",
                       len(rows), type(exc).__name__)
             return min(5.0, pause * 2)
