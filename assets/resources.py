@@ -57,7 +57,9 @@ class ExchangeResource(dg.ConfigurableResource):
         """Key for person ids (a keyed hash of the ID number); made on first use, never committed."""
         path = self.paths.keys / "person-id.key"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            from safecredit.publish.signing import private_dir
+
+            private_dir(path.parent)  # keys/ was left 0755 by a plain mkdir
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_hex(32))

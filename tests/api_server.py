@@ -22,10 +22,11 @@ SCOPES = ("restrictions:read", "lists:read", "credit:read", "premium:read")
 class ApiServer:
     """uvicorn serving `create_app(home, db_url)` in a thread, on a socket bound to a free port."""
 
-    def __init__(self, home: Path, db_url: str | None = None, **app_kw):
+    def __init__(self, home: Path, db_url: str | None = None, *, uvicorn_kw: dict | None = None, **app_kw):
         from safecredit.api import create_app
 
         self.home = Path(home)
+        self.uvicorn_kw = uvicorn_kw or {}  # e.g. root_path: behind a proxy that strips that prefix
         self.app = create_app(home, db_url, **app_kw)
         self.service = self.app.state.service
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -39,7 +40,7 @@ class ApiServer:
         import uvicorn
 
         config = uvicorn.Config(self.app, access_log=False, log_level="warning", lifespan="on",
-                                timeout_graceful_shutdown=5)
+                                timeout_graceful_shutdown=5, **self.uvicorn_kw)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        name=f"uvicorn-{self.port}", daemon=True)
@@ -79,9 +80,29 @@ class ApiServer:
         raise TimeoutError(f"the server did not switch to {version} within {timeout} s")
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_serving(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
+    """Poll `url`/healthz (bounded) until a server process started by a test answers 200."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(url + "/healthz", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, f"{url} did not answer /healthz within {timeout} s"
+        time.sleep(0.1)
+
+
 @contextmanager
-def running(home: Path, db_url: str | None = None, **app_kw) -> Iterator[ApiServer]:
-    srv = ApiServer(home, db_url, **app_kw).start()
+def running(home: Path, db_url: str | None = None, **kw) -> Iterator[ApiServer]:
+    srv = ApiServer(home, db_url, **kw).start()
     try:
         yield srv
     finally:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,8 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
-
-from api_server import copy_home, running, shared_cluster
+from api_server import copy_home, free_port, running, shared_cluster, wait_until_serving
 
 BIN = Path(sys.executable).parent / "safecredit"
 
@@ -212,9 +210,7 @@ def test_serve_command_starts_and_never_logs_a_full_id_number(home, tmp_path):
 
     from safecredit.codes import make_id_number
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     key = sc("keys", "create", "--consumer", "serve-test", "--scopes", "restrictions:read", "--home", str(home))
     key = last_line(key)
     log = tmp_path / "serve.log"
@@ -223,16 +219,7 @@ def test_serve_command_starts_and_never_logs_a_full_id_number(home, tmp_path):
                                 stdout=fh, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(url + "/healthz", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "serve did not answer /healthz"
-            time.sleep(0.1)
+        wait_until_serving(url, proc, log)
         pid = make_id_number("330102", date(1975, 6, 15), 123)
         r = requests.get(f"{url}/v1/restrictions/{pid}", headers={"Authorization": f"Bearer {key}"}, timeout=30)
         assert r.status_code == 200 and r.json()["code"] == "*" * 14 + pid[-4:]

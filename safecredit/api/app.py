@@ -1,13 +1,14 @@
 """The exchange's HTTP API (exchange.md §2): `create_app(home, db_url)`.
 
-    uvicorn "safecredit.api.app:create_app" --factory   # or: safecredit serve --home DIR
+    SAFECREDIT_HOME=DIR uvicorn "safecredit.api.app:create_app" --factory   # or: safecredit serve --home DIR
 
 Request path, outermost first:
 
-1. `ServiceMiddleware` (pure ASGI): on `/v1/*` and `/report` checks the bearer key (401), the key's
-   rate (429 with Retry-After), runs the route, then writes the access log line (paths that carry
-   ID numbers masked; uvicorn's own access log is off) and, for `/v1`, the audit row. Any error
-   escaping a route becomes a 500 problem without a traceback in the answer.
+1. `ServiceMiddleware` (middleware.py, pure ASGI): body limit (413); on `/v1/*` and `/report`
+   (relative to `root_path`) the per-address limit of keyless calls, the bearer key (401), the
+   audit's health (503), the key's rate (429 with Retry-After); runs the route, then writes the
+   access log line (masking.py: ID numbers masked in any form) and, for guarded paths, the audit
+   row. Any error escaping a route becomes a 500 problem without a traceback in the answer.
 2. Route dependencies: the scope (403), the served snapshot (503 while nothing is published), one
    DuckDB cursor per request.
 3. Exception handlers: every error is `application/problem+json` (RFC 9457), including FastAPI's
@@ -21,16 +22,15 @@ import binascii
 import json
 import logging
 import re
-import time
-import traceback
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, AsyncIterator, Literal
+from typing import Annotated, Any, AsyncIterator, Literal
 
 import anyio
-from fastapi import APIRouter, Depends, FastAPI, Path as PathParam, Query, Request, Security
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Security
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -38,18 +38,25 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from safecredit.codes import is_valid_id_number, is_valid_uscc, mask_id_number, normalise_code
-from safecredit.config import Paths
+from safecredit.codes import is_valid_uscc, normalise_code
+from safecredit.config import Paths, resolve_home
 from safecredit.publish import ALL_FILES, FEEDS, FeedStore, is_version_id
 from safecredit.publish.errors import UnsafePath, VersionNotFound, VersionPruned
 from safecredit.publish.formats import json_value
 
 from .audit import AuditWriter
 from .keys import KeyService, Principal, db_url_for, make_engine
-from .problems import (PROBLEM_MEDIA_TYPE, ApiProblem, add_problem_schema, problem_body, problem_bytes,
-                       problem_response, problem_responses)
-from .ratelimit import RateLimiter, retry_after_header
-from .restrictions import MAX_BATCH, answer_codes, fetch, masked_code, read_salt, warm
+from .masking import MaskIdNumbers, mask_ids_in_text, mask_path
+from .middleware import ServiceMiddleware
+from .problems import (
+    ApiProblem,
+    add_problem_schema,
+    problem_body,
+    problem_response,
+    problem_responses,
+)
+from .ratelimit import DailyQuota, RateLimiter, retry_after_header
+from .restrictions import MAX_BATCH, MAX_CODE_LENGTH, answer_codes, fetch, masked_code, read_salt, warm
 from .snapshot import Snapshot, SnapshotManager
 
 log = logging.getLogger("safecredit.api")
@@ -59,45 +66,18 @@ API_VERSION = "1"
 DOCS_STATIC = "/docs-assets"  # Swagger UI's scripts and styles, served by this process
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-
-# ---------------------------------------------------------------------------------- masking
-
-_ID_RUN = re.compile(r"(?<![0-9A-Za-z])(\d{17}[\dXx])(?![0-9A-Za-z])")
+DEFAULT_PERSON_QUOTA = 10_000  # person codes per key per day (exchange.md §2)
 
 
-def mask_ids_in_text(text: str) -> str:
-    """Every valid resident ID number in `text` masked but its last 4 characters."""
-    return _ID_RUN.sub(lambda m: mask_id_number(m.group(1)) if is_valid_id_number(m.group(1).upper())
-                       else m.group(1), text)
-
-
-def mask_path(path: str, query: str = "") -> str:
-    """A request path for logs: a restrictions code kept only when it is a valid USCC."""
-    parts = path.split("/")
-    if len(parts) >= 4 and parts[1] == "v1" and parts[2] == "restrictions" and parts[3] not in ("lookup", "batch"):
-        from urllib.parse import unquote
-
-        parts[3] = masked_code(unquote(parts[3])) or "-"
-    out = mask_ids_in_text("/".join(parts))
-    return out + ("?" + mask_ids_in_text(query) if query else "")
-
-
-class MaskIdNumbers(logging.Filter):
-    """Logging filter: no log line carries a full ID number, whatever logged it."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        msg = record.getMessage()
-        masked = mask_ids_in_text(msg)
-        if masked != msg:
-            record.msg, record.args = masked, None
-        return True
-
+def _quota_alert(key_id: str, limit: int) -> None:
+    log.warning("ALERT: key %s reached its daily quota of %d person codes / 密钥 %s 已达到每日个人代码查询配额 %d",
+                key_id, limit, key_id, limit)
 
 #: logging for `safecredit serve`: uvicorn's own logs and the service's access log, ID numbers masked
 LOG_CONFIG: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"mask_ids": {"()": "safecredit.api.app.MaskIdNumbers"}},
+    "filters": {"mask_ids": {"()": "safecredit.api.masking.MaskIdNumbers"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_ids"],
                             "stream": "ext://sys.stderr"}},
@@ -169,7 +149,7 @@ class LookupRequest(BaseModel):
 
 class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    codes: list[str] = Field(min_length=1, max_length=MAX_BATCH)
+    codes: list[Annotated[str, Field(max_length=200)]] = Field(min_length=1, max_length=MAX_BATCH)  # as lookup
     subject_type: SubjectType | None = None
     matter: str | None = Field(None, max_length=100)
     as_of: date | None = None
@@ -275,107 +255,13 @@ class Service:
     snapshots: SnapshotManager
     limiter: RateLimiter
     salt: Any
+    quota: DailyQuota
+    anon_rate: float = 20.0   # calls/s per client address without a valid key (before any DB lookup)
+    anon_burst: int = 200
 
     @property
     def store(self) -> FeedStore:
         return FeedStore(self.exports)
-
-
-def _bearer(scope) -> str | None:
-    for name, value in scope.get("headers") or ():
-        if name == b"authorization":
-            v = value.decode("latin-1").strip()
-            if v[:7].lower() == "bearer ":
-                return v[7:].strip() or None
-            return None
-    return None
-
-
-def _route_of(scope) -> str:
-    route = scope.get("route")
-    return getattr(route, "path_format", None) or getattr(route, "path", None) or "(unmatched)"
-
-
-class ServiceMiddleware:
-    """Authentication, rate limit, access log, audit, last-resort 500 (see the module docstring)."""
-
-    def __init__(self, app, service: Service):
-        self.app = app
-        self.svc = service
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        svc = self.svc
-        t0 = time.perf_counter()
-        started_at = datetime.now(timezone.utc)
-        path = scope.get("path", "")
-        guarded = path.startswith("/v1/") or path == "/v1" or path == "/report"
-        state = scope.setdefault("state", {})
-        sent = {"started": False, "status": 500}
-
-        async def send_tracked(message):
-            if message["type"] == "http.response.start":
-                sent["started"] = True
-                sent["status"] = message["status"]
-            await send(message)
-
-        principal: Principal | None = None
-        try:
-            if guarded:
-                svc.snapshots.notice()
-                token = _bearer(scope)
-                hit, principal = svc.keys.cached(token)
-                if not hit and token:  # a database read: off the event loop
-                    principal = await anyio.to_thread.run_sync(svc.keys.verify, token)
-                if principal is None:
-                    await _send_problem(send_tracked, 401, problem_body(
-                        401, "a valid API key is required: Authorization: Bearer <key> / 需要有效的 API 密钥",
-                        kind="unauthorized", instance=mask_path(path)), {"WWW-Authenticate": 'Bearer realm="safecredit"'})
-                    return
-                state["principal"] = principal
-                wait = svc.limiter.take(principal.key_id, principal.rate_per_second, principal.burst)
-                if wait > 0:
-                    await _send_problem(send_tracked, 429, problem_body(
-                        429, f"rate limit of {principal.rate_per_second:g} requests/s (burst {principal.burst}) "
-                             f"exceeded; retry after {wait:.2f} s / 超过请求速率上限，请稍后重试",
-                        kind="rate-limited", instance=mask_path(path)), {"Retry-After": retry_after_header(wait)})
-                    return
-            await self.app(scope, receive, send_tracked)
-        except Exception as exc:  # a bug: answer 500 without a traceback, log the kind and where
-            frames = traceback.extract_tb(exc.__traceback__)
-            where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
-            log.error("internal error on %s %s at %s: %s", scope.get("method"), mask_path(path), where,
-                      mask_ids_in_text(f"{type(exc).__name__}: {exc}")[:500])
-            if not sent["started"]:
-                await _send_problem(send_tracked, 500, problem_body(
-                    500, "internal error; the operator has the details in the server log / 内部错误",
-                    kind="internal-error", instance=mask_path(path)))
-        finally:
-            ms = (time.perf_counter() - t0) * 1000
-            shown = mask_path(path, scope.get("query_string", b"").decode("latin-1"))
-            access_log.info('%s "%s %s" %d %.1fms key=%s', _client(scope), scope.get("method"), shown,
-                            sent["status"], ms, principal.key_id if principal else "-")
-            if guarded:
-                svc.audit.record(at=started_at, consumer=principal.consumer if principal else None,
-                                 key_id=principal.key_id if principal else None,
-                                 method=scope.get("method", "")[:10], route=_route_of(scope)[:200],
-                                 path=shown[:2000], code=state.get("audit_code"), status=sent["status"],
-                                 version=state.get("version"), duration_ms=round(ms, 2))
-
-
-def _client(scope) -> str:
-    c = scope.get("client")
-    return f"{c[0]}:{c[1]}" if c else "-"
-
-
-async def _send_problem(send, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
-    data = problem_bytes(body)
-    hdrs = [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(data)).encode())]
-    for k, v in (headers or {}).items():
-        hdrs.append((k.lower().encode(), v.encode()))
-    await send({"type": "http.response.start", "status": status, "headers": hdrs})
-    await send({"type": "http.response.body", "body": data})
 
 
 # ---------------------------------------------------------------------------------- dependencies
@@ -437,7 +323,7 @@ def _decode_cursor(cursor: str) -> dict:
         if not isinstance(data, dict) or not is_version_id(data.get("v")) or not isinstance(data.get("k"), str):
             raise ValueError
         return data
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):  # a nested forgery is no cursor
         raise ApiProblem(400, "invalid cursor: pass next_cursor from the previous page unchanged",
                          "cursor 无效：请原样使用上一页的 next_cursor", kind="invalid-cursor") from None
 
@@ -512,8 +398,8 @@ def _delta_page(r: Reader, feed: str, since: str, version: str, pos: dict | None
         if lines is None:
             store.versions_since(feed, since)  # VersionPruned → 410, unknown → 404
             lines = sorted(store.diff(feed, since, version), key=lambda d: json.dumps(d["id"], sort_keys=True))
-            if len(r.snap.cache) < 64:
-                r.snap.cache[key] = lines
+            if version == r.snap.feeds[feed].version:
+                _remember_diff(r.snap.cache, key, lines)
     after = pos["k"] if pos else None
     start = 0
     if after is not None:
@@ -527,6 +413,19 @@ def _delta_page(r: Reader, feed: str, since: str, version: str, pos: dict | None
         if more and chunk else None
     return {"feed": feed, "version": version, "mode": "delta", "since_version": since, "limit": limit,
             "count": len(chunk), "next_cursor": nxt, "items": _scrub(chunk)}
+
+
+#: whole-feed diffs kept per snapshot. Only diffs *to the served version* are kept (the sync every
+#: consumer runs): a cursor names its own version, and caching every (since, version) pair let one
+#: key fill memory with retention² diffs (issue 11).
+MAX_CACHED_DIFFS = 8
+
+
+def _remember_diff(cache: dict, key: tuple, lines: list[dict]) -> None:
+    diffs = [k for k in list(cache) if isinstance(k, tuple) and k[0] == "diff"]  # list(): other threads add
+    for old in diffs[:max(0, len(diffs) - MAX_CACHED_DIFFS + 1)]:  # oldest first (insertion order)
+        cache.pop(old, None)
+    cache[key] = lines
 
 
 def _uscc(value: str) -> str:
@@ -559,6 +458,29 @@ def record_for(r: Reader, feed: str, uscc: str, as_of: date | None) -> tuple[lis
     return rows, version, info.as_of.isoformat() if info.as_of else None
 
 
+def charge_codes(svc: Service, p: Principal, codes: list[str], subject_type: str | None) -> None:
+    """One rate token per code asked (the middleware took the first) and the key's daily quota of
+    person codes: without this a 1,000-code batch cost one token, and a key could test ~100k
+    person codes per second (issue 11)."""
+    n = len(codes)
+    if n > 1:
+        wait = svc.limiter.take(p.key_id, p.rate_per_second, p.burst, cost=n - 1, need=min(n, p.burst) - 1)
+        if wait > 0:
+            raise ApiProblem(429, f"rate limit of {p.rate_per_second:g} codes/s (burst {p.burst}) exceeded: a batch "
+                                  f"is charged one token per code; retry after {wait:.2f} s",
+                             f"超过查询速率上限（批量查询按代码个数计），请 {wait:.0f} 秒后重试", kind="rate-limited",
+                             headers={"Retry-After": retry_after_header(wait)})
+    persons = sum(1 for c in codes if subject_type == "person"
+                  or (subject_type is None and not is_valid_uscc(normalise_code(str(c))[:MAX_CODE_LENGTH])))
+    if not svc.quota.spend(p.key_id, persons, datetime.now(timezone.utc).date().isoformat()):
+        tomorrow = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+        wait = (tomorrow - datetime.now(timezone.utc)).total_seconds()
+        raise ApiProblem(429, f"this key's daily quota of {svc.quota.limit} person codes is used up "
+                              f"(this call asks about {persons}); it renews at 00:00 UTC",
+                         f"该密钥今日个人代码查询配额（{svc.quota.limit}）已用尽，UTC 零点恢复", kind="quota-exhausted",
+                         headers={"Retry-After": retry_after_header(wait)})
+
+
 def _answer_codes(r: Reader, codes: list[str], subject_type: str | None, matter: str | None,
                   as_of: date | None, known_at: date | None) -> list[dict | ApiProblem]:
     return answer_codes(r.snap, r.cur, r.svc.salt, codes, subject_type=subject_type, matter=matter,
@@ -567,15 +489,20 @@ def _answer_codes(r: Reader, codes: list[str], subject_type: str | None, matter:
 
 # ---------------------------------------------------------------------------------- the app
 
-def create_app(home: Path | str, db_url: str | None = None, *, poll_interval: float = 1.0,
-               auth_cache_seconds: float = 1.0) -> FastAPI:
-    """The API over `<home>` (exports from `Paths.exports`), keys and audit in `db_url`
-    (default `SAFECREDIT_DB_URL`, else SQLite `<home>/service.db`)."""
-    home = Path(home).expanduser().resolve()
+def create_app(home: Path | str | None = None, db_url: str | None = None, *, poll_interval: float = 1.0,
+               auth_cache_seconds: float = 1.0, person_quota: int = DEFAULT_PERSON_QUOTA,
+               anon_rate: float = 20.0, anon_burst: int = 200) -> FastAPI:
+    """The API over `<home>` (default `SAFECREDIT_HOME`, else the working directory, as the CLI;
+    so `uvicorn safecredit.api.app:create_app --factory` works), exports from `Paths.exports`,
+    keys and audit in `db_url` (default `SAFECREDIT_DB_URL`, else SQLite `<home>/service.db`).
+    `anon_rate`/`anon_burst`: calls per second per client address without a valid key."""
+    home = resolve_home(home)
     paths = Paths(home)
+    _mask_uvicorn_logs()
     engine = make_engine(db_url_for(home, db_url))
     svc = Service(home, paths.exports, KeyService(engine, cache_seconds=auth_cache_seconds), AuditWriter(engine),
-                  SnapshotManager(paths.exports, poll_interval=poll_interval, warm=warm), RateLimiter(), read_salt(home))
+                  SnapshotManager(paths.exports, poll_interval=poll_interval, warm=warm), RateLimiter(),
+                  read_salt(home), DailyQuota(person_quota, _quota_alert), anon_rate, anon_burst)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -637,6 +564,15 @@ def create_app(home: Path | str, db_url: str | None = None, *, poll_interval: fl
     return app
 
 
+def _mask_uvicorn_logs() -> None:
+    """Run by plain `uvicorn … --factory` (not `safecredit serve`), uvicorn's own access log prints
+    every path: mask ID numbers in it, and in its error log, whatever logging config is in force."""
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, MaskIdNumbers) for f in logger.filters):
+            logger.addFilter(MaskIdNumbers())
+
+
 def _find_report(snap: Snapshot) -> Path | None:
     """The report the pipeline wrote for the version being served (safecredit.report_html)."""
     from safecredit.report_html import report_path
@@ -696,8 +632,9 @@ def _v1_router() -> APIRouter:
     cursor_q = Query(None, max_length=2000, description="next_cursor of the previous page")
     since_q = Query(None, max_length=40, description="a version id: what changed since it (410 when pruned)")
 
-    def one(r: Reader, request: Request, code: str, subject_type, matter, as_of, known_at) -> dict:
+    def one(r: Reader, request: Request, p: Principal, code: str, subject_type, matter, as_of, known_at) -> dict:
         request.state.audit_code = masked_code(code)
+        charge_codes(r.svc, p, [code], subject_type)
         result = _answer_codes(r, [code], subject_type, matter, as_of, known_at)[0]
         if isinstance(result, ApiProblem):
             raise result
@@ -710,21 +647,22 @@ def _v1_router() -> APIRouter:
                          as_of: date | None = Query(None, description="answer for this date with today's knowledge"),
                          known_at: date | None = Query(None, description="answer with what was published by then"),
                          subject_type: SubjectType | None = Query(None),
-                         _p: Principal = Depends(require("restrictions:read")), r: Reader = Depends(reader)):
-        return one(r, request, code, subject_type, matter, as_of, known_at)
+                         p: Principal = Depends(require("restrictions:read")), r: Reader = Depends(reader)):
+        return one(r, request, p, code, subject_type, matter, as_of, known_at)
 
     @router.post("/restrictions/lookup", response_model=RestrictionAnswer, tags=["restrictions"],
                  summary="the same with the code in the body (keeps ID numbers out of URLs) (restrictions:read)")
-    def lookup(body: LookupRequest, request: Request, _p: Principal = Depends(require("restrictions:read")),
+    def lookup(body: LookupRequest, request: Request, p: Principal = Depends(require("restrictions:read")),
                r: Reader = Depends(reader)):
-        return one(r, request, body.code, body.subject_type, body.matter, body.as_of, body.known_at)
+        return one(r, request, p, body.code, body.subject_type, body.matter, body.as_of, body.known_at)
 
     @router.post("/restrictions/batch", response_model=BatchAnswer, tags=["restrictions"],
                  summary=f"up to {MAX_BATCH} codes at once, answers in the order asked (restrictions:read)")
-    def batch(body: BatchRequest, request: Request, _p: Principal = Depends(require("restrictions:read")),
+    def batch(body: BatchRequest, request: Request, p: Principal = Depends(require("restrictions:read")),
               r: Reader = Depends(reader)):
         shown = [masked_code(c) for c in body.codes]
         request.state.audit_code = f"batch[{len(shown)}]:" + ",".join(shown)
+        charge_codes(r.svc, p, body.codes, body.subject_type)
         results = _answer_codes(r, body.codes, body.subject_type, body.matter, body.as_of, body.known_at)
         items = []
         for i, (res, code) in enumerate(zip(results, shown)):
@@ -791,9 +729,12 @@ def _v1_router() -> APIRouter:
     @router.get("/explain/{entry_id}", response_model=Explanation, tags=["lists"],
                 summary="the published records behind a list entry, penalty, restriction, score or factor (lists:read)")
     def explain(request: Request, entry_id: str = PathParam(..., max_length=64),
-                _p: Principal = Depends(require("lists:read")), r: Reader = Depends(reader)):
-        request.state.audit_code = masked_code(entry_id)
-        return explain_published(r, entry_id)
+                p: Principal = Depends(require("lists:read")), r: Reader = Depends(reader)):
+        # an entry, penalty or restriction id names no person: the audit keeps it whole (which entry
+        # was explained is the point of the record); anything else is masked like a code
+        ident = entry_id.strip()
+        request.state.audit_code = ident if _ENTRY_RE.match(ident) else masked_code(ident)
+        return explain_published(r, entry_id, p.scopes)
 
     @router.get("/feeds", response_model=FeedCatalogue, tags=["feeds"],
                 summary="feeds and their versions (any valid key)")
@@ -850,8 +791,15 @@ def _v1_router() -> APIRouter:
 _ENTRY_RE = re.compile(r"^[EDR][0-9a-f]{16}$")
 
 
-def explain_published(r: Reader, ident: str) -> dict:
-    """What the served publication holds about an entry, penalty, restriction or unit (all masked)."""
+#: parts of a unit's explanation that need a scope beyond lists:read (exchange.md §2: a part the
+#: key's scopes do not cover is left out — /v1/credit and /v1/premium-factors refuse such a key)
+_SCOPED_PARTS = {"credit_score": ("credit_scores", "credit:read"),
+                 "premium_factor": ("premium_factors", "premium:read")}
+
+
+def explain_published(r: Reader, ident: str, scopes: frozenset[str] | set[str]) -> dict:
+    """What the served publication holds about an entry, penalty, restriction or unit (all masked),
+    limited to what `scopes` may read."""
     snap, cur = r.snap, r.cur
     ident = ident.strip()
     out: dict[str, Any] = {"id": ident, "version": snap.version}
@@ -894,18 +842,15 @@ def explain_published(r: Reader, ident: str) -> dict:
     code = normalise_code(ident)
     if is_valid_uscc(code):
         found = {
-            "credit_score": rows("credit_scores", '"uscc" = ?', [code]),
-            "premium_factor": rows("premium_factors", '"uscc" = ?', [code]),
             "intermediary_ratings": rows("intermediary_ratings", '"uscc" = ?', [code]),
             "list_entries": rows("blacklist", '"subject_id" = ?', [code], 'ORDER BY "entry_id"'),
             "penalties": rows("penalties_public", '"subject_id" = ?', [code], 'ORDER BY "penalty_id"'),
         }
-        if any(found.values()):
-            out.update(kind="subject", id=code,
-                       credit_score=(found["credit_score"] or [None])[0],
-                       premium_factor=(found["premium_factor"] or [None])[0],
-                       intermediary_ratings=found["intermediary_ratings"], list_entries=found["list_entries"],
-                       penalties=found["penalties"])
+        # a part outside the key's scopes is never read: not even its existence may answer 200 vs 404
+        scoped = {part: rows(feed, '"uscc" = ?', [code])
+                  for part, (feed, scope) in _SCOPED_PARTS.items() if scope in scopes}
+        if any(found.values()) or any(scoped.values()):
+            out.update(kind="subject", id=code, **{part: (v or [None])[0] for part, v in scoped.items()}, **found)
             return out
     raise ApiProblem(404, "nothing in the served publication is known by this id (a list entry E…, penalty D…, "
                           "restriction R… or a unit's USCC)", "当前发布版本中没有该编号的记录", kind="not-found")

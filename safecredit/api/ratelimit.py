@@ -10,28 +10,74 @@ import math
 import threading
 import time
 
+#: buckets kept at most (per-address buckets of keyless callers must not grow without bound)
+MAX_BUCKETS = 100_000
+
 
 class RateLimiter:
     def __init__(self) -> None:
-        self._buckets: dict[str, list[float]] = {}  # key id -> [tokens, last refill (monotonic)]
+        self._buckets: dict[str, list[float]] = {}  # key -> [tokens, last refill (monotonic), rate, burst]
         self._lock = threading.Lock()
 
-    def take(self, key: str, rate: float, burst: int) -> float:
-        """Spend one token: 0.0 when allowed, else the seconds until one is available."""
+    def take(self, key: str, rate: float, burst: int, cost: float = 1.0, need: float | None = None) -> float:
+        """Spend `cost` tokens: 0.0 when allowed, else the seconds until the bucket holds enough.
+
+        Admitted when the bucket holds `need` tokens (default min(cost, burst)); the balance may
+        then go below zero, so a 1,000-code batch costs what 1,000 single calls cost (exchange.md
+        §2) and the calls after it wait until the debt is paid back."""
+        need = min(cost, float(burst)) if need is None else need
         now = time.monotonic()
         with self._lock:
             b = self._buckets.get(key)
             if b is None:
-                b = self._buckets[key] = [float(burst), now]
+                if len(self._buckets) >= MAX_BUCKETS:  # many addresses: forget full (idle) buckets first
+                    self._prune(now)
+                b = self._buckets[key] = [float(burst), now, rate, float(burst)]
             tokens = min(float(burst), b[0] + (now - b[1]) * rate)
-            b[1] = now
-            if tokens >= 1.0:
-                b[0] = tokens - 1.0
+            b[1:] = [now, rate, float(burst)]
+            if tokens >= need:
+                b[0] = tokens - cost
                 return 0.0
             b[0] = tokens
-            return (1.0 - tokens) / rate if rate > 0 else 60.0
+            return (need - tokens) / rate if rate > 0 else 60.0
+
+    def _prune(self, now: float) -> None:
+        full = [k for k, (t, last, rate, burst) in self._buckets.items() if t + (now - last) * rate >= burst]
+        for k in full:
+            del self._buckets[k]
+        if len(self._buckets) >= MAX_BUCKETS:  # still full: drop the oldest half rather than grow
+            for k, _ in sorted(self._buckets.items(), key=lambda kv: kv[1][1])[:MAX_BUCKETS // 2]:
+                del self._buckets[k]
 
 
 def retry_after_header(wait: float) -> str:
     """Retry-After is whole seconds (RFC 9110): round up, at least 1."""
     return str(max(1, math.ceil(wait)))
+
+
+class DailyQuota:
+    """Person codes asked per key per UTC day (exchange.md §2: default 10,000), in-process.
+
+    `spend` refuses a call whose person codes would take the key past its quota, so no single
+    batch can overshoot it; reaching the quota is logged once per key and day (the alert)."""
+
+    def __init__(self, limit: int, on_reached=None) -> None:
+        self.limit = limit
+        self.on_reached = on_reached
+        self._used: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def spend(self, key: str, n: int, day: str) -> bool:
+        if n <= 0:
+            return True
+        with self._lock:
+            if any(d != day for _, d in self._used):  # a new day: yesterday's counts are done
+                self._used = {k: v for k, v in self._used.items() if k[1] == day}
+            used = self._used.get((key, day), 0)
+            if used + n > self.limit:
+                return False
+            self._used[(key, day)] = used + n
+            reached = used + n >= self.limit
+        if reached and self.on_reached is not None:
+            self.on_reached(key, self.limit)
+        return True

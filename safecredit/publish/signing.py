@@ -77,6 +77,15 @@ def verify_manifest_signature(manifest: Mapping[str, Any], public_key_pem: str |
         ) from exc
 
 
+def private_dir(path: Path) -> Path:
+    """`path` as a directory only its owner can enter (the home's `keys/`: the signing key and the
+    person-id key): created 0700, and tightened when an earlier `mkdir -p` left it at the umask's 0755."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if stat.S_IMODE(path.stat().st_mode) & 0o077:
+        path.chmod(0o700)
+    return path
+
+
 class SigningKey:
     """The operator's Ed25519 manifest-signing key."""
 
@@ -92,8 +101,10 @@ class SigningKey:
     def load(cls, path: Path) -> "SigningKey":
         path = Path(path)
         mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            log.warning("signing key %s is readable by group/others (mode %o); chmod 600 it", path, mode)
+        if mode & 0o077:  # a key others can read signs for them too: refuse, as ssh does
+            raise VerificationError(
+                f"signing key {path} is accessible by group/others (mode {mode:o}); run `chmod 600 {path}`",
+                f"签名私钥 {path} 对同组或其他用户可读（权限 {mode:o}），请执行 `chmod 600 {path}`")
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         if not isinstance(key, Ed25519PrivateKey):
             raise VerificationError(f"{path} is not an Ed25519 private key", f"{path} 不是 Ed25519 私钥")
@@ -105,8 +116,9 @@ class SigningKey:
         key_dir = Path(key_dir)
         path = key_dir / PRIVATE_KEY_FILE
         if path.exists():
+            private_dir(key_dir)
             return cls.load(path)
-        key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(key_dir)
         new = cls.generate()
         pem = new._key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

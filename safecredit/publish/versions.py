@@ -15,7 +15,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-VERSION_RE = re.compile(r"^(\d{8}T\d{6}Z)-([0-9a-f]{6})$")
+VERSION_RE = re.compile(r"^(\d{8}T\d{6}Z)-([0-9a-f]{6})\Z")  # \Z: `$` also matches before a final newline
 _TS_FORMAT = "%Y%m%dT%H%M%SZ"
 
 STATUS_OK, STATUS_PRUNED, STATUS_FAILED, STATUS_UNKNOWN = "ok", "pruned", "failed", "unknown"

@@ -1,0 +1,218 @@
+"""`ServiceMiddleware` (pure ASGI), outermost: what every request goes through before a route.
+
+On `/v1/*` and `/report` (relative to the app's `root_path`): callers without a valid key are limited
+per client address *before* any database lookup; then the bearer key (401), the audit writer's
+health (503: no answer goes out that could not be audited), the key's rate (429). Every request:
+a body limit (413 before a byte of an oversized body is parsed), `nosniff`, `no-store` on `/v1`
+answers (they are about persons and units, and must not sit in a shared cache), the access log
+line (masked, control characters escaped, length capped) and for guarded paths the audit row. Any
+error escaping a route becomes a 500 problem without a traceback in the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import traceback
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import anyio
+from fastapi import HTTPException
+from starlette.routing import compile_path
+
+from .masking import mask_ids_in_text, mask_path
+from .problems import PROBLEM_MEDIA_TYPE, problem_body, problem_bytes
+from .ratelimit import retry_after_header
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .app import Service
+    from .keys import Principal
+
+log = logging.getLogger("safecredit.api")
+access_log = logging.getLogger("safecredit.access")
+
+#: the largest request body read: a 1,000-code batch is about 30 KB
+MAX_BODY = 256 * 1024
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self) -> None:
+        super().__init__(413, f"the request body exceeds {MAX_BODY // 1024} KiB / 请求体超过 {MAX_BODY // 1024} KiB")
+
+
+def _bearer(scope) -> str | None:
+    for name, value in scope.get("headers") or ():
+        if name == b"authorization":
+            v = value.decode("latin-1").strip()
+            if v[:7].lower() == "bearer ":
+                return v[7:].strip() or None
+            return None
+    return None
+
+
+def _header(scope, name: bytes) -> str | None:
+    for k, v in scope.get("headers") or ():
+        if k == name:
+            return v.decode("latin-1")
+    return None
+
+
+def relative_path(scope) -> str:
+    """The path the routes see: under a `root_path` (a proxy prefix) the scope's path carries it."""
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
+
+
+def route_template(scope, templates: list[tuple[re.Pattern, str, frozenset[str]]]) -> str:
+    """The route a request was (or would have been) routed to, e.g. `/v1/restrictions/{code}`:
+    a 401 or 429 answered before routing is audited with its route, not `(unmatched)`."""
+    route = scope.get("route")
+    found = getattr(route, "path_format", None) or getattr(route, "path", None)
+    if found:
+        return found
+    path, method = relative_path(scope), scope.get("method", "").lower()
+    other = None
+    for regex, template, methods in templates:
+        if regex.match(path):
+            if method in methods:
+                return template
+            other = other or template  # the path exists, the method does not
+    return other or "(unmatched)"
+
+
+def route_templates(app) -> list[tuple[re.Pattern, str, frozenset[str]]]:
+    """The documented routes (OpenAPI paths), literal ones first (`/lookup` before `/{code}`)."""
+    paths = app.openapi().get("paths", {})
+    out = [(compile_path(t)[0], t, frozenset(ops)) for t, ops in paths.items()]
+    return sorted(out, key=lambda x: (x[1].count("{"), x[1]))
+
+
+def _client(scope) -> str:
+    c = scope.get("client")
+    return f"{c[0]}:{c[1]}" if c else "-"
+
+
+async def _send_problem(send, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
+    data = problem_bytes(body)
+    hdrs = [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(data)).encode())]
+    for k, v in (headers or {}).items():
+        hdrs.append((k.lower().encode(), v.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": hdrs})
+    await send({"type": "http.response.body", "body": data})
+
+
+async def _too_many(send, wait: float, instance: str, en: str, zh: str) -> None:
+    await _send_problem(send, 429, problem_body(429, f"{en}; retry after {wait:.2f} s / {zh}，请稍后重试",
+                                                kind="rate-limited", instance=instance),
+                        {"Retry-After": retry_after_header(wait)})
+
+
+class ServiceMiddleware:
+    """Address limit, authentication, audit health, key rate, body limit, headers, access log,
+    audit, last-resort 500 (see the module docstring)."""
+
+    def __init__(self, app, service: Service):
+        self.app = app
+        self.svc = service
+        self._templates: list | None = None  # built on first use: the app's routes exist by then
+
+    def _route(self, scope) -> str:
+        if self._templates is None and scope.get("app") is not None:
+            self._templates = route_templates(scope["app"])
+        return route_template(scope, self._templates or [])
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        svc = self.svc
+        t0 = time.perf_counter()
+        started_at = datetime.now(UTC)
+        path = relative_path(scope)
+        guarded = path.startswith("/v1/") or path == "/v1" or path == "/report"
+        state = scope.setdefault("state", {})
+        sent = {"started": False, "status": 500}
+        instance = mask_path(path)
+
+        async def send_tracked(message):
+            if message["type"] == "http.response.start":
+                sent["started"] = True
+                sent["status"] = message["status"]
+                headers = list(message.get("headers") or [])
+                headers.append((b"x-content-type-options", b"nosniff"))
+                if path.startswith("/v1/") and not any(k.lower() == b"cache-control" for k, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        received = {"n": 0}
+
+        async def receive_limited():
+            message = await receive()
+            if message["type"] == "http.request":
+                received["n"] += len(message.get("body", b""))
+                if received["n"] > MAX_BODY:  # a chunked body without a length: stop reading it
+                    raise BodyTooLarge()
+            return message
+
+        principal: Principal | None = None
+        try:
+            length = _header(scope, b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+                await _send_problem(send_tracked, 413, problem_body(
+                    413, f"the request body exceeds {MAX_BODY // 1024} KiB; a batch takes at most 1,000 codes / "
+                         f"请求体超过 {MAX_BODY // 1024} KiB（批量查询最多 1000 个代码）", instance=instance))
+                return
+            if guarded:
+                svc.snapshots.notice()
+                token = _bearer(scope)
+                hit, principal = svc.keys.cached(token)
+                if principal is None:
+                    # no valid key (yet): limited per address before the database is asked
+                    host = (scope.get("client") or ("-",))[0]
+                    wait = svc.limiter.take(f"addr:{host}", svc.anon_rate, svc.anon_burst)
+                    if wait > 0:
+                        await _too_many(send_tracked, wait, instance, "too many calls without a valid API key from "
+                                        "this address", "来自该地址的无效密钥请求过多")
+                        return
+                if not hit and token:  # a database read: off the event loop
+                    principal = await anyio.to_thread.run_sync(svc.keys.verify, token)
+                if principal is None:
+                    await _send_problem(send_tracked, 401, problem_body(
+                        401, "a valid API key is required: Authorization: Bearer <key> / 需要有效的 API 密钥",
+                        kind="unauthorized", instance=instance), {"WWW-Authenticate": 'Bearer realm="safecredit"'})
+                    return
+                state["principal"] = principal
+                if not svc.audit.accepting():
+                    await _send_problem(send_tracked, 503, problem_body(
+                        503, "the audit log cannot be written, so no answer is given; retry later / "
+                             "审计日志暂时无法写入，暂停应答，请稍后重试",
+                        kind="audit-unavailable", instance=instance), {"Retry-After": "5"})
+                    return
+                wait = svc.limiter.take(principal.key_id, principal.rate_per_second, principal.burst)
+                if wait > 0:
+                    await _too_many(send_tracked, wait, instance, f"rate limit of {principal.rate_per_second:g} "
+                                    f"requests/s (burst {principal.burst}) exceeded", "超过请求速率上限")
+                    return
+            await self.app(scope, receive_limited, send_tracked)
+        except Exception as exc:  # noqa: BLE001 — a bug: answer 500 without a traceback, log kind and place
+            frames = traceback.extract_tb(exc.__traceback__)
+            where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
+            log.error("internal error on %s %s at %s: %s", scope.get("method"), instance, where,
+                      mask_ids_in_text(f"{type(exc).__name__}: {exc}")[:500])
+            if not sent["started"]:
+                await _send_problem(send_tracked, 500, problem_body(
+                    500, "internal error; the operator has the details in the server log / 内部错误",
+                    kind="internal-error", instance=instance))
+        finally:
+            ms = (time.perf_counter() - t0) * 1000
+            shown = mask_path(path, scope.get("query_string", b"").decode("latin-1"))
+            access_log.info('%s "%s %s" %d %.1fms key=%s', _client(scope), scope.get("method"), shown,
+                            sent["status"], ms, principal.key_id if principal else "-")
+            if guarded:
+                svc.audit.record(at=started_at, consumer=principal.consumer if principal else None,
+                                 key_id=principal.key_id if principal else None,
+                                 method=scope.get("method", "")[:10], route=self._route(scope)[:200],
+                                 path=shown[:2000], code=state.get("audit_code"), status=sent["status"],
+                                 version=state.get("version"), duration_ms=round(ms, 2))
