@@ -148,6 +148,39 @@ def test_notice_period_counts_working_days_of_the_policy_calendar(tmp_path):
     assert e["start_date"] == date(2024, 10, 12) and e["status"] == "pending"
 
 
+def test_a_2023_notice_period_skips_that_years_holidays_and_counts_its_make_up_days(tmp_path):
+    # 2023-09-27 (Wed): 28 Sep is working day 1; 29 Sep–6 Oct 中秋/国庆; 7 and 8 Oct (Sat, Sun) are
+    # make-up working days 2 and 3 (国务院办公厅 2023 notice); 9 Oct is 4, 10 Oct is 5
+    con = wh(tmp_path, [penalty(1, 1, "2023-09-27", AQ_WFDM="UNLICENSED_OPERATION")], as_of=date(2023, 10, 9))
+    e = entries(con, subject_type="unit")[0]
+    assert e["start_date"] == date(2023, 10, 10) and e["status"] == "pending"
+
+
+@pytest.mark.parametrize("decided, as_of, year", [("2031-03-03", date(2031, 6, 1), 2031),
+                                                  ("2026-12-28", date(2027, 3, 1), 2027)])
+def test_a_notice_period_reaching_an_unpublished_year_is_reported_and_not_listed(tmp_path, decided, as_of, year):
+    """Never Monday–Friday silently (rules.md §3): the entry waits, and the year is named."""
+    con = wh(tmp_path, [penalty(1, 1, decided, AQ_WFDM="UNLICENSED_OPERATION")], as_of=as_of)
+    es = entries(con)
+    assert es and {(e["status"], e["start_date"], e["calendar_gap_year"]) for e in es} == {("pending", None, year)}
+    gaps = con.execute("SELECT entry_id, year, message_zh, message_en FROM rules.calendar_gaps").fetchall()
+    assert sorted(g[0] for g in gaps) == sorted(e["entry_id"] for e in es)
+    assert all(g[1] == year and str(year) in g[2] and str(year) in g[3] for g in gaps)
+    assert con.execute("SELECT count(*) FROM rules.restrictions").fetchone()[0] == 0
+
+
+def test_the_policy_overrides_a_day_and_may_publish_a_year_the_package_lacks():
+    from safecredit.policy import Policy
+    from safecredit.workdays import published
+
+    pol = Policy("t", "1", date(1900, 1, 1), {"calendar": {
+        "published_years": [2027], "holidays": [["2027-01-01", "2027-01-02"]], "makeup_workdays": ["2025-10-08"]}})
+    years, days = published(pol)
+    assert years == list(range(2004, 2028))
+    assert {d: w for d, w in days}[date(2025, 10, 8)] is True      # a 国庆 day in the package, overridden
+    assert {d: w for d, w in days}[date(2027, 1, 1)] is False
+
+
 def test_end_is_three_calendar_years_exclusive_29_february(tmp_path):
     # decided 2024-02-22 → 5 working days → starts 2024-02-29 → ends 2027-02-28 (exclusive)
     pen = penalty(1, 1, "2024-02-22", AQ_WFDM="UNLICENSED_OPERATION")
