@@ -14,7 +14,7 @@
 --   A5 principal absconded ..................... principal only; a person by his own penalty
 --   B1 unlicensed operation .................... unit + principal
 --   B2 agency fraud ............................ agency; its staff by their own penalties
---   B3 refused execution (policy) .............. unit + principal
+--   B3 refused execution (policy), or 拒不执行 .. unit + principal
 --   B4 other, 情节 as policy sets (特别严重) .... unit + principal
 CREATE OR REPLACE TABLE rules.ground_rules AS
 SELECT * FROM (VALUES
@@ -45,12 +45,41 @@ WHERE later.grade_level = 2 AND later.liability = '责任事故'
 -- with their accident. Two tables of their own: with exact row counts the planner builds its hash
 -- tables on the small sides (as one statement it guessed a few thousand candidates where there are
 -- millions, built on the wide penalty rows and ran out of memory at 20 M penalty versions).
+--
+-- Day 0 of an entry is its triggering decision's date, except for B3 from 执行状态 (below).
+--
+-- B3 also arises without a new penalty (rules.md §3; department-feeds.md §4): a penalty version whose
+-- AQ_ZXZT says 拒不执行, or 强制执行 after a version that said 拒不执行 (refused, then enforced: the
+-- refusal stands). Day 0 is the Asia/Shanghai date of the first version saying 拒不执行. A later
+-- version saying 未执行 or 已执行 is a correction: it no longer qualifies, and the entry turns
+-- `revoked`. A REFUSED_EXECUTION penalty that also says 拒不执行 is one entry (same decision, ground
+-- and subject): the penalty itself grounds it, dated by its decision.
+CREATE OR REPLACE TEMP TABLE refusals AS
+SELECT department, record_id, min(updated_at) AS refused_at,
+       CAST(timezone('Asia/Shanghai', min(updated_at)) AS DATE) AS refused_on
+FROM subjects.penalty_versions WHERE execution_status = '拒不执行'
+GROUP BY ALL;
+
 CREATE OR REPLACE TEMP TABLE trigger_candidates AS
-SELECT g.ground, g.lists_unit, g.lists_principal, g.lists_person_penalised, pg.severity AS ground_severity, p.*
-FROM subjects.penalty_versions p
-JOIN rules.ground_rules g ON g.violation_code = p.violation_code
-JOIN grounds pg ON pg.ground = g.ground AND pg.enabled
-WHERE p.decision_date <= (SELECT as_of FROM params) AND p.subject_type IS NOT NULL;
+SELECT * FROM (
+    SELECT g.ground, g.lists_unit, g.lists_principal, g.lists_person_penalised, pg.severity AS ground_severity,
+           'penalty' AS trigger_source, p.decision_date AS day0, p.*
+    FROM subjects.penalty_versions p
+    JOIN rules.ground_rules g ON g.violation_code = p.violation_code
+    JOIN grounds pg ON pg.ground = g.ground AND pg.enabled
+    WHERE p.decision_date <= (SELECT as_of FROM params) AND p.subject_type IS NOT NULL
+    UNION ALL BY NAME
+    SELECT g.ground, g.lists_unit, g.lists_principal, g.lists_person_penalised, pg.severity AS ground_severity,
+           'execution_status' AS trigger_source, r.refused_on AS day0, p.*
+    FROM subjects.penalty_versions p
+    JOIN refusals r ON r.department = p.department AND r.record_id = p.record_id
+    JOIN rules.ground_rules g ON g.ground = 'B3'
+    JOIN grounds pg ON pg.ground = g.ground AND pg.enabled
+    WHERE p.execution_status IN ('拒不执行', '强制执行') AND p.updated_at >= r.refused_at
+      AND r.refused_on <= (SELECT as_of FROM params)
+      AND p.decision_date <= (SELECT as_of FROM params) AND p.subject_type IS NOT NULL)
+QUALIFY row_number() OVER (PARTITION BY ground, department, record_id, updated_at
+                           ORDER BY trigger_source = 'penalty' DESC) = 1;
 
 CREATE OR REPLACE TEMP TABLE trigger_matched AS
 SELECT c.* EXCLUDE (ground_severity),
@@ -93,5 +122,6 @@ SELECT ground, 'person' AS subject_type, subject_id, subject_code AS subject_cod
        'penalised person' AS role, * EXCLUDE (ground, subject_type, subject_id, subject_code, lists_unit, lists_principal, lists_person_penalised)
 FROM trigger_matched WHERE subject_type = 'person' AND lists_person_penalised;
 
+DROP TABLE refusals;
 DROP TABLE trigger_candidates;
 DROP TABLE trigger_matched;

@@ -1,7 +1,8 @@
 -- The serious-dishonesty list (严重失信主体名单) as of params.as_of, with each entry's history.
 --
 -- One entry per (deciding authority, decision, ground, subject); its id derives from those, so it
--- never changes across runs. Dates (Asia/Shanghai): day 0 = decision date; the listing starts on
+-- never changes across runs. Dates (Asia/Shanghai): day 0 = decision date (B3 from 执行状态: the date
+-- the refusal was recorded, rules/20_listing_triggers.sql); the listing starts on
 -- the Nth working day after it (N = policy notice period, calendar from policy; N = 0 starts on
 -- day 0); end = start + management years, exclusive (29 Feb → 28 Feb). The calendar holds only the
 -- years a 国务院办公厅 notice published (safecredit/workdays.py): a notice period that reaches any
@@ -35,20 +36,20 @@ WITH agg AS (
     SELECT department, record_id, updated_at AS latest_version_at
     FROM subjects.penalty_decisions WHERE report_rank = 1
 ), cal AS (SELECT d, working, ord FROM calendar), dec AS (
-    SELECT a.*, lv.latest_version_at, c0.ord AS decision_ord, coalesce(ng.gap_year, year(a.decision_date)) AS next_gap_year,
+    SELECT a.*, lv.latest_version_at, c0.ord AS decision_ord, coalesce(ng.gap_year, year(a.day0)) AS next_gap_year,
            coalesce(pt.policy_version, (SELECT policy_version FROM params)) AS entry_policy_version,
            coalesce(pt.notice_days, (SELECT notice_days FROM params)) AS notice_days,
            coalesce(pt.management_years, (SELECT management_years FROM params)) AS management_years,
            coalesce(pt.repair_after_months, (SELECT repair_after_months FROM params)) AS repair_after_months
     FROM agg a
     LEFT JOIN latest_version lv USING (department, record_id)
-    LEFT JOIN cal c0 ON c0.d = a.decision_date
-    LEFT JOIN calendar_next_gap ng ON ng.year = year(a.decision_date)
-    -- the policy in force on the decision date
-    ASOF LEFT JOIN policy_timeline pt ON a.decision_date >= pt.effective_from
+    LEFT JOIN cal c0 ON c0.d = a.day0
+    LEFT JOIN calendar_next_gap ng ON ng.year = year(a.day0)
+    -- the policy in force on day 0 (the decision date but for B3 from 执行状态: the refusal's date)
+    ASOF LEFT JOIN policy_timeline pt ON a.day0 >= pt.effective_from
 ), counted AS (
     SELECT dec.*,
-           CASE WHEN dec.notice_days = 0 THEN dec.decision_date ELSE c1.d END AS counted_start
+           CASE WHEN dec.notice_days = 0 THEN dec.day0 ELSE c1.d END AS counted_start
     FROM dec LEFT JOIN cal c1
       ON c1.working AND c1.ord = dec.decision_ord + dec.notice_days
 ), started AS (  -- counting into (or across) an unpublished year finds no day, or one past the gap
@@ -67,17 +68,17 @@ FROM started;  -- one row per entry: agg is grouped by entry_id and every join a
 
 -- entries whose notice period reaches a year the calendar does not hold: not listed, reported
 CREATE OR REPLACE TABLE rules.calendar_gaps AS
-SELECT entry_id, ground, subject_type, subject_id, authority_code, decision_no, decision_date, notice_days,
+SELECT entry_id, ground, subject_type, subject_id, authority_code, decision_no, decision_date, day0, notice_days,
        department, record_id, calendar_gap_year AS year, 'LISTING-CALENDAR-YEAR-UNPUBLISHED' AS rule_id,
-       CASE WHEN year(decision_date) = calendar_gap_year
-            THEN '起算日 ' || decision_date || ' 所在的 ' || calendar_gap_year
+       CASE WHEN year(day0) = calendar_gap_year
+            THEN '起算日 ' || day0 || ' 所在的 ' || calendar_gap_year
                  || ' 年尚无国务院办公厅公布的节假日安排，无法计算告知期，暂不列入。'
-            ELSE '告知期（自 ' || decision_date || ' 起 ' || notice_days || ' 个工作日）延伸至 ' || calendar_gap_year
+            ELSE '告知期（自 ' || day0 || ' 起 ' || notice_days || ' 个工作日）延伸至 ' || calendar_gap_year
                  || ' 年，该年尚无国务院办公厅公布的节假日安排，暂不列入。' END AS message_zh,
-       CASE WHEN year(decision_date) = calendar_gap_year
-            THEN 'day 0 ' || decision_date || ' is in ' || calendar_gap_year || ', a year with no published '
+       CASE WHEN year(day0) = calendar_gap_year
+            THEN 'day 0 ' || day0 || ' is in ' || calendar_gap_year || ', a year with no published '
                  || '国务院办公厅 holiday calendar: the notice period cannot be counted; not listed.'
-            ELSE 'the notice period (' || notice_days || ' working days from ' || decision_date || ') reaches '
+            ELSE 'the notice period (' || notice_days || ' working days from ' || day0 || ') reaches '
                  || calendar_gap_year || ', a year with no published 国务院办公厅 holiday calendar; not listed.'
        END AS message_en
 FROM rules.entries WHERE calendar_gap_year IS NOT NULL
@@ -127,8 +128,9 @@ FROM rules.entries e LEFT JOIN acts a USING (entry_id);
 -- apply backwards but keep the date they happened)
 CREATE OR REPLACE TABLE rules.entry_history AS
 WITH ev AS (
-    SELECT entry_id, decision_date AS event_date, 1 AS ord, 'pending' AS status, 'penalty decision' AS cause
-    FROM rules.entries WHERE start_date IS NULL OR start_date > decision_date
+    SELECT entry_id, day0 AS event_date, 1 AS ord, 'pending' AS status,
+           CASE trigger_source WHEN 'execution_status' THEN '拒不执行 recorded' ELSE 'penalty decision' END AS cause
+    FROM rules.entries WHERE start_date IS NULL OR start_date > day0
     UNION ALL SELECT entry_id, start_date, 2, 'listed', 'notice period ended' FROM rules.entries
               WHERE start_date IS NOT NULL
     UNION ALL SELECT entry_id, repair_date, 3, 'repaired', '信用修复' FROM rules.entry_status WHERE repair_date IS NOT NULL
@@ -153,10 +155,10 @@ SELECT e.entry_id, e.subject_type, e.subject_id,
        '应急管理部令第11号' AS basis, e.basis AS penalty_basis,
        e.decision_no, e.authority, e.authority_code, e.decision_date, e.start_date, e.end_date,
        s.status,
-       h.status_date,
+       h.status_date, e.calendar_gap_year,
        s.repair_date, s.objection_date, e.revoked_date,
        e.department AS source_department, e.record_id AS source_record_id, e.accident_no AS trigger_accident,
-       e.entry_policy_version AS policy_version, e.calendar_gap_year,
+       e.entry_policy_version AS policy_version,
        (SELECT as_of FROM params) AS as_of
 FROM rules.entries e
 JOIN rules.entry_status s USING (entry_id)

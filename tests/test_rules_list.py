@@ -133,6 +133,30 @@ def test_b3_refused_execution(tmp_path):
     assert grounds_of(con) == {("B3", "unit", "penalised unit"), ("B3", "person", "principal")}
 
 
+@pytest.mark.parametrize("later, status", [(None, "listed"), ("强制执行", "listed"), ("已执行", "revoked"),
+                                           ("未执行", "revoked")])
+def test_b3_from_a_penalty_version_that_says_refused(tmp_path, later, status):
+    """rules.md §3: day 0 is the Asia/Shanghai date of the first version saying 拒不执行; 强制执行
+    later keeps the entry, 已执行 or 未执行 later is a correction and the entry turns revoked."""
+    pen = penalty(1, 1, "2025-03-03", AQ_ZXZT="未执行")
+    refused = {**pen, "updated_at": "2025-06-09T17:30:00Z", "AQ_ZXZT": "拒不执行"}   # 2025-06-10 01:30 in 上海
+    again = {**pen, "updated_at": ts("2025-07-01"), "AQ_ZXZT": "拒不执行"}
+    versions = [pen, refused, again] + ([{**pen, "updated_at": ts("2025-09-01"), "AQ_ZXZT": later}] if later else [])
+    con = wh(tmp_path, versions)
+    assert grounds_of(con) == {("B3", "unit", "penalised unit"), ("B3", "person", "principal")}
+    unit = entries(con, subject_type="unit")[0]
+    # 10 June (Tue) is day 0: 11, 12, 13, 16, 17 June are working days 1–5
+    assert (unit["decision_no"], unit["start_date"], unit["status"]) == (pen["CF_WSH"], date(2025, 6, 17), status)
+    assert unit["revoked_date"] == (date(2025, 9, 1) if status == "revoked" else None)
+
+
+def test_b3_refused_execution_penalty_that_also_says_refused_is_one_entry_dated_by_its_decision(tmp_path):
+    pen = penalty(1, 1, "2025-09-01", AQ_WFDM="REFUSED_EXECUTION", AQ_ZXZT="未执行")
+    con = wh(tmp_path, [pen, {**pen, "updated_at": ts("2025-10-09"), "AQ_ZXZT": "拒不执行"}])
+    units = entries(con, subject_type="unit")
+    assert [(e["ground"], e["start_date"]) for e in units] == [("B3", date(2025, 9, 8))]
+
+
 @pytest.mark.parametrize("severity, listed", [("特别严重", True), ("严重", False)])
 def test_b4_other_only_when_most_serious(tmp_path, severity, listed):
     con = wh(tmp_path, [penalty(1, 1, "2025-09-01", AQ_WFDM="OTHER", AQ_QJ=severity)])
