@@ -81,19 +81,62 @@ SELECT * FROM (
 QUALIFY row_number() OVER (PARTITION BY ground, department, record_id, updated_at
                            ORDER BY trigger_source = 'penalty' DESC) = 1;
 
+-- (accident version, ground) for A1 and A2: every version that met the ground, and whether the
+-- accident still meets it now (the version in force, and for A2 the pair still there). A penalty
+-- version matched to an accident that was revoked or regraded since no longer qualifies: its entry
+-- turns `revoked`, dated by the accident's change (accident_changed_at).
+CREATE OR REPLACE TEMP TABLE accident_grounds AS
+WITH changed AS (   -- the record's last change: a correction, a regrading or a revocation (which may
+                    -- carry only the envelope, so by record, not by 事故编号)
+    SELECT department, record_id, max(updated_at) AS accident_changed_at FROM k_accidents GROUP BY ALL
+), av AS (
+    SELECT v.*, c.accident_no IS NOT NULL AS version_in_force, ch.accident_changed_at
+    FROM rules.accident_versions v
+    JOIN changed ch ON ch.department = v.department AND ch.record_id = v.record_id
+    LEFT JOIN rules.accidents c
+      ON c.department = v.department AND c.record_id = v.record_id AND c.updated_at = v.updated_at
+    WHERE v.accident_no IN (SELECT accident_no FROM trigger_candidates WHERE ground IN ('A1', 'A2'))
+)
+SELECT 'A1' AS ground, av.*, version_in_force AS qualifies_now
+FROM av WHERE liability = '责任事故' AND grade_level >= 3
+UNION ALL BY NAME
+-- A2 rests on two accidents: a change to the earlier one dates the revocation as well
+SELECT 'A2' AS ground, later.* EXCLUDE (accident_changed_at),
+       later.version_in_force AND later.accident_no IN (SELECT accident_no FROM rules.a2_accidents) AS qualifies_now,
+       greatest(later.accident_changed_at, pair.earlier_changed_at) AS accident_changed_at
+FROM av later
+JOIN (SELECT l.department, l.record_id, l.updated_at, max(ech.accident_changed_at) AS earlier_changed_at
+      FROM av l
+      JOIN rules.accident_versions earlier
+        ON earlier.unit_uscc = l.unit_uscc AND earlier.accident_no <> l.accident_no
+       AND earlier.grade_level = 2 AND earlier.liability = '责任事故'
+       AND earlier.occurred_date <= l.occurred_date
+       AND earlier.occurred_date >= CAST(l.occurred_date - INTERVAL 12 MONTH AS DATE)
+      JOIN changed ech ON ech.department = earlier.department AND ech.record_id = earlier.record_id
+      GROUP BY ALL) pair
+  ON pair.department = later.department AND pair.record_id = later.record_id AND pair.updated_at = later.updated_at
+WHERE later.liability = '责任事故' AND later.grade_level = 2 AND later.occurred_date <= (SELECT as_of FROM params);
+
 CREATE OR REPLACE TEMP TABLE trigger_matched AS
-SELECT c.* EXCLUDE (ground_severity),
-       a.grade AS accident_grade, a.grade_level, a.liability AS accident_liability,
-       a.principal_id_no AS accident_principal_id, a.principal_name AS accident_principal
+SELECT c.* EXCLUDE (ground_severity, is_latest),
+       c.is_latest AND coalesce(g.qualifies_now, true) AS is_latest, g.accident_changed_at,
+       coalesce(g.grade, a.grade) AS accident_grade, coalesce(g.grade_level, a.grade_level) AS grade_level,
+       coalesce(g.liability, a.liability) AS accident_liability,
+       coalesce(g.principal_id_no, a.principal_id_no) AS accident_principal_id,
+       coalesce(g.principal_name, a.principal_name) AS accident_principal
 FROM trigger_candidates c
+LEFT JOIN accident_grounds g ON g.ground = c.ground AND g.accident_no = c.accident_no
 LEFT JOIN rules.accidents a ON a.accident_no = c.accident_no
 WHERE CASE c.ground
-    WHEN 'A1' THEN a.liability = '责任事故' AND a.grade_level >= 3
-    WHEN 'A2' THEN a.liability = '责任事故' AND a.grade_level = 2
-                   AND c.accident_no IN (SELECT accident_no FROM rules.a2_accidents)
+    WHEN 'A1' THEN g.accident_no IS NOT NULL
+    WHEN 'A2' THEN g.accident_no IS NOT NULL
     WHEN 'A3' THEN c.severity = '特别严重'
     WHEN 'B4' THEN c.severity = coalesce(c.ground_severity, '特别严重')
-    ELSE true END;
+    ELSE true END
+-- one row per penalty version and ground: the accident version in force where it qualifies, else
+-- the latest that did
+QUALIFY row_number() OVER (PARTITION BY c.ground, c.department, c.record_id, c.updated_at
+                           ORDER BY g.qualifies_now DESC NULLS LAST, g.updated_at DESC NULLS LAST) = 1;
 
 CREATE OR REPLACE TABLE rules.trigger_versions AS
 WITH principals AS (  -- the registry's principal, only for the units a trigger names
@@ -123,5 +166,6 @@ SELECT ground, 'person' AS subject_type, subject_id, subject_code AS subject_cod
 FROM trigger_matched WHERE subject_type = 'person' AND lists_person_penalised;
 
 DROP TABLE refusals;
+DROP TABLE accident_grounds;
 DROP TABLE trigger_candidates;
 DROP TABLE trigger_matched;

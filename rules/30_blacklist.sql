@@ -63,7 +63,10 @@ SELECT *,
        CAST(start_date + to_months(repair_after_months) AS DATE) AS repair_earliest,
        decision_revoked OR NOT qualifies_now AS is_revoked,
        CASE WHEN decision_revoked THEN CAST(timezone('Asia/Shanghai', decision_revoked_at) AS DATE)
-            WHEN NOT qualifies_now THEN CAST(timezone('Asia/Shanghai', latest_version_at) AS DATE) END AS revoked_date
+            -- the penalty's correction, or its accident's revocation or regrading, whichever came later
+            WHEN NOT qualifies_now THEN CAST(timezone('Asia/Shanghai', greatest(latest_version_at,
+                                            coalesce(accident_changed_at, latest_version_at))) AS DATE)
+       END AS revoked_date
 FROM started;  -- one row per entry: agg is grouped by entry_id and every join after it is 1:1
 
 -- entries whose notice period reaches a year the calendar does not hold: not listed, reported

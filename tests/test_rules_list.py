@@ -51,6 +51,35 @@ def test_a1_major_liability_accident_lists_unit_and_principal(tmp_path):
     assert person["subject_code"] == "*" * 14 + id_number(1)[-4:]
 
 
+@pytest.mark.parametrize("change", ["revoked", "regraded"])
+def test_a1_entries_turn_revoked_when_the_accident_is_revoked_or_regraded_below_the_ground(tmp_path, change):
+    """rules.md §3: the entry keeps its id and history and turns `revoked`; it never vanishes."""
+    acc = accident(1, 1, "2025-05-01", deaths=12, grade="重大")
+    later = (revoke(acc, "2025-12-01") if change == "revoked"
+             else {**acc, "updated_at": ts("2025-12-01"), "SG_SWRS": "2", "SG_DJ": "一般"})
+    pen = liability(1, 1, acc["SG_BH"], "2025-09-01")
+    before = entries(wh(tmp_path / "before", [pen], [acc]))
+    con = wh(tmp_path / "after", [pen], [acc, later])
+    after = entries(con)
+    assert {e["entry_id"] for e in after} == {e["entry_id"] for e in before} and len(after) == 2
+    assert {(e["ground"], e["status"], e["revoked_date"]) for e in after} == {("A1", "revoked", date(2025, 12, 1))}
+    hist = con.execute("SELECT status FROM rules.entry_history WHERE entry_id = ? ORDER BY event_date, ord",
+                       [after[0]["entry_id"]]).fetchall()
+    assert [h for (h,) in hist] == ["pending", "listed", "revoked"]
+
+
+@pytest.mark.parametrize("change", ["revoked", "regraded"])
+def test_a2_entries_turn_revoked_when_either_accident_is_revoked_or_regraded(tmp_path, change):
+    a1 = accident(1, 2, "2025-01-10", deaths=4, grade="较大")
+    a2 = accident(2, 2, "2025-06-10", deaths=5, grade="较大")
+    pens = [liability(1, 2, a1["SG_BH"], "2025-04-01"), liability(2, 2, a2["SG_BH"], "2025-09-01")]
+    later = (revoke(a1, "2025-12-01") if change == "revoked"
+             else {**a1, "updated_at": ts("2025-12-01"), "SG_SWRS": "1", "SG_DJ": "一般"})
+    assert {e["status"] for e in entries(wh(tmp_path / "before", pens, [a1, a2]), ground="A2")} == {"listed"}
+    after = entries(wh(tmp_path / "after", pens, [a1, a2, later]), ground="A2")
+    assert len(after) == 2 and {(e["status"], e["revoked_date"]) for e in after} == {("revoked", date(2025, 12, 1))}
+
+
 def test_a1_not_for_a_non_liability_accident(tmp_path):
     acc = accident(1, 1, "2025-05-01", deaths=12, grade="重大", SG_ZR="非责任事故")
     con = wh(tmp_path, [liability(1, 1, acc["SG_BH"], "2025-09-01")], [acc])
