@@ -123,7 +123,8 @@ SELECT c.* EXCLUDE (ground_severity, is_latest),
        coalesce(g.grade, a.grade) AS accident_grade, coalesce(g.grade_level, a.grade_level) AS grade_level,
        coalesce(g.liability, a.liability) AS accident_liability,
        coalesce(g.principal_id_no, a.principal_id_no) AS accident_principal_id,
-       coalesce(g.principal_name, a.principal_name) AS accident_principal
+       coalesce(g.principal_name, a.principal_name) AS accident_principal,
+       coalesce(g.occurred_at, a.occurred_at) AS accident_occurred_at
 FROM trigger_candidates c
 LEFT JOIN accident_grounds g ON g.ground = c.ground AND g.accident_no = c.accident_no
 LEFT JOIN rules.accidents a ON a.accident_no = c.accident_no
@@ -138,27 +139,54 @@ WHERE CASE c.ground
 QUALIFY row_number() OVER (PARTITION BY c.ground, c.department, c.record_id, c.updated_at
                            ORDER BY g.qualifies_now DESC NULLS LAST, g.updated_at DESC NULLS LAST) = 1;
 
+-- The unit's principal at the time of the violation (rules.md §3; department-feeds.md §4): named on
+-- the penalty, else on its accident, else the registry version with the latest updated_at on or
+-- before the accident's occurrence, else on or before day 0 — never the registry as it stands now,
+-- so a successor is not listed for a predecessor's act. None found: reported, no principal listed.
+CREATE OR REPLACE TEMP TABLE registry_principals AS
+SELECT uscc, timezone('Asia/Shanghai', updated_at) AS local_at, principal_id_no, principal_name
+FROM k_enterprises
+WHERE op = 'upsert' AND principal_id_no IS NOT NULL
+  AND uscc IN (SELECT subject_id FROM trigger_matched WHERE subject_type = 'unit' AND lists_principal);
+
+CREATE OR REPLACE TEMP TABLE trigger_principals AS
+SELECT m.*,
+       CASE WHEN m.principal_id_no IS NOT NULL THEN 'penalty'
+            WHEN m.accident_principal_id IS NOT NULL THEN 'accident'
+            WHEN ra.principal_id_no IS NOT NULL THEN 'registry at the accident'
+            WHEN rd.principal_id_no IS NOT NULL THEN 'registry at the decision' END AS principal_source,
+       coalesce(m.principal_id_no, m.accident_principal_id, ra.principal_id_no, rd.principal_id_no) AS at_time_id_no,
+       CASE WHEN m.principal_id_no IS NOT NULL THEN m.principal_name
+            WHEN m.accident_principal_id IS NOT NULL THEN m.accident_principal
+            WHEN ra.principal_id_no IS NOT NULL THEN ra.principal_name ELSE rd.principal_name END AS at_time_name
+FROM trigger_matched m
+ASOF LEFT JOIN registry_principals ra ON ra.uscc = m.subject_id AND m.accident_occurred_at >= ra.local_at
+ASOF LEFT JOIN registry_principals rd ON rd.uscc = m.subject_id AND CAST(m.day0 + 1 AS TIMESTAMP) > rd.local_at
+WHERE m.subject_type = 'unit' AND m.lists_principal;
+
+CREATE OR REPLACE TABLE rules.principal_gaps AS
+SELECT DISTINCT ground, subject_id AS unit_uscc, authority_code, decision_no, decision_date, department, record_id,
+       'LISTING-PRINCIPAL-UNKNOWN' AS rule_id,
+       '处罚决定 ' || decision_no || ' 构成 ' || ground || ' 列入情形，但处罚、事故及当时的监管对象库版本均未载明主要负责人，'
+           || '未列入主要负责人。' AS message_zh,
+       'decision ' || decision_no || ' grounds ' || ground || ', but neither the penalty, its accident nor a registry '
+           || 'version of the time names the principal: no principal listed.' AS message_en
+FROM trigger_principals WHERE at_time_id_no IS NULL AND is_latest
+ORDER BY ALL;
+
 CREATE OR REPLACE TABLE rules.trigger_versions AS
-WITH principals AS (  -- the registry's principal, only for the units a trigger names
-    SELECT r.uscc, r.principal_id_no, r.principal_name
-    FROM subjects.registry r
-    WHERE r.uscc IN (SELECT subject_id FROM trigger_matched WHERE subject_type = 'unit' AND lists_principal)
-)
 -- the penalised unit
 SELECT ground, 'unit' AS subject_type, subject_id, subject_id AS subject_code_full, subject_name AS name,
        'penalised unit' AS role, * EXCLUDE (ground, subject_type, subject_id, subject_code, lists_unit, lists_principal, lists_person_penalised)
 FROM trigger_matched WHERE subject_type = 'unit' AND lists_unit
 UNION ALL BY NAME
--- the unit's principal: from the penalty, else its accident, else the registry
-SELECT m.ground, 'person' AS subject_type,
-       'P' || left(sha256((SELECT person_salt FROM params)
-                          || coalesce(m.principal_id_no, m.accident_principal_id, r.principal_id_no)), 16) AS subject_id,
-       coalesce(m.principal_id_no, m.accident_principal_id, r.principal_id_no) AS subject_code_full,
-       coalesce(m.principal_name, m.accident_principal, r.principal_name) AS name,
-       'principal' AS role, m.* EXCLUDE (ground, subject_type, subject_id, subject_code, lists_unit, lists_principal, lists_person_penalised)
-FROM trigger_matched m LEFT JOIN principals r ON r.uscc = m.subject_id
-WHERE m.subject_type = 'unit' AND m.lists_principal
-  AND coalesce(m.principal_id_no, m.accident_principal_id, r.principal_id_no) IS NOT NULL
+-- the unit's principal at the time
+SELECT ground, 'person' AS subject_type,
+       'P' || left(sha256((SELECT person_salt FROM params) || at_time_id_no), 16) AS subject_id,
+       at_time_id_no AS subject_code_full, at_time_name AS name, 'principal' AS role,
+       * EXCLUDE (ground, subject_type, subject_id, subject_code, lists_unit, lists_principal, lists_person_penalised,
+                  at_time_id_no, at_time_name)
+FROM trigger_principals WHERE at_time_id_no IS NOT NULL
 UNION ALL BY NAME
 -- a person penalised himself (A4 responsible persons, A5 the absconded principal, B2 agency staff)
 SELECT ground, 'person' AS subject_type, subject_id, subject_code AS subject_code_full, subject_name AS name,
@@ -166,6 +194,8 @@ SELECT ground, 'person' AS subject_type, subject_id, subject_code AS subject_cod
 FROM trigger_matched WHERE subject_type = 'person' AND lists_person_penalised;
 
 DROP TABLE refusals;
+DROP TABLE registry_principals;
+DROP TABLE trigger_principals;
 DROP TABLE accident_grounds;
 DROP TABLE trigger_candidates;
 DROP TABLE trigger_matched;

@@ -142,6 +142,26 @@ def test_a5_lists_the_principal_only(tmp_path):
     assert entries(con)[0]["name"] == "李四"
 
 
+# -- who: the principal at the time ---------------------------------------------------------------------
+
+def test_a_successor_principal_is_not_listed_for_a_predecessors_act(tmp_path):
+    """rules.md §3: the registry version in force on the decision date, not the registry of today."""
+    ents = [enterprise(1), enterprise(1, updated_at=ts("2025-10-01"), QY_ZYFZR="继任者", QY_ZYFZR_ZJHM=id_number(99))]
+    con = wh(tmp_path, [penalty(1, 1, "2025-09-01", AQ_WFDM="UNLICENSED_OPERATION")], ents=ents)
+    person = entries(con, subject_type="person")
+    assert [(p["name"], p["subject_code"][-4:]) for p in person] == [("负责人1", id_number(1)[-4:])]
+    assert con.execute("SELECT count(*) FROM rules.principal_gaps").fetchone()[0] == 0
+
+
+def test_no_principal_known_at_the_time_is_reported_and_nobody_listed_in_their_place(tmp_path):
+    ents = [enterprise(1, updated_at=ts("2025-10-01"))]       # first sent after the decision
+    pen = penalty(1, 1, "2025-09-01", AQ_WFDM="UNLICENSED_OPERATION")
+    con = wh(tmp_path, [pen], ents=ents)
+    assert grounds_of(con) == {("B1", "unit", "penalised unit")}
+    gaps = con.execute("SELECT decision_no, ground, message_zh, message_en FROM rules.principal_gaps").fetchall()
+    assert [(g[0], g[1]) for g in gaps] == [(pen["CF_WSH"], "B1")] and "主要负责人" in gaps[0][2]
+
+
 # -- B grounds --------------------------------------------------------------------------------------------
 
 def test_b1_unlicensed_operation(tmp_path):
