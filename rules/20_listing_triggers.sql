@@ -53,7 +53,8 @@ WHERE later.grade_level = 2 AND later.liability = '责任事故'
 -- refusal stands). Day 0 is the Asia/Shanghai date of the first version saying 拒不执行. A later
 -- version saying 未执行 or 已执行 is a correction: it no longer qualifies, and the entry turns
 -- `revoked`. A REFUSED_EXECUTION penalty that also says 拒不执行 is one entry (same decision, ground
--- and subject): the penalty itself grounds it, dated by its decision.
+-- and subject): the penalty itself grounds it, dated by its decision, so this branch leaves it out
+-- (a predicate, not a window over the wide candidate rows).
 CREATE OR REPLACE TEMP TABLE refusals AS
 SELECT department, record_id, min(updated_at) AS refused_at,
        CAST(timezone('Asia/Shanghai', min(updated_at)) AS DATE) AS refused_on
@@ -61,7 +62,6 @@ FROM subjects.penalty_versions WHERE execution_status = '拒不执行'
 GROUP BY ALL;
 
 CREATE OR REPLACE TEMP TABLE trigger_candidates AS
-SELECT * FROM (
     SELECT g.ground, g.lists_unit, g.lists_principal, g.lists_person_penalised, pg.severity AS ground_severity,
            'penalty' AS trigger_source, p.decision_date AS day0, p.*
     FROM subjects.penalty_versions p
@@ -76,16 +76,15 @@ SELECT * FROM (
     JOIN rules.ground_rules g ON g.ground = 'B3'
     JOIN grounds pg ON pg.ground = g.ground AND pg.enabled
     WHERE p.execution_status IN ('拒不执行', '强制执行') AND p.updated_at >= r.refused_at
+      AND p.violation_code IS DISTINCT FROM 'REFUSED_EXECUTION'
       AND r.refused_on <= (SELECT as_of FROM params)
-      AND p.decision_date <= (SELECT as_of FROM params) AND p.subject_type IS NOT NULL)
-QUALIFY row_number() OVER (PARTITION BY ground, department, record_id, updated_at
-                           ORDER BY trigger_source = 'penalty' DESC) = 1;
+      AND p.decision_date <= (SELECT as_of FROM params) AND p.subject_type IS NOT NULL;
 
 -- (accident version, ground) for A1 and A2: every version that met the ground, and whether the
 -- accident still meets it now (the version in force, and for A2 the pair still there). A penalty
 -- version matched to an accident that was revoked or regraded since no longer qualifies: its entry
 -- turns `revoked`, dated by the accident's change (accident_changed_at).
-CREATE OR REPLACE TEMP TABLE accident_grounds AS
+CREATE OR REPLACE TEMP TABLE accident_ground_versions AS
 WITH changed AS (   -- the record's last change: a correction, a regrading or a revocation (which may
                     -- carry only the envelope, so by record, not by 事故编号)
     SELECT department, record_id, max(updated_at) AS accident_changed_at FROM k_accidents GROUP BY ALL
@@ -117,6 +116,12 @@ JOIN (SELECT l.department, l.record_id, l.updated_at, max(ech.accident_changed_a
   ON pair.department = later.department AND pair.record_id = later.record_id AND pair.updated_at = later.updated_at
 WHERE later.liability = '责任事故' AND later.grade_level = 2 AND later.occurred_date <= (SELECT as_of FROM params);
 
+-- one row per (ground, accident): the version in force where it qualifies, else the latest that did
+-- (so the penalty rows join 1:1, without a window over them)
+CREATE OR REPLACE TEMP TABLE accident_grounds AS
+SELECT * FROM accident_ground_versions
+QUALIFY row_number() OVER (PARTITION BY ground, accident_no ORDER BY qualifies_now DESC, updated_at DESC) = 1;
+
 CREATE OR REPLACE TEMP TABLE trigger_matched AS
 SELECT c.* EXCLUDE (ground_severity, is_latest),
        c.is_latest AND coalesce(g.qualifies_now, true) AS is_latest, g.accident_changed_at,
@@ -133,11 +138,7 @@ WHERE CASE c.ground
     WHEN 'A2' THEN g.accident_no IS NOT NULL
     WHEN 'A3' THEN c.severity = '特别严重'
     WHEN 'B4' THEN c.severity = coalesce(c.ground_severity, '特别严重')
-    ELSE true END
--- one row per penalty version and ground: the accident version in force where it qualifies, else
--- the latest that did
-QUALIFY row_number() OVER (PARTITION BY c.ground, c.department, c.record_id, c.updated_at
-                           ORDER BY g.qualifies_now DESC NULLS LAST, g.updated_at DESC NULLS LAST) = 1;
+    ELSE true END;
 
 -- The unit's principal at the time of the violation (rules.md §3; department-feeds.md §4): named on
 -- the penalty, else on its accident, else the registry version with the latest updated_at on or
@@ -196,6 +197,7 @@ FROM trigger_matched WHERE subject_type = 'person' AND lists_person_penalised;
 DROP TABLE refusals;
 DROP TABLE registry_principals;
 DROP TABLE trigger_principals;
+DROP TABLE accident_ground_versions;
 DROP TABLE accident_grounds;
 DROP TABLE trigger_candidates;
 DROP TABLE trigger_matched;
