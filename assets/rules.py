@@ -77,9 +77,18 @@ def rules_results(context: dg.AssetExecutionContext, exchange: ExchangeResource)
             "SELECT status, count(*) FROM rules.blacklist GROUP BY ALL ORDER BY 1").fetchall())
         by_ground = dict(con.execute(
             "SELECT ground, count(*) FROM rules.blacklist GROUP BY ALL ORDER BY 1").fetchall())
+        # entries whose notice period reaches an unpublished year, and triggers naming no principal of
+        # the time: reported, never listed silently
+        gaps = dict(con.execute("SELECT year, count(*) FROM rules.calendar_gaps GROUP BY ALL ORDER BY 1").fetchall())
+        no_principal = con.execute("SELECT count(*) FROM rules.principal_gaps").fetchone()[0]
     context.log.info(f"blacklist by status {by_status}, by ground {by_ground}")
+    if gaps:
+        context.log.warning(f"entries waiting for an unpublished holiday calendar (year: entries) {gaps}")
+    if no_principal:
+        context.log.warning(f"{no_principal} listing triggers name no principal of the time (rules.principal_gaps)")
     part = {"as_of": str(as_of), "policy_version": pol.version, "sql_files": ran,
-            "entries_by_status": by_status, "entries_by_ground": by_ground}
+            "entries_by_status": by_status, "entries_by_ground": by_ground,
+            "calendar_gaps": {str(y): n for y, n in gaps.items()}, "principal_gaps": no_principal}
     record_part(exchange.paths, context.run_id, "rules", part)
     for table in RULE_TABLES:
         extra = {"entries_by_status": dg.MetadataValue.json(by_status),

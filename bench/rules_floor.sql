@@ -8,8 +8,9 @@
 -- calendar, statuses from credit actions) and rules/50_credit_scores.sql (score and grade), for
 -- the default policy, except where it is only bookkeeping:
 --   * only the version in force of each penalty is evaluated (no per-version triggers, no
---     history, no explanation items): an entry that only a corrected-away earlier version
---     supported is missing here, where the engine keeps it as `revoked`; a revoked record (latest
+--     history, no explanation items): an entry that only a corrected-away earlier version (of the
+--     penalty, or of its accident: revoked or regraded) supported is missing here, where the engine
+--     keeps it as `revoked`; a revoked record (latest
 --     op = revoke) is evaluated on its last upsert and is `revoked`, as in the engine;
 --   * one policy for every decision date (the default has one; the engine looks it up per date);
 --   * the credit policy numbers (credit.yaml) are written in, not read from policy tables;
@@ -23,6 +24,11 @@ CREATE OR REPLACE TEMP MACRO f_name_key(s) AS
     nullif(replace(replace(replace(replace(regexp_replace(sc_half(s), '\s+', '', 'g'),
         '〔', '('), '〕', ')'), '有限责任公司', '有限公司'), '股份有限公司', '股份公司'), '');
 
+-- registry versions with a principal, for the principal at the time (Asia/Shanghai local time)
+CREATE OR REPLACE TEMP TABLE f_registry_principals AS
+SELECT uscc, timezone('Asia/Shanghai', updated_at) AS local_at, principal_id_no
+FROM staged.enterprises WHERE op = 'upsert' AND principal_id_no IS NOT NULL;
+
 -- registry: the latest current version per USCC, only the columns the answer needs
 CREATE OR REPLACE TEMP TABLE f_registry AS
 SELECT uscc, name, standardization, established, principal_id_no, principal_name, reg_no, org_code, former_names
@@ -33,21 +39,23 @@ WHERE op = 'upsert'
 QUALIFY row_number() OVER (PARTITION BY uscc ORDER BY updated_at DESC, department) = 1;
 
 -- penalty decisions in force: the last upsert per record, revoked when the record's latest version
--- is a revoke; a decision reported by several departments kept once (the decider's own report,
+-- is a revoke, with the date its first version said 拒不执行 (B3's day 0); a decision reported by several departments kept once (the decider's own report,
 -- else the earliest); the subject resolved (USCC, else registration no., org code, unique name;
 -- a person by the keyed hash of the ID number)
 CREATE OR REPLACE TEMP TABLE f_last AS
 WITH rec AS (   -- per record: when its last upsert was, and whether a revoke came at or after it
     SELECT department, record_id, max(updated_at) FILTER (WHERE op = 'upsert') AS upsert_at,
            coalesce(max(updated_at) FILTER (WHERE op = 'revoke') >= max(updated_at) FILTER (WHERE op = 'upsert'),
-                    false) AS revoked
+                    false) AS revoked,
+           CAST(timezone('Asia/Shanghai', min(updated_at) FILTER (WHERE op = 'upsert' AND execution_status = '拒不执行'))
+                AS DATE) AS refused_on
     FROM staged.penalties GROUP BY department, record_id
 )   -- staging keeps one version per (department, record_id, updated_at, op): the join finds one row
 SELECT p.department, p.record_id, p.updated_at, p.authority_code, p.decision_no, p.source_unit_code,
        p.decision_date, p.violation_code, p.severity, p.accident_no, p.penalty_types, p.fine_wan,
        p.principal_id_no, p.subject_name, p.uscc, p.reg_no, p.org_code, p.person_id_no,
        coalesce(p.penalised_party, '') = '个人' OR coalesce(p.subject_category, '') = '自然人' AS on_person,
-       r.revoked
+       r.revoked, p.execution_status, r.refused_on
 FROM staged.penalties p JOIN rec r
   ON r.department = p.department AND r.record_id = p.record_id AND r.upsert_at = p.updated_at
 WHERE p.op = 'upsert';
@@ -96,7 +104,7 @@ WHERE CASE WHEN k.on_person THEN k.person_id_no ELSE coalesce(k.uscc, f.uscc) EN
 
 -- accidents: the latest version per 事故编号, graded by the numbers where they are higher
 CREATE OR REPLACE TEMP TABLE f_acc AS
-SELECT accident_no, unit_uscc, liability, reporting, principal_id_no, principal_name,
+SELECT accident_no, unit_uscc, liability, reporting, principal_id_no, principal_name, occurred_at,
        CAST(occurred_at AS DATE) AS occurred_date, coalesce(deaths, 0) AS deaths,
        greatest(CASE WHEN coalesce(deaths, 0) >= 30 OR coalesce(serious_injuries, 0) >= 100 OR coalesce(direct_loss_wan, 0) >= 10000 THEN 4
                      WHEN coalesce(deaths, 0) >= 10 OR coalesce(serious_injuries, 0) >= 50 OR coalesce(direct_loss_wan, 0) >= 5000 THEN 3
@@ -119,12 +127,16 @@ WITH a2 AS (   -- a 较大 liability accident that is the second of its unit wit
     WHERE l.grade_level = 2 AND l.liability = '责任事故' AND e.grade_level = 2 AND e.liability = '责任事故'
       AND l.occurred_date <= (SELECT as_of FROM params)
 ), hit AS (    -- (penalty, ground) for every ground a decision in force meets
-    SELECT p.*, a.principal_id_no AS acc_principal_id, a.principal_name AS acc_principal, g.ground
+    SELECT p.*, a.principal_id_no AS acc_principal_id, a.principal_name AS acc_principal, g.ground,
+           a.occurred_at AS acc_occurred_at,
+           CASE WHEN g.ground = 'B3' AND p.violation_code IS DISTINCT FROM 'REFUSED_EXECUTION' THEN p.refused_on
+                ELSE p.decision_date END AS day0
     FROM f_pen p
     JOIN (VALUES ('ACCIDENT_LIABILITY', 'A1'), ('ACCIDENT_LIABILITY', 'A2'), ('ACCIDENT_LIABILITY', 'A3'),
                  ('ACCIDENT_CONCEALED', 'A4'), ('PRINCIPAL_ABSCONDED', 'A5'), ('UNLICENSED_OPERATION', 'B1'),
                  ('AGENCY_FRAUD', 'B2'), ('REFUSED_EXECUTION', 'B3'), ('OTHER', 'B4')) v(violation_code, ground)
-      ON v.violation_code = p.violation_code
+      ON v.violation_code = p.violation_code    -- B3 also from 执行状态 拒不执行 (强制执行 after it)
+      OR (v.ground = 'B3' AND p.execution_status IN ('拒不执行', '强制执行') AND p.refused_on <= (SELECT as_of FROM params))
     JOIN grounds g ON g.ground = v.ground AND g.enabled
     LEFT JOIN f_acc a ON a.accident_no = p.accident_no
     WHERE CASE g.ground
@@ -137,30 +149,35 @@ WITH a2 AS (   -- a 较大 liability accident that is the second of its unit wit
         WHEN 'B1' THEN p.violation_code = 'UNLICENSED_OPERATION'
         WHEN 'B2' THEN p.violation_code = 'AGENCY_FRAUD'
         WHEN 'B3' THEN p.violation_code = 'REFUSED_EXECUTION'
+                       OR (p.execution_status IN ('拒不执行', '强制执行') AND p.refused_on <= (SELECT as_of FROM params))
         WHEN 'B4' THEN p.violation_code = 'OTHER' AND p.severity = coalesce(g.severity, '特别严重') END
       AND p.decision_date <= (SELECT as_of FROM params)
 ), listed AS (  -- who: the unit (not for A5), its principal (A1–A3, A5, B1, B3, B4), a penalised person (A4, A5, B2)
     SELECT ground, 'unit' AS subject_type, subject_id, subject_id AS code, 'penalised unit' AS role, h.*
     FROM hit h WHERE subject_type = 'unit' AND ground <> 'A5'
     UNION ALL
+    -- the principal at the time: penalty, accident, else the registry version as of the accident, else day 0
     SELECT ground, 'person', 'P' || left(sha256((SELECT person_salt FROM params)
-                                         || coalesce(h.principal_id_no, h.acc_principal_id, r.principal_id_no)), 16),
-           coalesce(h.principal_id_no, h.acc_principal_id, r.principal_id_no), 'principal', h.*
-    FROM hit h LEFT JOIN f_registry r ON r.uscc = h.subject_id
+                                         || coalesce(h.principal_id_no, h.acc_principal_id, ra.principal_id_no,
+                                                     rd.principal_id_no)), 16),
+           coalesce(h.principal_id_no, h.acc_principal_id, ra.principal_id_no, rd.principal_id_no), 'principal', h.*
+    FROM hit h
+    ASOF LEFT JOIN f_registry_principals ra ON ra.uscc = h.subject_id AND h.acc_occurred_at >= ra.local_at
+    ASOF LEFT JOIN f_registry_principals rd ON rd.uscc = h.subject_id AND CAST(h.day0 + 1 AS TIMESTAMP) > rd.local_at
     WHERE h.subject_type = 'unit' AND h.ground NOT IN ('A4', 'B2')
-      AND coalesce(h.principal_id_no, h.acc_principal_id, r.principal_id_no) IS NOT NULL
+      AND coalesce(h.principal_id_no, h.acc_principal_id, ra.principal_id_no, rd.principal_id_no) IS NOT NULL
     UNION ALL
     SELECT ground, 'person', subject_id, subject_code, 'penalised person', h.*
     FROM hit h WHERE subject_type = 'person' AND ground IN ('A4', 'A5', 'B2')
 ), entries AS (
     SELECT 'E' || left(sha256(concat_ws('|', authority_code, decision_no, ground, subject_id)), 16) AS entry_id,
            ground, subject_type, subject_id, code AS subject_code_full, role, authority_code, decision_no,
-           decision_date, revoked, department, record_id
+           decision_date, day0, revoked, department, record_id
     FROM listed
 ), dated AS (
-    SELECT e.*, CASE WHEN p.notice_days = 0 THEN e.decision_date ELSE c1.d END AS start_date
+    SELECT e.*, CASE WHEN p.notice_days = 0 THEN e.day0 ELSE c1.d END AS start_date
     FROM entries e CROSS JOIN params p
-    LEFT JOIN calendar c0 ON c0.d = e.decision_date
+    LEFT JOIN calendar c0 ON c0.d = e.day0
     LEFT JOIN calendar c1 ON c1.working AND c1.ord = c0.ord + p.notice_days
     QUALIFY row_number() OVER (PARTITION BY e.entry_id ORDER BY e.department, e.record_id) = 1
 ), acts AS (
@@ -183,7 +200,7 @@ SELECT d.entry_id, d.subject_type, d.subject_id, d.subject_code_full, d.role, d.
        CAST(d.start_date + to_years(p.management_years) AS DATE) AS end_date,
        CASE WHEN d.revoked THEN 'revoked'
             WHEN a.objection_date IS NOT NULL THEN 'objection_upheld'
-            WHEN p.as_of < d.start_date THEN 'pending'
+            WHEN d.start_date IS NULL OR p.as_of < d.start_date THEN 'pending'   -- no start: unpublished year
             WHEN a.repair_date IS NOT NULL AND NOT coalesce(a.repair_revoked_date > a.repair_date, false) THEN 'repaired'
             WHEN p.as_of >= CAST(d.start_date + to_years(p.management_years) AS DATE) THEN 'expired'
             ELSE 'listed' END AS status,

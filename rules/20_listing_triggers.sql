@@ -14,7 +14,7 @@
 --   A5 principal absconded ..................... principal only; a person by his own penalty
 --   B1 unlicensed operation .................... unit + principal
 --   B2 agency fraud ............................ agency; its staff by their own penalties
---   B3 refused execution (policy) .............. unit + principal
+--   B3 refused execution (policy), or 拒不执行 .. unit + principal
 --   B4 other, 情节 as policy sets (特别严重) .... unit + principal
 CREATE OR REPLACE TABLE rules.ground_rules AS
 SELECT * FROM (VALUES
@@ -45,53 +45,159 @@ WHERE later.grade_level = 2 AND later.liability = '责任事故'
 -- with their accident. Two tables of their own: with exact row counts the planner builds its hash
 -- tables on the small sides (as one statement it guessed a few thousand candidates where there are
 -- millions, built on the wide penalty rows and ran out of memory at 20 M penalty versions).
+--
+-- Day 0 of an entry is its triggering decision's date, except for B3 from 执行状态 (below).
+--
+-- B3 also arises without a new penalty (rules.md §3; department-feeds.md §4): a penalty version whose
+-- AQ_ZXZT says 拒不执行, or 强制执行 after a version that said 拒不执行 (refused, then enforced: the
+-- refusal stands). Day 0 is the Asia/Shanghai date of the first version saying 拒不执行. A later
+-- version saying 未执行 or 已执行 is a correction: it no longer qualifies, and the entry turns
+-- `revoked`. A REFUSED_EXECUTION penalty that also says 拒不执行 is one entry (same decision, ground
+-- and subject): the penalty itself grounds it, dated by its decision, so this branch leaves it out
+-- (a predicate, not a window over the wide candidate rows).
+CREATE OR REPLACE TEMP TABLE refusals AS
+SELECT department, record_id, min(updated_at) AS refused_at,
+       CAST(timezone('Asia/Shanghai', min(updated_at)) AS DATE) AS refused_on
+FROM subjects.penalty_versions WHERE execution_status = '拒不执行'
+GROUP BY ALL;
+
 CREATE OR REPLACE TEMP TABLE trigger_candidates AS
-SELECT g.ground, g.lists_unit, g.lists_principal, g.lists_person_penalised, pg.severity AS ground_severity, p.*
-FROM subjects.penalty_versions p
-JOIN rules.ground_rules g ON g.violation_code = p.violation_code
-JOIN grounds pg ON pg.ground = g.ground AND pg.enabled
-WHERE p.decision_date <= (SELECT as_of FROM params) AND p.subject_type IS NOT NULL;
+    SELECT g.ground, g.lists_unit, g.lists_principal, g.lists_person_penalised, pg.severity AS ground_severity,
+           'penalty' AS trigger_source, p.decision_date AS day0, p.*
+    FROM subjects.penalty_versions p
+    JOIN rules.ground_rules g ON g.violation_code = p.violation_code
+    JOIN grounds pg ON pg.ground = g.ground AND pg.enabled
+    WHERE p.decision_date <= (SELECT as_of FROM params) AND p.subject_type IS NOT NULL
+    UNION ALL BY NAME
+    SELECT g.ground, g.lists_unit, g.lists_principal, g.lists_person_penalised, pg.severity AS ground_severity,
+           'execution_status' AS trigger_source, r.refused_on AS day0, p.*
+    FROM subjects.penalty_versions p
+    JOIN refusals r ON r.department = p.department AND r.record_id = p.record_id
+    JOIN rules.ground_rules g ON g.ground = 'B3'
+    JOIN grounds pg ON pg.ground = g.ground AND pg.enabled
+    WHERE p.execution_status IN ('拒不执行', '强制执行') AND p.updated_at >= r.refused_at
+      AND p.violation_code IS DISTINCT FROM 'REFUSED_EXECUTION'
+      AND r.refused_on <= (SELECT as_of FROM params)
+      AND p.decision_date <= (SELECT as_of FROM params) AND p.subject_type IS NOT NULL;
+
+-- (accident version, ground) for A1 and A2: every version that met the ground, and whether the
+-- accident still meets it now (the version in force, and for A2 the pair still there). A penalty
+-- version matched to an accident that was revoked or regraded since no longer qualifies: its entry
+-- turns `revoked`, dated by the accident's change (accident_changed_at).
+CREATE OR REPLACE TEMP TABLE accident_ground_versions AS
+WITH changed AS (   -- the record's last change: a correction, a regrading or a revocation (which may
+                    -- carry only the envelope, so by record, not by 事故编号)
+    SELECT department, record_id, max(updated_at) AS accident_changed_at FROM k_accidents GROUP BY ALL
+), av AS (
+    SELECT v.*, c.accident_no IS NOT NULL AS version_in_force, ch.accident_changed_at
+    FROM rules.accident_versions v
+    JOIN changed ch ON ch.department = v.department AND ch.record_id = v.record_id
+    LEFT JOIN rules.accidents c
+      ON c.department = v.department AND c.record_id = v.record_id AND c.updated_at = v.updated_at
+    WHERE v.accident_no IN (SELECT accident_no FROM trigger_candidates WHERE ground IN ('A1', 'A2'))
+)
+SELECT 'A1' AS ground, av.*, version_in_force AS qualifies_now
+FROM av WHERE liability = '责任事故' AND grade_level >= 3
+UNION ALL BY NAME
+-- A2 rests on two accidents: a change to the earlier one dates the revocation as well
+SELECT 'A2' AS ground, later.* EXCLUDE (accident_changed_at),
+       later.version_in_force AND later.accident_no IN (SELECT accident_no FROM rules.a2_accidents) AS qualifies_now,
+       greatest(later.accident_changed_at, pair.earlier_changed_at) AS accident_changed_at
+FROM av later
+JOIN (SELECT l.department, l.record_id, l.updated_at, max(ech.accident_changed_at) AS earlier_changed_at
+      FROM av l
+      JOIN rules.accident_versions earlier
+        ON earlier.unit_uscc = l.unit_uscc AND earlier.accident_no <> l.accident_no
+       AND earlier.grade_level = 2 AND earlier.liability = '责任事故'
+       AND earlier.occurred_date <= l.occurred_date
+       AND earlier.occurred_date >= CAST(l.occurred_date - INTERVAL 12 MONTH AS DATE)
+      JOIN changed ech ON ech.department = earlier.department AND ech.record_id = earlier.record_id
+      GROUP BY ALL) pair
+  ON pair.department = later.department AND pair.record_id = later.record_id AND pair.updated_at = later.updated_at
+WHERE later.liability = '责任事故' AND later.grade_level = 2 AND later.occurred_date <= (SELECT as_of FROM params);
+
+-- one row per (ground, accident): the version in force where it qualifies, else the latest that did
+-- (so the penalty rows join 1:1, without a window over them)
+CREATE OR REPLACE TEMP TABLE accident_grounds AS
+SELECT * FROM accident_ground_versions
+QUALIFY row_number() OVER (PARTITION BY ground, accident_no ORDER BY qualifies_now DESC, updated_at DESC) = 1;
 
 CREATE OR REPLACE TEMP TABLE trigger_matched AS
-SELECT c.* EXCLUDE (ground_severity),
-       a.grade AS accident_grade, a.grade_level, a.liability AS accident_liability,
-       a.principal_id_no AS accident_principal_id, a.principal_name AS accident_principal
+SELECT c.* EXCLUDE (ground_severity, is_latest),
+       c.is_latest AND coalesce(g.qualifies_now, true) AS is_latest, g.accident_changed_at,
+       coalesce(g.grade, a.grade) AS accident_grade, coalesce(g.grade_level, a.grade_level) AS grade_level,
+       coalesce(g.liability, a.liability) AS accident_liability,
+       coalesce(g.principal_id_no, a.principal_id_no) AS accident_principal_id,
+       coalesce(g.principal_name, a.principal_name) AS accident_principal,
+       coalesce(g.occurred_at, a.occurred_at) AS accident_occurred_at
 FROM trigger_candidates c
+LEFT JOIN accident_grounds g ON g.ground = c.ground AND g.accident_no = c.accident_no
 LEFT JOIN rules.accidents a ON a.accident_no = c.accident_no
 WHERE CASE c.ground
-    WHEN 'A1' THEN a.liability = '责任事故' AND a.grade_level >= 3
-    WHEN 'A2' THEN a.liability = '责任事故' AND a.grade_level = 2
-                   AND c.accident_no IN (SELECT accident_no FROM rules.a2_accidents)
+    WHEN 'A1' THEN g.accident_no IS NOT NULL
+    WHEN 'A2' THEN g.accident_no IS NOT NULL
     WHEN 'A3' THEN c.severity = '特别严重'
     WHEN 'B4' THEN c.severity = coalesce(c.ground_severity, '特别严重')
     ELSE true END;
 
+-- The unit's principal at the time of the violation (rules.md §3; department-feeds.md §4): named on
+-- the penalty, else on its accident, else the registry version with the latest updated_at on or
+-- before the accident's occurrence, else on or before day 0 — never the registry as it stands now,
+-- so a successor is not listed for a predecessor's act. None found: reported, no principal listed.
+CREATE OR REPLACE TEMP TABLE registry_principals AS
+SELECT uscc, timezone('Asia/Shanghai', updated_at) AS local_at, principal_id_no, principal_name
+FROM k_enterprises
+WHERE op = 'upsert' AND principal_id_no IS NOT NULL
+  AND uscc IN (SELECT subject_id FROM trigger_matched WHERE subject_type = 'unit' AND lists_principal);
+
+CREATE OR REPLACE TEMP TABLE trigger_principals AS
+SELECT m.*,
+       CASE WHEN m.principal_id_no IS NOT NULL THEN 'penalty'
+            WHEN m.accident_principal_id IS NOT NULL THEN 'accident'
+            WHEN ra.principal_id_no IS NOT NULL THEN 'registry at the accident'
+            WHEN rd.principal_id_no IS NOT NULL THEN 'registry at the decision' END AS principal_source,
+       coalesce(m.principal_id_no, m.accident_principal_id, ra.principal_id_no, rd.principal_id_no) AS at_time_id_no,
+       CASE WHEN m.principal_id_no IS NOT NULL THEN m.principal_name
+            WHEN m.accident_principal_id IS NOT NULL THEN m.accident_principal
+            WHEN ra.principal_id_no IS NOT NULL THEN ra.principal_name ELSE rd.principal_name END AS at_time_name
+FROM trigger_matched m
+ASOF LEFT JOIN registry_principals ra ON ra.uscc = m.subject_id AND m.accident_occurred_at >= ra.local_at
+ASOF LEFT JOIN registry_principals rd ON rd.uscc = m.subject_id AND CAST(m.day0 + 1 AS TIMESTAMP) > rd.local_at
+WHERE m.subject_type = 'unit' AND m.lists_principal;
+
+CREATE OR REPLACE TABLE rules.principal_gaps AS
+SELECT DISTINCT ground, subject_id AS unit_uscc, authority_code, decision_no, decision_date, department, record_id,
+       'LISTING-PRINCIPAL-UNKNOWN' AS rule_id,
+       '处罚决定 ' || decision_no || ' 构成 ' || ground || ' 列入情形，但处罚、事故及当时的监管对象库版本均未载明主要负责人，'
+           || '未列入主要负责人。' AS message_zh,
+       'decision ' || decision_no || ' grounds ' || ground || ', but neither the penalty, its accident nor a registry '
+           || 'version of the time names the principal: no principal listed.' AS message_en
+FROM trigger_principals WHERE at_time_id_no IS NULL AND is_latest
+ORDER BY ALL;
+
 CREATE OR REPLACE TABLE rules.trigger_versions AS
-WITH principals AS (  -- the registry's principal, only for the units a trigger names
-    SELECT r.uscc, r.principal_id_no, r.principal_name
-    FROM subjects.registry r
-    WHERE r.uscc IN (SELECT subject_id FROM trigger_matched WHERE subject_type = 'unit' AND lists_principal)
-)
 -- the penalised unit
 SELECT ground, 'unit' AS subject_type, subject_id, subject_id AS subject_code_full, subject_name AS name,
        'penalised unit' AS role, * EXCLUDE (ground, subject_type, subject_id, subject_code, lists_unit, lists_principal, lists_person_penalised)
 FROM trigger_matched WHERE subject_type = 'unit' AND lists_unit
 UNION ALL BY NAME
--- the unit's principal: from the penalty, else its accident, else the registry
-SELECT m.ground, 'person' AS subject_type,
-       'P' || left(sha256((SELECT person_salt FROM params)
-                          || coalesce(m.principal_id_no, m.accident_principal_id, r.principal_id_no)), 16) AS subject_id,
-       coalesce(m.principal_id_no, m.accident_principal_id, r.principal_id_no) AS subject_code_full,
-       coalesce(m.principal_name, m.accident_principal, r.principal_name) AS name,
-       'principal' AS role, m.* EXCLUDE (ground, subject_type, subject_id, subject_code, lists_unit, lists_principal, lists_person_penalised)
-FROM trigger_matched m LEFT JOIN principals r ON r.uscc = m.subject_id
-WHERE m.subject_type = 'unit' AND m.lists_principal
-  AND coalesce(m.principal_id_no, m.accident_principal_id, r.principal_id_no) IS NOT NULL
+-- the unit's principal at the time
+SELECT ground, 'person' AS subject_type,
+       'P' || left(sha256((SELECT person_salt FROM params) || at_time_id_no), 16) AS subject_id,
+       at_time_id_no AS subject_code_full, at_time_name AS name, 'principal' AS role,
+       * EXCLUDE (ground, subject_type, subject_id, subject_code, lists_unit, lists_principal, lists_person_penalised,
+                  at_time_id_no, at_time_name)
+FROM trigger_principals WHERE at_time_id_no IS NOT NULL
 UNION ALL BY NAME
 -- a person penalised himself (A4 responsible persons, A5 the absconded principal, B2 agency staff)
 SELECT ground, 'person' AS subject_type, subject_id, subject_code AS subject_code_full, subject_name AS name,
        'penalised person' AS role, * EXCLUDE (ground, subject_type, subject_id, subject_code, lists_unit, lists_principal, lists_person_penalised)
 FROM trigger_matched WHERE subject_type = 'person' AND lists_person_penalised;
 
+DROP TABLE refusals;
+DROP TABLE registry_principals;
+DROP TABLE trigger_principals;
+DROP TABLE accident_ground_versions;
+DROP TABLE accident_grounds;
 DROP TABLE trigger_candidates;
 DROP TABLE trigger_matched;

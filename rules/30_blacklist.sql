@@ -1,9 +1,13 @@
 -- The serious-dishonesty list (严重失信主体名单) as of params.as_of, with each entry's history.
 --
 -- One entry per (deciding authority, decision, ground, subject); its id derives from those, so it
--- never changes across runs. Dates (Asia/Shanghai): day 0 = decision date; the listing starts on
+-- never changes across runs. Dates (Asia/Shanghai): day 0 = decision date (B3 from 执行状态: the date
+-- the refusal was recorded, rules/20_listing_triggers.sql); the listing starts on
 -- the Nth working day after it (N = policy notice period, calendar from policy; N = 0 starts on
--- day 0); end = start + management years, exclusive (29 Feb → 28 Feb).
+-- day 0); end = start + management years, exclusive (29 Feb → 28 Feb). The calendar holds only the
+-- years a 国务院办公厅 notice published (safecredit/workdays.py): a notice period that reaches any
+-- other year has no start, stays `pending` and is reported in rules.calendar_gaps, naming the year —
+-- never counted Monday–Friday.
 --
 -- Status at as_of, first that applies:
 --   revoked           the decision was revoked, or corrected so that it no longer qualifies
@@ -32,29 +36,56 @@ WITH agg AS (
     SELECT department, record_id, updated_at AS latest_version_at
     FROM subjects.penalty_decisions WHERE report_rank = 1
 ), cal AS (SELECT d, working, ord FROM calendar), dec AS (
-    SELECT a.*, lv.latest_version_at, c0.ord AS decision_ord,
+    SELECT a.*, lv.latest_version_at, c0.ord AS decision_ord, coalesce(ng.gap_year, year(a.day0)) AS next_gap_year,
            coalesce(pt.policy_version, (SELECT policy_version FROM params)) AS entry_policy_version,
            coalesce(pt.notice_days, (SELECT notice_days FROM params)) AS notice_days,
            coalesce(pt.management_years, (SELECT management_years FROM params)) AS management_years,
            coalesce(pt.repair_after_months, (SELECT repair_after_months FROM params)) AS repair_after_months
     FROM agg a
     LEFT JOIN latest_version lv USING (department, record_id)
-    LEFT JOIN cal c0 ON c0.d = a.decision_date
-    -- the policy in force on the decision date
-    ASOF LEFT JOIN policy_timeline pt ON a.decision_date >= pt.effective_from
-), started AS (
+    LEFT JOIN cal c0 ON c0.d = a.day0
+    LEFT JOIN calendar_next_gap ng ON ng.year = year(a.day0)
+    -- the policy in force on day 0 (the decision date but for B3 from 执行状态: the refusal's date)
+    ASOF LEFT JOIN policy_timeline pt ON a.day0 >= pt.effective_from
+), counted AS (
     SELECT dec.*,
-           CASE WHEN dec.notice_days = 0 THEN dec.decision_date ELSE c1.d END AS start_date
+           CASE WHEN dec.notice_days = 0 THEN dec.day0 ELSE c1.d END AS counted_start
     FROM dec LEFT JOIN cal c1
       ON c1.working AND c1.ord = dec.decision_ord + dec.notice_days
+), started AS (  -- counting into (or across) an unpublished year finds no day, or one past the gap
+    SELECT * EXCLUDE (counted_start, calendar_gap_year),
+           CASE WHEN calendar_gap_year IS NULL THEN counted_start END AS start_date, calendar_gap_year
+    FROM (SELECT *, CASE WHEN notice_days > 0 AND (counted_start IS NULL OR year(counted_start) >= next_gap_year)
+                         THEN next_gap_year END AS calendar_gap_year FROM counted)
 )
 SELECT *,
        CAST(start_date + to_years(management_years) AS DATE) AS end_date,
        CAST(start_date + to_months(repair_after_months) AS DATE) AS repair_earliest,
        decision_revoked OR NOT qualifies_now AS is_revoked,
        CASE WHEN decision_revoked THEN CAST(timezone('Asia/Shanghai', decision_revoked_at) AS DATE)
-            WHEN NOT qualifies_now THEN CAST(timezone('Asia/Shanghai', latest_version_at) AS DATE) END AS revoked_date
+            -- the penalty's correction, or its accident's revocation or regrading, whichever came later
+            WHEN NOT qualifies_now THEN CAST(timezone('Asia/Shanghai', greatest(latest_version_at,
+                                            coalesce(accident_changed_at, latest_version_at))) AS DATE)
+       END AS revoked_date
 FROM started;  -- one row per entry: agg is grouped by entry_id and every join after it is 1:1
+
+-- entries whose notice period reaches a year the calendar does not hold: not listed, reported
+CREATE OR REPLACE TABLE rules.calendar_gaps AS
+SELECT entry_id, ground, subject_type, subject_id, authority_code, decision_no, decision_date, day0, notice_days,
+       department, record_id, calendar_gap_year AS year, 'LISTING-CALENDAR-YEAR-UNPUBLISHED' AS rule_id,
+       CASE WHEN year(day0) = calendar_gap_year
+            THEN '起算日 ' || day0 || ' 所在的 ' || calendar_gap_year
+                 || ' 年尚无国务院办公厅公布的节假日安排，无法计算告知期，暂不列入。'
+            ELSE '告知期（自 ' || day0 || ' 起 ' || notice_days || ' 个工作日）延伸至 ' || calendar_gap_year
+                 || ' 年，该年尚无国务院办公厅公布的节假日安排，暂不列入。' END AS message_zh,
+       CASE WHEN year(day0) = calendar_gap_year
+            THEN 'day 0 ' || day0 || ' is in ' || calendar_gap_year || ', a year with no published '
+                 || '国务院办公厅 holiday calendar: the notice period cannot be counted; not listed.'
+            ELSE 'the notice period (' || notice_days || ' working days from ' || day0 || ') reaches '
+                 || calendar_gap_year || ', a year with no published 国务院办公厅 holiday calendar; not listed.'
+       END AS message_en
+FROM rules.entries WHERE calendar_gap_year IS NOT NULL
+ORDER BY ALL;
 
 -- credit actions that name an entry's decision and subject, as known and in force by as_of
 CREATE OR REPLACE TABLE rules.entry_actions AS
@@ -90,7 +121,7 @@ SELECT e.entry_id, a.objection_date, a.repair_date,
        CASE
            WHEN e.is_revoked THEN 'revoked'
            WHEN a.objection_date IS NOT NULL THEN 'objection_upheld'
-           WHEN (SELECT as_of FROM params) < e.start_date THEN 'pending'
+           WHEN e.start_date IS NULL OR (SELECT as_of FROM params) < e.start_date THEN 'pending'
            WHEN a.repair_date IS NOT NULL AND NOT coalesce(a.repair_revoked_date > a.repair_date, false) THEN 'repaired'
            WHEN (SELECT as_of FROM params) >= e.end_date THEN 'expired'
            ELSE 'listed' END AS status
@@ -100,9 +131,11 @@ FROM rules.entries e LEFT JOIN acts a USING (entry_id);
 -- apply backwards but keep the date they happened)
 CREATE OR REPLACE TABLE rules.entry_history AS
 WITH ev AS (
-    SELECT entry_id, decision_date AS event_date, 1 AS ord, 'pending' AS status, 'penalty decision' AS cause
-    FROM rules.entries WHERE start_date > decision_date
+    SELECT entry_id, day0 AS event_date, 1 AS ord, 'pending' AS status,
+           CASE trigger_source WHEN 'execution_status' THEN '拒不执行 recorded' ELSE 'penalty decision' END AS cause
+    FROM rules.entries WHERE start_date IS NULL OR start_date > day0
     UNION ALL SELECT entry_id, start_date, 2, 'listed', 'notice period ended' FROM rules.entries
+              WHERE start_date IS NOT NULL
     UNION ALL SELECT entry_id, repair_date, 3, 'repaired', '信用修复' FROM rules.entry_status WHERE repair_date IS NOT NULL
     UNION ALL SELECT entry_id, repair_revoked_date, 4, 'listed', '撤销修复: listing restored'
               FROM rules.entry_status WHERE repair_revoked_date IS NOT NULL
@@ -125,7 +158,7 @@ SELECT e.entry_id, e.subject_type, e.subject_id,
        '应急管理部令第11号' AS basis, e.basis AS penalty_basis,
        e.decision_no, e.authority, e.authority_code, e.decision_date, e.start_date, e.end_date,
        s.status,
-       h.status_date,
+       h.status_date, e.calendar_gap_year,
        s.repair_date, s.objection_date, e.revoked_date,
        e.department AS source_department, e.record_id AS source_record_id, e.accident_no AS trigger_accident,
        e.entry_policy_version AS policy_version,

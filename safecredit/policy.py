@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
@@ -56,31 +56,6 @@ class Policy:
 
     def tables(self) -> dict[str, list[dict]]:
         return dict(self.doc.get("tables", {}) or {})
-
-    def working_days(self, start: date, end: date) -> list[tuple[date, bool]]:
-        """(day, is working day) for start..end inclusive: Mon–Fri less holidays plus make-up days."""
-        cal = self.doc.get("calendar", {})
-        holidays = set(_expand(cal.get("holidays", [])))
-        makeup = set(_expand(cal.get("makeup_workdays", [])))
-        out = []
-        d = start
-        while d <= end:
-            out.append((d, (d.weekday() < 5 and d not in holidays) or d in makeup))
-            d += timedelta(days=1)
-        return out
-
-
-def _expand(items) -> list[date]:
-    out = []
-    for it in items:
-        if isinstance(it, (list, tuple)):
-            a, b = (x if isinstance(x, date) else date.fromisoformat(str(x)) for x in it)
-            while a <= b:
-                out.append(a)
-                a += timedelta(days=1)
-        else:
-            out.append(it if isinstance(it, date) else date.fromisoformat(str(it)))
-    return out
 
 
 def _merge(into: dict, new: dict) -> dict:

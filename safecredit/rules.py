@@ -7,7 +7,7 @@ the grounds table — as small tables the SQL reads; all set logic stays in the 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -15,6 +15,7 @@ import duckdb
 from safecredit.config import DATASETS, RULES_DIR
 from safecredit.errors import ConfigError
 from safecredit.policy import Policy
+from safecredit.workdays import prepare_calendar
 
 
 def known_views(con: duckdb.DuckDBPyConnection) -> None:
@@ -73,15 +74,7 @@ def prepare_params(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, 
     for g, spec in sorted(grounds.items()):
         con.execute("INSERT INTO grounds VALUES (?, ?, ?, ?)",
                     [g, spec.get("name", g), bool(spec.get("enabled", True)), spec.get("severity")])
-    # calendar wide enough for any decision date in the data plus the notice period
-    lo = con.execute("SELECT coalesce(min(decision_date), ?::DATE) FROM staged.penalties", [as_of]).fetchone()[0]
-    hi = max(as_of, con.execute("SELECT coalesce(max(decision_date), ?::DATE) FROM staged.penalties",
-                                [as_of]).fetchone()[0]) + timedelta(days=120)
-    days = policy.working_days(lo - timedelta(days=10), hi)
-    con.execute("CREATE OR REPLACE TEMP TABLE calendar (d DATE, working BOOLEAN)")
-    con.executemany("INSERT INTO calendar VALUES (?, ?)", days)
-    con.execute("CREATE OR REPLACE TEMP TABLE calendar AS SELECT d, working, "
-                "sum(working::INTEGER) OVER (ORDER BY d) AS ord FROM calendar ORDER BY d")
+    prepare_calendar(con, policy)
 
 
 def _policy_table(con: duckdb.DuckDBPyConnection, name: str, rows: list[dict]) -> None:

@@ -51,6 +51,35 @@ def test_a1_major_liability_accident_lists_unit_and_principal(tmp_path):
     assert person["subject_code"] == "*" * 14 + id_number(1)[-4:]
 
 
+@pytest.mark.parametrize("change", ["revoked", "regraded"])
+def test_a1_entries_turn_revoked_when_the_accident_is_revoked_or_regraded_below_the_ground(tmp_path, change):
+    """rules.md §3: the entry keeps its id and history and turns `revoked`; it never vanishes."""
+    acc = accident(1, 1, "2025-05-01", deaths=12, grade="重大")
+    later = (revoke(acc, "2025-12-01") if change == "revoked"
+             else {**acc, "updated_at": ts("2025-12-01"), "SG_SWRS": "2", "SG_DJ": "一般"})
+    pen = liability(1, 1, acc["SG_BH"], "2025-09-01")
+    before = entries(wh(tmp_path / "before", [pen], [acc]))
+    con = wh(tmp_path / "after", [pen], [acc, later])
+    after = entries(con)
+    assert {e["entry_id"] for e in after} == {e["entry_id"] for e in before} and len(after) == 2
+    assert {(e["ground"], e["status"], e["revoked_date"]) for e in after} == {("A1", "revoked", date(2025, 12, 1))}
+    hist = con.execute("SELECT status FROM rules.entry_history WHERE entry_id = ? ORDER BY event_date, ord",
+                       [after[0]["entry_id"]]).fetchall()
+    assert [h for (h,) in hist] == ["pending", "listed", "revoked"]
+
+
+@pytest.mark.parametrize("change", ["revoked", "regraded"])
+def test_a2_entries_turn_revoked_when_either_accident_is_revoked_or_regraded(tmp_path, change):
+    a1 = accident(1, 2, "2025-01-10", deaths=4, grade="较大")
+    a2 = accident(2, 2, "2025-06-10", deaths=5, grade="较大")
+    pens = [liability(1, 2, a1["SG_BH"], "2025-04-01"), liability(2, 2, a2["SG_BH"], "2025-09-01")]
+    later = (revoke(a1, "2025-12-01") if change == "revoked"
+             else {**a1, "updated_at": ts("2025-12-01"), "SG_SWRS": "1", "SG_DJ": "一般"})
+    assert {e["status"] for e in entries(wh(tmp_path / "before", pens, [a1, a2]), ground="A2")} == {"listed"}
+    after = entries(wh(tmp_path / "after", pens, [a1, a2, later]), ground="A2")
+    assert len(after) == 2 and {(e["status"], e["revoked_date"]) for e in after} == {("revoked", date(2025, 12, 1))}
+
+
 def test_a1_not_for_a_non_liability_accident(tmp_path):
     acc = accident(1, 1, "2025-05-01", deaths=12, grade="重大", SG_ZR="非责任事故")
     con = wh(tmp_path, [liability(1, 1, acc["SG_BH"], "2025-09-01")], [acc])
@@ -113,6 +142,26 @@ def test_a5_lists_the_principal_only(tmp_path):
     assert entries(con)[0]["name"] == "李四"
 
 
+# -- who: the principal at the time ---------------------------------------------------------------------
+
+def test_a_successor_principal_is_not_listed_for_a_predecessors_act(tmp_path):
+    """rules.md §3: the registry version in force on the decision date, not the registry of today."""
+    ents = [enterprise(1), enterprise(1, updated_at=ts("2025-10-01"), QY_ZYFZR="继任者", QY_ZYFZR_ZJHM=id_number(99))]
+    con = wh(tmp_path, [penalty(1, 1, "2025-09-01", AQ_WFDM="UNLICENSED_OPERATION")], ents=ents)
+    person = entries(con, subject_type="person")
+    assert [(p["name"], p["subject_code"][-4:]) for p in person] == [("负责人1", id_number(1)[-4:])]
+    assert con.execute("SELECT count(*) FROM rules.principal_gaps").fetchone()[0] == 0
+
+
+def test_no_principal_known_at_the_time_is_reported_and_nobody_listed_in_their_place(tmp_path):
+    ents = [enterprise(1, updated_at=ts("2025-10-01"))]       # first sent after the decision
+    pen = penalty(1, 1, "2025-09-01", AQ_WFDM="UNLICENSED_OPERATION")
+    con = wh(tmp_path, [pen], ents=ents)
+    assert grounds_of(con) == {("B1", "unit", "penalised unit")}
+    gaps = con.execute("SELECT decision_no, ground, message_zh, message_en FROM rules.principal_gaps").fetchall()
+    assert [(g[0], g[1]) for g in gaps] == [(pen["CF_WSH"], "B1")] and "主要负责人" in gaps[0][2]
+
+
 # -- B grounds --------------------------------------------------------------------------------------------
 
 def test_b1_unlicensed_operation(tmp_path):
@@ -133,6 +182,30 @@ def test_b3_refused_execution(tmp_path):
     assert grounds_of(con) == {("B3", "unit", "penalised unit"), ("B3", "person", "principal")}
 
 
+@pytest.mark.parametrize("later, status", [(None, "listed"), ("强制执行", "listed"), ("已执行", "revoked"),
+                                           ("未执行", "revoked")])
+def test_b3_from_a_penalty_version_that_says_refused(tmp_path, later, status):
+    """rules.md §3: day 0 is the Asia/Shanghai date of the first version saying 拒不执行; 强制执行
+    later keeps the entry, 已执行 or 未执行 later is a correction and the entry turns revoked."""
+    pen = penalty(1, 1, "2025-03-03", AQ_ZXZT="未执行")
+    refused = {**pen, "updated_at": "2025-06-09T17:30:00Z", "AQ_ZXZT": "拒不执行"}   # 2025-06-10 01:30 in 上海
+    again = {**pen, "updated_at": ts("2025-07-01"), "AQ_ZXZT": "拒不执行"}
+    versions = [pen, refused, again] + ([{**pen, "updated_at": ts("2025-09-01"), "AQ_ZXZT": later}] if later else [])
+    con = wh(tmp_path, versions)
+    assert grounds_of(con) == {("B3", "unit", "penalised unit"), ("B3", "person", "principal")}
+    unit = entries(con, subject_type="unit")[0]
+    # 10 June (Tue) is day 0: 11, 12, 13, 16, 17 June are working days 1–5
+    assert (unit["decision_no"], unit["start_date"], unit["status"]) == (pen["CF_WSH"], date(2025, 6, 17), status)
+    assert unit["revoked_date"] == (date(2025, 9, 1) if status == "revoked" else None)
+
+
+def test_b3_refused_execution_penalty_that_also_says_refused_is_one_entry_dated_by_its_decision(tmp_path):
+    pen = penalty(1, 1, "2025-09-01", AQ_WFDM="REFUSED_EXECUTION", AQ_ZXZT="未执行")
+    con = wh(tmp_path, [pen, {**pen, "updated_at": ts("2025-10-09"), "AQ_ZXZT": "拒不执行"}])
+    units = entries(con, subject_type="unit")
+    assert [(e["ground"], e["start_date"]) for e in units] == [("B3", date(2025, 9, 8))]
+
+
 @pytest.mark.parametrize("severity, listed", [("特别严重", True), ("严重", False)])
 def test_b4_other_only_when_most_serious(tmp_path, severity, listed):
     con = wh(tmp_path, [penalty(1, 1, "2025-09-01", AQ_WFDM="OTHER", AQ_QJ=severity)])
@@ -146,6 +219,39 @@ def test_notice_period_counts_working_days_of_the_policy_calendar(tmp_path):
     con = wh(tmp_path, [penalty(1, 1, "2024-09-30", AQ_WFDM="UNLICENSED_OPERATION")], as_of=date(2024, 10, 11))
     e = entries(con, subject_type="unit")[0]
     assert e["start_date"] == date(2024, 10, 12) and e["status"] == "pending"
+
+
+def test_a_2023_notice_period_skips_that_years_holidays_and_counts_its_make_up_days(tmp_path):
+    # 2023-09-27 (Wed): 28 Sep is working day 1; 29 Sep–6 Oct 中秋/国庆; 7 and 8 Oct (Sat, Sun) are
+    # make-up working days 2 and 3 (国务院办公厅 2023 notice); 9 Oct is 4, 10 Oct is 5
+    con = wh(tmp_path, [penalty(1, 1, "2023-09-27", AQ_WFDM="UNLICENSED_OPERATION")], as_of=date(2023, 10, 9))
+    e = entries(con, subject_type="unit")[0]
+    assert e["start_date"] == date(2023, 10, 10) and e["status"] == "pending"
+
+
+@pytest.mark.parametrize("decided, as_of, year", [("2031-03-03", date(2031, 6, 1), 2031),
+                                                  ("2026-12-28", date(2027, 3, 1), 2027)])
+def test_a_notice_period_reaching_an_unpublished_year_is_reported_and_not_listed(tmp_path, decided, as_of, year):
+    """Never Monday–Friday silently (rules.md §3): the entry waits, and the year is named."""
+    con = wh(tmp_path, [penalty(1, 1, decided, AQ_WFDM="UNLICENSED_OPERATION")], as_of=as_of)
+    es = entries(con)
+    assert es and {(e["status"], e["start_date"], e["calendar_gap_year"]) for e in es} == {("pending", None, year)}
+    gaps = con.execute("SELECT entry_id, year, message_zh, message_en FROM rules.calendar_gaps").fetchall()
+    assert sorted(g[0] for g in gaps) == sorted(e["entry_id"] for e in es)
+    assert all(g[1] == year and str(year) in g[2] and str(year) in g[3] for g in gaps)
+    assert con.execute("SELECT count(*) FROM rules.restrictions").fetchone()[0] == 0
+
+
+def test_the_policy_overrides_a_day_and_may_publish_a_year_the_package_lacks():
+    from safecredit.policy import Policy
+    from safecredit.workdays import published
+
+    pol = Policy("t", "1", date(1900, 1, 1), {"calendar": {
+        "published_years": [2027], "holidays": [["2027-01-01", "2027-01-02"]], "makeup_workdays": ["2025-10-08"]}})
+    years, days = published(pol)
+    assert years == list(range(2004, 2028))
+    assert {d: w for d, w in days}[date(2025, 10, 8)] is True      # a 国庆 day in the package, overridden
+    assert {d: w for d, w in days}[date(2027, 1, 1)] is False
 
 
 def test_end_is_three_calendar_years_exclusive_29_february(tmp_path):

@@ -85,6 +85,9 @@ BLACKLIST_COLUMNS: dict[str, tuple[str, str]] = {
     "end_date": ("管理期届满日期", "列入日期加管理期（3年），不含当日（YYYY-MM-DD）"),
     "status": ("状态", "pending|listed|expired|repaired|objection_upheld|revoked；仅 listed 限制"),
     "status_date": ("状态日期", "当前状态的起始日期（YYYY-MM-DD）"),
+    "calendar_gap_year": ("待公布日历年份", "告知期延伸至尚无国务院办公厅节假日安排的年份时为该年份（条目保持 pending，"
+                          "不列入）；否则为空 / year without a published holiday calendar that the notice "
+                          "period reaches (entry stays pending)"),
     "repair_date": ("信用修复日期", "信用修复生效日期（列入满12个月后），无则为空"),
     "objection_date": ("异议成立日期", "异议成立的日期，无则为空"),
     "revoked_date": ("撤销日期", "触发处罚被撤销或更正后不再符合的日期，无则为空"),
