@@ -9,7 +9,7 @@ export GX_ANALYTICS_ENABLED := false
 export DAGSTER_DISABLE_TELEMETRY := 1
 PYTEST_ARGS ?=
 
-.PHONY: install demo test bench clean system-deps
+.PHONY: install demo test lint format bench clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,7 +40,16 @@ system-deps:
 demo: install
 	$(BIN)/safecredit demo
 
-test: install system-deps
+# ruff: the formatting and lint rules of pyproject.toml ([tool.ruff]); `make format` applies them
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: install system-deps lint
 	$(BIN)/pytest -q $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
 
 bench: install

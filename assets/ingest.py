@@ -23,15 +23,14 @@ from safecredit.run_summary import record_part
 # single-run backfills are marked beta; we rely on them knowingly (one fetch per range)
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
-DEPARTMENTS_TAG = "safecredit/departments"   # comma-separated department ids a run is limited to
-NETWORK_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL,
-                               jitter=dg.Jitter.PLUS_MINUS)
+DEPARTMENTS_TAG = "safecredit/departments"  # comma-separated department ids a run is limited to
+NETWORK_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 DAILY = dg.DailyPartitionsDefinition(start_date="2019-01-01", timezone="Asia/Shanghai")
 
 
 class IngestConfig(dg.Config):
-    departments: list[str] = []   # empty: every configured department that serves the dataset
-    incremental: bool = False     # true: since each source's watermark (nightly); false: the partitions' days
+    departments: list[str] = []  # empty: every configured department that serves the dataset
+    incremental: bool = False  # true: since each source's watermark (nightly); false: the partitions' days
 
 
 def landing_key(dataset: str) -> dg.AssetKey:
@@ -49,13 +48,22 @@ def _wanted_departments(context: dg.AssetExecutionContext, config: IngestConfig)
 
 
 def _landing_asset(dataset: str) -> dg.AssetsDefinition:
-    @dg.asset(key=landing_key(dataset), group_name="landing", retry_policy=NETWORK_RETRY,
-              partitions_def=DAILY, backfill_policy=dg.BackfillPolicy.single_run(),
-              description=f"Raw landing of `{dataset}` from every configured department "
-                          "(immutable fetches with manifests; watermark per source).",
-              kinds={"python"})
-    def _asset(context: dg.AssetExecutionContext, config: IngestConfig, exchange: ExchangeResource,
-               departments: DepartmentFeedsResource) -> dg.MaterializeResult:
+    @dg.asset(
+        key=landing_key(dataset),
+        group_name="landing",
+        retry_policy=NETWORK_RETRY,
+        partitions_def=DAILY,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        description=f"Raw landing of `{dataset}` from every configured department "
+        "(immutable fetches with manifests; watermark per source).",
+        kinds={"python"},
+    )
+    def _asset(
+        context: dg.AssetExecutionContext,
+        config: IngestConfig,
+        exchange: ExchangeResource,
+        departments: DepartmentFeedsResource,
+    ) -> dg.MaterializeResult:
         pol = exchange.policy()
         window = None
         if not config.incremental:
@@ -67,21 +75,29 @@ def _landing_asset(dataset: str) -> dg.AssetsDefinition:
             if dataset not in dept.datasets or (wanted and dept.id not in wanted):
                 continue
             with departments.client(dept) as client:
-                r = pull(dept, dataset, exchange.paths.raw, window=window, client=client,
-                         overlap_hours=pol.get("ingest.overlap_hours", 24),
-                         csv_overlap_days=pol.get("ingest.csv_overlap_days", 1),
-                         page_limit=pol.get("ingest.page_limit", 1000),
-                         csv_workers=pol.get("ingest.csv_parallel_days", 4))
+                r = pull(
+                    dept,
+                    dataset,
+                    exchange.paths.raw,
+                    window=window,
+                    client=client,
+                    overlap_hours=pol.get("ingest.overlap_hours", 24),
+                    csv_overlap_days=pol.get("ingest.csv_overlap_days", 1),
+                    page_limit=pol.get("ingest.page_limit", 1000),
+                    csv_workers=pol.get("ingest.csv_parallel_days", 4),
+                )
             log = context.log.info if r.status == "landed" else context.log.warning
             log(f"{dept.id}/{dataset}: {r.status} — {r.message_en}")
             results.append(r.as_dict())
         record_part(exchange.paths, context.run_id, f"landing-{dataset}", {"sources": results})
-        return dg.MaterializeResult(metadata={
-            "sources": dg.MetadataValue.json(results),
-            "rows_landed": sum(r["rows"] for r in results),
-            "window": str(window) if window else "incremental",
-            "unavailable": [r["department"] for r in results if r["status"] != "landed"],
-        })
+        return dg.MaterializeResult(
+            metadata={
+                "sources": dg.MetadataValue.json(results),
+                "rows_landed": sum(r["rows"] for r in results),
+                "window": str(window) if window else "incremental",
+                "unavailable": [r["department"] for r in results if r["status"] != "landed"],
+            }
+        )
 
     return _asset
 
@@ -99,5 +115,4 @@ def partition_for(day) -> str:
 def ingest_run_config(departments=(), *, incremental: bool = True) -> dict[str, IngestConfig]:
     """`ops:` of a run that lands every dataset: incremental pulls (the nightly run) from
     `departments` (empty: every configured one)."""
-    return {landing_op(ds): IngestConfig(incremental=incremental, departments=sorted(departments))
-            for ds in DATASETS}
+    return {landing_op(ds): IngestConfig(incremental=incremental, departments=sorted(departments)) for ds in DATASETS}

@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from assets.rules import RULE_TABLES, rules_key
 from assets.resources import ExchangeResource
+from assets.rules import RULE_TABLES, rules_key
 from safecredit.publish.feeds import FEEDS
 from safecredit.run_summary import assemble, record_blocked, write_summary
 
@@ -30,9 +30,12 @@ def _publisher(exchange: ExchangeResource):
     from safecredit.publish import Publisher
 
     pol = exchange.policy()
-    return Publisher(exchange.paths.exports, exchange.paths.keys,
-                     retention=int(pol.get("publication.retention_versions", 30)),
-                     max_shrink=float(pol.get("publication.max_shrink", 0.2)))
+    return Publisher(
+        exchange.paths.exports,
+        exchange.paths.keys,
+        retention=int(pol.get("publication.retention_versions", 30)),
+        max_shrink=float(pol.get("publication.max_shrink", 0.2)),
+    )
 
 
 def _sources_of(feed: str) -> set[str]:
@@ -46,11 +49,17 @@ def _sources_of(feed: str) -> set[str]:
 
 
 @dg.multi_asset_check(
-    specs=[dg.AssetCheckSpec(name, asset=rules_key(feed), blocking=True, description=text)
-           for feed in FEEDS for name, text in GATE_CHECKS.items()],
-    name="publication_gate", can_subset=False, pool="warehouse",
+    specs=[
+        dg.AssetCheckSpec(name, asset=rules_key(feed), blocking=True, description=text)
+        for feed in FEEDS
+        for name, text in GATE_CHECKS.items()
+    ],
+    name="publication_gate",
+    can_subset=False,
+    pool="warehouse",
     description="Output assertions of exchange.md §1, judged over rules.<feed> before anything is "
-                "published; a failure blocks the publication and is recorded as a failed version.")
+    "published; a failure blocks the publication and is recorded as a failed version.",
+)
 def publication_gate(context: dg.AssetCheckExecutionContext, exchange: ExchangeResource):
     from safecredit.publish import gate
 
@@ -71,17 +80,20 @@ def publication_gate(context: dg.AssetCheckExecutionContext, exchange: ExchangeR
             failures[(feed, "shrink_within_policy")] = gate.shrink(feed, rows[feed], prev_rows, prev, max_shrink)
     stale = gate.staleness_failures(exchange.paths.raw, max_stale, now)
     for feed in rows:
-        failures[(feed, "sources_fresh")] = [
-            f for f in stale if f["dataset"] in _sources_of(feed)]
+        failures[(feed, "sources_fresh")] = [f for f in stale if f["dataset"] in _sources_of(feed)]
     reasons = _unique([f for fs in failures.values() for f in fs])
     if reasons:
         pub.record_blocked(rows, reasons, as_of=exchange.as_of_date(), policy_version=pol.version, generated_at=now)
         record_blocked(exchange.paths, context.run.run_id, reasons, rows)
     for (feed, name), fs in sorted(failures.items()):
         yield dg.AssetCheckResult(
-            asset_key=rules_key(feed), check_name=name, passed=not fs, severity=dg.AssetCheckSeverity.ERROR,
+            asset_key=rules_key(feed),
+            check_name=name,
+            passed=not fs,
+            severity=dg.AssetCheckSeverity.ERROR,
             description="; ".join(f["message"] for f in fs) or None,
-            metadata={"rows": rows[feed], "failures": dg.MetadataValue.json(fs)})
+            metadata={"rows": rows[feed], "failures": dg.MetadataValue.json(fs)},
+        )
 
 
 def _unique(reasons: list[dict]) -> list[dict]:
@@ -90,12 +102,22 @@ def _unique(reasons: list[dict]) -> list[dict]:
 
 
 @dg.multi_asset(
-    name="published_feeds", can_subset=False, pool="warehouse",
-    specs=[dg.AssetSpec(feeds_key(feed), group_name="feeds", deps=[rules_key(feed)], kinds={"parquet"},
-                        description=f"exports/{feed}/<version>/: full.parquet/csv/jsonl, delta.jsonl, "
-                                    "signed manifest naming held-back sources.")
-           for feed in FEEDS],
-    description="One version id across all feeds, written atomically; index.json written last.")
+    name="published_feeds",
+    can_subset=False,
+    pool="warehouse",
+    specs=[
+        dg.AssetSpec(
+            feeds_key(feed),
+            group_name="feeds",
+            deps=[rules_key(feed)],
+            kinds={"parquet"},
+            description=f"exports/{feed}/<version>/: full.parquet/csv/jsonl, delta.jsonl, "
+            "signed manifest naming held-back sources.",
+        )
+        for feed in FEEDS
+    ],
+    description="One version id across all feeds, written atomically; index.json written last.",
+)
 def published_feeds(context: dg.AssetExecutionContext, exchange: ExchangeResource):
     from safecredit.progress import bar
     from safecredit.publish.gate import feed_query, held_back_sources, present_feeds
@@ -107,28 +129,44 @@ def published_feeds(context: dg.AssetExecutionContext, exchange: ExchangeResourc
         feeds = {f: con.sql(feed_query(con, f)) for f in present_feeds(con)}
         held = held_back_sources(con, exchange.paths.raw)
         with bar(f"publish {len(feeds)} feeds", total=None):
-            result = pub.publish(feeds, as_of=exchange.as_of_date(), policy_version=pol.version,
-                                 generated_at=now, held_back=held)
+            result = pub.publish(
+                feeds, as_of=exchange.as_of_date(), policy_version=pol.version, generated_at=now, held_back=held
+            )
     if result.ok:  # the publication report, beside the feeds: <exports>/reports/<version>.html (served at /report)
         _write_report(context, exchange, result.version, now)
     rows = dict(result.rows)
     deltas = {k: {"rows": rows[k], **(m.get("delta") or {})} for k, m in (result.feeds or {}).items()}
-    write_summary(exchange.paths, assemble(exchange.paths, context.run_id, published=result.ok,
-                                           version=result.version, reasons=list(result.reasons or []),
-                                           feeds=rows, feed_deltas=deltas))
+    write_summary(
+        exchange.paths,
+        assemble(
+            exchange.paths,
+            context.run_id,
+            published=result.ok,
+            version=result.version,
+            reasons=list(result.reasons or []),
+            feeds=rows,
+            feed_deltas=deltas,
+        ),
+    )
     if not result.ok:  # the publisher's last-line guards: the step fails with their reasons
-        raise dg.Failure(description="publication blocked 发布被阻止: "
-                                     + "; ".join(r["message"] for r in result.reasons),
-                         metadata={"version": result.version, "reasons": dg.MetadataValue.json(result.reasons)})
+        raise dg.Failure(
+            description="publication blocked 发布被阻止: " + "; ".join(r["message"] for r in result.reasons),
+            metadata={"version": result.version, "reasons": dg.MetadataValue.json(result.reasons)},
+        )
     context.log.info(f"publication {result.version}: published")
     for feed in FEEDS:
         if feed in feeds:
-            yield dg.MaterializeResult(asset_key=feeds_key(feed), metadata={
-                "version": result.version, "rows": rows[feed],
-                "delta": dg.MetadataValue.json(deltas.get(feed, {})),
-                "held_back": dg.MetadataValue.json(held),
-                "reasons": dg.MetadataValue.json(list(result.reasons or [])),
-                "exports": str(exchange.paths.exports / feed)})
+            yield dg.MaterializeResult(
+                asset_key=feeds_key(feed),
+                metadata={
+                    "version": result.version,
+                    "rows": rows[feed],
+                    "delta": dg.MetadataValue.json(deltas.get(feed, {})),
+                    "held_back": dg.MetadataValue.json(held),
+                    "reasons": dg.MetadataValue.json(list(result.reasons or [])),
+                    "exports": str(exchange.paths.exports / feed),
+                },
+            )
 
 
 def _write_report(context, exchange: ExchangeResource, version: str, now: datetime) -> None:
@@ -137,9 +175,15 @@ def _write_report(context, exchange: ExchangeResource, version: str, now: dateti
     pol = exchange.policy()
     try:
         with exchange.warehouse("publish") as con:
-            html = render_report(con, exchange.paths.raw, version, exchange.as_of_date(), pol.version,
-                                 generated_at=now,
-                                 max_stale_days=float(pol.get("publication.max_source_staleness_days", 7)))
+            html = render_report(
+                con,
+                exchange.paths.raw,
+                version,
+                exchange.as_of_date(),
+                pol.version,
+                generated_at=now,
+                max_stale_days=float(pol.get("publication.max_source_staleness_days", 7)),
+            )
         context.log.info(f"publication report: {write_report(exchange.paths.exports, version, html)}")
     except Exception as exc:  # the report never blocks a publication that already succeeded
         context.log.warning(f"publication report for {version} not written: {exc!r}")

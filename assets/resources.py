@@ -28,10 +28,10 @@ if TYPE_CHECKING:
 class ExchangeResource(dg.ConfigurableResource):
     """The exchange's home directory, sources file and the date a run answers for."""
 
-    home: str = ""           # empty: the working directory (operations.md)
-    sources: str = ""        # empty: $SAFECREDIT_SOURCES at run time, else <home>/sources.yaml
-    as_of: str = ""          # YYYY-MM-DD; empty = today in Asia/Shanghai
-    known_at: str = ""       # YYYY-MM-DD; only versions landed by then (rules.md §3); empty = all
+    home: str = ""  # empty: the working directory (operations.md)
+    sources: str = ""  # empty: $SAFECREDIT_SOURCES at run time, else <home>/sources.yaml
+    as_of: str = ""  # YYYY-MM-DD; empty = today in Asia/Shanghai
+    known_at: str = ""  # YYYY-MM-DD; only versions landed by then (rules.md §3); empty = all
     lock_wait_seconds: float = 1800.0  # a step waits this long for the warehouse before failing
 
     @property
@@ -85,10 +85,10 @@ class DepartmentFeedsResource(dg.ConfigurableResource):
     (a subclass overriding `client`) as well as point them at the simulator.
     """
 
-    max_attempts: int = 0        # 0: the department's own setting (sources file) or the default
-    read_timeout: float = 0.0    # seconds; 0: likewise
+    max_attempts: int = 0  # 0: the department's own setting (sources file) or the default
+    read_timeout: float = 0.0  # seconds; 0: likewise
 
-    def client(self, dept: config.Department, *, quick: bool = False) -> "DepartmentClient":
+    def client(self, dept: config.Department, *, quick: bool = False) -> DepartmentClient:
         """A client for `dept`; `quick` for cheap polling (two attempts, short backoff)."""
         from dataclasses import replace
 

@@ -6,8 +6,8 @@ so the asset graph shows which feed comes from which staged datasets and which o
 
 import dagster as dg
 
-from assets.staged import staged_key
 from assets.resources import ExchangeResource
+from assets.staged import staged_key
 from safecredit.config import DATASETS
 from safecredit.run_summary import record_part
 
@@ -16,12 +16,12 @@ SUBJECTS = dg.AssetKey(["subjects", "resolved"])
 # What each published rule table reads besides the resolved subjects (registry, penalty decisions):
 # staged datasets, then other rule tables. Kept beside the SQL that defines it (rules/NN_<table>.sql).
 RULE_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "blacklist": (("accidents", "credit_actions"), ()),                       # 10_, 20_, 30_
-    "restrictions": (("accidents",), ("blacklist",)),                          # 35_
-    "penalties_public": (("credit_actions",), ()),                             # 40_
-    "credit_scores": (("accidents",), ("blacklist",)),                         # 50_
-    "premium_factors": (("accidents",), ("blacklist",)),                       # 60_
-    "intermediary_ratings": (("intermediary_ratings",), ("blacklist",)),       # 70_
+    "blacklist": (("accidents", "credit_actions"), ()),  # 10_, 20_, 30_
+    "restrictions": (("accidents",), ("blacklist",)),  # 35_
+    "penalties_public": (("credit_actions",), ()),  # 40_
+    "credit_scores": (("accidents",), ("blacklist",)),  # 50_
+    "premium_factors": (("accidents",), ("blacklist",)),  # 60_
+    "intermediary_ratings": (("intermediary_ratings",), ("blacklist",)),  # 70_
 }
 
 
@@ -29,26 +29,32 @@ def rules_key(table: str) -> dg.AssetKey:
     return dg.AssetKey(["rules", table])
 
 
-@dg.asset(key=SUBJECTS, group_name="subjects", deps=[staged_key(ds) for ds in DATASETS], pool="warehouse",
-          kinds={"duckdb"},
-          description="One row per penalty decision (duplicates across departments kept once), each "
-                      "resolved to a stable subject id: USCC, or via the registry from old codes and "
-                      "former names; persons by a keyed hash of the ID number (rules/subjects/*.sql).")
+@dg.asset(
+    key=SUBJECTS,
+    group_name="subjects",
+    deps=[staged_key(ds) for ds in DATASETS],
+    pool="warehouse",
+    kinds={"duckdb"},
+    description="One row per penalty decision (duplicates across departments kept once), each "
+    "resolved to a stable subject id: USCC, or via the registry from old codes and "
+    "former names; persons by a keyed hash of the ID number (rules/subjects/*.sql).",
+)
 def subjects_resolved(context: dg.AssetExecutionContext, exchange: ExchangeResource) -> dg.MaterializeResult:
     from safecredit.rules import run_subjects
 
     with exchange.warehouse("subjects") as con:
-        run_subjects(con, exchange.as_of_date(), exchange.policy(), exchange.person_salt(),
-                     exchange.known_at_date())
+        run_subjects(con, exchange.as_of_date(), exchange.policy(), exchange.person_salt(), exchange.known_at_date())
         report = con.execute("SELECT department, resolved_by, decisions FROM subjects.resolution_report").fetchall()
-        dups = con.execute("SELECT count(DISTINCT (authority_code, decision_no)) "
-                           "FROM subjects.duplicate_decisions").fetchone()[0]
+        dups = con.execute(
+            "SELECT count(DISTINCT (authority_code, decision_no)) FROM subjects.duplicate_decisions"
+        ).fetchone()[0]
     per_source: dict = {}
     for dept, how, n in report:
         per_source.setdefault(dept, {})[how] = n
     unresolved = sum(n for _, how, n in report if how == "unresolved")
     (context.log.warning if unresolved else context.log.info)(
-        f"resolution per source {per_source}; decisions reported by several departments: {dups}")
+        f"resolution per source {per_source}; decisions reported by several departments: {dups}"
+    )
     part = {"resolution": per_source, "unresolved": unresolved, "duplicate_decisions": dups}
     record_part(exchange.paths, context.run_id, "subjects", part)
     return dg.MaterializeResult(metadata={**part, "resolution": dg.MetadataValue.json(per_source)})
@@ -57,14 +63,22 @@ def subjects_resolved(context: dg.AssetExecutionContext, exchange: ExchangeResou
 def _rule_spec(table: str) -> dg.AssetSpec:
     datasets, tables = RULE_TABLES[table]
     return dg.AssetSpec(
-        rules_key(table), group_name="rules", kinds={"duckdb"},
+        rules_key(table),
+        group_name="rules",
+        kinds={"duckdb"},
         deps=[SUBJECTS, *(staged_key(d) for d in datasets), *(rules_key(t) for t in tables)],
-        description=f"`rules.{table}` as of the run's date under the policy in force (rules/*.sql).")
+        description=f"`rules.{table}` as of the run's date under the policy in force (rules/*.sql).",
+    )
 
 
-@dg.multi_asset(name="rules", specs=[_rule_spec(t) for t in RULE_TABLES], can_subset=False, pool="warehouse",
-                description="Runs rules/*.sql once, in file-name order, over the resolved subjects and "
-                            "the staged tables; one asset per table it publishes.")
+@dg.multi_asset(
+    name="rules",
+    specs=[_rule_spec(t) for t in RULE_TABLES],
+    can_subset=False,
+    pool="warehouse",
+    description="Runs rules/*.sql once, in file-name order, over the resolved subjects and "
+    "the staged tables; one asset per table it publishes.",
+)
 def rules_results(context: dg.AssetExecutionContext, exchange: ExchangeResource):
     from safecredit.rules import run_rules
 
@@ -73,10 +87,8 @@ def rules_results(context: dg.AssetExecutionContext, exchange: ExchangeResource)
     with exchange.warehouse("rules") as con:
         ran = run_rules(con, as_of, pol, exchange.person_salt(), known_at=exchange.known_at_date())
         rows = {t: con.execute(f"SELECT count(*) FROM rules.{t}").fetchone()[0] for t in RULE_TABLES}
-        by_status = dict(con.execute(
-            "SELECT status, count(*) FROM rules.blacklist GROUP BY ALL ORDER BY 1").fetchall())
-        by_ground = dict(con.execute(
-            "SELECT ground, count(*) FROM rules.blacklist GROUP BY ALL ORDER BY 1").fetchall())
+        by_status = dict(con.execute("SELECT status, count(*) FROM rules.blacklist GROUP BY ALL ORDER BY 1").fetchall())
+        by_ground = dict(con.execute("SELECT ground, count(*) FROM rules.blacklist GROUP BY ALL ORDER BY 1").fetchall())
         # entries whose notice period reaches an unpublished year, and triggers naming no principal of
         # the time: reported, never listed silently
         gaps = dict(con.execute("SELECT year, count(*) FROM rules.calendar_gaps GROUP BY ALL ORDER BY 1").fetchall())
@@ -86,12 +98,26 @@ def rules_results(context: dg.AssetExecutionContext, exchange: ExchangeResource)
         context.log.warning(f"entries waiting for an unpublished holiday calendar (year: entries) {gaps}")
     if no_principal:
         context.log.warning(f"{no_principal} listing triggers name no principal of the time (rules.principal_gaps)")
-    part = {"as_of": str(as_of), "policy_version": pol.version, "sql_files": ran,
-            "entries_by_status": by_status, "entries_by_ground": by_ground,
-            "calendar_gaps": {str(y): n for y, n in gaps.items()}, "principal_gaps": no_principal}
+    part = {
+        "as_of": str(as_of),
+        "policy_version": pol.version,
+        "sql_files": ran,
+        "entries_by_status": by_status,
+        "entries_by_ground": by_ground,
+        "calendar_gaps": {str(y): n for y, n in gaps.items()},
+        "principal_gaps": no_principal,
+    }
     record_part(exchange.paths, context.run_id, "rules", part)
     for table in RULE_TABLES:
-        extra = {"entries_by_status": dg.MetadataValue.json(by_status),
-                 "entries_by_ground": dg.MetadataValue.json(by_ground)} if table == "blacklist" else {}
-        yield dg.MaterializeResult(asset_key=rules_key(table), metadata={
-            "rows": rows[table], "as_of": str(as_of), "policy_version": pol.version, **extra})
+        extra = (
+            {
+                "entries_by_status": dg.MetadataValue.json(by_status),
+                "entries_by_ground": dg.MetadataValue.json(by_ground),
+            }
+            if table == "blacklist"
+            else {}
+        )
+        yield dg.MaterializeResult(
+            asset_key=rules_key(table),
+            metadata={"rows": rows[table], "as_of": str(as_of), "policy_version": pol.version, **extra},
+        )

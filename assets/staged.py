@@ -13,10 +13,15 @@ def staged_key(dataset: str) -> dg.AssetKey:
 
 
 def _staged_asset(dataset: str) -> dg.AssetsDefinition:
-    @dg.asset(key=staged_key(dataset), group_name="staged", deps=[landing_key(dataset)],
-              pool="warehouse", kinds={"duckdb"},
-              description=f"`staged.{dataset}` (typed history) and `staged.{dataset}_current`, "
-                          "validated against contracts/datasets/" + dataset + ".yaml.")
+    @dg.asset(
+        key=staged_key(dataset),
+        group_name="staged",
+        deps=[landing_key(dataset)],
+        pool="warehouse",
+        kinds={"duckdb"},
+        description=f"`staged.{dataset}` (typed history) and `staged.{dataset}_current`, "
+        "validated against contracts/datasets/" + dataset + ".yaml.",
+    )
     def _asset(context: dg.AssetExecutionContext, exchange: ExchangeResource) -> dg.MaterializeResult:
         from safecredit.landing import landed_departments
         from safecredit.staging import load_raw, stage
@@ -38,10 +43,15 @@ staged_assets = [_staged_asset(ds) for ds in DATASETS]
 
 
 def _contract_check(dataset: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=staged_key(dataset), name="contract_suite", blocking=True, pool="warehouse",
-                    description=f"Great Expectations suite generated from contracts/datasets/{dataset}.yaml, "
-                                "run over the records in force. ERROR: a failure stops the rules and "
-                                "the publication.")
+    @dg.asset_check(
+        asset=staged_key(dataset),
+        name="contract_suite",
+        blocking=True,
+        pool="warehouse",
+        description=f"Great Expectations suite generated from contracts/datasets/{dataset}.yaml, "
+        "run over the records in force. ERROR: a failure stops the rules and "
+        "the publication.",
+    )
     def _check(context: dg.AssetCheckExecutionContext, exchange: ExchangeResource) -> dg.AssetCheckResult:
         from safecredit.contracts import load_contract
         from safecredit.gx_suites import validate_frame
@@ -53,49 +63,82 @@ def _contract_check(dataset: str) -> dg.AssetChecksDefinition:
         summary = validate_frame(contract, frame)
         failed = summary["failed"]
         if not summary["success"]:
-            record_blocked(exchange.paths, context.run.run_id, [{
-                "assertion": "contract_suite", "dataset": dataset,
-                "message": f"{dataset}: {len(failed)} expectation(s) of the contract failed over the records in "
-                           f"force / {dataset}：现行记录有 {len(failed)} 项数据契约期望未通过: {failed}"}])
+            record_blocked(
+                exchange.paths,
+                context.run.run_id,
+                [
+                    {
+                        "assertion": "contract_suite",
+                        "dataset": dataset,
+                        "message": f"{dataset}: {len(failed)} expectation(s) of the contract failed over the "
+                        f"records in force / {dataset}：现行记录有 {len(failed)} 项数据契约期望未通过: {failed}",
+                    }
+                ],
+            )
         return dg.AssetCheckResult(
             passed=summary["success"],
             severity=dg.AssetCheckSeverity.ERROR,
-            description=None if summary["success"] else
-            f"{len(failed)} expectation(s) of contracts/datasets/{dataset}.yaml failed over the records "
+            description=None
+            if summary["success"]
+            else f"{len(failed)} expectation(s) of contracts/datasets/{dataset}.yaml failed over the records "
             f"in force: {failed}",
-            metadata={"evaluated": summary["evaluated"], "successful": summary["successful"],
-                      "rows": summary["rows"], "suite": summary["suite"],
-                      "failed": dg.MetadataValue.json(failed)})
+            metadata={
+                "evaluated": summary["evaluated"],
+                "successful": summary["successful"],
+                "rows": summary["rows"],
+                "suite": summary["suite"],
+                "failed": dg.MetadataValue.json(failed),
+            },
+        )
 
     return _check
 
 
 def _batches_check(dataset: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=staged_key(dataset), name="batches_accepted", blocking=False, pool="warehouse",
-                    description="Every source batch passed its hold-back thresholds (exchange.md §1); "
-                                "a held batch is kept in the raw landing and named here (WARN: the "
-                                "run publishes from everything else).")
+    @dg.asset_check(
+        asset=staged_key(dataset),
+        name="batches_accepted",
+        blocking=False,
+        pool="warehouse",
+        description="Every source batch passed its hold-back thresholds (exchange.md §1); "
+        "a held batch is kept in the raw landing and named here (WARN: the "
+        "run publishes from everything else).",
+    )
     def _check(exchange: ExchangeResource) -> dg.AssetCheckResult:
         with exchange.warehouse(f"check_{dataset}") as con:
             held = con.execute(
                 "SELECT department, fetch_id, reason_zh, reason_en FROM quality.batches "
-                "WHERE dataset = ? AND held ORDER BY 1, 2", [dataset]).fetchall()
-            q = con.execute("SELECT rule_id, count(*) FROM quality.violations WHERE dataset = ? "
-                            "GROUP BY 1 ORDER BY 2 DESC, 1", [dataset]).fetchall()
+                "WHERE dataset = ? AND held ORDER BY 1, 2",
+                [dataset],
+            ).fetchall()
+            q = con.execute(
+                "SELECT rule_id, count(*) FROM quality.violations WHERE dataset = ? GROUP BY 1 ORDER BY 2 DESC, 1",
+                [dataset],
+            ).fetchall()
         return dg.AssetCheckResult(
-            passed=not held, severity=dg.AssetCheckSeverity.WARN,
+            passed=not held,
+            severity=dg.AssetCheckSeverity.WARN,
             description="; ".join(en for *_, en in held) or None,
-            metadata={"held_back": dg.MetadataValue.json(
-                          [{"department": d, "batch": f, "reason_zh": zh, "reason_en": en} for d, f, zh, en in held]),
-                      "violations_by_rule": dg.MetadataValue.json(dict(q))})
+            metadata={
+                "held_back": dg.MetadataValue.json(
+                    [{"department": d, "batch": f, "reason_zh": zh, "reason_en": en} for d, f, zh, en in held]
+                ),
+                "violations_by_rule": dg.MetadataValue.json(dict(q)),
+            },
+        )
 
     return _check
 
 
 def _assertions_check(dataset: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=staged_key(dataset), name="dataset_assertions", blocking=True, pool="warehouse",
-                    description=f"The `assertions:` of contracts/datasets/{dataset}.yaml over the whole dataset "
-                                "(records in force, share quarantined). ERROR: a failure stops the publication.")
+    @dg.asset_check(
+        asset=staged_key(dataset),
+        name="dataset_assertions",
+        blocking=True,
+        pool="warehouse",
+        description=f"The `assertions:` of contracts/datasets/{dataset}.yaml over the whole dataset "
+        "(records in force, share quarantined). ERROR: a failure stops the publication.",
+    )
     def _check(context: dg.AssetCheckExecutionContext, exchange: ExchangeResource) -> dg.AssetCheckResult:
         from safecredit.dataset_assertions import assertions_of, failures
 
@@ -104,10 +147,15 @@ def _assertions_check(dataset: str) -> dg.AssetChecksDefinition:
         if failed:
             record_blocked(exchange.paths, context.run.run_id, failed)
         return dg.AssetCheckResult(
-            passed=not failed, severity=dg.AssetCheckSeverity.ERROR,
+            passed=not failed,
+            severity=dg.AssetCheckSeverity.ERROR,
             description="; ".join(f["message"] for f in failed) or None,
-            metadata={**measured, "assertions": dg.MetadataValue.json(assertions_of(dataset)),
-                      "failed": dg.MetadataValue.json(failed)})
+            metadata={
+                **measured,
+                "assertions": dg.MetadataValue.json(assertions_of(dataset)),
+                "failed": dg.MetadataValue.json(failed),
+            },
+        )
 
     return _check
 

@@ -63,13 +63,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
     home = Path(args.home).resolve()
-    out = subprocess.run([str(BIN), "keys", "create", "--consumer", "bench", "--scopes", "restrictions:read",
-                          "--rate", "1000000", "--burst", "1000000", "--home", str(home)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            str(BIN),
+            "keys",
+            "create",
+            "--consumer",
+            "bench",
+            "--scopes",
+            "restrictions:read",
+            "--rate",
+            "1000000",
+            "--burst",
+            "1000000",
+            "--home",
+            str(home),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     key = out.stdout.strip().splitlines()[-1]
     port = _free_port()
-    server = subprocess.Popen([str(BIN), "serve", "--home", str(home), "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [str(BIN), "serve", "--home", str(home), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -83,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit("server did not start")
             time.sleep(0.1)
         codes = _codes(home, args.requests, args.seed)
-        per = [codes[i::args.clients] for i in range(args.clients)]
+        per = [codes[i :: args.clients] for i in range(args.clients)]
         lat: list[list[float]] = [[] for _ in range(args.clients)]
         errors = [0] * args.clients
 
@@ -107,17 +127,28 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    all_lat = sorted(x for l in lat for x in l)
+    all_lat = sorted(x for one in lat for x in one)
 
     def pct(p: float) -> float:
         return all_lat[min(len(all_lat) - 1, int(p * len(all_lat)))] * 1000
 
-    result = {"benchmark": "api_restrictions", "command": "python -m bench.api " + " ".join(argv or sys.argv[1:]),
-              "home": str(home), "requests": len(all_lat), "clients": args.clients, "errors": sum(errors),
-              "seconds": round(wall, 3), "requests_per_s": round(len(all_lat) / wall, 1),
-              "p50_ms": round(pct(0.50), 2), "p90_ms": round(pct(0.90), 2), "p99_ms": round(pct(0.99), 2),
-              "max_ms": round(all_lat[-1] * 1000, 2), "mean_ms": round(statistics.mean(all_lat) * 1000, 2),
-              "cpus": 2, "note": "client threads and server share the machine's 2 cores"}
+    result = {
+        "benchmark": "api_restrictions",
+        "command": "python -m bench.api " + " ".join(argv or sys.argv[1:]),
+        "home": str(home),
+        "requests": len(all_lat),
+        "clients": args.clients,
+        "errors": sum(errors),
+        "seconds": round(wall, 3),
+        "requests_per_s": round(len(all_lat) / wall, 1),
+        "p50_ms": round(pct(0.50), 2),
+        "p90_ms": round(pct(0.90), 2),
+        "p99_ms": round(pct(0.99), 2),
+        "max_ms": round(all_lat[-1] * 1000, 2),
+        "mean_ms": round(statistics.mean(all_lat) * 1000, 2),
+        "cpus": 2,
+        "note": "client threads and server share the machine's 2 cores",
+    }
     out_dir = ROOT / "bench" / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"api-{datetime.now():%Y%m%dT%H%M%S}.json").write_text(json.dumps(result, indent=1), encoding="utf-8")

@@ -49,21 +49,29 @@ _SLOPE, _BASE = 1.009, 0.011
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--penalties", type=int, default=1_000_000, metavar="N",
-                   help="target number of penalty rows over all departments (default 1,000,000)")
+    p.add_argument(
+        "--penalties",
+        type=int,
+        default=1_000_000,
+        metavar="N",
+        help="target number of penalty rows over all departments (default 1,000,000)",
+    )
     p.add_argument("--seed", type=int, default=42, help="generator and simulator seed (default 42)")
-    p.add_argument("--scale", type=int, default=None,
-                   help="override the planned number of registered subjects")
-    p.add_argument("--pps", type=float, default=None, metavar="P",
-                   help="override the planned penalties_per_subject")
-    p.add_argument("--faults", default="clean",
-                   help="simulator faults: clean (default), realistic, or a fault spec")
-    p.add_argument("--sim", choices=("process", "thread"), default="process",
-                   help="simulator in a child process (default) or in this process's threads")
-    p.add_argument("--profile", action="store_true",
-                   help="cProfile every timed phase: bench/out/ingest-<ts>-<phase>.prof + top functions")
-    p.add_argument("--keep", action="store_true",
-                   help="keep the run's landing and warehouse under bench/out/run-<ts>/")
+    p.add_argument("--scale", type=int, default=None, help="override the planned number of registered subjects")
+    p.add_argument("--pps", type=float, default=None, metavar="P", help="override the planned penalties_per_subject")
+    p.add_argument("--faults", default="clean", help="simulator faults: clean (default), realistic, or a fault spec")
+    p.add_argument(
+        "--sim",
+        choices=("process", "thread"),
+        default="process",
+        help="simulator in a child process (default) or in this process's threads",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile every timed phase: bench/out/ingest-<ts>-<phase>.prof + top functions",
+    )
+    p.add_argument("--keep", action="store_true", help="keep the run's landing and warehouse under bench/out/run-<ts>/")
 
 
 def plan(target: int) -> tuple[int, float]:
@@ -87,8 +95,14 @@ def ensure_data(seed: int, scale: int, pps: float, start: date | None = None) ->
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     t0 = time.perf_counter()
-    meta = generate(tmp, seed=seed, scale=scale, penalties_per_subject=pps, progress=sys.stderr.isatty(),
-                    **({"start": start} if start else {}))
+    meta = generate(
+        tmp,
+        seed=seed,
+        scale=scale,
+        penalties_per_subject=pps,
+        progress=sys.stderr.isatty(),
+        **({"start": start} if start else {}),
+    )
     took = time.perf_counter() - t0
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
@@ -96,6 +110,7 @@ def ensure_data(seed: int, scale: int, pps: float, start: date | None = None) ->
 
 
 # ---------------------------------------------------------------------------- the simulator
+
 
 def _sim_child(data_dir: str, seed: int, faults, sources: str, conn) -> None:
     """Child process: serve until the parent says stop (or goes away)."""
@@ -132,8 +147,12 @@ class SimHandle:
         else:
             ctx = mp.get_context("spawn")  # never fork a process holding DuckDB and threads
             self.conn, child = ctx.Pipe()
-            self.proc = ctx.Process(target=_sim_child, name="bench-simulator", daemon=True,
-                                    args=(str(data_dir), seed, faults, str(sources), child))
+            self.proc = ctx.Process(
+                target=_sim_child,
+                name="bench-simulator",
+                daemon=True,
+                args=(str(data_dir), seed, faults, str(sources), child),
+            )
             self.proc.start()
             child.close()
             kind, value = self.conn.recv()
@@ -156,16 +175,19 @@ class SimHandle:
             self.proc.terminate()
             self.proc.join(10)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return {"cpu_seconds": round((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), 2),
-                "peak_rss_mb": round(after.ru_maxrss / 1024, 1)}
+        return {
+            "cpu_seconds": round((after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), 2),
+            "peak_rss_mb": round(after.ru_maxrss / 1024, 1),
+        }
 
 
 # ---------------------------------------------------------------------------- timing
 
+
 @dataclass
 class Phase:
     name: str
-    group: str                    # fetch | load | validate
+    group: str  # fetch | load | validate
     seconds: float = 0.0
     rows: int = 0
     cpu_seconds: float = 0.0
@@ -206,6 +228,7 @@ def timed(phases: list[Phase], name: str, group: str, profile_to: Path | None):
 
 # ---------------------------------------------------------------------------- the benchmark
 
+
 def run(args: argparse.Namespace) -> dict:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     from safecredit.simulator import parse_faults
@@ -222,9 +245,12 @@ def run(args: argparse.Namespace) -> dict:
     data_dir, meta, gen_seconds = ensure_data(args.seed, scale, pps)
     counts = meta["counts"]
     generated = sum(c.get(DATASET, 0) for c in counts.values())
-    print(f"data: {data_dir.relative_to(OUT.parent.parent)} (scale {scale:,}, penalties_per_subject {pps}: "
-          f"{generated:,} penalty rows; "
-          + ("cached" if gen_seconds is None else f"generated in {gen_seconds:.1f} s") + ")")
+    print(
+        f"data: {data_dir.relative_to(OUT.parent.parent)} (scale {scale:,}, penalties_per_subject {pps}: "
+        f"{generated:,} penalty rows; "
+        + ("cached" if gen_seconds is None else f"generated in {gen_seconds:.1f} s")
+        + ")"
+    )
 
     work = OUT / f"run-ingest-{stamp}"
     raw_root, sources_path = work / "raw", work / "sources.yaml"
@@ -240,15 +266,28 @@ def run(args: argparse.Namespace) -> dict:
             fetches = _fetch_all(phases, sources_path, raw_root, profile_to)
         finally:
             sim_usage = sim.stop()
-        stage_counts, gx_summary = _load_and_validate(phases, raw_root, work / "warehouse.duckdb",
-                                                      profile_to)
+        stage_counts, gx_summary = _load_and_validate(phases, raw_root, work / "warehouse.duckdb", profile_to)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
-    report = _report(args, stamp, data_dir, meta, scale, pps, gen_seconds, sim.startup_seconds,
-                     sim_usage, phases, fetches, stage_counts, gx_summary,
-                     str(work.relative_to(OUT.parent.parent)) if args.keep else None, git_state)
+    report = _report(
+        args,
+        stamp,
+        data_dir,
+        meta,
+        scale,
+        pps,
+        gen_seconds,
+        sim.startup_seconds,
+        sim_usage,
+        phases,
+        fetches,
+        stage_counts,
+        gx_summary,
+        str(work.relative_to(OUT.parent.parent)) if args.keep else None,
+        git_state,
+    )
     report["environment"]["loadavg_at_start"] = load_start
     path = OUT / f"ingest-{stamp}.json"
     path.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
@@ -256,8 +295,7 @@ def run(args: argparse.Namespace) -> dict:
     return report
 
 
-def _fetch_all(phases: list[Phase], sources_path: Path, raw_root: Path,
-               profile_to: Path | None) -> list[dict]:
+def _fetch_all(phases: list[Phase], sources_path: Path, raw_root: Path, profile_to: Path | None) -> list[dict]:
     from safecredit.config import load_sources
     from safecredit.connectors.client import DepartmentClient
     from safecredit.landing import pull
@@ -278,10 +316,20 @@ def _fetch_all(phases: list[Phase], sources_path: Path, raw_root: Path,
         finally:
             client.close()
         st = client.stats
-        row = {"department": dept.id, "transport": dept.transport, "status": res.status, **extra,
-               "rows": res.rows, "duplicates": res.duplicates, "out_of_order": res.out_of_order,
-               "requests": st.requests, "retries": st.retries, "throttled": st.throttled,
-               "errors": st.errors[:5], "message": res.message_en}
+        row = {
+            "department": dept.id,
+            "transport": dept.transport,
+            "status": res.status,
+            **extra,
+            "rows": res.rows,
+            "duplicates": res.duplicates,
+            "out_of_order": res.out_of_order,
+            "requests": st.requests,
+            "retries": st.retries,
+            "throttled": st.throttled,
+            "errors": st.errors[:5],
+            "message": res.message_en,
+        }
         ph.detail.update({k: row[k] for k in ("status", "requests", "retries", "throttled")})
         out.append(row)
         if res.status != "landed":
@@ -289,8 +337,7 @@ def _fetch_all(phases: list[Phase], sources_path: Path, raw_root: Path,
     return out
 
 
-def _load_and_validate(phases: list[Phase], raw_root: Path, db: Path,
-                       profile_to: Path | None) -> tuple[dict, dict]:
+def _load_and_validate(phases: list[Phase], raw_root: Path, db: Path, profile_to: Path | None) -> tuple[dict, dict]:
     from safecredit.contracts import load_contract
     from safecredit.gx_suites import validate_frame
     from safecredit.landing import landed_departments
@@ -316,9 +363,12 @@ def _load_and_validate(phases: list[Phase], raw_root: Path, db: Path,
             gx = validate_frame(contract, frame)
             ph.rows = gx["rows"]
         del frame
-        violations = dict(con.execute(
-            "SELECT rule_id, count(*) FROM quality.violations WHERE dataset = ? GROUP BY 1 ORDER BY 2 DESC",
-            [DATASET]).fetchall())
+        violations = dict(
+            con.execute(
+                "SELECT rule_id, count(*) FROM quality.violations WHERE dataset = ? GROUP BY 1 ORDER BY 2 DESC",
+                [DATASET],
+            ).fetchall()
+        )
     finally:
         con.close()
     counts["violations_by_rule"] = violations
@@ -327,21 +377,40 @@ def _load_and_validate(phases: list[Phase], raw_root: Path, db: Path,
 
 # ---------------------------------------------------------------------------- output
 
+
 def _git_state() -> dict:
     """The commit measured, and files of the code under test that differ from it (at the start)."""
+
     def git(*a):
         try:
-            return subprocess.run(["git", *a], cwd=OUT.parent.parent, capture_output=True, text=True,
-                                  timeout=10).stdout
+            return subprocess.run(["git", *a], cwd=OUT.parent.parent, capture_output=True, text=True, timeout=10).stdout
         except (OSError, subprocess.SubprocessError):
             return ""
+
     dirty = git("status", "--porcelain", "--", "safecredit", "contracts")
-    return {"git": git("rev-parse", "--short", "HEAD").strip() or None,
-            "git_dirty": [line[3:] for line in dirty.splitlines() if line.strip()]}
+    return {
+        "git": git("rev-parse", "--short", "HEAD").strip() or None,
+        "git_dirty": [line[3:] for line in dirty.splitlines() if line.strip()],
+    }
 
 
-def _report(args, stamp, data_dir, meta, scale, pps, gen_seconds, sim_startup, sim_usage, phases,
-            fetches, stage_counts, gx, kept, git_state) -> dict:
+def _report(
+    args,
+    stamp,
+    data_dir,
+    meta,
+    scale,
+    pps,
+    gen_seconds,
+    sim_startup,
+    sim_usage,
+    phases,
+    fetches,
+    stage_counts,
+    gx,
+    kept,
+    git_state,
+) -> dict:
     import duckdb
 
     total = sum(p.seconds for p in phases)
@@ -353,36 +422,69 @@ def _report(args, stamp, data_dir, meta, scale, pps, gen_seconds, sim_startup, s
 
     cmd = "python -m bench.run " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("run.py") else None
     return {
-        "benchmark": "ingest", "timestamp": stamp, "command": cmd,
-        "parameters": {"penalties_target": args.penalties, "seed": args.seed, "scale": scale,
-                       "penalties_per_subject": pps, "faults": args.faults, "sim": args.sim,
-                       "page_limit": PAGE_LIMIT, "profile": bool(args.profile)},
-        "data": {"dir": str(data_dir.relative_to(OUT.parent.parent)), "counts": meta["counts"],
-                 "penalties_generated": sum(c.get(DATASET, 0) for c in meta["counts"].values()),
-                 "generate_seconds": None if gen_seconds is None else round(gen_seconds, 2)},
+        "benchmark": "ingest",
+        "timestamp": stamp,
+        "command": cmd,
+        "parameters": {
+            "penalties_target": args.penalties,
+            "seed": args.seed,
+            "scale": scale,
+            "penalties_per_subject": pps,
+            "faults": args.faults,
+            "sim": args.sim,
+            "page_limit": PAGE_LIMIT,
+            "profile": bool(args.profile),
+        },
+        "data": {
+            "dir": str(data_dir.relative_to(OUT.parent.parent)),
+            "counts": meta["counts"],
+            "penalties_generated": sum(c.get(DATASET, 0) for c in meta["counts"].values()),
+            "generate_seconds": None if gen_seconds is None else round(gen_seconds, 2),
+        },
         "simulator": {"mode": args.sim, "startup_seconds": round(sim_startup, 2), **sim_usage},
-        "phases": [{"phase": p.name, "group": p.group, "seconds": round(p.seconds, 3), "rows": p.rows,
-                    "rows_per_s": rate(p.rows, p.seconds),
-                    "share": round(p.seconds / total, 4) if total else None,
-                    "cpu_seconds": round(p.cpu_seconds, 2), "peak_rss_mb_after": round(p.rss_mb_after, 1),
-                    **({"detail": p.detail} if p.detail else {})} for p in phases],
-        "totals": {"seconds": round(total, 3), "rows": fetched,
-                   "end_to_end_rows_per_s": rate(fetched, total),
-                   "fetch_seconds": round(by_group["fetch"], 3), "fetch_rows_per_s": rate(fetched, by_group["fetch"]),
-                   "load_raw_seconds": round(by_group["load"], 3),
-                   "validation_seconds": round(by_group["validate"], 3),
-                   "share_fetch": round(by_group["fetch"] / total, 4) if total else None,
-                   "share_load_raw": round(by_group["load"] / total, 4) if total else None,
-                   "share_validation": round(by_group["validate"] / total, 4) if total else None},
+        "phases": [
+            {
+                "phase": p.name,
+                "group": p.group,
+                "seconds": round(p.seconds, 3),
+                "rows": p.rows,
+                "rows_per_s": rate(p.rows, p.seconds),
+                "share": round(p.seconds / total, 4) if total else None,
+                "cpu_seconds": round(p.cpu_seconds, 2),
+                "peak_rss_mb_after": round(p.rss_mb_after, 1),
+                **({"detail": p.detail} if p.detail else {}),
+            }
+            for p in phases
+        ],
+        "totals": {
+            "seconds": round(total, 3),
+            "rows": fetched,
+            "end_to_end_rows_per_s": rate(fetched, total),
+            "fetch_seconds": round(by_group["fetch"], 3),
+            "fetch_rows_per_s": rate(fetched, by_group["fetch"]),
+            "load_raw_seconds": round(by_group["load"], 3),
+            "validation_seconds": round(by_group["validate"], 3),
+            "share_fetch": round(by_group["fetch"] / total, 4) if total else None,
+            "share_load_raw": round(by_group["load"] / total, 4) if total else None,
+            "share_validation": round(by_group["validate"] / total, 4) if total else None,
+        },
         "fetch": fetches,
-        "http": {"requests": sum(f["requests"] for f in fetches), "retries": sum(f["retries"] for f in fetches),
-                 "throttled": sum(f["throttled"] for f in fetches)},
+        "http": {
+            "requests": sum(f["requests"] for f in fetches),
+            "retries": sum(f["retries"] for f in fetches),
+            "throttled": sum(f["throttled"] for f in fetches),
+        },
         "stage": stage_counts,
         "gx": {k: gx[k] for k in ("success", "evaluated", "successful", "rows", "suite", "failed")},
         "peak_rss_mb": round(_rss_mb(), 1),
-        "environment": {"python": platform.python_version(), "duckdb": duckdb.__version__,
-                        "cpus": os.cpu_count(), "platform": platform.platform(), **git_state,
-                        "loadavg_at_end": [round(x, 2) for x in os.getloadavg()]},
+        "environment": {
+            "python": platform.python_version(),
+            "duckdb": duckdb.__version__,
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            **git_state,
+            "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
+        },
         "kept": kept,
     }
 
@@ -394,50 +496,106 @@ def _print(r: dict, path: Path) -> None:
     con = Console()
     if not con.is_terminal:
         con = Console(width=max(con.width, 132))  # logs and pipes: no wrapping of the table
-    t = Table(title=f"penalties ingestion + validation — {r['totals']['rows']:,} rows, faults: "
-                    f"{r['parameters']['faults']}, simulator: {r['simulator']['mode']}")
-    for col, just in (("phase", "left"), ("seconds", "right"), ("rows", "right"), ("rows/s", "right"),
-                      ("share of total", "right"), ("CPU s", "right"), ("peak RSS MiB", "right")):
+    t = Table(
+        title=f"penalties ingestion + validation — {r['totals']['rows']:,} rows, faults: "
+        f"{r['parameters']['faults']}, simulator: {r['simulator']['mode']}"
+    )
+    for col, just in (
+        ("phase", "left"),
+        ("seconds", "right"),
+        ("rows", "right"),
+        ("rows/s", "right"),
+        ("share of total", "right"),
+        ("CPU s", "right"),
+        ("peak RSS MiB", "right"),
+    ):
         t.add_column(col, justify=just)
 
     def fmt_rate(v):
         return "—" if v is None else f"{v:,.0f}"
 
     for p in r["phases"]:
-        t.add_row(p["phase"], f"{p['seconds']:.2f}", f"{p['rows']:,}", fmt_rate(p["rows_per_s"]),
-                  f"{p['share']:.1%}", f"{p['cpu_seconds']:.1f}", f"{p['peak_rss_mb_after']:,.0f}")
+        t.add_row(
+            p["phase"],
+            f"{p['seconds']:.2f}",
+            f"{p['rows']:,}",
+            fmt_rate(p["rows_per_s"]),
+            f"{p['share']:.1%}",
+            f"{p['cpu_seconds']:.1f}",
+            f"{p['peak_rss_mb_after']:,.0f}",
+        )
     tot = r["totals"]
     t.add_section()
-    t.add_row("ingestion (HTTP fetch + landing)", f"{tot['fetch_seconds']:.2f}", f"{tot['rows']:,}",
-              fmt_rate(tot["fetch_rows_per_s"]), f"{tot['share_fetch']:.1%}", "", "")
+    t.add_row(
+        "ingestion (HTTP fetch + landing)",
+        f"{tot['fetch_seconds']:.2f}",
+        f"{tot['rows']:,}",
+        fmt_rate(tot["fetch_rows_per_s"]),
+        f"{tot['share_fetch']:.1%}",
+        "",
+        "",
+    )
     t.add_row("load_raw", f"{tot['load_raw_seconds']:.2f}", "", "", f"{tot['share_load_raw']:.1%}", "", "")
-    t.add_row("validation (stage + GX)", f"{tot['validation_seconds']:.2f}", "", "",
-              f"{tot['share_validation']:.1%}", "", "")
-    t.add_row("[bold]total[/bold]", f"[bold]{tot['seconds']:.2f}[/bold]", f"{tot['rows']:,}",
-              fmt_rate(tot["end_to_end_rows_per_s"]), "100.0%", "", f"{r['peak_rss_mb']:,.0f}")
+    t.add_row(
+        "validation (stage + GX)", f"{tot['validation_seconds']:.2f}", "", "", f"{tot['share_validation']:.1%}", "", ""
+    )
+    t.add_row(
+        "[bold]total[/bold]",
+        f"[bold]{tot['seconds']:.2f}[/bold]",
+        f"{tot['rows']:,}",
+        fmt_rate(tot["end_to_end_rows_per_s"]),
+        "100.0%",
+        "",
+        f"{r['peak_rss_mb']:,.0f}",
+    )
     con.print(t)
 
     f = Table(title="fetch: HTTP requests per department")
-    for col in ("department", "transport", "status", "rows", "requests", "retries", "throttled (429)",
-                "duplicates dropped"):
+    for col in (
+        "department",
+        "transport",
+        "status",
+        "rows",
+        "requests",
+        "retries",
+        "throttled (429)",
+        "duplicates dropped",
+    ):
         f.add_column(col, justify="left" if col in ("department", "transport", "status") else "right")
     for x in r["fetch"]:
-        f.add_row(x["department"], x["transport"], x["status"], f"{x['rows']:,}", f"{x['requests']:,}",
-                  f"{x['retries']:,}", f"{x['throttled']:,}", f"{x['duplicates']:,}")
+        f.add_row(
+            x["department"],
+            x["transport"],
+            x["status"],
+            f"{x['rows']:,}",
+            f"{x['requests']:,}",
+            f"{x['retries']:,}",
+            f"{x['throttled']:,}",
+            f"{x['duplicates']:,}",
+        )
     con.print(f)
     s, gx, sim = r["stage"], r["gx"], r["simulator"]
-    con.print(f"staged: {s['raw']:,} raw → {s['staged_versions']:,} staged versions, {s['current']:,} current, "
-              f"{s['quarantined']:,} quarantined, {len(s['held_back'])} batches held back")
-    con.print(f"GX suite {gx['suite']}: {gx['successful']}/{gx['evaluated']} expectations passed over "
-              f"{gx['rows']:,} rows")
-    con.print(f"peak RSS (this process): {r['peak_rss_mb']:,.0f} MiB"
-              + (f"; simulator child: {sim['peak_rss_mb']:,.0f} MiB peak, {sim['cpu_seconds']:.1f} CPU s"
-                 if "peak_rss_mb" in sim else "")
-              + f"; simulator start-up {sim['startup_seconds']:.1f} s (not in total)")
+    con.print(
+        f"staged: {s['raw']:,} raw → {s['staged_versions']:,} staged versions, {s['current']:,} current, "
+        f"{s['quarantined']:,} quarantined, {len(s['held_back'])} batches held back"
+    )
+    con.print(
+        f"GX suite {gx['suite']}: {gx['successful']}/{gx['evaluated']} expectations passed over {gx['rows']:,} rows"
+    )
+    con.print(
+        f"peak RSS (this process): {r['peak_rss_mb']:,.0f} MiB"
+        + (
+            f"; simulator child: {sim['peak_rss_mb']:,.0f} MiB peak, {sim['cpu_seconds']:.1f} CPU s"
+            if "peak_rss_mb" in sim
+            else ""
+        )
+        + f"; simulator start-up {sim['startup_seconds']:.1f} s (not in total)"
+    )
     env = r["environment"]
-    con.print(f"code: git {env.get('git')}" + (f" + uncommitted changes in {', '.join(env['git_dirty'])}"
-                                                if env.get("git_dirty") else " (clean tree)")
-              + f"; load average at start {env.get('loadavg_at_start')}, at end {env.get('loadavg_at_end')}")
-    con.print(f"share of time spent in validation (stage + GX) / total: "
-              f"[bold]{tot['share_validation']:.1%}[/bold]")
+    con.print(
+        f"code: git {env.get('git')}"
+        + (f" + uncommitted changes in {', '.join(env['git_dirty'])}" if env.get("git_dirty") else " (clean tree)")
+        + f"; load average at start {env.get('loadavg_at_start')}, at end {env.get('loadavg_at_end')}"
+    )
+    con.print(f"share of time spent in validation (stage + GX) / total: [bold]{tot['share_validation']:.1%}[/bold]")
     con.print(f"written {path}")

@@ -95,7 +95,7 @@ def _feeds(con: duckdb.DuckDBPyConnection, rows: int, nested: int, change: float
         if not n:
             continue
         k = int(n * change) if version == 2 else 0
-        modulus = max(int(1 / change), 1) if version == 2 and change else 2 ** 62
+        modulus = max(int(1 / change), 1) if version == 2 and change else 2**62
         # materialised first: the warehouse holds the rules' results, the publication only reads them
         con.execute(f"CREATE OR REPLACE TABLE {feed}_v{version} AS {sql.format(lo=k, hi=n + k, v=modulus)}")
         rel = con.sql(f"SELECT * FROM {feed}_v{version}")
@@ -117,24 +117,41 @@ def main(argv: list[str] | None = None) -> dict:
     work = Path(tempfile.mkdtemp(prefix="bench-publish-"))
     pub = Publisher(work / "exports", work / "keys", max_shrink=None)
     con = duckdb.connect()
-    report = {"rows": args.rows, "nested_rows": args.nested_rows, "change": args.change, "arrow": args.arrow,
-              "runs": []}
+    report = {
+        "rows": args.rows,
+        "nested_rows": args.nested_rows,
+        "change": args.change,
+        "arrow": args.arrow,
+        "runs": [],
+    }
     for version in (1, 2):
         feeds = _feeds(con, args.rows, args.nested_rows, args.change, version, args.arrow)
         started, cpu = time.perf_counter(), _cpu_seconds()
-        result = pub.publish(feeds, as_of=date(2026, 11, 23), policy_version="2026.1",
-                             generated_at=datetime(2026, 11, 22 + version, 2, tzinfo=timezone.utc))
+        result = pub.publish(
+            feeds,
+            as_of=date(2026, 11, 23),
+            policy_version="2026.1",
+            generated_at=datetime(2026, 11, 22 + version, 2, tzinfo=timezone.utc),
+        )
         seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
         for feed in feeds:  # the source tables of this version are no longer needed
             con.execute(f"DROP TABLE IF EXISTS {feed}_v{version}")
         total = sum(m["row_count"] for m in result.feeds.values())
-        run = {"version": result.version, "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
-               "rows": total, "rows_per_s": round(total / seconds), "rows_per_cpu_s": round(total / cpu),
-               "delta": {f: m["delta"] for f, m in result.feeds.items()},
-               "bytes": {f: {e["name"]: e["size"] for e in m["files"]} for f, m in result.feeds.items()}}
+        run = {
+            "version": result.version,
+            "seconds": round(seconds, 2),
+            "cpu_seconds": round(cpu, 2),
+            "rows": total,
+            "rows_per_s": round(total / seconds),
+            "rows_per_cpu_s": round(total / cpu),
+            "delta": {f: m["delta"] for f, m in result.feeds.items()},
+            "bytes": {f: {e["name"]: e["size"] for e in m["files"]} for f, m in result.feeds.items()},
+        }
         report["runs"].append(run)
-        print(f"v{version}: {total:,} rows in {seconds:.1f} s = {total / seconds:,.0f} rows/s "
-              f"({cpu:.1f} CPU s = {total / cpu:,.0f} rows per CPU s); delta {run['delta']}")
+        print(
+            f"v{version}: {total:,} rows in {seconds:.1f} s = {total / seconds:,.0f} rows/s "
+            f"({cpu:.1f} CPU s = {total / cpu:,.0f} rows per CPU s); delta {run['delta']}"
+        )
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"publish-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"

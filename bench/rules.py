@@ -52,26 +52,54 @@ DEFAULT_START = "2023-04-15"
 
 def add_arguments(p) -> None:
     p.add_argument("--scale", type=int, default=DEFAULT_SCALE, help=f"registered subjects (default {DEFAULT_SCALE:,})")
-    p.add_argument("--penalties-per-subject", type=float, default=DEFAULT_PPS, metavar="P",
-                   help=f"generator penalties_per_subject (default {DEFAULT_PPS})")
-    p.add_argument("--start", default=DEFAULT_START, metavar="YYYY-MM-DD",
-                   help=f"first day of generated data (default {DEFAULT_START}; end is the generator's)")
+    p.add_argument(
+        "--penalties-per-subject",
+        type=float,
+        default=DEFAULT_PPS,
+        metavar="P",
+        help=f"generator penalties_per_subject (default {DEFAULT_PPS})",
+    )
+    p.add_argument(
+        "--start",
+        default=DEFAULT_START,
+        metavar="YYYY-MM-DD",
+        help=f"first day of generated data (default {DEFAULT_START}; end is the generator's)",
+    )
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--memory-limit", default="16GB", help="DuckDB memory_limit (default 16GB)")
-    p.add_argument("--explain", type=int, default=5, metavar="K",
-                   help="EXPLAIN ANALYZE the K slowest engine statements after timing (default 5; 0: none)")
+    p.add_argument(
+        "--explain",
+        type=int,
+        default=5,
+        metavar="K",
+        help="EXPLAIN ANALYZE the K slowest engine statements after timing (default 5; 0: none)",
+    )
     p.add_argument("--no-floor", action="store_true", help="skip the floor and the agreement check")
-    p.add_argument("--stage-only", action="store_true",
-                   help="stop after staging (with --keep: a warehouse for later --warehouse runs)")
-    p.add_argument("--statement-setting", action="append", default=[], metavar="LABEL:NAME=VALUE",
-                   help="SET NAME = VALUE around one engine statement only (LABEL as in the report, e.g. "
-                        "'TABLE rules.trigger_versions:disabled_optimizers=build_side_probe_side'); repeatable")
-    p.add_argument("--warehouse", type=Path, default=None, metavar="PATH",
-                   help="reuse a kept, already staged warehouse (skips raw + staging)")
+    p.add_argument(
+        "--stage-only",
+        action="store_true",
+        help="stop after staging (with --keep: a warehouse for later --warehouse runs)",
+    )
+    p.add_argument(
+        "--statement-setting",
+        action="append",
+        default=[],
+        metavar="LABEL:NAME=VALUE",
+        help="SET NAME = VALUE around one engine statement only (LABEL as in the report, e.g. "
+        "'TABLE rules.trigger_versions:disabled_optimizers=build_side_probe_side'); repeatable",
+    )
+    p.add_argument(
+        "--warehouse",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="reuse a kept, already staged warehouse (skips raw + staging)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the warehouse under bench/out/rules-<ts>/")
 
 
 # ---------------------------------------------------------------------------- measuring
+
 
 class Sampler:
     """Peak RSS (VmRSS of this process) and the 1-minute load average, sampled in a thread."""
@@ -130,12 +158,18 @@ def timed(phases: list[Phase], sampler: Sampler, name: str, group: str):
         loads = sampler.loads or [os.getloadavg()[0]]
         ph.load_mean, ph.load_max = sum(loads) / len(loads), max(loads)
         phases.append(ph)
-        print(f"  {name}: {ph.seconds:.2f} s (CPU {ph.cpu_seconds:.1f} s, peak RSS {ph.peak_rss_mb:,.0f} MiB, "
-              f"load {ph.load_mean:.1f})", flush=True)
+        print(
+            f"  {name}: {ph.seconds:.2f} s (CPU {ph.cpu_seconds:.1f} s, peak RSS {ph.peak_rss_mb:,.0f} MiB, "
+            f"load {ph.load_mean:.1f})",
+            flush=True,
+        )
 
 
-_LABEL = re.compile(r"CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMP(?:ORARY)?\s+)?(TABLE|VIEW|MACRO|SCHEMA)\s+"
-                    r"(?:IF\s+NOT\s+EXISTS\s+)?([\w.]+)", re.I)
+_LABEL = re.compile(
+    r"CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMP(?:ORARY)?\s+)?(TABLE|VIEW|MACRO|SCHEMA)\s+"
+    r"(?:IF\s+NOT\s+EXISTS\s+)?([\w.]+)",
+    re.I,
+)
 
 
 def statements(con, sql: str) -> list[tuple[str, object]]:
@@ -171,14 +205,20 @@ def run_script(con, path: Path, timings: list[dict], sampler: Sampler, settings:
             entry["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
             raise StatementFailed(f"{path.name}: {label}: {entry['error']}") from exc
         finally:
-            entry.update({"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - cpu0,
-                          "peak_rss_mb_so_far": max(sampler_peak0, sampler.peak_kb) / 1024})
+            entry.update(
+                {
+                    "seconds": time.perf_counter() - t0,
+                    "cpu_seconds": time.process_time() - cpu0,
+                    "peak_rss_mb_so_far": max(sampler_peak0, sampler.peak_kb) / 1024,
+                }
+            )
             for name, _ in extra:
                 con.execute(f"RESET {name}")
     return time.perf_counter() - t_file
 
 
 # ---------------------------------------------------------------------------- data and warehouse
+
 
 def load_raw_from_parquet(con, data_dir: Path, dataset: str, landed_at: str) -> int:
     """``raw.<dataset>`` as ``staging.load_raw`` would build it from a landing of the same records:
@@ -203,23 +243,42 @@ def load_raw_from_parquet(con, data_dir: Path, dataset: str, landed_at: str) -> 
             n += con.execute("SELECT num_rows FROM parquet_file_metadata(?)", [f]).fetchone()[0]
         case = "CASE filename " + " ".join(f"WHEN '{f}' THEN {o}" for f, o in zip(files, offsets)) + " END"
         src = f"read_parquet({files!r}, filename = true, file_row_number = true)"
-        present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()} - {"filename", "file_row_number"}
-        cols = [f"nullif(CAST(\"{c}\" AS VARCHAR), '') AS \"{c}\"" if c in present else f"NULL::VARCHAR AS \"{c}\""
-                for c in known]
+        present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()} - {
+            "filename",
+            "file_row_number",
+        }
+        cols = [
+            f'nullif(CAST("{c}" AS VARCHAR), \'\') AS "{c}"' if c in present else f'NULL::VARCHAR AS "{c}"'
+            for c in known
+        ]
         extra = sorted(present - set(known))
-        extra_sql = ("CASE WHEN " + " OR ".join(f"\"{c}\" IS NOT NULL" for c in extra) + " THEN to_json(json_object("
-                     + ", ".join(f"'{c}', \"{c}\"" for c in extra) + "))::VARCHAR END") if extra else "NULL::VARCHAR"
-        select = (f"SELECT '{dept}' AS department, '{dept}-bench-0001' AS fetch_id, "
-                  f"CAST({case} + file_row_number AS BIGINT) AS seq, "
-                  f"'{landed_at}' AS landed_at, {', '.join(cols)}, {extra_sql} AS extra_fields FROM {src}")
+        extra_sql = (
+            (
+                "CASE WHEN "
+                + " OR ".join(f'"{c}" IS NOT NULL' for c in extra)
+                + " THEN to_json(json_object("
+                + ", ".join(f"'{c}', \"{c}\"" for c in extra)
+                + "))::VARCHAR END"
+            )
+            if extra
+            else "NULL::VARCHAR"
+        )
+        select = (
+            f"SELECT '{dept}' AS department, '{dept}-bench-0001' AS fetch_id, "
+            f"CAST({case} + file_row_number AS BIGINT) AS seq, "
+            f"'{landed_at}' AS landed_at, {', '.join(cols)}, {extra_sql} AS extra_fields FROM {src}"
+        )
         if first:
             con.execute(f"CREATE TABLE raw.{dataset} AS {select}")
             first = False
         else:
             con.execute(f"INSERT INTO raw.{dataset} {select}")
     if first:  # no department serves it: an empty table of the right shape
-        con.execute(f"CREATE TABLE raw.{dataset} (department VARCHAR, fetch_id VARCHAR, seq BIGINT, landed_at VARCHAR, "
-                    + ", ".join(f"\"{c}\" VARCHAR" for c in known) + ", extra_fields VARCHAR)")
+        con.execute(
+            f"CREATE TABLE raw.{dataset} (department VARCHAR, fetch_id VARCHAR, seq BIGINT, landed_at VARCHAR, "
+            + ", ".join(f'"{c}" VARCHAR' for c in known)
+            + ", extra_fields VARCHAR)"
+        )
     return con.execute(f"SELECT count(*) FROM raw.{dataset}").fetchone()[0]
 
 
@@ -249,7 +308,8 @@ AGREEMENT_SQL = {
                                 AND e.decision_no IS NOT DISTINCT FROM f.decision_no) AS agree,
                count(*) FILTER (WHERE f.entry_id IS NULL) AS engine_only,
                count(*) FILTER (WHERE e.entry_id IS NULL) AS floor_only,
-               count(*) FILTER (WHERE e.entry_id IS NOT NULL AND f.entry_id IS NOT NULL AND e.status <> f.status) AS status_differs
+               count(*) FILTER (WHERE e.entry_id IS NOT NULL AND f.entry_id IS NOT NULL
+                                AND e.status <> f.status) AS status_differs
         FROM e FULL JOIN f USING (entry_id)""",
     "credit_scores": """
         SELECT count(*) FILTER (WHERE e.uscc IS NOT NULL) AS engine,
@@ -288,8 +348,10 @@ def agreement(con) -> dict:
         row["agreement"] = row["agree"] / union if union else 1.0
         cur = con.execute(DIFF_SAMPLES[name])
         cols = [d[0] for d in cur.description]
-        row["differences_sample"] = [{c: (v if isinstance(v, (int, float, str, type(None), list)) else str(v))
-                                      for c, v in zip(cols, r)} for r in cur.fetchall()]
+        row["differences_sample"] = [
+            {c: (v if isinstance(v, (int, float, str, type(None), list)) else str(v)) for c, v in zip(cols, r)}
+            for r in cur.fetchall()
+        ]
         out[name] = row
     return out
 
@@ -319,9 +381,15 @@ def operators(plan: dict) -> list[dict]:
     def walk(node: dict, depth: int) -> None:
         for child in node.get("children", []):
             if child.get("type") not in ("RESULT_COLLECTOR", "EXPLAIN_ANALYZE"):
-                out.append({"type": child.get("type"), "seconds": float(child.get("timing") or 0),
-                            "rows": int(child.get("operator_cardinality", child.get("intermediate_rows", 0)) or 0),
-                            "info": info(child), "depth": depth})
+                out.append(
+                    {
+                        "type": child.get("type"),
+                        "seconds": float(child.get("timing") or 0),
+                        "rows": int(child.get("operator_cardinality", child.get("intermediate_rows", 0)) or 0),
+                        "info": info(child),
+                        "depth": depth,
+                    }
+                )
                 walk(child, depth + 1)
             else:
                 walk(child, depth)
@@ -337,10 +405,16 @@ class _StageOnly(Exception):
 def _git_state() -> dict:
     root = Path(__file__).resolve().parent.parent
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "rules", "safecredit"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.split("\n")
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "rules", "safecredit"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.split("\n")
         return {"git": head, "git_dirty": sorted(ln[3:] for ln in dirty if ln.strip())}
     except (OSError, subprocess.SubprocessError):
         return {}
@@ -371,9 +445,13 @@ def run(args: argparse.Namespace) -> dict:
     counts = {ds: sum(c.get(ds, 0) for c in meta["counts"].values()) for ds in DATASETS}
     as_of = date.fromisoformat(meta["end"])
     policy = policy_for(as_of)
-    print(f"data: {data_dir.relative_to(OUT.parent.parent)} — " + ", ".join(f"{ds} {n:,}" for ds, n in counts.items())
-          + f"; {meta['start']} … {meta['end']}; " + ("cached" if gen_seconds is None else f"generated in {gen_seconds:.0f} s"),
-          flush=True)
+    print(
+        f"data: {data_dir.relative_to(OUT.parent.parent)} — "
+        + ", ".join(f"{ds} {n:,}" for ds, n in counts.items())
+        + f"; {meta['start']} … {meta['end']}; "
+        + ("cached" if gen_seconds is None else f"generated in {gen_seconds:.0f} s"),
+        flush=True,
+    )
 
     if args.warehouse:
         work, db = args.warehouse.parent, args.warehouse
@@ -414,6 +492,7 @@ def run(args: argparse.Namespace) -> dict:
             lab, _, kv = spec.rpartition(":")
             name, _, value = kv.partition("=")
             settings.setdefault(lab.strip(), []).append((name.strip(), value.strip()))
+
         def run_timed_file(con, path: Path) -> None:
             """The engine's own loop calls this for each file: every statement is timed."""
             label = ("subjects/" if path.parent.name == "subjects" else "") + path.name
@@ -440,26 +519,40 @@ def run(args: argparse.Namespace) -> dict:
 
         # ---- EXPLAIN ANALYZE of the slowest engine statements (after the timing: re-runs them)
         if args.explain and not engine_failed:
-            slow = sorted((t for t in timings if t["statement"].startswith(("TABLE", "#"))),
-                          key=lambda t: -t["seconds"])[:args.explain]
+            slow = sorted(
+                (t for t in timings if t["statement"].startswith(("TABLE", "#"))), key=lambda t: -t["seconds"]
+            )[: args.explain]
             for i, t in enumerate(slow, 1):
                 path = OUT / f"rules-{stamp}-explain-{i}.txt"
                 t0 = time.perf_counter()
                 try:
                     plan = json.loads(con.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + t["sql"]).fetchall()[0][1])
-                    path.with_suffix(".json").write_text(json.dumps(plan, ensure_ascii=False, indent=1), encoding="utf-8")
+                    path.with_suffix(".json").write_text(
+                        json.dumps(plan, ensure_ascii=False, indent=1), encoding="utf-8"
+                    )
                     ops = operators(plan)
-                    summary = "\n".join(f"{o['seconds']:9.2f} s {o['rows']:>13,} rows  {'  ' * o['depth']}{o['type']}  {o['info']}"
-                                        for o in ops)
+                    summary = "\n".join(
+                        f"{o['seconds']:9.2f} s {o['rows']:>13,} rows  {'  ' * o['depth']}{o['type']}  {o['info']}"
+                        for o in ops
+                    )
                     top = sorted(ops, key=lambda o: -o["seconds"])[:8]
                 except duckdb.Error as exc:
                     summary, top = f"EXPLAIN ANALYZE failed: {exc}", []
-                path.write_text(f"-- {t['file']}: {t['statement']} ({t['seconds']:.2f} s in the timed run)\n"
-                                f"{t['sql']}\n\n-- operators (own time, rows out), as a tree:\n{summary}\n", encoding="utf-8")
-                explains.append({"file": t["file"], "statement": t["statement"], "seconds": t["seconds"],
-                                 "explain_seconds": time.perf_counter() - t0,
-                                 "path": str(path.relative_to(OUT.parent.parent)),
-                                 "top_operators": [{k: o[k] for k in ("type", "seconds", "rows", "info")} for o in top]})
+                path.write_text(
+                    f"-- {t['file']}: {t['statement']} ({t['seconds']:.2f} s in the timed run)\n"
+                    f"{t['sql']}\n\n-- operators (own time, rows out), as a tree:\n{summary}\n",
+                    encoding="utf-8",
+                )
+                explains.append(
+                    {
+                        "file": t["file"],
+                        "statement": t["statement"],
+                        "seconds": t["seconds"],
+                        "explain_seconds": time.perf_counter() - t0,
+                        "path": str(path.relative_to(OUT.parent.parent)),
+                        "top_operators": [{k: o[k] for k in ("type", "seconds", "rows", "info")} for o in top],
+                    }
+                )
                 print(f"  EXPLAIN ANALYZE {t['file']} {t['statement']} → {path.name}", flush=True)
 
         # ---- the floor
@@ -470,27 +563,55 @@ def run(args: argparse.Namespace) -> dict:
             with timed(phases, sampler, "floor (bench/rules_floor.sql)", "floor") as ph_floor:
                 t0, cpu0 = time.perf_counter(), time.process_time()
                 engine.prepare_params(con, as_of, policy, PERSON_SALT)
-                floor_timings.append({"file": "prepare_params", "statement": "rules.prepare_params",
-                                      "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - cpu0,
-                                      "sql": "", "peak_rss_mb_so_far": sampler.peak_kb / 1024})
+                floor_timings.append(
+                    {
+                        "file": "prepare_params",
+                        "statement": "rules.prepare_params",
+                        "seconds": time.perf_counter() - t0,
+                        "cpu_seconds": time.process_time() - cpu0,
+                        "sql": "",
+                        "peak_rss_mb_so_far": sampler.peak_kb / 1024,
+                    }
+                )
                 run_script(con, FLOOR_SQL, floor_timings, sampler)
             floor_seconds = ph_floor.seconds
             with timed(phases, sampler, "agreement check", "check") as ph:
                 agree = agreement(con) if not engine_failed else {}
             for name, a in agree.items():
-                print(f"  agreement {name}: {a['agreement']:.4%} — " + ", ".join(
-                    f"{k} {v:,}" for k, v in a.items() if isinstance(v, int)), flush=True)
+                print(
+                    f"  agreement {name}: {a['agreement']:.4%} — "
+                    + ", ".join(f"{k} {v:,}" for k, v in a.items() if isinstance(v, int)),
+                    flush=True,
+                )
                 for d in a["differences_sample"][:5]:
                     print(f"    {d}")
 
-        tables = {t: _count(con, t) for t in (
-            "subjects.registry", "subjects.penalty_versions", "subjects.penalties", "rules.accidents",
-            "rules.trigger_versions", "rules.entries", "rules.entry_history", "rules.blacklist",
-            "rules.restrictions", "rules.penalties_public", "rules.credit_score_components", "rules.credit_scores",
-            "rules.premium_factors", "rules.intermediary_ratings", "floor.blacklist", "floor.credit_scores")}
+        tables = {
+            t: _count(con, t)
+            for t in (
+                "subjects.registry",
+                "subjects.penalty_versions",
+                "subjects.penalties",
+                "rules.accidents",
+                "rules.trigger_versions",
+                "rules.entries",
+                "rules.entry_history",
+                "rules.blacklist",
+                "rules.restrictions",
+                "rules.penalties_public",
+                "rules.credit_score_components",
+                "rules.credit_scores",
+                "rules.premium_factors",
+                "rules.intermediary_ratings",
+                "floor.blacklist",
+                "floor.credit_scores",
+            )
+        }
         if not engine_failed:
             status = dict(con.execute("SELECT status, count(*) FROM rules.blacklist GROUP BY 1 ORDER BY 1").fetchall())
-            grades = dict(con.execute("SELECT grade, count(*) FROM rules.credit_scores GROUP BY 1 ORDER BY 1").fetchall())
+            grades = dict(
+                con.execute("SELECT grade, count(*) FROM rules.credit_scores GROUP BY 1 ORDER BY 1").fetchall()
+            )
 
     except _StageOnly:
         pass
@@ -507,33 +628,57 @@ def run(args: argparse.Namespace) -> dict:
         "benchmark": "rules",
         "timestamp": stamp,
         "command": "python -m bench.rules " + " ".join(sys.argv[1:]),
-        "parameters": {"seed": args.seed, "scale": args.scale, "penalties_per_subject": args.penalties_per_subject,
-                       "start": meta["start"], "end": meta["end"], "as_of": as_of.isoformat(),
-                       "policy_version": policy.version, "memory_limit": args.memory_limit, "threads": threads},
-        "data": {"dir": str(data_dir.relative_to(OUT.parent.parent)), "generated_rows": counts,
-                 "generation_seconds": gen_seconds},
+        "parameters": {
+            "seed": args.seed,
+            "scale": args.scale,
+            "penalties_per_subject": args.penalties_per_subject,
+            "start": meta["start"],
+            "end": meta["end"],
+            "as_of": as_of.isoformat(),
+            "policy_version": policy.version,
+            "memory_limit": args.memory_limit,
+            "threads": threads,
+        },
+        "data": {
+            "dir": str(data_dir.relative_to(OUT.parent.parent)),
+            "generated_rows": counts,
+            "generation_seconds": gen_seconds,
+        },
         "staged": stage_counts,
         "phases": [vars(p) for p in phases],
-        "engine": {"seconds": engine_seconds, "failed": engine_failed, "statement_settings": args.statement_setting,
-                   "per_file": per_file,
-                   "statements": [{k: v for k, v in t.items() if k != "sql"} for t in timings]},
-        "floor": {"seconds": floor_seconds,
-                  "statements": [{k: v for k, v in t.items() if k != "sql"} for t in floor_timings]},
+        "engine": {
+            "seconds": engine_seconds,
+            "failed": engine_failed,
+            "statement_settings": args.statement_setting,
+            "per_file": per_file,
+            "statements": [{k: v for k, v in t.items() if k != "sql"} for t in timings],
+        },
+        "floor": {
+            "seconds": floor_seconds,
+            "statements": [{k: v for k, v in t.items() if k != "sql"} for t in floor_timings],
+        },
         "ratio_engine_over_floor": (engine_seconds / floor_seconds) if floor_seconds and not engine_failed else None,
         # the part of the engine that answers what the floor answers: subject resolution, accidents,
         # triggers, the list and the credit scores (35/40/60/70 make other products)
         "engine_same_scope_seconds": sum(v for k, v in per_file.items() if _same_scope(k)),
         "ratio_same_scope_over_floor": (sum(v for k, v in per_file.items() if _same_scope(k)) / floor_seconds)
-                                       if floor_seconds and not engine_failed else None,
+        if floor_seconds and not engine_failed
+        else None,
         "agreement": agree,
         "tables": tables,
         "blacklist_status": status,
         "credit_grades": grades,
         "explain": explains,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "environment": {"python": platform.python_version(), "duckdb": duckdb.__version__,
-                        "cpus": os.cpu_count(), "platform": platform.platform(), **_git_state(),
-                        "loadavg_at_start": load_start, "loadavg_at_end": [round(x, 2) for x in os.getloadavg()]},
+        "environment": {
+            "python": platform.python_version(),
+            "duckdb": duckdb.__version__,
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            **_git_state(),
+            "loadavg_at_start": load_start,
+            "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
+        },
         "kept": kept,
     }
     path = OUT / f"rules-{stamp}.json"
@@ -550,15 +695,22 @@ def _print(r: dict, path: Path) -> None:
     if not con.is_terminal:
         con = Console(width=max(con.width, 140))
     p = r["parameters"]
-    t = Table(title=f"rules engine vs floor — {p['scale']:,} subjects, "
-                    f"{r['data']['generated_rows']['penalties']:,} penalties, "
-                    f"{r['data']['generated_rows']['accidents']:,} accidents, as_of {p['as_of']}, "
-                    f"DuckDB threads {p['threads']}")
+    t = Table(
+        title=f"rules engine vs floor — {p['scale']:,} subjects, "
+        f"{r['data']['generated_rows']['penalties']:,} penalties, "
+        f"{r['data']['generated_rows']['accidents']:,} accidents, as_of {p['as_of']}, "
+        f"DuckDB threads {p['threads']}"
+    )
     for col in ("phase", "seconds", "CPU s", "peak RSS MiB", "load avg (mean / max)"):
         t.add_column(col, justify="left" if col == "phase" else "right")
     for ph in r["phases"]:
-        t.add_row(ph["name"], f"{ph['seconds']:.2f}", f"{ph['cpu_seconds']:.1f}", f"{ph['peak_rss_mb']:,.0f}",
-                  f"{ph['load_mean']:.1f} / {ph['load_max']:.1f}")
+        t.add_row(
+            ph["name"],
+            f"{ph['seconds']:.2f}",
+            f"{ph['cpu_seconds']:.1f}",
+            f"{ph['peak_rss_mb']:,.0f}",
+            f"{ph['load_mean']:.1f} / {ph['load_max']:.1f}",
+        )
     con.print(t)
 
     f = Table(title="rules engine: seconds per file")
@@ -576,7 +728,7 @@ def _print(r: dict, path: Path) -> None:
     for col in ("", "file", "statement", "seconds", "CPU s"):
         s.add_column(col, justify="right" if col in ("seconds", "CPU s") else "left")
     for who, rows in (("engine", r["engine"]["statements"]), ("floor", r["floor"]["statements"])):
-        for x in sorted(rows, key=lambda x: -x["seconds"])[:12 if who == "engine" else 6]:
+        for x in sorted(rows, key=lambda x: -x["seconds"])[: 12 if who == "engine" else 6]:
             s.add_row(who, x["file"], x["statement"], f"{x['seconds']:.2f}", f"{x['cpu_seconds']:.1f}")
     con.print(s)
 
@@ -587,30 +739,39 @@ def _print(r: dict, path: Path) -> None:
         rows.add_row(name, "—" if n is None else f"{n:,}")
     con.print(rows)
     if r["engine"]["failed"]:
-        con.print(f"[bold red]rules engine FAILED after {r['engine']['seconds']:.1f} s: {r['engine']['failed']}[/bold red]")
+        con.print(
+            f"[bold red]rules engine FAILED after {r['engine']['seconds']:.1f} s: {r['engine']['failed']}[/bold red]"
+        )
     if r["engine"]["statement_settings"]:
         con.print(f"per-statement settings: {r['engine']['statement_settings']}")
     con.print(f"blacklist by status: {r['blacklist_status']}; credit grades: {r['credit_grades']}")
     for name, a in r["agreement"].items():
-        con.print(f"agreement {name}: [bold]{a['agreement']:.4%}[/bold] (engine {a['engine']:,}, floor {a['floor']:,}, "
-                  f"engine only {a['engine_only']:,}, floor only {a['floor_only']:,})")
+        con.print(
+            f"agreement {name}: [bold]{a['agreement']:.4%}[/bold] (engine {a['engine']:,}, floor {a['floor']:,}, "
+            f"engine only {a['engine_only']:,}, floor only {a['floor_only']:,})"
+        )
     if r["ratio_engine_over_floor"]:
-        con.print(f"[bold]rules engine {r['engine']['seconds']:.1f} s / floor {r['floor']['seconds']:.1f} s = "
-                  f"{r['ratio_engine_over_floor']:.2f}×[/bold] (all rule files); the same scope as the floor "
-                  f"(subjects, 10, 20, 30, 50): {r['engine_same_scope_seconds']:.1f} s / {r['floor']['seconds']:.1f} s = "
-                  f"{r['ratio_same_scope_over_floor']:.2f}×")
+        con.print(
+            f"[bold]rules engine {r['engine']['seconds']:.1f} s / floor {r['floor']['seconds']:.1f} s = "
+            f"{r['ratio_engine_over_floor']:.2f}×[/bold] (all rule files); the same scope as the floor "
+            f"(subjects, 10, 20, 30, 50): {r['engine_same_scope_seconds']:.1f} s / {r['floor']['seconds']:.1f} s = "
+            f"{r['ratio_same_scope_over_floor']:.2f}×"
+        )
     env = r["environment"]
-    con.print(f"peak RSS (this process): {r['peak_rss_mb']:,.0f} MiB; load average at start {env['loadavg_at_start']}, "
-              f"at end {env['loadavg_at_end']} on {env['cpus']} CPUs; code git {env.get('git')}"
-              + (f" + uncommitted {', '.join(env['git_dirty'])}" if env.get("git_dirty") else ""))
+    con.print(
+        f"peak RSS (this process): {r['peak_rss_mb']:,.0f} MiB; load average at start {env['loadavg_at_start']}, "
+        f"at end {env['loadavg_at_end']} on {env['cpus']} CPUs; code git {env.get('git')}"
+        + (f" + uncommitted {', '.join(env['git_dirty'])}" if env.get("git_dirty") else "")
+    )
     if r["kept"]:
         con.print(f"warehouse kept: {r['kept']}")
     con.print(f"written {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.rules", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.rules", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_arguments(parser)
     run(parser.parse_args(argv))
     return 0

@@ -21,18 +21,28 @@ BENCHMARKS = ("ingest", "rules")
 
 def _parser(name: str) -> argparse.ArgumentParser:
     mod = importlib.import_module(f"bench.{name}")
-    p = argparse.ArgumentParser(prog=f"python -m bench.run --only {name}",
-                                description=(mod.__doc__ or "").split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog=f"python -m bench.run --only {name}", description=(mod.__doc__ or "").split("\n\n")[0]
+    )
     mod.add_arguments(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    top = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__, add_help=False,
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    top.add_argument("--only", action="append", choices=BENCHMARKS, metavar="NAME",
-                     help=f"run only this benchmark (repeatable; known: {', '.join(BENCHMARKS)})")
+    top = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description=__doc__,
+        add_help=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    top.add_argument(
+        "--only",
+        action="append",
+        choices=BENCHMARKS,
+        metavar="NAME",
+        help=f"run only this benchmark (repeatable; known: {', '.join(BENCHMARKS)})",
+    )
     top.add_argument("-h", "--help", action="store_true")
     known, rest = top.parse_known_args(argv)
     selected = list(dict.fromkeys(known.only or BENCHMARKS))
@@ -48,8 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         parsed.append((name, args))
         unknown_to_all = set(unknown) if unknown_to_all is None else unknown_to_all & set(unknown)
     if unknown_to_all:
-        top.error(f"unrecognized arguments for {', '.join(selected)}: "
-                  f"{' '.join(a for a in rest if a in unknown_to_all)}")
+        top.error(
+            f"unrecognized arguments for {', '.join(selected)}: {' '.join(a for a in rest if a in unknown_to_all)}"
+        )
     for name, args in parsed:
         importlib.import_module(f"bench.{name}").run(args)
     return 0

@@ -11,9 +11,9 @@ import dagster as dg
 
 from assets.ingest import landing_assets
 from assets.publish import publication_gate, published_feeds
+from assets.resources import AlertWebhookResource, DepartmentFeedsResource, ExchangeResource
 from assets.rules import rules_results, subjects_resolved
 from assets.staged import staged_assets, staged_checks
-from assets.resources import AlertWebhookResource, DepartmentFeedsResource, ExchangeResource
 from pipelines.schedules import NIGHTLY_CRON, nightly_schedule
 from pipelines.sensors import alert_on_run_failure, department_changes_sensor, freshness_check
 
@@ -23,16 +23,19 @@ ALL_CHECKS = [*staged_checks, *freshness_checks, publication_gate]
 FULL_RUN = "full_run"
 
 full_run = dg.define_asset_job(
-    FULL_RUN, selection=dg.AssetSelection.all(),
+    FULL_RUN,
+    selection=dg.AssetSelection.all(),
     description="Pull every configured source, validate, compute, publish (what `safecredit run` does).",
 )
 
 
 def default_resources() -> dict:
     """Values resolved by Dagster when a run or tick starts, never when the code location loads."""
-    return {"exchange": ExchangeResource(home=dg.EnvVar("SAFECREDIT_HOME")),
-            "departments": DepartmentFeedsResource(),
-            "alerts": AlertWebhookResource(url=dg.EnvVar("SAFECREDIT_ALERT_WEBHOOK"))}
+    return {
+        "exchange": ExchangeResource(home=dg.EnvVar("SAFECREDIT_HOME")),
+        "departments": DepartmentFeedsResource(),
+        "alerts": AlertWebhookResource(url=dg.EnvVar("SAFECREDIT_ALERT_WEBHOOK")),
+    }
 
 
 def exchange_definitions(*, nightly_cron: str = NIGHTLY_CRON, sensor_interval: int = 300) -> dg.Definitions:

@@ -36,8 +36,14 @@ def _instance(paths: config.Paths):
     return dg.DagsterInstance.get()
 
 
-def run_pipeline(home: str | None = None, sources: str | None = None, as_of: date | None = None,
-                 log_level: str = "WARNING", replay: bool = False, known_at: date | None = None) -> RunSummary:
+def run_pipeline(
+    home: str | None = None,
+    sources: str | None = None,
+    as_of: date | None = None,
+    log_level: str = "WARNING",
+    replay: bool = False,
+    known_at: date | None = None,
+) -> RunSummary:
     """Execute `full_run` in-process; raises UserError for user problems.
 
     `replay=True` skips the landing stage: everything is rebuilt from the raw landing without
@@ -47,8 +53,10 @@ def run_pipeline(home: str | None = None, sources: str | None = None, as_of: dat
     src_path = config.resolve_sources_path(sources, paths.home)
     if replay:
         if not paths.raw.exists():
-            raise UserError(f"{paths.raw} 下没有原始落地数据，无法重放。请先运行 `safecredit run`。",
-                            f"No raw landing under {paths.raw} to replay; run `safecredit run` first.")
+            raise UserError(
+                f"{paths.raw} 下没有原始落地数据，无法重放。请先运行 `safecredit run`。",
+                f"No raw landing under {paths.raw} to replay; run `safecredit run` first.",
+            )
     else:
         config.load_sources(src_path)  # bad config → exit 2 before anything starts
 
@@ -60,11 +68,17 @@ def run_pipeline(home: str | None = None, sources: str | None = None, as_of: dat
     from safecredit.warehouse import writer_lock
 
     job = defs.resolve_job_def(FULL_RUN)
-    exchange = {"home": str(paths.home), "sources": str(src_path),
-                "as_of": as_of.isoformat() if as_of else "", "known_at": known_at.isoformat() if known_at else ""}
-    run_config = dg.RunConfig(resources={"exchange": {"config": exchange}},
-                              loggers={"console": {"config": {"log_level": log_level}}},
-                              ops={} if replay else ingest_run_config())
+    exchange = {
+        "home": str(paths.home),
+        "sources": str(src_path),
+        "as_of": as_of.isoformat() if as_of else "",
+        "known_at": known_at.isoformat() if known_at else "",
+    }
+    run_config = dg.RunConfig(
+        resources={"exchange": {"config": exchange}},
+        loggers={"console": {"config": {"log_level": log_level}}},
+        ops={} if replay else ingest_run_config(),
+    )
     selection = None
     if replay:
         graph = defs.resolve_asset_graph()
@@ -75,9 +89,13 @@ def run_pipeline(home: str | None = None, sources: str | None = None, as_of: dat
         instance = _instance(paths)
         _free_stale_slots(instance)
         result = job.execute_in_process(
-            run_config=run_config, instance=instance, raise_on_error=False, asset_selection=selection,
+            run_config=run_config,
+            instance=instance,
+            raise_on_error=False,
+            asset_selection=selection,
             partition_key=None if replay else partition_for(as_of or datetime.now(config.SHANGHAI).date()),
-            tags={STARTED_BY: "cli"})
+            tags={STARTED_BY: "cli"},
+        )
     summary = read_summary(paths, result.run_id)
     if summary is not None and (result.success or not summary.published):
         summary.log = str(log_path)

@@ -18,10 +18,15 @@ STARTED_BY = "safecredit/started_by"
 
 
 def nightly_schedule(job, *, cron: str = NIGHTLY_CRON, name: str = "nightly_full_run") -> dg.ScheduleDefinition:
-    @dg.schedule(name=name, job=job, cron_schedule=cron, execution_timezone="Asia/Shanghai",
-                 default_status=dg.DefaultScheduleStatus.STOPPED,
-                 description="Every night: pull what every configured source sent since its watermark, "
-                             "validate, compute, publish (what `safecredit run` does).")
+    @dg.schedule(
+        name=name,
+        job=job,
+        cron_schedule=cron,
+        execution_timezone="Asia/Shanghai",
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description="Every night: pull what every configured source sent since its watermark, "
+        "validate, compute, publish (what `safecredit run` does).",
+    )
     def _nightly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
         day = context.scheduled_execution_time.astimezone(SHANGHAI).date()
         return dg.RunRequest(

@@ -24,8 +24,8 @@ from assets.resources import AlertWebhookResource, DepartmentFeedsResource, Exch
 from pipelines.schedules import STARTED_BY
 from safecredit.config import SHANGHAI
 
-
 # --------------------------------------------------------------------------- department changes
+
 
 def poll_department(client, dept, cursor: dict, baseline: dict | None = None) -> tuple[list[str], dict]:
     """(datasets changed since `cursor`, new cursor) of one department, asked through `client`.
@@ -76,12 +76,15 @@ def department_changes_sensor(job, *, interval: int = 300) -> dg.SensorDefinitio
     """One sensor for every department of the sources file (read at each tick, so a department
     added to the file is polled from the next tick on, without reloading the code location)."""
 
-    @dg.sensor(name="department_changes", job=job, minimum_interval_seconds=interval,
-               default_status=dg.DefaultSensorStatus.STOPPED,
-               description="Polls every configured department cheaply (catalogue + one record per "
-                           "dataset) and runs full_run for the departments that sent something new.")
-    def _sensor(context: dg.SensorEvaluationContext, exchange: ExchangeResource,
-                departments: DepartmentFeedsResource):
+    @dg.sensor(
+        name="department_changes",
+        job=job,
+        minimum_interval_seconds=interval,
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        description="Polls every configured department cheaply (catalogue + one record per "
+        "dataset) and runs full_run for the departments that sent something new.",
+    )
+    def _sensor(context: dg.SensorEvaluationContext, exchange: ExchangeResource, departments: DepartmentFeedsResource):
         from safecredit.connectors.client import SourceError
 
         cursor = json.loads(context.cursor) if context.cursor else {}
@@ -107,8 +110,10 @@ def department_changes_sensor(job, *, interval: int = 300) -> dg.SensorDefinitio
             run_key=marks,
             run_config=dg.RunConfig(ops=ingest_run_config(changed)),
             partition_key=partition_for(datetime.now(SHANGHAI).date()),
-            tags={STARTED_BY: "sensor:department_changes",
-                  "safecredit/changed": ",".join(f"{d}/{ds}" for d in sorted(changed) for ds in changed[d])},
+            tags={
+                STARTED_BY: "sensor:department_changes",
+                "safecredit/changed": ",".join(f"{d}/{ds}" for d in sorted(changed) for ds in changed[d]),
+            },
         )
 
     return _sensor
@@ -119,6 +124,7 @@ def _mark(state: dict) -> str:
 
 
 # --------------------------------------------------------------------------- failure alerts
+
 
 def alert_payload(context: dg.RunFailureSensorContext, ui_url: str) -> dict:
     run = context.dagster_run
@@ -141,36 +147,48 @@ def alert_payload(context: dg.RunFailureSensorContext, ui_url: str) -> dict:
     }
 
 
-@dg.run_failure_sensor(name="alert_on_run_failure", minimum_interval_seconds=30,
-                       default_status=dg.DefaultSensorStatus.STOPPED,
-                       description="POSTs a JSON alert for each failed run to $SAFECREDIT_ALERT_WEBHOOK.")
+@dg.run_failure_sensor(
+    name="alert_on_run_failure",
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="POSTs a JSON alert for each failed run to $SAFECREDIT_ALERT_WEBHOOK.",
+)
 def alert_on_run_failure(context: dg.RunFailureSensorContext, alerts: AlertWebhookResource):
     body = json.dumps(alert_payload(context, alerts.ui_url), ensure_ascii=False).encode("utf-8")
-    resp = requests.post(alerts.url, data=body, timeout=10,
-                         headers={"Content-Type": "application/json; charset=utf-8"})
+    resp = requests.post(alerts.url, data=body, timeout=10, headers={"Content-Type": "application/json; charset=utf-8"})
     resp.raise_for_status()  # a tick that could not alert shows as failed in the UI
 
 
 # --------------------------------------------------------------------------- freshness checks
 
+
 def freshness_check(landing: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
     dataset = landing.key.path[-1]
 
-    @dg.asset_check(asset=landing, name="freshness", blocking=False,
-                    description=f"Each department's newest `{dataset}` version is no older than "
-                                "policy allows (freshness.yaml); judged on what it sent, not on when we ran.")
+    @dg.asset_check(
+        asset=landing,
+        name="freshness",
+        blocking=False,
+        description=f"Each department's newest `{dataset}` version is no older than "
+        "policy allows (freshness.yaml); judged on what it sent, not on when we ran.",
+    )
     def _check(exchange: ExchangeResource) -> dg.AssetCheckResult:
         from safecredit.freshness import judge_now, source_freshness
 
-        rows = source_freshness(exchange.paths.raw, exchange.policy(), judge_now(exchange.as_of_date()),
-                                datasets=[dataset])
+        rows = source_freshness(
+            exchange.paths.raw, exchange.policy(), judge_now(exchange.as_of_date()), datasets=[dataset]
+        )
         late = [r for r in rows if r["late"]]
         return dg.AssetCheckResult(
-            passed=not late, severity=dg.AssetCheckSeverity.WARN,
-            description=("; ".join(r["message_en"] for r in late) if late
-                         else f"all {len(rows)} sources of {dataset} are fresh"),
-            metadata={"sources": dg.MetadataValue.json(rows),
-                      "late": [f"{r['department']}/{r['dataset']}" for r in late]},
+            passed=not late,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=(
+                "; ".join(r["message_en"] for r in late) if late else f"all {len(rows)} sources of {dataset} are fresh"
+            ),
+            metadata={
+                "sources": dg.MetadataValue.json(rows),
+                "late": [f"{r['department']}/{r['dataset']}" for r in late],
+            },
         )
 
     return _check

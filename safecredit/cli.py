@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 from datetime import date
-from pathlib import Path
 
 import click
 
@@ -35,6 +34,7 @@ class _Group(click.Group):
             sys.exit(130)
         except Exception:  # internal error: full detail to a log file, a pointer on screen
             import traceback
+
             from safecredit import config
 
             log = config.paths(None).logs / "internal-error.log"
@@ -44,8 +44,9 @@ class _Group(click.Group):
                 where = str(log)
             except OSError:
                 where = "(could not write log) " + traceback.format_exc(limit=3)
-            click.secho(f"内部错误，请将日志发送给维护人员：{where}\nInternal error; details in {where}",
-                        fg="red", err=True)
+            click.secho(
+                f"内部错误，请将日志发送给维护人员：{where}\nInternal error; details in {where}", fg="red", err=True
+            )
             sys.exit(4)
 
 
@@ -55,8 +56,9 @@ def _as_of(value: str | None) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise UserError(f"日期 {value!r} 无效，应为 YYYY-MM-DD。",
-                        f"Invalid date {value!r}; expected YYYY-MM-DD.") from None
+        raise UserError(
+            f"日期 {value!r} 无效，应为 YYYY-MM-DD。", f"Invalid date {value!r}; expected YYYY-MM-DD."
+        ) from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -66,7 +68,9 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--port", default=8701, show_default=True, help="First port; departments take consecutive ports (0 = any free).")
+@click.option(
+    "--port", default=8701, show_default=True, help="First port; departments take consecutive ports (0 = any free)."
+)
 @click.option("--seed", default=42, show_default=True, type=int)
 @click.option("--scale", default=5000, show_default=True, type=int, help="Number of subjects.")
 @click.option("--faults", default=None, help="Comma-separated faults (name or name:rate); `list` prints them.")
@@ -83,12 +87,16 @@ def simulate(port: int, seed: int, scale: int, faults: str | None, home: str | N
 @click.option("--sources", default=None, help="Sources file (default: $SAFECREDIT_SOURCES, else <home>/sources.yaml).")
 @click.option("--home", default=None, help=HOME_HELP)
 @click.option("--as-of", "as_of", default=None, help="Date the run answers for (YYYY-MM-DD; default today).")
-@click.option("--known-at", "known_at", default=None,
-              help="Use only data landed by this date (YYYY-MM-DD): reproduces what a run on that date knew.")
+@click.option(
+    "--known-at",
+    "known_at",
+    default=None,
+    help="Use only data landed by this date (YYYY-MM-DD): reproduces what a run on that date knew.",
+)
 def run(sources: str | None, home: str | None, as_of: str | None, known_at: str | None) -> None:
     """One full run in-process through Dagster: pull, validate, compute, publish."""
-    from safecredit.report import print_run_summary
     from pipelines.runner import run_pipeline
+    from safecredit.report import print_run_summary
     from safecredit.run_summary import exit_code
 
     os.environ.setdefault("SAFECREDIT_PROGRESS", "1")  # bars only where stderr is a terminal
@@ -122,8 +130,8 @@ def replay(home, dataset, department, as_of) -> None:
     Staging is rebuilt from the whole raw landing under the current contracts and policy, so a
     batch held back before a fix is staged now; --dataset/--department narrow the report.
     """
-    from safecredit.report import print_run_summary
     from pipelines.runner import run_pipeline
+    from safecredit.report import print_run_summary
     from safecredit.run_summary import exit_code
 
     summary = run_pipeline(home, None, _as_of(as_of), replay=True)
@@ -201,8 +209,10 @@ def _keys(home, db_url):
 
 
 def _print_key(info: dict, key: str, what: str) -> None:
-    click.echo(f"{what} for consumer {info['consumer']}: key id {info['key_id']}, scopes {','.join(info['scopes'])}, "
-               f"rate {info['rate_per_second']:g}/s burst {info['burst']}")
+    click.echo(
+        f"{what} for consumer {info['consumer']}: key id {info['key_id']}, scopes {','.join(info['scopes'])}, "
+        f"rate {info['rate_per_second']:g}/s burst {info['burst']}"
+    )
     click.echo("密钥只显示这一次，请立即妥善保存。The key is shown only once: store it now.")
     click.echo(key)
 
@@ -214,7 +224,9 @@ def keys() -> None:
 
 @keys.command("create")
 @click.option("--consumer", required=True)
-@click.option("--scopes", required=True, help="Comma-separated: restrictions:read, lists:read, credit:read, premium:read.")
+@click.option(
+    "--scopes", required=True, help="Comma-separated: restrictions:read, lists:read, credit:read, premium:read."
+)
 @click.option("--rate", "rate", type=float, default=None, help="Requests per second for this consumer (default 100).")
 @click.option("--burst", "burst", type=int, default=None, help="Burst size for this consumer (default 200).")
 @click.option("--home", default=None, help=HOME_HELP)
@@ -241,10 +253,15 @@ def keys_list(home, db_url, as_json) -> None:
 
     click.echo(f"{'KEY ID':<12} {'CONSUMER':<24} {'SCOPES':<54} {'RATE/BURST':<11} {'CREATED':<17} STATE")
     for r in rows:
-        state = (f"revoked {format_when(r['revoked_at'])}" + (f" → {r['replaced_by']}" if r["replaced_by"] else "")
-                 if r["revoked_at"] else "active")
-        click.echo(f"{r['key_id']:<12} {r['consumer'][:24]:<24} {','.join(r['scopes']):<54} "
-                   f"{r['rate_per_second']:g}/{r['burst']:<6} {format_when(r['created_at']):<17} {state}")
+        state = (
+            f"revoked {format_when(r['revoked_at'])}" + (f" → {r['replaced_by']}" if r["replaced_by"] else "")
+            if r["revoked_at"]
+            else "active"
+        )
+        click.echo(
+            f"{r['key_id']:<12} {r['consumer'][:24]:<24} {','.join(r['scopes']):<54} "
+            f"{r['rate_per_second']:g}/{r['burst']:<6} {format_when(r['created_at']):<17} {state}"
+        )
     if not rows:
         click.echo("(no keys yet: `safecredit keys create --consumer NAME --scopes …`)")
 
@@ -286,8 +303,13 @@ def signing_key_export(home) -> None:
 
 @main.command()
 @click.option("--from", "source", required=True, metavar="URL|DIR", help="The API's base URL or an exports directory.")
-@click.option("--into", "into", required=True, metavar="PATH|URL",
-              help="DuckDB file (default), *.sqlite / sqlite:///…, or postgresql://…")
+@click.option(
+    "--into",
+    "into",
+    required=True,
+    metavar="PATH|URL",
+    help="DuckDB file (default), *.sqlite / sqlite:///…, or postgresql://…",
+)
 @click.option("--public-key", "public_key", default=None, metavar="PEM", help="The operator's public key (required).")
 @click.option("--feeds", default=None, help="Comma-separated feeds (default: every feed the source lists).")
 @click.option("--key", default=None, help="API key for a URL source (default: $SAFECREDIT_MIRROR_KEY).")
@@ -303,8 +325,13 @@ def mirror(source, into, public_key, feeds, key) -> None:
 @click.option("--matter", default=None, help="e.g. government_procurement (exchange.md §2).")
 @click.option("--as-of", "as_of", default=None, help="Answer for this date with today's knowledge (YYYY-MM-DD).")
 @click.option("--known-at", "known_at", default=None, help="Answer with what was published by this date.")
-@click.option("--subject-type", "subject_type", type=click.Choice(["unit", "person"]), default=None,
-              help="Needed for a code valid both as USCC and ID number, and for other identity documents.")
+@click.option(
+    "--subject-type",
+    "subject_type",
+    type=click.Choice(["unit", "person"]),
+    default=None,
+    help="Needed for a code valid both as USCC and ID number, and for other identity documents.",
+)
 @click.option("--home", default=None, help=HOME_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print exactly the API's JSON body.")
 def check(code, matter, as_of, known_at, subject_type, home, as_json) -> None:
@@ -317,8 +344,14 @@ def check(code, matter, as_of, known_at, subject_type, home, as_json) -> None:
     from safecredit.errors import NothingPublished
 
     try:
-        answer = check_from_home(config.resolve_home(home), code, matter=matter, as_of=_as_of(as_of),
-                                 subject_type=subject_type, known_at=_as_of(known_at))
+        answer = check_from_home(
+            config.resolve_home(home),
+            code,
+            matter=matter,
+            as_of=_as_of(as_of),
+            subject_type=subject_type,
+            known_at=_as_of(known_at),
+        )
     except ApiProblem as exc:
         en, _, zh = exc.detail.partition(" / ")
         if exc.kind == "not-published":
@@ -332,23 +365,32 @@ def check(code, matter, as_of, known_at, subject_type, home, as_json) -> None:
 
 def _print_answer(a: dict) -> None:
     kind = "单位 unit" if a["subject_type"] == "unit" else "个人 person"
-    verdict = click.style("受限 RESTRICTED", fg="red", bold=True) if a["restricted"] else \
-        click.style("不受限 not restricted", fg="green", bold=True)
+    verdict = (
+        click.style("受限 RESTRICTED", fg="red", bold=True)
+        if a["restricted"]
+        else click.style("不受限 not restricted", fg="green", bold=True)
+    )
     click.echo(f"{a['code']}  {kind}  {a.get('name') or '(未在名单中 / not on the list)'}")
     scope = f" for {a['matter']}" if a.get("matter") else ""
-    click.echo(f"{verdict}{scope} — as of {a['as_of']}, version {a['version']}"
-               + (f", known at {a['known_at']}" if a.get("known_at") else ""))
+    click.echo(
+        f"{verdict}{scope} — as of {a['as_of']}, version {a['version']}"
+        + (f", known at {a['known_at']}" if a.get("known_at") else "")
+    )
     if a["listings"]:
         click.echo("名单条目 Listings:")
         for x in a["listings"]:
-            click.echo(f"  {x['entry_id']}  {x['ground']}  {x['status']:<16} {x['start_date']} → {x['end_date'] or '-'}  "
-                       f"{x.get('decision_no') or ''}  {x.get('authority') or ''}")
+            click.echo(
+                f"  {x['entry_id']}  {x['ground']}  {x['status']:<16} {x['start_date']} → {x['end_date'] or '-'}  "
+                f"{x.get('decision_no') or ''}  {x.get('authority') or ''}"
+            )
     if a["measures"]:
         click.echo("惩戒措施 Measures:")
         for m in a["measures"]:
             until = "终身 for life" if m.get("for_life") else (m.get("restricted_until") or "-")
-            click.echo(f"  {m['matter']:<24} {m.get('name') or '':<12} until {until}  ({m.get('source')} "
-                       f"{m.get('entry_id') or m.get('penalty_id') or ''})")
+            click.echo(
+                f"  {m['matter']:<24} {m.get('name') or '':<12} until {until}  ({m.get('source')} "
+                f"{m.get('entry_id') or m.get('penalty_id') or ''})"
+            )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -181,12 +181,7 @@ def reg_no15_check_digit(first14: str) -> str:
 def is_valid_reg_no15(code: str) -> bool:
     """15 digits whose last digit is the MOD 11,10 check digit. Numbers issued before 2007 may
     lack a valid check digit: :func:`classify_code` therefore goes by form only."""
-    return (
-        isinstance(code, str)
-        and len(code) == 15
-        and code.isdigit()
-        and reg_no15_check_digit(code[:14]) == code[14]
-    )
+    return isinstance(code, str) and len(code) == 15 and code.isdigit() and reg_no15_check_digit(code[:14]) == code[14]
 
 
 def make_reg_no15(first14: str) -> str:

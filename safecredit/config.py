@@ -122,8 +122,9 @@ def load_sources(path: Path) -> list[Department]:
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"数据源配置文件 {path} 不是合法的 YAML：{exc}",
-                          f"Sources file {path} is not valid YAML: {exc}") from None
+        raise ConfigError(
+            f"数据源配置文件 {path} 不是合法的 YAML：{exc}", f"Sources file {path} is not valid YAML: {exc}"
+        ) from None
     entries = doc.get("departments") if isinstance(doc, dict) else None
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{path}：缺少 departments 列表。", f"{path}: missing a `departments:` list.")
@@ -135,33 +136,43 @@ def load_sources(path: Path) -> list[Department]:
             raise ConfigError(f"{where}：应为映射。", f"{where}: must be a mapping.")
         missing = [k for k in ("id", "base_url", "token", "datasets") if not e.get(k)]
         if missing:
-            raise ConfigError(f"{where}：缺少字段 {', '.join(missing)}。",
-                              f"{where}: missing field(s) {', '.join(missing)}.")
+            raise ConfigError(
+                f"{where}：缺少字段 {', '.join(missing)}。", f"{where}: missing field(s) {', '.join(missing)}."
+            )
         dep_id = str(e["id"])
         if dep_id in seen:
             raise ConfigError(f"{where}：部门 id {dep_id} 重复。", f"{where}: duplicate department id {dep_id}.")
         seen.add(dep_id)
         transport = str(e.get("transport", "json"))
         if transport not in TRANSPORTS:
-            raise ConfigError(f"{where}：transport 必须是 json 或 csv，而不是 {transport}。",
-                              f"{where}: transport must be json or csv, not {transport}.")
+            raise ConfigError(
+                f"{where}：transport 必须是 json 或 csv，而不是 {transport}。",
+                f"{where}: transport must be json or csv, not {transport}.",
+            )
         datasets = e["datasets"]
         if isinstance(datasets, str):
             datasets = [d.strip() for d in datasets.split(",")]
         unknown = [d for d in datasets if d not in DATASETS]
         if unknown:
-            raise ConfigError(f"{where}：未知数据集 {', '.join(unknown)}（可用：{', '.join(DATASETS)}）。",
-                              f"{where}: unknown dataset(s) {', '.join(unknown)} (known: {', '.join(DATASETS)}).")
+            raise ConfigError(
+                f"{where}：未知数据集 {', '.join(unknown)}（可用：{', '.join(DATASETS)}）。",
+                f"{where}: unknown dataset(s) {', '.join(unknown)} (known: {', '.join(DATASETS)}).",
+            )
         since = e.get("since")
-        out.append(Department(
-            id=dep_id,
-            name=str(e.get("name", dep_id)),
-            base_url=expand_env(str(e["base_url"]), f"{where}.base_url").rstrip("/"),
-            token=expand_env(str(e["token"]), f"{where}.token"),
-            transport=transport,
-            datasets=tuple(datasets),
-            since=str(since) if since else None,
-            options={k: v for k, v in e.items()
-                     if k not in {"id", "name", "base_url", "token", "transport", "datasets", "since"}},
-        ))
+        out.append(
+            Department(
+                id=dep_id,
+                name=str(e.get("name", dep_id)),
+                base_url=expand_env(str(e["base_url"]), f"{where}.base_url").rstrip("/"),
+                token=expand_env(str(e["token"]), f"{where}.token"),
+                transport=transport,
+                datasets=tuple(datasets),
+                since=str(since) if since else None,
+                options={
+                    k: v
+                    for k, v in e.items()
+                    if k not in {"id", "name", "base_url", "token", "transport", "datasets", "since"}
+                },
+            )
+        )
     return out

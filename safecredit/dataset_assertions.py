@@ -13,7 +13,7 @@ stops the rules and the publication with the message below.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import duckdb
 
@@ -22,7 +22,7 @@ from safecredit.config import CONTRACTS_DIR
 KNOWN = ("min_current", "max_current", "max_quarantine_share")
 
 
-@lru_cache(maxsize=None)
+@cache
 def assertions_of(dataset: str) -> dict[str, float]:
     import yaml
 
@@ -32,34 +32,50 @@ def assertions_of(dataset: str) -> dict[str, float]:
     found = dict(doc.get("assertions") or {})
     unknown = sorted(set(found) - set(KNOWN))
     if unknown:
-        raise ConfigError(f"contracts/datasets/{dataset}.yaml：未知的断言 {', '.join(unknown)}（可用：{', '.join(KNOWN)}）",
-                          f"contracts/datasets/{dataset}.yaml: unknown assertion(s) {', '.join(unknown)} "
-                          f"(known: {', '.join(KNOWN)})")
+        raise ConfigError(
+            f"contracts/datasets/{dataset}.yaml：未知的断言 {', '.join(unknown)}（可用：{', '.join(KNOWN)}）",
+            f"contracts/datasets/{dataset}.yaml: unknown assertion(s) {', '.join(unknown)} (known: {', '.join(KNOWN)})",
+        )
     return {k: float(v) for k, v in found.items()}
 
 
 def failures(con: duckdb.DuckDBPyConnection, dataset: str) -> tuple[list[dict], dict]:
     """(failed assertions with bilingual messages, the measured values)."""
     want = assertions_of(dataset)
-    current, raw, quarantined = con.execute(f"""SELECT
+    current, raw, quarantined = con.execute(
+        f"""SELECT
         (SELECT count(*) FROM staged.{dataset}_current), (SELECT count(*) FROM raw.{dataset}),
         (SELECT count(DISTINCT (department, fetch_id, seq)) FROM quality.violations
-          WHERE dataset = ? AND severity = 'quarantine')""", [dataset]).fetchone()
+          WHERE dataset = ? AND severity = 'quarantine')""",
+        [dataset],
+    ).fetchone()
     share = quarantined / raw if raw else 0.0
     measured = {"current": current, "raw": raw, "quarantined": quarantined, "quarantine_share": round(share, 4)}
     out = []
     if "min_current" in want and current < want["min_current"]:
-        out.append(("min_current", f"{dataset}: {current} record(s) in force, fewer than the contract's minimum "
-                                   f"{want['min_current']:g}",
-                    f"{dataset}：现行记录 {current} 条，少于数据契约规定的最少 {want['min_current']:g} 条"))
+        out.append(
+            (
+                "min_current",
+                f"{dataset}: {current} record(s) in force, fewer than the contract's minimum {want['min_current']:g}",
+                f"{dataset}：现行记录 {current} 条，少于数据契约规定的最少 {want['min_current']:g} 条",
+            )
+        )
     if "max_current" in want and current > want["max_current"]:
-        out.append(("max_current", f"{dataset}: {current} record(s) in force, more than the contract's maximum "
-                                   f"{want['max_current']:g}",
-                    f"{dataset}：现行记录 {current} 条，多于数据契约规定的最多 {want['max_current']:g} 条"))
+        out.append(
+            (
+                "max_current",
+                f"{dataset}: {current} record(s) in force, more than the contract's maximum {want['max_current']:g}",
+                f"{dataset}：现行记录 {current} 条，多于数据契约规定的最多 {want['max_current']:g} 条",
+            )
+        )
     if "max_quarantine_share" in want and share > want["max_quarantine_share"]:
-        out.append(("max_quarantine_share",
-                    f"{dataset}: {quarantined} of {raw} landed versions quarantined ({share:.1%}), above the "
-                    f"contract's {want['max_quarantine_share']:.0%}",
-                    f"{dataset}：已落地的 {raw} 个版本中 {quarantined} 个被隔离（{share:.1%}），超过数据契约规定的 "
-                    f"{want['max_quarantine_share']:.0%}"))
+        out.append(
+            (
+                "max_quarantine_share",
+                f"{dataset}: {quarantined} of {raw} landed versions quarantined ({share:.1%}), above the "
+                f"contract's {want['max_quarantine_share']:.0%}",
+                f"{dataset}：已落地的 {raw} 个版本中 {quarantined} 个被隔离（{share:.1%}），超过数据契约规定的 "
+                f"{want['max_quarantine_share']:.0%}",
+            )
+        )
     return [{"assertion": a, "dataset": dataset, "message": f"{en} / {zh}"} for a, en, zh in out], measured

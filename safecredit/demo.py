@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import time
 from datetime import date
-from pathlib import Path
-
 from typing import TYPE_CHECKING, Callable
 
 from safecredit import config
@@ -17,7 +15,14 @@ if TYPE_CHECKING:
     from safecredit.run_summary import RunSummary
 
 
-def run_demo(home: str | None, run_pipeline: Callable[..., RunSummary], *, scale: int = 5000, seed: int = 42, faults: str = "realistic") -> int:
+def run_demo(
+    home: str | None,
+    run_pipeline: Callable[..., RunSummary],
+    *,
+    scale: int = 5000,
+    seed: int = 42,
+    faults: str = "realistic",
+) -> int:
     from rich.console import Console
 
     from safecredit.generator import generate
@@ -49,8 +54,10 @@ def run_demo(home: str | None, run_pipeline: Callable[..., RunSummary], *, scale
     con.print(f"  raw:        {paths.raw}")
     con.print("  Dagster UI: SAFECREDIT_HOME=" + str(paths.home) + " .venv/bin/dagster dev -w workspace.yaml")
     con.print("  live departments for the UI: .venv/bin/safecredit simulate --home " + str(paths.home))
-    con.print("  API:        .venv/bin/safecredit keys create --consumer demo --scopes restrictions:read,lists:read "
-              f"--home {paths.home}; .venv/bin/safecredit serve --home {paths.home}")
+    con.print(
+        "  API:        .venv/bin/safecredit keys create --consumer demo --scopes restrictions:read,lists:read "
+        f"--home {paths.home}; .venv/bin/safecredit serve --home {paths.home}"
+    )
     return exit_code(summary)
 
 

@@ -22,50 +22,86 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> list[dict]:
 
 
 def _table_exists(con, schema: str, table: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
-                            [schema, table]).fetchone()[0])
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?", [schema, table]
+        ).fetchone()[0]
+    )
 
 
 def explain_entry(con: duckdb.DuckDBPyConnection, entry_id: str) -> dict | None:
     entry = _rows(con, "SELECT * EXCLUDE (subject_code_full) FROM rules.blacklist WHERE entry_id = ?", [entry_id])
     if not entry:
         return None
-    sources = _rows(con, """
+    sources = _rows(
+        con,
+        """
         SELECT v.department, 'penalties' AS dataset, v.record_id, v.decision_no, v.authority, v.decision_date,
                v.violation_code, v.severity, v.updated_at, v.landed_at, v.is_latest, v.revoked, v.role
-        FROM rules.entry_versions v WHERE v.entry_id = ? ORDER BY v.updated_at""", [entry_id])
-    accident = _rows(con, """
+        FROM rules.entry_versions v WHERE v.entry_id = ? ORDER BY v.updated_at""",
+        [entry_id],
+    )
+    accident = _rows(
+        con,
+        """
         SELECT a.department, 'accidents' AS dataset, a.record_id, a.accident_no, a.occurred_date, a.deaths,
-               a.serious_injuries, a.direct_loss_wan, a.reported_grade, a.grade, a.grade_corrected, a.liability, a.reporting
+               a.serious_injuries, a.direct_loss_wan, a.reported_grade, a.grade, a.grade_corrected, a.liability,
+               a.reporting
         FROM rules.accidents a JOIN rules.blacklist b ON b.trigger_accident = a.accident_no
-        WHERE b.entry_id = ?""", [entry_id])
-    actions = _rows(con, """
+        WHERE b.entry_id = ?""",
+        [entry_id],
+    )
+    actions = _rows(
+        con,
+        """
         SELECT department, 'credit_actions' AS dataset, record_id, decision_no, action_type, effective_date
-        FROM rules.entry_actions WHERE entry_id = ? ORDER BY effective_date""", [entry_id])
-    rejected = _rows(con, "SELECT * EXCLUDE (entry_id) FROM rules.rejected_credit_actions WHERE entry_id = ?",
-                     [entry_id])
-    history = _rows(con, "SELECT event_date, status, cause FROM rules.entry_history WHERE entry_id = ? "
-                         "ORDER BY event_date, ord", [entry_id])
-    return {"kind": "list_entry", "id": entry_id, "entry": entry[0], "penalty_versions": sources,
-            "accident": accident, "credit_actions": actions, "rejected_credit_actions": rejected,
-            "history": history}
+        FROM rules.entry_actions WHERE entry_id = ? ORDER BY effective_date""",
+        [entry_id],
+    )
+    rejected = _rows(
+        con, "SELECT * EXCLUDE (entry_id) FROM rules.rejected_credit_actions WHERE entry_id = ?", [entry_id]
+    )
+    history = _rows(
+        con,
+        "SELECT event_date, status, cause FROM rules.entry_history WHERE entry_id = ? ORDER BY event_date, ord",
+        [entry_id],
+    )
+    return {
+        "kind": "list_entry",
+        "id": entry_id,
+        "entry": entry[0],
+        "penalty_versions": sources,
+        "accident": accident,
+        "credit_actions": actions,
+        "rejected_credit_actions": rejected,
+        "history": history,
+    }
 
 
 def explain_subject(con: duckdb.DuckDBPyConnection, code: str) -> dict | None:
     """A unit's score, premium factor and entries, each with the records behind it."""
     out: dict[str, Any] = {"kind": "subject", "id": code}
     found = False
-    for key, table, comp in (("credit_score", "credit_scores", "credit_score_components"),
-                             ("premium_factor", "premium_factors", "premium_factor_components")):
+    for key, table, comp in (
+        ("credit_score", "credit_scores", "credit_score_components"),
+        ("premium_factor", "premium_factors", "premium_factor_components"),
+    ):
         if _table_exists(con, "rules", table):
             row = _rows(con, f"SELECT * FROM rules.{table} WHERE uscc = ?", [code])
             if row:
                 found = True
                 out[key] = row[0]
-                out[f"{key}_components"] = (_rows(con, f"SELECT * FROM rules.{comp} WHERE uscc = ?", [code])
-                                            if _table_exists(con, "rules", comp) else [])
-    entries = _rows(con, "SELECT entry_id, ground, status, start_date, end_date, decision_no FROM rules.blacklist "
-                         "WHERE subject_id = ? ORDER BY entry_id", [code])
+                out[f"{key}_components"] = (
+                    _rows(con, f"SELECT * FROM rules.{comp} WHERE uscc = ?", [code])
+                    if _table_exists(con, "rules", comp)
+                    else []
+                )
+    entries = _rows(
+        con,
+        "SELECT entry_id, ground, status, start_date, end_date, decision_no FROM rules.blacklist "
+        "WHERE subject_id = ? ORDER BY entry_id",
+        [code],
+    )
     if entries:
         found = True
         out["list_entries"] = entries
@@ -77,7 +113,9 @@ def explain(con: duckdb.DuckDBPyConnection, ident: str) -> dict:
     result = explain_entry(con, ident) if ident.startswith("E") else None
     result = result or explain_subject(con, ident)
     if result is None:
-        raise UserError(f"找不到 {ident}：它既不是名单条目编号，也不是有评分或费率因子的统一社会信用代码。",
-                        f"Nothing known as {ident}: not a list entry id, nor a USCC with a score or factor.",
-                        exit_code=2)
+        raise UserError(
+            f"找不到 {ident}：它既不是名单条目编号，也不是有评分或费率因子的统一社会信用代码。",
+            f"Nothing known as {ident}: not a list entry id, nor a USCC with a score or factor.",
+            exit_code=2,
+        )
     return result

@@ -68,13 +68,13 @@ def _fetch_newest(fetch: Path) -> datetime | None:
     days = [d for d in manifest.get("days", []) if d.get("rows")]
     if not days:
         return None
-    last = max(days, key=lambda d: d["date"])   # a CSV day holds the versions stamped on that day
+    last = max(days, key=lambda d: d["date"])  # a CSV day holds the versions stamped on that day
     text = decode_csv_bytes((fetch / "days" / f"{last['date']}.csv").read_bytes(), last.get("charset", "utf-8"))
-    newest = _newest(r.get("updated_at") for r in csv.DictReader(io.StringIO(text, newline=""))
-                     if r.get("updated_at"))
+    newest = _newest(r.get("updated_at") for r in csv.DictReader(io.StringIO(text, newline="")) if r.get("updated_at"))
     if newest is None:  # no updated_at column: the day itself (its end) is what we know
-        newest = datetime.combine(date.fromisoformat(last["date"]) + timedelta(days=1), time(), SHANGHAI) \
-            - timedelta(seconds=1)
+        newest = datetime.combine(date.fromisoformat(last["date"]) + timedelta(days=1), time(), SHANGHAI) - timedelta(
+            seconds=1
+        )
     return newest
 
 
@@ -123,9 +123,15 @@ def judge_now(as_of: date | None = None) -> datetime:
     return min(now, end)
 
 
-def source_freshness(raw_root: Path, policy, now: datetime | None = None, *,
-                     departments: list[str] | None = None, datasets: list[str] | None = None,
-                     write_cache: bool = True) -> list[dict]:
+def source_freshness(
+    raw_root: Path,
+    policy,
+    now: datetime | None = None,
+    *,
+    departments: list[str] | None = None,
+    datasets: list[str] | None = None,
+    write_cache: bool = True,
+) -> list[dict]:
     """One row per (department, dataset) ever attempted: newest version sent, its age, the limit
     and whether the source is late. A source attempted but with nothing landed is late."""
     now = now or datetime.now(SHANGHAI)
@@ -138,19 +144,28 @@ def source_freshness(raw_root: Path, policy, now: datetime | None = None, *,
         limit = max_days(policy, dept, ds)
         age = max(0.0, (now - newest).total_seconds() / 86400) if newest else None
         late = age is None or age > limit
-        out.append({
-            "department": dept, "dataset": ds,
-            "newest_updated_at": fmt_ts(newest) if newest else None,
-            "age_days": round(age, 2) if age is not None else None,
-            "max_days": limit, "late": late,
-            "last_success": st.get("last_success"), "last_status": st.get("last_status"),
-            "message_en": (f"{dept}/{ds}: newest version sent {fmt_ts(newest) if newest else 'never'}"
-                           + (f", {age:.1f} days ago" if age is not None else "")
-                           + (f" (> {limit:g} days: late)" if late else f" (limit {limit:g} days)")),
-            "message_zh": (f"数据源 {dept}/{ds} 最新数据 {fmt_ts(newest) if newest else '无'}"
-                           + (f"，已 {age:.1f} 天" if age is not None else "")
-                           + (f"（超过 {limit:g} 天，逾期）" if late else f"（限 {limit:g} 天）")),
-        })
+        out.append(
+            {
+                "department": dept,
+                "dataset": ds,
+                "newest_updated_at": fmt_ts(newest) if newest else None,
+                "age_days": round(age, 2) if age is not None else None,
+                "max_days": limit,
+                "late": late,
+                "last_success": st.get("last_success"),
+                "last_status": st.get("last_status"),
+                "message_en": (
+                    f"{dept}/{ds}: newest version sent {fmt_ts(newest) if newest else 'never'}"
+                    + (f", {age:.1f} days ago" if age is not None else "")
+                    + (f" (> {limit:g} days: late)" if late else f" (limit {limit:g} days)")
+                ),
+                "message_zh": (
+                    f"数据源 {dept}/{ds} 最新数据 {fmt_ts(newest) if newest else '无'}"
+                    + (f"，已 {age:.1f} 天" if age is not None else "")
+                    + (f"（超过 {limit:g} 天，逾期）" if late else f"（限 {limit:g} 天）")
+                ),
+            }
+        )
     return out
 
 

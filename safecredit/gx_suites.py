@@ -42,7 +42,6 @@ def expectations_for(contract: Contract) -> list:
 @lru_cache(maxsize=1)
 def _context():
     import great_expectations as gx
-
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     ctx = gx.get_context(mode="ephemeral")
@@ -78,10 +77,20 @@ def validate_frame(contract: Contract, frame) -> dict:
     for r in result.results:
         if not r.success:
             cfg = r.expectation_config
-            failed.append({"expectation": cfg.type, "column": cfg.kwargs.get("column"),
-                           "unexpected_count": (r.result or {}).get("unexpected_count"),
-                           "sample": [str(v) for v in (r.result or {}).get("partial_unexpected_list", [])[:5]]})
+            failed.append(
+                {
+                    "expectation": cfg.type,
+                    "column": cfg.kwargs.get("column"),
+                    "unexpected_count": (r.result or {}).get("unexpected_count"),
+                    "sample": [str(v) for v in (r.result or {}).get("partial_unexpected_list", [])[:5]],
+                }
+            )
     stats = result.statistics
-    return {"success": bool(result.success), "evaluated": int(stats["evaluated_expectations"]),
-            "successful": int(stats["successful_expectations"]), "rows": int(len(frame)),
-            "suite": name, "failed": failed}
+    return {
+        "success": bool(result.success),
+        "evaluated": int(stats["evaluated_expectations"]),
+        "successful": int(stats["successful_expectations"]),
+        "rows": int(len(frame)),
+        "suite": name,
+        "failed": failed,
+    }

@@ -43,7 +43,7 @@ class FetchResult:
     department: str
     dataset: str
     transport: str
-    status: str                  # landed | unavailable | error
+    status: str  # landed | unavailable | error
     fetch_id: str | None = None
     rows: int = 0
     duplicates: int = 0
@@ -121,8 +121,9 @@ class SourceDir:
         """Complete fetches, oldest first (fetch ids sort by time)."""
         if not self.root.exists():
             return []
-        return sorted(p for p in self.root.iterdir()
-                      if p.is_dir() and not p.name.endswith(".partial") and (p / MANIFEST).exists())
+        return sorted(
+            p for p in self.root.iterdir() if p.is_dir() and not p.name.endswith(".partial") and (p / MANIFEST).exists()
+        )
 
     def begin(self, fetch_id: str) -> Path:
         work = self.root / f"{fetch_id}.partial"
@@ -133,8 +134,7 @@ class SourceDir:
         files = []
         for f in sorted(work.rglob("*")):
             if f.is_file():
-                files.append({"name": str(f.relative_to(work)), "size": f.stat().st_size,
-                              "sha256": _sha256(f)})
+                files.append({"name": str(f.relative_to(work)), "size": f.stat().st_size, "sha256": _sha256(f)})
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
         manifest = {**manifest, "files": files}
@@ -146,6 +146,7 @@ class SourceDir:
 
     def discard_partials(self) -> None:
         import shutil
+
         if self.root.exists():
             for p in self.root.glob("*.partial"):
                 shutil.rmtree(p, ignore_errors=True)
@@ -193,10 +194,19 @@ def _item_key(item: dict) -> tuple:
     return (t, str(item.get("record_id")), str(ts), str(item.get("op")))
 
 
-def pull(dept: Department, dataset: str, raw_root: Path, *, overlap_hours: float = 24,
-         csv_overlap_days: int = 1, page_limit: int = 1000, csv_workers: int = 4,
-         client: DepartmentClient | None = None,
-         window: tuple[date, date] | None = None, now: datetime | None = None) -> FetchResult:
+def pull(
+    dept: Department,
+    dataset: str,
+    raw_root: Path,
+    *,
+    overlap_hours: float = 24,
+    csv_overlap_days: int = 1,
+    page_limit: int = 1000,
+    csv_workers: int = 4,
+    client: DepartmentClient | None = None,
+    window: tuple[date, date] | None = None,
+    now: datetime | None = None,
+) -> FetchResult:
     """Fetch what changed since the watermark (or the `window` of days for a backfill) and land it.
 
     Never raises for a department's trouble: the result says `unavailable`/`error` with a
@@ -213,21 +223,41 @@ def pull(dept: Department, dataset: str, raw_root: Path, *, overlap_hours: float
     try:
         work = src.begin(fetch_id)
         if transport == "json":
-            manifest, new_state = _pull_json(client, dept, dataset, src, work, result, overlap_hours,
-                                             page_limit, window)
+            manifest, new_state = _pull_json(
+                client, dept, dataset, src, work, result, overlap_hours, page_limit, window
+            )
         else:
-            manifest, new_state = _pull_csv(client, dept, dataset, src, work, result,
-                                            csv_overlap_days, window, csv_workers)
-        manifest.update({"department": dept.id, "dataset": dataset, "transport": transport,
-                         "fetch_id": fetch_id, "rows": result.rows, "duplicates": result.duplicates,
-                         "out_of_order": result.out_of_order, "params": result.params,
-                         "requests": client.stats.requests, "retries": client.stats.retries,
-                         "throttled": client.stats.throttled,
-                         "finished_at": fmt_ts(datetime.now(timezone.utc))})
+            manifest, new_state = _pull_csv(
+                client, dept, dataset, src, work, result, csv_overlap_days, window, csv_workers
+            )
+        manifest.update(
+            {
+                "department": dept.id,
+                "dataset": dataset,
+                "transport": transport,
+                "fetch_id": fetch_id,
+                "rows": result.rows,
+                "duplicates": result.duplicates,
+                "out_of_order": result.out_of_order,
+                "params": result.params,
+                "requests": client.stats.requests,
+                "retries": client.stats.retries,
+                "throttled": client.stats.throttled,
+                "finished_at": fmt_ts(datetime.now(timezone.utc)),
+            }
+        )
         src.commit(work, manifest)
         work = None
-        src.save_state({**src.state(), **(new_state or {}), "last_success": manifest["finished_at"],
-                        "last_status": "landed", "last_error_zh": None, "last_error_en": None})
+        src.save_state(
+            {
+                **src.state(),
+                **(new_state or {}),
+                "last_success": manifest["finished_at"],
+                "last_status": "landed",
+                "last_error_zh": None,
+                "last_error_en": None,
+            }
+        )
         result.status, result.fetch_id = "landed", fetch_id
         result.message_en = f"landed {result.rows} records"
         result.message_zh = f"已落地 {result.rows} 条记录"
@@ -237,11 +267,18 @@ def pull(dept: Department, dataset: str, raw_root: Path, *, overlap_hours: float
         result.status, result.message_zh, result.message_en = "error", exc.zh, exc.en
     finally:
         if result.status != "landed":
-            src.save_state({**src.state(), "last_status": result.status,
-                            "last_failure": fmt_ts(datetime.now(timezone.utc)),
-                            "last_error_zh": result.message_zh, "last_error_en": result.message_en})
+            src.save_state(
+                {
+                    **src.state(),
+                    "last_status": result.status,
+                    "last_failure": fmt_ts(datetime.now(timezone.utc)),
+                    "last_error_zh": result.message_zh,
+                    "last_error_en": result.message_en,
+                }
+            )
         if work is not None:
             import shutil
+
             shutil.rmtree(work, ignore_errors=True)
         if own_client:
             client.close()
@@ -265,12 +302,10 @@ def _pull_json(client, dept, dataset, src, work, result, overlap_hours, page_lim
     elif state.get("watermark"):
         updated_since = fmt_ts(parse_ts(state["watermark"]) - timedelta(hours=overlap_hours))
     elif dept.since:
-        updated_since = fmt_ts(datetime.combine(date.fromisoformat(str(dept.since)),
-                                                datetime.min.time(), SHANGHAI))
+        updated_since = fmt_ts(datetime.combine(date.fromisoformat(str(dept.since)), datetime.min.time(), SHANGHAI))
     else:
         updated_since = None
-    result.params = {"updated_since": updated_since, "limit": page_limit,
-                     "until": fmt_ts(until) if until else None}
+    result.params = {"updated_since": updated_since, "limit": page_limit, "until": fmt_ts(until) if until else None}
     overlap = _Overlap()
     first_server_time: str | None = None
     pages = 0
@@ -281,8 +316,9 @@ def _pull_json(client, dept, dataset, src, work, result, overlap_hours, page_lim
     # dropped when raw_load reads the pages (a backfill's items at or after `until` too)
     (work / PAGES).mkdir()
     with bar(f"fetch {dept.id}/{dataset} (json)") as progress:
-        for page in client.iter_pages(dataset, updated_since=updated_since, limit=page_limit,
-                                      resume_from=lambda: max_seen[0]):
+        for page in client.iter_pages(
+            dataset, updated_since=updated_since, limit=page_limit, resume_from=lambda: max_seen[0]
+        ):
             progress.advance(len(page.items))
             first_server_time = first_server_time or page.server_time
             if not page.items:
@@ -298,15 +334,15 @@ def _pull_json(client, dept, dataset, src, work, result, overlap_hours, page_lim
                 max_seen[0] = str(ts)
             if until is not None and _at_or_after(ts, until):
                 # the window's last page: raw_load drops its items past `until`; so does the count
-                result.rows -= sum(1 for x in page.items
-                                   if isinstance(x, dict) and _at_or_after(x.get("updated_at"), until))
+                result.rows -= sum(
+                    1 for x in page.items if isinstance(x, dict) and _at_or_after(x.get("updated_at"), until)
+                )
                 break
     result.duplicates, result.out_of_order = overlap.duplicates, overlap.out_of_order
     result.rows -= overlap.duplicates
     # The protocol guarantees no later version is stamped before a server_time already served,
     # so the first page's server_time is a safe watermark (the overlap window adds margin).
-    new_state = None if window else {"watermark": first_server_time or state.get("watermark"),
-                                     "last_fetch": None}
+    new_state = None if window else {"watermark": first_server_time or state.get("watermark"), "last_fetch": None}
     manifest = {"pages": pages, "layout": PAGES, "server_time": first_server_time}
     if new_state is not None:
         new_state["last_fetch"] = work.name[: -len(".partial")]
@@ -359,8 +395,12 @@ def _pull_csv(client, dept, dataset, src, work, result, overlap_days, window, cs
     cat = client.catalogue()
     entry = next((d for d in cat.get("datasets", []) if d.get("name") == dataset), None)
     if entry is None or "csv" not in entry.get("transports", []):
-        raise SourceError(dept.id, dataset, f"部门 {dept.id} 的目录中没有 {dataset} 的 CSV 导出。",
-                          f"department {dept.id} lists no CSV export for {dataset}")
+        raise SourceError(
+            dept.id,
+            dataset,
+            f"部门 {dept.id} 的目录中没有 {dataset} 的 CSV 导出。",
+            f"department {dept.id} lists no CSV export for {dataset}",
+        )
     first = date.fromisoformat(entry["first_export_date"])
     last = date.fromisoformat(entry["last_export_date"])
     state = src.state()
@@ -388,8 +428,7 @@ def _pull_csv(client, dept, dataset, src, work, result, overlap_days, window, cs
                 (days_dir / f"{day}.csv").write_bytes(got.content)
             days.append({"date": day, "rows": n, "charset": got.charset})
             result.rows += n
-    new_state = None if window else {"csv_last_day": end.isoformat(),
-                                     "last_fetch": work.name[: -len(".partial")]}
+    new_state = None if window else {"csv_last_day": end.isoformat(), "last_fetch": work.name[: -len(".partial")]}
     return {"days": days}, new_state
 
 
@@ -401,9 +440,13 @@ def _csv_day_checked(client, dept, dataset, day, attempts: int = 4):
         if got.record_count is None or got.record_count == n:
             return got, n
         client.stats.retries += 1
-    raise SourceUnavailable(dept.id, f"{dataset} {day}",
-                            f"部门 {dept.id} 的 {dataset} {day} CSV 行数与 X-Record-Count 不符（{n} ≠ {got.record_count}），多次重试无效。",
-                            f"department {dept.id}: {dataset} CSV for {day} has {n} rows but X-Record-Count says {got.record_count}, after {attempts} tries")
+    raise SourceUnavailable(
+        dept.id,
+        f"{dataset} {day}",
+        f"部门 {dept.id} 的 {dataset} {day} CSV 行数与 X-Record-Count 不符（{n} ≠ {got.record_count}），多次重试无效。",
+        f"department {dept.id}: {dataset} CSV for {day} has {n} rows but X-Record-Count says "
+        f"{got.record_count}, after {attempts} tries",
+    )
 
 
 def source_states(raw_root: Path) -> list[dict]:
@@ -423,5 +466,4 @@ def landed_departments(raw_root: Path, dataset: str) -> list[str]:
     """Departments with at least one complete fetch of `dataset` (what staging and replay read)."""
     if not raw_root.exists():
         return []
-    return sorted(d.name for d in raw_root.iterdir()
-                  if d.is_dir() and SourceDir(raw_root, d.name, dataset).fetches())
+    return sorted(d.name for d in raw_root.iterdir() if d.is_dir() and SourceDir(raw_root, d.name, dataset).fetches())

@@ -27,8 +27,10 @@ def has_pages(fetch: Path) -> bool:
 
 def _instant(expr: str) -> str:
     """An RFC3339 text as TIMESTAMPTZ; without an offset it is Asia/Shanghai local time (§2)."""
-    return (f"TRY_CAST(CASE WHEN regexp_matches({expr}, '(Z|[+-][0-9]{{2}}:?[0-9]{{2}})$') THEN {expr} "
-            f"ELSE {expr} || '+08:00' END AS TIMESTAMPTZ)")
+    return (
+        f"TRY_CAST(CASE WHEN regexp_matches({expr}, '(Z|[+-][0-9]{{2}}:?[0-9]{{2}})$') THEN {expr} "
+        f"ELSE {expr} || '+08:00' END AS TIMESTAMPTZ)"
+    )
 
 
 def _offered(files: list[str], until: str | None) -> str:
@@ -40,7 +42,7 @@ def _offered(files: list[str], until: str | None) -> str:
         SELECT * FROM (
             SELECT page, unnest(items) AS item, generate_subscripts(items, 1) AS idx FROM (
                 SELECT filename AS page, json_extract(content, '$.items[*]') AS items
-                FROM read_text([{', '.join(_q(f) for f in files)}])))
+                FROM read_text([{", ".join(_q(f) for f in files)}])))
         WHERE json_type(item) = 'OBJECT'{cut}"""
 
 

@@ -17,7 +17,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from safecredit.config import CONTRACTS_DIR
@@ -74,7 +74,7 @@ def policy_root() -> Path:
     return Path(env).resolve() if env else CONTRACTS_DIR / "policy"
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_policies(root: Path | None = None) -> tuple[Policy, ...]:
     import yaml
 

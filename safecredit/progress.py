@@ -67,8 +67,14 @@ def bar(description: str, total: float | None = None) -> Iterator[_Bar | _NoBar]
     with _lock:
         owner = _progress is None
         if owner:
-            _progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=Console(file=_terminal()), transient=True)
+            _progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(file=_terminal()),
+                transient=True,
+            )
             _progress.start()
         task_id = _progress.add_task(description, total=total)
         progress = _progress

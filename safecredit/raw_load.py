@@ -56,8 +56,10 @@ def raw_columns(contract: Contract) -> list[str]:
 def _create(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
     cols = ", ".join(f"{_ident(c)} VARCHAR" for c in raw_columns(contract))
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
-    con.execute(f"CREATE OR REPLACE TABLE raw.{contract.dataset} (department VARCHAR, fetch_id VARCHAR, "
-                f"seq BIGINT, landed_at VARCHAR, {cols}, extra_fields VARCHAR)")
+    con.execute(
+        f"CREATE OR REPLACE TABLE raw.{contract.dataset} (department VARCHAR, fetch_id VARCHAR, "
+        f"seq BIGINT, landed_at VARCHAR, {cols}, extra_fields VARCHAR)"
+    )
 
 
 def _json_select(contract: Contract, items: str) -> str:
@@ -67,28 +69,35 @@ def _json_select(contract: Contract, items: str) -> str:
     values = ", ".join(f"sc_json_text(v[{i + 1}], j, {p}) AS {_ident(c)}" for i, (c, p) in enumerate(zip(known, paths)))
     known_list = "[" + ", ".join(_q(c) for c in known) + "]"
     # extra_fields as json.dumps(..., sort_keys=True) wrote it: '{"K": value, ...}' or NULL
-    extra = ("CASE WHEN len(x) > 0 THEN '{' || array_to_string(list_transform(list_sort(x), lambda "
-             "k: to_json(k)::VARCHAR || ': ' || json_extract(j, '$.' || to_json(k)::VARCHAR)::VARCHAR), ', ')"
-             " || '}' END")
-    return (f"SELECT $dept, $fid, seq, $landed, {values}, {extra} AS extra_fields FROM ("
-            f"SELECT seq, json AS j, json_extract_string(json, [{', '.join(paths)}]) AS v, "
-            f"list_filter(json_keys(json), lambda k: NOT list_contains({known_list}, k)) AS x FROM ({items}))")
+    extra = (
+        "CASE WHEN len(x) > 0 THEN '{' || array_to_string(list_transform(list_sort(x), lambda "
+        "k: to_json(k)::VARCHAR || ': ' || json_extract(j, '$.' || to_json(k)::VARCHAR)::VARCHAR), ', ')"
+        " || '}' END"
+    )
+    return (
+        f"SELECT $dept, $fid, seq, $landed, {values}, {extra} AS extra_fields FROM ("
+        f"SELECT seq, json AS j, json_extract_string(json, [{', '.join(paths)}]) AS v, "
+        f"list_filter(json_keys(json), lambda k: NOT list_contains({known_list}, k)) AS x FROM ({items}))"
+    )
 
 
 def _json_items(con, fetch: Path, manifest: dict) -> str:
     """(seq, json) of a JSON fetch: its pages, or the items.jsonl an earlier release landed."""
     if has_pages(fetch):
         return load_items(con, fetch, (manifest.get("params") or {}).get("until"))
-    return (f"SELECT ordinality - 1 AS seq, json FROM read_json_objects("
-            f"{_q(str(fetch / 'items.jsonl'))}, format = 'newline_delimited') WITH ORDINALITY")
+    return (
+        f"SELECT ordinality - 1 AS seq, json FROM read_json_objects("
+        f"{_q(str(fetch / 'items.jsonl'))}, format = 'newline_delimited') WITH ORDINALITY"
+    )
 
 
 def _csv_select(contract: Contract, headers: dict[Path, list[str]]) -> str:
     """Day files (UTF-8, header row of field codes) → raw columns; unknown columns → extra_fields."""
     known = raw_columns(contract)
     columns = {c for h in headers.values() for c in h}
-    values = ", ".join((f"nullif({_ident(c)}, '')" if c in columns else "NULL::VARCHAR") + f" AS {_ident(c)}"
-                       for c in known)
+    values = ", ".join(
+        (f"nullif({_ident(c)}, '')" if c in columns else "NULL::VARCHAR") + f" AS {_ident(c)}" for c in known
+    )
     # as the CSV loader wrote it: every unknown column of the row's own file, an empty one as ""
     by_extra: dict[tuple[str, ...], list[str]] = {}
     for f, header in headers.items():
@@ -96,16 +105,20 @@ def _csv_select(contract: Contract, headers: dict[Path, list[str]]) -> str:
     cases = []
     for extra, files in sorted(by_extra.items()):
         if extra:
-            pairs = ", ".join(f"{_q(json.dumps(c, ensure_ascii=False) + ': ')} || "
-                              f"to_json(coalesce({_ident(c)}, ''))::VARCHAR" for c in extra)
+            pairs = ", ".join(
+                f"{_q(json.dumps(c, ensure_ascii=False) + ': ')} || to_json(coalesce({_ident(c)}, ''))::VARCHAR"
+                for c in extra
+            )
             cases.append(f"WHEN filename IN ({', '.join(files)}) THEN '{{' || concat_ws(', ', {pairs}) || '}}'")
     extra_sql = f"CASE {' '.join(cases)} END" if cases else "NULL::VARCHAR"
     file_list = "[" + ", ".join(_q(str(f)) for f in headers) + "]"
-    return (f"SELECT $dept, $fid, ordinality - 1, $landed, {values}, {extra_sql} AS extra_fields "
-            f"FROM read_csv({file_list}, header = true, all_varchar = true, union_by_name = true, filename = true, "
-            # null_padding: a short row reads as absent fields, as csv.DictReader did; with quoted
-            # newlines in free text DuckDB allows it only in its serial reader
-            f"delim = ',', quote = '\"', escape = '\"', null_padding = true, parallel = false) WITH ORDINALITY")
+    return (
+        f"SELECT $dept, $fid, ordinality - 1, $landed, {values}, {extra_sql} AS extra_fields "
+        f"FROM read_csv({file_list}, header = true, all_varchar = true, union_by_name = true, filename = true, "
+        # null_padding: a short row reads as absent fields, as csv.DictReader did; with quoted
+        # newlines in free text DuckDB allows it only in its serial reader
+        f"delim = ',', quote = '\"', escape = '\"', null_padding = true, parallel = false) WITH ORDINALITY"
+    )
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -138,8 +151,7 @@ def _insert_fetch(con, contract: Contract, fetch: Path, manifest: dict, params: 
     con.execute(f"INSERT INTO raw.{ds} {_csv_select(contract, {f: _csv_header(f) for f in files})}", params)
 
 
-def load_raw(con: duckdb.DuckDBPyConnection, raw_root: Path, departments: Iterable[str],
-             dataset: str) -> int:
+def load_raw(con: duckdb.DuckDBPyConnection, raw_root: Path, departments: Iterable[str], dataset: str) -> int:
     """Rebuild `raw.<dataset>` from every complete fetch, in (department, fetch_id, seq) order."""
     contract = load_contract(dataset)
     con.execute(_JSON_TEXT)

@@ -15,35 +15,56 @@ def print_run_summary(s: RunSummary, console=None) -> None:
         t.add_column(col, justify="right" if col in {"fetched", "duplicates"} else "left")
     for r in sorted(s.sources, key=lambda r: (r["department"], r["dataset"])):
         style = None if r["status"] == "landed" else "yellow"
-        t.add_row(r["department"], r["dataset"], r["transport"], r["status"], str(r["rows"]),
-                  str(r.get("duplicates", 0)), "" if r["status"] == "landed" else r["message_en"], style=style)
+        t.add_row(
+            r["department"],
+            r["dataset"],
+            r["transport"],
+            r["status"],
+            str(r["rows"]),
+            str(r.get("duplicates", 0)),
+            "" if r["status"] == "landed" else r["message_en"],
+            style=style,
+        )
     con.print(t)
 
     t = Table(title="Staged 入库")
     for col in ("dataset", "raw versions", "staged versions", "current records", "quarantined"):
         t.add_column(col, justify="right" if col != "dataset" else "left")
     for ds, m in sorted(s.staged.items()):
-        t.add_row(ds, str(m.get("raw", "")), str(m.get("staged_versions", "")), str(m.get("current", "")),
-                  str(m.get("quarantined", "")))
+        t.add_row(
+            ds,
+            str(m.get("raw", "")),
+            str(m.get("staged_versions", "")),
+            str(m.get("current", "")),
+            str(m.get("quarantined", "")),
+        )
     con.print(t)
     held = [h for m in s.staged.values() for h in m.get("held_back", [])]
     for ds, m in sorted(s.staged.items()):
         for h in m.get("held_back", []):
-            con.print(f"[yellow]Held back 暂缓入库[/yellow] {h['department']}/{ds} batch {h['fetch_id']}: "
-                      f"{h['reason_zh']} / {h['reason_en']}")
+            con.print(
+                f"[yellow]Held back 暂缓入库[/yellow] {h['department']}/{ds} batch {h['fetch_id']}: "
+                f"{h['reason_zh']} / {h['reason_en']}"
+            )
         if m.get("unknown_fields"):
             con.print(f"[yellow]Unknown fields 未知字段[/yellow] in {ds}: {', '.join(m['unknown_fields'])}")
     if held:
-        con.print("  Fix the contract or ask the department, then `safecredit replay` re-stages them "
-                  "from the raw landing. 修复后运行 `safecredit replay` 重新入库。")
+        con.print(
+            "  Fix the contract or ask the department, then `safecredit replay` re-stages them "
+            "from the raw landing. 修复后运行 `safecredit replay` 重新入库。"
+        )
     if s.subjects:
-        con.print(f"Subject resolution 主体识别: {s.subjects.get('resolution')}; unresolved "
-                  f"{s.subjects.get('unresolved')}; decisions reported twice {s.subjects.get('duplicate_decisions')}")
+        con.print(
+            f"Subject resolution 主体识别: {s.subjects.get('resolution')}; unresolved "
+            f"{s.subjects.get('unresolved')}; decisions reported twice {s.subjects.get('duplicate_decisions')}"
+        )
 
     if s.blacklist:
-        con.print(f"Blacklist 严重失信主体名单 (as of {s.blacklist.get('as_of')}, policy "
-                  f"{s.blacklist.get('policy_version')}): by status {s.blacklist.get('entries_by_status')}, "
-                  f"by ground {s.blacklist.get('entries_by_ground')}")
+        con.print(
+            f"Blacklist 严重失信主体名单 (as of {s.blacklist.get('as_of')}, policy "
+            f"{s.blacklist.get('policy_version')}): by status {s.blacklist.get('entries_by_status')}, "
+            f"by ground {s.blacklist.get('entries_by_ground')}"
+        )
     t = Table(title="Feeds 发布")
     t.add_column("feed")
     for col in ("rows", "added", "modified", "removed"):
@@ -78,13 +99,18 @@ def print_explanation(result: dict, console=None) -> None:
     con = console or Console()
     if result["kind"] == "list_entry":
         e = result["entry"]
-        con.print(f"[bold]{e['entry_id']}[/bold] {e['ground']} {e.get('ground_name') or ''} — {e['name']} "
-                  f"({e['subject_type']} {e['subject_code']}) status [bold]{e['status']}[/bold] "
-                  f"{e['start_date']} → {e['end_date']} (policy {e['policy_version']})")
-        sections = [("Penalty versions 处罚决定（各版本）", result["penalty_versions"]),
-                    ("Accident 事故", result["accident"]), ("Credit actions 信用修复/异议", result["credit_actions"]),
-                    ("Refused credit actions 不予采纳", result["rejected_credit_actions"]),
-                    ("History 状态变化", result["history"])]
+        con.print(
+            f"[bold]{e['entry_id']}[/bold] {e['ground']} {e.get('ground_name') or ''} — {e['name']} "
+            f"({e['subject_type']} {e['subject_code']}) status [bold]{e['status']}[/bold] "
+            f"{e['start_date']} → {e['end_date']} (policy {e['policy_version']})"
+        )
+        sections = [
+            ("Penalty versions 处罚决定（各版本）", result["penalty_versions"]),
+            ("Accident 事故", result["accident"]),
+            ("Credit actions 信用修复/异议", result["credit_actions"]),
+            ("Refused credit actions 不予采纳", result["rejected_credit_actions"]),
+            ("History 状态变化", result["history"]),
+        ]
     else:
         sections = []
         for key, value in result.items():

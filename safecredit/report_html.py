@@ -109,17 +109,22 @@ def _nice_max(v: float) -> tuple[float, float]:
 
 # --------------------------------------------------------------------------- SVG builders
 
+
 def _svg_open(chart_id: str, w: int, h: int, title: str) -> list[str]:
-    return [f'<svg class="chart" data-chart="{esc(chart_id)}" xmlns="http://www.w3.org/2000/svg" '
-            f'viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{esc(title)}" '
-            f'font-family="{esc(FONT)}" font-size="11">', f"<title>{esc(title)}</title>"]
+    return [
+        f'<svg class="chart" data-chart="{esc(chart_id)}" xmlns="http://www.w3.org/2000/svg" '
+        f'viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{esc(title)}" '
+        f'font-family="{esc(FONT)}" font-size="11">',
+        f"<title>{esc(title)}</title>",
+    ]
 
 
 def _empty(chart_id: str, w: int, h: int, title: str) -> str:
     out = _svg_open(chart_id, w, h, title)
     out.append(f'<rect x="0.5" y="0.5" width="{w - 1}" height="{h - 1}" fill="#fafafa" stroke="#ddd"/>')
-    out.append(f'<text x="{w / 2}" y="{h / 2}" text-anchor="middle" fill="#888" font-size="13">'
-               f"无数据 · no data</text></svg>")
+    out.append(
+        f'<text x="{w / 2}" y="{h / 2}" text-anchor="middle" fill="#888" font-size="13">无数据 · no data</text></svg>'
+    )
     return "\n".join(out)
 
 
@@ -134,8 +139,16 @@ def _y_axis(out: list[str], x0: float, x1: float, y0: float, y1: float, ymax: fl
     out.append(f'<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y0}" stroke="#888"/>')
 
 
-def stacked_area_chart(chart_id: str, title: str, x_labels: list[str], series: list[tuple[str, list[float]]],
-                       colors: list[str], w: int = 600, h: int = 290, legend_w: int = 170) -> str:
+def stacked_area_chart(
+    chart_id: str,
+    title: str,
+    x_labels: list[str],
+    series: list[tuple[str, list[float]]],
+    colors: list[str],
+    w: int = 600,
+    h: int = 290,
+    legend_w: int = 170,
+) -> str:
     """Series stacked bottom-up in the order given (the first at the bottom); legend on the right."""
     if not x_labels or not series or not any(any(v for v in s) for _, s in series):
         return _empty(chart_id, w, h, title)
@@ -160,8 +173,10 @@ def stacked_area_chart(chart_id: str, title: str, x_labels: list[str], series: l
         pts = [f"{X(i):.1f},{Y(top_line[i]):.1f}" for i in range(n)]
         pts += [f"{X(i):.1f},{Y(base[i]):.1f}" for i in reversed(range(n))]
         col = colors[k % len(colors)]
-        out.append(f'<polygon points="{" ".join(pts)}" fill="{col}" stroke="#fff" stroke-width="0.6">'
-                   f"<title>{esc(name)}</title></polygon>")
+        out.append(
+            f'<polygon points="{" ".join(pts)}" fill="{col}" stroke="#fff" stroke-width="0.6">'
+            f"<title>{esc(name)}</title></polygon>"
+        )
         base = top_line
     every = max(1, math.ceil(n / 8))
     for i in range(0, n, every):
@@ -173,16 +188,28 @@ def stacked_area_chart(chart_id: str, title: str, x_labels: list[str], series: l
         name, vals = series[k]
         col = colors[k % len(colors)]
         out.append(f'<rect x="{x1 + 12}" y="{ly}" width="11" height="11" fill="{col}"/>')
-        out.append(f'<text x="{x1 + 28}" y="{ly + 10}" fill="#333">{esc(_clip(name, legend_units))} '
-                   f'({_fmt(vals[-1])})</text>')
+        out.append(
+            f'<text x="{x1 + 28}" y="{ly + 10}" fill="#333">{esc(_clip(name, legend_units))} ({_fmt(vals[-1])})</text>'
+        )
         ly += 17
     out.append("</svg>")
     return "\n".join(out)
 
 
-def hbar_chart(chart_id: str, title: str, items: list[tuple[str, float]], color: str, w: int = 600,
-               label_w: int = 200, bar_h: int = 18, value_fmt=_fmt, colors: list[str] | None = None,
-               threshold: tuple[float, str] | None = None, unit: str = "", min_bar: float = 0.0) -> str:
+def hbar_chart(
+    chart_id: str,
+    title: str,
+    items: list[tuple[str, float]],
+    color: str,
+    w: int = 600,
+    label_w: int = 200,
+    bar_h: int = 18,
+    value_fmt=_fmt,
+    colors: list[str] | None = None,
+    threshold: tuple[float, str] | None = None,
+    unit: str = "",
+    min_bar: float = 0.0,
+) -> str:
     """Horizontal bars, one per (label, value), in the order given."""
     if not items:
         return _empty(chart_id, w, 120, title)
@@ -196,28 +223,41 @@ def hbar_chart(chart_id: str, title: str, items: list[tuple[str, float]], color:
     for i in range(nt + 1):
         x = x0 + (x1 - x0) * i * step / xmax
         out.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{h - bottom}" stroke="#eee"/>')
-        out.append(f'<text x="{x:.1f}" y="{h - bottom + 14}" text-anchor="middle" fill="#666">'
-                   f"{_fmt(i * step)}{esc(unit) if i == nt else ''}</text>")
+        out.append(
+            f'<text x="{x:.1f}" y="{h - bottom + 14}" text-anchor="middle" fill="#666">'
+            f"{_fmt(i * step)}{esc(unit) if i == nt else ''}</text>"
+        )
     for k, (label, v) in enumerate(items):
         y = top + k * (bar_h + gap)
         bw = max(min_bar, (x1 - x0) * v / xmax)
         col = colors[k] if colors else color
         lab = _clip(label, (label_w - 10) // 6)
         out.append(f'<text x="{x0 - 6}" y="{y + bar_h * 0.72:.1f}" text-anchor="end" fill="#333">{esc(lab)}</text>')
-        out.append(f'<rect x="{x0}" y="{y}" width="{bw:.1f}" height="{bar_h}" fill="{col}">'
-                   f"<title>{esc(label)}: {esc(value_fmt(v))}</title></rect>")
+        out.append(
+            f'<rect x="{x0}" y="{y}" width="{bw:.1f}" height="{bar_h}" fill="{col}">'
+            f"<title>{esc(label)}: {esc(value_fmt(v))}</title></rect>"
+        )
         out.append(f'<text x="{x0 + bw + 4:.1f}" y="{y + bar_h * 0.72:.1f}" fill="#333">{esc(value_fmt(v))}</text>')
     if threshold:
         tx = x0 + (x1 - x0) * threshold[0] / xmax
-        out.append(f'<line x1="{tx:.1f}" y1="{top - 4}" x2="{tx:.1f}" y2="{h - bottom}" stroke="{_STALE}" '
-                   f'stroke-dasharray="4 3" stroke-width="1.5"/>')
+        out.append(
+            f'<line x1="{tx:.1f}" y1="{top - 4}" x2="{tx:.1f}" y2="{h - bottom}" stroke="{_STALE}" '
+            f'stroke-dasharray="4 3" stroke-width="1.5"/>'
+        )
         out.append(f'<text x="{tx + 3:.1f}" y="{top + 6}" fill="{_STALE}" font-size="10">{esc(threshold[1])}</text>')
     out.append("</svg>")
     return "\n".join(out)
 
 
-def vbar_chart(chart_id: str, title: str, items: list[tuple[str, float]], color: str, w: int = 600,
-               h: int = 250, colors: list[str] | None = None) -> str:
+def vbar_chart(
+    chart_id: str,
+    title: str,
+    items: list[tuple[str, float]],
+    color: str,
+    w: int = 600,
+    h: int = 250,
+    colors: list[str] | None = None,
+) -> str:
     """Vertical bars (categories such as grades) with values above."""
     if not items or not any(v for _, v in items):
         return _empty(chart_id, w, h, title)
@@ -232,16 +272,28 @@ def vbar_chart(chart_id: str, title: str, items: list[tuple[str, float]], color:
         x = x0 + k * slot + (slot - bw) / 2
         bh = (y0 - y1) * v / ymax
         col = colors[k] if colors else color
-        out.append(f'<rect x="{x:.1f}" y="{y0 - bh:.1f}" width="{bw:.1f}" height="{bh:.1f}" fill="{col}">'
-                   f"<title>{esc(label)}: {_fmt(v)}</title></rect>")
-        out.append(f'<text x="{x + bw / 2:.1f}" y="{y0 - bh - 4:.1f}" text-anchor="middle" fill="#333">{_fmt(v)}</text>')
+        out.append(
+            f'<rect x="{x:.1f}" y="{y0 - bh:.1f}" width="{bw:.1f}" height="{bh:.1f}" fill="{col}">'
+            f"<title>{esc(label)}: {_fmt(v)}</title></rect>"
+        )
+        out.append(
+            f'<text x="{x + bw / 2:.1f}" y="{y0 - bh - 4:.1f}" text-anchor="middle" fill="#333">{_fmt(v)}</text>'
+        )
         out.append(f'<text x="{x + bw / 2:.1f}" y="{y0 + 16}" text-anchor="middle" fill="#333">{esc(label)}</text>')
     out.append("</svg>")
     return "\n".join(out)
 
 
-def histogram(chart_id: str, title: str, values: list[float], color: str, bins: int = 20,
-              w: int = 600, h: int = 250, markers: list[tuple[float, str]] = ()) -> str:
+def histogram(
+    chart_id: str,
+    title: str,
+    values: list[float],
+    color: str,
+    bins: int = 20,
+    w: int = 600,
+    h: int = 250,
+    markers: list[tuple[float, str]] = (),
+) -> str:
     """Counts of `values` in `bins` equal-width bins over [min, max]; optional vertical markers."""
     vals = [float(v) for v in values if v is not None]
     if not vals:
@@ -266,15 +318,18 @@ def histogram(chart_id: str, title: str, values: list[float], color: str, bins: 
     for i, c in enumerate(counts):
         bh = (y0 - y1) * c / ymax
         a, b = lo + i * width, lo + (i + 1) * width
-        out.append(f'<rect x="{x0 + i * bw + 0.5:.1f}" y="{y0 - bh:.1f}" width="{bw - 1:.1f}" height="{bh:.1f}" '
-                   f'fill="{color}"><title>[{a:.2f}, {b:.2f}): {c}</title></rect>')
+        out.append(
+            f'<rect x="{x0 + i * bw + 0.5:.1f}" y="{y0 - bh:.1f}" width="{bw - 1:.1f}" height="{bh:.1f}" '
+            f'fill="{color}"><title>[{a:.2f}, {b:.2f}): {c}</title></rect>'
+        )
     for i in range(0, bins + 1, max(1, bins // 5)):
         v = lo + i * width
         out.append(f'<text x="{X(v):.1f}" y="{y0 + 16}" text-anchor="middle" fill="#555">{_tick(v, width)}</text>')
     for mv, ml in markers:
         if lo <= mv <= hi:
-            out.append(f'<line x1="{X(mv):.1f}" y1="{y1}" x2="{X(mv):.1f}" y2="{y0}" stroke="#333" '
-                       f'stroke-dasharray="3 3"/>')
+            out.append(
+                f'<line x1="{X(mv):.1f}" y1="{y1}" x2="{X(mv):.1f}" y2="{y0}" stroke="#333" stroke-dasharray="3 3"/>'
+            )
             out.append(f'<text x="{X(mv) + 3:.1f}" y="{y1 + 10}" fill="#333" font-size="10">{esc(ml)}</text>')
     out.append("</svg>")
     return "\n".join(out)
@@ -294,9 +349,9 @@ def _tick(v: float, width: float) -> str:
 
 # --------------------------------------------------------------------------- data
 
+
 def _tables(con) -> set[str]:
-    return {f"{s}.{t}" for s, t in con.execute(
-        "SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
+    return {f"{s}.{t}" for s, t in con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
 
 
 def _columns(con, table: str) -> set[str]:
@@ -330,11 +385,15 @@ def listings_over_time(con, as_of: date, months: int = 36, top: int = 6) -> dict
     ends = _month_ends(as_of, max(2, min(months, span)))
     repaired = "AND NOT (b.repair_date IS NOT NULL AND b.repair_date <= d.d)" if "repair_date" in cols else ""
     has_reg = "subjects.registry" in tables
-    reg = ("(SELECT uscc, arg_max(industry_code, updated_at) AS industry_code, "
-           "arg_max(region_code, updated_at) AS region_code FROM subjects.registry GROUP BY uscc)"
-           if has_reg else "(SELECT NULL::VARCHAR AS uscc, NULL::VARCHAR AS industry_code, NULL::VARCHAR AS region_code)")
+    reg = (
+        "(SELECT uscc, arg_max(industry_code, updated_at) AS industry_code, "
+        "arg_max(region_code, updated_at) AS region_code FROM subjects.registry GROUP BY uscc)"
+        if has_reg
+        else "(SELECT NULL::VARCHAR AS uscc, NULL::VARCHAR AS industry_code, NULL::VARCHAR AS region_code)"
+    )
     name = "b.ground_name" if "ground_name" in cols else "NULL"
-    rows = con.execute(f"""
+    rows = con.execute(
+        f"""
         WITH d AS (SELECT unnest(?::DATE[]) AS d),
         b AS (
             SELECT b.*, {name} AS gname, r.industry_code, r.region_code
@@ -346,7 +405,9 @@ def listings_over_time(con, as_of: date, months: int = 36, top: int = 6) -> dict
                upper(left(b.industry_code, 1)) AS section, b.region_code, count(*) AS n
         FROM d JOIN b ON b.start_date <= d.d AND (b.end_date IS NULL OR b.end_date > d.d) {repaired}
         GROUP BY ALL
-    """, [ends]).fetchall()
+    """,
+        [ends],
+    ).fetchall()
     idx = {d: i for i, d in enumerate(ends)}
 
     def build(key_fn) -> list[tuple[str, list[float]]]:
@@ -358,8 +419,7 @@ def listings_over_time(con, as_of: date, months: int = 36, top: int = 6) -> dict
         keep, rest = order[:top], order[top:]
         series = [(k, acc[k]) for k in keep]
         if rest:
-            series.append((f"其他 other ({len(rest)})",
-                           [sum(acc[k][i] for k in rest) for i in range(len(ends))]))
+            series.append((f"其他 other ({len(rest)})", [sum(acc[k][i] for k in rest) for i in range(len(ends))]))
         return series
 
     def ground(r):
@@ -378,8 +438,13 @@ def listings_over_time(con, as_of: date, months: int = 36, top: int = 6) -> dict
             return "自然人 persons"
         return r[5] or "未知 unknown"
 
-    return {"x": [d.strftime("%Y-%m") for d in ends], "ends": ends,
-            "ground": build(ground), "industry": build(industry), "region": build(region)}
+    return {
+        "x": [d.strftime("%Y-%m") for d in ends],
+        "ends": ends,
+        "ground": build(ground),
+        "industry": build(industry),
+        "region": build(region),
+    }
 
 
 def _col(con, table: str, col: str) -> list:
@@ -409,18 +474,20 @@ def quarantine(con) -> dict:
         q = "FROM quality.violations WHERE severity = 'quarantine' OR severity IS NULL"
         out["total"] = con.execute(f"SELECT count(*) {q}").fetchone()[0]
         out["by_source"] = con.execute(
-            f"SELECT department || '/' || dataset, count(*) {q} GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
+            f"SELECT department || '/' || dataset, count(*) {q} GROUP BY 1 ORDER BY 2 DESC, 1"
+        ).fetchall()
         out["rules"] = con.execute(
             f"SELECT rule_id, count(*), any_value(message_zh), any_value(message_en), "
-            f"string_agg(DISTINCT department || '/' || dataset, ', ') {q} GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
+            f"string_agg(DISTINCT department || '/' || dataset, ', ') {q} GROUP BY 1 ORDER BY 2 DESC, 1"
+        ).fetchall()
         out["by_rule"] = [(r[0], r[1]) for r in out["rules"]]
         out["warnings"] = con.execute(
             "SELECT count(*) FROM quality.violations WHERE severity IS NOT NULL AND severity <> 'quarantine'"
         ).fetchone()[0]
     if "quality.batches" in tables:
         out["held"] = con.execute(
-            "SELECT department, dataset, fetch_id, reason_zh, reason_en FROM quality.batches WHERE held "
-            "ORDER BY ALL").fetchall()
+            "SELECT department, dataset, fetch_id, reason_zh, reason_en FROM quality.batches WHERE held ORDER BY ALL"
+        ).fetchall()
     return out
 
 
@@ -428,8 +495,7 @@ def feed_rows(con) -> list[tuple[str, int]]:
     from safecredit.publish import FEEDS
 
     tables = _tables(con)
-    return [(f, con.execute(f"SELECT count(*) FROM rules.{f}").fetchone()[0])
-            for f in FEEDS if f"rules.{f}" in tables]
+    return [(f, con.execute(f"SELECT count(*) FROM rules.{f}").fetchone()[0]) for f in FEEDS if f"rules.{f}" in tables]
 
 
 # --------------------------------------------------------------------------- page
@@ -459,22 +525,33 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .bad{color:%(stale)s;font-weight:bold}
 .ok{color:#2e7d32}
 footer{color:#888;font-size:11px;margin-top:14px}
-""" % {"font": FONT, "stale": _STALE}
+""" % {"font": FONT, "stale": _STALE}  # noqa: UP031 — CSS braces make %-formatting the readable choice
 
 
 def _card(title_zh: str, title_en: str, body: str, note: str = "", cls: str = "card") -> str:
     """A titled box in a grid (cls "card wide" spans the row)."""
-    return (f'<div class="{cls}"><h3>{esc(title_zh)} · {esc(title_en)}</h3>{body}'
-            + (f'<p class="note">{note}</p>' if note else "") + "</div>")
+    return (
+        f'<div class="{cls}"><h3>{esc(title_zh)} · {esc(title_en)}</h3>{body}'
+        + (f'<p class="note">{note}</p>' if note else "")
+        + "</div>"
+    )
 
 
 def _kpi(value, zh: str, en: str) -> str:
     return f'<div class="kpi"><b>{esc(value)}</b><span>{esc(zh)} · {esc(en)}</span></div>'
 
 
-def render_report(con, raw_root, version: str, as_of: date, policy_version: str, *,
-                  generated_at: datetime | None = None, max_stale_days: float = 7.0,
-                  months: int = 36) -> str:
+def render_report(
+    con,
+    raw_root,
+    version: str,
+    as_of: date,
+    policy_version: str,
+    *,
+    generated_at: datetime | None = None,
+    max_stale_days: float = 7.0,
+    months: int = 36,
+) -> str:
     """The HTML page for one published version, from the warehouse it was published from."""
     now = generated_at or datetime.now(timezone.utc)
     lt = listings_over_time(con, as_of, months=months)
@@ -489,7 +566,10 @@ def render_report(con, raw_root, version: str, as_of: date, policy_version: str,
     if lt:
         in_force = int(sum(s[-1] for _, s in lt["ground"]))
     scores, factors = dist["scores"], dist["factors"]
-    mean = (lambda xs: sum(xs) / len(xs) if xs else None)
+
+    def mean(xs):
+        return sum(xs) / len(xs) if xs else None
+
     stale = [f for f in fresh if f["age_days"] is None or f["age_days"] > max_stale_days]
     not_landed = [f for f in fresh if f.get("last_status") not in (None, "landed")]
 
@@ -500,9 +580,12 @@ def render_report(con, raw_root, version: str, as_of: date, policy_version: str,
     a('<meta name="viewport" content="width=device-width, initial-scale=1">')
     a(f"<title>发布报告 Publication report · {esc(version)}</title>")
     a(f"<style>{CSS}</style></head><body>")
-    a(f'<h1>发布报告 · Publication report <code>{esc(version)}</code></h1>')
-    a(f'<div class="meta">数据日期 as of <code>{esc(as_of)}</code> · 政策版本 policy <code>{esc(policy_version)}</code>'
-      f' · 生成于 generated <code>{esc(now.strftime("%Y-%m-%d %H:%M:%S %Z"))}</code></div>')
+    a(f"<h1>发布报告 · Publication report <code>{esc(version)}</code></h1>")
+    a(
+        f'<div class="meta">数据日期 as of <code>{esc(as_of)}</code>'
+        f" · 政策版本 policy <code>{esc(policy_version)}</code>"
+        f" · 生成于 generated <code>{esc(now.strftime('%Y-%m-%d %H:%M:%S %Z'))}</code></div>"
+    )
     a('<div class="kpis">')
     a(_kpi(f"{in_force:,}", "当前在列", "listings in force"))
     for feed, n in rows:
@@ -518,72 +601,144 @@ def render_report(con, raw_root, version: str, as_of: date, policy_version: str,
     sid, zh, en = SECTIONS[0]
     a(f'<section id="{sid}"><h2>{zh} · {en}</h2><div class="grid">')
     x = lt.get("x", [])
-    note = (f"每月末在列条目数（最后一点为数据日期）；撤销与异议成立的条目按从未列入计。"
-            f" Entries in force at each month end (last point: as of); revoked entries and upheld objections "
-            f"count as never listed. Legend: in force as of ({esc(as_of)}).")
-    for key, zh_t, en_t in (("ground", "按列入事由", "by ground"), ("industry", "按行业门类", "by industry (GB/T 4754 section)"),
-                            ("region", "按行政区划", "by region code")):
+    note = (
+        f"每月末在列条目数（最后一点为数据日期）；撤销与异议成立的条目按从未列入计。"
+        f" Entries in force at each month end (last point: as of); revoked entries and upheld objections "
+        f"count as never listed. Legend: in force as of ({esc(as_of)})."
+    )
+    for key, zh_t, en_t in (
+        ("ground", "按列入事由", "by ground"),
+        ("industry", "按行业门类", "by industry (GB/T 4754 section)"),
+        ("region", "按行政区划", "by region code"),
+    ):
         cid = f"listings-{key}"
         colors = [SIGNATURES[cid]] + _PALETTE
         series = lt.get(key, [])
-        colors = [(_OTHER if name.startswith("其他 other") else colors[i]) for i, (name, _) in enumerate(series)] or colors
+        colors = [
+            (_OTHER if name.startswith("其他 other") else colors[i]) for i, (name, _) in enumerate(series)
+        ] or colors
         wide = key == "ground"
-        chart = stacked_area_chart(cid, f"{zh} {zh_t} / {en} {en_t}", x, series, colors,
-                                   w=1220 if wide else 600, legend_w=400 if wide else 190)
+        chart = stacked_area_chart(
+            cid, f"{zh} {zh_t} / {en} {en_t}", x, series, colors, w=1220 if wide else 600, legend_w=400 if wide else 190
+        )
         a(_card(zh_t, en_t, chart, note if wide else "", cls="card wide" if wide else "card"))
     a("</div></section>")
 
     # ---- distributions
     sid, zh, en = SECTIONS[1]
     a(f'<section id="{sid}"><h2>{zh} · {en}</h2><div class="grid three">')
-    sc_note = (f"{len(scores):,} 家单位 units; 均值 mean {_fmt(mean(scores))}; "
-               f"min {_fmt(min(scores))}, max {_fmt(max(scores))}") if scores else ""
-    a(_card("信用评分", "credit score", histogram("score-hist", "credit score 信用评分", scores,
-                                                 SIGNATURES["score-hist"], bins=20, w=400, h=250), sc_note))
-    a(_card("信用等级", "credit grade", vbar_chart("grade-bars", "credit grade 信用等级",
-                                                  [(str(g), n) for g, n in dist["grades"]], SIGNATURES["grade-bars"],
-                                                  w=400, h=250)))
+    sc_note = (
+        (
+            f"{len(scores):,} 家单位 units; 均值 mean {_fmt(mean(scores))}; "
+            f"min {_fmt(min(scores))}, max {_fmt(max(scores))}"
+        )
+        if scores
+        else ""
+    )
+    a(
+        _card(
+            "信用评分",
+            "credit score",
+            histogram("score-hist", "credit score 信用评分", scores, SIGNATURES["score-hist"], bins=20, w=400, h=250),
+            sc_note,
+        )
+    )
+    a(
+        _card(
+            "信用等级",
+            "credit grade",
+            vbar_chart(
+                "grade-bars",
+                "credit grade 信用等级",
+                [(str(g), n) for g, n in dist["grades"]],
+                SIGNATURES["grade-bars"],
+                w=400,
+                h=250,
+            ),
+        )
+    )
     pf_note = ""
     if factors:
         up = sum(1 for f in factors if f > 1 + 1e-9)
         down = sum(1 for f in factors if f < 1 - 1e-9)
-        pf_note = (f"{len(factors):,} 家单位 units; 上浮 above 1: {up:,}; 下浮 below 1: {down:,}; "
-                   f"均值 mean {mean(factors):.3f}")
+        pf_note = (
+            f"{len(factors):,} 家单位 units; 上浮 above 1: {up:,}; 下浮 below 1: {down:,}; "
+            f"均值 mean {mean(factors):.3f}"
+        )
     distinct = sorted({round(f, 4) for f in factors})
     if factors and len(distinct) <= 12:  # a handful of levels: one bar per level
         counts = {v: 0 for v in distinct}
         for f in factors:
             counts[round(f, 4)] += 1
-        chart = vbar_chart("premium-hist", "premium factor 费率浮动系数",
-                           [(f"{v:g}", n) for v, n in counts.items()], SIGNATURES["premium-hist"], w=400, h=250)
+        chart = vbar_chart(
+            "premium-hist",
+            "premium factor 费率浮动系数",
+            [(f"{v:g}", n) for v, n in counts.items()],
+            SIGNATURES["premium-hist"],
+            w=400,
+            h=250,
+        )
     else:
-        chart = histogram("premium-hist", "premium factor 费率浮动系数", factors, SIGNATURES["premium-hist"],
-                          bins=20, w=400, h=250, markers=[(1.0, "1.0 基准 base")])
+        chart = histogram(
+            "premium-hist",
+            "premium factor 费率浮动系数",
+            factors,
+            SIGNATURES["premium-hist"],
+            bins=20,
+            w=400,
+            h=250,
+            markers=[(1.0, "1.0 基准 base")],
+        )
     a(_card("安责险费率浮动系数", "premium factor", chart, pf_note))
     a("</div></section>")
 
     # ---- quarantine
     sid, zh, en = SECTIONS[2]
     a(f'<section id="{sid}"><h2>{zh} · {en}</h2><div class="grid">')
-    a(_card("按数据源", "by source (department/dataset)",
-            hbar_chart("quarantine-source", "quarantine by source", quar["by_source"], SIGNATURES["quarantine-source"],
-                       label_w=170),
-            f"隔离 quarantined {quar['total']:,}; 警告 warnings {quar.get('warnings', 0):,}"))
-    a(_card("按规则", "by rule", hbar_chart("quarantine-rule", "quarantine by rule", quar["by_rule"][:15],
-                                            SIGNATURES["quarantine-rule"], label_w=230)))
+    a(
+        _card(
+            "按数据源",
+            "by source (department/dataset)",
+            hbar_chart(
+                "quarantine-source",
+                "quarantine by source",
+                quar["by_source"],
+                SIGNATURES["quarantine-source"],
+                label_w=170,
+            ),
+            f"隔离 quarantined {quar['total']:,}; 警告 warnings {quar.get('warnings', 0):,}",
+        )
+    )
+    a(
+        _card(
+            "按规则",
+            "by rule",
+            hbar_chart(
+                "quarantine-rule",
+                "quarantine by rule",
+                quar["by_rule"][:15],
+                SIGNATURES["quarantine-rule"],
+                label_w=230,
+            ),
+        )
+    )
     a("</div>")
     if quar["rules"]:
         t = ["<table><tr><th>规则 rule</th><th>数据源 sources</th><th>记录 records</th><th>说明 message</th></tr>"]
         for rule, n, mzh, men, srcs in quar["rules"][:20]:
-            t.append(f"<tr><td><code>{esc(rule)}</code></td><td>{esc(srcs)}</td><td class=num>{n:,}</td>"
-                     f"<td>{esc(mzh)}<br><span class=note>{esc(men)}</span></td></tr>")
+            t.append(
+                f"<tr><td><code>{esc(rule)}</code></td><td>{esc(srcs)}</td><td class=num>{n:,}</td>"
+                f"<td>{esc(mzh)}<br><span class=note>{esc(men)}</span></td></tr>"
+            )
         t.append("</table>")
         a('<div class="card" style="margin-top:12px">' + "".join(t) + "</div>")
     if quar["held"]:
         t = ["<table><tr><th>数据源 source</th><th>批次 batch</th><th>原因 reason</th></tr>"]
         for d, ds, fid, rzh, ren in quar["held"]:
-            t.append(f"<tr><td>{esc(d)}/{esc(ds)}</td><td><code>{esc(fid)}</code></td>"
-                     f"<td class=bad>{esc(rzh)} / {esc(ren)}</td></tr>")
+            t.append(
+                f"<tr><td>{esc(d)}/{esc(ds)}</td><td><code>{esc(fid)}</code></td>"
+                f"<td class=bad>{esc(rzh)} / {esc(ren)}</td></tr>"
+            )
         t.append("</table>")
         a(_card("整批暂缓入库", "batches held back whole", "".join(t), cls="card held"))
     a("</section>")
@@ -597,29 +752,57 @@ def render_report(con, raw_root, version: str, as_of: date, policy_version: str,
         items.append((f"{f['department']}/{f['dataset']}", age if age is not None else 0.0))
         bad = age is None or age > max_stale_days or f.get("last_status") not in (None, "landed")
         cols.append(_STALE if bad else SIGNATURES["freshness"])
-    a(_card("距上次成功拉取（天）", "days since last successful fetch",
-            hbar_chart("freshness", "freshness per source", items, SIGNATURES["freshness"], label_w=170,
-                       colors=cols, value_fmt=_age, min_bar=3,
-                       threshold=(max_stale_days, f"上限 max {max_stale_days:g} d"), unit=" d"),
+    a(
+        _card(
+            "距上次成功拉取（天）",
+            "days since last successful fetch",
+            hbar_chart(
+                "freshness",
+                "freshness per source",
+                items,
+                SIGNATURES["freshness"],
+                label_w=170,
+                colors=cols,
+                value_fmt=_age,
+                min_bar=3,
+                threshold=(max_stale_days, f"上限 max {max_stale_days:g} d"),
+                unit=" d",
+            ),
             f"超过 {max_stale_days:g} 天或最近一次拉取失败标红。 Red: staler than {max_stale_days:g} days "
-            f"or the last fetch failed."))
-    t = ["<table><tr><th>数据源 source</th><th>上次成功 last success</th><th>天 days</th>"
-         "<th>最近状态 last status</th></tr>"]
+            f"or the last fetch failed.",
+        )
+    )
+    t = [
+        "<table><tr><th>数据源 source</th><th>上次成功 last success</th><th>天 days</th>"
+        "<th>最近状态 last status</th></tr>"
+    ]
     for f in fresh:
         age = f["age_days"]
         status = f.get("last_status") or "—"
         cls = "ok" if status == "landed" else "bad"
         err = " / ".join(x for x in (f.get("last_error_zh"), f.get("last_error_en")) if x)
-        t.append(f"<tr><td>{esc(f['department'])}/{esc(f['dataset'])}</td><td>{esc(f.get('last_success') or '从未 never')}</td>"
-                 f"<td class=num>{'—' if age is None else f'{age:.2f}'}</td>"
-                 f"<td class={cls}>{esc(status)}{('<br><span class=note>' + esc(err) + '</span>') if err and status != 'landed' else ''}</td></tr>")
+        note = f"<br><span class=note>{esc(err)}</span>" if err and status != "landed" else ""
+        t.append(
+            f"<tr><td>{esc(f['department'])}/{esc(f['dataset'])}</td>"
+            f"<td>{esc(f.get('last_success') or '从未 never')}</td>"
+            f"<td class=num>{'—' if age is None else f'{age:.2f}'}</td>"
+            f"<td class={cls}>{esc(status)}{note}</td></tr>"
+        )
     t.append("</table>")
-    a(_card("数据源状态", "source states", "".join(t),
-            f"{len(not_landed)} 个数据源最近一次拉取未成功 sources whose last fetch failed" if not_landed else ""))
+    a(
+        _card(
+            "数据源状态",
+            "source states",
+            "".join(t),
+            f"{len(not_landed)} 个数据源最近一次拉取未成功 sources whose last fetch failed" if not_landed else "",
+        )
+    )
     a("</div></section>")
 
-    a(f"<footer>SafeCredit Exchange · 安全生产信用与联合惩戒数据交换平台 · 版本 version {esc(version)} · "
-      f"本页自包含，无外部资源 self-contained, no external resources</footer>")
+    a(
+        f"<footer>SafeCredit Exchange · 安全生产信用与联合惩戒数据交换平台 · 版本 version {esc(version)} · "
+        f"本页自包含，无外部资源 self-contained, no external resources</footer>"
+    )
     a("</body></html>")
     return "\n".join(parts)
 

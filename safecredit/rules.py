@@ -41,39 +41,52 @@ def listing_periods(policy: Policy) -> tuple[int, int, int]:
     values = tuple(policy.get(k) for k in LISTING_PERIODS)
     missing = [k for k, v in zip(LISTING_PERIODS, values) if v is None]
     if missing:
-        raise ConfigError(f"政策 {policy.version} 缺少 {', '.join(missing)}：请在其 listing.yaml 中填写",
-                          f"policy {policy.version} lacks {', '.join(missing)}: set them in its listing.yaml")
+        raise ConfigError(
+            f"政策 {policy.version} 缺少 {', '.join(missing)}：请在其 listing.yaml 中填写",
+            f"policy {policy.version} lacks {', '.join(missing)}: set them in its listing.yaml",
+        )
     return values
 
 
-def prepare_params(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, person_salt: str,
-                   known_at: date | None = None) -> None:
+def prepare_params(
+    con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, person_salt: str, known_at: date | None = None
+) -> None:
     for schema in ("rules", "subjects"):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-    con.execute("CREATE OR REPLACE TEMP TABLE params AS SELECT ?::DATE AS as_of, ?::INTEGER AS notice_days, "
-                "?::INTEGER AS management_years, ?::INTEGER AS repair_after_months, "
-                "?::VARCHAR AS policy_version, ?::VARCHAR AS person_salt, ?::DATE AS known_at",
-                [as_of, *listing_periods(policy), policy.version, person_salt, known_at])
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE params AS SELECT ?::DATE AS as_of, ?::INTEGER AS notice_days, "
+        "?::INTEGER AS management_years, ?::INTEGER AS repair_after_months, "
+        "?::VARCHAR AS policy_version, ?::VARCHAR AS person_salt, ?::DATE AS known_at",
+        [as_of, *listing_periods(policy), policy.version, person_salt, known_at],
+    )
     known_views(con)
     # every policy version with its listing periods: an entry follows the policy in force on its
     # decision date (rules.md §3), the run's own policy for everything else
-    from safecredit.policy import policy_root, load_policies
+    from safecredit.policy import load_policies, policy_root
 
-    con.execute("CREATE OR REPLACE TEMP TABLE policy_timeline (policy_version VARCHAR, effective_from DATE, "
-                "notice_days INTEGER, management_years INTEGER, repair_after_months INTEGER)")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE policy_timeline (policy_version VARCHAR, effective_from DATE, "
+        "notice_days INTEGER, management_years INTEGER, repair_after_months INTEGER)"
+    )
     timeline = [p for p in load_policies(policy_root())] if policy in load_policies(policy_root()) else [policy]
-    con.executemany("INSERT INTO policy_timeline VALUES (?, ?, ?, ?, ?)", [
-        (p.version, p.effective_from, *listing_periods(p)) for p in timeline])
+    con.executemany(
+        "INSERT INTO policy_timeline VALUES (?, ?, ?, ?, ?)",
+        [(p.version, p.effective_from, *listing_periods(p)) for p in timeline],
+    )
     con.execute("CREATE OR REPLACE TEMP TABLE policy_kv (key VARCHAR, value VARCHAR)")
     con.executemany("INSERT INTO policy_kv VALUES (?, ?)", policy.scalars())
     con.execute("CREATE OR REPLACE TEMP MACRO pol(k) AS (SELECT any_value(value) FROM policy_kv WHERE key = k)")
     for name, rows in sorted(policy.tables().items()):
         _policy_table(con, f"policy_{name}", rows)
     grounds = policy.get("listing.grounds", {}) or {}
-    con.execute("CREATE OR REPLACE TEMP TABLE grounds (ground VARCHAR, name VARCHAR, enabled BOOLEAN, severity VARCHAR)")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE grounds (ground VARCHAR, name VARCHAR, enabled BOOLEAN, severity VARCHAR)"
+    )
     for g, spec in sorted(grounds.items()):
-        con.execute("INSERT INTO grounds VALUES (?, ?, ?, ?)",
-                    [g, spec.get("name", g), bool(spec.get("enabled", True)), spec.get("severity")])
+        con.execute(
+            "INSERT INTO grounds VALUES (?, ?, ?, ?)",
+            [g, spec.get("name", g), bool(spec.get("enabled", True)), spec.get("severity")],
+        )
     prepare_calendar(con, policy)
 
 
@@ -84,8 +97,13 @@ def _policy_table(con: duckdb.DuckDBPyConnection, name: str, rows: list[dict]) -
     cols: list[str] = []
     for r in rows:
         cols += [k for k in r if k not in cols]
-    data = {c: [None if r.get(c) is None else (r[c] if isinstance(r[c], (list, bool, int, float)) else str(r[c]))
-                for r in rows] for c in cols}
+    data = {
+        c: [
+            None if r.get(c) is None else (r[c] if isinstance(r[c], (list, bool, int, float)) else str(r[c]))
+            for r in rows
+        ]
+        for c in cols
+    }
     con.register("_policy_rows", pa.table(data) if rows else pa.table({"empty": pa.array([], pa.string())}))
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM _policy_rows")
@@ -100,14 +118,23 @@ NOW_VIEWS = (("subjects", "penalties"),)
 
 def retire_replaced_tables(con: duckdb.DuckDBPyConnection) -> None:
     for schema, name in NOW_VIEWS:
-        if con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ? "
-                       "AND database_name = current_database()", [schema, name]).fetchone()[0]:
+        if con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ? "
+            "AND database_name = current_database()",
+            [schema, name],
+        ).fetchone()[0]:
             con.execute(f"DROP TABLE {schema}.{name}")
 
 
-def run_rules(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, person_salt: str,
-              rules_dir: Path = RULES_DIR, known_at: date | None = None,
-              run_file: Callable[[duckdb.DuckDBPyConnection, Path], object] | None = None) -> list[str]:
+def run_rules(
+    con: duckdb.DuckDBPyConnection,
+    as_of: date,
+    policy: Policy,
+    person_salt: str,
+    rules_dir: Path = RULES_DIR,
+    known_at: date | None = None,
+    run_file: Callable[[duckdb.DuckDBPyConnection, Path], object] | None = None,
+) -> list[str]:
     """Run the SQL files directly in `rules_dir` (not its sub-folders), in name order.
     `run_file(con, path)` replaces running a whole file at once (the rules benchmark times each
     statement through it)."""
@@ -123,8 +150,13 @@ def run_rules(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, perso
     return ran
 
 
-def run_subjects(con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, person_salt: str,
-                 known_at: date | None = None,
-                 run_file: Callable[[duckdb.DuckDBPyConnection, Path], object] | None = None) -> list[str]:
+def run_subjects(
+    con: duckdb.DuckDBPyConnection,
+    as_of: date,
+    policy: Policy,
+    person_salt: str,
+    known_at: date | None = None,
+    run_file: Callable[[duckdb.DuckDBPyConnection, Path], object] | None = None,
+) -> list[str]:
     """Subject resolution and decision de-duplication (rules/subjects/*.sql)."""
     return run_rules(con, as_of, policy, person_salt, RULES_DIR / "subjects", known_at, run_file)

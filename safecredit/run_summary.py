@@ -26,12 +26,12 @@ class RunSummary:
     published: bool
     version: str = ""
     reasons: list = field(default_factory=list)
-    sources: list = field(default_factory=list)       # per (dept, dataset) fetch results
-    staged: dict = field(default_factory=dict)        # per dataset counts
-    feeds: dict = field(default_factory=dict)         # feed -> rows
-    feed_deltas: dict = field(default_factory=dict)   # feed -> {rows, ADD, MOD, DEL}
+    sources: list = field(default_factory=list)  # per (dept, dataset) fetch results
+    staged: dict = field(default_factory=dict)  # per dataset counts
+    feeds: dict = field(default_factory=dict)  # feed -> rows
+    feed_deltas: dict = field(default_factory=dict)  # feed -> {rows, ADD, MOD, DEL}
     blacklist: dict = field(default_factory=dict)
-    subjects: dict = field(default_factory=dict)      # resolution per source
+    subjects: dict = field(default_factory=dict)  # resolution per source
     exports: str = ""
     log: str = ""
     run_id: str = ""
@@ -50,16 +50,32 @@ def _parts(paths: Paths, run_id: str) -> dict[str, dict]:
     folder = run_dir(paths, run_id)
     if not folder.is_dir():
         return {}
-    return {p.stem: json.loads(p.read_text(encoding="utf-8"))
-            for p in sorted(folder.glob("*.json")) if p.name != SUMMARY}
+    return {
+        p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json")) if p.name != SUMMARY
+    }
 
 
-def assemble(paths: Paths, run_id: str, *, published: bool, version: str = "", reasons: list | None = None,
-             feeds: dict | None = None, feed_deltas: dict | None = None) -> RunSummary:
+def assemble(
+    paths: Paths,
+    run_id: str,
+    *,
+    published: bool,
+    version: str = "",
+    reasons: list | None = None,
+    feeds: dict | None = None,
+    feed_deltas: dict | None = None,
+) -> RunSummary:
     """The summary of a run whose publication was decided: its parts plus the outcome."""
-    s = RunSummary(ok=True, published=published, version=version, reasons=list(reasons or []),
-                   feeds=dict(feeds or {}), feed_deltas=dict(feed_deltas or {}),
-                   exports=str(paths.exports), run_id=run_id)
+    s = RunSummary(
+        ok=True,
+        published=published,
+        version=version,
+        reasons=list(reasons or []),
+        feeds=dict(feeds or {}),
+        feed_deltas=dict(feed_deltas or {}),
+        exports=str(paths.exports),
+        run_id=run_id,
+    )
     for name, part in _parts(paths, run_id).items():
         if name.startswith("landing-"):
             s.sources.extend(part.get("sources", []))

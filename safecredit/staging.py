@@ -32,8 +32,9 @@ from safecredit.raw_load import load_raw  # noqa: F401 — staging's first step,
 CHUNK_ROWS = 1_000_000
 
 
-def stage(con: duckdb.DuckDBPyConnection, dataset: str, hold_back: dict | None = None, *,
-          chunk_rows: int = CHUNK_ROWS) -> dict:
+def stage(
+    con: duckdb.DuckDBPyConnection, dataset: str, hold_back: dict | None = None, *, chunk_rows: int = CHUNK_ROWS
+) -> dict:
     """Type, validate and stage one dataset; returns counts for reporting.
 
     `hold_back` is the policy's thresholds (exchange.md §1 defaults): a batch — one fetch of one
@@ -85,15 +86,36 @@ def stage(con: duckdb.DuckDBPyConnection, dataset: str, hold_back: dict | None =
     current_n = con.execute(f"SELECT count(*) FROM staged.{dataset}_current").fetchone()[0]
     quarantined = con.execute(
         "SELECT count(DISTINCT (department, fetch_id, seq)) FROM quality.violations "
-        "WHERE dataset = ? AND severity = 'quarantine'", [dataset]).fetchone()[0]
-    held = [dict(zip(("department", "fetch_id", "rows", "reason_zh", "reason_en"), r)) for r in con.execute(
-        "SELECT department, fetch_id, rows, reason_zh, reason_en FROM quality.batches "
-        "WHERE dataset = ? AND held ORDER BY department, fetch_id", [dataset]).fetchall()]
-    unknown = sorted({f for (fs,) in con.execute(
-        "SELECT unknown_fields FROM quality.batches WHERE dataset = ?", [dataset]).fetchall() for f in fs})
-    return {"dataset": dataset, "raw": raw_n, "staged_versions": staged_n, "current": current_n,
-            "quarantined": quarantined, "held_back": held, "unknown_fields": unknown,
-            "contract_version": contract.version}
+        "WHERE dataset = ? AND severity = 'quarantine'",
+        [dataset],
+    ).fetchone()[0]
+    held = [
+        dict(zip(("department", "fetch_id", "rows", "reason_zh", "reason_en"), r))
+        for r in con.execute(
+            "SELECT department, fetch_id, rows, reason_zh, reason_en FROM quality.batches "
+            "WHERE dataset = ? AND held ORDER BY department, fetch_id",
+            [dataset],
+        ).fetchall()
+    ]
+    unknown = sorted(
+        {
+            f
+            for (fs,) in con.execute(
+                "SELECT unknown_fields FROM quality.batches WHERE dataset = ?", [dataset]
+            ).fetchall()
+            for f in fs
+        }
+    )
+    return {
+        "dataset": dataset,
+        "raw": raw_n,
+        "staged_versions": staged_n,
+        "current": current_n,
+        "quarantined": quarantined,
+        "held_back": held,
+        "unknown_fields": unknown,
+        "contract_version": contract.version,
+    }
 
 
 def _chunks(con: duckdb.DuckDBPyConnection, dataset: str, dept: str, rows: int, chunk_rows: int) -> list[str]:
@@ -104,8 +126,10 @@ def _chunks(con: duckdb.DuckDBPyConnection, dataset: str, dept: str, rows: int, 
     if k <= 1:
         return [in_dept]
     fractions = ", ".join(f"{i / k:.6f}" for i in range(1, k))
-    bounds = con.execute(f"SELECT DISTINCT unnest(quantile_disc(sc_text(record_id), [{fractions}])) AS b "
-                         f"FROM raw.{dataset} WHERE {in_dept} ORDER BY b").fetchall()
+    bounds = con.execute(
+        f"SELECT DISTINCT unnest(quantile_disc(sc_text(record_id), [{fractions}])) AS b "
+        f"FROM raw.{dataset} WHERE {in_dept} ORDER BY b"
+    ).fetchall()
     edges = [None] + [_q(b) for (b,) in bounds if b is not None] + [None]
     rid = "sc_text(record_id)"
     out = []
@@ -119,8 +143,10 @@ def _chunks(con: duckdb.DuckDBPyConnection, dataset: str, dept: str, rows: int, 
 
 def _typed(con: duckdb.DuckDBPyConnection, contract: Contract, where: str) -> None:
     ds = contract.dataset
-    con.execute(f"CREATE OR REPLACE TEMP TABLE typed_{ds} AS "
-                f"{typed_select(contract, f'(SELECT * FROM raw.{ds} WHERE {where})')}")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE typed_{ds} AS "
+        f"{typed_select(contract, f'(SELECT * FROM raw.{ds} WHERE {where})')}"
+    )
 
 
 def _staged_select(contract: Contract, dept: str | None) -> str:
@@ -132,7 +158,7 @@ def _staged_select(contract: Contract, dept: str | None) -> str:
         WITH v AS (
             SELECT department, fetch_id, seq, bool_or(severity = 'quarantine') AS held,
                    list(DISTINCT rule_id ORDER BY rule_id) FILTER (WHERE severity = 'flag') AS flags
-            FROM quality.violations WHERE dataset = '{ds}' AND department = {_q(dept or '')} GROUP BY ALL)
+            FROM quality.violations WHERE dataset = '{ds}' AND department = {_q(dept or "")} GROUP BY ALL)
         SELECT t.department, t.record_id, t.updated_at, t.op, t.fetch_id, t.seq,
                TRY_CAST(t.landed_at AS TIMESTAMPTZ) AS landed_at, {field_cols},
                coalesce(v.flags, []) AS flags, t.extra_fields
@@ -158,7 +184,8 @@ def _assess_batches(con: duckdb.DuckDBPyConnection, contract: Contract, hold_bac
     ds = contract.dataset
     in_dept = f"department = {_q(dept)}"
     missing = ", ".join(
-        f"CASE WHEN count({c}) FILTER (WHERE lower(op) = 'upsert') = 0 THEN '{c}' END" for c in contract.required)
+        f"CASE WHEN count({c}) FILTER (WHERE lower(op) = 'upsert') = 0 THEN '{c}' END" for c in contract.required
+    )
     con.execute(f"""
         INSERT INTO quality.batches
         WITH b AS (
@@ -178,27 +205,41 @@ def _assess_batches(con: duckdb.DuckDBPyConnection, contract: Contract, hold_bac
     default_rate = float(hold_back.get("quarantine_rate", 0.10))
     default_min = int(hold_back.get("quarantine_min_rows", 20))
     per_source = hold_back.get("sources", {}) or {}
-    rows = con.execute("SELECT fetch_id, rows, quarantined, quarantine_rate, missing_required, unknown_fields "
-                       "FROM quality.batches WHERE dataset = ? AND department = ?", [ds, dept]).fetchall()
+    rows = con.execute(
+        "SELECT fetch_id, rows, quarantined, quarantine_rate, missing_required, unknown_fields "
+        "FROM quality.batches WHERE dataset = ? AND department = ?",
+        [ds, dept],
+    ).fetchall()
     for fid, n, nq, rate, missing_req, unknown in rows:
-        limits = {"quarantine_rate": default_rate, "quarantine_min_rows": default_min,
-                  **(per_source.get(dept, {}) or {})}
+        limits = {
+            "quarantine_rate": default_rate,
+            "quarantine_min_rows": default_min,
+            **(per_source.get(dept, {}) or {}),
+        }
         zh, en = [], []
         if missing_req:
             hint = f"（本批出现未知字段：{', '.join(unknown)}，可能是改名）" if unknown else ""
             hint_en = f" (unknown fields in this batch: {', '.join(unknown)} — a rename?)" if unknown else ""
             zh.append(f"部门 {dept} 的 {ds} 批次 {fid} 缺少必填字段 {', '.join(missing_req)}{hint}")
-            en.append(f"department {dept}, dataset {ds}, batch {fid}: required field(s) "
-                      f"{', '.join(missing_req)} missing{hint_en}")
+            en.append(
+                f"department {dept}, dataset {ds}, batch {fid}: required field(s) "
+                f"{', '.join(missing_req)} missing{hint_en}"
+            )
         if nq >= int(limits["quarantine_min_rows"]) and rate > float(limits["quarantine_rate"]):
-            zh.append(f"部门 {dept} 的 {ds} 批次 {fid} 隔离率 {rate:.1%}（{nq}/{n}）超过阈值 "
-                      f"{float(limits['quarantine_rate']):.0%}")
-            en.append(f"department {dept}, dataset {ds}, batch {fid}: {nq} of {n} records quarantined "
-                      f"({rate:.1%}) above the {float(limits['quarantine_rate']):.0%} threshold")
+            zh.append(
+                f"部门 {dept} 的 {ds} 批次 {fid} 隔离率 {rate:.1%}（{nq}/{n}）超过阈值 "
+                f"{float(limits['quarantine_rate']):.0%}"
+            )
+            en.append(
+                f"department {dept}, dataset {ds}, batch {fid}: {nq} of {n} records quarantined "
+                f"({rate:.1%}) above the {float(limits['quarantine_rate']):.0%} threshold"
+            )
         if zh:
-            con.execute("UPDATE quality.batches SET held = true, reason_zh = ?, reason_en = ? "
-                        "WHERE dataset = ? AND department = ? AND fetch_id = ?",
-                        ["；".join(zh), "; ".join(en), ds, dept, fid])
+            con.execute(
+                "UPDATE quality.batches SET held = true, reason_zh = ?, reason_en = ? "
+                "WHERE dataset = ? AND department = ? AND fetch_id = ?",
+                ["；".join(zh), "; ".join(en), ds, dept, fid],
+            )
 
 
 def stamp() -> str:

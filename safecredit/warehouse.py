@@ -16,8 +16,9 @@ from safecredit.config import Paths
 from safecredit.errors import WarehouseBusy
 
 # check sums unrolled (no lambdas: DuckDB inlines a macro's argument into each lambda call)
-_USCC_SUM = " + ".join(f"(instr('{USCC_ALPHABET}', substr(s, {i + 1}, 1)) - 1) * {w}"
-                       for i, w in enumerate(USCC_WEIGHTS))
+_USCC_SUM = " + ".join(
+    f"(instr('{USCC_ALPHABET}', substr(s, {i + 1}, 1)) - 1) * {w}" for i, w in enumerate(USCC_WEIGHTS)
+)
 _ID_SUM = " + ".join(f"TRY_CAST(substr(s, {i + 1}, 1) AS INTEGER) * {w}" for i, w in enumerate(ID_WEIGHTS))
 _FULL = "".join(chr(c) for c in range(0xFF01, 0xFF5F)) + "\u3000"
 _HALF = "".join(chr(c) for c in range(0x21, 0x7F)) + " "
@@ -30,7 +31,8 @@ CREATE OR REPLACE MACRO sc_half(s) AS CASE WHEN regexp_matches(s, '[\uff01-\uff5
     THEN translate(s, '{_FULL}', '{_HALF.replace("'", "''")}') ELSE s END;
 CREATE OR REPLACE MACRO sc_text(s) AS nullif(trim(regexp_replace(sc_half(s::VARCHAR), '\\s+', ' ', 'g')), '');
 CREATE OR REPLACE MACRO sc_code(s) AS nullif(upper(regexp_replace(sc_half(s::VARCHAR), '[\\s,]', '', 'g')), '');
-CREATE OR REPLACE MACRO sc_date(s) AS try_strptime(sc_code(s), ['%Y-%m-%d', '%Y/%m/%d', '%Y%m%d', '%Y年%m月%d日', '%Y.%m.%d'])::DATE;
+CREATE OR REPLACE MACRO sc_date(s) AS try_strptime(sc_code(s),
+    ['%Y-%m-%d', '%Y/%m/%d', '%Y%m%d', '%Y年%m月%d日', '%Y.%m.%d'])::DATE;
 CREATE OR REPLACE MACRO sc_datetime(s) AS coalesce(
     try_strptime(replace(left(sc_text(s), 19), 'T', ' '), ['%Y-%m-%d %H:%M:%S', '%Y/%m/%d %H:%M:%S', '%Y-%m-%d %H:%M']),
     sc_date(regexp_extract(sc_text(s), '^([^ T]+)', 1))
@@ -61,7 +63,9 @@ def connect(path: Path | str = ":memory:", read_only: bool = False) -> duckdb.Du
             _drop_unborn(Path(path))
     con = duckdb.connect(str(path), read_only=read_only, config=_OFFLINE)
     con.execute("SET TimeZone = 'Asia/Shanghai'") if _has_icu(con) else None
-    con.execute(MACROS) if not read_only else con.execute(MACROS.replace("CREATE OR REPLACE MACRO", "CREATE OR REPLACE TEMP MACRO"))
+    con.execute(MACROS) if not read_only else con.execute(
+        MACROS.replace("CREATE OR REPLACE MACRO", "CREATE OR REPLACE TEMP MACRO")
+    )
     return con
 
 
@@ -79,8 +83,11 @@ def _drop_unborn(path: Path) -> None:
 
 def _has_icu(con: duckdb.DuckDBPyConnection) -> bool:
     try:
-        return bool(con.execute(
-            "SELECT count(*) FROM duckdb_extensions() WHERE extension_name = 'icu' AND loaded").fetchone()[0])
+        return bool(
+            con.execute("SELECT count(*) FROM duckdb_extensions() WHERE extension_name = 'icu' AND loaded").fetchone()[
+                0
+            ]
+        )
     except duckdb.Error:
         return False
 
@@ -139,13 +146,17 @@ def open_reader(paths: Paths) -> Iterator[duckdb.DuckDBPyConnection]:
     from safecredit.errors import NothingPublished
 
     if not paths.warehouse.exists():
-        raise NothingPublished(f"{paths.warehouse} 不存在：尚未运行过。请先运行 `safecredit run`。",
-                               f"No warehouse at {paths.warehouse}: nothing has run yet. Run `safecredit run` first.")
+        raise NothingPublished(
+            f"{paths.warehouse} 不存在：尚未运行过。请先运行 `safecredit run`。",
+            f"No warehouse at {paths.warehouse}: nothing has run yet. Run `safecredit run` first.",
+        )
     try:
         con = connect(paths.warehouse, read_only=True)
     except duckdb.IOException:
-        raise WarehouseBusy("数据仓库正被运行中的任务写入，请稍后再试。",
-                            "The warehouse is being written by a running job; try again when it finishes.") from None
+        raise WarehouseBusy(
+            "数据仓库正被运行中的任务写入，请稍后再试。",
+            "The warehouse is being written by a running job; try again when it finishes.",
+        ) from None
     try:
         yield con
     finally:

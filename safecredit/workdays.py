@@ -53,9 +53,11 @@ def _expand(items) -> list[date]:
 def prepare_calendar(con: duckdb.DuckDBPyConnection, policy: Policy) -> None:
     years, days = published(policy)
     con.execute("CREATE OR REPLACE TEMP TABLE calendar_years AS SELECT unnest(?::INTEGER[]) AS year", [years])
-    con.execute("CREATE OR REPLACE TEMP TABLE calendar_exceptions AS "
-                "SELECT unnest(?::DATE[]) AS d, unnest(?::BOOLEAN[]) AS working",
-                [[d for d, _ in days], [w for _, w in days]])
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE calendar_exceptions AS "
+        "SELECT unnest(?::DATE[]) AS d, unnest(?::BOOLEAN[]) AS working",
+        [[d for d, _ in days], [w for _, w in days]],
+    )
     con.execute("""CREATE OR REPLACE TEMP TABLE calendar AS
         WITH d AS (SELECT CAST(unnest(generate_series(make_date(year, 1, 1), make_date(year, 12, 31),
                                                       INTERVAL 1 DAY)) AS DATE) AS d

@@ -36,14 +36,21 @@ class ApiServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.http = requests.Session()
 
-    def start(self, timeout: float = 60.0) -> "ApiServer":
+    def start(self, timeout: float = 60.0) -> ApiServer:
         import uvicorn
 
-        config = uvicorn.Config(self.app, access_log=False, log_level="warning", lifespan="on",
-                                timeout_graceful_shutdown=5, **self.uvicorn_kw)
+        config = uvicorn.Config(
+            self.app,
+            access_log=False,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+            **self.uvicorn_kw,
+        )
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       name=f"uvicorn-{self.port}", daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, name=f"uvicorn-{self.port}", daemon=True
+        )
         self.thread.start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:  # bounded readiness poll, not a blind sleep
@@ -120,10 +127,10 @@ def copy_home(src: Path, dst: Path) -> Path:
 
 # ------------------------------------------------------------------------------- PostgreSQL
 
+
 def find_pg_bin() -> Path | None:
     """Directory of initdb/pg_ctl (Debian: /usr/lib/postgresql/<v>/bin), or None."""
-    cands = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: p.parent.parent.name,
-                   reverse=True)
+    cands = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: p.parent.parent.name, reverse=True)
     if cands:
         return cands[0].parent
     found = shutil.which("initdb")
@@ -135,8 +142,9 @@ def _as_postgres(cmd: list[str]) -> list[str]:
     if os.geteuid() != 0:
         return cmd
     runuser = shutil.which("runuser")
-    return [runuser, "-u", "postgres", "--", *cmd] if runuser else ["su", "postgres", "-s", "/bin/sh", "-c",
-                                                                    " ".join(cmd)]
+    return (
+        [runuser, "-u", "postgres", "--", *cmd] if runuser else ["su", "postgres", "-s", "/bin/sh", "-c", " ".join(cmd)]
+    )
 
 
 class PostgresCluster:
@@ -154,15 +162,22 @@ class PostgresCluster:
         self.dir.chmod(0o700)
 
     def _run(self, *args: str, timeout: float = 120) -> None:
-        r = subprocess.run(_as_postgres([str(self.bindir / args[0]), *args[1:]]), capture_output=True, text=True,
-                           timeout=timeout, cwd=self.dir)
+        r = subprocess.run(
+            _as_postgres([str(self.bindir / args[0]), *args[1:]]),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.dir,
+        )
         if r.returncode != 0:
             raise RuntimeError(f"{args[0]} failed ({r.returncode}): {r.stderr[-2000:]}")
 
-    def start(self) -> "PostgresCluster":
+    def start(self) -> PostgresCluster:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale")
-        opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off")
+        opts = (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off"
+        )
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "log"), "-o", opts, "-w", "-t", "60", "start")
         return self
 
@@ -172,8 +187,7 @@ class PostgresCluster:
     def create_database(self, name: str) -> str:
         import psycopg
 
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
-                             autocommit=True) as con:
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True) as con:
             con.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 

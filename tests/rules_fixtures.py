@@ -38,39 +38,84 @@ def ts(d: str, hhmm: str = "10:00:00") -> str:
 
 
 def enterprise(i: int, **over) -> dict:
-    rec = {"record_id": f"ent-{i}", "updated_at": ts("2020-01-02"), "op": "upsert",
-           "QY_DM": uscc(i), "QY_MC": f"江城市测试{i}号有限公司", "QY_ZYFZR": f"负责人{i}",
-           "QY_ZYFZR_ZJHM": id_number(i), "QY_HYDM": "C3311", "QY_GWHY": "无", "QY_XZQH": "331202",
-           "QY_ZT": "存续", "QY_CLRQ": "2010-05-01", "QY_BZHDJ": "无", "QY_CYRS": "50"}
+    rec = {
+        "record_id": f"ent-{i}",
+        "updated_at": ts("2020-01-02"),
+        "op": "upsert",
+        "QY_DM": uscc(i),
+        "QY_MC": f"江城市测试{i}号有限公司",
+        "QY_ZYFZR": f"负责人{i}",
+        "QY_ZYFZR_ZJHM": id_number(i),
+        "QY_HYDM": "C3311",
+        "QY_GWHY": "无",
+        "QY_XZQH": "331202",
+        "QY_ZT": "存续",
+        "QY_CLRQ": "2010-05-01",
+        "QY_BZHDJ": "无",
+        "QY_CYRS": "50",
+    }
     rec.update(over)
     return rec
 
 
 def penalty(n: int, subject: int, decision_date: str, **over) -> dict:
-    rec = {"record_id": f"pen-{n}", "updated_at": ts(decision_date), "op": "upsert",
-           "CF_XDR_MC": f"江城市测试{subject}号有限公司", "CF_XDR_LB": "法人及非法人组织",
-           "CF_XDR_SHXYM": uscc(subject), "CF_WSH": f"江应急罚〔{decision_date[:4]}〕{n}号",
-           "CF_CFLB": "罚款", "CF_NR_FK": "3", "CF_JDRQ": decision_date,
-           "CF_CFJG": AUTHORITY_NAME, "CF_CFJGDM": AUTHORITY, "CF_SJLY": AUTHORITY_NAME, "CF_SJLYDM": AUTHORITY,
-           "AQ_WFDM": "OTHER", "AQ_QJ": "一般", "AQ_CFDX": "单位"}
+    rec = {
+        "record_id": f"pen-{n}",
+        "updated_at": ts(decision_date),
+        "op": "upsert",
+        "CF_XDR_MC": f"江城市测试{subject}号有限公司",
+        "CF_XDR_LB": "法人及非法人组织",
+        "CF_XDR_SHXYM": uscc(subject),
+        "CF_WSH": f"江应急罚〔{decision_date[:4]}〕{n}号",
+        "CF_CFLB": "罚款",
+        "CF_NR_FK": "3",
+        "CF_JDRQ": decision_date,
+        "CF_CFJG": AUTHORITY_NAME,
+        "CF_CFJGDM": AUTHORITY,
+        "CF_SJLY": AUTHORITY_NAME,
+        "CF_SJLYDM": AUTHORITY,
+        "AQ_WFDM": "OTHER",
+        "AQ_QJ": "一般",
+        "AQ_CFDX": "单位",
+    }
     rec.update(over)
     return rec
 
 
 def accident(n: int, subject: int, occurred: str, deaths: int = 0, grade: str = "一般", **over) -> dict:
-    rec = {"record_id": f"acc-{n}", "updated_at": ts(occurred[:10], "23:00:00"), "op": "upsert",
-           "SG_BH": f"331202-{occurred[:4]}-{n:04d}", "SG_FSSJ": f"{occurred[:10]} 08:00:00",
-           "SG_DWMC": f"江城市测试{subject}号有限公司", "SG_DWDM": uscc(subject), "SG_LX": "机械伤害",
-           "SG_SWRS": str(deaths), "SG_ZSRS": "0", "SG_JJSS": "10", "SG_DJ": grade, "SG_ZR": "责任事故",
-           "SG_BGQK": "正常"}
+    rec = {
+        "record_id": f"acc-{n}",
+        "updated_at": ts(occurred[:10], "23:00:00"),
+        "op": "upsert",
+        "SG_BH": f"331202-{occurred[:4]}-{n:04d}",
+        "SG_FSSJ": f"{occurred[:10]} 08:00:00",
+        "SG_DWMC": f"江城市测试{subject}号有限公司",
+        "SG_DWDM": uscc(subject),
+        "SG_LX": "机械伤害",
+        "SG_SWRS": str(deaths),
+        "SG_ZSRS": "0",
+        "SG_JJSS": "10",
+        "SG_DJ": grade,
+        "SG_ZR": "责任事故",
+        "SG_BGQK": "正常",
+    }
     rec.update(over)
     return rec
 
 
 def credit_action(n: int, kind: str, code: str, decision_no: str, effective: str, **over) -> dict:
-    rec = {"record_id": f"xd-{n}", "updated_at": ts(effective), "op": "upsert", "XD_LX": kind,
-           "XD_DXLX": "单位", "XD_DXDM": code, "XD_WSH": decision_no, "XD_RQ": effective,
-           "XD_JG": AUTHORITY_NAME, "XD_JGDM": AUTHORITY}
+    rec = {
+        "record_id": f"xd-{n}",
+        "updated_at": ts(effective),
+        "op": "upsert",
+        "XD_LX": kind,
+        "XD_DXLX": "单位",
+        "XD_DXDM": code,
+        "XD_WSH": decision_no,
+        "XD_RQ": effective,
+        "XD_JG": AUTHORITY_NAME,
+        "XD_JGDM": AUTHORITY,
+    }
     rec.update(over)
     return rec
 
@@ -84,17 +129,25 @@ def land_records(raw: Path, dept: str, dataset: str, records: list[dict]) -> Non
     groups: dict[str, list[dict]] = {}
     for r in records:
         groups.setdefault(r.get("_landed_at", r["updated_at"]), []).append(
-            {k: v for k, v in r.items() if k != "_landed_at"})
+            {k: v for k, v in r.items() if k != "_landed_at"}
+        )
     src = SourceDir(raw, dept, dataset)
     for i, (landed, items) in enumerate(sorted(groups.items())):
         work = src.begin(f"F{landed.replace(':', '').replace('+', 'p')}-{i:04d}")
         (work / "items.jsonl").write_text(
-            "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in items), encoding="utf-8")
+            "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in items), encoding="utf-8"
+        )
         src.commit(work, {"transport": "json", "finished_at": landed})
 
 
-def build_warehouse(tmp_path: Path, data: dict[str, dict[str, list[dict]]], as_of: date,
-                    policy: Policy | None = None, known_at: date | None = None, salt: str = "test-salt"):
+def build_warehouse(
+    tmp_path: Path,
+    data: dict[str, dict[str, list[dict]]],
+    as_of: date,
+    policy: Policy | None = None,
+    known_at: date | None = None,
+    salt: str = "test-salt",
+):
     """Land `data` ({dept: {dataset: records}}), stage, resolve subjects and run the rules."""
     raw = tmp_path / "raw"
     if not raw.exists():

@@ -18,7 +18,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-
 from api_server import SCOPES, ApiServer, copy_home, running, shared_cluster
 
 PROBLEM = "application/problem+json"
@@ -57,8 +56,7 @@ def keys(server) -> dict:
     out = {"all": ks.create("all-scopes", list(SCOPES), rate_per_second=10_000, burst=10_000)[1]}
     for s in SCOPES:
         out[s] = ks.create(f"only-{s}", [s], rate_per_second=10_000, burst=10_000)[1]
-        out[f"not {s}"] = ks.create(f"not-{s}", [x for x in SCOPES if x != s],
-                                    rate_per_second=10_000, burst=10_000)[1]
+        out[f"not {s}"] = ks.create(f"not-{s}", [x for x in SCOPES if x != s], rate_per_second=10_000, burst=10_000)[1]
     return out
 
 
@@ -77,11 +75,16 @@ def data(pipeline_run, home) -> dict:
         return con.execute(sql.replace("{t}", f"read_parquet('{path}')")).fetchall()
 
     out: dict = {"version": version, "index": index}
-    out["unit"] = q("blacklist", "SELECT subject_id FROM {t} WHERE subject_type='unit' AND status='listed' "
-                                 "ORDER BY entry_id LIMIT 1")[0][0]
-    rep = q("blacklist", "SELECT any_value(subject_id), any_value(start_date), any_value(end_date), "
-                         "any_value(decision_date) FROM {t} WHERE subject_type='unit' GROUP BY subject_id "
-                         "HAVING count(*) = 1 AND bool_and(status IN ('repaired', 'expired')) ORDER BY 1 LIMIT 1")
+    out["unit"] = q(
+        "blacklist",
+        "SELECT subject_id FROM {t} WHERE subject_type='unit' AND status='listed' ORDER BY entry_id LIMIT 1",
+    )[0][0]
+    rep = q(
+        "blacklist",
+        "SELECT any_value(subject_id), any_value(start_date), any_value(end_date), "
+        "any_value(decision_date) FROM {t} WHERE subject_type='unit' GROUP BY subject_id "
+        "HAVING count(*) = 1 AND bool_and(status IN ('repaired', 'expired')) ORDER BY 1 LIMIT 1",
+    )
     out["lifted"] = rep[0] if rep else None
     out["entry"] = q("blacklist", "SELECT entry_id FROM {t} ORDER BY entry_id LIMIT 1")[0][0]
     out["row_count"] = index["feeds"]["blacklist"]["row_count"]
@@ -102,7 +105,8 @@ def data(pipeline_run, home) -> dict:
     try:
         out["person"] = w.execute(
             "SELECT subject_code_full FROM rules.blacklist WHERE subject_type='person' AND status='listed' "
-            "AND length(subject_code_full) = 18 ORDER BY entry_id LIMIT 1").fetchone()[0]
+            "AND length(subject_code_full) = 18 ORDER BY entry_id LIMIT 1"
+        ).fetchone()[0]
     finally:
         w.close()
     con.close()
@@ -147,15 +151,31 @@ def routes(data) -> list[tuple[str, str, dict | None, str | None, set[int]]]:
         ("GET", f"/v1/credit/{uscc}", None, "credit:read", {200} if has("credit_scores") else {404}),
         ("GET", f"/v1/premium-factors/{uscc}", None, "premium:read", {200} if has("premium_factors") else {404}),
         ("GET", "/v1/premium-factors?limit=5", None, "premium:read", {200} if has("premium_factors") else {404}),
-        ("GET", f"/v1/intermediaries/{data.get('agency') or uscc}", None, "lists:read",
-         {200} if has("intermediary_ratings") else {404}),
+        (
+            "GET",
+            f"/v1/intermediaries/{data.get('agency') or uscc}",
+            None,
+            "lists:read",
+            {200} if has("intermediary_ratings") else {404},
+        ),
         ("GET", "/v1/penalties?limit=5", None, "lists:read", {200} if has("penalties_public") else {404}),
         ("GET", f"/v1/explain/{data['entry']}", None, "lists:read", {200}),
         ("GET", "/v1/feeds", None, None, {200}),
         ("GET", f"/v1/feeds/blacklist/{v}/full.csv", None, "lists:read", {200}),
         ("GET", f"/v1/feeds/blacklist/{v}/manifest.json", None, "lists:read", {200}),
-        *([("GET", f"/v1/feeds/credit_scores/{feeds['credit_scores']['latest']}/full.jsonl", None, "credit:read",
-            {200})] if has("credit_scores") else []),
+        *(
+            [
+                (
+                    "GET",
+                    f"/v1/feeds/credit_scores/{feeds['credit_scores']['latest']}/full.jsonl",
+                    None,
+                    "credit:read",
+                    {200},
+                )
+            ]
+            if has("credit_scores")
+            else []
+        ),
         ("GET", "/report", None, "lists:read", {200}),  # every successful publication has its report
     ]
 
@@ -200,8 +220,16 @@ def test_restriction_answer_for_a_listed_unit(server, keys, data):
     assert a["code"] == data["unit"] and a["subject_type"] == "unit" and a["name"]
     assert a["restricted"] is True and a["version"] == data["version"]
     assert a["as_of"] == data["index"]["feeds"]["blacklist"]["as_of"]
-    assert a["listings"] and {"entry_id", "ground", "basis", "decision_no", "authority", "start_date", "end_date",
-                               "status"} <= set(a["listings"][0])
+    assert a["listings"] and {
+        "entry_id",
+        "ground",
+        "basis",
+        "decision_no",
+        "authority",
+        "start_date",
+        "end_date",
+        "status",
+    } <= set(a["listings"][0])
     assert any(x["status"] == "listed" for x in a["listings"])
     m = a["measures"][0]
     assert {"matter", "name", "restricted_until", "basis"} <= set(m)
@@ -266,8 +294,10 @@ def test_as_of_applies_todays_knowledge_to_a_past_date(server, keys, data):
     k = keys["all"]
     pub_as_of = data["index"]["feeds"]["blacklist"]["as_of"]
     for code in data["some_units"]:  # the publication's own date answers like no date at all
-        assert server.get(f"/v1/restrictions/{code}?as_of={pub_as_of}", k).json() == \
-            server.get(f"/v1/restrictions/{code}", k).json()
+        assert (
+            server.get(f"/v1/restrictions/{code}?as_of={pub_as_of}", k).json()
+            == server.get(f"/v1/restrictions/{code}", k).json()
+        )
     if data["lifted"]:
         code, start, end, decided = data["lifted"]
         now = server.get(f"/v1/restrictions/{code}", k).json()
@@ -292,16 +322,28 @@ def test_derived_status_and_measures_agree_with_the_published_ones(home, data):
     try:
         warm(snap)
         cur = snap.cursor()
-        subjects = [Subject(sid, st, sid) for st, sid in cur.execute(
-            'SELECT DISTINCT subject_type, subject_id FROM "blacklist" ORDER BY ALL').fetchall()]
+        subjects = [
+            Subject(sid, st, sid)
+            for st, sid in cur.execute(
+                'SELECT DISTINCT subject_type, subject_id FROM "blacklist" ORDER BY ALL'
+            ).fetchall()
+        ]
         published = restriction_answers(snap, cur, subjects)
         derived = restriction_answers(snap, cur, subjects, derive=True)
     finally:
         snap.close()
     assert len(published) == len(subjects) > 10
-    key = lambda a: ([(x["entry_id"], x["status"]) for x in a["listings"]],  # noqa: E731
-                     sorted((m["matter"], m["entry_id"] or m["penalty_id"], m["restricted_from"], m["restricted_until"])
-                            for m in a["measures"]), a["restricted"])
+
+    def key(a):
+        return (
+            [(x["entry_id"], x["status"]) for x in a["listings"]],
+            sorted(
+                (m["matter"], m["entry_id"] or m["penalty_id"], m["restricted_from"], m["restricted_until"])
+                for m in a["measures"]
+            ),
+            a["restricted"],
+        )
+
     mismatched = [(p["code"], key(p), key(d)) for p, d in zip(published, derived) if key(p) != key(d)]
     assert not mismatched, mismatched[:3]
 
@@ -412,10 +454,15 @@ def test_feed_files_are_served_by_scope_and_never_outside_the_root(server, keys,
     m = server.get(f"/v1/feeds/blacklist/{v}/manifest.json", k).json()
     assert m["version"] == v and m["feed"] == "blacklist"
     (home / "exports" / "secret.txt").write_text("no")
-    for bad in (f"/v1/feeds/blacklist/{v}/..%2F..%2Fsecret.txt", f"/v1/feeds/blacklist/{v}/report.exe",
-                "/v1/feeds/blacklist/..%2F..%2F/full.csv", f"/v1/feeds/nosuchfeed/{v}/full.csv",
-                "/v1/feeds/blacklist/20000101T000000Z-abcdef/full.csv", f"/v1/feeds/..%2Fkeys/{v}/full.csv",
-                f"/v1/feeds/blacklist/{v}/%2Fetc%2Fpasswd"):
+    for bad in (
+        f"/v1/feeds/blacklist/{v}/..%2F..%2Fsecret.txt",
+        f"/v1/feeds/blacklist/{v}/report.exe",
+        "/v1/feeds/blacklist/..%2F..%2F/full.csv",
+        f"/v1/feeds/nosuchfeed/{v}/full.csv",
+        "/v1/feeds/blacklist/20000101T000000Z-abcdef/full.csv",
+        f"/v1/feeds/..%2Fkeys/{v}/full.csv",
+        f"/v1/feeds/blacklist/{v}/%2Fetc%2Fpasswd",
+    ):
         r = server.get(bad, keys["all"])
         assert r.status_code == 404, (bad, r.status_code)
         assert r.headers["content-type"].startswith(PROBLEM)
@@ -432,8 +479,9 @@ def test_feed_files_are_served_by_scope_and_never_outside_the_root(server, keys,
 def test_every_error_is_problem_json(server, keys):
     is_problem(server.get("/nowhere"), 404)
     is_problem(server.http.delete(server.url + "/healthz"), 405)
-    r = server.post("/v1/restrictions/lookup", keys["all"], data="{not json",
-                    headers={"Content-Type": "application/json"})
+    r = server.post(
+        "/v1/restrictions/lookup", keys["all"], data="{not json", headers={"Content-Type": "application/json"}
+    )
     is_problem(r, 422)
     pid_like = "110101199003074578"
     r = server.post("/v1/restrictions/lookup", keys["all"], json={"code": 12345, "extra": pid_like})
@@ -476,9 +524,15 @@ def test_audit_rows_name_consumer_route_code_version_and_never_a_full_id(server,
     server.get("/v1/feeds", None)  # 401
     assert server.service.audit.flush()
     with server.service.keys.engine.connect() as c:
-        rows = [dict(r._mapping) for r in c.execute(text(
-            "SELECT consumer, route, path, code, status, version, method FROM audit_log "
-            "WHERE consumer = 'auditor' ORDER BY at, id"))]
+        rows = [
+            dict(r._mapping)
+            for r in c.execute(
+                text(
+                    "SELECT consumer, route, path, code, status, version, method FROM audit_log "
+                    "WHERE consumer = 'auditor' ORDER BY at, id"
+                )
+            )
+        ]
         dump = json.dumps([list(map(str, r)) for r in c.execute(text("SELECT * FROM audit_log"))])
         anon = c.execute(text("SELECT count(*) FROM audit_log WHERE consumer IS NULL AND status = 401")).scalar()
     assert [r["status"] for r in rows] == [200, 200, 200, 403]
@@ -571,11 +625,14 @@ def test_snapshot_switches_to_a_new_publication_without_a_failed_request(pipelin
                     except Exception as exc:  # noqa: BLE001 — every failure counts
                         errors.append(f"{p}: {type(exc).__name__}: {exc}")
 
-        threads = [threading.Thread(target=hammer, args=(paths,)) for paths in (
-            [f"/v1/restrictions/{data['unit']}", "/v1/blacklist?limit=50"],
-            ["/healthz", f"/v1/explain/{data['entry']}"],
-            [f"/v1/restrictions/{data['unit']}?as_of=2025-06-01", "/v1/feeds"],
-        )]
+        threads = [
+            threading.Thread(target=hammer, args=(paths,))
+            for paths in (
+                [f"/v1/restrictions/{data['unit']}", "/v1/blacklist?limit=50"],
+                ["/healthz", f"/v1/explain/{data['entry']}"],
+                [f"/v1/restrictions/{data['unit']}?as_of=2025-06-01", "/v1/feeds"],
+            )
+        ]
         for t in threads:
             t.start()
         time.sleep(0.3)
@@ -604,7 +661,7 @@ def test_snapshot_switches_to_a_new_publication_without_a_failed_request(pipelin
         is_problem(srv.get(f"/v1/feeds/blacklist/{old}/full.csv", key), 410)
         delta = srv.get(f"/v1/blacklist?since_version={new}", key).json()
         assert delta["version"] == newest and delta["items"] == []  # same content restored
-        mid = srv.get(f"/v1/blacklist?limit=10", key).json()
+        mid = srv.get("/v1/blacklist?limit=10", key).json()
         nxt = srv.get("/v1/blacklist", key, params={"cursor": mid["next_cursor"], "limit": 10}).json()
         assert nxt["version"] == newest and nxt["items"][0]["entry_id"] > mid["items"][-1]["entry_id"]
     finally:

@@ -20,8 +20,9 @@ BIN = Path(sys.executable).parent / "safecredit"
 
 
 def sc(*args, env=None, timeout=120):
-    return subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [str(BIN), *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
 
 
 def last_line(r) -> str:
@@ -59,8 +60,7 @@ def test_keys_are_random_shown_once_and_stored_as_sha256(tmp_path):
     info2, key2 = ks.create("市财政局", ["lists:read"])
     assert key != key2 and key.startswith(f"sck_{info['key_id']}_") and len(key) > 50
     assert info["scopes"] == ["lists:read", "restrictions:read"] and info["consumer"] == "市财政局"
-    raw = (tmp_path / "service.db").read_bytes() + b"".join(
-        p.read_bytes() for p in tmp_path.glob("service.db-*"))
+    raw = (tmp_path / "service.db").read_bytes() + b"".join(p.read_bytes() for p in tmp_path.glob("service.db-*"))
     assert key.encode() not in raw and key.split("_", 2)[2].encode() not in raw
     from sqlalchemy import text
 
@@ -70,8 +70,15 @@ def test_keys_are_random_shown_once_and_stored_as_sha256(tmp_path):
     p = ks.verify(key)
     assert p.consumer == "市财政局" and p.scopes == {"lists:read", "restrictions:read"}
     assert (p.rate_per_second, p.burst) == (100.0, 200)
-    for bad in (None, "", key[:-1] + ("A" if key[-1] != "A" else "B"), "sck_" + info["key_id"], "Bearer x",
-                f"sck_{info['key_id']}_" + "x" * 43, "x" * 500):
+    for bad in (
+        None,
+        "",
+        key[:-1] + ("A" if key[-1] != "A" else "B"),
+        "sck_" + info["key_id"],
+        "Bearer x",
+        f"sck_{info['key_id']}_" + "x" * 43,
+        "x" * 500,
+    ):
         assert ks.verify(bad) is None
 
 
@@ -149,8 +156,21 @@ def test_keys_commands_against_a_running_server(home):
 
 def test_keys_commands_and_service_on_postgresql(home, pg_cluster, tmp_path):
     url = pg_cluster.create_database(f"sc_keys_{uuid.uuid4().hex[:8]}")
-    r = sc("keys", "create", "--consumer", "bank", "--scopes", "restrictions:read", "--rate", "5", "--burst", "5",
-           "--home", str(tmp_path), env={"SAFECREDIT_DB_URL": url.replace("+psycopg", "")})
+    r = sc(
+        "keys",
+        "create",
+        "--consumer",
+        "bank",
+        "--scopes",
+        "restrictions:read",
+        "--rate",
+        "5",
+        "--burst",
+        "5",
+        "--home",
+        str(tmp_path),
+        env={"SAFECREDIT_DB_URL": url.replace("+psycopg", "")},
+    )
     assert r.returncode == 0, r.stderr
     key = last_line(r)
     listed = sc("keys", "list", "--db-url", url, "--home", str(tmp_path))
@@ -177,12 +197,20 @@ def test_check_prints_the_api_body_and_uses_the_documented_exit_codes(home, tmp_
 
     idx = json.loads((home / "exports" / "index.json").read_text(encoding="utf-8"))
     path = home / "exports" / "blacklist" / idx["feeds"]["blacklist"]["latest"] / "full.parquet"
-    unit = duckdb.connect().execute(f"SELECT subject_id FROM read_parquet('{path}') WHERE subject_type='unit' "
-                                    "AND status='listed' ORDER BY entry_id LIMIT 1").fetchone()[0]
+    unit = (
+        duckdb.connect()
+        .execute(
+            f"SELECT subject_id FROM read_parquet('{path}') WHERE subject_type='unit' "
+            "AND status='listed' ORDER BY entry_id LIMIT 1"
+        )
+        .fetchone()[0]
+    )
     with running(home) as srv:
         key = srv.service.keys.create("checker", ["restrictions:read"])[1]
-        api = {q: srv.get(f"/v1/restrictions/{unit}{q}", key).json()
-               for q in ("", "?matter=government_procurement", "?as_of=2025-01-01")}
+        api = {
+            q: srv.get(f"/v1/restrictions/{unit}{q}", key).json()
+            for q in ("", "?matter=government_procurement", "?as_of=2025-01-01")
+        }
     r = sc("check", unit, "--home", str(home), "--json")  # the installed script, once
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == api[""]
@@ -215,8 +243,9 @@ def test_serve_command_starts_and_never_logs_a_full_id_number(home, tmp_path):
     key = last_line(key)
     log = tmp_path / "serve.log"
     with open(log, "w") as fh:
-        proc = subprocess.Popen([str(BIN), "serve", "--home", str(home), "--port", str(port)],
-                                stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [str(BIN), "serve", "--home", str(home), "--port", str(port)], stdout=fh, stderr=subprocess.STDOUT
+        )
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until_serving(url, proc, log)

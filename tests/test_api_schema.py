@@ -11,16 +11,25 @@ import time
 
 import pytest
 import schemathesis
+from api_server import SCOPES, copy_home, running
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
-from schemathesis.checks import (content_type_conformance, not_a_server_error, response_headers_conformance,
-                                 response_schema_conformance, status_code_conformance)
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
-from api_server import SCOPES, copy_home, running
-
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 EXAMPLES = {GenerationMode.POSITIVE: 12, GenerationMode.NEGATIVE: 6}
 
 
@@ -43,9 +52,16 @@ def test_api_conforms_to_its_openapi_description(api):
     assert len(operations) >= 14
     for op in operations:
         for mode, n in EXAMPLES.items():
+
             @given(case=op.as_strategy(generation_mode=mode))
-            @settings(max_examples=n, deadline=None, derandomize=True, database=None,
-                      suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
+            @settings(
+                max_examples=n,
+                deadline=None,
+                derandomize=True,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+                phases=[Phase.explicit, Phase.generate],
+            )
             def run(case):
                 calls["n"] += 1
                 case.call_and_validate(headers=headers, checks=CHECKS)

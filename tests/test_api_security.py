@@ -108,15 +108,18 @@ def id_forms(pid: str) -> list[str]:
     ]
 
 
-def test_spaced_hyphenated_full_width_and_percent_encoded_id_numbers_are_masked_in_log_and_audit(
-        server, data, caplog):
+def test_spaced_hyphenated_full_width_and_percent_encoded_id_numbers_are_masked_in_log_and_audit(server, data, caplog):
     pid = data["person"]
     key = make_key(server, "masking-probe", SCOPES)
     paths = []
     for form in id_forms(pid):
         q = form if "%" in form else quote(form)
-        paths += [f"/v1/explain/{q}", f"/v1/blacklist?since_version={q}", f"/v1/restrictions/{q}",
-                  f"/v1/feeds/blacklist/{q}/full.csv"]
+        paths += [
+            f"/v1/explain/{q}",
+            f"/v1/blacklist?since_version={q}",
+            f"/v1/restrictions/{q}",
+            f"/v1/feeds/blacklist/{q}/full.csv",
+        ]
     with caplog.at_level(logging.INFO, logger="safecredit.access"):
         for p in paths:
             server.get(p, key)
@@ -133,8 +136,12 @@ def test_spaced_hyphenated_full_width_and_percent_encoded_id_numbers_are_masked_
 def test_masking_keeps_units_and_entry_ids_readable():
     from safecredit.api.masking import mask_ids_in_text
 
-    for keep in ("91331203090000089W", "E0123456789abcdef", "/v1/feeds/blacklist/20261123T020000Z-3f9a1c/full.csv",
-                 '2026-12-03 13:58:42,123 127.0.0.1:5555 "GET /v1/feeds" 200 1.2ms key=0123456789'):
+    for keep in (
+        "91331203090000089W",
+        "E0123456789abcdef",
+        "/v1/feeds/blacklist/20261123T020000Z-3f9a1c/full.csv",
+        '2026-12-03 13:58:42,123 127.0.0.1:5555 "GET /v1/feeds" 200 1.2ms key=0123456789',
+    ):
         assert mask_ids_in_text(keep) == keep
 
 
@@ -220,11 +227,14 @@ def test_long_urls_are_logged_cut_and_bodies_are_limited(server, data, caplog):
 
     # a 30 MB body is refused from its Content-Length, before a byte of it is read
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
-        s.sendall(f"POST /v1/restrictions/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
-                  f"Content-Type: application/json\r\nContent-Length: 30000000\r\n\r\n{{\"codes\": [".encode())
+        s.sendall(
+            f"POST /v1/restrictions/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+            f'Content-Type: application/json\r\nContent-Length: 30000000\r\n\r\n{{"codes": ['.encode()
+        )
         head = s.recv(65536).decode("utf-8", "replace")
     assert head.startswith("HTTP/1.1 413"), head[:200]
     assert "application/problem+json" in head and "KiB" in head
+
     # a chunked body (no length) is cut off once it passes the limit
     def chunks():
         yield b'{"codes": ["'
@@ -277,8 +287,13 @@ def test_the_delta_cache_keeps_only_diffs_to_the_served_version(pipeline_run, tm
         key = make_key(server, "cache-filler", ["lists:read"])
         for since in versions:
             for v in versions:  # a forged cursor names any version as its own
-                cur = base64.urlsafe_b64encode(json.dumps({"f": "blacklist", "v": v, "s": since, "k": "x"},
-                                                          separators=(",", ":")).encode()).decode().rstrip("=")
+                cur = (
+                    base64.urlsafe_b64encode(
+                        json.dumps({"f": "blacklist", "v": v, "s": since, "k": "x"}, separators=(",", ":")).encode()
+                    )
+                    .decode()
+                    .rstrip("=")
+                )
                 r = server.get("/v1/blacklist", key, params={"since_version": since, "cursor": cur})
                 assert r.status_code == 200, r.text[:200]
         with server.service.snapshots.acquire() as snap:
@@ -376,8 +391,9 @@ def test_under_a_root_path_the_api_is_guarded_and_audited(home, data):
         key = make_key(server, "behind-proxy", ["lists:read"])
         is_problem(server.get("/v1/feeds?probe=root-path"), 401)
         assert server.get("/v1/feeds?probe=root-path", key).status_code == 200
-        rows = audit_rows(server, "route = '/v1/feeds' AND path LIKE '%probe=root-path%'",
-                          until=lambda rs: len(rs) >= 2)
+        rows = audit_rows(
+            server, "route = '/v1/feeds' AND path LIKE '%probe=root-path%'", until=lambda rs: len(rs) >= 2
+        )
     assert [r["status"] for r in rows] == [401, 200]
     assert rows[-1]["consumer"] == "behind-proxy"
 
@@ -396,8 +412,12 @@ def test_uvicorn_factory_as_documented_starts_and_masks_its_own_access_log(home,
     log = tmp_path / "uvicorn.log"
     env = {**os.environ, "SAFECREDIT_HOME": str(home)}
     with open(log, "w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "safecredit.api.app:create_app", "--factory",
-                                 "--port", str(port)], stdout=fh, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "safecredit.api.app:create_app", "--factory", "--port", str(port)],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     pid = make_id_number("330102", date(1975, 6, 15), 123)
     try:
         url = f"http://127.0.0.1:{port}"

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 BIN = Path(sys.executable).parent / "safecredit"
 
 
@@ -24,9 +23,11 @@ def test_help_lists_every_command_of_operations_md():
 
 
 def test_cli_module_does_not_import_heavy_libraries():
-    code = ("import sys, safecredit.cli; "
-            "heavy = [m for m in ('dagster', 'great_expectations', 'pandas', 'duckdb', 'polars') if m in sys.modules]; "
-            "print(','.join(heavy))")
+    code = (
+        "import sys, safecredit.cli; "
+        "heavy = [m for m in ('dagster', 'great_expectations', 'pandas', 'duckdb', 'polars') if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == ""
@@ -42,7 +43,9 @@ def test_missing_sources_file_is_a_bilingual_usage_error(tmp_path):
 def test_unset_variable_in_sources_is_exit_2(tmp_path):
     (tmp_path / "sources.yaml").write_text(
         "departments:\n  - id: yjj\n    base_url: http://127.0.0.1:9\n    token: ${SC_TEST_UNSET_TOKEN}\n"
-        "    datasets: [penalties]\n", encoding="utf-8")
+        "    datasets: [penalties]\n",
+        encoding="utf-8",
+    )
     env = {k: v for k, v in os.environ.items() if k != "SC_TEST_UNSET_TOKEN"}
     r = subprocess.run([str(BIN), "run", "--home", str(tmp_path)], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 2
@@ -52,7 +55,8 @@ def test_unset_variable_in_sources_is_exit_2(tmp_path):
 def test_unknown_dataset_in_sources_names_the_place(tmp_path):
     (tmp_path / "sources.yaml").write_text(
         "departments:\n  - id: yjj\n    base_url: http://127.0.0.1:9\n    token: t\n    datasets: [penalty]\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     r = sc("run", "--home", str(tmp_path))
     assert r.returncode == 2
     assert "penalty" in r.stderr and "departments[0]" in r.stderr
@@ -62,13 +66,20 @@ def test_second_writer_gets_exit_3(tmp_path):
     """The warehouse lock is shared: while one process holds it, `run` exits 3 at once."""
     (tmp_path / "sources.yaml").write_text(
         "departments:\n  - id: yjj\n    base_url: http://127.0.0.1:9\n    token: t\n    datasets: [penalties]\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys; from safecredit import config; from safecredit.warehouse import writer_lock\n"
-         f"with writer_lock(config.paths({str(tmp_path)!r}), 'test holder'):\n"
-         "    print('held', flush=True); sys.stdin.read()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from safecredit import config; from safecredit.warehouse import writer_lock\n"
+            f"with writer_lock(config.paths({str(tmp_path)!r}), 'test holder'):\n"
+            "    print('held', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         r = sc("run", "--home", str(tmp_path))

@@ -79,7 +79,7 @@ def test_every_single_char_error_is_detected():
     for i in range(18):
         for c in USCC_ALPHABET:
             if c != code[i]:
-                assert not is_valid_uscc(code[:i] + c + code[i + 1:])
+                assert not is_valid_uscc(code[:i] + c + code[i + 1 :])
 
 
 def test_make_uscc_reproduces_known_codes():
@@ -131,8 +131,11 @@ def test_org_code_check_char_maps_10_to_x_and_11_to_0():
         seen.add(c)
         assert is_valid_org_code(make_org_code(body))
     values = {ch: i for i, ch in enumerate("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ")}
-    body = next(b for b in ("%08d" % i for i in range(10000))
-                if sum(values[c] * w for c, w in zip(b, (3, 7, 9, 10, 5, 8, 4, 2))) % 11 == 1)
+    body = next(
+        b
+        for b in (f"{i:08d}" for i in range(10000))
+        if sum(values[c] * w for c, w in zip(b, (3, 7, 9, 10, 5, 8, 4, 2))) % 11 == 1
+    )
     assert org_code_check_char(body) == "X"
 
 
@@ -216,7 +219,12 @@ def test_codes_valid_as_both_uscc_and_id_number_exist():
     assert classify_code("110101198501130035", today=TODAY) == "both"
     assert is_valid_uscc("110101198501130035")
     assert is_valid_id_number("110101198501130035", today=TODAY)
-    found = [c for c in (make_id_number("110101", date(1985, 1, 1) + timedelta(days=d), s)
-                         for d in range(60) for s in (1, 2, 3)) if is_valid_uscc(c)]
+    found = [
+        c
+        for c in (
+            make_id_number("110101", date(1985, 1, 1) + timedelta(days=d), s) for d in range(60) for s in (1, 2, 3)
+        )
+        if is_valid_uscc(c)
+    ]
     assert found and all(classify_code(c, today=TODAY) == "both" for c in found)
     assert 1 / 80 < len(found) / 180 < 1 / 10

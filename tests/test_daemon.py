@@ -16,13 +16,13 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import date, datetime, time as dtime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from datetime import time as dtime
 from pathlib import Path
 
 import duckdb
 import pytest
 import requests
-
 from conftest import SEED
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,14 +48,31 @@ class Dagster:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}/graphql"
         self.log = open(dagster_home / "dev.log", "w")
-        env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "SAFECREDIT_HOME": str(home),
-               "DAGSTER_DISABLE_TELEMETRY": "1", "GX_ANALYTICS_ENABLED": "false"}
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(dagster_home),
+            "SAFECREDIT_HOME": str(home),
+            "DAGSTER_DISABLE_TELEMETRY": "1",
+            "GX_ANALYTICS_ENABLED": "false",
+        }
         env.pop("SAFECREDIT_SOURCES", None)
         self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml",
-             "-h", "127.0.0.1", "-p", str(self.port)],
-            cwd=ROOT / "tests" / "daemon", env=env, stdout=self.log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            [
+                str(Path(sys.executable).parent / "dagster"),
+                "dev",
+                "-w",
+                "workspace.yaml",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+            ],
+            cwd=ROOT / "tests" / "daemon",
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.wait_for(lambda: self._location_loaded(), 240, "the code location to load")
 
     def query(self, text: str, variables: dict | None = None) -> dict:
@@ -67,13 +84,16 @@ class Dagster:
 
     def _location_loaded(self) -> bool:
         try:
-            data = self.query("{ workspaceOrError { ... on Workspace { locationEntries { name "
-                              "locationOrLoadError { __typename } } } } }")
+            data = self.query(
+                "{ workspaceOrError { ... on Workspace { locationEntries { name "
+                "locationOrLoadError { __typename } } } } }"
+            )
         except (requests.ConnectionError, requests.HTTPError):
             return False
         entries = data["workspaceOrError"]["locationEntries"]
-        return any(e["name"] == LOCATION and e["locationOrLoadError"]["__typename"] == "RepositoryLocation"
-                   for e in entries)
+        return any(
+            e["name"] == LOCATION and e["locationOrLoadError"]["__typename"] == "RepositoryLocation" for e in entries
+        )
 
     def wait_for(self, ready, timeout: float, what: str):
         deadline = time.monotonic() + timeout
@@ -89,26 +109,33 @@ class Dagster:
         flt = {"tags": [{"key": k, "value": v} for k, v in tags.items()]}
         if run_ids:
             flt["runIds"] = run_ids
-        data = self.query("""query($f: RunsFilter) { runsOrError(filter: $f) {
-            ... on Runs { results { runId status tags { key value } } } } }""", {"f": flt})
+        data = self.query(
+            """query($f: RunsFilter) { runsOrError(filter: $f) {
+            ... on Runs { results { runId status tags { key value } } } } }""",
+            {"f": flt},
+        )
         return data["runsOrError"]["results"]
 
     def wait_for_runs(self, timeout: float, what: str, run_ids: list[str] | None = None, **tags) -> list[dict]:
         """Every run with these ids or tags finished (at least one), all of them successful."""
+
         def done():
             runs = self.runs(run_ids, **tags)
             if runs and all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in runs):
                 return runs
             return None
+
         runs = self.wait_for(done, timeout, what)
         assert all(r["status"] == "SUCCESS" for r in runs), (runs, self.log.name)
         return runs
 
     def _instigator(self, kind: str, name: str) -> dict:
         kind_cap = kind.capitalize()
-        data = self.query(f"""query($s: {kind_cap}Selector!) {{ {kind}OrError({kind}Selector: $s) {{
+        data = self.query(
+            f"""query($s: {kind_cap}Selector!) {{ {kind}OrError({kind}Selector: $s) {{
             ... on {kind_cap} {{ {kind}State {{ status ticks(limit: 50) {{ status runIds }} }} }} }} }}""",
-                          {"s": {**SELECTOR, f"{kind}Name": name}})
+            {"s": {**SELECTOR, f"{kind}Name": name}},
+        )
         return data[f"{kind}OrError"][f"{kind}State"]
 
     def instigator_tick(self, kind: str, name: str) -> list[str] | None:
@@ -126,9 +153,13 @@ class Dagster:
                 stopped_polls.append(True)
                 return len(stopped_polls) >= 3  # three polls a second apart
             stopped_polls.clear()
-            self.query(f"mutation($s: {kind.capitalize()}Selector!) {{ reset{kind.capitalize()}("
-                       f"{kind}Selector: $s) {{ __typename }} }}", {"s": {**SELECTOR, f"{kind}Name": name}})
+            self.query(
+                f"mutation($s: {kind.capitalize()}Selector!) {{ reset{kind.capitalize()}("
+                f"{kind}Selector: $s) {{ __typename }} }}",
+                {"s": {**SELECTOR, f"{kind}Name": name}},
+            )
             return False
+
         self.wait_for(off, 60, f"{kind} {name} to stay off")
 
     def close(self):
@@ -151,8 +182,11 @@ def _published(home: Path) -> list[str]:
 def _staged_days(home: Path, dept: str) -> set[date]:
     con = duckdb.connect(str(home / "warehouse" / "warehouse.duckdb"), read_only=True)
     try:
-        rows = con.execute("SELECT DISTINCT CAST(timezone('Asia/Shanghai', updated_at) AS DATE) FROM staged.penalties "
-                           "WHERE department = ?", [dept]).fetchall()
+        rows = con.execute(
+            "SELECT DISTINCT CAST(timezone('Asia/Shanghai', updated_at) AS DATE) FROM staged.penalties "
+            "WHERE department = ?",
+            [dept],
+        ).fetchall()
     finally:
         con.close()
     return {d for (d,) in rows}
@@ -168,8 +202,9 @@ def live(sim_data, sim_meta, tmp_path_factory):
     dagster_home = home / "dagster"
     dagster_home.mkdir()
     shutil.copy(ROOT / "safecredit" / "dagster.local.yaml", dagster_home / "dagster.yaml")
-    with start_simulator(sim_data, port=0, seed=SEED, faults=(), departments=["yjj", "zjj"],
-                         sim_now=_at(end - timedelta(days=10))) as sim:
+    with start_simulator(
+        sim_data, port=0, seed=SEED, faults=(), departments=["yjj", "zjj"], sim_now=_at(end - timedelta(days=10))
+    ) as sim:
         sim.write_sources(home / "sources.yaml")
         dev = Dagster(home, dagster_home)
         try:
@@ -183,14 +218,17 @@ SELECTOR = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}
 
 def test_schedule_tick_runs_through_the_daemon_and_publishes(live):
     dev, home = live["dev"], live["home"]
-    data = dev.query("""mutation($s: ScheduleSelector!) { startSchedule(scheduleSelector: $s) {
+    data = dev.query(
+        """mutation($s: ScheduleSelector!) { startSchedule(scheduleSelector: $s) {
         __typename ... on ScheduleStateResult { scheduleState { id status } } ... on PythonError { message } } }""",
-                     {"s": {**SELECTOR, "scheduleName": "nightly_full_run"}})
+        {"s": {**SELECTOR, "scheduleName": "nightly_full_run"}},
+    )
     state = data["startSchedule"]["scheduleState"]
     assert state["status"] == "RUNNING", data
     try:
-        first = dev.wait_for(lambda: dev.instigator_tick("schedule", "nightly_full_run"), 150,
-                             "the schedule to fire a tick")
+        first = dev.wait_for(
+            lambda: dev.instigator_tick("schedule", "nightly_full_run"), 150, "the schedule to fire a tick"
+        )
     finally:  # one tick is enough: no second run every minute
         dev.switch_off("schedule", "nightly_full_run")
     runs = dev.wait_for_runs(600, "the scheduled run", first)
@@ -202,8 +240,10 @@ def test_schedule_tick_runs_through_the_daemon_and_publishes(live):
 
 def _sent_days(sim_data: Path, dept: str) -> set[date]:
     """Days (Asia/Shanghai) on which `dept` stamped a penalty version in the generated data."""
-    rows = duckdb.sql(f"SELECT DISTINCT CAST(timezone('Asia/Shanghai', updated_at::TIMESTAMPTZ) AS DATE) "
-                      f"FROM read_parquet('{sim_data}/{dept}/penalties/*.parquet')").fetchall()
+    rows = duckdb.sql(
+        f"SELECT DISTINCT CAST(timezone('Asia/Shanghai', updated_at::TIMESTAMPTZ) AS DATE) "
+        f"FROM read_parquet('{sim_data}/{dept}/penalties/*.parquet')"
+    ).fetchall()
     return {d for (d,) in rows}
 
 
@@ -220,19 +260,30 @@ def test_backfill_of_one_department_over_three_days_not_yet_landed(live, sim_dat
     assert not set(days) & _staged_days(home, "zjj")
     graph = dev.query("{ assetNodes { assetKey { path } } }")["assetNodes"]
     keys = [{"path": n["assetKey"]["path"]} for n in graph]
-    data = dev.query("""mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
+    data = dev.query(
+        """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
         __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message stack } } }""",
-                     {"p": {"partitionNames": [d.isoformat() for d in days], "assetSelection": keys,
-                            "tags": [{"key": "safecredit/departments", "value": "zjj"}]}})
+        {
+            "p": {
+                "partitionNames": [d.isoformat() for d in days],
+                "assetSelection": keys,
+                "tags": [{"key": "safecredit/departments", "value": "zjj"}],
+            }
+        },
+    )
     backfill = data["launchPartitionBackfill"]
     assert backfill["__typename"] == "LaunchBackfillSuccess", backfill
 
     def finished():
-        b = dev.query("""query($id: String!) { partitionBackfillOrError(backfillId: $id) {
-            ... on PartitionBackfill { status } } }""", {"id": backfill["backfillId"]})
+        b = dev.query(
+            """query($id: String!) { partitionBackfillOrError(backfillId: $id) {
+            ... on PartitionBackfill { status } } }""",
+            {"id": backfill["backfillId"]},
+        )
         status = b["partitionBackfillOrError"]["status"]
-        return status if status in ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED",
-                                    "CANCELED") else None
+        return (
+            status if status in ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED") else None
+        )
 
     assert dev.wait_for(finished, 900, "the backfill") in ("COMPLETED", "COMPLETED_SUCCESS")
     dev.wait_for_runs(60, "the backfill's runs", **{"dagster/backfill": backfill["backfillId"]})
@@ -246,14 +297,17 @@ def test_change_sensor_sees_a_new_record_and_its_run_publishes(live):
     dev, home, sim, end = live["dev"], live["home"], live["sim"], live["end"]
     sim.set_now(_at(end))  # yjj has ten days it has not sent us yet
     before = _published(home)
-    data = dev.query("""mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) {
+    data = dev.query(
+        """mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) {
         __typename ... on Sensor { sensorState { id status } } ... on PythonError { message } } }""",
-                     {"s": {**SELECTOR, "sensorName": "department_changes"}})
+        {"s": {**SELECTOR, "sensorName": "department_changes"}},
+    )
     state = data["startSensor"]["sensorState"]
     assert state["status"] == "RUNNING", data
     try:
-        first = dev.wait_for(lambda: dev.instigator_tick("sensor", "department_changes"), 180,
-                             "the sensor to request a run")
+        first = dev.wait_for(
+            lambda: dev.instigator_tick("sensor", "department_changes"), 180, "the sensor to request a run"
+        )
     finally:
         dev.switch_off("sensor", "department_changes")
     runs = dev.wait_for_runs(600, "the sensor's run", first)
@@ -274,15 +328,33 @@ def test_the_ui_shows_per_table_lineage_and_the_gate(live, tmp_path):
     dev = live["dev"]
     dev.query("mutation { setNuxSeen }")  # the first-visit newsletter dialog would cover the graph
     base = dev.url.removesuffix("/graphql")
-    pages = {"asset-lineage.png": "/assets/feeds/blacklist?view=lineage&lineageScope=upstream&lineageDepth=4",
-             "asset-checks.png": "/assets/rules/blacklist?view=checks"}
+    pages = {
+        "asset-lineage.png": "/assets/feeds/blacklist?view=lineage&lineageScope=upstream&lineageDepth=4",
+        "asset-checks.png": "/assets/rules/blacklist?view=checks",
+    }
     for name, path in pages.items():
         png = tmp_path / name
-        subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                        f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=30000",
-                        "--window-size=1600,1000", f"--screenshot={png}", base + path],
-                       check=True, capture_output=True, timeout=180)
+        subprocess.run(
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={tmp_path / 'profile'}",
+                "--virtual-time-budget=30000",
+                "--window-size=1600,1000",
+                f"--screenshot={png}",
+                base + path,
+            ],
+            check=True,
+            capture_output=True,
+            timeout=180,
+        )
         assert png.stat().st_size > 50_000, name  # a drawn page, not a blank one
         if os.environ.get("SAFECREDIT_UPDATE_DOCS") == "1":
             shutil.copy(png, ROOT / "docs" / name)
@@ -293,5 +365,9 @@ def test_the_ui_shows_per_table_lineage_and_the_gate(live, tmp_path):
     checks = dev.query("""{ assetNodeOrError(assetKey: {path: ["rules", "blacklist"]}) { ... on AssetNode {
         assetChecksOrError { ... on AssetChecks { checks { name blocking } } } } } }""")
     found = {c["name"]: c["blocking"] for c in checks["assetNodeOrError"]["assetChecksOrError"]["checks"]}
-    assert found == {"unique_ids": True, "no_full_id_numbers": True, "shrink_within_policy": True,
-                     "sources_fresh": True}
+    assert found == {
+        "unique_ids": True,
+        "no_full_id_numbers": True,
+        "shrink_within_policy": True,
+        "sources_fresh": True,
+    }

@@ -23,9 +23,11 @@ def test_every_generated_record_is_staged_or_quarantined(pipeline_run, sim_meta)
     for dept, per_ds in sim_meta["counts"].items():
         for ds, n in per_ds.items():
             staged = con.execute(f"SELECT count(*) FROM staged.{ds} WHERE department = ?", [dept]).fetchone()[0]
-            held = con.execute("SELECT count(DISTINCT (fetch_id, seq)) FROM quality.violations "
-                               "WHERE dataset = ? AND department = ? AND severity = 'quarantine'",
-                               [ds, dept]).fetchone()[0]
+            held = con.execute(
+                "SELECT count(DISTINCT (fetch_id, seq)) FROM quality.violations "
+                "WHERE dataset = ? AND department = ? AND severity = 'quarantine'",
+                [ds, dept],
+            ).fetchone()[0]
             assert staged + held == n, (dept, ds, staged, held, n)
 
 
@@ -53,12 +55,20 @@ def test_golden_a1_and_b1_subjects_are_listed(pipeline_run, sim_meta):
         golden = [s for s in sim_meta["scenarios"] if s["ground"] == ground]
         assert golden, f"generator has no {ground} scenario"
         for sc in golden:
-            units = [r for r in rows if r["ground"] == ground and r["subject_type"] == "unit"
-                     and r["subject_id"] == sc["uscc"]]
+            units = [
+                r
+                for r in rows
+                if r["ground"] == ground and r["subject_type"] == "unit" and r["subject_id"] == sc["uscc"]
+            ]
             assert units, (ground, sc)
             assert units[0]["status"] in {"listed", "pending"}
-            persons = [r for r in rows if r["ground"] == ground and r["subject_type"] == "person"
-                       and r["decision_no"] == units[0]["decision_no"]]
+            persons = [
+                r
+                for r in rows
+                if r["ground"] == ground
+                and r["subject_type"] == "person"
+                and r["decision_no"] == units[0]["decision_no"]
+            ]
             assert persons, f"{ground}: the principal is listed with the unit"
             assert persons[0]["subject_code"].startswith("*") and len(persons[0]["subject_code"]) == 18
 
@@ -83,8 +93,12 @@ def test_explain_names_the_department_records_behind_an_entry(pipeline_run, sim_
     golden = next(s for s in sim_meta["scenarios"] if s["ground"] == "A1")
     entry = next(r for r in rows if r["ground"] == "A1" and r["subject_id"] == golden["uscc"])
     bin_ = Path(sys.executable).parent / "safecredit"
-    r = subprocess.run([str(bin_), "explain", entry["entry_id"], "--home", str(pipeline_run["home"]), "--json"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [str(bin_), "explain", entry["entry_id"], "--home", str(pipeline_run["home"]), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["entry"]["entry_id"] == entry["entry_id"]
@@ -92,11 +106,19 @@ def test_explain_names_the_department_records_behind_an_entry(pipeline_run, sim_
     assert {v["record_id"] for v in doc["penalty_versions"]} <= set(golden["record_ids"]["penalties"])
     assert doc["accident"] and doc["accident"][0]["grade"] in {"重大", "特别重大"}
     assert not __import__("re").search(r"\d{17}[\dX]", r.stdout)  # no full ID numbers
-    readable = subprocess.run([str(bin_), "explain", entry["entry_id"], "--home", str(pipeline_run["home"])],
-                              capture_output=True, text=True, timeout=120)
+    readable = subprocess.run(
+        [str(bin_), "explain", entry["entry_id"], "--home", str(pipeline_run["home"])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert readable.returncode == 0 and entry["entry_id"] in readable.stdout
-    missing = subprocess.run([str(bin_), "explain", "E0000000000000000", "--home", str(pipeline_run["home"])],
-                             capture_output=True, text=True, timeout=120)
+    missing = subprocess.run(
+        [str(bin_), "explain", "E0000000000000000", "--home", str(pipeline_run["home"])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert missing.returncode == 2 and "Nothing known" in missing.stderr
 
 
@@ -112,14 +134,22 @@ def test_publish_restore_serves_an_earlier_version_as_a_new_one(pipeline_run, tm
         shutil.copytree(pipeline_run["home"] / d, tmp_path / d)
     old = json.loads((tmp_path / "exports" / "blacklist" / "versions.json").read_text(encoding="utf-8"))
     bin_ = Path(sys.executable).parent / "safecredit"
-    r = subprocess.run([str(bin_), "publish", "--restore", old["last_successful"], "--home", str(tmp_path)],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [str(bin_), "publish", "--restore", old["last_successful"], "--home", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     new = json.loads((tmp_path / "exports" / "blacklist" / "versions.json").read_text(encoding="utf-8"))
     assert new["last_successful"] != old["last_successful"]
     assert new["items"][0]["restored_from"] == old["last_successful"]
     pem = SigningKey.load_or_create(tmp_path / "keys").public_pem()
     verify_version(tmp_path / "exports", "blacklist", new["last_successful"], pem)
-    bad = subprocess.run([str(bin_), "publish", "--restore", "20000101T000000Z-000000", "--home", str(tmp_path)],
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [str(bin_), "publish", "--restore", "20000101T000000Z-000000", "--home", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode != 0 and "Traceback" not in bad.stderr

@@ -21,8 +21,9 @@ from safecredit.simulator import start_simulator
 from safecredit.staging import load_raw, stage
 from safecredit.warehouse import connect
 
-FAST = RetryPolicy(max_attempts=6, backoff_base=0.01, backoff_max=0.05, max_retry_after=0.05,
-                   connect_timeout=2.0, read_timeout=1.0)
+FAST = RetryPolicy(
+    max_attempts=6, backoff_base=0.01, backoff_max=0.05, max_retry_after=0.05, connect_timeout=2.0, read_timeout=1.0
+)
 DATASETS = config.DATASETS
 
 
@@ -37,16 +38,17 @@ class Outcome:
         """(department, dataset, record_id) → {(rule_id, field)}"""
         out: dict[tuple, set] = {}
         for dept, ds, rid, rule, field in self.con.execute(
-                "SELECT department, dataset, record_id, rule_id, field FROM quality.violations "
-                "WHERE severity = 'quarantine'").fetchall():
+            "SELECT department, dataset, record_id, rule_id, field FROM quality.violations "
+            "WHERE severity = 'quarantine'"
+        ).fetchall():
             out.setdefault((dept, ds, rid), set()).add((rule, field))
         return out
 
     def flagged(self) -> dict[tuple, set[str]]:
         out: dict[tuple, set] = {}
         for dept, ds, rid, rule in self.con.execute(
-                "SELECT department, dataset, record_id, rule_id FROM quality.violations "
-                "WHERE severity = 'flag'").fetchall():
+            "SELECT department, dataset, record_id, rule_id FROM quality.violations WHERE severity = 'flag'"
+        ).fetchall():
             out.setdefault((dept, ds, rid), set()).add(rule)
         return out
 
@@ -74,8 +76,12 @@ def ingest(data_dir, tmp_path, faults, seed=11, page_limit=100, **sim_kw) -> Out
     raw = tmp_path / "raw"
     try:
         results = pull_all(sim, tmp_path, page_limit)
-        truth = [{**t, "department": d["id"], "dataset": ds}
-                 for d in sim.departments for ds in d["datasets"] for t in sim.truth(d["id"], ds)]
+        truth = [
+            {**t, "department": d["id"], "dataset": ds}
+            for d in sim.departments
+            for ds in d["datasets"]
+            for t in sim.truth(d["id"], ds)
+        ]
     finally:
         sim.stop()
     con = connect(tmp_path / "warehouse.duckdb")
@@ -154,8 +160,11 @@ def test_many_bad_records_hold_back_their_batch_only(sim_data, tmp_path, baselin
     held_sources = {(d, ds) for d, ds, _ in held}
     quarantined = o.quarantined()
     for ds in DATASETS:
-        base = {x for x in baseline.current(ds, "department, record_id")
-                if (x[0], ds) not in held_sources and (x[0], ds, x[1]) not in quarantined}
+        base = {
+            x
+            for x in baseline.current(ds, "department, record_id")
+            if (x[0], ds) not in held_sources and (x[0], ds, x[1]) not in quarantined
+        }
         assert base <= set(o.current(ds, "department, record_id")), ds  # the other sources are staged
 
 
@@ -176,6 +185,7 @@ def test_fines_in_yuan_are_quarantined_never_rescaled(sim_data, tmp_path):
 
 # -- data faults that are normalised and staged ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("fault", ["fullwidth", "date_formats", "embedded_newlines", "name_variants"])
 def test_normalisable_faults_are_staged_with_canonical_values(fault, sim_data, tmp_path, baseline):
     o = ingest(sim_data, tmp_path, faults={fault: 0.2})
@@ -189,10 +199,14 @@ def test_normalisable_faults_are_staged_with_canonical_values(fault, sim_data, t
         # the values after normalisation equal the clean run's, column for column
         for ds in ("penalties", "enterprises"):
             order = "ORDER BY department, record_id"
-            a = o.con.execute(f"SELECT * EXCLUDE (fetch_id, seq, landed_at, flags, extra_fields, updated_at) "
-                              f"FROM staged.{ds}_current {order}").fetchall()
-            b = baseline.con.execute(f"SELECT * EXCLUDE (fetch_id, seq, landed_at, flags, extra_fields, updated_at) "
-                                     f"FROM staged.{ds}_current {order}").fetchall()
+            a = o.con.execute(
+                f"SELECT * EXCLUDE (fetch_id, seq, landed_at, flags, extra_fields, updated_at) "
+                f"FROM staged.{ds}_current {order}"
+            ).fetchall()
+            b = baseline.con.execute(
+                f"SELECT * EXCLUDE (fetch_id, seq, landed_at, flags, extra_fields, updated_at) "
+                f"FROM staged.{ds}_current {order}"
+            ).fetchall()
             if fault == "fullwidth":  # names keep full-width brackets as sent (Chinese text); codes and numbers match
                 a = [tuple(x for x in r if not isinstance(x, str) or x.isascii()) for r in a]
                 b = [tuple(x for x in r if not isinstance(x, str) or x.isascii()) for r in b]
@@ -217,11 +231,14 @@ def test_grade_below_casualties_is_flagged_and_kept(sim_data, tmp_path):
     assert truth
     flagged = o.flagged()
     for t in truth:
-        assert "ACCIDENTS-GRADE-BELOW-CASUALTIES" in flagged.get((t["department"], "accidents", t["record_id"]), set()), t
+        assert "ACCIDENTS-GRADE-BELOW-CASUALTIES" in flagged.get(
+            (t["department"], "accidents", t["record_id"]), set()
+        ), t
         assert (t["department"], t["record_id"]) in o.staged_ids("accidents")
 
 
 # -- schema drift --------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("fault", ["renamed_field", "missing_field"])
 def test_schema_drift_holds_back_the_batch_naming_department_dataset_field(fault, sim_data, tmp_path):
@@ -233,8 +250,12 @@ def test_schema_drift_holds_back_the_batch_naming_department_dataset_field(fault
         reasons = [r for d, ds, r in held if d == t["department"] and ds == t["dataset"]]
         assert reasons, t
         assert t["department"] in reasons[0] and t["dataset"] in reasons[0] and t["field"] in reasons[0]
-        assert o.con.execute(f"SELECT count(*) FROM staged.{t['dataset']} WHERE department = ?",
-                             [t["department"]]).fetchone()[0] == 0
+        assert (
+            o.con.execute(
+                f"SELECT count(*) FROM staged.{t['dataset']} WHERE department = ?", [t["department"]]
+            ).fetchone()[0]
+            == 0
+        )
 
 
 def test_unknown_field_is_reported_not_fatal(sim_data, tmp_path, baseline):
@@ -242,10 +263,13 @@ def test_unknown_field_is_reported_not_fatal(sim_data, tmp_path, baseline):
     assert o.con.execute("SELECT count(*) FROM quality.batches WHERE held").fetchone()[0] == 0
     unknown = {f for (fs,) in o.con.execute("SELECT unknown_fields FROM quality.batches").fetchall() for f in fs}
     assert unknown == {"AQ_XZ_NEW"}
-    assert set(o.current("penalties", "department, record_id")) == set(baseline.current("penalties", "department, record_id"))
+    assert set(o.current("penalties", "department, record_id")) == set(
+        baseline.current("penalties", "department, record_id")
+    )
 
 
 # -- history -------------------------------------------------------------------------------------------
+
 
 def test_duplicate_decision_from_two_departments_is_kept_once_and_reported(sim_data, tmp_path):
     o = ingest(sim_data, tmp_path, faults={"duplicates": 0.2})
@@ -253,8 +277,10 @@ def test_duplicate_decision_from_two_departments_is_kept_once_and_reported(sim_d
     assert truth
     reported = {r for (r,) in o.con.execute("SELECT record_id FROM subjects.duplicate_decisions").fetchall()}
     assert {t["record_id"] for t in truth} <= reported
-    once = o.con.execute("SELECT count(*) FROM (SELECT authority_code, decision_no FROM subjects.penalties "
-                         "GROUP BY ALL HAVING count(*) > 1)").fetchone()[0]
+    once = o.con.execute(
+        "SELECT count(*) FROM (SELECT authority_code, decision_no FROM subjects.penalties "
+        "GROUP BY ALL HAVING count(*) > 1)"
+    ).fetchone()[0]
     assert once == 0
 
 
@@ -278,11 +304,23 @@ def test_late_records_are_landed(sim_data, tmp_path, baseline):
 
 # -- encodings and HTTP trouble: nothing lost ---------------------------------------------------------
 
-@pytest.mark.parametrize("faults", [
-    {"gbk": 1.0}, {"utf8_bom": 1.0, "crlf": 1.0}, {"numeric_json": 1.0},
-    {"http_429": 0.3}, {"http_5xx": 0.3}, {"cut_short": 0.2}, {"stall": 0.03},
-    {"expired_cursor": 0.3}, {"short_pages": 0.5}, {"page_repeat": 0.5},
-], ids=lambda f: "+".join(f))
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        {"gbk": 1.0},
+        {"utf8_bom": 1.0, "crlf": 1.0},
+        {"numeric_json": 1.0},
+        {"http_429": 0.3},
+        {"http_5xx": 0.3},
+        {"cut_short": 0.2},
+        {"stall": 0.03},
+        {"expired_cursor": 0.3},
+        {"short_pages": 0.5},
+        {"page_repeat": 0.5},
+    ],
+    ids=lambda f: "+".join(f),
+)
 def test_transport_faults_lose_nothing(faults, sim_data, tmp_path, baseline):
     o = ingest(sim_data, tmp_path, faults=faults, stall_seconds=1.5, page_limit=40)
     _all_landed(o)

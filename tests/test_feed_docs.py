@@ -18,6 +18,7 @@ def test_documented_columns_are_the_published_columns(pipeline_run):
     index = json.loads((exports / "index.json").read_text(encoding="utf-8"))
     assert set(index["feeds"]) == set(FEEDS)
     for feed, spec in FEEDS.items():
-        manifest = json.loads((exports / feed / index["feeds"][feed]["latest"] / "manifest.json")
-                              .read_text(encoding="utf-8"))
+        manifest = json.loads(
+            (exports / feed / index["feeds"][feed]["latest"] / "manifest.json").read_text(encoding="utf-8")
+        )
         assert [c["name"] for c in manifest["columns"]] == list(spec.columns), feed

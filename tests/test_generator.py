@@ -14,11 +14,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from safecredit.codes import (is_valid_id_number, is_valid_org_code, is_valid_reg_no15,
-                              is_valid_uscc)
-from safecredit.generator import (CALIBRATION_TOLERANCE, DATASET_FIELDS, DEFAULT_DEPARTMENTS,
-                                  REFERENCE_RECORD, REFERENCE_SUBJECTS, calibration_sample,
-                                  generate)
+from safecredit.codes import is_valid_id_number, is_valid_org_code, is_valid_reg_no15, is_valid_uscc
+from safecredit.generator import (
+    CALIBRATION_TOLERANCE,
+    DATASET_FIELDS,
+    DEFAULT_DEPARTMENTS,
+    REFERENCE_RECORD,
+    REFERENCE_SUBJECTS,
+    calibration_sample,
+    generate,
+)
 
 SCALE = 3000
 START, END = date(2019, 1, 1), date(2026, 11, 22)
@@ -33,8 +38,7 @@ def read(root: Path, dept: str, dataset: str) -> pa.Table:
 
 
 def read_all(root: Path, dataset: str) -> pa.Table:
-    return pa.concat_tables(read(root, d["id"], dataset) for d in DEFAULT_DEPARTMENTS
-                            if dataset in d["datasets"])
+    return pa.concat_tables(read(root, d["id"], dataset) for d in DEFAULT_DEPARTMENTS if dataset in d["datasets"])
 
 
 def values(table: pa.Table, column: str) -> list[str]:
@@ -42,8 +46,11 @@ def values(table: pa.Table, column: str) -> list[str]:
 
 
 def digests(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +66,11 @@ def run(tmp_path_factory):
 def test_default_departments():
     got = {d["id"]: (d["name"], d["datasets"], d["transports"]) for d in DEFAULT_DEPARTMENTS}
     assert got == {
-        "yjj": ("市应急管理局", ["enterprises", "penalties", "accidents", "intermediary_ratings",
-                            "credit_actions"], ["json", "csv"]),
+        "yjj": (
+            "市应急管理局",
+            ["enterprises", "penalties", "accidents", "intermediary_ratings", "credit_actions"],
+            ["json", "csv"],
+        ),
         "zjj": ("市住房和城乡建设局", ["penalties", "credit_actions"], ["csv"]),
         "jtj": ("市交通运输局", ["penalties", "accidents"], ["json"]),
         "scj": ("市市场监督管理局", ["penalties"], ["json", "csv"]),
@@ -75,8 +85,7 @@ def test_meta_json(run):
     assert on_disk == meta
     text = (root / "meta.json").read_text(encoding="utf-8")
     assert text == json.dumps(meta, ensure_ascii=False, sort_keys=True, indent=2) + "\n"
-    assert {"generator_version", "seed", "scale", "start", "end", "departments", "counts",
-            "scenarios"} <= set(meta)
+    assert {"generator_version", "seed", "scale", "start", "end", "departments", "counts", "scenarios"} <= set(meta)
     assert meta["seed"] == 7 and meta["scale"] == SCALE
     assert (meta["start"], meta["end"]) == (START.isoformat(), END.isoformat())
     for d in meta["departments"]:
@@ -88,15 +97,14 @@ def test_meta_json(run):
 
 EXPECTED_FIELDS = {
     "penalties": "CF_XDR_MC CF_XDR_LB CF_XDR_SHXYM CF_XDR_GSZC CF_XDR_ZZJG CF_FRDB CF_FR_ZJLX "
-                 "CF_FR_ZJHM CF_XDR_ZJLX CF_XDR_ZJHM CF_WSH CF_WFXW CF_SY CF_YJ CF_CFLB CF_NR "
-                 "CF_NR_FK CF_NR_WFFF CF_NR_ZKDX CF_JDRQ CF_YXQ CF_GSJZQ CF_CFJG CF_CFJGDM CF_SJLY "
-                 "CF_SJLYDM AQ_WFDM AQ_SGBH AQ_QJ AQ_ZXZT AQ_ZYFZR AQ_ZYFZR_ZJHM AQ_CFDX",
+    "CF_FR_ZJHM CF_XDR_ZJLX CF_XDR_ZJHM CF_WSH CF_WFXW CF_SY CF_YJ CF_CFLB CF_NR "
+    "CF_NR_FK CF_NR_WFFF CF_NR_ZKDX CF_JDRQ CF_YXQ CF_GSJZQ CF_CFJG CF_CFJGDM CF_SJLY "
+    "CF_SJLYDM AQ_WFDM AQ_SGBH AQ_QJ AQ_ZXZT AQ_ZYFZR AQ_ZYFZR_ZJHM AQ_CFDX",
     "accidents": "SG_BH SG_MC SG_FSSJ SG_XZQH SG_DWMC SG_DWDM SG_HYLB SG_LX SG_SWRS SG_ZSRS "
-                 "SG_JJSS SG_DJ SG_ZR SG_BGQK SG_JARQ SG_ZYFZR SG_ZYFZR_ZJHM SG_ZYFZR_TN",
-    "intermediary_ratings": "JG_MC JG_DM JG_ZZLX JG_ZSBH JG_ZZYXQ PJ_ZQ PJ_DF PJ_DJ PJ_WGQX PJ_JG "
-                            "PJ_RQ",
+    "SG_JJSS SG_DJ SG_ZR SG_BGQK SG_JARQ SG_ZYFZR SG_ZYFZR_ZJHM SG_ZYFZR_TN",
+    "intermediary_ratings": "JG_MC JG_DM JG_ZZLX JG_ZSBH JG_ZZYXQ PJ_ZQ PJ_DF PJ_DJ PJ_WGQX PJ_JG PJ_RQ",
     "enterprises": "QY_DM QY_MC QY_CYM QY_ZCH QY_ZZJGDM QY_FDDBR QY_ZYFZR QY_ZYFZR_ZJHM QY_HYDM "
-                   "QY_GWHY QY_XZQH QY_ZT QY_CLRQ QY_BZHDJ QY_CYRS",
+    "QY_GWHY QY_XZQH QY_ZT QY_CLRQ QY_BZHDJ QY_CYRS",
     "credit_actions": "XD_LX XD_DXLX XD_DXDM XD_WSH XD_RQ XD_JG XD_JGDM XD_SM",
 }
 
@@ -126,8 +134,7 @@ def test_field_lists_match_the_spec_document():
         codes = []
         for line in section.splitlines():
             cell = line.split("|")[1].strip() if line.startswith("| ") else ""
-            codes += [c.strip() for c in cell.split("/") if re.fullmatch(r"[A-Z][A-Z0-9_]+",
-                                                                       c.strip())]
+            codes += [c.strip() for c in cell.split("/") if re.fullmatch(r"[A-Z][A-Z0-9_]+", c.strip())]
         assert codes == DATASET_FIELDS[m.group(1)], m.group(1)
 
 
@@ -184,11 +191,22 @@ def test_codes_in_the_output_are_valid_and_unique(run):
     acc = read_all(root, "accidents")
     rat = read(root, "yjj", "intermediary_ratings")
     cra = read_all(root, "credit_actions")
-    usccs = (values(ent, "QY_DM") + values(pen, "CF_XDR_SHXYM") + values(pen, "CF_CFJGDM")
-             + values(pen, "CF_SJLYDM") + values(acc, "SG_DWDM") + values(rat, "JG_DM")
-             + values(cra, "XD_JGDM"))
-    ids = (values(ent, "QY_ZYFZR_ZJHM") + values(pen, "CF_FR_ZJHM") + values(pen, "CF_XDR_ZJHM")
-           + values(pen, "AQ_ZYFZR_ZJHM") + values(acc, "SG_ZYFZR_ZJHM"))
+    usccs = (
+        values(ent, "QY_DM")
+        + values(pen, "CF_XDR_SHXYM")
+        + values(pen, "CF_CFJGDM")
+        + values(pen, "CF_SJLYDM")
+        + values(acc, "SG_DWDM")
+        + values(rat, "JG_DM")
+        + values(cra, "XD_JGDM")
+    )
+    ids = (
+        values(ent, "QY_ZYFZR_ZJHM")
+        + values(pen, "CF_FR_ZJHM")
+        + values(pen, "CF_XDR_ZJHM")
+        + values(pen, "AQ_ZYFZR_ZJHM")
+        + values(acc, "SG_ZYFZR_ZJHM")
+    )
     assert len(usccs) > 5_000 and len(ids) > 3_000
     assert all(is_valid_uscc(c) for c in usccs)
     assert all(is_valid_id_number(c, today=today) for c in ids)
@@ -238,14 +256,34 @@ def test_values_are_clean_and_canonical(run):
     assert all(MONEY.fullmatch(v) for v in values(acc, "SG_JJSS"))
     for v in values(acc, "SG_FSSJ"):
         assert START <= datetime.strptime(v, "%Y-%m-%d %H:%M:%S").date() <= END
-    allowed = {"警告", "通报批评", "罚款", "没收违法所得", "没收非法财物", "暂扣许可证件", "降低资质等级",
-               "吊销许可证件", "限制开展生产经营活动", "责令停产停业", "责令关闭", "限制从业", "行政拘留",
-               "其他"}
+    allowed = {
+        "警告",
+        "通报批评",
+        "罚款",
+        "没收违法所得",
+        "没收非法财物",
+        "暂扣许可证件",
+        "降低资质等级",
+        "吊销许可证件",
+        "限制开展生产经营活动",
+        "责令停产停业",
+        "责令关闭",
+        "限制从业",
+        "行政拘留",
+        "其他",
+    }
     assert all(set(v.split(";")) <= allowed for v in values(pen, "CF_CFLB"))
     assert set(values(pen, "AQ_WFDM")) <= {
-        "ACCIDENT_LIABILITY", "ACCIDENT_CONCEALED", "PRINCIPAL_ABSCONDED", "UNLICENSED_OPERATION",
-        "AGENCY_FRAUD", "REFUSED_EXECUTION", "HIDDEN_DANGER_UNFIXED", "NO_LIABILITY_INSURANCE",
-        "OTHER"}
+        "ACCIDENT_LIABILITY",
+        "ACCIDENT_CONCEALED",
+        "PRINCIPAL_ABSCONDED",
+        "UNLICENSED_OPERATION",
+        "AGENCY_FRAUD",
+        "REFUSED_EXECUTION",
+        "HIDDEN_DANGER_UNFIXED",
+        "NO_LIABILITY_INSURANCE",
+        "OTHER",
+    }
     # no full-width ASCII forms in codes, dates and amounts
     for t in (pen, acc):
         for c in t.column_names:
@@ -255,8 +293,12 @@ def test_values_are_clean_and_canonical(run):
 
 def test_updated_at_follows_the_business_date(run):
     root, _ = run
-    checks = [("penalties", "CF_JDRQ"), ("accidents", "SG_FSSJ"), ("credit_actions", "XD_RQ"),
-              ("intermediary_ratings", "PJ_RQ")]
+    checks = [
+        ("penalties", "CF_JDRQ"),
+        ("accidents", "SG_FSSJ"),
+        ("credit_actions", "XD_RQ"),
+        ("intermediary_ratings", "PJ_RQ"),
+    ]
     for ds, col in checks:
         t = read_all(root, ds)
         for up, biz in zip(t["updated_at"].to_pylist(), t[col].to_pylist()):
@@ -280,15 +322,16 @@ def test_registry_mix(tmp_path):
     assert 0.06 < pc.sum(pc.is_valid(ent["QY_CYM"])).as_py() / n < 0.10
     assert 12 <= np.median(np.array(ent["QY_CYRS"].to_pylist(), int)) <= 30
     names = values(ent, "QY_MC")
-    assert all(v.startswith(("江城", "青溪县", "白石县", "临江市", "东湖区", "西江区", "南港区",
-                             "北山区", "江北区")) for v in names)
+    assert all(
+        v.startswith(("江城", "青溪县", "白石县", "临江市", "东湖区", "西江区", "南港区", "北山区", "江北区"))
+        for v in names
+    )
     companies = [v for v in names if v.endswith("公司")]
     assert 0.85 < len(companies) / n < 0.98
     assert all(v.endswith(("有限公司", "有限责任公司", "股份有限公司")) for v in companies)
     assert {v[:4] for v in values(ent, "QY_XZQH")} == {"3312"}
     rat = read(tmp_path, "yjj", "intermediary_ratings")
-    assert len(set(values(rat, "JG_DM"))) <= 60 and set(values(rat, "JG_DM")) <= set(
-        values(ent, "QY_DM"))
+    assert len(set(values(rat, "JG_DM"))) <= 60 and set(values(rat, "JG_DM")) <= set(values(ent, "QY_DM"))
     pen = read_all(tmp_path, "penalties")
     total = sum(c["penalties"] for c in meta["counts"].values())
     assert 0.35 * 20_000 < total < 0.5 * 20_000
@@ -313,8 +356,7 @@ def test_registry_mix(tmp_path):
         if code == "AGENCY_FRAUD" and uscc is not None:
             assert uscc in agencies
     # person penalties name a valid person and say so consistently
-    for lb, cfdx, zjhm in zip(pen["CF_XDR_LB"].to_pylist(), pen["AQ_CFDX"].to_pylist(),
-                              pen["CF_XDR_ZJHM"].to_pylist()):
+    for lb, cfdx, zjhm in zip(pen["CF_XDR_LB"].to_pylist(), pen["AQ_CFDX"].to_pylist(), pen["CF_XDR_ZJHM"].to_pylist()):
         assert (lb == "自然人") == (cfdx == "个人") == (zjhm is not None)
     assert "个体工商户" in set(values(pen, "CF_XDR_LB"))
 
@@ -334,8 +376,7 @@ def test_accident_links(run):
         assert 88 <= gap <= 205
         if r["AQ_CFDX"] == "单位":
             assert r["CF_XDR_SHXYM"] == a["SG_DWDM"]
-            lo, hi = {"一般": (30, 100), "较大": (100, 200), "重大": (200, 1000),
-                      "特别重大": (1000, 2000)}[a["SG_DJ"]]
+            lo, hi = {"一般": (30, 100), "较大": (100, 200), "重大": (200, 1000), "特别重大": (1000, 2000)}[a["SG_DJ"]]
             k = (2, 5) if r["AQ_QJ"] == "特别严重" else (1, 1)
             assert lo * k[0] <= float(r["CF_NR_FK"]) <= hi * k[1] + 0.5
         else:
@@ -350,8 +391,7 @@ def test_accident_links(run):
         if r["SG_JARQ"] is None:
             assert r["SG_ZR"] == "调查中"
         else:
-            d = (date.fromisoformat(r["SG_JARQ"])
-                 - datetime.fromisoformat(r["SG_FSSJ"]).date()).days
+            d = (date.fromisoformat(r["SG_JARQ"]) - datetime.fromisoformat(r["SG_FSSJ"]).date()).days
             assert 60 <= d <= 120 and r["SG_ZR"] != "调查中"
     # credit actions point at decisions of the department that made them
     decisions = {(r["CF_WSH"], r["CF_CFJG"]): r for r in pen.to_pylist()}
@@ -361,8 +401,7 @@ def test_accident_links(run):
         assert r["XD_DXDM"] in (p["CF_XDR_SHXYM"], p["CF_XDR_ZJHM"])
         assert r["XD_RQ"] >= p["CF_JDRQ"]
         if r["XD_LX"] == "信用修复":
-            assert date.fromisoformat(r["XD_RQ"]) >= date.fromisoformat(p["CF_JDRQ"]) + timedelta(
-                days=390)
+            assert date.fromisoformat(r["XD_RQ"]) >= date.fromisoformat(p["CF_JDRQ"]) + timedelta(days=390)
 
 
 # --------------------------------------------------------------------------- calibration
@@ -371,8 +410,7 @@ def test_accident_links(run):
 def grade_by_numbers(deaths: int, injuries: int, loss_wan: float) -> int:
     """rules.md §2, written independently of the generator: the highest dimension wins."""
     g = 0
-    for bounds, v in (((3, 10, 30), deaths), ((10, 50, 100), injuries),
-                      ((1000, 5000, 10000), loss_wan)):
+    for bounds, v in (((3, 10, 30), deaths), ((10, 50, 100), injuries), ((1000, 5000, 10000), loss_wan)):
         g = max(g, sum(v >= b for b in bounds))
     return g
 
@@ -385,8 +423,7 @@ def test_accident_calibration_2011_2015(seed):
         ref = REFERENCE_RECORD[name]
         assert abs(m.sum() - ref["accidents"]) <= CALIBRATION_TOLERANCE * ref["accidents"]
         assert abs(f["deaths"][m].sum() - ref["deaths"]) <= CALIBRATION_TOLERANCE * ref["deaths"]
-    grades = np.array([grade_by_numbers(d, i, l / 100) for d, i, l in
-                       zip(f["deaths"], f["injuries"], f["loss"])])
+    grades = np.array([grade_by_numbers(d, i, loss / 100) for d, i, loss in zip(f["deaths"], f["injuries"], f["loss"])])
     assert (grades == f["grade"]).all()
     years = (f["ts"] // 86400).astype("datetime64[D]").astype("datetime64[Y]").astype(int) + 1970
     assert set(years) == set(range(2011, 2016))
@@ -408,8 +445,15 @@ def test_calibration_pooled_over_seeds():
 
 
 def test_generated_accidents_match_the_record_at_reference_scale(tmp_path):
-    generate(tmp_path, seed=9, scale=REFERENCE_SUBJECTS, start=date(2011, 1, 1),
-             end=date(2015, 12, 31), scenarios=False, penalties_per_subject=0.05)
+    generate(
+        tmp_path,
+        seed=9,
+        scale=REFERENCE_SUBJECTS,
+        start=date(2011, 1, 1),
+        end=date(2015, 12, 31),
+        scenarios=False,
+        penalties_per_subject=0.05,
+    )
     road = read(tmp_path, "jtj", "accidents")
     rest = read(tmp_path, "yjj", "accidents")
     tol = CALIBRATION_TOLERANCE
@@ -447,8 +491,7 @@ def _check_scenarios(root: Path, meta: dict) -> None:
             assert s["expected_status"] != "listed"
         trig = [pen[r] for r in s["record_ids"]["penalties"] if pen[r]["CF_WSH"] == s["cf_wsh"]]
         assert trig and trig[0]["CF_JDRQ"] == s["decision_date"]
-        assert trig[0]["CF_CFJG"] == next(d["full_name"] for d in DEFAULT_DEPARTMENTS
-                                          if d["id"] == s["dept"])
+        assert trig[0]["CF_CFJG"] == next(d["full_name"] for d in DEFAULT_DEPARTMENTS if d["id"] == s["dept"])
         for rid in s["record_ids"]["accidents"]:
             assert acc[rid]["SG_DWDM"] == s["uscc"]
         for rid in s["record_ids"]["credit_actions"]:
@@ -462,29 +505,30 @@ def _check_scenarios(root: Path, meta: dict) -> None:
     assert grade(accs("A1")[0]) == 2 and accs("A1")[0]["SG_ZR"] == "责任事故"
     a2 = sorted(accs("A2"), key=lambda a: a["SG_FSSJ"])
     assert [grade(a) for a in a2] == [1, 1]
-    gap = (datetime.fromisoformat(a2[1]["SG_FSSJ"]) - datetime.fromisoformat(a2[0]["SG_FSSJ"]))
+    gap = datetime.fromisoformat(a2[1]["SG_FSSJ"]) - datetime.fromisoformat(a2[0]["SG_FSSJ"])
     assert gap < timedelta(days=365)
     assert {p["AQ_SGBH"] for p in pens("A2")} == {a["SG_BH"] for a in a2}
-    assert any(p["AQ_QJ"] == "特别严重" and p["AQ_WFDM"] == "ACCIDENT_LIABILITY"
-               for p in pens("A3"))
+    assert any(p["AQ_QJ"] == "特别严重" and p["AQ_WFDM"] == "ACCIDENT_LIABILITY" for p in pens("A3"))
     assert accs("A4")[0]["SG_BGQK"] == "瞒报"
     assert any(p["AQ_WFDM"] == "ACCIDENT_CONCEALED" for p in pens("A4"))
     assert accs("A5")[0]["SG_ZYFZR_TN"] == "是"
     absc = [p for p in pens("A5") if p["AQ_WFDM"] == "PRINCIPAL_ABSCONDED"]
     assert absc and absc[0]["AQ_CFDX"] == "个人"
     assert absc[0]["CF_XDR_ZJHM"] == docs["A5"]["principal"]["id_number"]
-    for k, code in (("B1", "UNLICENSED_OPERATION"), ("B2", "AGENCY_FRAUD"),
-                    ("B3", "REFUSED_EXECUTION"), ("B4", "OTHER")):
+    for k, code in (
+        ("B1", "UNLICENSED_OPERATION"),
+        ("B2", "AGENCY_FRAUD"),
+        ("B3", "REFUSED_EXECUTION"),
+        ("B4", "OTHER"),
+    ):
         assert any(p["AQ_WFDM"] == code and p["CF_WSH"] == docs[k]["cf_wsh"] for p in pens(k))
     assert [p["AQ_QJ"] for p in pens("B4")] == ["特别严重"]
     b2_staff = [p for p in pens("B2") if p["AQ_CFDX"] == "个人"]
     assert b2_staff and b2_staff[0]["CF_XDR_ZJHM"] == docs["B2"]["staff"]["id_number"]
     rat = read(root, "yjj", "intermediary_ratings").to_pylist()
     assert any(r["JG_DM"] == docs["B2"]["uscc"] and r["PJ_DJ"] == "红" for r in rat)
-    assert [cra[r]["XD_LX"] for r in docs["REPAIRED"]["record_ids"]["credit_actions"]] == [
-        "信用修复"]
-    assert [cra[r]["XD_LX"] for r in docs["OBJECTION"]["record_ids"]["credit_actions"]] == [
-        "异议成立"]
+    assert [cra[r]["XD_LX"] for r in docs["REPAIRED"]["record_ids"]["credit_actions"]] == ["信用修复"]
+    assert [cra[r]["XD_LX"] for r in docs["OBJECTION"]["record_ids"]["credit_actions"]] == ["异议成立"]
 
 
 def test_scenarios_present(run):
@@ -497,8 +541,7 @@ def test_scenarios_at_tiny_scale_and_fixed_identities(tmp_path):
     _check_scenarios(tmp_path, meta)
     other = generate(tmp_path / "x", seed=1, scale=500, scenarios=True)
     assert [s["uscc"] for s in meta["scenarios"]] == [s["uscc"] for s in other["scenarios"]]
-    assert [s["principal"] for s in meta["scenarios"]] == [
-        s["principal"] for s in other["scenarios"]]
+    assert [s["principal"] for s in meta["scenarios"]] == [s["principal"] for s in other["scenarios"]]
 
 
 def test_scenarios_off(tmp_path):

@@ -10,8 +10,8 @@ import duckdb
 import pytest
 
 from assets.ingest import landing_assets
-from assets.staged import staged_assets
 from assets.resources import DepartmentFeedsResource, ExchangeResource
+from assets.staged import staged_assets
 
 STAGED_COLUMNS = "* EXCLUDE (landed_at)"
 
@@ -23,7 +23,8 @@ def _penalties_between(sim_data, first: date, last: date, depts) -> set[tuple]:
         rows = con.execute(
             f"SELECT record_id FROM read_parquet('{sim_data}/{d}/penalties/*.parquet') "
             "WHERE CAST(timezone('Asia/Shanghai', updated_at::TIMESTAMPTZ) AS DATE) BETWEEN ? AND ?",
-            [first, last]).fetchall()
+            [first, last],
+        ).fetchall()
         out |= {(d, r) for (r,) in rows}
     return out
 
@@ -36,11 +37,21 @@ def part_home(tmp_path_factory, clean_simulator):
 
 
 def _materialize(home, keys, instance, tags=None, partition_key=None):
-    selected = [a for a in [*landing_assets, *staged_assets]
-                if a.key.to_user_string() in {"landing/penalties", "staged/penalties"}]
-    return dg.materialize(selected, partition_key=partition_key, instance=instance, tags=tags or {},
-                          resources={"exchange": ExchangeResource(home=str(home), as_of="2026-11-22"),
-                                     "departments": DepartmentFeedsResource()})
+    selected = [
+        a
+        for a in [*landing_assets, *staged_assets]
+        if a.key.to_user_string() in {"landing/penalties", "staged/penalties"}
+    ]
+    return dg.materialize(
+        selected,
+        partition_key=partition_key,
+        instance=instance,
+        tags=tags or {},
+        resources={
+            "exchange": ExchangeResource(home=str(home), as_of="2026-11-22"),
+            "departments": DepartmentFeedsResource(),
+        },
+    )
 
 
 def _staged(home) -> list[tuple]:
@@ -77,9 +88,15 @@ def test_range_backfill_in_one_run(tmp_path, clean_simulator, sim_data, sim_meta
     end = date.fromisoformat(sim_meta["end"])
     first, last = end - timedelta(days=30), end - timedelta(days=1)
     with dg.instance_for_test() as instance:
-        r = _materialize(tmp_path, None, instance, tags={
-            "dagster/asset_partition_range_start": first.isoformat(),
-            "dagster/asset_partition_range_end": last.isoformat()})
+        r = _materialize(
+            tmp_path,
+            None,
+            instance,
+            tags={
+                "dagster/asset_partition_range_start": first.isoformat(),
+                "dagster/asset_partition_range_end": last.isoformat(),
+            },
+        )
         assert r.success
     want = _penalties_between(sim_data, first, last, ["yjj", "zjj", "jtj", "scj"])
     assert {(x[0], x[1]) for x in _staged(tmp_path)} == want
@@ -95,8 +112,13 @@ def test_dropping_the_warehouse_and_replaying_reproduces_staged_tables(pipeline_
     assert summary.ok and summary.published
     a = duckdb.connect(str(src / "warehouse" / "warehouse.duckdb"), read_only=True)
     b = duckdb.connect(str(tmp_path / "warehouse" / "warehouse.duckdb"), read_only=True)
-    tables = [t for (t,) in a.execute("SELECT schema_name || '.' || table_name FROM duckdb_tables() "
-                                      "WHERE schema_name IN ('staged', 'quality', 'subjects', 'rules') ORDER BY 1").fetchall()]
+    tables = [
+        t
+        for (t,) in a.execute(
+            "SELECT schema_name || '.' || table_name FROM duckdb_tables() "
+            "WHERE schema_name IN ('staged', 'quality', 'subjects', 'rules') ORDER BY 1"
+        ).fetchall()
+    ]
     assert "staged.penalties" in tables and "rules.blacklist" in tables
     for t in tables:
         q = f"SELECT * FROM {t} ORDER BY ALL"

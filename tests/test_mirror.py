@@ -34,27 +34,31 @@ def blacklist(ids, seed=0, renamed=()):
     rng = random.Random(seed)
     ids = list(ids)
     rng.shuffle(ids)  # input order must not matter
-    return pa.table({
-        "entry_id": [f"E{i:05d}" for i in ids],
-        "subject_type": ["unit" if i % 3 else "person" for i in ids],
-        "name": [f"企业{i}号" + ("（更名）" if i in renamed else "") for i in ids],
-        "ground": ["A1" if i % 2 else "B3" for i in ids],
-        "start_date": [date(2026, 1, 1 + i % 28) for i in ids],
-        "end_date": [None if i % 4 else date(2029, 1, 1) for i in ids],
-        "risk": [i / 7 for i in ids],
-        "penalty_types": [["警告", "罚款"] if i % 2 else [] for i in ids],
-        "listed": [i % 5 != 0 for i in ids],
-        "fine_count": pa.array([i % 9 or None for i in ids], pa.int64()),
-        "status_at": [datetime(2026, 1, 1, 8, i % 60, tzinfo=UTC) for i in ids],
-    })
+    return pa.table(
+        {
+            "entry_id": [f"E{i:05d}" for i in ids],
+            "subject_type": ["unit" if i % 3 else "person" for i in ids],
+            "name": [f"企业{i}号" + ("（更名）" if i in renamed else "") for i in ids],
+            "ground": ["A1" if i % 2 else "B3" for i in ids],
+            "start_date": [date(2026, 1, 1 + i % 28) for i in ids],
+            "end_date": [None if i % 4 else date(2029, 1, 1) for i in ids],
+            "risk": [i / 7 for i in ids],
+            "penalty_types": [["警告", "罚款"] if i % 2 else [] for i in ids],
+            "listed": [i % 5 != 0 for i in ids],
+            "fine_count": pa.array([i % 9 or None for i in ids], pa.int64()),
+            "status_at": [datetime(2026, 1, 1, 8, i % 60, tzinfo=UTC) for i in ids],
+        }
+    )
 
 
 def restrictions(ids, matters=("government_procurement", "public_bidding")):
-    return pa.table({
-        "entry_id": [f"E{i:05d}" for i in ids for _ in matters],
-        "matter": [m for _ in ids for m in matters],
-        "restricted_until": [date(2029, 1, 1 + i % 28) for i in ids for _ in matters],
-    })
+    return pa.table(
+        {
+            "entry_id": [f"E{i:05d}" for i in ids for _ in matters],
+            "matter": [m for _ in ids for m in matters],
+            "restricted_until": [date(2029, 1, 1 + i % 28) for i in ids for _ in matters],
+        }
+    )
 
 
 # five versions: adds, deletes, modifications, a composite-key feed
@@ -69,10 +73,13 @@ CHAIN = [
 
 def publish(pub: Publisher, n: int):
     ids, renamed, matters = CHAIN[n]
-    res = pub.publish({"blacklist": blacklist(ids, seed=n, renamed=renamed),
-                       "restrictions": restrictions(ids, matters)},
-                      as_of=(T0 + timedelta(days=n)).date(), policy_version="policy-2026.1",
-                      generated_at=T0 + timedelta(days=n), max_shrink=None)
+    res = pub.publish(
+        {"blacklist": blacklist(ids, seed=n, renamed=renamed), "restrictions": restrictions(ids, matters)},
+        as_of=(T0 + timedelta(days=n)).date(),
+        policy_version="policy-2026.1",
+        generated_at=T0 + timedelta(days=n),
+        max_shrink=None,
+    )
     assert res.ok, res
     return res.version
 
@@ -82,13 +89,20 @@ def env(tmp_path: Path):
     pub = Publisher(tmp_path / "exports", tmp_path / "keys")
     key = tmp_path / "exchange.pem"
     key.write_text(pub.public_pem(), encoding="ascii")
-    return {"pub": pub, "exports": tmp_path / "exports", "key": key, "db": tmp_path / "mirror.duckdb",
-            "tmp": tmp_path}
+    return {"pub": pub, "exports": tmp_path / "exports", "key": key, "db": tmp_path / "mirror.duckdb", "tmp": tmp_path}
 
 
 def run_cli(env, *extra, into=None):
-    args = ["mirror", "--from", str(env["exports"]), "--into", str(into or env["db"]),
-            "--public-key", str(env["key"]), *extra]
+    args = [
+        "mirror",
+        "--from",
+        str(env["exports"]),
+        "--into",
+        str(into or env["db"]),
+        "--public-key",
+        str(env["key"]),
+        *extra,
+    ]
     return CliRunner().invoke(main, args, catch_exceptions=False)
 
 
@@ -157,8 +171,9 @@ def test_without_public_key_it_refuses_to_run(env):
 
 def test_unreachable_source_exits_3(env):
     result = CliRunner().invoke(
-        main, ["mirror", "--from", str(env["tmp"] / "nowhere"), "--into", str(env["db"]),
-               "--public-key", str(env["key"])])
+        main,
+        ["mirror", "--from", str(env["tmp"] / "nowhere"), "--into", str(env["db"]), "--public-key", str(env["key"])],
+    )
     assert result.exit_code == 3, result.output
     assert "nowhere" in result.output
 
@@ -258,8 +273,9 @@ KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize(("kind", "kill_at"), [("duckdb", "delete"), ("duckdb", "insert"), ("duckdb", "state"),
-                                            ("sqlite", "insert")])
+@pytest.mark.parametrize(
+    ("kind", "kill_at"), [("duckdb", "delete"), ("duckdb", "insert"), ("duckdb", "state"), ("sqlite", "insert")]
+)
 def test_mirror_killed_mid_apply_resumes(env, kind, kill_at):
     into = env["db"] if kind == "duckdb" else env["tmp"] / "mirror.sqlite"
     v = [publish(env["pub"], 0)]
@@ -267,9 +283,15 @@ def test_mirror_killed_mid_apply_resumes(env, kind, kill_at):
     v += [publish(env["pub"], n) for n in (1, 2, 3)]
     # killed while applying the second delta of blacklist (restrictions come after it)
     args = ["mirror", "--from", str(env["exports"]), "--into", str(into), "--public-key", str(env["key"])]
-    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, *args], check=False, capture_output=True, text=True,
-                          timeout=120, cwd=REPO, env={**os.environ, "KILL_AT": kill_at, "KILL_NTH": "2",
-                                                      "PYTHONPATH": str(REPO)})
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env={**os.environ, "KILL_AT": kill_at, "KILL_NTH": "2", "PYTHONPATH": str(REPO)},
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     # the first delta committed, the second did not: rows and recorded version agree
     if kind == "duckdb":
@@ -343,8 +365,9 @@ def test_over_http_with_a_key_chain_pruned_and_tampered(env, api, tmp_path, monk
     # a bad key is bad usage, an unreachable API exit 3
     result = CliRunner().invoke(main, [*args, "--key", "sk_nope"])
     assert result.exit_code == 2 and "401" in result.output
-    result = CliRunner().invoke(main, ["mirror", "--from", "http://127.0.0.1:9", "--into", str(env["db"]),
-                                       "--public-key", str(env["key"])])
+    result = CliRunner().invoke(
+        main, ["mirror", "--from", "http://127.0.0.1:9", "--into", str(env["db"]), "--public-key", str(env["key"])]
+    )
     assert result.exit_code == 3, result.output
 
 
@@ -424,8 +447,13 @@ def test_a_new_column_reloads_that_version_from_full_then_deltas_continue(env):
         table = blacklist(CHAIN[n][0], seed=n, renamed=CHAIN[n][1])
         if extra:
             table = table.append_column("repair_date", pa.array([None] * table.num_rows, pa.date32()))
-        return pub.publish({"blacklist": table}, as_of=(T0 + timedelta(days=n)).date(), policy_version="p",
-                           generated_at=T0 + timedelta(days=n), max_shrink=None).version
+        return pub.publish(
+            {"blacklist": table},
+            as_of=(T0 + timedelta(days=n)).date(),
+            policy_version="p",
+            generated_at=T0 + timedelta(days=n),
+            max_shrink=None,
+        ).version
 
     put(0, False)
     mirror_dir(env)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-
 from conftest import SEED
+
 from assets.resources import DepartmentFeedsResource, ExchangeResource
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -30,8 +30,14 @@ def own_sim(sim_data, sim_meta):
     """Our own simulator (the shared one must keep its clock): one JSON and one CSV department."""
     from safecredit.simulator import start_simulator
 
-    with start_simulator(sim_data, port=0, seed=SEED, faults=(), departments=["yjj", "zjj"],
-                         sim_now=_at(_end(sim_meta) - timedelta(days=10))) as sim:
+    with start_simulator(
+        sim_data,
+        port=0,
+        seed=SEED,
+        faults=(),
+        departments=["yjj", "zjj"],
+        sim_now=_at(_end(sim_meta) - timedelta(days=10)),
+    ) as sim:
         yield sim
 
 
@@ -42,16 +48,23 @@ def _home(tmp_path: Path, sim) -> ExchangeResource:
 
 # ------------------------------------------------------------------------------- schedule
 
+
 def _execute(request: dg.RunRequest, exchange: ExchangeResource, instance) -> dg.ExecuteInProcessResult:
     """Execute a tick's run request as the daemon would: the job of the code location, the
     request's partition, config and tags, the resources pointed at `exchange`'s home."""
     from pipelines.definitions import FULL_RUN, defs
 
-    run_config = {**_config(request), "resources": {"exchange": {"config": {
-        "home": exchange.home, "as_of": exchange.as_of}}}}
+    run_config = {
+        **_config(request),
+        "resources": {"exchange": {"config": {"home": exchange.home, "as_of": exchange.as_of}}},
+    }
     return defs.resolve_job_def(FULL_RUN).execute_in_process(
-        run_config=run_config, instance=instance, partition_key=request.partition_key,
-        tags=request.tags, raise_on_error=False)
+        run_config=run_config,
+        instance=instance,
+        partition_key=request.partition_key,
+        tags=request.tags,
+        raise_on_error=False,
+    )
 
 
 def _config(request: dg.RunRequest) -> dict:
@@ -97,8 +110,11 @@ def test_nightly_tick_runs_and_publishes(tmp_path, own_sim, sim_meta):
     sched = defs.resolve_schedule_def("nightly_full_run")
     tick = _at(end - timedelta(days=9), 2)
     with dg.instance_for_test() as instance:
-        data = sched.evaluate_tick(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick,
-                                                               repository_def=defs.get_repository_def()))
+        data = sched.evaluate_tick(
+            dg.build_schedule_context(
+                instance=instance, scheduled_execution_time=tick, repository_def=defs.get_repository_def()
+            )
+        )
         [request] = data.run_requests
         assert request.partition_key == (end - timedelta(days=10)).isoformat()
         ops = _config(request)["ops"]
@@ -108,8 +124,8 @@ def test_nightly_tick_runs_and_publishes(tmp_path, own_sim, sim_meta):
     [version] = _published_versions(tmp_path)
     manifest = json.loads((tmp_path / "exports" / "blacklist" / version / "manifest.json").read_text("utf-8"))
     assert manifest["row_count"] > 0
-    from safecredit.run_summary import read_summary
     from safecredit import config
+    from safecredit.run_summary import read_summary
 
     summary = read_summary(config.paths(str(tmp_path)), result.run_id)
     assert summary.published and summary.version == version
@@ -118,11 +134,13 @@ def test_nightly_tick_runs_and_publishes(tmp_path, own_sim, sim_meta):
 
 # ------------------------------------------------------------------------------- change sensor
 
+
 def _sensor_ctx(exchange, cursor=None):
     from assets.resources import DepartmentFeedsResource
 
-    return dg.build_sensor_context(cursor=cursor, resources={"exchange": exchange,
-                                                             "departments": DepartmentFeedsResource()})
+    return dg.build_sensor_context(
+        cursor=cursor, resources={"exchange": exchange, "departments": DepartmentFeedsResource()}
+    )
 
 
 def test_change_sensor_polls_the_departments_of_the_sources_file(tmp_path, own_sim, sim_meta):
@@ -168,7 +186,8 @@ def test_change_sensor_requests_a_run_only_on_change_and_the_run_publishes(tmp_p
     assert "yjj/penalties" in third.tags["safecredit/changed"].split(",")
     ops = _config(third)["ops"]
     assert ops["landing__penalties"]["config"]["departments"] == sorted(
-        {c.split("/")[0] for c in third.tags["safecredit/changed"].split(",")})
+        {c.split("/")[0] for c in third.tags["safecredit/changed"].split(",")}
+    )
     with dg.instance_for_test() as instance:
         assert _execute(third, ExchangeResource(home=str(tmp_path), as_of=end.isoformat()), instance).success
     assert len(_published_versions(tmp_path)) == 2
@@ -191,13 +210,15 @@ def test_change_sensor_without_cursor_starts_from_the_landing(tmp_path, own_sim,
 
 def test_change_sensor_takes_a_stub_client(tmp_path):
     """The department client is a resource: a stub stands in for HTTP (a dataset that changed)."""
-    from pipelines.definitions import defs
     from assets.resources import DepartmentFeedsResource
+    from pipelines.definitions import defs
     from safecredit.connectors.client import Page
 
     (tmp_path / "sources.yaml").write_text(
         "departments:\n  - {id: stub, name: 测试局, base_url: 'http://127.0.0.1:9', token: t, transport: json,"
-        " datasets: [penalties]}\n", encoding="utf-8")
+        " datasets: [penalties]}\n",
+        encoding="utf-8",
+    )
 
     class StubClient:
         def __enter__(self):
@@ -210,15 +231,17 @@ def test_change_sensor_takes_a_stub_client(tmp_path):
             return {"datasets": [{"name": "penalties", "transports": ["json"]}]}
 
         def records_page(self, dataset, *, updated_since, cursor, limit):
-            return Page([{"record_id": "r1", "updated_at": "2026-11-20T10:00:00+08:00"}], None,
-                        "2026-11-20T12:00:00+08:00", "1")
+            return Page(
+                [{"record_id": "r1", "updated_at": "2026-11-20T10:00:00+08:00"}], None, "2026-11-20T12:00:00+08:00", "1"
+            )
 
     class StubFeeds(DepartmentFeedsResource):
         def client(self, dept, *, quick=False):
             return StubClient()
 
-    ctx = dg.build_sensor_context(resources={"exchange": ExchangeResource(home=str(tmp_path)),
-                                             "departments": StubFeeds()})
+    ctx = dg.build_sensor_context(
+        resources={"exchange": ExchangeResource(home=str(tmp_path)), "departments": StubFeeds()}
+    )
     request = defs.resolve_sensor_def("department_changes")(ctx)
     assert isinstance(request, dg.RunRequest)
     assert request.tags["safecredit/changed"] == "stub/penalties"
@@ -226,6 +249,7 @@ def test_change_sensor_takes_a_stub_client(tmp_path):
 
 
 # ------------------------------------------------------------------------------- failure alerts
+
 
 class _Receiver:
     def __init__(self):
@@ -275,8 +299,12 @@ def test_run_failure_alert_reaches_the_webhook():
             run_id = result.dagster_run.run_id
             failure = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)[0].get_dagster_event()
             ctx = dg.build_run_status_sensor_context(
-                sensor_name="alert_on_run_failure", dagster_event=failure, dagster_instance=instance,
-                dagster_run=result.dagster_run, resources={"alerts": alerts}).for_run_failure()
+                sensor_name="alert_on_run_failure",
+                dagster_event=failure,
+                dagster_instance=instance,
+                dagster_run=result.dagster_run,
+                resources={"alerts": alerts},
+            ).for_run_failure()
             alert_on_run_failure(ctx)
     finally:
         recv.close()
@@ -291,13 +319,14 @@ def test_run_failure_alert_reaches_the_webhook():
 
 # ------------------------------------------------------------------------------- freshness
 
+
 def test_freshness_marks_a_silent_source_late(tmp_path, own_sim, sim_meta):
     """yjj answers (so staleness is fine) but its newest version is 10 days old: late."""
-    from safecredit.publish.gate import staleness_failures
     from safecredit import config
     from safecredit.freshness import max_days, newest_updated_at, source_freshness
     from safecredit.landing import pull
     from safecredit.policy import policy_for
+    from safecredit.publish.gate import staleness_failures
 
     end = _end(sim_meta)
     own_sim.set_now(_at(end - timedelta(days=10)))
@@ -323,16 +352,19 @@ def test_freshness_marks_a_silent_source_late(tmp_path, own_sim, sim_meta):
 
 # ------------------------------------------------------------------------------- instances
 
+
 def test_runner_instance_limits_the_warehouse_pool_to_one(tmp_path, monkeypatch):
-    from safecredit import config
     from pipelines.runner import _instance
+    from safecredit import config
 
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     paths = config.paths(str(tmp_path))
     home = paths.dagster_home
     home.mkdir(parents=True)
-    (home / "dagster.yaml").write_text("# local instance for safecredit runs; see docs for PostgreSQL storage\n"
-                                       "telemetry:\n  enabled: false\n", encoding="utf-8")  # an old default
+    (home / "dagster.yaml").write_text(
+        "# local instance for safecredit runs; see docs for PostgreSQL storage\ntelemetry:\n  enabled: false\n",
+        encoding="utf-8",
+    )  # an old default
     monkeypatch.setenv("DAGSTER_HOME", str(home))  # restored after the test (_instance sets it)
     instance = _instance(paths)
     try:
@@ -351,8 +383,9 @@ def pg(request):
 
 def test_landing_run_on_a_postgres_instance(tmp_path, pg, own_sim, sim_meta, monkeypatch):
     """A run against deploy/dagster.postgres.yaml: stored in PostgreSQL, freshness check WARNs."""
-    import psycopg
     import shutil
+
+    import psycopg
 
     from assets.ingest import landing_assets
     from pipelines.definitions import freshness_checks
@@ -360,8 +393,9 @@ def test_landing_run_on_a_postgres_instance(tmp_path, pg, own_sim, sim_meta, mon
     url = pg.create_database("dagster_ops")
     dagster_home = tmp_path / "dagster"
     dagster_home.mkdir()
-    shutil.copy(Path(__file__).resolve().parent.parent / "deploy" / "dagster.postgres.yaml",
-                dagster_home / "dagster.yaml")
+    shutil.copy(
+        Path(__file__).resolve().parent.parent / "deploy" / "dagster.postgres.yaml", dagster_home / "dagster.yaml"
+    )
     # dagster-postgres needs psycopg2 (SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3)
     monkeypatch.setenv("DAGSTER_PG_URL", url.replace("postgresql+psycopg://", "postgresql+psycopg2://"))
     end = _end(sim_meta)
@@ -377,9 +411,12 @@ def test_landing_run_on_a_postgres_instance(tmp_path, pg, own_sim, sim_meta, mon
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
         result = dg.materialize(
-            [landing, check], instance=instance, resources={"exchange": exchange, "departments": DepartmentFeedsResource()},
+            [landing, check],
+            instance=instance,
+            resources={"exchange": exchange, "departments": DepartmentFeedsResource()},
             partition_key=(end - timedelta(days=1)).isoformat(),
-            run_config={"ops": {"landing__penalties": {"config": {"incremental": True, "departments": ["yjj"]}}}})
+            run_config={"ops": {"landing__penalties": {"config": {"incremental": True, "departments": ["yjj"]}}}},
+        )
         assert result.success  # a WARN check does not fail the run
         evals = result.get_asset_check_evaluations()
         assert len(evals) == 1 and not evals[0].passed

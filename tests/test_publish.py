@@ -25,14 +25,28 @@ import pyarrow.parquet as pq
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from safecredit.publish import (DATA_FILES, FEEDS, FeedStore, FullIdNumberError, Publisher, UnsafePath,
-                                VerificationError, VersionNotFound, VersionPruned, apply_delta,
-                                assert_no_full_id_numbers, feed_docs_markdown, is_version_id, verify_version)
+from safecredit.publish import (
+    DATA_FILES,
+    FEEDS,
+    FeedStore,
+    FullIdNumberError,
+    Publisher,
+    UnsafePath,
+    VerificationError,
+    VersionNotFound,
+    VersionPruned,
+    apply_delta,
+    assert_no_full_id_numbers,
+    feed_docs_markdown,
+    is_version_id,
+    verify_version,
+)
 from safecredit.publish.formats import read_jsonl
 from safecredit.publish.versions import served_versions
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 11, 23, 2, 0, 0, tzinfo=timezone.utc)
+
 
 def blacklist(n, seed=0, drop=(), rename=None):
     """A blacklist-shaped table of entries 0..n-1 (less `drop`), rows in shuffled order."""
@@ -40,28 +54,32 @@ def blacklist(n, seed=0, drop=(), rename=None):
     rows = [i for i in range(n) if i not in drop]
     rng.shuffle(rows)  # input order must not matter
     rename = rename or {}
-    return pa.table({
-        "entry_id": [f"E{i:05d}" for i in rows],
-        "subject_type": ["unit" if i % 3 else "person" for i in rows],
-        "subject_code": [f"91110105MA0{i:06d}X" if i % 3 else f"**************{i % 10000:04d}" for i in rows],
-        "name": [rename.get(i, f"企业{i}号") for i in rows],
-        "ground": ["A1" if i % 2 else "B3" for i in rows],
-        "start_date": [date(2026, 1, 1 + i % 28) for i in rows],
-        "end_date": [None if i % 4 else date(2029, 1, 1) for i in rows],
-        "status": ["listed"] * len(rows),
-        "risk": [i / 7 for i in rows],
-    })
+    return pa.table(
+        {
+            "entry_id": [f"E{i:05d}" for i in rows],
+            "subject_type": ["unit" if i % 3 else "person" for i in rows],
+            "subject_code": [f"91110105MA0{i:06d}X" if i % 3 else f"**************{i % 10000:04d}" for i in rows],
+            "name": [rename.get(i, f"企业{i}号") for i in rows],
+            "ground": ["A1" if i % 2 else "B3" for i in rows],
+            "start_date": [date(2026, 1, 1 + i % 28) for i in rows],
+            "end_date": [None if i % 4 else date(2029, 1, 1) for i in rows],
+            "status": ["listed"] * len(rows),
+            "risk": [i / 7 for i in rows],
+        }
+    )
 
 
 def restrictions(n, seed=0):
     rng = random.Random(seed)
     rows = [(i, m) for i in range(n) for m in ("government_procurement", "public_bidding")]
     rng.shuffle(rows)
-    return pa.table({
-        "entry_id": [f"E{i:05d}" for i, _ in rows],
-        "matter": [m for _, m in rows],
-        "restricted_until": [date(2029, 1, 1)] * len(rows),
-    })
+    return pa.table(
+        {
+            "entry_id": [f"E{i:05d}" for i, _ in rows],
+            "matter": [m for _, m in rows],
+            "restricted_until": [date(2029, 1, 1)] * len(rows),
+        }
+    )
 
 
 def at(days: float = 0, seconds: int = 0) -> datetime:
@@ -90,17 +108,39 @@ def id_number(prefix17: str) -> str:
 
 # ---------------------------------------------------------------------------------------------
 def test_registry_has_the_six_feeds_with_scopes_ids_and_headers():
-    assert set(FEEDS) == {"blacklist", "restrictions", "penalties_public", "credit_scores",
-                          "premium_factors", "intermediary_ratings"}
+    assert set(FEEDS) == {
+        "blacklist",
+        "restrictions",
+        "penalties_public",
+        "credit_scores",
+        "premium_factors",
+        "intermediary_ratings",
+    }
     assert FEEDS["blacklist"].id_columns == ("entry_id",)
     assert FEEDS["credit_scores"].scope == "credit:read"
     assert FEEDS["premium_factors"].scope == "premium:read"
-    assert {FEEDS[f].scope for f in ("blacklist", "restrictions", "penalties_public",
-                                     "intermediary_ratings")} == {"lists:read"}
+    assert {FEEDS[f].scope for f in ("blacklist", "restrictions", "penalties_public", "intermediary_ratings")} == {
+        "lists:read"
+    }
     bl = FEEDS["blacklist"]
-    for col in ("entry_id", "subject_type", "subject_id", "name", "ground", "ground_name", "basis",
-                "decision_no", "authority", "authority_code", "decision_date", "start_date", "end_date",
-                "status", "status_date", "policy_version"):
+    for col in (
+        "entry_id",
+        "subject_type",
+        "subject_id",
+        "name",
+        "ground",
+        "ground_name",
+        "basis",
+        "decision_no",
+        "authority",
+        "authority_code",
+        "decision_date",
+        "start_date",
+        "end_date",
+        "status",
+        "status_date",
+        "policy_version",
+    ):
         assert col in bl.columns, col
     assert "as_of" not in bl.columns  # the same for every row: in the manifest
     assert bl.header("entry_id") == "名单条目编号"
@@ -110,9 +150,13 @@ def test_registry_has_the_six_feeds_with_scopes_ids_and_headers():
 
 
 def test_layout_manifest_catalogue_and_key(pub: Publisher, tmp_path: Path):
-    res = publish(pub, {"blacklist": blacklist(12), "restrictions": restrictions(5)}, 0,
-                  held_back=[{"department": "zjj", "dataset": "penalties", "reason": "field renamed"}],
-                  run_info={"run_id": "r1"})
+    res = publish(
+        pub,
+        {"blacklist": blacklist(12), "restrictions": restrictions(5)},
+        0,
+        held_back=[{"department": "zjj", "dataset": "penalties", "reason": "field renamed"}],
+        run_info={"run_id": "r1"},
+    )
     assert res.ok and is_version_id(res.version) and res.version.startswith("20261123T020000Z-")
     assert set(res.feeds) == {"blacklist", "restrictions"}
     for feed, rows in (("blacklist", 12), ("restrictions", 10)):
@@ -130,8 +174,12 @@ def test_layout_manifest_catalogue_and_key(pub: Publisher, tmp_path: Path):
             data = (d / f["name"]).read_bytes()
             assert f["size"] == len(data)
             assert f["sha256"] == hashlib.sha256(data).hexdigest()
-        assert {f["name"]: f["rows"] for f in m["files"]} == {"full.parquet": rows, "full.csv": rows,
-                                                              "full.jsonl": rows, "delta.jsonl": rows}
+        assert {f["name"]: f["rows"] for f in m["files"]} == {
+            "full.parquet": rows,
+            "full.csv": rows,
+            "full.jsonl": rows,
+            "delta.jsonl": rows,
+        }
         vs = json.loads((pub.root / feed / "versions.json").read_text("utf-8"))
         assert vs["last_successful"] == res.version
         assert vs["items"][0]["result"] == "success" and vs["items"][0]["pruned"] is False
@@ -159,24 +207,35 @@ def test_layout_manifest_catalogue_and_key(pub: Publisher, tmp_path: Path):
 def test_value_types_in_jsonl_and_csv(pub: Publisher):
     from decimal import Decimal
 
-    t = pa.table({
-        "uscc": ["91110105MA01ABCD2X", "91110105MA01ABCD3X"],
-        "factor": pa.array([Decimal("1.15"), None], pa.decimal128(5, 2)),
-        "score": [float("nan"), 88.5],
-        "components": [[{"k": "accidents", "v": 2}], []],
-        "valid": [True, False],
-        "at": pa.array([datetime(2026, 11, 23, 2, tzinfo=timezone.utc)] * 2, pa.timestamp("s", tz="UTC")),
-    })
+    t = pa.table(
+        {
+            "uscc": ["91110105MA01ABCD2X", "91110105MA01ABCD3X"],
+            "factor": pa.array([Decimal("1.15"), None], pa.decimal128(5, 2)),
+            "score": [float("nan"), 88.5],
+            "components": [[{"k": "accidents", "v": 2}], []],
+            "valid": [True, False],
+            "at": pa.array([datetime(2026, 11, 23, 2, tzinfo=timezone.utc)] * 2, pa.timestamp("s", tz="UTC")),
+        }
+    )
     res = publish(pub, {"premium_factors": t}, 0)
     rows = read_jsonl(vdir(pub, "premium_factors", res.version) / "full.jsonl")
-    assert rows[0] == {"uscc": "91110105MA01ABCD2X", "factor": 1.15, "score": None,
-                       "components": [{"k": "accidents", "v": 2}], "valid": True, "at": "2026-11-23T02:00:00+00:00"}
+    assert rows[0] == {
+        "uscc": "91110105MA01ABCD2X",
+        "factor": 1.15,
+        "score": None,
+        "components": [{"k": "accidents", "v": 2}],
+        "valid": True,
+        "at": "2026-11-23T02:00:00+00:00",
+    }
     text = (vdir(pub, "premium_factors", res.version) / "full.csv").read_text("utf-8-sig")
-    assert text.splitlines()[1] == '91110105MA01ABCD2X,1.15,,"[{""k"":""accidents"",""v"":2}]",true,2026-11-23T02:00:00+00:00'
+    assert (
+        text.splitlines()[1]
+        == '91110105MA01ABCD2X,1.15,,"[{""k"":""accidents"",""v"":2}]",true,2026-11-23T02:00:00+00:00'
+    )
 
 
 def test_csv_has_bom_chinese_headers_and_crlf(pub: Publisher):
-    t = blacklist(3).append_column("comment", pa.array(["=HYPERLINK(\"x\")", "正常", None]))
+    t = blacklist(3).append_column("comment", pa.array(['=HYPERLINK("x")', "正常", None]))
     res = publish(pub, {"blacklist": t}, 0)
     raw = (vdir(pub, "blacklist", res.version) / "full.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
@@ -185,7 +244,7 @@ def test_csv_has_bom_chinese_headers_and_crlf(pub: Publisher):
     assert rows[0][:4] == ["名单条目编号", "主体类型", "统一社会信用代码/证件号码", "主体名称"]
     assert rows[0][-1] == "comment"  # unknown column: its own name
     assert rows[1][0] == "E00000" and rows[1][3] == "企业0号"
-    assert rows[1][-1] == "'=HYPERLINK(\"x\")"  # no formula injection in Excel
+    assert rows[1][-1] == '\'=HYPERLINK("x")'  # no formula injection in Excel
     assert len(rows) == 4
 
 
@@ -208,8 +267,9 @@ def test_same_tables_give_byte_identical_data_files(tmp_path: Path):
     # a second run with the same tables: same full files, empty delta, only the time part moves
     r2 = publish(a, {"blacklist": blacklist(40, seed=3), "restrictions": restrictions(9, seed=3)}, 1)
     for name in ("full.parquet", "full.csv", "full.jsonl"):
-        assert (vdir(a, "blacklist", r2.version) / name).read_bytes() == \
-            (vdir(a, "blacklist", ra.version) / name).read_bytes()
+        assert (vdir(a, "blacklist", r2.version) / name).read_bytes() == (
+            vdir(a, "blacklist", ra.version) / name
+        ).read_bytes()
     assert (vdir(a, "blacklist", r2.version) / "delta.jsonl").read_bytes() == b""
     assert r2.feeds["blacklist"]["previous_version"] == ra.version
 
@@ -247,9 +307,15 @@ def test_signature_is_canonical_ed25519_and_detects_tampering(pub: Publisher, tm
 
 def test_delta_add_mod_del(pub: Publisher):
     r1 = publish(pub, {"blacklist": blacklist(5), "restrictions": restrictions(2)}, 0)
-    r2 = publish(pub, {"blacklist": blacklist(6, drop={2}, rename={1: "改名公司"}),
-                       "restrictions": restrictions(3).filter(pa.compute.not_equal(
-                           pa.compute.field("matter"), "public_bidding"))}, 1, max_shrink=0.5)
+    r2 = publish(
+        pub,
+        {
+            "blacklist": blacklist(6, drop={2}, rename={1: "改名公司"}),
+            "restrictions": restrictions(3).filter(pa.compute.not_equal(pa.compute.field("matter"), "public_bidding")),
+        },
+        1,
+        max_shrink=0.5,
+    )
     delta = read_jsonl(vdir(pub, "blacklist", r2.version) / "delta.jsonl")
     assert [(d["op"], d["id"]) for d in delta] == [("MOD", "E00001"), ("DEL", "E00002"), ("ADD", "E00005")]
     assert delta[0]["record"]["name"] == "改名公司"
@@ -258,14 +324,17 @@ def test_delta_add_mod_del(pub: Publisher):
     assert r2.feeds["blacklist"]["previous_version"] == r1.version
     rdelta = read_jsonl(vdir(pub, "restrictions", r2.version) / "delta.jsonl")
     assert [(d["op"], d["id"]) for d in rdelta] == [
-        ("DEL", ["E00000", "public_bidding"]), ("DEL", ["E00001", "public_bidding"]),
-        ("ADD", ["E00002", "government_procurement"])]
+        ("DEL", ["E00000", "public_bidding"]),
+        ("DEL", ["E00001", "public_bidding"]),
+        ("ADD", ["E00002", "government_procurement"]),
+    ]
     # the first version's delta is everything ADDed
     first = read_jsonl(vdir(pub, "blacklist", r1.version) / "delta.jsonl")
     assert {d["op"] for d in first} == {"ADD"} and len(first) == 5
     with pytest.raises(ValueError, match="ADD of an id already present"):
-        apply_delta(pub.read_records("blacklist", r1.version), [{"op": "ADD", "id": "E00000",
-                                                                  "record": {"entry_id": "E00000"}}])
+        apply_delta(
+            pub.read_records("blacklist", r1.version), [{"op": "ADD", "id": "E00000", "record": {"entry_id": "E00000"}}]
+        )
 
 
 def test_delta_chain_reproduces_every_later_version(pub: Publisher):
@@ -281,19 +350,26 @@ def test_delta_chain_reproduces_every_later_version(pub: Publisher):
             for _ in range(5):
                 live[max(live) + 1 + rng.randrange(3)] = "新"
         ids = sorted(live)
-        t = pa.table({"entry_id": [f"E{i:05d}" for i in ids], "name": [live[i] for i in ids],
-                      "start_date": [date(2026, 1, 1)] * len(ids)})
+        t = pa.table(
+            {
+                "entry_id": [f"E{i:05d}" for i in ids],
+                "name": [live[i] for i in ids],
+                "start_date": [date(2026, 1, 1)] * len(ids),
+            }
+        )
         versions.append(publish(pub, {"blacklist": t}, run).version)
     for k in range(len(versions)):
         for n in range(k + 1, len(versions)):
             records = pub.read_records("blacklist", versions[k])
-            for v in versions[k + 1:n + 1]:
-                records = apply_delta(records, (vdir(pub, "blacklist", v) / "delta.jsonl").read_text("utf-8")
-                                      .splitlines(), ["entry_id"])
+            for v in versions[k + 1 : n + 1]:
+                records = apply_delta(
+                    records, (vdir(pub, "blacklist", v) / "delta.jsonl").read_text("utf-8").splitlines(), ["entry_id"]
+                )
             assert records == pub.read_records("blacklist", versions[n])
     # with inferred id column and the store's net diff
-    assert apply_delta(pub.read_records("blacklist", versions[0]), pub.diff("blacklist", versions[0])) \
-        == pub.read_records("blacklist", versions[-1])
+    assert apply_delta(
+        pub.read_records("blacklist", versions[0]), pub.diff("blacklist", versions[0])
+    ) == pub.read_records("blacklist", versions[-1])
     assert pub.versions_since("blacklist", versions[1]) == versions[2:]
 
 
@@ -346,8 +422,12 @@ def test_full_id_numbers_are_refused_and_not_overridable(pub: Publisher):
     with pytest.raises(ValueError, match="cannot be overridden"):
         publish(pub, {"blacklist": t}, 1, override={"by": "x", "reason": "y", "assertions": ["id_numbers"]})
     # masked numbers, USCCs and 18-digit strings that are not ID numbers pass
-    ok = blacklist(4).append_column("note", pa.array(["**************0021", "91110105MA01ABCD2X",
-                                                      "123456789012345678", full[:-1] + "0" * (full[-1] != "0")]))
+    ok = blacklist(4).append_column(
+        "note",
+        pa.array(
+            ["**************0021", "91110105MA01ABCD2X", "123456789012345678", full[:-1] + "0" * (full[-1] != "0")]
+        ),
+    )
     assert_no_full_id_numbers(ok)
 
 
@@ -382,10 +462,13 @@ def test_restore_republishes_an_earlier_version_as_a_new_one(tmp_path: Path):
         assert m["restored_from"] == r1.version and m["previous_version"] == r2.version
         assert m["as_of"] == "2026-11-23" and m["run_info"]["restored_by"] == "运维"
         for name in ("full.parquet", "full.csv", "full.jsonl"):
-            assert (vdir(p, feed, restored.version) / name).read_bytes() == (vdir(p, feed, r1.version) / name).read_bytes()
+            assert (vdir(p, feed, restored.version) / name).read_bytes() == (
+                vdir(p, feed, r1.version) / name
+            ).read_bytes()
         verify_version(p.root, feed, restored.version, p.public_pem())
-        assert apply_delta(p.read_records(feed, r2.version), p.read_delta(feed, restored.version),
-                           FEEDS[feed].id_columns) == p.read_records(feed, r1.version)
+        assert apply_delta(
+            p.read_records(feed, r2.version), p.read_delta(feed, restored.version), FEEDS[feed].id_columns
+        ) == p.read_records(feed, r1.version)
     assert p.versions("blacklist")["items"][0]["restored_from"] == r1.version
     # the restored version survives pruning of its source (hard links / copies)
     publish(p, {"blacklist": blacklist(10)}, 3)
@@ -411,9 +494,14 @@ def test_recovery_removes_leftovers_and_rolls_back_uncommitted_runs(pub: Publish
     vs = json.loads(before)
     journal = {"version": ghost, "result": "success", "feeds": ["blacklist"], "rollback": {"blacklist": vs}}
     (pub.root / ".journal.json").write_text(json.dumps(journal))
-    (pub.root / "blacklist" / "versions.json").write_text(json.dumps(
-        {"items": [{"version": ghost, "result": "success", "pruned": False}] + vs["items"],
-         "last_successful": ghost}))
+    (pub.root / "blacklist" / "versions.json").write_text(
+        json.dumps(
+            {
+                "items": [{"version": ghost, "result": "success", "pruned": False}] + vs["items"],
+                "last_successful": ghost,
+            }
+        )
+    )
     actions = pub.recover()
     assert any("rolled back" in a for a in actions)
     assert pub.latest("blacklist") == r1.version
@@ -448,11 +536,18 @@ def test_safe_file_path_refuses_escapes(pub: Publisher, tmp_path: Path):
     res = publish(pub, {"blacklist": blacklist(3)}, 0)
     v = res.version
     assert pub.safe_file_path("blacklist", v, "full.csv") == pub.root / "blacklist" / v / "full.csv"
-    for feed, version, name in [("blacklist", v, "../versions.json"), ("blacklist", v, "/etc/passwd"),
-                                ("blacklist", v, "secret.txt"), ("blacklist", v, "full.csv/../../x"),
-                                ("..", v, "full.csv"), ("blacklist/..", v, "full.csv"),
-                                ("blacklist", "../../etc", "full.csv"), ("blacklist", "..", "manifest.json"),
-                                ("/etc", v, "full.csv"), ("blacklist", v, "")]:
+    for feed, version, name in [
+        ("blacklist", v, "../versions.json"),
+        ("blacklist", v, "/etc/passwd"),
+        ("blacklist", v, "secret.txt"),
+        ("blacklist", v, "full.csv/../../x"),
+        ("..", v, "full.csv"),
+        ("blacklist/..", v, "full.csv"),
+        ("blacklist", "../../etc", "full.csv"),
+        ("blacklist", "..", "manifest.json"),
+        ("/etc", v, "full.csv"),
+        ("blacklist", v, ""),
+    ]:
         with pytest.raises(UnsafePath):
             pub.safe_file_path(feed, version, name)
     with pytest.raises(VersionNotFound):
@@ -488,12 +583,17 @@ def test_one_publisher_at_a_time(pub: Publisher, tmp_path: Path):
 
 
 # --- crash consistency -----------------------------------------------------------------------
-CHILD = textwrap.dedent('''
+CHILD = (
+    textwrap.dedent("""
     import os, random, signal, sys
     from datetime import date, datetime, timezone
     import pyarrow as pa
     from safecredit.publish import Publisher, fsutil
-''') + inspect.getsource(blacklist) + "\n" + inspect.getsource(restrictions) + textwrap.dedent('''
+""")
+    + inspect.getsource(blacklist)
+    + "\n"
+    + inspect.getsource(restrictions)
+    + textwrap.dedent("""
     root, keys, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
     steps = 0
     def hook(label):
@@ -512,7 +612,8 @@ CHILD = textwrap.dedent('''
                   as_of=date(2026, 11, 27), policy_version="p", generated_at=day(4))      # shrink: failure
     assert not r.ok
     print(steps)
-''')
+""")
+)
 
 
 def check_readers_see_complete_versions(root: Path, pem: str) -> None:
@@ -541,8 +642,13 @@ def test_sigkill_at_any_step_leaves_only_complete_versions(tmp_path: Path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
 
     def run_child(root: Path, kill_at: int) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(script), str(root), str(keys), str(kill_at)],
-                              capture_output=True, text=True, env=env, timeout=60)
+        return subprocess.run(
+            [sys.executable, str(script), str(root), str(keys), str(kill_at)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
 
     full = tmp_path / "full"
     shutil.copytree(base, full)
@@ -577,9 +683,12 @@ def test_sigkill_at_any_step_leaves_only_complete_versions(tmp_path: Path):
         assert latest["blacklist"] == latest["restrictions"] == index["version"]  # whole runs only
         assert index["version"] in committed_states
         seen_states.add(index["version"])
-        nxt = rec.publish({"blacklist": blacklist(40), "restrictions": restrictions(12)},
-                          as_of=date(2026, 12, 1), policy_version="p",
-                          generated_at=datetime(2026, 12, 1, 2, tzinfo=timezone.utc))
+        nxt = rec.publish(
+            {"blacklist": blacklist(40), "restrictions": restrictions(12)},
+            as_of=date(2026, 12, 1),
+            policy_version="p",
+            generated_at=datetime(2026, 12, 1, 2, tzinfo=timezone.utc),
+        )
         assert nxt.ok
         check_readers_see_complete_versions(root, pem)
         shutil.rmtree(root)
@@ -614,8 +723,28 @@ def test_sql_rendering_matches_the_python_json_and_csv_rules(pub: Publisher):
     from safecredit.publish.formats import prepare
 
     rng = random.Random(11)
-    pool = ["a", "中", ",", '"', "\n", "\r", "=", "-", "+", "@", "\t", "\x01", "\x0b", "\x1f", "\\", "/", " ",
-            "\u2028", "'", "1"]
+    pool = [
+        "a",
+        "中",
+        ",",
+        '"',
+        "\n",
+        "\r",
+        "=",
+        "-",
+        "+",
+        "@",
+        "\t",
+        "\x01",
+        "\x0b",
+        "\x1f",
+        "\\",
+        "/",
+        " ",
+        "\u2028",
+        "'",
+        "1",
+    ]
 
     def text():
         return "".join(rng.choice(pool) for _ in range(rng.randrange(6)))
@@ -623,27 +752,47 @@ def test_sql_rendering_matches_the_python_json_and_csv_rules(pub: Publisher):
     def some(make, n=400):
         return [None if rng.random() < 0.2 else make() for _ in range(n)]
 
-    struct = pa.struct([("k", pa.string()), ("v", pa.int64()), ("x", pa.decimal128(5, 2)),
-                        ("d", pa.list_(pa.date32()))])
-    t = pa.table({
-        "uscc": [f"U{i:04d}" for i in range(400)],
-        "s": some(text),
-        "i": some(lambda: rng.randrange(-10**12, 10**12)),
-        "f": some(lambda: rng.choice([float("nan"), float("-inf"), -0.0, 1e16, 1e-5, 0.1,
-                                      rng.random() * 10 ** rng.randrange(-8, 22)])),
-        "d": pa.array(some(lambda: Decimal(rng.randrange(-10**7, 10**7)) / 100), pa.decimal128(9, 2)),
-        "big": pa.array(some(lambda: Decimal(rng.randrange(-10**20, 10**20)) / 10000), pa.decimal128(38, 4)),
-        "b": some(lambda: rng.random() < 0.5),
-        "day": some(lambda: date(2000 + rng.randrange(30), 1 + rng.randrange(12), 1 + rng.randrange(28))),
-        "at": pa.array(some(lambda: datetime(2026, 1, 1, rng.randrange(24), 0, rng.randrange(60),
-                                             rng.choice([0, 5, 123456]), tzinfo=timezone.utc)),
-                       pa.timestamp("us", tz="UTC")),
-        "naive": pa.array(some(lambda: datetime(2026, 1, 1, rng.randrange(24))), pa.timestamp("s")),
-        "l": some(lambda: [text() if rng.random() < 0.9 else None for _ in range(rng.randrange(3))]),
-        "st": pa.array(some(lambda: {"k": text(), "v": rng.randrange(5), "x": Decimal("1.50"),
-                                     "d": [date(2026, 1, 2)]}), struct),
-        "raw": some(lambda: b"\x00\xffab"),
-    })
+    struct = pa.struct(
+        [("k", pa.string()), ("v", pa.int64()), ("x", pa.decimal128(5, 2)), ("d", pa.list_(pa.date32()))]
+    )
+    t = pa.table(
+        {
+            "uscc": [f"U{i:04d}" for i in range(400)],
+            "s": some(text),
+            "i": some(lambda: rng.randrange(-(10**12), 10**12)),
+            "f": some(
+                lambda: rng.choice(
+                    [float("nan"), float("-inf"), -0.0, 1e16, 1e-5, 0.1, rng.random() * 10 ** rng.randrange(-8, 22)]
+                )
+            ),
+            "d": pa.array(some(lambda: Decimal(rng.randrange(-(10**7), 10**7)) / 100), pa.decimal128(9, 2)),
+            "big": pa.array(some(lambda: Decimal(rng.randrange(-(10**20), 10**20)) / 10000), pa.decimal128(38, 4)),
+            "b": some(lambda: rng.random() < 0.5),
+            "day": some(lambda: date(2000 + rng.randrange(30), 1 + rng.randrange(12), 1 + rng.randrange(28))),
+            "at": pa.array(
+                some(
+                    lambda: datetime(
+                        2026,
+                        1,
+                        1,
+                        rng.randrange(24),
+                        0,
+                        rng.randrange(60),
+                        rng.choice([0, 5, 123456]),
+                        tzinfo=timezone.utc,
+                    )
+                ),
+                pa.timestamp("us", tz="UTC"),
+            ),
+            "naive": pa.array(some(lambda: datetime(2026, 1, 1, rng.randrange(24))), pa.timestamp("s")),
+            "l": some(lambda: [text() if rng.random() < 0.9 else None for _ in range(rng.randrange(3))]),
+            "st": pa.array(
+                some(lambda: {"k": text(), "v": rng.randrange(5), "x": Decimal("1.50"), "d": [date(2026, 1, 2)]}),
+                struct,
+            ),
+            "raw": some(lambda: b"\x00\xffab"),
+        }
+    )
     lines, csv_text = _reference_lines(t)
     feed = prepare(FEEDS["credit_scores"], t)
     assert feed.lines == lines
@@ -660,17 +809,22 @@ def test_bytes_do_not_depend_on_input_order_chunks_or_row_groups(tmp_path: Path)
 
     n = 130_000
     con = duckdb.connect()
-    source = con.sql(f"SELECT printf('E%07d', i) AS entry_id, '企业' || i::VARCHAR AS name, "
-                     f"DATE '2026-01-01' + (i % 300)::INTEGER AS start_date FROM range({n}) t(i) ORDER BY hash(i)")
+    source = con.sql(
+        f"SELECT printf('E%07d', i) AS entry_id, '企业' || i::VARCHAR AS name, "
+        f"DATE '2026-01-01' + (i % 300)::INTEGER AS start_date FROM range({n}) t(i) ORDER BY hash(i)"
+    )
     keys = tmp_path / "keys"
     a = publish(Publisher(tmp_path / "a", keys), {"blacklist": source}, 0)  # a DuckDB relation, streamed
     table = source.to_arrow_table().sort_by("name")
     b = publish(Publisher(tmp_path / "b", keys), {"blacklist": table}, 0)
     for name in DATA_FILES:
-        assert (tmp_path / "a" / "blacklist" / a.version / name).read_bytes() == \
-            (tmp_path / "b" / "blacklist" / b.version / name).read_bytes(), name
-    ids = [json.loads(line)["entry_id"] for line in
-           (tmp_path / "a" / "blacklist" / a.version / "full.jsonl").read_text("utf-8").splitlines()]
+        assert (tmp_path / "a" / "blacklist" / a.version / name).read_bytes() == (
+            tmp_path / "b" / "blacklist" / b.version / name
+        ).read_bytes(), name
+    ids = [
+        json.loads(line)["entry_id"]
+        for line in (tmp_path / "a" / "blacklist" / a.version / "full.jsonl").read_text("utf-8").splitlines()
+    ]
     assert ids == sorted(ids) and len(ids) == n == a.rows["blacklist"]
 
 
@@ -681,13 +835,16 @@ def test_an_unchanged_feed_is_hard_links_to_the_previous_files(tmp_path: Path):
     for name in ("full.parquet", "full.csv", "full.jsonl"):
         old, new = vdir(p, "blacklist", r1.version) / name, vdir(p, "blacklist", r2.version) / name
         assert old.stat().st_ino == new.stat().st_ino  # the same bytes stored once
-        assert vdir(p, "restrictions", r1.version).joinpath(name).stat().st_ino != \
-            vdir(p, "restrictions", r2.version).joinpath(name).stat().st_ino
+        assert (
+            vdir(p, "restrictions", r1.version).joinpath(name).stat().st_ino
+            != vdir(p, "restrictions", r2.version).joinpath(name).stat().st_ino
+        )
     assert (vdir(p, "blacklist", r2.version) / "delta.jsonl").read_bytes() == b""
     publish(p, {"blacklist": blacklist(20), "restrictions": restrictions(5)}, 2)  # prunes r1: its links only
     assert p.status("blacklist", r1.version) == "pruned"
     for feed in ("blacklist", "restrictions"):
         verify_version(p.root, feed, r2.version, p.public_pem())
-    assert [json.loads(x)["entry_id"] for x in
-            (vdir(p, "blacklist", r2.version) / "full.jsonl").read_text("utf-8").splitlines()][:2] == \
-        ["E00000", "E00001"]
+    assert [
+        json.loads(x)["entry_id"]
+        for x in (vdir(p, "blacklist", r2.version) / "full.jsonl").read_text("utf-8").splitlines()
+    ][:2] == ["E00000", "E00001"]

@@ -16,8 +16,9 @@ import pytest
 from safecredit.report_html import SECTIONS, SIGNATURES
 
 CHROMIUM = next((c for c in (shutil.which("chromium"), "/usr/bin/chromium") if c and Path(c).exists()), None)
-needs_chromium = pytest.mark.skipif(CHROMIUM is None,
-                                    reason="chromium not installed (Debian package `chromium`: `make system-deps`)")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium not installed (Debian package `chromium`: `make system-deps`)"
+)
 WINDOW = (1280, 2400)  # the whole report of the test data fits
 
 
@@ -29,11 +30,27 @@ def published(pipeline_run) -> tuple[str, Path]:
 
 def screenshot(page: Path, out: Path) -> Path:
     png = out / f"{page.stem}.png"
-    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    "--hide-scrollbars", f"--user-data-dir={out / 'chromium-profile'}", f"--screenshot={png}",
-                    f"--window-size={WINDOW[0]},{WINDOW[1]}", page.resolve().as_uri()],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            f"--user-data-dir={out / 'chromium-profile'}",
+            f"--screenshot={png}",
+            f"--window-size={WINDOW[0]},{WINDOW[1]}",
+            page.resolve().as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     assert png.is_file() and png.stat().st_size > 1000
     return png
 
@@ -44,8 +61,8 @@ def read_png(path: Path) -> np.ndarray:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, idat, hdr = 8, [], None
     while pos < len(data):
-        (n,), kind = struct.unpack(">I", data[pos:pos + 4]), data[pos + 4:pos + 8]
-        body = data[pos + 8:pos + 8 + n]
+        (n,), kind = struct.unpack(">I", data[pos : pos + 4]), data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + n]
         pos += 12 + n
         if kind == b"IHDR":
             hdr = struct.unpack(">IIBBBBB", body)
@@ -88,24 +105,39 @@ def read_png(path: Path) -> np.ndarray:
 
 
 def pixels_of(img: np.ndarray, colour: str, tol: int = 10) -> int:
-    rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.int16)
+    rgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)], dtype=np.int16)
     return int((np.abs(img.astype(np.int16) - rgb).max(axis=2) <= tol).sum())
 
 
 # --------------------------------------------------------------------------------- tests
 
+
 def test_report_is_written_beside_the_feeds_for_the_published_version(pipeline_run):
     version, exports = published(pipeline_run)
     page = exports / "reports" / f"{version}.html"  # where the API's /report looks for the version it serves
-    assert page.is_file(), sorted(p.name for p in (exports / "reports").glob("*")) if (exports / "reports").exists() else "no reports/"
+    assert page.is_file(), (
+        sorted(p.name for p in (exports / "reports").glob("*")) if (exports / "reports").exists() else "no reports/"
+    )
     html = page.read_text(encoding="utf-8")
     assert version in html and str(pipeline_run["as_of"]) in html
     for sid, zh, en in SECTIONS:
         assert f'id="{sid}"' in html and zh in html and en in html
     for chart in SIGNATURES:
         assert f'data-chart="{chart}"' in html
-    for label in ("按列入事由", "by ground", "按行业门类", "by industry", "按行政区划", "by region",
-                  "信用评分", "credit score", "费率浮动系数", "premium factor", "按规则", "by rule"):
+    for label in (
+        "按列入事由",
+        "by ground",
+        "按行业门类",
+        "by industry",
+        "按行政区划",
+        "by region",
+        "信用评分",
+        "credit score",
+        "费率浮动系数",
+        "premium factor",
+        "按规则",
+        "by rule",
+    ):
         assert label in html
     # a single self-contained file: no scripts, stylesheets, images or fonts fetched from anywhere
     assert not re.search(r"<script|<link|<img|@import|url\(", html, re.I)
@@ -155,10 +187,17 @@ def test_quarantine_and_stale_sources_show_in_the_charts(pipeline_run, tmp_path)
                          ('scj', 'penalties', 'PENALTIES-UNIT-CODE', 25)) t(d, ds, r, n),
                  range(n) s(i)""")
         con.execute("""INSERT INTO quality.batches BY NAME SELECT 'zjj' AS department, 'penalties' AS dataset,
-                       'F-HELD' AS fetch_id, true AS held, '缺少必填字段' AS reason_zh, 'required field missing' AS reason_en""")
+                       'F-HELD' AS fetch_id, true AS held, '缺少必填字段' AS reason_zh,
+                       'required field missing' AS reason_en""")
         html = render_report(con, home / "raw", version + "-q", pipeline_run["as_of"], "test")
-        later = render_report(con, home / "raw", version + "-s", pipeline_run["as_of"], "test",
-                              generated_at=datetime.now(timezone.utc) + timedelta(days=30))
+        later = render_report(
+            con,
+            home / "raw",
+            version + "-s",
+            pipeline_run["as_of"],
+            "test",
+            generated_at=datetime.now(timezone.utc) + timedelta(days=30),
+        )
     finally:
         con.close()
     assert "F-HELD" in html and "PENALTIES-DATE-ORDER" in html and "缺少必填字段" in html

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from rules_fixtures import accident, build_warehouse, enterprise, penalty, revoke, uscc  # noqa: E402
 
 AS_OF = date(2026, 11, 22)
-IN = "2026-06-01"          # inside every window
-OLD = "2025-03-01"         # outside 12 months, inside 24 and 36
+IN = "2026-06-01"  # inside every window
+OLD = "2025-03-01"  # outside 12 months, inside 24 and 36
 
 
 def fine(n, subject, day, **over):
@@ -38,18 +38,26 @@ def warning(n, subject, day, **over):
 
 
 def liability(n, subject, acc, day, **over):
-    return penalty(n, subject, day, **{"AQ_WFDM": "ACCIDENT_LIABILITY", "AQ_SGBH": acc["SG_BH"], "CF_NR_FK": "20", **over})
+    return penalty(
+        n, subject, day, **{"AQ_WFDM": "ACCIDENT_LIABILITY", "AQ_SGBH": acc["SG_BH"], "CF_NR_FK": "20", **over}
+    )
 
 
 ENTERPRISES = {i: {} for i in range(1, 25)}
-ENTERPRISES.update({
-    4: {"QY_BZHDJ": "二级"}, 5: {"QY_BZHDJ": "一级"}, 6: {"QY_BZHDJ": "三级"},
-    19: {"QY_CLRQ": "2025-06-01", "updated_at": "2025-06-02T10:00:00+08:00"}, 20: {"QY_BZHDJ": "一级"},
-})
+ENTERPRISES.update(
+    {
+        4: {"QY_BZHDJ": "二级"},
+        5: {"QY_BZHDJ": "一级"},
+        6: {"QY_BZHDJ": "三级"},
+        19: {"QY_CLRQ": "2025-06-01", "updated_at": "2025-06-02T10:00:00+08:00"},
+        20: {"QY_BZHDJ": "一级"},
+    }
+)
 
 ACC = {
     9: accident(9, 9, "2026-03-01", deaths=3, grade="较大"),
-    101: accident(101, 10, "2026-01-10"), 102: accident(102, 10, "2026-07-10"),
+    101: accident(101, 10, "2026-01-10"),
+    102: accident(102, 10, "2026-07-10"),
     11: accident(11, 11, IN),
     12: accident(12, 12, IN, SG_BGQK="瞒报"),
     18: accident(18, 18, IN, SG_ZR="非责任事故"),
@@ -60,24 +68,30 @@ PENALTIES = [
     warning(2, 2, IN),
     fine(3, 3, IN),
     warning(6, 6, IN),
-    fine(71, 7, IN, CF_CFLB="罚款;吊销许可证件"), fine(72, 7, "2026-08-03"),
+    fine(71, 7, IN, CF_CFLB="罚款;吊销许可证件"),
+    fine(72, 7, "2026-08-03"),
     fine(8, 8, IN, AQ_WFDM="HIDDEN_DANGER_UNFIXED"),
     liability(11, 11, ACC[11], "2026-07-01"),
     fine(13, 13, "2026-03-02", AQ_WFDM="UNLICENSED_OPERATION"),
-    fine(14, 14, "2025-11-22"),          # exactly 12 months before as_of: no longer counts
-    fine(15, 15, "2025-11-23"),          # the first day that counts
-    fine(16, 16, IN),                    # revoked below: never made
-    fine(17, 17, "2026-11-25"),          # after as_of
-    warning(21, 21, IN, CF_NR_FK="0"),   # a warning with a zero fine is still a warning
-    fine(22, 22, IN, CF_NR_FK="150"),    # ≥ 100 万: severe
+    fine(14, 14, "2025-11-22"),  # exactly 12 months before as_of: no longer counts
+    fine(15, 15, "2025-11-23"),  # the first day that counts
+    fine(16, 16, IN),  # revoked below: never made
+    fine(17, 17, "2026-11-25"),  # after as_of
+    warning(21, 21, IN, CF_NR_FK="0"),  # a warning with a zero fine is still a warning
+    fine(22, 22, IN, CF_NR_FK="150"),  # ≥ 100 万: severe
     fine(23, 23, IN, AQ_QJ="特别严重"),  # 情节特别严重: severe
 ]
 REVOKES = [revoke(next(p for p in PENALTIES if p["record_id"] == "pen-16"), "2026-07-01")]
 
 
 def _data() -> dict:
-    return {"yjj": {"enterprises": [enterprise(i, **over) for i, over in ENTERPRISES.items()],
-                    "penalties": PENALTIES + REVOKES, "accidents": list(ACC.values())}}
+    return {
+        "yjj": {
+            "enterprises": [enterprise(i, **over) for i, over in ENTERPRISES.items()],
+            "penalties": PENALTIES + REVOKES,
+            "accidents": list(ACC.values()),
+        }
+    }
 
 
 @pytest.fixture(scope="module")
@@ -98,42 +112,51 @@ def score(con, i) -> dict:
 
 
 def components(con, i) -> list[tuple]:
-    return con.execute("SELECT component, points, source_record_id FROM rules.credit_score_components "
-                       "WHERE uscc = ? ORDER BY kind, component, source_record_id", [uscc(i)]).fetchall()
+    return con.execute(
+        "SELECT component, points, source_record_id FROM rules.credit_score_components "
+        "WHERE uscc = ? ORDER BY kind, component, source_record_id",
+        [uscc(i)],
+    ).fetchall()
 
 
-@pytest.mark.parametrize("i, points, grade", [
-    (1, 80, "B"),    # ordinary unit, no events: 75 + 5 clean
-    (2, 73, "B"),    # one warning: stays B
-    (3, 67, "C"),    # one ordinary fine
-    (4, 85, "A"),    # 二级 + clean
-    (5, 95, "A"),    # 一级 + clean
-    (6, 68, "C"),    # 三级 with a warning
-    (7, 50, "D"),    # severe (−12) + ordinary (−8) + repeat (−5): D by score, not forced
-    (14, 75, "B"),   # penalty exactly 12 months back: no deduction, but no clean bonus either
-    (15, 67, "C"),   # penalty on the first day of the window
-    (16, 80, "B"),   # revoked penalty counts as never made
-    (17, 80, "B"),   # decided after as_of
-    (18, 80, "B"),   # non-liability accident: no deduction, clean record kept
-    (19, 75, "B"),   # too young for the clean-record bonus
-    (20, 90, "A"),   # 一级, fatal 一般 accident 21 months ago: no deduction, no bonus
-    (21, 73, "B"),
-    (22, 63, "C"),
-    (11, 65, "C"),   # 一般 liability accident −10; its liability penalty is not deducted again
-])
+@pytest.mark.parametrize(
+    "i, points, grade",
+    [
+        (1, 80, "B"),  # ordinary unit, no events: 75 + 5 clean
+        (2, 73, "B"),  # one warning: stays B
+        (3, 67, "C"),  # one ordinary fine
+        (4, 85, "A"),  # 二级 + clean
+        (5, 95, "A"),  # 一级 + clean
+        (6, 68, "C"),  # 三级 with a warning
+        (7, 50, "D"),  # severe (−12) + ordinary (−8) + repeat (−5): D by score, not forced
+        (14, 75, "B"),  # penalty exactly 12 months back: no deduction, but no clean bonus either
+        (15, 67, "C"),  # penalty on the first day of the window
+        (16, 80, "B"),  # revoked penalty counts as never made
+        (17, 80, "B"),  # decided after as_of
+        (18, 80, "B"),  # non-liability accident: no deduction, clean record kept
+        (19, 75, "B"),  # too young for the clean-record bonus
+        (20, 90, "A"),  # 一级, fatal 一般 accident 21 months ago: no deduction, no bonus
+        (21, 73, "B"),
+        (22, 63, "C"),
+        (11, 65, "C"),  # 一般 liability accident −10; its liability penalty is not deducted again
+    ],
+)
 def test_scores_and_grades(con, i, points, grade):
     s = score(con, i)
     assert (s["score"], s["grade"], s["forced_d"]) == (Decimal(points), grade, False)
 
 
-@pytest.mark.parametrize("i, reasons, points", [
-    (8, ["HIDDEN_DANGER_UNFIXED"], 67),
-    (9, ["MAJOR_ACCIDENT"], 45),
-    (10, ["REPEATED_ACCIDENTS"], 55),
-    (12, ["CONCEALED_ACCIDENT"], 65),
-    (13, ["LISTED"], 67),
-    (23, ["LISTED"], 63),    # 情节特别严重 (severe, −12) is also ground B4
-])
+@pytest.mark.parametrize(
+    "i, reasons, points",
+    [
+        (8, ["HIDDEN_DANGER_UNFIXED"], 67),
+        (9, ["MAJOR_ACCIDENT"], 45),
+        (10, ["REPEATED_ACCIDENTS"], 55),
+        (12, ["CONCEALED_ACCIDENT"], 65),
+        (13, ["LISTED"], 67),
+        (23, ["LISTED"], 63),  # 情节特别严重 (severe, −12) is also ground B4
+    ],
+)
 def test_forced_d(con, i, reasons, points):
     s = score(con, i)
     assert (s["grade"], s["forced_d"], s["forced_reasons"], s["score"]) == ("D", True, reasons, Decimal(points))
@@ -141,29 +164,47 @@ def test_forced_d(con, i, reasons, points):
 
 def test_components_cite_their_records(con):
     assert components(con, 1) == [("BASE", 75, "ent-1"), ("CLEAN_RECORD", 5, None)]
-    assert components(con, 7) == [("BASE", 75, "ent-7"), ("PENALTY_GENERAL", -8, "pen-72"),
-                                  ("PENALTY_SEVERE", -12, "pen-71"), ("REPEAT_PENALTIES", -5, None)]
+    assert components(con, 7) == [
+        ("BASE", 75, "ent-7"),
+        ("PENALTY_GENERAL", -8, "pen-72"),
+        ("PENALTY_SEVERE", -12, "pen-71"),
+        ("REPEAT_PENALTIES", -5, None),
+    ]
     assert components(con, 11) == [("BASE", 75, "ent-11"), ("ACCIDENT_GENERAL", -10, "acc-11")]
-    assert components(con, 10) == [("BASE", 75, "ent-10"), ("ACCIDENT_GENERAL", -10, "acc-101"),
-                                   ("ACCIDENT_GENERAL", -10, "acc-102"), ("REPEATED_ACCIDENTS", 0, "acc-101"),
-                                   ("REPEATED_ACCIDENTS", 0, "acc-102")]
+    assert components(con, 10) == [
+        ("BASE", 75, "ent-10"),
+        ("ACCIDENT_GENERAL", -10, "acc-101"),
+        ("ACCIDENT_GENERAL", -10, "acc-102"),
+        ("REPEATED_ACCIDENTS", 0, "acc-101"),
+        ("REPEATED_ACCIDENTS", 0, "acc-102"),
+    ]
     assert components(con, 13) == [("BASE", 75, "ent-13"), ("PENALTY_GENERAL", -8, "pen-13"), ("LISTED", 0, "pen-13")]
-    row = con.execute("SELECT source_department, source_dataset, decision_no_or_accident_no, event_date "
-                      "FROM rules.credit_score_components WHERE uscc = ? AND component = 'ACCIDENT_LARGER'",
-                      [uscc(9)]).fetchone()
+    row = con.execute(
+        "SELECT source_department, source_dataset, decision_no_or_accident_no, event_date "
+        "FROM rules.credit_score_components WHERE uscc = ? AND component = 'ACCIDENT_LARGER'",
+        [uscc(9)],
+    ).fetchone()
     assert row == ("yjj", "accidents", ACC[9]["SG_BH"], date(2026, 3, 1))
-    row = con.execute("SELECT source_dataset, decision_no_or_accident_no FROM rules.credit_score_components "
-                      "WHERE uscc = ? AND component = 'PENALTY_GENERAL'", [uscc(3)]).fetchone()
+    row = con.execute(
+        "SELECT source_dataset, decision_no_or_accident_no FROM rules.credit_score_components "
+        "WHERE uscc = ? AND component = 'PENALTY_GENERAL'",
+        [uscc(3)],
+    ).fetchone()
     assert row == ("penalties", PENALTIES[1]["CF_WSH"])
     s = score(con, 7)
     assert s["component_count"] == 4 and [c["component"] for c in s["components"]] == [
-        "BASE", "PENALTY_SEVERE", "PENALTY_GENERAL", "REPEAT_PENALTIES"]
+        "BASE",
+        "PENALTY_SEVERE",
+        "PENALTY_GENERAL",
+        "REPEAT_PENALTIES",
+    ]
     assert s["components"][1]["source_record_id"] == "pen-71"
 
 
 def test_every_registry_unit_is_scored_once(con):
-    n, units, lo, hi = con.execute("SELECT count(*), count(DISTINCT uscc), min(score), max(score) "
-                                   "FROM rules.credit_scores").fetchone()
+    n, units, lo, hi = con.execute(
+        "SELECT count(*), count(DISTINCT uscc), min(score), max(score) FROM rules.credit_scores"
+    ).fetchone()
     assert n == units == len(ENTERPRISES) and lo >= 0 and hi <= 100
     pv, as_of = con.execute("SELECT DISTINCT policy_version, as_of FROM rules.credit_scores").fetchone()
     assert as_of == AS_OF and pv.startswith("2026.")
@@ -173,20 +214,28 @@ def test_incentive_conditions(con):
     s = score(con, 5)
     assert s["incentive_eligible"] is True
     status = {c["condition"]: c["status"] for c in s["incentive_conditions"]}
-    assert status == {"PUBLIC_COMMITMENT": "not_checked", "NO_DISHONESTY": "met", "NO_SAFETY_PENALTY": "met",
-                      "NO_FATAL_ACCIDENT": "met", "NO_OCCUPATIONAL_DISEASE": "not_checked",
-                      "STANDARDIZATION": "met", "NOT_PUNISHED_OTHER_SECTORS": "not_checked"}
+    assert status == {
+        "PUBLIC_COMMITMENT": "not_checked",
+        "NO_DISHONESTY": "met",
+        "NO_SAFETY_PENALTY": "met",
+        "NO_FATAL_ACCIDENT": "met",
+        "NO_OCCUPATIONAL_DISEASE": "not_checked",
+        "STANDARDIZATION": "met",
+        "NOT_PUNISHED_OTHER_SECTORS": "not_checked",
+    }
     fatal = {c["condition"]: c["status"] for c in score(con, 20)["incentive_conditions"]}
     assert fatal["NO_FATAL_ACCIDENT"] == "not_met" and score(con, 20)["incentive_eligible"] is False
     listed = {c["condition"]: c["status"] for c in score(con, 13)["incentive_conditions"]}
     assert listed["NO_DISHONESTY"] == "not_met" and listed["NO_SAFETY_PENALTY"] == "not_met"
-    assert score(con, 4)["incentive_eligible"] is False      # 二级
+    assert score(con, 4)["incentive_eligible"] is False  # 二级
     assert con.execute("SELECT count(*) FROM rules.credit_scores WHERE incentive_eligible").fetchone()[0] == 1
 
 
 def _rows(con) -> list:
-    return con.execute("SELECT * FROM rules.credit_scores ORDER BY uscc").fetchall() + \
-        con.execute("SELECT * FROM rules.credit_score_components ORDER BY ALL").fetchall()
+    return (
+        con.execute("SELECT * FROM rules.credit_scores ORDER BY uscc").fetchall()
+        + con.execute("SELECT * FROM rules.credit_score_components ORDER BY ALL").fetchall()
+    )
 
 
 def test_deterministic(con):
@@ -199,6 +248,7 @@ def test_deterministic(con):
 
 
 # -- policy is data -----------------------------------------------------------------------------------
+
 
 class PolicyCopy:
     """A writable copy of contracts/policy/default under `root`, made the policy in force through
@@ -263,10 +313,10 @@ def test_a_changed_policy_value_changes_scores_and_version(con, policy_copy):
         version = policy_copy.rerun(con, AS_OF)
         assert version != default_version and score(con, 1)["policy_version"] == version
         assert (score(con, 1)["score"], score(con, 1)["grade"]) == (85, "A")
-        assert (score(con, 15)["score"], score(con, 15)["grade"]) == (80, "B")   # outside 6 months now
+        assert (score(con, 15)["score"], score(con, 15)["grade"]) == (80, "B")  # outside 6 months now
         assert (score(con, 3)["score"], score(con, 3)["grade"]) == (72, "B")
         assert (score(con, 8)["forced_d"], score(con, 8)["grade"]) == (False, "B")
-    finally:   # the module's warehouse goes back to the default policy for the other tests
+    finally:  # the module's warehouse goes back to the default policy for the other tests
         assert policy_copy.rerun(con, AS_OF, restore=True) == default_version
     assert (score(con, 1)["score"], score(con, 8)["grade"]) == (80, "D")
 
@@ -280,8 +330,8 @@ def calibrate(home: Path, seed: int = 42, scale: int = 20000) -> dict:
     """Generate data, run the whole pipeline against the simulator, print the grade shares."""
     import json
 
-    from safecredit.generator import generate
     from pipelines.runner import run_pipeline
+    from safecredit.generator import generate
     from safecredit.simulator import start_simulator
     from safecredit.warehouse import connect
 
@@ -293,10 +343,16 @@ def calibrate(home: Path, seed: int = 42, scale: int = 20000) -> dict:
         sim.write_sources(home / "sources.yaml")
         summary = run_pipeline(str(home), str(home / "sources.yaml"), date.fromisoformat(meta["end"]))
     con = connect(home / "warehouse" / "warehouse.duckdb", read_only=True)
-    shares = dict(con.execute("SELECT grade, round(100.0 * count(*) / sum(count(*)) OVER (), 2) "
-                              "FROM rules.credit_scores GROUP BY grade ORDER BY grade").fetchall())
-    forced = con.execute("SELECT reason, count(*) FROM (SELECT unnest(forced_reasons) AS reason "
-                         "FROM rules.credit_scores) GROUP BY ALL ORDER BY ALL").fetchall()
+    shares = dict(
+        con.execute(
+            "SELECT grade, round(100.0 * count(*) / sum(count(*)) OVER (), 2) "
+            "FROM rules.credit_scores GROUP BY grade ORDER BY grade"
+        ).fetchall()
+    )
+    forced = con.execute(
+        "SELECT reason, count(*) FROM (SELECT unnest(forced_reasons) AS reason "
+        "FROM rules.credit_scores) GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
     by_score = con.execute("SELECT count(*) FROM rules.credit_scores WHERE grade = 'D' AND NOT forced_d").fetchone()[0]
     units = con.execute("SELECT count(*) FROM rules.credit_scores").fetchone()[0]
     print(f"run ok={summary.ok} published={summary.published}; {units} units, as_of {meta['end']}")

@@ -8,18 +8,20 @@ policy), 3-year management period, repair after 12 months.
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
-
-from rules_fixtures import (accident, build_warehouse, credit_action, enterprise, id_number, penalty,
-                            revoke, ts, uscc)
+from rules_fixtures import accident, build_warehouse, credit_action, enterprise, id_number, penalty, revoke, ts, uscc
 
 AS_OF = date(2026, 11, 22)
 
 
 def entries(con, **where) -> list[dict]:
     cols = [d[0] for d in con.execute("SELECT * FROM rules.blacklist LIMIT 0").description]
-    rows = [dict(zip(cols, r)) for r in con.execute("SELECT * FROM rules.blacklist ORDER BY ground, subject_type, entry_id").fetchall()]
+    rows = [
+        dict(zip(cols, r))
+        for r in con.execute("SELECT * FROM rules.blacklist ORDER BY ground, subject_type, entry_id").fetchall()
+    ]
     return [r for r in rows if all(r[k] == v for k, v in where.items())]
 
 
@@ -28,18 +30,25 @@ def grounds_of(con) -> set[tuple]:
 
 
 def wh(tmp_path, penalties=(), accidents=(), actions=(), ents=None, as_of=AS_OF, **kw):
-    data = {"yjj": {"enterprises": ents if ents is not None else [enterprise(i) for i in range(1, 6)],
-                    "penalties": list(penalties), "accidents": list(accidents),
-                    "credit_actions": list(actions)}}
+    data = {
+        "yjj": {
+            "enterprises": ents if ents is not None else [enterprise(i) for i in range(1, 6)],
+            "penalties": list(penalties),
+            "accidents": list(accidents),
+            "credit_actions": list(actions),
+        }
+    }
     return build_warehouse(tmp_path, data, as_of, **kw)
 
 
 def liability(n, subject, acc_no, decision_date, **over):
-    return penalty(n, subject, decision_date, **{"AQ_WFDM": "ACCIDENT_LIABILITY", "AQ_SGBH": acc_no,
-                                                 "CF_NR_FK": "150", **over})
+    return penalty(
+        n, subject, decision_date, **{"AQ_WFDM": "ACCIDENT_LIABILITY", "AQ_SGBH": acc_no, "CF_NR_FK": "150", **over}
+    )
 
 
 # -- A1 ------------------------------------------------------------------------------------------------
+
 
 def test_a1_major_liability_accident_lists_unit_and_principal(tmp_path):
     acc = accident(1, 1, "2025-05-01", deaths=12, grade="重大")
@@ -55,16 +64,20 @@ def test_a1_major_liability_accident_lists_unit_and_principal(tmp_path):
 def test_a1_entries_turn_revoked_when_the_accident_is_revoked_or_regraded_below_the_ground(tmp_path, change):
     """rules.md §3: the entry keeps its id and history and turns `revoked`; it never vanishes."""
     acc = accident(1, 1, "2025-05-01", deaths=12, grade="重大")
-    later = (revoke(acc, "2025-12-01") if change == "revoked"
-             else {**acc, "updated_at": ts("2025-12-01"), "SG_SWRS": "2", "SG_DJ": "一般"})
+    later = (
+        revoke(acc, "2025-12-01")
+        if change == "revoked"
+        else {**acc, "updated_at": ts("2025-12-01"), "SG_SWRS": "2", "SG_DJ": "一般"}
+    )
     pen = liability(1, 1, acc["SG_BH"], "2025-09-01")
     before = entries(wh(tmp_path / "before", [pen], [acc]))
     con = wh(tmp_path / "after", [pen], [acc, later])
     after = entries(con)
     assert {e["entry_id"] for e in after} == {e["entry_id"] for e in before} and len(after) == 2
     assert {(e["ground"], e["status"], e["revoked_date"]) for e in after} == {("A1", "revoked", date(2025, 12, 1))}
-    hist = con.execute("SELECT status FROM rules.entry_history WHERE entry_id = ? ORDER BY event_date, ord",
-                       [after[0]["entry_id"]]).fetchall()
+    hist = con.execute(
+        "SELECT status FROM rules.entry_history WHERE entry_id = ? ORDER BY event_date, ord", [after[0]["entry_id"]]
+    ).fetchall()
     assert [h for (h,) in hist] == ["pending", "listed", "revoked"]
 
 
@@ -73,8 +86,11 @@ def test_a2_entries_turn_revoked_when_either_accident_is_revoked_or_regraded(tmp
     a1 = accident(1, 2, "2025-01-10", deaths=4, grade="较大")
     a2 = accident(2, 2, "2025-06-10", deaths=5, grade="较大")
     pens = [liability(1, 2, a1["SG_BH"], "2025-04-01"), liability(2, 2, a2["SG_BH"], "2025-09-01")]
-    later = (revoke(a1, "2025-12-01") if change == "revoked"
-             else {**a1, "updated_at": ts("2025-12-01"), "SG_SWRS": "1", "SG_DJ": "一般"})
+    later = (
+        revoke(a1, "2025-12-01")
+        if change == "revoked"
+        else {**a1, "updated_at": ts("2025-12-01"), "SG_SWRS": "1", "SG_DJ": "一般"}
+    )
     assert {e["status"] for e in entries(wh(tmp_path / "before", pens, [a1, a2]), ground="A2")} == {"listed"}
     after = entries(wh(tmp_path / "after", pens, [a1, a2, later]), ground="A2")
     assert len(after) == 2 and {(e["status"], e["revoked_date"]) for e in after} == {("revoked", date(2025, 12, 1))}
@@ -87,6 +103,7 @@ def test_a1_not_for_a_non_liability_accident(tmp_path):
 
 
 # -- A2 and the grade from the numbers --------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("second, listed", [("2025-03-15", True), ("2025-03-16", False)])
 def test_a2_two_larger_accidents_within_twelve_calendar_months_inclusive(tmp_path, second, listed):
@@ -104,16 +121,19 @@ def test_a2_two_larger_accidents_within_twelve_calendar_months_inclusive(tmp_pat
 
 
 def test_three_deaths_reported_as_ordinary_count_as_larger(tmp_path):
-    a1 = accident(1, 2, "2025-01-10", deaths=3, grade="一般")   # the numbers say 较大
+    a1 = accident(1, 2, "2025-01-10", deaths=3, grade="一般")  # the numbers say 较大
     a2 = accident(2, 2, "2025-06-10", deaths=3, grade="一般")
     pens = [liability(1, 2, a1["SG_BH"], "2025-04-01"), liability(2, 2, a2["SG_BH"], "2025-09-01")]
     con = wh(tmp_path, pens, [a1, a2])
     assert [e["decision_no"] for e in entries(con, ground="A2", subject_type="unit")] == [pens[1]["CF_WSH"]]
-    flagged = con.execute("SELECT count(*) FROM quality.violations WHERE rule_id = 'ACCIDENTS-GRADE-BELOW-CASUALTIES'").fetchone()[0]
+    flagged = con.execute(
+        "SELECT count(*) FROM quality.violations WHERE rule_id = 'ACCIDENTS-GRADE-BELOW-CASUALTIES'"
+    ).fetchone()[0]
     assert flagged == 2
 
 
 # -- A3, A4, A5 -------------------------------------------------------------------------------------------
+
 
 def test_a3_art_114_para_2_fine(tmp_path):
     acc = accident(1, 3, "2025-05-01", deaths=1)
@@ -123,8 +143,17 @@ def test_a3_art_114_para_2_fine(tmp_path):
 
 def test_a4_concealment_lists_unit_and_the_penalised_persons_not_the_principal_by_default(tmp_path):
     unit_pen = penalty(1, 3, "2025-09-01", AQ_WFDM="ACCIDENT_CONCEALED")
-    person_pen = penalty(2, 3, "2025-09-01", AQ_WFDM="ACCIDENT_CONCEALED", AQ_CFDX="个人", CF_XDR_LB="自然人",
-                         CF_XDR_MC="张三", CF_XDR_SHXYM=None, CF_XDR_ZJHM=id_number(77))
+    person_pen = penalty(
+        2,
+        3,
+        "2025-09-01",
+        AQ_WFDM="ACCIDENT_CONCEALED",
+        AQ_CFDX="个人",
+        CF_XDR_LB="自然人",
+        CF_XDR_MC="张三",
+        CF_XDR_SHXYM=None,
+        CF_XDR_ZJHM=id_number(77),
+    )
     con = wh(tmp_path, [unit_pen, person_pen])
     assert grounds_of(con) == {("A4", "unit", "penalised unit"), ("A4", "person", "penalised person")}
 
@@ -136,13 +165,16 @@ def test_late_reporting_alone_is_not_a_ground(tmp_path):
 
 
 def test_a5_lists_the_principal_only(tmp_path):
-    con = wh(tmp_path, [penalty(1, 4, "2025-09-01", AQ_WFDM="PRINCIPAL_ABSCONDED",
-                                AQ_ZYFZR="李四", AQ_ZYFZR_ZJHM=id_number(40))])
+    con = wh(
+        tmp_path,
+        [penalty(1, 4, "2025-09-01", AQ_WFDM="PRINCIPAL_ABSCONDED", AQ_ZYFZR="李四", AQ_ZYFZR_ZJHM=id_number(40))],
+    )
     assert grounds_of(con) == {("A5", "person", "principal")}
     assert entries(con)[0]["name"] == "李四"
 
 
 # -- who: the principal at the time ---------------------------------------------------------------------
+
 
 def test_a_successor_principal_is_not_listed_for_a_predecessors_act(tmp_path):
     """rules.md §3: the registry version in force on the decision date, not the registry of today."""
@@ -154,7 +186,7 @@ def test_a_successor_principal_is_not_listed_for_a_predecessors_act(tmp_path):
 
 
 def test_no_principal_known_at_the_time_is_reported_and_nobody_listed_in_their_place(tmp_path):
-    ents = [enterprise(1, updated_at=ts("2025-10-01"))]       # first sent after the decision
+    ents = [enterprise(1, updated_at=ts("2025-10-01"))]  # first sent after the decision
     pen = penalty(1, 1, "2025-09-01", AQ_WFDM="UNLICENSED_OPERATION")
     con = wh(tmp_path, [pen], ents=ents)
     assert grounds_of(con) == {("B1", "unit", "penalised unit")}
@@ -164,15 +196,27 @@ def test_no_principal_known_at_the_time_is_reported_and_nobody_listed_in_their_p
 
 # -- B grounds --------------------------------------------------------------------------------------------
 
+
 def test_b1_unlicensed_operation(tmp_path):
     con = wh(tmp_path, [penalty(1, 1, "2025-09-01", AQ_WFDM="UNLICENSED_OPERATION")])
     assert grounds_of(con) == {("B1", "unit", "penalised unit"), ("B1", "person", "principal")}
 
 
 def test_b2_agency_and_its_staff(tmp_path):
-    pens = [penalty(1, 5, "2025-09-01", AQ_WFDM="AGENCY_FRAUD"),
-            penalty(2, 5, "2025-09-01", AQ_WFDM="AGENCY_FRAUD", AQ_CFDX="个人", CF_XDR_LB="自然人",
-                    CF_XDR_MC="王五", CF_XDR_SHXYM=None, CF_XDR_ZJHM=id_number(55))]
+    pens = [
+        penalty(1, 5, "2025-09-01", AQ_WFDM="AGENCY_FRAUD"),
+        penalty(
+            2,
+            5,
+            "2025-09-01",
+            AQ_WFDM="AGENCY_FRAUD",
+            AQ_CFDX="个人",
+            CF_XDR_LB="自然人",
+            CF_XDR_MC="王五",
+            CF_XDR_SHXYM=None,
+            CF_XDR_ZJHM=id_number(55),
+        ),
+    ]
     con = wh(tmp_path, pens)
     assert grounds_of(con) == {("B2", "unit", "penalised unit"), ("B2", "person", "penalised person")}
 
@@ -182,13 +226,14 @@ def test_b3_refused_execution(tmp_path):
     assert grounds_of(con) == {("B3", "unit", "penalised unit"), ("B3", "person", "principal")}
 
 
-@pytest.mark.parametrize("later, status", [(None, "listed"), ("强制执行", "listed"), ("已执行", "revoked"),
-                                           ("未执行", "revoked")])
+@pytest.mark.parametrize(
+    "later, status", [(None, "listed"), ("强制执行", "listed"), ("已执行", "revoked"), ("未执行", "revoked")]
+)
 def test_b3_from_a_penalty_version_that_says_refused(tmp_path, later, status):
     """rules.md §3: day 0 is the Asia/Shanghai date of the first version saying 拒不执行; 强制执行
     later keeps the entry, 已执行 or 未执行 later is a correction and the entry turns revoked."""
     pen = penalty(1, 1, "2025-03-03", AQ_ZXZT="未执行")
-    refused = {**pen, "updated_at": "2025-06-09T17:30:00Z", "AQ_ZXZT": "拒不执行"}   # 2025-06-10 01:30 in 上海
+    refused = {**pen, "updated_at": "2025-06-09T17:30:00Z", "AQ_ZXZT": "拒不执行"}  # 2025-06-10 01:30 in 上海
     again = {**pen, "updated_at": ts("2025-07-01"), "AQ_ZXZT": "拒不执行"}
     versions = [pen, refused, again] + ([{**pen, "updated_at": ts("2025-09-01"), "AQ_ZXZT": later}] if later else [])
     con = wh(tmp_path, versions)
@@ -214,6 +259,7 @@ def test_b4_other_only_when_most_serious(tmp_path, severity, listed):
 
 # -- dates and statuses -------------------------------------------------------------------------------------
 
+
 def test_notice_period_counts_working_days_of_the_policy_calendar(tmp_path):
     # 2024-09-30 (Mon); 1–7 Oct National Day; 12 Oct (Sat) is a make-up working day
     con = wh(tmp_path, [penalty(1, 1, "2024-09-30", AQ_WFDM="UNLICENSED_OPERATION")], as_of=date(2024, 10, 11))
@@ -229,8 +275,9 @@ def test_a_2023_notice_period_skips_that_years_holidays_and_counts_its_make_up_d
     assert e["start_date"] == date(2023, 10, 10) and e["status"] == "pending"
 
 
-@pytest.mark.parametrize("decided, as_of, year", [("2031-03-03", date(2031, 6, 1), 2031),
-                                                  ("2026-12-28", date(2027, 3, 1), 2027)])
+@pytest.mark.parametrize(
+    "decided, as_of, year", [("2031-03-03", date(2031, 6, 1), 2031), ("2026-12-28", date(2027, 3, 1), 2027)]
+)
 def test_a_notice_period_reaching_an_unpublished_year_is_reported_and_not_listed(tmp_path, decided, as_of, year):
     """Never Monday–Friday silently (rules.md §3): the entry waits, and the year is named."""
     con = wh(tmp_path, [penalty(1, 1, decided, AQ_WFDM="UNLICENSED_OPERATION")], as_of=as_of)
@@ -246,11 +293,21 @@ def test_the_policy_overrides_a_day_and_may_publish_a_year_the_package_lacks():
     from safecredit.policy import Policy
     from safecredit.workdays import published
 
-    pol = Policy("t", "1", date(1900, 1, 1), {"calendar": {
-        "published_years": [2027], "holidays": [["2027-01-01", "2027-01-02"]], "makeup_workdays": ["2025-10-08"]}})
+    pol = Policy(
+        "t",
+        "1",
+        date(1900, 1, 1),
+        {
+            "calendar": {
+                "published_years": [2027],
+                "holidays": [["2027-01-01", "2027-01-02"]],
+                "makeup_workdays": ["2025-10-08"],
+            }
+        },
+    )
     years, days = published(pol)
     assert years == list(range(2004, 2028))
-    assert {d: w for d, w in days}[date(2025, 10, 8)] is True      # a 国庆 day in the package, overridden
+    assert {d: w for d, w in days}[date(2025, 10, 8)] is True  # a 国庆 day in the package, overridden
     assert {d: w for d, w in days}[date(2027, 1, 1)] is False
 
 
@@ -276,13 +333,16 @@ def test_repair_at_eleven_vs_twelve_months(tmp_path, repair_on, status):
 
 def test_revoked_repair_restores_the_listing_with_its_original_end(tmp_path):
     pen = penalty(1, 1, "2025-03-03", AQ_WFDM="UNLICENSED_OPERATION")
-    acts = [credit_action(1, "信用修复", uscc(1), pen["CF_WSH"], "2026-04-01"),
-            credit_action(2, "撤销修复", uscc(1), pen["CF_WSH"], "2026-06-01")]
+    acts = [
+        credit_action(1, "信用修复", uscc(1), pen["CF_WSH"], "2026-04-01"),
+        credit_action(2, "撤销修复", uscc(1), pen["CF_WSH"], "2026-06-01"),
+    ]
     con = wh(tmp_path, [pen], actions=acts)
     e = entries(con, subject_type="unit")[0]
     assert e["status"] == "listed" and e["end_date"] == date(2028, 3, 10)
-    hist = con.execute("SELECT status FROM rules.entry_history WHERE entry_id = ? ORDER BY event_date, ord",
-                       [e["entry_id"]]).fetchall()
+    hist = con.execute(
+        "SELECT status FROM rules.entry_history WHERE entry_id = ? ORDER BY event_date, ord", [e["entry_id"]]
+    ).fetchall()
     assert [h for (h,) in hist] == ["pending", "listed", "repaired", "listed"]
 
 
@@ -316,6 +376,7 @@ def test_entry_ids_are_stable_across_runs(tmp_path):
 
 # -- two time axes --------------------------------------------------------------------------------------------
 
+
 def test_known_at_reproduces_what_an_earlier_run_knew(tmp_path):
     late = penalty(1, 1, "2025-03-03", AQ_WFDM="UNLICENSED_OPERATION", updated_at=ts("2025-10-01"))
     data = [late]
@@ -336,7 +397,8 @@ def test_as_of_alone_applies_a_later_revocation_backwards_known_at_does_not(tmp_
 
 # -- policy as data -------------------------------------------------------------------------------------------
 
-def _policy_copy(tmp_path, edit) -> "Path":
+
+def _policy_copy(tmp_path, edit) -> Path:
     import shutil
 
     from safecredit.config import CONTRACTS_DIR
@@ -355,7 +417,10 @@ def _with_policy_dir(monkeypatch, root):
 
 
 def test_same_inputs_and_policy_give_identical_rows(tmp_path):
-    pens = [penalty(1, 1, "2025-03-03", AQ_WFDM="UNLICENSED_OPERATION"), penalty(2, 2, "2025-04-03", AQ_WFDM="REFUSED_EXECUTION")]
+    pens = [
+        penalty(1, 1, "2025-03-03", AQ_WFDM="UNLICENSED_OPERATION"),
+        penalty(2, 2, "2025-04-03", AQ_WFDM="REFUSED_EXECUTION"),
+    ]
     a = wh(tmp_path / "a", pens).execute("SELECT * FROM rules.blacklist ORDER BY entry_id").fetchall()
     b = wh(tmp_path / "b", pens).execute("SELECT * FROM rules.blacklist ORDER BY entry_id").fetchall()
     assert a == b and a
@@ -369,8 +434,9 @@ def test_a_changed_policy_value_changes_the_list_and_its_version_without_code(tm
 
     def zero_notice(root):
         p = root / "default" / "listing.yaml"
-        p.write_text(p.read_text(encoding="utf-8").replace("notice_working_days: 5", "notice_working_days: 0"),
-                     encoding="utf-8")
+        p.write_text(
+            p.read_text(encoding="utf-8").replace("notice_working_days: 5", "notice_working_days: 0"), encoding="utf-8"
+        )
 
     _with_policy_dir(monkeypatch, _policy_copy(tmp_path, zero_notice))
     try:
@@ -392,18 +458,24 @@ def test_the_policy_in_force_on_the_decision_date_applies(tmp_path, monkeypatch)
 
         shutil.copytree(root / "default", root / "pre2023")
         p = root / "pre2023" / "listing.yaml"
-        p.write_text(p.read_text(encoding="utf-8").replace("management_years: 3", "management_years: 1"),
-                     encoding="utf-8")
+        p.write_text(
+            p.read_text(encoding="utf-8").replace("management_years: 3", "management_years: 1"), encoding="utf-8"
+        )
         (root / "pre2023" / "policy.yaml").write_text(
-            'policy: 安监总办〔2017〕49号\nversion: "2017.1"\neffective_from: 1900-01-01\n', encoding="utf-8")
+            'policy: 安监总办〔2017〕49号\nversion: "2017.1"\neffective_from: 1900-01-01\n', encoding="utf-8"
+        )
         q = root / "default" / "policy.yaml"
-        q.write_text(q.read_text(encoding="utf-8").replace("effective_from: 1900-01-01", "effective_from: 2023-10-01"),
-                     encoding="utf-8")
+        q.write_text(
+            q.read_text(encoding="utf-8").replace("effective_from: 1900-01-01", "effective_from: 2023-10-01"),
+            encoding="utf-8",
+        )
 
     _with_policy_dir(monkeypatch, _policy_copy(tmp_path, old_regime))
     try:
-        pens = [penalty(1, 1, "2023-05-04", AQ_WFDM="UNLICENSED_OPERATION"),
-                penalty(2, 2, "2024-05-06", AQ_WFDM="UNLICENSED_OPERATION")]
+        pens = [
+            penalty(1, 1, "2023-05-04", AQ_WFDM="UNLICENSED_OPERATION"),
+            penalty(2, 2, "2024-05-06", AQ_WFDM="UNLICENSED_OPERATION"),
+        ]
         con = wh(tmp_path / "w", pens, as_of=date(2024, 6, 1), policy=policy_for(date(2024, 6, 1)))
         units = {e["decision_no"]: e for e in entries(con, subject_type="unit")}
     finally:
@@ -427,8 +499,9 @@ def test_a_warehouse_of_an_earlier_release_upgrades_in_place(tmp_path):
     con.execute("CREATE TABLE subjects.penalties AS SELECT * FROM subjects.penalty_versions WHERE is_latest")
     run_subjects(con, AS_OF, policy_for(AS_OF), "test-salt")
     run_rules(con, AS_OF, policy_for(AS_OF), "test-salt")
-    kind = con.execute("SELECT table_type FROM information_schema.tables "
-                       "WHERE table_schema = 'subjects' AND table_name = 'penalties'").fetchone()[0]
+    kind = con.execute(
+        "SELECT table_type FROM information_schema.tables WHERE table_schema = 'subjects' AND table_name = 'penalties'"
+    ).fetchone()[0]
     assert kind == "VIEW" and before
     assert con.execute("SELECT * FROM subjects.penalties ORDER BY ALL").fetchall() == before
     assert grounds_of(con) == {("B1", "unit", "penalised unit"), ("B1", "person", "principal")}
@@ -451,15 +524,19 @@ def test_grounds_are_switched_and_b4_severity_set_by_policy(tmp_path, monkeypatc
     严重 changes the list with no code change."""
     from safecredit.policy import load_policies, policy_for
 
-    pens = [penalty(1, 1, "2025-09-01", AQ_WFDM="REFUSED_EXECUTION"),
-            penalty(2, 2, "2025-09-01", AQ_WFDM="OTHER", AQ_QJ="严重")]
+    pens = [
+        penalty(1, 1, "2025-09-01", AQ_WFDM="REFUSED_EXECUTION"),
+        penalty(2, 2, "2025-09-01", AQ_WFDM="OTHER", AQ_QJ="严重"),
+    ]
     assert {g for g, *_ in grounds_of(wh(tmp_path / "a", pens))} == {"B3"}
 
     def switch(root):
         p = root / "default" / "listing.yaml"
         text = p.read_text(encoding="utf-8")
-        text = text.replace("B3: {name: 有能力履行而拒不履行、逃避执行行政处罚, enabled: true}",
-                            "B3: {name: 有能力履行而拒不履行、逃避执行行政处罚, enabled: false}")
+        text = text.replace(
+            "B3: {name: 有能力履行而拒不履行、逃避执行行政处罚, enabled: true}",
+            "B3: {name: 有能力履行而拒不履行、逃避执行行政处罚, enabled: false}",
+        )
         text = text.replace("enabled: true, severity: 特别严重}", "enabled: true, severity: 严重}")
         p.write_text(text, encoding="utf-8")
 

@@ -30,23 +30,30 @@ ACC = [
     accident(2, 2, IN),
     accident(3, 3, IN, deaths=3, grade="较大"),
     accident(4, 4, "2026-02-01", deaths=12, grade="重大"),
-    accident(61, 6, "2026-01-05"), accident(62, 6, "2026-02-05"), accident(63, 6, "2026-03-05", deaths=4),
-    accident(7, 7, "2025-11-22"),                 # exactly 12 months before as_of: outside
-    accident(8, 8, "2025-11-23"),                 # first day of the window
-    accident(9, 9, "2025-03-01", deaths=1, SG_ZSRS="2", SG_JJSS="120"),   # outside 12, inside 36 months
-    accident(10, 10, "2026-11-25"),               # after as_of
-    accident(11, 11, IN, SG_ZR="非责任事故"),     # every accident counts for the insurer
+    accident(61, 6, "2026-01-05"),
+    accident(62, 6, "2026-02-05"),
+    accident(63, 6, "2026-03-05", deaths=4),
+    accident(7, 7, "2025-11-22"),  # exactly 12 months before as_of: outside
+    accident(8, 8, "2025-11-23"),  # first day of the window
+    accident(9, 9, "2025-03-01", deaths=1, SG_ZSRS="2", SG_JJSS="120"),  # outside 12, inside 36 months
+    accident(10, 10, "2026-11-25"),  # after as_of
+    accident(11, 11, IN, SG_ZR="非责任事故"),  # every accident counts for the insurer
 ]
 PENALTIES = [
     penalty(4, 4, "2026-05-01", AQ_WFDM="ACCIDENT_LIABILITY", AQ_SGBH=ACC[2]["SG_BH"], CF_NR_FK="150"),  # A1
-    penalty(5, 5, "2026-03-02", AQ_WFDM="UNLICENSED_OPERATION"),                                           # B1
+    penalty(5, 5, "2026-03-02", AQ_WFDM="UNLICENSED_OPERATION"),  # B1
 ]
 
 
 @pytest.fixture(scope="module")
 def con(tmp_path_factory):
-    data = {"yjj": {"enterprises": [enterprise(i, **over) for i, over in ENTERPRISES.items()],
-                    "penalties": PENALTIES, "accidents": ACC}}
+    data = {
+        "yjj": {
+            "enterprises": [enterprise(i, **over) for i, over in ENTERPRISES.items()],
+            "penalties": PENALTIES,
+            "accidents": ACC,
+        }
+    }
     c = build_warehouse(tmp_path_factory.mktemp("premium"), data, AS_OF)
     yield c
     c.close()
@@ -57,27 +64,36 @@ def factor(con, i) -> dict:
 
 
 def components(con, i) -> list[tuple]:
-    return con.execute("SELECT adjustment, status, value, source_record_id FROM rules.premium_factor_components "
-                       "WHERE uscc = ? ORDER BY adjustment, source_record_id", [uscc(i)]).fetchall()
+    return con.execute(
+        "SELECT adjustment, status, value, source_record_id FROM rules.premium_factor_components "
+        "WHERE uscc = ? ORDER BY adjustment, source_record_id",
+        [uscc(i)],
+    ).fetchall()
 
 
-SKIPPED = [("AWARD_MUNICIPAL", "skipped", None, None), ("AWARD_PROVINCIAL", "skipped", None, None),
-           ("CLAIMS", "skipped", None, None)]
+SKIPPED = [
+    ("AWARD_MUNICIPAL", "skipped", None, None),
+    ("AWARD_PROVINCIAL", "skipped", None, None),
+    ("CLAIMS", "skipped", None, None),
+]
 
 
-@pytest.mark.parametrize("i, expected, uncapped", [
-    (1, "0.90", "0.90"),     # no events: −10% no accident
-    (2, "1.10", "1.10"),     # one 一般
-    (3, "1.20", "1.20"),     # one 较大
-    (4, "1.30", "1.40"),     # 重大 +30% and listed (A1) +10%: capped
-    (5, "1.00", "1.00"),     # listed (B1), no accident: −10% + 10%
-    (6, "1.30", "1.40"),     # 一般 + 一般 + 较大: capped
-    (7, "0.90", "0.90"),     # accident exactly 12 months back: outside
-    (8, "1.10", "1.10"),     # accident on the first day of the window
-    (9, "0.90", "0.90"),
-    (10, "0.90", "0.90"),    # accident after as_of
-    (11, "1.10", "1.10"),    # non-liability accident
-])
+@pytest.mark.parametrize(
+    "i, expected, uncapped",
+    [
+        (1, "0.90", "0.90"),  # no events: −10% no accident
+        (2, "1.10", "1.10"),  # one 一般
+        (3, "1.20", "1.20"),  # one 较大
+        (4, "1.30", "1.40"),  # 重大 +30% and listed (A1) +10%: capped
+        (5, "1.00", "1.00"),  # listed (B1), no accident: −10% + 10%
+        (6, "1.30", "1.40"),  # 一般 + 一般 + 较大: capped
+        (7, "0.90", "0.90"),  # accident exactly 12 months back: outside
+        (8, "1.10", "1.10"),  # accident on the first day of the window
+        (9, "0.90", "0.90"),
+        (10, "0.90", "0.90"),  # accident after as_of
+        (11, "1.10", "1.10"),  # non-liability accident
+    ],
+)
 def test_floating_factors(con, i, expected, uncapped):
     f = factor(con, i)
     assert (f["factor"], f["uncapped_factor"]) == (Decimal(expected), Decimal(uncapped))
@@ -87,17 +103,26 @@ def test_floating_factors(con, i, expected, uncapped):
 
 def test_components_cite_records_and_show_skips(con):
     assert components(con, 1) == sorted(SKIPPED + [("NO_ACCIDENT", "applied", Decimal("-0.1"), None)])
-    assert components(con, 6) == sorted(SKIPPED + [
-        ("ACCIDENT_GENERAL", "applied", Decimal("0.1"), "acc-61"), ("ACCIDENT_GENERAL", "applied", Decimal("0.1"), "acc-62"),
-        ("ACCIDENT_LARGER", "applied", Decimal("0.2"), "acc-63")])
-    assert components(con, 5) == sorted(SKIPPED + [("LISTED", "applied", Decimal("0.1"), "pen-5"),
-                                                   ("NO_ACCIDENT", "applied", Decimal("-0.1"), None)])
-    row = con.execute("SELECT source_department, source_dataset, decision_no_or_accident_no, event_date, reason "
-                      "FROM rules.premium_factor_components WHERE uscc = ? AND adjustment = 'ACCIDENT_LARGER'",
-                      [uscc(3)]).fetchone()
+    assert components(con, 6) == sorted(
+        SKIPPED
+        + [
+            ("ACCIDENT_GENERAL", "applied", Decimal("0.1"), "acc-61"),
+            ("ACCIDENT_GENERAL", "applied", Decimal("0.1"), "acc-62"),
+            ("ACCIDENT_LARGER", "applied", Decimal("0.2"), "acc-63"),
+        ]
+    )
+    assert components(con, 5) == sorted(
+        SKIPPED + [("LISTED", "applied", Decimal("0.1"), "pen-5"), ("NO_ACCIDENT", "applied", Decimal("-0.1"), None)]
+    )
+    row = con.execute(
+        "SELECT source_department, source_dataset, decision_no_or_accident_no, event_date, reason "
+        "FROM rules.premium_factor_components WHERE uscc = ? AND adjustment = 'ACCIDENT_LARGER'",
+        [uscc(3)],
+    ).fetchone()
     assert row == ("yjj", "accidents", ACC[1]["SG_BH"], date(2026, 6, 1), None)
-    reason = con.execute("SELECT reason FROM rules.premium_factor_components WHERE uscc = ? AND adjustment = 'CLAIMS'",
-                         [uscc(1)]).fetchone()[0]
+    reason = con.execute(
+        "SELECT reason FROM rules.premium_factor_components WHERE uscc = ? AND adjustment = 'CLAIMS'", [uscc(1)]
+    ).fetchone()[0]
     assert "no source dataset" in reason and "claims" in reason
 
 
@@ -112,8 +137,16 @@ def test_worksheet_reproduces_the_factor(con):
         assert f["factor"] == max(ws["cap_low"], min(ws["cap_high"], f["uncapped_factor"]))
         assert (fl["window_start"], fl["window_end"]) == (date(2025, 11, 23), AS_OF)
     adj = {a["code"]: a for a in factor(con, 6)["worksheet"]["floating"]["adjustments"]}
-    assert [a for a in adj] == ["AWARD_MUNICIPAL", "AWARD_PROVINCIAL", "NO_ACCIDENT", "ACCIDENT_GENERAL",
-                                "ACCIDENT_LARGER", "ACCIDENT_MAJOR", "LISTED", "CLAIMS"]
+    assert [a for a in adj] == [
+        "AWARD_MUNICIPAL",
+        "AWARD_PROVINCIAL",
+        "NO_ACCIDENT",
+        "ACCIDENT_GENERAL",
+        "ACCIDENT_LARGER",
+        "ACCIDENT_MAJOR",
+        "LISTED",
+        "CLAIMS",
+    ]
     assert (adj["ACCIDENT_GENERAL"]["count"], adj["ACCIDENT_GENERAL"]["total"]) == (2, Decimal("0.2"))
     assert adj["NO_ACCIDENT"]["status"] == "not_applicable" and adj["CLAIMS"]["status"] == "skipped"
     assert adj["AWARD_PROVINCIAL"]["value"] == Decimal("-0.1") and "awards" in adj["AWARD_PROVINCIAL"]["reason"]
@@ -132,8 +165,10 @@ def test_deterministic(con):
     from safecredit.rules import run_rules
 
     def rows():
-        return (con.execute("SELECT * FROM rules.premium_factors ORDER BY uscc").fetchall(),
-                con.execute("SELECT * FROM rules.premium_factor_components ORDER BY ALL").fetchall())
+        return (
+            con.execute("SELECT * FROM rules.premium_factors ORDER BY uscc").fetchall(),
+            con.execute("SELECT * FROM rules.premium_factor_components ORDER BY ALL").fetchall(),
+        )
 
     before = rows()
     run_rules(con, AS_OF, policy_for(AS_OF), "test-salt")
@@ -145,7 +180,7 @@ def policy_copy(tmp_path, monkeypatch, con):
     pc = PolicyCopy(tmp_path / "policy", monkeypatch)
     default_version = factor(con, 1)["policy_version"]
     yield pc
-    assert pc.rerun(con, AS_OF, restore=True) == default_version   # back to the default for other tests
+    assert pc.rerun(con, AS_OF, restore=True) == default_version  # back to the default for other tests
 
 
 def test_cap_and_top_of_range_are_policy(con, policy_copy):
@@ -159,10 +194,10 @@ def test_cap_and_top_of_range_are_policy(con, policy_copy):
     policy_copy.edit("premium", edit)
     version = policy_copy.rerun(con, AS_OF)
     assert version != default_version and factor(con, 1)["policy_version"] == version
-    assert factor(con, 1)["factor"] == Decimal("0.95")              # −10% clamped to −5%
+    assert factor(con, 1)["factor"] == Decimal("0.95")  # −10% clamped to −5%
     assert factor(con, 6)["factor"] == Decimal("1.2")
     f5 = factor(con, 5)
-    assert (f5["factor"], f5["uncapped_factor"]) == (Decimal("1.2"), Decimal("0.9"))   # listed: top of the range
+    assert (f5["factor"], f5["uncapped_factor"]) == (Decimal("1.2"), Decimal("0.9"))  # listed: top of the range
     assert ("LISTED", "applied", None, "pen-5") in components(con, 5)
     assert factor(con, 1)["valid_to"] == date(2027, 5, 21)
 
@@ -180,13 +215,16 @@ def test_experience_model(con, policy_copy):
     assert ex["expected_primary"] == Decimal("1.8") and ex["expected_excess"] == Decimal("4.2")
     assert ex["weight"] == round(Decimal(6) / Decimal(56), 4) and ex["ballast"] == Decimal("8")
     w, b = ex["weight"], ex["ballast"]
-    mod = (ex["actual_primary"] + w * ex["actual_excess"] + (1 - w) * ex["expected_excess"] + b) / (ex["expected_losses"] + b)
+    mod = (ex["actual_primary"] + w * ex["actual_excess"] + (1 - w) * ex["expected_excess"] + b) / (
+        ex["expected_losses"] + b
+    )
     assert ex["mod"] == round(mod, 4) == f9["uncapped_factor"]
-    assert f9["factor"] == Decimal("1.3")                            # capped
+    assert f9["factor"] == Decimal("1.3")  # capped
     assert components(con, 9) == [("LOSS", "applied", Decimal("72"), "acc-9")]
     # the losses behind A, accident by accident
     assert [(x["accident_no"], x["loss"], x["primary_loss"]) for x in ex["losses"]] == [
-        (ACC[8]["SG_BH"], Decimal("72"), Decimal("10"))]
+        (ACC[8]["SG_BH"], Decimal("72"), Decimal("10"))
+    ]
     # a small unit without losses stays near 1.0: 50 employees × 0.001 × 3 = 0.15 万 expected
     small = factor(con, 1)
     assert Decimal("0.99") < small["factor"] < Decimal("1")

@@ -6,11 +6,11 @@ import hashlib
 from datetime import date, timedelta
 
 import pytest
-
 from rules_fixtures import AUTHORITY, build_warehouse, credit_action, id_number, penalty, revoke, uscc
+from test_rules_restrictions import AS_OF, SALT, mask, person_penalty, rules_at, rules_back, with_policy
+
 from safecredit.policy import policy_for
 from safecredit.rules import run_rules
-from test_rules_restrictions import AS_OF, SALT, mask, person_penalty, rules_at, rules_back, with_policy
 
 PERSON = 77
 
@@ -19,10 +19,10 @@ PERSON = 77
 CLASS_CASES = [
     (1, "警告", None, False, "轻微"),
     (2, "通报批评", None, False, "轻微"),
-    (3, "警告;罚款", "3", False, "轻微"),          # below 较大数额 (5 万 for units)
-    (4, "警告;罚款", "5", False, "一般"),          # at the threshold
+    (3, "警告;罚款", "3", False, "轻微"),  # below 较大数额 (5 万 for units)
+    (4, "警告;罚款", "5", False, "一般"),  # at the threshold
     (5, "罚款", "99.99", False, "一般"),
-    (6, "罚款", "100", False, "严重"),             # 巨额
+    (6, "罚款", "100", False, "严重"),  # 巨额
     (7, "没收违法所得", None, False, "一般"),
     (8, "暂扣许可证件", None, False, "一般"),
     (9, "责令停产停业", None, False, "一般"),
@@ -30,10 +30,10 @@ CLASS_CASES = [
     (11, "责令关闭", None, False, "严重"),
     (12, "限制从业", None, False, "严重"),
     (13, "警告;吊销许可证件", None, False, "严重"),  # several types: the longest period wins
-    (14, "罚款", "1.9", True, "轻微"),             # persons: 较大数额 from 2 万
+    (14, "罚款", "1.9", True, "轻微"),  # persons: 较大数额 from 2 万
     (15, "罚款", "2", True, "一般"),
     (16, "罚款;没收违法所得;责令关闭", "3", False, "严重"),
-    (17, None, None, False, "一般"),              # no 处罚类别 at all: publicity.no_type_class
+    (17, None, None, False, "一般"),  # no 处罚类别 at all: publicity.no_type_class
 ]
 
 
@@ -44,23 +44,43 @@ def class_case(n, types, fine, person, _cls) -> dict:
 
 
 REVOKED = penalty(30, 30, "2026-03-02", CF_CFLB="吊销许可证件")
-SEVERE_REPAIR_EARLY = penalty(31, 31, "2025-12-01", CF_CFLB="吊销许可证件")      # repair before the 1-year minimum
-SEVERE_REPAIR_LATE = penalty(32, 32, "2025-06-01", CF_CFLB="吊销许可证件")       # repair after it
-ORDINARY_REPAIR = penalty(33, 33, "2026-02-10", CF_CFLB="罚款", CF_NR_FK="10")   # 一般, repair at 5 months
-FUTURE_REPAIR = penalty(34, 34, "2026-01-10", CF_CFLB="罚款", CF_NR_FK="10")     # repair after as_of
+SEVERE_REPAIR_EARLY = penalty(31, 31, "2025-12-01", CF_CFLB="吊销许可证件")  # repair before the 1-year minimum
+SEVERE_REPAIR_LATE = penalty(32, 32, "2025-06-01", CF_CFLB="吊销许可证件")  # repair after it
+ORDINARY_REPAIR = penalty(33, 33, "2026-02-10", CF_CFLB="罚款", CF_NR_FK="10")  # 一般, repair at 5 months
+FUTURE_REPAIR = penalty(34, 34, "2026-01-10", CF_CFLB="罚款", CF_NR_FK="10")  # repair after as_of
 DEPT_SHORT = penalty(35, 35, "2026-02-10", CF_CFLB="罚款", CF_NR_FK="10", CF_GSJZQ="2026-06-09")
 DEPT_18M = penalty(36, 36, "2025-01-15", CF_CFLB="吊销许可证件", CF_GSJZQ="2026-07-14")
 DEPT_LONG = penalty(37, 37, "2025-01-15", CF_CFLB="吊销许可证件", CF_GSJZQ="2030-01-01")
-ORDINARY = penalty(38, 38, "2025-11-22", CF_CFLB="罚款", CF_NR_FK="8")            # 一般: last day 2026-11-21
-SEVERE_END = penalty(39, 39, "2023-11-23", CF_CFLB="责令关闭")                     # 严重: last day 2026-11-22
+ORDINARY = penalty(38, 38, "2025-11-22", CF_CFLB="罚款", CF_NR_FK="8")  # 一般: last day 2026-11-21
+SEVERE_END = penalty(39, 39, "2023-11-23", CF_CFLB="责令关闭")  # 严重: last day 2026-11-22
 MINOR_DEPT = penalty(40, 40, "2026-10-01", CF_CFLB="警告", CF_GSJZQ="2026-12-31")
-FUTURE = penalty(41, 41, "2026-11-25", CF_CFLB="吊销许可证件")                 # decided after as_of
-PERSON_SEVERE = person_penalty(42, PERSON, "2026-05-05", CF_CFLB="罚款;限制从业", CF_NR_FK="3",
-                               CF_YXQ="2031-05-04", CF_SY="违法事实", CF_YJ="《安全生产法》第九十四条")
-UNIT_FULL = penalty(43, 43, "2026-04-01", CF_CFLB="罚款", CF_NR_FK="12.5", CF_FRDB="王某",
-                    CF_FR_ZJLX="身份证", CF_FR_ZJHM=id_number(143), CF_WFXW="未按规定开展安全培训",
-                    CF_SY="未对从业人员进行安全生产教育和培训", CF_YJ="《安全生产法》第九十七条",
-                    CF_NR="罚款12.5万元", AQ_ZYFZR="李某", AQ_ZYFZR_ZJHM=id_number(243))
+FUTURE = penalty(41, 41, "2026-11-25", CF_CFLB="吊销许可证件")  # decided after as_of
+PERSON_SEVERE = person_penalty(
+    42,
+    PERSON,
+    "2026-05-05",
+    CF_CFLB="罚款;限制从业",
+    CF_NR_FK="3",
+    CF_YXQ="2031-05-04",
+    CF_SY="违法事实",
+    CF_YJ="《安全生产法》第九十四条",
+)
+UNIT_FULL = penalty(
+    43,
+    43,
+    "2026-04-01",
+    CF_CFLB="罚款",
+    CF_NR_FK="12.5",
+    CF_FRDB="王某",
+    CF_FR_ZJLX="身份证",
+    CF_FR_ZJHM=id_number(143),
+    CF_WFXW="未按规定开展安全培训",
+    CF_SY="未对从业人员进行安全生产教育和培训",
+    CF_YJ="《安全生产法》第九十七条",
+    CF_NR="罚款12.5万元",
+    AQ_ZYFZR="李某",
+    AQ_ZYFZR_ZJHM=id_number(243),
+)
 
 REPAIRS = [
     credit_action(1, "公示修复", uscc(31), SEVERE_REPAIR_EARLY["CF_WSH"], "2026-03-01"),
@@ -73,11 +93,28 @@ REPAIRS = [
 @pytest.fixture(scope="module")
 def con(tmp_path_factory):
     pens = [class_case(*c) for c in CLASS_CASES] + [
-        REVOKED, revoke(REVOKED, "2026-05-01"), SEVERE_REPAIR_EARLY, SEVERE_REPAIR_LATE, ORDINARY_REPAIR,
-        FUTURE_REPAIR, DEPT_SHORT, DEPT_18M, DEPT_LONG, ORDINARY, SEVERE_END, MINOR_DEPT, FUTURE,
-        PERSON_SEVERE, UNIT_FULL]
-    c = build_warehouse(tmp_path_factory.mktemp("publicity"), {"yjj": {"penalties": pens, "credit_actions": REPAIRS}},
-                        as_of=AS_OF, salt=SALT)
+        REVOKED,
+        revoke(REVOKED, "2026-05-01"),
+        SEVERE_REPAIR_EARLY,
+        SEVERE_REPAIR_LATE,
+        ORDINARY_REPAIR,
+        FUTURE_REPAIR,
+        DEPT_SHORT,
+        DEPT_18M,
+        DEPT_LONG,
+        ORDINARY,
+        SEVERE_END,
+        MINOR_DEPT,
+        FUTURE,
+        PERSON_SEVERE,
+        UNIT_FULL,
+    ]
+    c = build_warehouse(
+        tmp_path_factory.mktemp("publicity"),
+        {"yjj": {"penalties": pens, "credit_actions": REPAIRS}},
+        as_of=AS_OF,
+        salt=SALT,
+    )
     yield c
     c.close()
 
@@ -107,15 +144,17 @@ def public(con, rec: dict) -> dict | None:
     return found[0] if found else None
 
 
-@pytest.mark.parametrize("case", CLASS_CASES, ids=[f"{c[1]}-{c[2]}-{'person' if c[3] else 'unit'}" for c in CLASS_CASES])
+@pytest.mark.parametrize(
+    "case", CLASS_CASES, ids=[f"{c[1]}-{c[2]}-{'person' if c[3] else 'unit'}" for c in CLASS_CASES]
+)
 def test_class_by_type_and_fine(con, case):
     rec = class_case(*case)
     p = publicity(con, rec)
     assert p["publicity_class"] == case[4]
     assert p["subject_type"] == ("person" if case[3] else "unit")
-    if case[4] == "轻微":   # not published
+    if case[4] == "轻微":  # not published
         assert p["publicity_until"] is None and not p["published"] and public(con, rec) is None
-    else:                  # decided 2026-06-01; 安全生产 keeps at least 1 year
+    else:  # decided 2026-06-01; 安全生产 keeps at least 1 year
         months = 36 if case[4] == "严重" else 12
         last = date(2026 + months // 12, 6, 1) - timedelta(days=1)
         assert p["publicity_until"] == last and public(con, rec)["publicity_until"] == last
@@ -123,11 +162,11 @@ def test_class_by_type_and_fine(con, case):
 
 def test_ordinary_window_boundaries(con):
     assert publicity(con, ORDINARY)["publicity_until"] == date(2026, 11, 21)
-    assert public(con, ORDINARY) is None                  # 2026-11-22: the day after, out
+    assert public(con, ORDINARY) is None  # 2026-11-22: the day after, out
     with rules_at(con, date(2026, 11, 21)):
-        assert public(con, ORDINARY) is not None          # last day in
+        assert public(con, ORDINARY) is not None  # last day in
     with rules_at(con, date(2025, 11, 22)):
-        assert public(con, ORDINARY) is not None          # the decision day itself is in
+        assert public(con, ORDINARY) is not None  # the decision day itself is in
     with rules_at(con, date(2025, 11, 21)):
         assert public(con, ORDINARY) is None
 
@@ -135,7 +174,7 @@ def test_ordinary_window_boundaries(con):
 def test_severe_window_boundaries(con):
     p = publicity(con, SEVERE_END)
     assert (p["publicity_class"], p["publicity_until"]) == ("严重", date(2026, 11, 22))
-    assert public(con, SEVERE_END)["publicity_until"] == date(2026, 11, 22)   # last day in
+    assert public(con, SEVERE_END)["publicity_until"] == date(2026, 11, 22)  # last day in
     with rules_at(con, date(2026, 11, 23)):
         assert public(con, SEVERE_END) is None
 
@@ -148,14 +187,14 @@ def test_safety_minimum_keeps_one_year(con):
     with rules_at(con, policy=with_policy(**{"publicity.safety_min_enabled": False})):
         p = publicity(con, DEPT_SHORT)
         assert not p["safety_min_applied"] and p["min_months"] == 3
-        assert p["publicity_until"] == date(2026, 6, 9)        # the department's date stands
+        assert p["publicity_until"] == date(2026, 6, 9)  # the department's date stands
         assert public(con, DEPT_SHORT) is None
 
 
 def test_department_date_kept_within_the_class_range(con):
     assert publicity(con, DEPT_18M)["publicity_until"] == date(2026, 7, 14)
-    assert publicity(con, DEPT_LONG)["publicity_until"] == date(2028, 1, 14)   # capped at 3 years
-    m = publicity(con, MINOR_DEPT)                                             # 轻微: not published by default
+    assert publicity(con, DEPT_LONG)["publicity_until"] == date(2028, 1, 14)  # capped at 3 years
+    m = publicity(con, MINOR_DEPT)  # 轻微: not published by default
     assert m["publicity_class"] == "轻微" and not m["published"] and public(con, MINOR_DEPT) is None
 
 
@@ -163,7 +202,7 @@ def test_repair_before_the_minimum_waits_for_it(con):
     p = publicity(con, SEVERE_REPAIR_EARLY)
     assert p["repair_date"] == date(2026, 3, 1) and p["repair_record"] == "yjj/xd-1"
     assert p["publicity_until"] == date(2026, 11, 30) and p["repair_applied"]
-    assert public(con, SEVERE_REPAIR_EARLY) is not None       # still inside the 1-year minimum
+    assert public(con, SEVERE_REPAIR_EARLY) is not None  # still inside the 1-year minimum
 
 
 def test_repair_after_the_minimum_ends_publication(con):
@@ -173,7 +212,7 @@ def test_repair_after_the_minimum_ends_publication(con):
     assert public(con, SEVERE_REPAIR_LATE) is None
     with rules_at(con, date(2026, 7, 31)):
         assert public(con, SEVERE_REPAIR_LATE) is not None
-    with rules_at(con, date(2026, 7, 30)):                    # before the repair took effect
+    with rules_at(con, date(2026, 7, 30)):  # before the repair took effect
         assert publicity(con, SEVERE_REPAIR_LATE)["repair_date"] is None
 
 
@@ -196,8 +235,12 @@ def test_revoked_penalty_absent(con):
 
 
 def test_decision_after_as_of_absent(con):
-    assert con.execute("SELECT count(*) FROM rules.penalty_publicity WHERE decision_no = ?",
-                       [FUTURE["CF_WSH"]]).fetchone()[0] == 0
+    assert (
+        con.execute(
+            "SELECT count(*) FROM rules.penalty_publicity WHERE decision_no = ?", [FUTURE["CF_WSH"]]
+        ).fetchone()[0]
+        == 0
+    )
     assert public(con, FUTURE) is None
 
 
@@ -223,8 +266,12 @@ def test_double_publicity_fields(con):
     assert r["penalty_types"] == ["罚款"] and r["content"] == "罚款12.5万元" and float(r["fine_wan"]) == 12.5
     assert r["decision_date"] == date(2026, 4, 1) and r["publicity_start"] == date(2026, 4, 1)
     assert r["publicity_until"] == date(2027, 3, 31) and r["publicity_class"] == "一般"
-    assert (r["authority"], r["authority_code"], r["data_source"], r["data_source_code"]) == \
-        ("江城市应急管理局", AUTHORITY, "江城市应急管理局", AUTHORITY)
+    assert (r["authority"], r["authority_code"], r["data_source"], r["data_source_code"]) == (
+        "江城市应急管理局",
+        AUTHORITY,
+        "江城市应急管理局",
+        AUTHORITY,
+    )
     assert r["policy_version"] == policy_for(AS_OF).version and r["as_of"] == AS_OF
 
 

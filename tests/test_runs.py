@@ -9,8 +9,8 @@ from datetime import date, datetime, timedelta, timezone
 import duckdb
 import pytest
 
-from safecredit.landing import SourceDir, write_json_atomic
 from pipelines.runner import run_pipeline
+from safecredit.landing import SourceDir, write_json_atomic
 from safecredit.run_summary import exit_code
 from safecredit.simulator import start_simulator
 
@@ -18,15 +18,18 @@ SHANGHAI = timezone(timedelta(hours=8))
 
 
 def _end(sim_meta) -> datetime:
-    return datetime.combine(date.fromisoformat(sim_meta["end"]), datetime.max.time().replace(microsecond=0),
-                            SHANGHAI)
+    return datetime.combine(date.fromisoformat(sim_meta["end"]), datetime.max.time().replace(microsecond=0), SHANGHAI)
 
 
 def _current(home, ds, dept) -> set[str]:
     con = duckdb.connect(str(home / "warehouse" / "warehouse.duckdb"), read_only=True)
     try:
-        return {r for (r,) in con.execute(f"SELECT record_id FROM staged.{ds}_current WHERE department = ?",
-                                          [dept]).fetchall()}
+        return {
+            r
+            for (r,) in con.execute(
+                f"SELECT record_id FROM staged.{ds}_current WHERE department = ?", [dept]
+            ).fetchall()
+        }
     finally:
         con.close()
 
@@ -47,8 +50,14 @@ def two_runs(sim_data, sim_meta, tmp_path_factory):
         sim.write_sources(home / "sources.yaml")
         truth = [t for t in sim.truth("scj", "penalties") if t["fault"] == "bad_uscc"]
         second = run_pipeline(str(home), None, end.date())
-    return {"home": home, "first": first, "second": second, "yjj_before": yjj_before, "scj_bad": truth,
-            "scj_before": scj_before}
+    return {
+        "home": home,
+        "first": first,
+        "second": second,
+        "yjj_before": yjj_before,
+        "scj_bad": truth,
+        "scj_before": scj_before,
+    }
 
 
 def test_renamed_field_holds_back_that_batch_and_the_rest_publishes(two_runs):
@@ -80,8 +89,13 @@ def test_one_bad_record_among_many_publishes_everything_but_that_record(two_runs
     con = duckdb.connect(str(two_runs["home"] / "warehouse" / "warehouse.duckdb"), read_only=True)
     try:
         held = con.execute("SELECT count(*) FROM quality.batches WHERE department = 'scj' AND held").fetchone()[0]
-        q = {r for (r,) in con.execute("SELECT record_id FROM quality.violations WHERE department = 'scj' "
-                                       "AND rule_id = 'PENALTIES-USCC-CF_XDR_SHXYM'").fetchall()}
+        q = {
+            r
+            for (r,) in con.execute(
+                "SELECT record_id FROM quality.violations WHERE department = 'scj' "
+                "AND rule_id = 'PENALTIES-USCC-CF_XDR_SHXYM'"
+            ).fetchall()
+        }
     finally:
         con.close()
     assert held == 0 and bad <= q
@@ -98,8 +112,11 @@ def test_a_source_staler_than_policy_blocks_publication(pipeline_run, tmp_path):
     state = SourceDir(tmp_path / "raw", "jtj", "penalties")
     st = state.state()
     eight_days_ago = datetime.now(timezone.utc) - timedelta(days=8)
-    st.update(last_success=eight_days_ago.isoformat(timespec="seconds"), last_status="unavailable",
-              last_error_en="department jtj unavailable")
+    st.update(
+        last_success=eight_days_ago.isoformat(timespec="seconds"),
+        last_status="unavailable",
+        last_error_en="department jtj unavailable",
+    )
     write_json_atomic(state.state_path, st)
     before = json.loads((tmp_path / "exports" / "blacklist" / "versions.json").read_text(encoding="utf-8"))
     summary = run_pipeline(str(tmp_path), None, pipeline_run["as_of"], replay=True)
@@ -116,8 +133,10 @@ def test_a_source_staler_than_policy_blocks_publication(pipeline_run, tmp_path):
 
     instance = dg.DagsterInstance.from_config(str(config.paths(str(tmp_path)).dagster_home))
     try:
-        evals = [e.get_dagster_event().event_specific_data for e in
-                 instance.all_logs(summary.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)]
+        evals = [
+            e.get_dagster_event().event_specific_data
+            for e in instance.all_logs(summary.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+        ]
         failed = [e for e in evals if not e.passed and e.blocking]
         assert {e.check_name for e in failed} == {"sources_fresh"}
         assert any("jtj/penalties" in (e.description or "") for e in failed)

@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from sim_fixtures import END, START, write_fixture
 
 from safecredit.codes import is_valid_reg_no15, is_valid_uscc, normalise_code
 from safecredit.simulator import FAULTS, REALISTIC_FAULTS, parse_faults, start_simulator
 from safecredit.simulator.command import simulate
 from safecredit.simulator.faults import DATA_FAULTS
-
-from sim_fixtures import END, START, write_fixture
 
 SEED = 11
 T = 10  # seconds: client timeout for ordinary requests
@@ -43,8 +42,9 @@ class Pool:
     def __call__(self, faults=(), departments=None, **kw):
         key = (repr(faults), repr(departments), repr(sorted(kw.items())))
         if key not in self.sims:
-            self.sims[key] = start_simulator(self.data_dir, port=0, seed=kw.pop("seed", SEED), faults=faults,
-                                             departments=departments, **kw)
+            self.sims[key] = start_simulator(
+                self.data_dir, port=0, seed=kw.pop("seed", SEED), faults=faults, departments=departments, **kw
+            )
         return self.sims[key]
 
     def close(self):
@@ -65,6 +65,7 @@ def clean(sims):
 
 
 # ------------------------------------------------------------------ client helpers
+
 
 def dept(sim, dept_id):
     return next(d for d in sim.departments if d["id"] == dept_id)
@@ -130,6 +131,7 @@ def versions(sim, dept_id, dataset):
 
 # ------------------------------------------------------------------ catalogue, auth, errors
 
+
 def test_departments_sources_and_tokens(clean, data_dir, tmp_path, sims):
     ids = [d["id"] for d in clean.departments]
     assert ids == ["yjj", "zjj", "jtj", "scj"]
@@ -157,16 +159,28 @@ def test_catalogue(clean):
     body = r.json()
     assert body["department"] == "yjj"
     pen = next(d for d in body["datasets"] if d["name"] == "penalties")
-    assert pen == {"name": "penalties", "schema_version": "1", "transports": ["json", "csv"],
-                   "first_export_date": START.isoformat(), "last_export_date": END.isoformat()}
+    assert pen == {
+        "name": "penalties",
+        "schema_version": "1",
+        "transports": ["json", "csv"],
+        "first_export_date": START.isoformat(),
+        "last_export_date": END.isoformat(),
+    }
     jtj = get(clean, "jtj", "/datasets").json()
     assert [d["name"] for d in jtj["datasets"]] == ["penalties", "accidents"]
     assert all(d["transports"] == ["json"] and "first_export_date" not in d for d in jtj["datasets"])
     assert get(clean, "zjj", "/datasets").json()["datasets"][0]["transports"] == ["csv"]
 
 
-@pytest.mark.parametrize("path", ["/datasets", "/datasets/penalties/records",
-                                  "/datasets/penalties/export.csv?date=2024-01-03", "/_sim/truth?dataset=penalties"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/datasets",
+        "/datasets/penalties/records",
+        "/datasets/penalties/export.csv?date=2024-01-03",
+        "/_sim/truth?dataset=penalties",
+    ],
+)
 def test_401_without_or_with_wrong_token(clean, path):
     assert get(clean, "yjj", path, token="").status_code == 401
     assert get(clean, "yjj", path, token="nope").status_code == 401
@@ -174,25 +188,37 @@ def test_401_without_or_with_wrong_token(clean, path):
     assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer"
 
 
-@pytest.mark.parametrize("dept_id,path", [
-    ("yjj", "/datasets/nosuch/records"), ("yjj", "/datasets/nosuch/export.csv?date=2024-01-03"),
-    ("zjj", "/datasets/penalties/records"),  # CSV-only department: no JSON
-    ("jtj", "/datasets/penalties/export.csv?date=2024-01-03"),  # JSON-only department: no CSV
-    ("zjj", "/datasets/accidents/export.csv?date=2024-01-03"),  # another department's dataset
-    ("yjj", "/datasets/penalties/export.csv?date=2023-12-31"),  # before first_export_date
-    ("yjj", "/datasets/penalties/export.csv?date=2024-04-01"),  # after last_export_date
-    ("yjj", "/nothing"),
-])
+@pytest.mark.parametrize(
+    "dept_id,path",
+    [
+        ("yjj", "/datasets/nosuch/records"),
+        ("yjj", "/datasets/nosuch/export.csv?date=2024-01-03"),
+        ("zjj", "/datasets/penalties/records"),  # CSV-only department: no JSON
+        ("jtj", "/datasets/penalties/export.csv?date=2024-01-03"),  # JSON-only department: no CSV
+        ("zjj", "/datasets/accidents/export.csv?date=2024-01-03"),  # another department's dataset
+        ("yjj", "/datasets/penalties/export.csv?date=2023-12-31"),  # before first_export_date
+        ("yjj", "/datasets/penalties/export.csv?date=2024-04-01"),  # after last_export_date
+        ("yjj", "/nothing"),
+    ],
+)
 def test_404(clean, dept_id, path):
     r = get(clean, dept_id, path)
     assert r.status_code == 404 and "error" in r.json()
 
 
-@pytest.mark.parametrize("params", [
-    {"limit": 0}, {"limit": 1001}, {"limit": "ten"}, {"updated_since": "yesterday"},
-    {"updated_since": "2024-13-01T00:00:00+08:00"}, {"updated_since": "2024-01-01T00:00:00"},
-    {"updated_since": "2024-01-01T00:00:00 08:00"}, {"cursor": "not-a-cursor"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": 0},
+        {"limit": 1001},
+        {"limit": "ten"},
+        {"updated_since": "yesterday"},
+        {"updated_since": "2024-13-01T00:00:00+08:00"},
+        {"updated_since": "2024-01-01T00:00:00"},
+        {"updated_since": "2024-01-01T00:00:00 08:00"},
+        {"cursor": "not-a-cursor"},
+    ],
+)
 def test_400_records(clean, params):
     r = get(clean, "yjj", "/datasets/penalties/records", **params)
     assert r.status_code == 400, params
@@ -219,15 +245,27 @@ def test_410_cursor_older_than_ttl(sims):
 
 # ------------------------------------------------------------------ JSON pages
 
-@pytest.mark.parametrize("dept_id,dataset,count", [
-    ("yjj", "penalties", 150), ("yjj", "enterprises", 60), ("yjj", "accidents", 30),
-    ("yjj", "intermediary_ratings", 20), ("yjj", "credit_actions", 15), ("jtj", "penalties", 40),
-    ("jtj", "accidents", 20), ("scj", "penalties", 40)])
+
+@pytest.mark.parametrize(
+    "dept_id,dataset,count",
+    [
+        ("yjj", "penalties", 150),
+        ("yjj", "enterprises", 60),
+        ("yjj", "accidents", 30),
+        ("yjj", "intermediary_ratings", 20),
+        ("yjj", "credit_actions", 15),
+        ("jtj", "penalties", 40),
+        ("jtj", "accidents", 20),
+        ("scj", "penalties", 40),
+    ],
+)
 def test_paging_returns_every_version_once_in_order(clean, dept_id, dataset, count):
     ps = pages(clean, dept_id, dataset, limit=7)
     items = [it for p in ps for it in p["items"]]
     assert len(items) == count and len({it["record_id"] for it in items}) == count
-    assert [(i["updated_at"], i["record_id"]) for i in items] == sorted((i["updated_at"], i["record_id"]) for i in items)
+    assert [(i["updated_at"], i["record_id"]) for i in items] == sorted(
+        (i["updated_at"], i["record_id"]) for i in items
+    )
     assert all(len(p["items"]) == 7 for p in ps[:-1])
     for p in ps:
         assert p["dataset"] == dataset and p["schema_version"] == "1"
@@ -239,7 +277,11 @@ def test_paging_returns_every_version_once_in_order(clean, dept_id, dataset, cou
 
 def test_ties_on_updated_at_are_ordered_by_record_id(clean):
     items = pull(clean, "yjj", "penalties", limit=1)
-    tied = [it for it in items if it["updated_at"] == next(i for i in items if i["record_id"] == "yjj-pen-00000")["updated_at"]]
+    tied = [
+        it
+        for it in items
+        if it["updated_at"] == next(i for i in items if i["record_id"] == "yjj-pen-00000")["updated_at"]
+    ]
     assert [it["record_id"] for it in tied] == ["yjj-pen-00000", "yjj-pen-00001"]
 
 
@@ -275,8 +317,12 @@ def test_set_now_hides_later_versions(sims):
         nxt = (mid + timedelta(days=1)).date().isoformat()
         assert get(sim, "yjj", "/datasets/penalties/export.csv", date=nxt).status_code == 404
         # the admin endpoint mirrors set_now
-        r = requests.post(dept(sim, "yjj")["base_url"] + "/_sim/clock", params={"now": END.isoformat() + "T23:59:59+08:00"},
-                          headers={"Authorization": f"Bearer {dept(sim, 'yjj')['token']}"}, timeout=T)
+        r = requests.post(
+            dept(sim, "yjj")["base_url"] + "/_sim/clock",
+            params={"now": END.isoformat() + "T23:59:59+08:00"},
+            headers={"Authorization": f"Bearer {dept(sim, 'yjj')['token']}"},
+            timeout=T,
+        )
         assert r.status_code == 200 and r.json()["now"] == END.isoformat() + "T23:59:59+08:00"
         assert sim.now == datetime.fromisoformat(END.isoformat() + "T23:59:59+08:00")
         assert pull(sim, "yjj", "penalties", limit=1000) == everything
@@ -286,12 +332,17 @@ def test_set_now_hides_later_versions(sims):
 
 def test_clock_endpoint_rejects_garbage(clean):
     d = dept(clean, "scj")
-    r = requests.post(d["base_url"] + "/_sim/clock", params={"now": "soon"},
-                      headers={"Authorization": f"Bearer {d['token']}"}, timeout=T)
+    r = requests.post(
+        d["base_url"] + "/_sim/clock",
+        params={"now": "soon"},
+        headers={"Authorization": f"Bearer {d['token']}"},
+        timeout=T,
+    )
     assert r.status_code == 400
 
 
 # ------------------------------------------------------------------ CSV exports
+
 
 def test_csv_export_matches_json_of_that_day(clean):
     items = pull(clean, "yjj", "penalties", limit=1000)
@@ -341,6 +392,7 @@ def test_deterministic_given_seed(data_dir, sims):
 
 # ------------------------------------------------------------------ data faults
 
+
 def _date(text):
     for fmt in ("%Y-%m-%d", "%Y/%m/%d", "%Y%m%d", "%Y年%m月%d日"):
         try:
@@ -351,27 +403,43 @@ def _date(text):
 
 
 def _swap(name):
-    return name.replace("有限责任公司", "有限公司") if "有限责任公司" in name else name.replace("有限公司", "有限责任公司")
+    return (
+        name.replace("有限责任公司", "有限公司") if "有限责任公司" in name else name.replace("有限公司", "有限责任公司")
+    )
 
 
 _GRADES = ["一般", "较大", "重大", "特别重大"]
 CHECKS = {
-    "fullwidth": lambda e, rec: (e["served"] != e["original"] and normalise_code(e["served"]) == normalise_code(e["original"])
-                                 and (any(unicodedata.east_asian_width(c) == "F" for c in e["served"])
-                                      or e["served"] != e["served"].strip() or " " in e["served"]
-                                      or e["served"] != e["served"].upper())),
+    "fullwidth": lambda e, rec: (
+        e["served"] != e["original"]
+        and normalise_code(e["served"]) == normalise_code(e["original"])
+        and (
+            any(unicodedata.east_asian_width(c) == "F" for c in e["served"])
+            or e["served"] != e["served"].strip()
+            or " " in e["served"]
+            or e["served"] != e["served"].upper()
+        )
+    ),
     "name_variants": lambda e, rec: e["served"] == _swap(e["original"]) or e["served"].startswith("深圳市旧名"),
-    "bad_uscc": lambda e, rec: len(e["served"]) == 18 and not is_valid_uscc(e["served"]) and is_valid_uscc(e["original"]),
-    "old_codes": lambda e, rec: (e["served"] == "" if e["field"] == "CF_XDR_SHXYM" else
-                                 is_valid_reg_no15(e["served"]) if e["field"] == "CF_XDR_GSZC" else
-                                 len(e["served"]) == 9 and e["served"] in rec.get("_orig_uscc", e["served"])),
+    "bad_uscc": lambda e, rec: (
+        len(e["served"]) == 18 and not is_valid_uscc(e["served"]) and is_valid_uscc(e["original"])
+    ),
+    "old_codes": lambda e, rec: (
+        e["served"] == ""
+        if e["field"] == "CF_XDR_SHXYM"
+        else is_valid_reg_no15(e["served"])
+        if e["field"] == "CF_XDR_GSZC"
+        else len(e["served"]) == 9 and e["served"] in rec.get("_orig_uscc", e["served"])
+    ),
     "date_formats": lambda e, rec: e["served"] != e["original"] and _date(e["served"]) == _date(e["original"]),
     "impossible_dates": lambda e, rec: _date(e["served"]) is None and re.match(r"\d{4}-\d\d-\d\d", e["served"]),
     "future_dates": lambda e, rec: _date(e["served"]) > END,
     "fine_in_yuan": lambda e, rec: Decimal(e["served"]) == Decimal(e["original"]) * 10000,
     "bad_amounts": lambda e, rec: Decimal(e["served"]) < 0 or Decimal(e["served"]) >= 99999999,
-    "grade_mismatch": lambda e, rec: (int(rec["SG_SWRS"]) >= 3 and rec["SG_DJ"] == "一般") or (
-        _GRADES.index(e["served"]) < _GRADES.index(e["original"])),
+    "grade_mismatch": lambda e, rec: (
+        (int(rec["SG_SWRS"]) >= 3 and rec["SG_DJ"] == "一般")
+        or (_GRADES.index(e["served"]) < _GRADES.index(e["original"]))
+    ),
     "embedded_newlines": lambda e, rec: "\n" in e["served"] and e["served"].replace("\n", "") == e["original"],
 }
 
@@ -414,6 +482,7 @@ def test_data_faults_are_field_exclusive_and_served_in_csv_too(sims):
 
 # ------------------------------------------------------------------ schema faults
 
+
 def test_schema_faults(sims, clean):
     sim = sims(faults=["renamed_field", "missing_field:yjj", "unknown_field:accidents"], departments=["yjj", "zjj"])
     pen = pull(sim, "yjj", "penalties", limit=1000)
@@ -428,12 +497,15 @@ def test_schema_faults(sims, clean):
     header, _, _ = read_csv(get(sim, "yjj", "/datasets/accidents/export.csv", date="2024-01-03"))
     assert header[-1] == "AQ_XZ_NEW"
     truth = sim.truth("yjj", "penalties")
-    assert {(e["fault"], e["field"], e["served"]) for e in truth} == {("renamed_field", "CF_WSH", "CF_WSBH"),
-                                                                     ("missing_field", "CF_JDRQ", "")}
+    assert {(e["fault"], e["field"], e["served"]) for e in truth} == {
+        ("renamed_field", "CF_WSH", "CF_WSBH"),
+        ("missing_field", "CF_JDRQ", ""),
+    }
     assert sim.truth("yjj", "accidents")[0]["fault"] == "unknown_field"
 
 
 # ------------------------------------------------------------------ history faults
+
 
 def test_duplicates(sims, clean):
     sim = sims(faults={"duplicates": 0.2})
@@ -476,8 +548,11 @@ def test_revocations(sims):
     last = latest(items)
     for e in truth:
         assert e["fault"] == "revocations" and (e["original"], e["served"]) == ("upsert", "revoke")
-        assert last[e["record_id"]] | {} == {"record_id": e["record_id"], "updated_at": last[e["record_id"]]["updated_at"],
-                                             "op": "revoke"}
+        assert last[e["record_id"]] | {} == {
+            "record_id": e["record_id"],
+            "updated_at": last[e["record_id"]]["updated_at"],
+            "op": "revoke",
+        }
         first = next(it for it in items if it["record_id"] == e["record_id"])
         assert first["op"] == "upsert" and first["updated_at"] < last[e["record_id"]]["updated_at"]
     day = date.fromisoformat(last[truth[0]["record_id"]]["updated_at"][:10])
@@ -490,7 +565,10 @@ def test_late_records(sims, clean):
     sim = sims(faults={"late_records": 0.3}, departments=["yjj"])
     truth = sim.truth("yjj", "penalties")
     assert len(truth) >= 5
-    served, original = latest(pull(sim, "yjj", "penalties", limit=50)), latest(pull(clean, "yjj", "penalties", limit=50))
+    served, original = (
+        latest(pull(sim, "yjj", "penalties", limit=50)),
+        latest(pull(clean, "yjj", "penalties", limit=50)),
+    )
     for e in truth:
         rec = served[e["record_id"]]
         assert e["field"] == "updated_at" and e["original"] == original[e["record_id"]]["updated_at"]
@@ -501,6 +579,7 @@ def test_late_records(sims, clean):
 
 
 # ------------------------------------------------------------------ encodings
+
 
 @pytest.fixture(scope="module")
 def encoded(sims):
@@ -517,7 +596,8 @@ def test_gbk(encoded, clean):
     assert len(rows) == int(r.headers["X-Record-Count"]) > 0
     assert any("\n" in v for row in versions(encoded, "zjj", "penalties") for v in row.values())
     assert [x["CF_XDR_MC"] for x in rows] == [
-        x["CF_XDR_MC"] for x in read_csv(get(clean, "zjj", "/datasets/penalties/export.csv", date=day))[1]]
+        x["CF_XDR_MC"] for x in read_csv(get(clean, "zjj", "/datasets/penalties/export.csv", date=day))[1]
+    ]
 
 
 def test_utf8_bom(encoded):
@@ -550,10 +630,14 @@ def test_numeric_json(sims):
 
 # ------------------------------------------------------------------ HTTP faults
 
+
 def test_http_429_then_ok(sims):
     sim = sims(faults={"http_429": 1.0}, departments=["scj"])
-    for path, params in (("/datasets", {}), ("/datasets/penalties/records", {"limit": 5}),
-                         ("/datasets/penalties/export.csv", {"date": "2024-01-03"})):
+    for path, params in (
+        ("/datasets", {}),
+        ("/datasets/penalties/records", {"limit": 5}),
+        ("/datasets/penalties/export.csv", {"date": "2024-01-03"}),
+    ):
         r = get(sim, "scj", path, **params)
         assert r.status_code == 429 and r.headers["Retry-After"] == "1"
         assert get(sim, "scj", path, **params).status_code == 200
@@ -579,8 +663,10 @@ def test_stall_once(sims):
 
 def test_cut_short_once(sims):
     sim = sims(faults={"cut_short": 1.0}, departments=["scj"])
-    for path, params in (("/datasets/penalties/records", {"limit": 50}),
-                         ("/datasets/penalties/export.csv", {"date": "2024-01-03"})):
+    for path, params in (
+        ("/datasets/penalties/records", {"limit": 50}),
+        ("/datasets/penalties/export.csv", {"date": "2024-01-03"}),
+    ):
         with pytest.raises((requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError)):
             get(sim, "scj", path, **params)
         r = get(sim, "scj", path, **params)
@@ -594,7 +680,9 @@ def test_cut_short_at_row_boundary(sims, clean):
     r = get(sim, "scj", "/datasets/penalties/export.csv", date=day)
     _, rows, _ = read_csv(r)  # parses fine: only X-Record-Count tells
     assert 0 < len(rows) < int(r.headers["X-Record-Count"])
-    assert len(read_csv(get(sim, "scj", "/datasets/penalties/export.csv", date=day))[1]) == int(r.headers["X-Record-Count"])
+    assert len(read_csv(get(sim, "scj", "/datasets/penalties/export.csv", date=day))[1]) == int(
+        r.headers["X-Record-Count"]
+    )
 
 
 def test_expired_cursor_first_use(sims, clean):
@@ -618,8 +706,11 @@ def test_page_repeat(sims, clean):
     sim = sims(faults={"page_repeat": 1.0}, departments=["yjj"])
     ps = pages(sim, "yjj", "penalties", limit=20)
     for prev, page in zip(ps, ps[1:]):
-        k = next(k for k in range(1, 4) if page["items"][:k] == prev["items"][-k:] and
-                 page["items"][k:k + 1] != prev["items"][-k - 1:-k])
+        k = next(
+            k
+            for k in range(1, 4)
+            if page["items"][:k] == prev["items"][-k:] and page["items"][k : k + 1] != prev["items"][-k - 1 : -k]
+        )
         assert 1 <= k <= 3
     items = [it for p in ps for it in p["items"]]
     assert len(items) > 150
@@ -649,13 +740,32 @@ def test_down_refuse_and_back_up(sims):
 
 
 def test_every_fault_has_a_test():
-    tested = set(DATA_FAULTS) | {"renamed_field", "missing_field", "unknown_field", "duplicates", "corrections",
-                                 "revocations", "late_records", "gbk", "utf8_bom", "crlf", "numeric_json", "http_429",
-                                 "http_5xx", "stall", "cut_short", "expired_cursor", "short_pages", "page_repeat", "down"}
+    tested = set(DATA_FAULTS) | {
+        "renamed_field",
+        "missing_field",
+        "unknown_field",
+        "duplicates",
+        "corrections",
+        "revocations",
+        "late_records",
+        "gbk",
+        "utf8_bom",
+        "crlf",
+        "numeric_json",
+        "http_429",
+        "http_5xx",
+        "stall",
+        "cut_short",
+        "expired_cursor",
+        "short_pages",
+        "page_repeat",
+        "down",
+    }
     assert tested == set(FAULTS)
 
 
 # ------------------------------------------------------------------ the generator's data
+
 
 def test_serves_generator_output(clean_simulator, sim_meta, sim_data):
     sim = clean_simulator
@@ -675,10 +785,13 @@ def test_serves_generator_output(clean_simulator, sim_meta, sim_data):
 
 # ------------------------------------------------------------------ fault syntax and the command
 
+
 def test_parse_faults():
     assert parse_faults("http_5xx,fullwidth:0.2") == {"http_5xx": FAULTS["http_5xx"].default_rate, "fullwidth": 0.2}
-    assert parse_faults(["down:zjj:refuse", "renamed_field:accidents:0.5"]) == {"down:zjj:refuse": 1.0,
-                                                                                 "renamed_field:accidents": 0.5}
+    assert parse_faults(["down:zjj:refuse", "renamed_field:accidents:0.5"]) == {
+        "down:zjj:refuse": 1.0,
+        "renamed_field:accidents": 0.5,
+    }
     assert parse_faults({"stall": 0.3}) == {"stall": 0.3}
     assert parse_faults("none") == {} == parse_faults("") == parse_faults(())
     assert parse_faults("realistic") == REALISTIC_FAULTS and "page_repeat" in REALISTIC_FAULTS

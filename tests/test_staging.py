@@ -16,18 +16,30 @@ GOOD_USCC = "914403001922038216"
 def _valid_authority() -> str:
     from safecredit.warehouse import USCC_ALPHABET, USCC_WEIGHTS
 
-    body = "11330100MB000000"  + "1"
+    body = "11330100MB000000" + "1"
     total = sum(USCC_ALPHABET.index(ch) * w for ch, w in zip(body, USCC_WEIGHTS))
     return body + USCC_ALPHABET[(31 - total % 31) % 31]
 
 
 def penalty(i: int, **over) -> dict:
     auth = _valid_authority()
-    rec = {"record_id": f"p{i}", "updated_at": f"2026-01-0{1 + i % 9}T10:00:00+08:00", "op": "upsert",
-           "CF_XDR_MC": "江城市某某建筑有限公司", "CF_XDR_LB": "法人及非法人组织", "CF_XDR_SHXYM": GOOD_USCC,
-           "CF_WSH": f"江应急罚〔2026〕{i}号", "CF_CFLB": "警告;罚款", "CF_NR_FK": "2.5",
-           "CF_JDRQ": "2025-12-20", "CF_CFJG": "江城市应急管理局", "CF_CFJGDM": auth,
-           "CF_SJLY": "江城市应急管理局", "CF_SJLYDM": auth, "AQ_WFDM": "OTHER"}
+    rec = {
+        "record_id": f"p{i}",
+        "updated_at": f"2026-01-0{1 + i % 9}T10:00:00+08:00",
+        "op": "upsert",
+        "CF_XDR_MC": "江城市某某建筑有限公司",
+        "CF_XDR_LB": "法人及非法人组织",
+        "CF_XDR_SHXYM": GOOD_USCC,
+        "CF_WSH": f"江应急罚〔2026〕{i}号",
+        "CF_CFLB": "警告;罚款",
+        "CF_NR_FK": "2.5",
+        "CF_JDRQ": "2025-12-20",
+        "CF_CFJG": "江城市应急管理局",
+        "CF_CFJGDM": auth,
+        "CF_SJLY": "江城市应急管理局",
+        "CF_SJLYDM": auth,
+        "AQ_WFDM": "OTHER",
+    }
     rec.update(over)
     return {k: v for k, v in rec.items() if v is not None}
 
@@ -35,8 +47,9 @@ def penalty(i: int, **over) -> dict:
 def land(raw, dept, items, fetch_id):
     src = SourceDir(raw, dept, "penalties")
     work = src.begin(fetch_id)
-    (work / "items.jsonl").write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items),
-                                      encoding="utf-8")
+    (work / "items.jsonl").write_text(
+        "".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items), encoding="utf-8"
+    )
     src.commit(work, {"transport": "json", "finished_at": "2026-01-10T00:00:00+08:00"})
 
 
@@ -49,8 +62,8 @@ def con():
 
 def test_one_bad_record_is_quarantined_the_rest_staged(tmp_path, con):
     items = [penalty(i) for i in range(1, 40)]
-    items[5] = penalty(6, CF_XDR_SHXYM="91110000600037341N")           # bad check character
-    items[7] = penalty(8, CF_JDRQ="2025-02-30")                        # impossible date
+    items[5] = penalty(6, CF_XDR_SHXYM="91110000600037341N")  # bad check character
+    items[7] = penalty(8, CF_JDRQ="2025-02-30")  # impossible date
     items[9] = penalty(10, CF_XDR_SHXYM=" ９１４４０３００１９２２０３８２１６ ")  # full-width, spaces: fine
     land(tmp_path, "yjj", items, "20260110T000000000000Z")
     load_raw(con, tmp_path, ["yjj"], "penalties")
@@ -92,16 +105,25 @@ def test_many_bad_records_hold_back_the_batch(tmp_path, con):
     counts = stage(con, "penalties", {"quarantine_rate": 0.10, "quarantine_min_rows": 20})
     assert counts["held_back"] and counts["current"] == 0
     # a stricter per-source override is honoured; a laxer one lets the batch through
-    counts = stage(con, "penalties", {"quarantine_rate": 0.10, "quarantine_min_rows": 20,
-                                      "sources": {"yjj": {"quarantine_rate": 0.5}}})
+    counts = stage(
+        con,
+        "penalties",
+        {"quarantine_rate": 0.10, "quarantine_min_rows": 20, "sources": {"yjj": {"quarantine_rate": 0.5}}},
+    )
     assert counts["held_back"] == [] and counts["current"] == 75
 
 
 def test_correction_supersedes_and_revoke_removes(tmp_path, con):
     land(tmp_path, "yjj", [penalty(1), penalty(2)], "20260110T000000000000Z")
-    land(tmp_path, "yjj", [penalty(1, updated_at="2026-02-01T10:00:00+08:00", CF_NR_FK="7"),
-                           {"record_id": "p2", "updated_at": "2026-02-02T10:00:00+08:00", "op": "revoke"}],
-         "20260201T000000000000Z")
+    land(
+        tmp_path,
+        "yjj",
+        [
+            penalty(1, updated_at="2026-02-01T10:00:00+08:00", CF_NR_FK="7"),
+            {"record_id": "p2", "updated_at": "2026-02-02T10:00:00+08:00", "op": "revoke"},
+        ],
+        "20260201T000000000000Z",
+    )
     load_raw(con, tmp_path, ["yjj"], "penalties")
     counts = stage(con, "penalties")
     assert counts["quarantined"] == 0  # a revoke carries only the envelope and is not checked further
@@ -118,8 +140,10 @@ def test_a_version_sent_twice_is_staged_once_from_its_first_landing(tmp_path, co
     load_raw(con, tmp_path, ["yjj"], "penalties")
     stage(con, "penalties")
     rows = con.execute("SELECT record_id, fetch_id, fine_wan FROM staged.penalties ORDER BY record_id").fetchall()
-    assert [(r, f, float(x)) for r, f, x in rows] == [("p1", "20260110T000000000000Z", 3.0),
-                                                      ("p2", "20260111T000000000000Z", 2.5)]
+    assert [(r, f, float(x)) for r, f, x in rows] == [
+        ("p1", "20260110T000000000000Z", 3.0),
+        ("p2", "20260111T000000000000Z", 2.5),
+    ]
 
 
 def test_gx_suite_from_contract_passes_on_staged_and_fails_on_bad_rows(tmp_path, con):
@@ -170,23 +194,29 @@ def test_dataset_assertions_of_the_contract_judge_the_whole_dataset(tmp_path, co
 def test_staging_in_chunks_gives_the_same_tables(tmp_path, con):
     """A large department is staged in ranges of record ids (bounded memory): same rows, same order."""
     first = [penalty(i) for i in range(1, 60)]
-    first[3] = penalty(4, CF_JDRQ="2025-02-30")                         # quarantined
+    first[3] = penalty(4, CF_JDRQ="2025-02-30")  # quarantined
     first[4] = {k: v for k, v in penalty(5).items() if k != "record_id"}  # no record id
-    first[6] = penalty(7, record_id=" ｐ7 ")                            # normalises to p7
+    first[6] = penalty(7, record_id=" ｐ7 ")  # normalises to p7
     land(tmp_path, "yjj", first, "20260110T000000000000Z")
-    again = [penalty(i, CF_NR_FK="4") for i in range(1, 30)]             # same versions again: first landing wins
+    again = [penalty(i, CF_NR_FK="4") for i in range(1, 30)]  # same versions again: first landing wins
     again += [penalty(i, updated_at="2026-02-01T10:00:00+08:00") for i in range(30, 50)]
     again += [{"record_id": "p12", "updated_at": "2026-02-02T10:00:00+08:00", "op": "revoke"}]
     land(tmp_path, "yjj", again, "20260201T000000000000Z")
-    bad = [penalty(i, CF_JDRQ="not a date") for i in range(100, 130)]    # batch held back
+    bad = [penalty(i, CF_JDRQ="not a date") for i in range(100, 130)]  # batch held back
     land(tmp_path, "yjj", bad, "20260202T000000000000Z")
     land(tmp_path, "zjj", [penalty(i) for i in range(1, 20)], "20260110T000000000000Z")
     load_raw(con, tmp_path, ["yjj", "zjj"], "penalties")
 
     def tables():
-        return [con.execute(f"SELECT * FROM {t}").fetchall() for t in (
-            "staged.penalties", "staged.penalties_current ORDER BY department, record_id", "quality.violations",
-            "quality.batches ORDER BY department, fetch_id")]
+        return [
+            con.execute(f"SELECT * FROM {t}").fetchall()
+            for t in (
+                "staged.penalties",
+                "staged.penalties_current ORDER BY department, record_id",
+                "quality.violations",
+                "quality.batches ORDER BY department, fetch_id",
+            )
+        ]
 
     whole = stage(con, "penalties")
     expected = tables()

@@ -13,8 +13,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_workspace_yaml_loads_the_code_location(tmp_path):
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "SAFECREDIT_HOME": str(tmp_path)}
     dagster = Path(sys.executable).parent / "dagster"
-    r = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
     assert "Validation successful for code location pipelines.definitions:defs" in out
@@ -46,25 +52,24 @@ def test_lineage_per_table_and_blocking_gate():
     from pipelines.definitions import defs
 
     graph = defs.resolve_asset_graph()
-    up = {k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys}
-          for k in graph.get_all_asset_keys()}
+    up = {
+        k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys} for k in graph.get_all_asset_keys()
+    }
     assert up["feeds/blacklist"] == {"rules/blacklist"}
     assert up["rules/restrictions"] == {"subjects/resolved", "staged/accidents", "rules/blacklist"}
     assert up["rules/intermediary_ratings"] >= {"staged/intermediary_ratings", "rules/blacklist"}
     assert up["rules/penalties_public"] == {"subjects/resolved", "staged/credit_actions"}
-    assert up["subjects/resolved"] == {f"staged/{d}" for d in
-                                       ("enterprises", "penalties", "accidents", "intermediary_ratings",
-                                        "credit_actions")}
+    assert up["subjects/resolved"] == {
+        f"staged/{d}" for d in ("enterprises", "penalties", "accidents", "intermediary_ratings", "credit_actions")
+    }
     rules = dg.AssetKey(["rules", "blacklist"])
     assert not defs.resolve_assets_def(rules).can_subset
     assert not defs.resolve_assets_def(dg.AssetKey(["feeds", "blacklist"])).can_subset
     specs = [s for key in graph.asset_check_keys for s in [graph.get_check_spec(key)]]
     gate = {s.name: s for s in specs if s.asset_key == rules}
     assert {"unique_ids", "no_full_id_numbers", "shrink_within_policy", "sources_fresh"} <= set(gate)
-    assert all(gate[n].blocking for n in ("unique_ids", "no_full_id_numbers", "shrink_within_policy",
-                                          "sources_fresh"))
-    contract = [s for s in specs
-                if s.asset_key == dg.AssetKey(["staged", "penalties"]) and s.name == "contract_suite"]
+    assert all(gate[n].blocking for n in ("unique_ids", "no_full_id_numbers", "shrink_within_policy", "sources_fresh"))
+    contract = [s for s in specs if s.asset_key == dg.AssetKey(["staged", "penalties"]) and s.name == "contract_suite"]
     assert contract and contract[0].blocking
 
 
@@ -79,9 +84,14 @@ def test_dagster_asset_materialize_from_the_command_line(pipeline_run, tmp_path)
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster"), "SAFECREDIT_HOME": str(tmp_path)}
     (tmp_path / "dagster").mkdir()
     dagster = Path(sys.executable).parent / "dagster"
-    r = subprocess.run([str(dagster), "asset", "materialize", "-m", "pipelines.definitions",
-                        "--select", "staged/penalties"], cwd=ROOT, env=env, capture_output=True, text=True,
-                       timeout=600)
+    r = subprocess.run(
+        [str(dagster), "asset", "materialize", "-m", "pipelines.definitions", "--select", "staged/penalties"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     con = duckdb.connect(str(tmp_path / "warehouse" / "warehouse.duckdb"), read_only=True)
     try:

@@ -70,8 +70,14 @@ DEFAULT_PERSON_QUOTA = 10_000  # person codes per key per day (exchange.md §2)
 
 
 def _quota_alert(key_id: str, limit: int) -> None:
-    log.warning("ALERT: key %s reached its daily quota of %d person codes / 密钥 %s 已达到每日个人代码查询配额 %d",
-                key_id, limit, key_id, limit)
+    log.warning(
+        "ALERT: key %s reached its daily quota of %d person codes / 密钥 %s 已达到每日个人代码查询配额 %d",
+        key_id,
+        limit,
+        key_id,
+        limit,
+    )
+
 
 #: logging for `safecredit serve`: uvicorn's own logs and the service's access log, ID numbers masked
 LOG_CONFIG: dict[str, Any] = {
@@ -79,8 +85,14 @@ LOG_CONFIG: dict[str, Any] = {
     "disable_existing_loggers": False,
     "filters": {"mask_ids": {"()": "safecredit.api.masking.MaskIdNumbers"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_ids"],
-                            "stream": "ext://sys.stderr"}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["mask_ids"],
+            "stream": "ext://sys.stderr",
+        }
+    },
     "loggers": {
         "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
         "uvicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
@@ -91,6 +103,7 @@ LOG_CONFIG: dict[str, Any] = {
 
 
 # ---------------------------------------------------------------------------------- models
+
 
 class Listing(BaseModel):
     entry_id: str | None = None
@@ -140,7 +153,9 @@ SubjectType = Literal["unit", "person"]
 
 class LookupRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    code: str = Field(max_length=200, description="USCC, resident ID number, or (subject_type=person) another document number")
+    code: str = Field(
+        max_length=200, description="USCC, resident ID number, or (subject_type=person) another document number"
+    )
     subject_type: SubjectType | None = None
     matter: str | None = Field(None, max_length=100)
     as_of: date | None = None
@@ -246,6 +261,7 @@ class Health(BaseModel):
 
 # ---------------------------------------------------------------------------------- service
 
+
 @dataclass
 class Service:
     home: Path
@@ -256,7 +272,7 @@ class Service:
     limiter: RateLimiter
     salt: Any
     quota: DailyQuota
-    anon_rate: float = 20.0   # calls/s per client address without a valid key (before any DB lookup)
+    anon_rate: float = 20.0  # calls/s per client address without a valid key (before any DB lookup)
     anon_burst: int = 200
 
     @property
@@ -269,11 +285,18 @@ class Service:
 _bearer_scheme = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer sck_…`")
 
 
-async def _principal(request: Request, _cred: HTTPAuthorizationCredentials | None = Security(_bearer_scheme)) -> Principal:
+async def _principal(
+    request: Request, _cred: HTTPAuthorizationCredentials | None = Security(_bearer_scheme)
+) -> Principal:
     p = getattr(request.state, "principal", None)
     if p is None:  # the middleware answers 401 first; this guards direct mounts
-        raise ApiProblem(401, "a valid API key is required", "需要有效的 API 密钥", kind="unauthorized",
-                         headers={"WWW-Authenticate": "Bearer"})
+        raise ApiProblem(
+            401,
+            "a valid API key is required",
+            "需要有效的 API 密钥",
+            kind="unauthorized",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return p
 
 
@@ -300,8 +323,13 @@ async def reader(request: Request) -> AsyncIterator[Reader]:
     svc: Service = request.app.state.service
     with svc.snapshots.acquire() as snap:
         if not snap.feeds:
-            raise ApiProblem(503, "nothing has been published yet", "尚未发布任何数据", kind="not-published",
-                             headers={"Retry-After": "60"})
+            raise ApiProblem(
+                503,
+                "nothing has been published yet",
+                "尚未发布任何数据",
+                kind="not-published",
+                headers={"Retry-After": "60"},
+            )
         request.state.version = snap.version
         cur = snap.cursor()
         try:
@@ -311,6 +339,7 @@ async def reader(request: Request) -> AsyncIterator[Reader]:
 
 
 # ---------------------------------------------------------------------------------- helpers
+
 
 def _encode_cursor(data: dict) -> str:
     raw = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
@@ -324,8 +353,12 @@ def _decode_cursor(cursor: str) -> dict:
             raise ValueError
         return data
     except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):  # a nested forgery is no cursor
-        raise ApiProblem(400, "invalid cursor: pass next_cursor from the previous page unchanged",
-                         "cursor 无效：请原样使用上一页的 next_cursor", kind="invalid-cursor") from None
+        raise ApiProblem(
+            400,
+            "invalid cursor: pass next_cursor from the previous page unchanged",
+            "cursor 无效：请原样使用上一页的 next_cursor",
+            kind="invalid-cursor",
+        ) from None
 
 
 def _require_feed(snap: Snapshot, feed: str) -> None:
@@ -363,8 +396,12 @@ def page_of(r: Reader, feed: str, *, since_version: str | None, cursor: str | No
     pos = _decode_cursor(cursor) if cursor else None
     if pos is not None:
         if pos.get("f") != feed or pos.get("s") != since_version:
-            raise ApiProblem(400, "this cursor belongs to another listing (feed or since_version differ)",
-                             "cursor 与本次查询（数据集或 since_version）不符", kind="invalid-cursor")
+            raise ApiProblem(
+                400,
+                "this cursor belongs to another listing (feed or since_version differ)",
+                "cursor 与本次查询（数据集或 since_version）不符",
+                kind="invalid-cursor",
+            )
         version = pos["v"]  # a listing keeps the version it started with, even across a switch
     else:
         version = served.version
@@ -376,20 +413,35 @@ def page_of(r: Reader, feed: str, *, since_version: str | None, cursor: str | No
         raise ApiProblem(404, f"feed {feed} has no id column to page by", f"数据集 {feed} 无法分页", kind="not-found")
     after = pos["k"] if pos else None
     where = f'WHERE "{idc}" > ?' if after is not None else ""
-    rows = fetch(r.cur, f'SELECT * FROM {rel} {where} ORDER BY "{idc}" LIMIT ?',
-                 [*([after] if after is not None else []), limit + 1])
+    rows = fetch(
+        r.cur,
+        f'SELECT * FROM {rel} {where} ORDER BY "{idc}" LIMIT ?',
+        [*([after] if after is not None else []), limit + 1],
+    )
     more = len(rows) > limit
     rows = rows[:limit]
     nxt = _encode_cursor({"f": feed, "v": version, "s": None, "k": str(rows[-1][idc])}) if more and rows else None
-    return {"feed": feed, "version": version, "mode": "full", "since_version": None, "limit": limit,
-            "count": len(rows), "next_cursor": nxt, "items": [_row(x) for x in rows]}
+    return {
+        "feed": feed,
+        "version": version,
+        "mode": "full",
+        "since_version": None,
+        "limit": limit,
+        "count": len(rows),
+        "next_cursor": nxt,
+        "items": [_row(x) for x in rows],
+    }
 
 
 def _delta_page(r: Reader, feed: str, since: str, version: str, pos: dict | None, limit: int) -> dict:
     store = r.svc.store
     if not is_version_id(since):
-        raise ApiProblem(422, "since_version is not a version id (e.g. 20261123T020000Z-3f9a1c)",
-                         "since_version 不是有效的版本号", kind="invalid-version")
+        raise ApiProblem(
+            422,
+            "since_version is not a version id (e.g. 20261123T020000Z-3f9a1c)",
+            "since_version 不是有效的版本号",
+            kind="invalid-version",
+        )
     if since == version:
         lines: list[dict] = []
     else:
@@ -407,12 +459,23 @@ def _delta_page(r: Reader, feed: str, since: str, version: str, pos: dict | None
         import bisect
 
         start = bisect.bisect_right(keys, after)
-    chunk = lines[start:start + limit]
+    chunk = lines[start : start + limit]
     more = start + limit < len(lines)
-    nxt = _encode_cursor({"f": feed, "v": version, "s": since, "k": json.dumps(chunk[-1]["id"], sort_keys=True)}) \
-        if more and chunk else None
-    return {"feed": feed, "version": version, "mode": "delta", "since_version": since, "limit": limit,
-            "count": len(chunk), "next_cursor": nxt, "items": _scrub(chunk)}
+    nxt = (
+        _encode_cursor({"f": feed, "v": version, "s": since, "k": json.dumps(chunk[-1]["id"], sort_keys=True)})
+        if more and chunk
+        else None
+    )
+    return {
+        "feed": feed,
+        "version": version,
+        "mode": "delta",
+        "since_version": since,
+        "limit": limit,
+        "count": len(chunk),
+        "next_cursor": nxt,
+        "items": _scrub(chunk),
+    }
 
 
 #: whole-feed diffs kept per snapshot. Only diffs *to the served version* are kept (the sync every
@@ -423,7 +486,7 @@ MAX_CACHED_DIFFS = 8
 
 def _remember_diff(cache: dict, key: tuple, lines: list[dict]) -> None:
     diffs = [k for k in list(cache) if isinstance(k, tuple) and k[0] == "diff"]  # list(): other threads add
-    for old in diffs[:max(0, len(diffs) - MAX_CACHED_DIFFS + 1)]:  # oldest first (insertion order)
+    for old in diffs[: max(0, len(diffs) - MAX_CACHED_DIFFS + 1)]:  # oldest first (insertion order)
         cache.pop(old, None)
     cache[key] = lines
 
@@ -431,8 +494,12 @@ def _remember_diff(cache: dict, key: tuple, lines: list[dict]) -> None:
 def _uscc(value: str) -> str:
     code = normalise_code(value)[:64]
     if not is_valid_uscc(code):
-        raise ApiProblem(422, "not a valid unified social credit code (18 characters, check character)",
-                         "不是有效的统一社会信用代码（18位，校验码）", kind="malformed-code")
+        raise ApiProblem(
+            422,
+            "not a valid unified social credit code (18 characters, check character)",
+            "不是有效的统一社会信用代码（18位，校验码）",
+            kind="malformed-code",
+        )
     return code
 
 
@@ -443,15 +510,24 @@ def record_for(r: Reader, feed: str, uscc: str, as_of: date | None) -> tuple[lis
     served = r.snap.feeds[feed]
     version = served.version
     if as_of is not None and (served.as_of is None or as_of < served.as_of):
-        items = [i for i in r.svc.store.versions(feed).get("items") or []
-                 if i.get("result") == "success" and i.get("as_of") and str(i["as_of"]) <= as_of.isoformat()]
+        items = [
+            i
+            for i in r.svc.store.versions(feed).get("items") or []
+            if i.get("result") == "success" and i.get("as_of") and str(i["as_of"]) <= as_of.isoformat()
+        ]
         if not items:
-            raise ApiProblem(404, f"no version of {feed} answers for {as_of.isoformat()}",
-                             f"{feed} 没有 {as_of.isoformat()} 及之前的版本", kind="not-published-then")
+            raise ApiProblem(
+                404,
+                f"no version of {feed} answers for {as_of.isoformat()}",
+                f"{feed} 没有 {as_of.isoformat()} 及之前的版本",
+                kind="not-published-then",
+            )
         best = max(items, key=lambda i: (str(i["as_of"]), i["version"]))
         if best.get("pruned"):
-            raise VersionPruned(f"version {best['version']} of {feed} (as of {best['as_of']}) was pruned",
-                                f"{feed} 的版本 {best['version']} 已按保留策略删除")
+            raise VersionPruned(
+                f"version {best['version']} of {feed} (as of {best['as_of']}) was pruned",
+                f"{feed} 的版本 {best['version']} 已按保留策略删除",
+            )
         version = best["version"]
     rel, info = r.snap.relation(feed, version)
     rows = fetch(r.cur, f"SELECT * FROM {rel} WHERE uscc = ?", [uscc]) if "uscc" in info.columns else []
@@ -466,32 +542,54 @@ def charge_codes(svc: Service, p: Principal, codes: list[str], subject_type: str
     if n > 1:
         wait = svc.limiter.take(p.key_id, p.rate_per_second, p.burst, cost=n - 1, need=min(n, p.burst) - 1)
         if wait > 0:
-            raise ApiProblem(429, f"rate limit of {p.rate_per_second:g} codes/s (burst {p.burst}) exceeded: a batch "
-                                  f"is charged one token per code; retry after {wait:.2f} s",
-                             f"超过查询速率上限（批量查询按代码个数计），请 {wait:.0f} 秒后重试", kind="rate-limited",
-                             headers={"Retry-After": retry_after_header(wait)})
-    persons = sum(1 for c in codes if subject_type == "person"
-                  or (subject_type is None and not is_valid_uscc(normalise_code(str(c))[:MAX_CODE_LENGTH])))
+            raise ApiProblem(
+                429,
+                f"rate limit of {p.rate_per_second:g} codes/s (burst {p.burst}) exceeded: a batch "
+                f"is charged one token per code; retry after {wait:.2f} s",
+                f"超过查询速率上限（批量查询按代码个数计），请 {wait:.0f} 秒后重试",
+                kind="rate-limited",
+                headers={"Retry-After": retry_after_header(wait)},
+            )
+    persons = sum(
+        1
+        for c in codes
+        if subject_type == "person"
+        or (subject_type is None and not is_valid_uscc(normalise_code(str(c))[:MAX_CODE_LENGTH]))
+    )
     if not svc.quota.spend(p.key_id, persons, datetime.now(timezone.utc).date().isoformat()):
         tomorrow = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
         wait = (tomorrow - datetime.now(timezone.utc)).total_seconds()
-        raise ApiProblem(429, f"this key's daily quota of {svc.quota.limit} person codes is used up "
-                              f"(this call asks about {persons}); it renews at 00:00 UTC",
-                         f"该密钥今日个人代码查询配额（{svc.quota.limit}）已用尽，UTC 零点恢复", kind="quota-exhausted",
-                         headers={"Retry-After": retry_after_header(wait)})
+        raise ApiProblem(
+            429,
+            f"this key's daily quota of {svc.quota.limit} person codes is used up "
+            f"(this call asks about {persons}); it renews at 00:00 UTC",
+            f"该密钥今日个人代码查询配额（{svc.quota.limit}）已用尽，UTC 零点恢复",
+            kind="quota-exhausted",
+            headers={"Retry-After": retry_after_header(wait)},
+        )
 
 
-def _answer_codes(r: Reader, codes: list[str], subject_type: str | None, matter: str | None,
-                  as_of: date | None, known_at: date | None) -> list[dict | ApiProblem]:
-    return answer_codes(r.snap, r.cur, r.svc.salt, codes, subject_type=subject_type, matter=matter,
-                        as_of=as_of, known_at=known_at)
+def _answer_codes(
+    r: Reader, codes: list[str], subject_type: str | None, matter: str | None, as_of: date | None, known_at: date | None
+) -> list[dict | ApiProblem]:
+    return answer_codes(
+        r.snap, r.cur, r.svc.salt, codes, subject_type=subject_type, matter=matter, as_of=as_of, known_at=known_at
+    )
 
 
 # ---------------------------------------------------------------------------------- the app
 
-def create_app(home: Path | str | None = None, db_url: str | None = None, *, poll_interval: float = 1.0,
-               auth_cache_seconds: float = 1.0, person_quota: int = DEFAULT_PERSON_QUOTA,
-               anon_rate: float = 20.0, anon_burst: int = 200) -> FastAPI:
+
+def create_app(
+    home: Path | str | None = None,
+    db_url: str | None = None,
+    *,
+    poll_interval: float = 1.0,
+    auth_cache_seconds: float = 1.0,
+    person_quota: int = DEFAULT_PERSON_QUOTA,
+    anon_rate: float = 20.0,
+    anon_burst: int = 200,
+) -> FastAPI:
     """The API over `<home>` (default `SAFECREDIT_HOME`, else the working directory, as the CLI;
     so `uvicorn safecredit.api.app:create_app --factory` works), exports from `Paths.exports`,
     keys and audit in `db_url` (default `SAFECREDIT_DB_URL`, else SQLite `<home>/service.db`).
@@ -500,9 +598,18 @@ def create_app(home: Path | str | None = None, db_url: str | None = None, *, pol
     paths = Paths(home)
     _mask_uvicorn_logs()
     engine = make_engine(db_url_for(home, db_url))
-    svc = Service(home, paths.exports, KeyService(engine, cache_seconds=auth_cache_seconds), AuditWriter(engine),
-                  SnapshotManager(paths.exports, poll_interval=poll_interval, warm=warm), RateLimiter(),
-                  read_salt(home), DailyQuota(person_quota, _quota_alert), anon_rate, anon_burst)
+    svc = Service(
+        home,
+        paths.exports,
+        KeyService(engine, cache_seconds=auth_cache_seconds),
+        AuditWriter(engine),
+        SnapshotManager(paths.exports, poll_interval=poll_interval, warm=warm),
+        RateLimiter(),
+        read_salt(home),
+        DailyQuota(person_quota, _quota_alert),
+        anon_rate,
+        anon_burst,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -521,8 +628,10 @@ def create_app(home: Path | str | None = None, db_url: str | None = None, *, pol
         title="SafeCredit Exchange API · 安全生产信用与联合惩戒数据交换平台",
         version=API_VERSION,
         description="exchange.md §2. Every `/v1` route needs `Authorization: Bearer <api-key>`; errors are "
-                    "`application/problem+json` (RFC 9457).",
-        lifespan=lifespan, redoc_url=None, static_url=DOCS_STATIC,
+        "`application/problem+json` (RFC 9457).",
+        lifespan=lifespan,
+        redoc_url=None,
+        static_url=DOCS_STATIC,
     )
     app.state.service = svc
     app.add_middleware(ServiceMiddleware, service=svc)
@@ -532,33 +641,52 @@ def create_app(home: Path | str | None = None, db_url: str | None = None, *, pol
         if app.openapi_schema is None:
             from fastapi.openapi.utils import get_openapi
 
-            app.openapi_schema = add_problem_schema(get_openapi(
-                title=app.title, version=app.version, description=app.description, routes=app.routes))
+            app.openapi_schema = add_problem_schema(
+                get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            )
         return app.openapi_schema
 
     app.openapi = custom_openapi
 
-    @app.get("/healthz", response_model=Health, tags=["service"],
-             summary="liveness, and the publication version being served")
+    @app.get(
+        "/healthz",
+        response_model=Health,
+        tags=["service"],
+        summary="liveness, and the publication version being served",
+    )
     def healthz() -> dict:
         snap = svc.snapshots.current()
         if snap is None or not snap.feeds:
             return {"status": "no_publication", "version": None, "generated_at": None, "feeds": {}}
-        return {"status": "ok", "version": snap.version, "generated_at": snap.generated_at,
-                "feeds": {f: {"version": i.version, "as_of": i.as_of.isoformat() if i.as_of else None,
-                              "rows": i.row_count} for f, i in snap.feeds.items()},
-                "snapshot_build_ms": round(snap.built_in * 1000, 1)}
+        return {
+            "status": "ok",
+            "version": snap.version,
+            "generated_at": snap.generated_at,
+            "feeds": {
+                f: {"version": i.version, "as_of": i.as_of.isoformat() if i.as_of else None, "rows": i.row_count}
+                for f, i in snap.feeds.items()
+            },
+            "snapshot_build_ms": round(snap.built_in * 1000, 1),
+        }
 
     app.include_router(_v1_router())
 
-    @app.get("/report", tags=["feeds"], response_class=FileResponse,
-             responses={200: {"content": {"text/html": {}}}, **problem_responses(401, 403, 404, 429, 503)},
-             summary="the publication report of the version served (lists:read)")
+    @app.get(
+        "/report",
+        tags=["feeds"],
+        response_class=FileResponse,
+        responses={200: {"content": {"text/html": {}}}, **problem_responses(401, 403, 404, 429, 503)},
+        summary="the publication report of the version served (lists:read)",
+    )
     def report(request: Request, _p: Principal = Depends(require("lists:read")), r: Reader = Depends(reader)):
         path = _find_report(r.snap)
         if path is None:
-            raise ApiProblem(404, f"no publication report for {r.snap.version}",
-                             f"版本 {r.snap.version} 没有发布报告", kind="no-report")
+            raise ApiProblem(
+                404,
+                f"no publication report for {r.snap.version}",
+                f"版本 {r.snap.version} 没有发布报告",
+                kind="no-report",
+            )
         return FileResponse(path, media_type="text/html; charset=utf-8")
 
     return app
@@ -595,18 +723,28 @@ def _exception_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(VersionPruned)
     async def _gone(request: Request, exc: VersionPruned):
-        return problem_response(410, problem_body(410, f"{exc.en} / {exc.zh}", kind="version-pruned",
-                                                  instance=mask_path(request.url.path)))
+        return problem_response(
+            410, problem_body(410, f"{exc.en} / {exc.zh}", kind="version-pruned", instance=mask_path(request.url.path))
+        )
 
     @app.exception_handler(VersionNotFound)
     async def _missing(request: Request, exc: VersionNotFound):
-        return problem_response(404, problem_body(404, f"{exc.en} / {exc.zh}", kind="version-not-found",
-                                                  instance=mask_path(request.url.path)))
+        return problem_response(
+            404,
+            problem_body(404, f"{exc.en} / {exc.zh}", kind="version-not-found", instance=mask_path(request.url.path)),
+        )
 
     @app.exception_handler(UnsafePath)
     async def _unsafe(request: Request, exc: UnsafePath):  # never say more than "not here"
-        return problem_response(404, problem_body(404, "no such feed, version or file / 没有该数据集、版本或文件",
-                                                  kind="not-found", instance=mask_path(request.url.path)))
+        return problem_response(
+            404,
+            problem_body(
+                404,
+                "no such feed, version or file / 没有该数据集、版本或文件",
+                kind="not-found",
+                instance=mask_path(request.url.path),
+            ),
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
@@ -616,14 +754,25 @@ def _exception_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
-        errors = [{"loc": [str(x) for x in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": e.get("type")}
-                  for e in exc.errors()][:50]  # never the input: it may be an ID number
+        errors = [
+            {"loc": [str(x) for x in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": e.get("type")}
+            for e in exc.errors()
+        ][:50]  # never the input: it may be an ID number
         detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors) or "invalid request"
-        return problem_response(422, problem_body(422, f"invalid request — {detail} / 请求参数无效",
-                                                  kind="validation-error", instance=mask_path(request.url.path), errors=errors))
+        return problem_response(
+            422,
+            problem_body(
+                422,
+                f"invalid request — {detail} / 请求参数无效",
+                kind="validation-error",
+                instance=mask_path(request.url.path),
+                errors=errors,
+            ),
+        )
 
 
 # ---------------------------------------------------------------------------------- /v1 routes
+
 
 def _v1_router() -> APIRouter:
     router = APIRouter(prefix="/v1", responses=problem_responses(400, 401, 403, 404, 409, 410, 422, 429, 503))
@@ -640,26 +789,50 @@ def _v1_router() -> APIRouter:
             raise result
         return result
 
-    @router.get("/restrictions/{code}", response_model=RestrictionAnswer, tags=["restrictions"],
-                summary="may this unit (USCC) or person (ID number) be granted `matter`? (restrictions:read)")
-    def get_restrictions(request: Request, code: str = code_param,
-                         matter: str | None = Query(None, max_length=100),
-                         as_of: date | None = Query(None, description="answer for this date with today's knowledge"),
-                         known_at: date | None = Query(None, description="answer with what was published by then"),
-                         subject_type: SubjectType | None = Query(None),
-                         p: Principal = Depends(require("restrictions:read")), r: Reader = Depends(reader)):
+    @router.get(
+        "/restrictions/{code}",
+        response_model=RestrictionAnswer,
+        tags=["restrictions"],
+        summary="may this unit (USCC) or person (ID number) be granted `matter`? (restrictions:read)",
+    )
+    def get_restrictions(
+        request: Request,
+        code: str = code_param,
+        matter: str | None = Query(None, max_length=100),
+        as_of: date | None = Query(None, description="answer for this date with today's knowledge"),
+        known_at: date | None = Query(None, description="answer with what was published by then"),
+        subject_type: SubjectType | None = Query(None),
+        p: Principal = Depends(require("restrictions:read")),
+        r: Reader = Depends(reader),
+    ):
         return one(r, request, p, code, subject_type, matter, as_of, known_at)
 
-    @router.post("/restrictions/lookup", response_model=RestrictionAnswer, tags=["restrictions"],
-                 summary="the same with the code in the body (keeps ID numbers out of URLs) (restrictions:read)")
-    def lookup(body: LookupRequest, request: Request, p: Principal = Depends(require("restrictions:read")),
-               r: Reader = Depends(reader)):
+    @router.post(
+        "/restrictions/lookup",
+        response_model=RestrictionAnswer,
+        tags=["restrictions"],
+        summary="the same with the code in the body (keeps ID numbers out of URLs) (restrictions:read)",
+    )
+    def lookup(
+        body: LookupRequest,
+        request: Request,
+        p: Principal = Depends(require("restrictions:read")),
+        r: Reader = Depends(reader),
+    ):
         return one(r, request, p, body.code, body.subject_type, body.matter, body.as_of, body.known_at)
 
-    @router.post("/restrictions/batch", response_model=BatchAnswer, tags=["restrictions"],
-                 summary=f"up to {MAX_BATCH} codes at once, answers in the order asked (restrictions:read)")
-    def batch(body: BatchRequest, request: Request, p: Principal = Depends(require("restrictions:read")),
-              r: Reader = Depends(reader)):
+    @router.post(
+        "/restrictions/batch",
+        response_model=BatchAnswer,
+        tags=["restrictions"],
+        summary=f"up to {MAX_BATCH} codes at once, answers in the order asked (restrictions:read)",
+    )
+    def batch(
+        body: BatchRequest,
+        request: Request,
+        p: Principal = Depends(require("restrictions:read")),
+        r: Reader = Depends(reader),
+    ):
         shown = [masked_code(c) for c in body.codes]
         request.state.audit_code = f"batch[{len(shown)}]:" + ",".join(shown)
         charge_codes(r.svc, p, body.codes, body.subject_type)
@@ -668,23 +841,49 @@ def _v1_router() -> APIRouter:
         for i, (res, code) in enumerate(zip(results, shown)):
             if isinstance(res, ApiProblem):
                 b = res.body()
-                items.append({"index": i, "code": code, "status": res.status, "answer": None,
-                              "error": {"status": res.status, "detail": b["detail"], "type": b["type"]}})
+                items.append(
+                    {
+                        "index": i,
+                        "code": code,
+                        "status": res.status,
+                        "answer": None,
+                        "error": {"status": res.status, "detail": b["detail"], "type": b["type"]},
+                    }
+                )
             else:
                 items.append({"index": i, "code": res["code"], "status": 200, "answer": res, "error": None})
-        return {"version": r.snap.version, "count": len(items),
-                "restricted": sum(1 for x in items if x["answer"] and x["answer"]["restricted"]), "results": items}
+        return {
+            "version": r.snap.version,
+            "count": len(items),
+            "restricted": sum(1 for x in items if x["answer"] and x["answer"]["restricted"]),
+            "results": items,
+        }
 
-    @router.get("/blacklist", response_model=Page, tags=["lists"],
-                summary="the serious-dishonesty list, or what changed since a version (lists:read)")
-    def blacklist(since_version: str | None = since_q, cursor: str | None = cursor_q, limit: int = limit_q,
-                  _p: Principal = Depends(require("lists:read")), r: Reader = Depends(reader)):
+    @router.get(
+        "/blacklist",
+        response_model=Page,
+        tags=["lists"],
+        summary="the serious-dishonesty list, or what changed since a version (lists:read)",
+    )
+    def blacklist(
+        since_version: str | None = since_q,
+        cursor: str | None = cursor_q,
+        limit: int = limit_q,
+        _p: Principal = Depends(require("lists:read")),
+        r: Reader = Depends(reader),
+    ):
         return page_of(r, "blacklist", since_version=since_version, cursor=cursor, limit=limit)
 
-    @router.get("/penalties", response_model=Page, tags=["lists"],
-                summary="the penalties_public feed (双公示) (lists:read)")
-    def penalties(since_version: str | None = since_q, cursor: str | None = cursor_q, limit: int = limit_q,
-                  _p: Principal = Depends(require("lists:read")), r: Reader = Depends(reader)):
+    @router.get(
+        "/penalties", response_model=Page, tags=["lists"], summary="the penalties_public feed (双公示) (lists:read)"
+    )
+    def penalties(
+        since_version: str | None = since_q,
+        cursor: str | None = cursor_q,
+        limit: int = limit_q,
+        _p: Principal = Depends(require("lists:read")),
+        r: Reader = Depends(reader),
+    ):
         return page_of(r, "penalties_public", since_version=since_version, cursor=cursor, limit=limit)
 
     def unit_record(r: Reader, request: Request, feed: str, uscc: str, as_of: date | None) -> dict:
@@ -692,52 +891,94 @@ def _v1_router() -> APIRouter:
         code = _uscc(uscc)
         rows, version, feed_as_of = record_for(r, feed, code, as_of)
         if not rows:
-            raise ApiProblem(404, f"{code} is not in {feed} version {version}", f"{code} 不在 {feed} 中",
-                             kind="not-in-feed")
+            raise ApiProblem(
+                404, f"{code} is not in {feed} version {version}", f"{code} 不在 {feed} 中", kind="not-in-feed"
+            )
         return {**_row(rows[0]), "uscc": code, "version": version, "as_of": feed_as_of}
 
-    @router.get("/credit/{uscc}", response_model=Record, tags=["credit"],
-                summary="score, grade, components (credit:read)")
-    def credit(request: Request, uscc: str = PathParam(..., max_length=64), as_of: date | None = Query(None),
-               _p: Principal = Depends(require("credit:read")), r: Reader = Depends(reader)):
+    @router.get(
+        "/credit/{uscc}", response_model=Record, tags=["credit"], summary="score, grade, components (credit:read)"
+    )
+    def credit(
+        request: Request,
+        uscc: str = PathParam(..., max_length=64),
+        as_of: date | None = Query(None),
+        _p: Principal = Depends(require("credit:read")),
+        r: Reader = Depends(reader),
+    ):
         return unit_record(r, request, "credit_scores", uscc, as_of)
 
-    @router.get("/premium-factors/{uscc}", response_model=Record, tags=["premium"],
-                summary="factor, components, policy version, validity (premium:read)")
-    def premium_one(request: Request, uscc: str = PathParam(..., max_length=64), as_of: date | None = Query(None),
-                    _p: Principal = Depends(require("premium:read")), r: Reader = Depends(reader)):
+    @router.get(
+        "/premium-factors/{uscc}",
+        response_model=Record,
+        tags=["premium"],
+        summary="factor, components, policy version, validity (premium:read)",
+    )
+    def premium_one(
+        request: Request,
+        uscc: str = PathParam(..., max_length=64),
+        as_of: date | None = Query(None),
+        _p: Principal = Depends(require("premium:read")),
+        r: Reader = Depends(reader),
+    ):
         return unit_record(r, request, "premium_factors", uscc, as_of)
 
-    @router.get("/premium-factors", response_model=Page, tags=["premium"],
-                summary="every unit's premium factor, paged (premium:read)")
-    def premium_all(cursor: str | None = cursor_q, limit: int = limit_q,
-                    _p: Principal = Depends(require("premium:read")), r: Reader = Depends(reader)):
+    @router.get(
+        "/premium-factors",
+        response_model=Page,
+        tags=["premium"],
+        summary="every unit's premium factor, paged (premium:read)",
+    )
+    def premium_all(
+        cursor: str | None = cursor_q,
+        limit: int = limit_q,
+        _p: Principal = Depends(require("premium:read")),
+        r: Reader = Depends(reader),
+    ):
         return page_of(r, "premium_factors", since_version=None, cursor=cursor, limit=limit)
 
-    @router.get("/intermediaries/{uscc}", response_model=IntermediaryAnswer, tags=["lists"],
-                summary="a technical-service agency's rating (lists:read)")
-    def intermediaries(request: Request, uscc: str = PathParam(..., max_length=64),
-                       _p: Principal = Depends(require("lists:read")), r: Reader = Depends(reader)):
+    @router.get(
+        "/intermediaries/{uscc}",
+        response_model=IntermediaryAnswer,
+        tags=["lists"],
+        summary="a technical-service agency's rating (lists:read)",
+    )
+    def intermediaries(
+        request: Request,
+        uscc: str = PathParam(..., max_length=64),
+        _p: Principal = Depends(require("lists:read")),
+        r: Reader = Depends(reader),
+    ):
         request.state.audit_code = masked_code(uscc)
         code = _uscc(uscc)
         rows, version, as_of = record_for(r, "intermediary_ratings", code, None)
         if not rows:
-            raise ApiProblem(404, f"{code} has no agency rating in version {version}", f"{code} 没有中介机构评级",
-                             kind="not-in-feed")
+            raise ApiProblem(
+                404, f"{code} has no agency rating in version {version}", f"{code} 没有中介机构评级", kind="not-in-feed"
+            )
         return {"uscc": code, "version": version, "as_of": as_of, "ratings": [_row(x) for x in rows]}
 
-    @router.get("/explain/{entry_id}", response_model=Explanation, tags=["lists"],
-                summary="the published records behind a list entry, penalty, restriction, score or factor (lists:read)")
-    def explain(request: Request, entry_id: str = PathParam(..., max_length=64),
-                p: Principal = Depends(require("lists:read")), r: Reader = Depends(reader)):
+    @router.get(
+        "/explain/{entry_id}",
+        response_model=Explanation,
+        tags=["lists"],
+        summary="the published records behind a list entry, penalty, restriction, score or factor (lists:read)",
+    )
+    def explain(
+        request: Request,
+        entry_id: str = PathParam(..., max_length=64),
+        p: Principal = Depends(require("lists:read")),
+        r: Reader = Depends(reader),
+    ):
         # an entry, penalty or restriction id names no person: the audit keeps it whole (which entry
         # was explained is the point of the record); anything else is masked like a code
         ident = entry_id.strip()
         request.state.audit_code = ident if _ENTRY_RE.match(ident) else masked_code(ident)
         return explain_published(r, entry_id, p.scopes)
 
-    @router.get("/feeds", response_model=FeedCatalogue, tags=["feeds"],
-                summary="feeds and their versions (any valid key)")
+    @router.get(
+        "/feeds", response_model=FeedCatalogue, tags=["feeds"], summary="feeds and their versions (any valid key)"
+    )
     def feeds(_p: Principal = Depends(require(None)), r: Reader = Depends(reader)):
         store = r.svc.store
         out = []
@@ -747,41 +988,75 @@ def _v1_router() -> APIRouter:
                 continue
             spec = FEEDS.get(name)
             info = r.snap.feeds.get(name)
-            out.append({
-                "name": name, "title": spec.title if spec else None, "scope": spec.scope if spec else "lists:read",
-                "latest": info.version if info else versions.get("last_successful"),
-                "as_of": info.as_of.isoformat() if info and info.as_of else None,
-                "row_count": info.row_count if info else None,
-                "files": list(ALL_FILES),
-                "versions": [{k: json_value(v) for k, v in item.items() if k != "reasons" or v}
-                             for item in versions.get("items") or []],
-            })
+            out.append(
+                {
+                    "name": name,
+                    "title": spec.title if spec else None,
+                    "scope": spec.scope if spec else "lists:read",
+                    "latest": info.version if info else versions.get("last_successful"),
+                    "as_of": info.as_of.isoformat() if info and info.as_of else None,
+                    "row_count": info.row_count if info else None,
+                    "files": list(ALL_FILES),
+                    "versions": [
+                        {k: json_value(v) for k, v in item.items() if k != "reasons" or v}
+                        for item in versions.get("items") or []
+                    ],
+                }
+            )
         return {"version": r.snap.version, "generated_at": r.snap.generated_at, "feeds": out}
 
-    media = {"full.parquet": "application/vnd.apache.parquet", "full.csv": "text/csv; charset=utf-8",
-             "full.jsonl": "application/x-ndjson", "delta.jsonl": "application/x-ndjson",
-             "manifest.json": "application/json"}
+    media = {
+        "full.parquet": "application/vnd.apache.parquet",
+        "full.csv": "text/csv; charset=utf-8",
+        "full.jsonl": "application/x-ndjson",
+        "delta.jsonl": "application/x-ndjson",
+        "manifest.json": "application/json",
+    }
 
-    @router.get("/feeds/{feed}/{version}/{file}", tags=["feeds"], response_class=FileResponse,
-                responses={200: {"content": {"application/json": {}, "text/csv": {}, "application/x-ndjson": {},
-                                             "application/vnd.apache.parquet": {}},
-                                 "description": "the file, byte for byte as published"}},
-                summary="one file of a published version (the feed's scope; 410 when pruned)")
-    def feed_file(request: Request, feed: str = PathParam(..., max_length=64),
-                  version: str = PathParam(..., max_length=40), file: str = PathParam(..., max_length=40),
-                  p: Principal = Depends(require(None))):
+    @router.get(
+        "/feeds/{feed}/{version}/{file}",
+        tags=["feeds"],
+        response_class=FileResponse,
+        responses={
+            200: {
+                "content": {
+                    "application/json": {},
+                    "text/csv": {},
+                    "application/x-ndjson": {},
+                    "application/vnd.apache.parquet": {},
+                },
+                "description": "the file, byte for byte as published",
+            }
+        },
+        summary="one file of a published version (the feed's scope; 410 when pruned)",
+    )
+    def feed_file(
+        request: Request,
+        feed: str = PathParam(..., max_length=64),
+        version: str = PathParam(..., max_length=40),
+        file: str = PathParam(..., max_length=40),
+        p: Principal = Depends(require(None)),
+    ):
         store = request.app.state.service.store
         spec = FEEDS.get(feed)
         if spec is None and feed not in store.feed_names():
             raise ApiProblem(404, f"unknown feed {feed[:64]!r}", "未知数据集", kind="not-found")
         scope = spec.scope if spec else "lists:read"
         if scope not in p.scopes:
-            raise ApiProblem(403, f"this key lacks the scope {scope} that {feed} needs",
-                             f"该密钥没有读取 {feed} 所需的 {scope} 权限", kind="forbidden")
+            raise ApiProblem(
+                403,
+                f"this key lacks the scope {scope} that {feed} needs",
+                f"该密钥没有读取 {feed} 所需的 {scope} 权限",
+                kind="forbidden",
+            )
         path = store.safe_file_path(feed, version, file)  # 404 / 410 / never outside the root
         request.state.version = version
-        return FileResponse(path, media_type=media.get(file, "application/octet-stream"), filename=f"{feed}-{version}-{file}",
-                            content_disposition_type="inline")
+        return FileResponse(
+            path,
+            media_type=media.get(file, "application/octet-stream"),
+            filename=f"{feed}-{version}-{file}",
+            content_disposition_type="inline",
+        )
 
     return router
 
@@ -793,8 +1068,10 @@ _ENTRY_RE = re.compile(r"^[EDR][0-9a-f]{16}$")
 
 #: parts of a unit's explanation that need a scope beyond lists:read (exchange.md §2: a part the
 #: key's scopes do not cover is left out — /v1/credit and /v1/premium-factors refuse such a key)
-_SCOPED_PARTS = {"credit_score": ("credit_scores", "credit:read"),
-                 "premium_factor": ("premium_factors", "premium:read")}
+_SCOPED_PARTS = {
+    "credit_score": ("credit_scores", "credit:read"),
+    "premium_factor": ("premium_factors", "premium:read"),
+}
 
 
 def explain_published(r: Reader, ident: str, scopes: frozenset[str] | set[str]) -> dict:
@@ -817,14 +1094,26 @@ def explain_published(r: Reader, ident: str, scopes: frozenset[str] | set[str]) 
         entry = rows("blacklist", '"entry_id" = ?', [ident])
         if entry:
             e = entry[0]
-            out.update(kind="list_entry", entry=e,
-                       restrictions=rows("restrictions", '"entry_id" = ?', [ident], 'ORDER BY "matter"'),
-                       penalties=rows("penalties_public", '"decision_no" = ? AND "authority_code" = ?',
-                                      [e.get("decision_no"), e.get("authority_code")]),
-                       intermediary_ratings=rows("intermediary_ratings", 'list_contains("linked_entry_ids", ?)', [ident]),
-                       other_entries=[{k: x.get(k) for k in ("entry_id", "ground", "status", "start_date", "end_date")}
-                                      for x in rows("blacklist", '"subject_id" = ? AND "entry_id" <> ?',
-                                                    [e.get("subject_id"), ident], 'ORDER BY "entry_id"')])
+            out.update(
+                kind="list_entry",
+                entry=e,
+                restrictions=rows("restrictions", '"entry_id" = ?', [ident], 'ORDER BY "matter"'),
+                penalties=rows(
+                    "penalties_public",
+                    '"decision_no" = ? AND "authority_code" = ?',
+                    [e.get("decision_no"), e.get("authority_code")],
+                ),
+                intermediary_ratings=rows("intermediary_ratings", 'list_contains("linked_entry_ids", ?)', [ident]),
+                other_entries=[
+                    {k: x.get(k) for k in ("entry_id", "ground", "status", "start_date", "end_date")}
+                    for x in rows(
+                        "blacklist",
+                        '"subject_id" = ? AND "entry_id" <> ?',
+                        [e.get("subject_id"), ident],
+                        'ORDER BY "entry_id"',
+                    )
+                ],
+            )
             return out
     if _ENTRY_RE.match(ident) and ident[0] == "D":
         pen = rows("penalties_public", '"penalty_id" = ?', [ident])
@@ -836,8 +1125,11 @@ def explain_published(r: Reader, ident: str, scopes: frozenset[str] | set[str]) 
         res = rows("restrictions", '"restriction_id" = ?', [ident])
         if res:
             src = res[0].get("entry_id")
-            out.update(kind="restriction", restriction=res[0],
-                       entry=(rows("blacklist", '"entry_id" = ?', [src]) or [None])[0] if src else None)
+            out.update(
+                kind="restriction",
+                restriction=res[0],
+                entry=(rows("blacklist", '"entry_id" = ?', [src]) or [None])[0] if src else None,
+            )
             return out
     code = normalise_code(ident)
     if is_valid_uscc(code):
@@ -847,10 +1139,16 @@ def explain_published(r: Reader, ident: str, scopes: frozenset[str] | set[str]) 
             "penalties": rows("penalties_public", '"subject_id" = ?', [code], 'ORDER BY "penalty_id"'),
         }
         # a part outside the key's scopes is never read: not even its existence may answer 200 vs 404
-        scoped = {part: rows(feed, '"uscc" = ?', [code])
-                  for part, (feed, scope) in _SCOPED_PARTS.items() if scope in scopes}
+        scoped = {
+            part: rows(feed, '"uscc" = ?', [code]) for part, (feed, scope) in _SCOPED_PARTS.items() if scope in scopes
+        }
         if any(found.values()) or any(scoped.values()):
             out.update(kind="subject", id=code, **{part: (v or [None])[0] for part, v in scoped.items()}, **found)
             return out
-    raise ApiProblem(404, "nothing in the served publication is known by this id (a list entry E…, penalty D…, "
-                          "restriction R… or a unit's USCC)", "当前发布版本中没有该编号的记录", kind="not-found")
+    raise ApiProblem(
+        404,
+        "nothing in the served publication is known by this id (a list entry E…, penalty D…, "
+        "restriction R… or a unit's USCC)",
+        "当前发布版本中没有该编号的记录",
+        kind="not-found",
+    )

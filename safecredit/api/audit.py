@@ -116,8 +116,11 @@ class AuditWriter:
         except Exception as exc:  # noqa: BLE001 — never take the service down; keep the rows, say so
             self.failed += 1
             self._failing = True
-            log.error("could not write %d audit rows (%s); answering 503 until they are written",
-                      len(rows), type(exc).__name__)
+            log.error(
+                "could not write %d audit rows (%s); answering 503 until they are written",
+                len(rows),
+                type(exc).__name__,
+            )
             return min(5.0, pause * 2)
         self.written += len(rows)
         self._retry = []

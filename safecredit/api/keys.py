@@ -31,7 +31,7 @@ from .models import ApiKey, AuditLog, Consumer, utcnow  # noqa: F401  (AuditLog:
 
 SCOPES = ("restrictions:read", "lists:read", "credit:read", "premium:read")
 KEY_PREFIX = "sck"
-DEFAULT_RATE = 100.0   # requests per second per key (exchange.md §2)
+DEFAULT_RATE = 100.0  # requests per second per key (exchange.md §2)
 DEFAULT_BURST = 200
 
 
@@ -40,7 +40,7 @@ def db_url_for(home: Path | str, db_url: str | None = None) -> str:
     url = db_url or os.environ.get("SAFECREDIT_DB_URL") or f"sqlite:///{Path(home) / 'service.db'}"
     for plain in ("postgresql://", "postgres://"):
         if url.startswith(plain):
-            url = "postgresql+psycopg://" + url[len(plain):]
+            url = "postgresql+psycopg://" + url[len(plain) :]
     return url
 
 
@@ -77,8 +77,10 @@ def parse_scopes(value: str | list[str]) -> list[str]:
     scopes = sorted({s.strip() for s in items if s.strip()})
     bad = [s for s in scopes if s not in SCOPES]
     if bad or not scopes:
-        raise ConfigError(f"未知或缺少权限范围：{', '.join(bad) or '（空）'}；可用：{', '.join(SCOPES)}",
-                          f"unknown or missing scope(s): {', '.join(bad) or '(none)'}; known: {', '.join(SCOPES)}")
+        raise ConfigError(
+            f"未知或缺少权限范围：{', '.join(bad) or '（空）'}；可用：{', '.join(SCOPES)}",
+            f"unknown or missing scope(s): {', '.join(bad) or '(none)'}; known: {', '.join(SCOPES)}",
+        )
     return scopes
 
 
@@ -94,12 +96,16 @@ class Principal:
 
 
 def _key_info(k: ApiKey, c: Consumer) -> dict[str, Any]:
-    return {"key_id": k.key_id, "consumer": c.name, "scopes": k.scopes.split(","),
-            "created_at": k.created_at.isoformat() if k.created_at else None,
-            "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
-            "replaced_by": k.replaced_by,
-            "rate_per_second": c.rate_per_second if c.rate_per_second is not None else DEFAULT_RATE,
-            "burst": c.burst if c.burst is not None else DEFAULT_BURST}
+    return {
+        "key_id": k.key_id,
+        "consumer": c.name,
+        "scopes": k.scopes.split(","),
+        "created_at": k.created_at.isoformat() if k.created_at else None,
+        "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+        "replaced_by": k.replaced_by,
+        "rate_per_second": c.rate_per_second if c.rate_per_second is not None else DEFAULT_RATE,
+        "burst": c.burst if c.burst is not None else DEFAULT_BURST,
+    }
 
 
 class KeyService:
@@ -117,8 +123,9 @@ class KeyService:
         session.add(row)
         return row, key
 
-    def create(self, consumer: str, scopes: str | list[str], *, rate_per_second: float | None = None,
-               burst: int | None = None) -> tuple[dict, str]:
+    def create(
+        self, consumer: str, scopes: str | list[str], *, rate_per_second: float | None = None, burst: int | None = None
+    ) -> tuple[dict, str]:
         """A new key for `consumer` (created if new; its limits updated when given)."""
         name = (consumer or "").strip()
         if not name or len(name) > 200:
@@ -150,16 +157,23 @@ class KeyService:
 
     def list(self) -> list[dict]:
         with Session(self.engine) as s:
-            rows = s.exec(select(ApiKey, Consumer).where(ApiKey.consumer_id == Consumer.id)
-                          .order_by(Consumer.name, ApiKey.created_at, ApiKey.key_id)).all()
+            rows = s.exec(
+                select(ApiKey, Consumer)
+                .where(ApiKey.consumer_id == Consumer.id)
+                .order_by(Consumer.name, ApiKey.created_at, ApiKey.key_id)
+            ).all()
             return [_key_info(k, c) for k, c in rows]
 
     def _get(self, s: Session, key_id: str) -> tuple[ApiKey, Consumer]:
-        row = s.exec(select(ApiKey, Consumer).where(ApiKey.consumer_id == Consumer.id)
-                     .where(ApiKey.key_id == key_id.strip())).first()
+        row = s.exec(
+            select(ApiKey, Consumer).where(ApiKey.consumer_id == Consumer.id).where(ApiKey.key_id == key_id.strip())
+        ).first()
         if row is None:
-            raise UserError(f"没有编号为 {key_id} 的密钥（见 `safecredit keys list`）。",
-                            f"No key with id {key_id} (see `safecredit keys list`).", exit_code=2)
+            raise UserError(
+                f"没有编号为 {key_id} 的密钥（见 `safecredit keys list`）。",
+                f"No key with id {key_id} (see `safecredit keys list`).",
+                exit_code=2,
+            )
         return row
 
     def revoke(self, key_id: str) -> dict:
@@ -178,9 +192,11 @@ class KeyService:
         with Session(self.engine) as s:
             old, c = self._get(s, key_id)
             if old.revoked_at is not None:
-                raise UserError(f"密钥 {key_id} 已吊销，无法轮换；请用 `keys create` 新建。",
-                                f"Key {key_id} is revoked and cannot be rotated; create a new one with `keys create`.",
-                                exit_code=2)
+                raise UserError(
+                    f"密钥 {key_id} 已吊销，无法轮换；请用 `keys create` 新建。",
+                    f"Key {key_id} is revoked and cannot be rotated; create a new one with `keys create`.",
+                    exit_code=2,
+                )
             new, key = self._new_key(s, c, old.scopes.split(","))
             old.revoked_at = utcnow()
             old.replaced_by = new.key_id
@@ -230,16 +246,21 @@ class KeyService:
 
     def _lookup(self, key_id: str, digest: str) -> Principal | None:
         with Session(self.engine) as s:
-            row = s.exec(select(ApiKey, Consumer).where(ApiKey.consumer_id == Consumer.id)
-                         .where(ApiKey.key_id == key_id)).first()
+            row = s.exec(
+                select(ApiKey, Consumer).where(ApiKey.consumer_id == Consumer.id).where(ApiKey.key_id == key_id)
+            ).first()
         if row is None:
             return None
         k, c = row
         if k.revoked_at is not None or not hmac.compare_digest(k.key_hash, digest):
             return None
-        return Principal(k.key_id, c.name, frozenset(k.scopes.split(",")),
-                         float(c.rate_per_second) if c.rate_per_second is not None else DEFAULT_RATE,
-                         int(c.burst) if c.burst is not None else DEFAULT_BURST)
+        return Principal(
+            k.key_id,
+            c.name,
+            frozenset(k.scopes.split(",")),
+            float(c.rate_per_second) if c.rate_per_second is not None else DEFAULT_RATE,
+            int(c.burst) if c.burst is not None else DEFAULT_BURST,
+        )
 
 
 def key_service(home: Path | str, db_url: str | None = None, **kw: Any) -> KeyService:

@@ -42,7 +42,7 @@ def _units(text: str) -> list[tuple[int, int, str]]:
         if text[i] == "%" and _PCT.match(text, i):
             j, raw = i, bytearray()
             while j < n and _PCT.match(text, j) and len(raw) < 4:
-                raw.append(int(text[j + 1:j + 3], 16))
+                raw.append(int(text[j + 1 : j + 3], 16))
                 j += 3
                 try:
                     ch = raw.decode("utf-8")
@@ -102,7 +102,7 @@ def _mask_chain(chain: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]
         return []
     out, i = [], 0
     while i + 18 <= len(code):
-        window = code[i:i + 18]
+        window = code[i : i + 18]
         if is_valid_id_number(window):
             out.append((chain[i][0], chain[i + 17][1], mask_id_number(window) or ""))
             i += 18

@@ -62,7 +62,7 @@ def _header(scope, name: bytes) -> str | None:
 def relative_path(scope) -> str:
     """The path the routes see: under a `root_path` (a proxy prefix) the scope's path carries it."""
     path, root = scope.get("path", ""), scope.get("root_path", "")
-    return path[len(root):] if root and path.startswith(root) else path
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def route_template(scope, templates: list[tuple[re.Pattern, str, frozenset[str]]]) -> str:
@@ -104,9 +104,12 @@ async def _send_problem(send, status: int, body: dict, headers: dict[str, str] |
 
 
 async def _too_many(send, wait: float, instance: str, en: str, zh: str) -> None:
-    await _send_problem(send, 429, problem_body(429, f"{en}; retry after {wait:.2f} s / {zh}，请稍后重试",
-                                                kind="rate-limited", instance=instance),
-                        {"Retry-After": retry_after_header(wait)})
+    await _send_problem(
+        send,
+        429,
+        problem_body(429, f"{en}; retry after {wait:.2f} s / {zh}，请稍后重试", kind="rate-limited", instance=instance),
+        {"Retry-After": retry_after_header(wait)},
+    )
 
 
 class ServiceMiddleware:
@@ -160,9 +163,16 @@ class ServiceMiddleware:
         try:
             length = _header(scope, b"content-length")
             if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-                await _send_problem(send_tracked, 413, problem_body(
-                    413, f"the request body exceeds {MAX_BODY // 1024} KiB; a batch takes at most 1,000 codes / "
-                         f"请求体超过 {MAX_BODY // 1024} KiB（批量查询最多 1000 个代码）", instance=instance))
+                await _send_problem(
+                    send_tracked,
+                    413,
+                    problem_body(
+                        413,
+                        f"the request body exceeds {MAX_BODY // 1024} KiB; a batch takes at most 1,000 codes / "
+                        f"请求体超过 {MAX_BODY // 1024} KiB（批量查询最多 1000 个代码）",
+                        instance=instance,
+                    ),
+                )
                 return
             if guarded:
                 svc.snapshots.notice()
@@ -173,46 +183,98 @@ class ServiceMiddleware:
                     host = (scope.get("client") or ("-",))[0]
                     wait = svc.limiter.take(f"addr:{host}", svc.anon_rate, svc.anon_burst)
                     if wait > 0:
-                        await _too_many(send_tracked, wait, instance, "too many calls without a valid API key from "
-                                        "this address", "来自该地址的无效密钥请求过多")
+                        await _too_many(
+                            send_tracked,
+                            wait,
+                            instance,
+                            "too many calls without a valid API key from this address",
+                            "来自该地址的无效密钥请求过多",
+                        )
                         return
                 if not hit and token:  # a database read: off the event loop
                     principal = await anyio.to_thread.run_sync(svc.keys.verify, token)
                 if principal is None:
-                    await _send_problem(send_tracked, 401, problem_body(
-                        401, "a valid API key is required: Authorization: Bearer <key> / 需要有效的 API 密钥",
-                        kind="unauthorized", instance=instance), {"WWW-Authenticate": 'Bearer realm="safecredit"'})
+                    await _send_problem(
+                        send_tracked,
+                        401,
+                        problem_body(
+                            401,
+                            "a valid API key is required: Authorization: Bearer <key> / 需要有效的 API 密钥",
+                            kind="unauthorized",
+                            instance=instance,
+                        ),
+                        {"WWW-Authenticate": 'Bearer realm="safecredit"'},
+                    )
                     return
                 state["principal"] = principal
                 if not svc.audit.accepting():
-                    await _send_problem(send_tracked, 503, problem_body(
-                        503, "the audit log cannot be written, so no answer is given; retry later / "
-                             "审计日志暂时无法写入，暂停应答，请稍后重试",
-                        kind="audit-unavailable", instance=instance), {"Retry-After": "5"})
+                    await _send_problem(
+                        send_tracked,
+                        503,
+                        problem_body(
+                            503,
+                            "the audit log cannot be written, so no answer is given; retry later / "
+                            "审计日志暂时无法写入，暂停应答，请稍后重试",
+                            kind="audit-unavailable",
+                            instance=instance,
+                        ),
+                        {"Retry-After": "5"},
+                    )
                     return
                 wait = svc.limiter.take(principal.key_id, principal.rate_per_second, principal.burst)
                 if wait > 0:
-                    await _too_many(send_tracked, wait, instance, f"rate limit of {principal.rate_per_second:g} "
-                                    f"requests/s (burst {principal.burst}) exceeded", "超过请求速率上限")
+                    await _too_many(
+                        send_tracked,
+                        wait,
+                        instance,
+                        f"rate limit of {principal.rate_per_second:g} requests/s (burst {principal.burst}) exceeded",
+                        "超过请求速率上限",
+                    )
                     return
             await self.app(scope, receive_limited, send_tracked)
         except Exception as exc:  # noqa: BLE001 — a bug: answer 500 without a traceback, log kind and place
             frames = traceback.extract_tb(exc.__traceback__)
             where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
-            log.error("internal error on %s %s at %s: %s", scope.get("method"), instance, where,
-                      mask_ids_in_text(f"{type(exc).__name__}: {exc}")[:500])
+            log.error(
+                "internal error on %s %s at %s: %s",
+                scope.get("method"),
+                instance,
+                where,
+                mask_ids_in_text(f"{type(exc).__name__}: {exc}")[:500],
+            )
             if not sent["started"]:
-                await _send_problem(send_tracked, 500, problem_body(
-                    500, "internal error; the operator has the details in the server log / 内部错误",
-                    kind="internal-error", instance=instance))
+                await _send_problem(
+                    send_tracked,
+                    500,
+                    problem_body(
+                        500,
+                        "internal error; the operator has the details in the server log / 内部错误",
+                        kind="internal-error",
+                        instance=instance,
+                    ),
+                )
         finally:
             ms = (time.perf_counter() - t0) * 1000
             shown = mask_path(path, scope.get("query_string", b"").decode("latin-1"))
-            access_log.info('%s "%s %s" %d %.1fms key=%s', _client(scope), scope.get("method"), shown,
-                            sent["status"], ms, principal.key_id if principal else "-")
+            access_log.info(
+                '%s "%s %s" %d %.1fms key=%s',
+                _client(scope),
+                scope.get("method"),
+                shown,
+                sent["status"],
+                ms,
+                principal.key_id if principal else "-",
+            )
             if guarded:
-                svc.audit.record(at=started_at, consumer=principal.consumer if principal else None,
-                                 key_id=principal.key_id if principal else None,
-                                 method=scope.get("method", "")[:10], route=self._route(scope)[:200],
-                                 path=shown[:2000], code=state.get("audit_code"), status=sent["status"],
-                                 version=state.get("version"), duration_ms=round(ms, 2))
+                svc.audit.record(
+                    at=started_at,
+                    consumer=principal.consumer if principal else None,
+                    key_id=principal.key_id if principal else None,
+                    method=scope.get("method", "")[:10],
+                    route=self._route(scope)[:200],
+                    path=shown[:2000],
+                    code=state.get("audit_code"),
+                    status=sent["status"],
+                    version=state.get("version"),
+                    duration_ms=round(ms, 2),
+                )

@@ -11,10 +11,19 @@ PROBLEM_TYPE_BASE = "https://safecredit.example/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 TITLES = {
-    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 409: "Conflict", 410: "Gone", 413: "Content Too Large",
-    415: "Unsupported Media Type", 422: "Unprocessable Content", 429: "Too Many Requests",
-    500: "Internal Server Error", 503: "Service Unavailable",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    410: "Gone",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
 }
 
 
@@ -37,8 +46,16 @@ class ApiProblem(Exception):
     type (a stable slug a client can switch on); `extra` adds members (e.g. `errors`).
     """
 
-    def __init__(self, status: int, detail: str, zh: str | None = None, *, kind: str | None = None,
-                 headers: dict[str, str] | None = None, **extra: Any):
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        zh: str | None = None,
+        *,
+        kind: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ):
         self.status = status
         self.detail = f"{detail} / {zh}" if zh else detail
         self.kind = kind or TITLES.get(status, "error").lower().replace(" ", "-")
@@ -50,11 +67,22 @@ class ApiProblem(Exception):
         return problem_body(self.status, self.detail, kind=self.kind, instance=instance, **self.extra)
 
 
-def problem_body(status: int, detail: str, *, kind: str | None = None, instance: str | None = None,
-                 title: str | None = None, **extra: Any) -> dict[str, Any]:
+def problem_body(
+    status: int,
+    detail: str,
+    *,
+    kind: str | None = None,
+    instance: str | None = None,
+    title: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     kind = kind or TITLES.get(status, "error").lower().replace(" ", "-")
-    body: dict[str, Any] = {"type": PROBLEM_TYPE_BASE + kind, "title": title or TITLES.get(status, "Error"),
-                            "status": status, "detail": detail}
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + kind,
+        "title": title or TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
     if instance:
         body["instance"] = instance
     body.update(extra)
@@ -73,9 +101,13 @@ def problem_response(status: int, body: dict[str, Any], headers: dict[str, str] 
 
 # Documented on every route so the OpenAPI description matches what the service answers.
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"description": TITLES.get(s, "Error"),
-                "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
-            for s in statuses}
+    return {
+        s: {
+            "description": TITLES.get(s, "Error"),
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for s in statuses
+    }
 
 
 def add_problem_schema(openapi: dict[str, Any]) -> dict[str, Any]:

@@ -46,7 +46,7 @@ class RateLimiter:
         for k in full:
             del self._buckets[k]
         if len(self._buckets) >= MAX_BUCKETS:  # still full: drop the oldest half rather than grow
-            for k, _ in sorted(self._buckets.items(), key=lambda kv: kv[1][1])[:MAX_BUCKETS // 2]:
+            for k, _ in sorted(self._buckets.items(), key=lambda kv: kv[1][1])[: MAX_BUCKETS // 2]:
                 del self._buckets[k]
 
 

@@ -90,21 +90,32 @@ def person_subject_id(salt: str, number: str) -> str:
 def resolve_subject(raw: Any, subject_type: str | None, salt: Callable[[], str | None]) -> Subject:
     """The subject a code names, or ApiProblem 409/422 (bilingual detail)."""
     if subject_type is not None and subject_type not in SUBJECT_TYPES:
-        raise ApiProblem(422, f"subject_type must be unit or person, not {str(subject_type)[:20]!r}",
-                         "subject_type 只能是 unit（单位）或 person（个人）", kind="invalid-subject-type")
+        raise ApiProblem(
+            422,
+            f"subject_type must be unit or person, not {str(subject_type)[:20]!r}",
+            "subject_type 只能是 unit（单位）或 person（个人）",
+            kind="invalid-subject-type",
+        )
     code = normalise_code(raw) if isinstance(raw, str) else ""
     if not code:
         raise ApiProblem(422, "the code is empty", "代码为空", kind="malformed-code")
     if len(code) > MAX_CODE_LENGTH or not code.isascii() or not all(c.isalnum() or c in "-()" for c in code):
-        raise ApiProblem(422, "the code has characters or a length no USCC or identity document number has",
-                         "代码包含无效字符或长度不符（既不是统一社会信用代码，也不是证件号码）", kind="malformed-code")
+        raise ApiProblem(
+            422,
+            "the code has characters or a length no USCC or identity document number has",
+            "代码包含无效字符或长度不符（既不是统一社会信用代码，也不是证件号码）",
+            kind="malformed-code",
+        )
     kind = classify_code(code)
     if subject_type is None:
         if kind == "both":
-            raise ApiProblem(409, "this code is valid both as a unified social credit code and as a resident "
-                                  "ID number: ask again with subject_type=unit or subject_type=person",
-                             "该代码同时符合统一社会信用代码和公民身份号码的校验规则，请指定 subject_type=unit 或 person",
-                             kind="ambiguous-code")
+            raise ApiProblem(
+                409,
+                "this code is valid both as a unified social credit code and as a resident "
+                "ID number: ask again with subject_type=unit or subject_type=person",
+                "该代码同时符合统一社会信用代码和公民身份号码的校验规则，请指定 subject_type=unit 或 person",
+                kind="ambiguous-code",
+            )
         if kind == "uscc":
             subject_type = "unit"
         elif kind == "id_number":
@@ -113,34 +124,46 @@ def resolve_subject(raw: Any, subject_type: str | None, salt: Callable[[], str |
             raise ApiProblem(422, _malformed_en(code), _malformed_zh(code), kind="malformed-code")
     if subject_type == "unit":
         if not is_valid_uscc(code):
-            raise ApiProblem(422, _malformed_en(code, unit=True), _malformed_zh(code, unit=True),
-                             kind="malformed-code")
+            raise ApiProblem(422, _malformed_en(code, unit=True), _malformed_zh(code, unit=True), kind="malformed-code")
         return Subject(code, "unit", code)
     # a person: a resident ID number must pass its checks; other documents are taken as given
     if len(code) == 18 and set(code) <= _ID_FORM_CHARS and code[:17].isdigit() and not is_valid_id_number(code):
-        raise ApiProblem(422, "not a valid resident ID number (check digit or birth date wrong)",
-                         "公民身份号码无效（校验码或出生日期不正确）", kind="malformed-code")
+        raise ApiProblem(
+            422,
+            "not a valid resident ID number (check digit or birth date wrong)",
+            "公民身份号码无效（校验码或出生日期不正确）",
+            kind="malformed-code",
+        )
     key = salt()
     return Subject(code, "person", person_subject_id(key, code) if key else None)
 
 
 def _malformed_en(code: str, unit: bool = False) -> str:
     if len(code) == 18 and unit:
-        return "not a valid unified social credit code: the check character (18th) is wrong or a character is not allowed"
+        return (
+            "not a valid unified social credit code: the check character (18th) is wrong or a character is not allowed"
+        )
     if len(code) == 18:
-        return ("neither a valid unified social credit code (check character) nor a valid resident ID number "
-                "(MOD 11-2 check digit, birth date); for other identity documents ask with subject_type=person")
+        return (
+            "neither a valid unified social credit code (check character) nor a valid resident ID number "
+            "(MOD 11-2 check digit, birth date); for other identity documents ask with subject_type=person"
+        )
     if unit:
         return f"a unified social credit code has 18 characters, this code has {len(code)}"
-    return (f"not a unified social credit code or resident ID number (18 characters; this code has {len(code)}); "
-            "for other identity documents ask with subject_type=person")
+    return (
+        f"not a unified social credit code or resident ID number (18 characters; this code has {len(code)}); "
+        "for other identity documents ask with subject_type=person"
+    )
 
 
 def _malformed_zh(code: str, unit: bool = False) -> str:
     if len(code) == 18 and unit:
         return "统一社会信用代码无效：第18位校验码错误或含有不允许的字符"
     if len(code) == 18:
-        return "既不是有效的统一社会信用代码（校验码），也不是有效的公民身份号码（校验码、出生日期）；其他证件请指定 subject_type=person"
+        return (
+            "既不是有效的统一社会信用代码（校验码），也不是有效的公民身份号码（校验码、出生日期）；"
+            "其他证件请指定 subject_type=person"
+        )
     if unit:
         return f"统一社会信用代码应为18位，该代码为{len(code)}位"
     return f"不是统一社会信用代码或公民身份号码（应为18位，该代码为{len(code)}位）；其他证件请指定 subject_type=person"
@@ -164,6 +187,7 @@ def read_salt(home: Path) -> Callable[[], str | None]:
 
 # --------------------------------------------------------------------------------- helpers
 
+
 def fetch(cur, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
     res = cur.execute(sql, list(params))
     cols = [d[0] for d in res.description]
@@ -178,10 +202,16 @@ def known_matters(snap: Snapshot, cur, policy_measures: Iterable[dict]) -> dict[
     if snap.has("restrictions") and "matter" in snap.feeds["restrictions"].columns:
         cached = snap.cache.get("matters")
         if cached is None:
-            cached = dict(cur.execute('SELECT DISTINCT matter, any_value(measure_name) FROM "restrictions" '
-                                      "WHERE matter IS NOT NULL GROUP BY matter").fetchall()) \
-                if "measure_name" in snap.feeds["restrictions"].columns else \
-                {m: m for (m,) in cur.execute('SELECT DISTINCT matter FROM "restrictions"').fetchall() if m}
+            cached = (
+                dict(
+                    cur.execute(
+                        'SELECT DISTINCT matter, any_value(measure_name) FROM "restrictions" '
+                        "WHERE matter IS NOT NULL GROUP BY matter"
+                    ).fetchall()
+                )
+                if "measure_name" in snap.feeds["restrictions"].columns
+                else {m: m for (m,) in cur.execute('SELECT DISTINCT matter FROM "restrictions"').fetchall() if m}
+            )
             snap.cache["matters"] = cached
         for k, v in cached.items():
             out.setdefault(k, v or k)
@@ -192,8 +222,12 @@ def check_matter(matter: str | None, matters: dict[str, str]) -> str | None:
     if matter is None or matter == "":
         return None
     if matter not in matters:
-        raise ApiProblem(422, f"unknown matter {matter[:40]!r}; one of: {', '.join(sorted(matters))}",
-                         f"未知的惩戒事项 {matter[:40]!r}", kind="unknown-matter")
+        raise ApiProblem(
+            422,
+            f"unknown matter {matter[:40]!r}; one of: {', '.join(sorted(matters))}",
+            f"未知的惩戒事项 {matter[:40]!r}",
+            kind="unknown-matter",
+        )
     return matter
 
 
@@ -254,24 +288,29 @@ def status_on(entry: dict[str, Any], day: date) -> str | None:
 
 # --------------------------------------------------------------------------------- answers
 
+
 @dataclass(frozen=True)
 class Source:
     """Where an answer reads from: the served snapshot or an earlier version (known_at)."""
 
     version: str | None
     as_of: date | None
-    blacklist: tuple[str, tuple[str, ...]] | None      # (relation, columns)
+    blacklist: tuple[str, tuple[str, ...]] | None  # (relation, columns)
     restrictions: tuple[str, tuple[str, ...]] | None
-    derived_only: bool = False                           # no restrictions feed in this version
+    derived_only: bool = False  # no restrictions feed in this version
 
 
 def served_source(snap: Snapshot) -> Source:
     bl = snap.feeds.get("blacklist")
     rs = snap.feeds.get("restrictions")
     main = rs or bl
-    return Source(main.version if main else snap.version, main.as_of if main else None,
-                  ('"blacklist"', bl.columns) if bl else None,
-                  ('"restrictions"', rs.columns) if rs else None, rs is None)
+    return Source(
+        main.version if main else snap.version,
+        main.as_of if main else None,
+        ('"blacklist"', bl.columns) if bl else None,
+        ('"restrictions"', rs.columns) if rs else None,
+        rs is None,
+    )
 
 
 def known_at_source(snap: Snapshot, known_at: date) -> Source:
@@ -286,12 +325,18 @@ def known_at_source(snap: Snapshot, known_at: date) -> Source:
         if day is not None and day <= known_at and (chosen is None or item["version"] > chosen["version"]):
             chosen = item
     if chosen is None:
-        raise ApiProblem(404, f"nothing was published on or before {known_at.isoformat()}",
-                         f"{known_at.isoformat()} 及之前没有发布过数据", kind="not-published-then")
+        raise ApiProblem(
+            404,
+            f"nothing was published on or before {known_at.isoformat()}",
+            f"{known_at.isoformat()} 及之前没有发布过数据",
+            kind="not-published-then",
+        )
     version = chosen["version"]
     if chosen.get("pruned"):
-        raise VersionPruned(f"version {version} (the one published on or before {known_at}) was pruned by retention",
-                            f"{known_at} 当日及之前发布的版本 {version} 已按保留策略删除")
+        raise VersionPruned(
+            f"version {version} (the one published on or before {known_at}) was pruned by retention",
+            f"{known_at} 当日及之前发布的版本 {version} 已按保留策略删除",
+        )
     parts: dict[str, tuple[str, tuple[str, ...]] | None] = {}
     as_of = None
     for name in ("blacklist", "restrictions"):
@@ -305,15 +350,42 @@ def known_at_source(snap: Snapshot, known_at: date) -> Source:
         parts[name] = (rel, info.columns)
         as_of = as_of or info.as_of
     if parts["blacklist"] is None and parts["restrictions"] is None:
-        raise ApiProblem(404, f"version {version} has no blacklist or restrictions feed",
-                         f"版本 {version} 没有名单或惩戒措施数据", kind="not-published-then")
+        raise ApiProblem(
+            404,
+            f"version {version} has no blacklist or restrictions feed",
+            f"版本 {version} 没有名单或惩戒措施数据",
+            kind="not-published-then",
+        )
     return Source(version, as_of, parts["blacklist"], parts["restrictions"], parts["restrictions"] is None)
 
 
-LISTING_FIELDS = ("entry_id", "ground", "ground_name", "basis", "decision_no", "authority", "decision_date",
-                  "start_date", "end_date", "status", "role")
-MEASURE_FIELDS = ("matter", "name", "measure", "restricted_from", "restricted_until", "for_life", "basis",
-                  "source", "entry_id", "penalty_id", "implementing_department", "scope_industry")
+LISTING_FIELDS = (
+    "entry_id",
+    "ground",
+    "ground_name",
+    "basis",
+    "decision_no",
+    "authority",
+    "decision_date",
+    "start_date",
+    "end_date",
+    "status",
+    "role",
+)
+MEASURE_FIELDS = (
+    "matter",
+    "name",
+    "measure",
+    "restricted_from",
+    "restricted_until",
+    "for_life",
+    "basis",
+    "source",
+    "entry_id",
+    "penalty_id",
+    "implementing_department",
+    "scope_industry",
+)
 
 
 def subject_index(snap: Snapshot, cur, feed: str) -> dict[tuple[str, str], list[dict]] | None:
@@ -359,8 +431,9 @@ def warm(snap: Snapshot) -> None:
         cur.close()
 
 
-def _by_subject(snap: Snapshot, cur, feed: str, rel: tuple[str, tuple[str, ...]] | None,
-                subjects: list[Subject]) -> dict:
+def _by_subject(
+    snap: Snapshot, cur, feed: str, rel: tuple[str, tuple[str, ...]] | None, subjects: list[Subject]
+) -> dict:
     keys = sorted({s.subject_id for s in subjects if s.subject_id})
     if rel is None or not keys or not {"subject_id", "subject_type"} <= set(rel[1]):
         return {}
@@ -382,8 +455,13 @@ def _unit_names(snap: Snapshot, cur, subjects: list[Subject]) -> dict[str, str]:
         return {c: names[c] for c in codes if c in names}
     if not snap.has("credit_scores") or not {"uscc", "name"} <= set(snap.feeds["credit_scores"].columns):
         return {}
-    return dict(cur.execute('SELECT uscc, any_value(name) FROM "credit_scores" '
-                            "WHERE uscc IN (SELECT unnest(?::VARCHAR[])) GROUP BY uscc", [codes]).fetchall())
+    return dict(
+        cur.execute(
+            'SELECT uscc, any_value(name) FROM "credit_scores" '
+            "WHERE uscc IN (SELECT unnest(?::VARCHAR[])) GROUP BY uscc",
+            [codes],
+        ).fetchall()
+    )
 
 
 def _listing(row: dict, status: str | None = None) -> dict:
@@ -401,8 +479,9 @@ def _measure(row: dict) -> dict:
     return m
 
 
-def _derived_measures(entries: list[tuple[dict, str | None]], bans: list[dict], day: date,
-                      measures_table: list[dict]) -> list[dict]:
+def _derived_measures(
+    entries: list[tuple[dict, str | None]], bans: list[dict], day: date, measures_table: list[dict]
+) -> list[dict]:
     out = []
     for entry, status in entries:
         if status != "listed":
@@ -422,11 +501,22 @@ def _derived_measures(entries: list[tuple[dict, str | None]], bans: list[dict], 
                 until = parse_date(entry.get("end_date"))
             if start is None or day < start or (until is not None and day >= until):
                 continue
-            out.append({"matter": m.get("matter"), "name": m.get("name"), "measure": m.get("measure"),
-                        "restricted_from": start.isoformat(), "restricted_until": until.isoformat() if until else None,
-                        "for_life": False, "basis": m.get("basis"), "source": "listing",
-                        "entry_id": entry.get("entry_id"), "penalty_id": None,
-                        "implementing_department": m.get("department"), "scope_industry": None})
+            out.append(
+                {
+                    "matter": m.get("matter"),
+                    "name": m.get("name"),
+                    "measure": m.get("measure"),
+                    "restricted_from": start.isoformat(),
+                    "restricted_until": until.isoformat() if until else None,
+                    "for_life": False,
+                    "basis": m.get("basis"),
+                    "source": "listing",
+                    "entry_id": entry.get("entry_id"),
+                    "penalty_id": None,
+                    "implementing_department": m.get("department"),
+                    "scope_industry": None,
+                }
+            )
     for row in bans:
         start, until = parse_date(row.get("restricted_from")), parse_date(row.get("restricted_until"))
         life = bool(row.get("for_life"))
@@ -435,9 +525,16 @@ def _derived_measures(entries: list[tuple[dict, str | None]], bans: list[dict], 
     return out
 
 
-def restriction_answers(snap: Snapshot, cur, subjects: list[Subject], *, matter: str | None = None,
-                        as_of: date | None = None, known_at: date | None = None,
-                        derive: bool | None = None) -> list[dict[str, Any]]:
+def restriction_answers(
+    snap: Snapshot,
+    cur,
+    subjects: list[Subject],
+    *,
+    matter: str | None = None,
+    as_of: date | None = None,
+    known_at: date | None = None,
+    derive: bool | None = None,
+) -> list[dict[str, Any]]:
     """The answer body of GET /v1/restrictions/{code} for each subject (same order).
 
     `derive=True` recomputes from the blacklist dates and the measures policy even for the
@@ -467,13 +564,21 @@ def restriction_answers(snap: Snapshot, cur, subjects: list[Subject], *, matter:
             measures = [m for m in measures if m["matter"] == matter]
         measures.sort(key=lambda m: (str(m["matter"]), str(m["entry_id"] or ""), str(m["penalty_id"] or "")))
         name = next((r.get("name") for r in [*entries[::-1], *rows] if r.get("name")), None) or names.get(s.code)
-        out.append({
-            "code": s.shown, "subject_type": s.subject_type, "name": name, "restricted": bool(measures),
-            "as_of": day.isoformat(), "version": src.version, "matter": matter,
-            "known_at": known_at.isoformat() if known_at else None,
-            "publication_as_of": src.as_of.isoformat() if src.as_of else None,
-            "listings": shown, "measures": measures,
-        })
+        out.append(
+            {
+                "code": s.shown,
+                "subject_type": s.subject_type,
+                "name": name,
+                "restricted": bool(measures),
+                "as_of": day.isoformat(),
+                "version": src.version,
+                "matter": matter,
+                "known_at": known_at.isoformat() if known_at else None,
+                "publication_as_of": src.as_of.isoformat() if src.as_of else None,
+                "listings": shown,
+                "measures": measures,
+            }
+        )
     return out
 
 
@@ -483,9 +588,17 @@ def persons_published(snap: Snapshot, cur) -> bool:
     return bool(cur.execute("SELECT count(*) FROM \"blacklist\" WHERE subject_type = 'person'").fetchone()[0])
 
 
-def answer_codes(snap: Snapshot, cur, salt: Callable[[], str | None], codes: Sequence[Any], *,
-                 subject_type: str | None = None, matter: str | None = None, as_of: date | None = None,
-                 known_at: date | None = None) -> list[dict[str, Any] | ApiProblem]:
+def answer_codes(
+    snap: Snapshot,
+    cur,
+    salt: Callable[[], str | None],
+    codes: Sequence[Any],
+    *,
+    subject_type: str | None = None,
+    matter: str | None = None,
+    as_of: date | None = None,
+    known_at: date | None = None,
+) -> list[dict[str, Any] | ApiProblem]:
     """Answers for `codes` in order: an answer dict, or the ApiProblem (409/422) of that code.
 
     Request-level problems raise: an unknown matter (422), nothing published (503), a missing
@@ -500,19 +613,34 @@ def answer_codes(snap: Snapshot, cur, salt: Callable[[], str | None], codes: Seq
         raise ApiProblem(503, "nothing has been published yet", "尚未发布任何数据", kind="not-published")
     main = snap.feeds.get("restrictions") or snap.feeds.get("blacklist")
     if main is None:
-        raise ApiProblem(503, "neither the blacklist nor the restrictions feed is published",
-                         "名单和惩戒措施数据均未发布", kind="not-published")
+        raise ApiProblem(
+            503,
+            "neither the blacklist nor the restrictions feed is published",
+            "名单和惩戒措施数据均未发布",
+            kind="not-published",
+        )
     matter = check_matter(matter, known_matters(snap, cur, policy_measures(as_of or main.as_of)))
     subjects = [s for s in resolved if isinstance(s, Subject)]
     if any(s.subject_type == "person" and s.subject_id is None for s in subjects) and persons_published(snap, cur):
-        raise ApiProblem(503, "persons cannot be looked up: the person-id key (<home>/keys/person-id.key) is missing",
-                         "无法查询个人：缺少个人标识密钥（<home>/keys/person-id.key）", kind="person-key-missing")
+        raise ApiProblem(
+            503,
+            "persons cannot be looked up: the person-id key (<home>/keys/person-id.key) is missing",
+            "无法查询个人：缺少个人标识密钥（<home>/keys/person-id.key）",
+            kind="person-key-missing",
+        )
     answers = iter(restriction_answers(snap, cur, subjects, matter=matter, as_of=as_of, known_at=known_at))
     return [next(answers) if isinstance(x, Subject) else x for x in resolved]
 
 
-def check_from_home(home: Path, code: str, *, matter: str | None = None, as_of: date | None = None,
-                    subject_type: str | None = None, known_at: date | None = None) -> dict[str, Any]:
+def check_from_home(
+    home: Path,
+    code: str,
+    *,
+    matter: str | None = None,
+    as_of: date | None = None,
+    subject_type: str | None = None,
+    known_at: date | None = None,
+) -> dict[str, Any]:
     """`safecredit check`: the API's answer from the latest publication, without a server
     (views over the Parquet files, nothing copied). Raises ApiProblem like the API would."""
     from safecredit.config import Paths
@@ -524,8 +652,9 @@ def check_from_home(home: Path, code: str, *, matter: str | None = None, as_of: 
     snap = build_snapshot(Paths(Path(home)).exports, materialize=False)
     try:
         cur = snap.cursor()
-        result = answer_codes(snap, cur, salt, [code], subject_type=subject_type, matter=matter, as_of=as_of,
-                              known_at=known_at)[0]
+        result = answer_codes(
+            snap, cur, salt, [code], subject_type=subject_type, matter=matter, as_of=as_of, known_at=known_at
+        )[0]
     finally:
         snap.close()
     if isinstance(result, ApiProblem):

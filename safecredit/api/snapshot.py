@@ -92,11 +92,14 @@ class FeedInfo:
 
 
 def open_duckdb() -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(":memory:", config={
-        "autoinstall_known_extensions": False,
-        "autoload_known_extensions": False,
-        "threads": 2,
-    })
+    return duckdb.connect(
+        ":memory:",
+        config={
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "threads": 2,
+        },
+    )
 
 
 @dataclass(eq=False)
@@ -174,9 +177,17 @@ def _feed_info(store: FeedStore, feed: str, version: str, path: Path) -> FeedInf
     spec = store.specs.get(feed)
     columns = tuple(c.get("name") for c in manifest.get("columns") or [] if isinstance(c, dict))
     id_columns = tuple(manifest.get("id_columns") or (spec.id_columns if spec else ()))
-    return FeedInfo(feed, version, parse_date(manifest.get("as_of")), manifest.get("generated_at"),
-                    manifest.get("policy_version"), int(manifest.get("row_count") or 0), columns,
-                    id_columns, path)
+    return FeedInfo(
+        feed,
+        version,
+        parse_date(manifest.get("as_of")),
+        manifest.get("generated_at"),
+        manifest.get("policy_version"),
+        int(manifest.get("row_count") or 0),
+        columns,
+        id_columns,
+        path,
+    )
 
 
 def build_snapshot(exports: Path | str, *, materialize: bool = True) -> Snapshot:
@@ -212,8 +223,12 @@ def build_snapshot(exports: Path | str, *, materialize: bool = True) -> Snapshot
         raise
     snap = Snapshot(exports, index, feeds, con, stamp, time.perf_counter() - t0, materialize)
     if feeds:
-        log.info("snapshot of %s built in %.0f ms (%s)", snap.version, snap.built_in * 1000,
-                 ", ".join(f"{f}: {i.row_count}" for f, i in feeds.items()))
+        log.info(
+            "snapshot of %s built in %.0f ms (%s)",
+            snap.version,
+            snap.built_in * 1000,
+            ", ".join(f"{f}: {i.row_count}" for f, i in feeds.items()),
+        )
     return snap
 
 
@@ -224,13 +239,19 @@ def _versions_key(snap: Snapshot) -> tuple:
 class SnapshotManager:
     """Keeps the served snapshot current; see the module docstring for the switching protocol."""
 
-    def __init__(self, exports: Path | str, *, poll_interval: float = 1.0, materialize: bool = True,
-                 warm: Callable[[Snapshot], None] | None = None):
+    def __init__(
+        self,
+        exports: Path | str,
+        *,
+        poll_interval: float = 1.0,
+        materialize: bool = True,
+        warm: Callable[[Snapshot], None] | None = None,
+    ):
         self.exports = Path(exports)
         self.warm = warm  # run on a new snapshot before it is swapped in (in-memory lookups)
         self.poll_interval = poll_interval
         self.materialize = materialize
-        self._lock = threading.Lock()       # guards _current and refcounts
+        self._lock = threading.Lock()  # guards _current and refcounts
         self._build_lock = threading.Lock()  # one builder at a time
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -291,8 +312,11 @@ class SnapshotManager:
                 if cur is not None and cur.feeds and stamp is not None:
                     # a run that published nothing new (failure item) rewrites index.json too
                     idx = FeedStore(self.exports).index() or {}
-                    same = tuple(sorted((f, (e or {}).get("latest")) for f, e in (idx.get("feeds") or {}).items()
-                                        if f in cur.feeds))
+                    same = tuple(
+                        sorted(
+                            (f, (e or {}).get("latest")) for f, e in (idx.get("feeds") or {}).items() if f in cur.feeds
+                        )
+                    )
                     if same == _versions_key(cur) and set(idx.get("feeds") or {}) == set(cur.feeds):
                         cur.index, cur.stamp = idx, stamp
                         self.last_error = None
@@ -306,8 +330,11 @@ class SnapshotManager:
                         raise
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("could not build a snapshot of the new publication (%s); still serving %s",
-                            self.last_error, cur.version if cur else None)
+                log.warning(
+                    "could not build a snapshot of the new publication (%s); still serving %s",
+                    self.last_error,
+                    cur.version if cur else None,
+                )
                 return False
             self.last_error = None
             self.builds += 1

@@ -40,7 +40,7 @@ class CursorExpired(Exception):
 @dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int = 6
-    backoff_base: float = 0.5      # seconds; doubled per attempt
+    backoff_base: float = 0.5  # seconds; doubled per attempt
     backoff_max: float = 30.0
     max_retry_after: float = 120.0  # never sleep longer than this on a 429
     connect_timeout: float = 5.0
@@ -48,7 +48,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         # "full jitter" keeps many clients from retrying in lock step
-        return min(self.backoff_max, self.backoff_base * (2 ** attempt)) * (0.5 + rng.random() / 2)
+        return min(self.backoff_max, self.backoff_base * (2**attempt)) * (0.5 + rng.random() / 2)
 
 
 @dataclass
@@ -77,32 +77,39 @@ class ClientStats:
 
 
 class DepartmentClient:
-    def __init__(self, dept: Department, retry: RetryPolicy | None = None, *,
-                 sleep: Callable[[float], None] = time.sleep, seed: int = 0):
+    def __init__(
+        self,
+        dept: Department,
+        retry: RetryPolicy | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        seed: int = 0,
+    ):
         self.dept = dept
         self.retry = retry or RetryPolicy(**{k: v for k, v in dept.options.get("retry", {}).items()})
         self.sleep = sleep
         self.rng = random.Random(f"{seed}:{dept.id}")
         self.stats = ClientStats()
         self.session = requests.Session()
-        self.session.headers.update({
-            "Authorization": f"Bearer {dept.token}",
-            "User-Agent": "safecredit-exchange/0.1",
-            "Accept-Encoding": "identity",
-        })
+        self.session.headers.update(
+            {
+                "Authorization": f"Bearer {dept.token}",
+                "User-Agent": "safecredit-exchange/0.1",
+                "Accept-Encoding": "identity",
+            }
+        )
 
     def close(self) -> None:
         self.session.close()
 
-    def __enter__(self) -> "DepartmentClient":
+    def __enter__(self) -> DepartmentClient:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
     # -- low level -------------------------------------------------------------------------
-    def _get(self, path: str, params: dict | None, what: str,
-             parse: Callable[[requests.Response], Any]) -> Any:
+    def _get(self, path: str, params: dict | None, what: str, parse: Callable[[requests.Response], Any]) -> Any:
         url = f"{self.dept.base_url}{path}"
         last = "no attempt"
         for attempt in range(self.retry.max_attempts):
@@ -110,11 +117,11 @@ class DepartmentClient:
                 self.stats.retries += 1
             self.stats.requests += 1
             try:
-                resp = self.session.get(url, params=params,
-                                        timeout=(self.retry.connect_timeout, self.retry.read_timeout))
+                resp = self.session.get(
+                    url, params=params, timeout=(self.retry.connect_timeout, self.retry.read_timeout)
+                )
                 body = resp.content  # reading here surfaces bodies cut short
-            except (requests.ConnectionError, requests.Timeout,
-                    requests.exceptions.ChunkedEncodingError) as exc:
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 last = f"{type(exc).__name__}: {exc}"
                 self.sleep(self.retry.backoff(attempt, self.rng))
                 continue
@@ -141,27 +148,42 @@ class DepartmentClient:
                 raise CursorExpired(what)
             detail = _detail(resp)
             if status == 401:
-                raise SourceError(self.dept.id, what,
-                                  f"部门 {self.dept.id} 拒绝了令牌（401）。请检查数据源配置中的 token。",
-                                  f"department {self.dept.id} rejected the token (401); check its token in the sources file",
-                                  status)
+                raise SourceError(
+                    self.dept.id,
+                    what,
+                    f"部门 {self.dept.id} 拒绝了令牌（401）。请检查数据源配置中的 token。",
+                    f"department {self.dept.id} rejected the token (401); check its token in the sources file",
+                    status,
+                )
             if status == 404:
-                raise SourceError(self.dept.id, what, f"部门 {self.dept.id} 不提供 {what}（404）{detail}",
-                                  f"department {self.dept.id} does not serve {what} (404) {detail}", status)
-            raise SourceError(self.dept.id, what, f"部门 {self.dept.id} 返回 HTTP {status}：{detail}",
-                              f"department {self.dept.id} answered HTTP {status}: {detail}", status)
+                raise SourceError(
+                    self.dept.id,
+                    what,
+                    f"部门 {self.dept.id} 不提供 {what}（404）{detail}",
+                    f"department {self.dept.id} does not serve {what} (404) {detail}",
+                    status,
+                )
+            raise SourceError(
+                self.dept.id,
+                what,
+                f"部门 {self.dept.id} 返回 HTTP {status}：{detail}",
+                f"department {self.dept.id} answered HTTP {status}: {detail}",
+                status,
+            )
         self.stats.errors.append(f"{what}: {last}")
         raise SourceUnavailable(
-            self.dept.id, what,
+            self.dept.id,
+            what,
             f"部门 {self.dept.id} 在 {self.retry.max_attempts} 次尝试后仍不可用（{last}），本次跳过。",
-            f"department {self.dept.id} still unavailable after {self.retry.max_attempts} attempts ({last}); skipped this run")
+            f"department {self.dept.id} still unavailable after {self.retry.max_attempts} attempts ({last}); "
+            "skipped this run",
+        )
 
     # -- protocol ----------------------------------------------------------------------------
     def catalogue(self) -> dict:
         return self._get("/datasets", None, "catalogue", lambda r: r.json())
 
-    def records_page(self, dataset: str, *, updated_since: str | None, cursor: str | None,
-                     limit: int) -> Page:
+    def records_page(self, dataset: str, *, updated_since: str | None, cursor: str | None, limit: int) -> Page:
         params: dict[str, Any] = {"limit": limit}
         if updated_since:
             params["updated_since"] = updated_since
@@ -172,13 +194,20 @@ class DepartmentClient:
             doc = json.loads(resp.content.decode("utf-8"))
             if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
                 raise ValueError("page without an items list")
-            return Page(doc["items"], doc.get("next_cursor"), doc.get("server_time"),
-                        doc.get("schema_version"), resp.content)
+            return Page(
+                doc["items"], doc.get("next_cursor"), doc.get("server_time"), doc.get("schema_version"), resp.content
+            )
 
         return self._get(f"/datasets/{dataset}/records", params, dataset, parse)
 
-    def iter_pages(self, dataset: str, *, updated_since: str | None, limit: int = 1000,
-                   resume_from: Callable[[], str | None] | None = None) -> Iterator[Page]:
+    def iter_pages(
+        self,
+        dataset: str,
+        *,
+        updated_since: str | None,
+        limit: int = 1000,
+        resume_from: Callable[[], str | None] | None = None,
+    ) -> Iterator[Page]:
         """Pages until `next_cursor` is null. On `410` restart from the newest `updated_at`
         already seen (inclusive, via `resume_from`) so work done is not repeated; the caller
         deduplicates the overlap."""
@@ -191,8 +220,12 @@ class DepartmentClient:
             except CursorExpired:
                 restarts += 1
                 if restarts > 20:
-                    raise SourceUnavailable(self.dept.id, dataset, "游标反复过期，放弃本次拉取。",
-                                            "cursors keep expiring; giving up this fetch")
+                    raise SourceUnavailable(
+                        self.dept.id,
+                        dataset,
+                        "游标反复过期，放弃本次拉取。",
+                        "cursors keep expiring; giving up this fetch",
+                    ) from None
                 cursor = None
                 since = (resume_from() if resume_from else None) or updated_since
                 continue
@@ -237,6 +270,7 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         from email.utils import parsedate_to_datetime
+
         try:
             return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
         except (TypeError, ValueError):

@@ -8,15 +8,31 @@ is a string: the envelope (``record_id``, ``updated_at``, ``op``) then the field
 department-feeds.md §3 in the spec's order (:data:`DATASET_FIELDS`).
 """
 
-from .calibration import (CALIBRATION_TOLERANCE, REFERENCE_RECORD, REFERENCE_SUBJECTS,
-                          accident_grade, calibration_sample, generate_accident_frame)
+from .calibration import (
+    CALIBRATION_TOLERANCE,
+    REFERENCE_RECORD,
+    REFERENCE_SUBJECTS,
+    accident_grade,
+    calibration_sample,
+    generate_accident_frame,
+)
 from .core import BLOCK, GENERATOR_VERSION, generate
 from .scenarios import GOLDEN
 from .vocab import DEFAULT_DEPARTMENTS
 from .writer import DATASET_FIELDS, ENVELOPE
 
 __all__ = [
-    "generate", "DEFAULT_DEPARTMENTS", "DATASET_FIELDS", "ENVELOPE", "GENERATOR_VERSION", "BLOCK",
-    "REFERENCE_SUBJECTS", "REFERENCE_RECORD", "CALIBRATION_TOLERANCE", "calibration_sample",
-    "generate_accident_frame", "accident_grade", "GOLDEN",
+    "generate",
+    "DEFAULT_DEPARTMENTS",
+    "DATASET_FIELDS",
+    "ENVELOPE",
+    "GENERATOR_VERSION",
+    "BLOCK",
+    "REFERENCE_SUBJECTS",
+    "REFERENCE_RECORD",
+    "CALIBRATION_TOLERANCE",
+    "calibration_sample",
+    "generate_accident_frame",
+    "accident_grade",
+    "GOLDEN",
 ]

@@ -52,10 +52,8 @@ CALIBRATION_TOLERANCE = 0.05
 
 _N_REF_YEARS = REFERENCE_YEARS[1] - REFERENCE_YEARS[0] + 1
 #: per subject-year rates
-ACCIDENT_RATE = np.array([REFERENCE_RECORD[c]["accidents"] for c in CATEGORIES]) / (
-    _N_REF_YEARS * REFERENCE_SUBJECTS)
-DEATH_RATE = np.array([REFERENCE_RECORD[c]["deaths"] for c in CATEGORIES]) / (
-    _N_REF_YEARS * REFERENCE_SUBJECTS)
+ACCIDENT_RATE = np.array([REFERENCE_RECORD[c]["accidents"] for c in CATEGORIES]) / (_N_REF_YEARS * REFERENCE_SUBJECTS)
+DEATH_RATE = np.array([REFERENCE_RECORD[c]["deaths"] for c in CATEGORIES]) / (_N_REF_YEARS * REFERENCE_SUBJECTS)
 #: 较大 / 重大 per year at reference scale, split over categories (sums: 4.8 and 0.2)
 LARGER_PER_YEAR = np.array([3.6, 0.8, 0.4])
 MAJOR_PER_YEAR = np.array([0.12, 0.08, 0.0])
@@ -68,13 +66,16 @@ UNIT_SHARE = np.array([0.30, 0.98, 0.10])
 #: 责任事故 share among investigated accidents
 LIABLE_SHARE = np.array([0.75, 0.90, 0.40])
 #: P(deaths) for 较大 accidents by deaths: 3..9
-_LARGER_DEATHS = np.array([.45, .20, .12, .08, .06, .05, .04])
+_LARGER_DEATHS = np.array([0.45, 0.20, 0.12, 0.08, 0.06, 0.05, 0.04])
 #: hour-of-day profile per category
-_HOURS = np.array([
-    [1, 1, 1, 1, 1, 2, 3, 6, 7, 5, 4, 4, 4, 4, 4, 5, 6, 7, 7, 5, 4, 3, 2, 1],  # road
-    [0.3, 0.3, 0.3, 0.3, 0.3, 0.5, 1, 3, 6, 7, 7, 6, 3, 4, 6, 7, 6, 4, 2, 1, 1, .5, .5, .3],
-    [2, 2, 2, 2, 1, 1, 1, 2, 3, 3, 3, 4, 5, 4, 3, 3, 3, 4, 5, 5, 5, 4, 3, 3],  # fires at home
-], dtype=float)
+_HOURS = np.array(
+    [
+        [1, 1, 1, 1, 1, 2, 3, 6, 7, 5, 4, 4, 4, 4, 4, 5, 6, 7, 7, 5, 4, 3, 2, 1],  # road
+        [0.3, 0.3, 0.3, 0.3, 0.3, 0.5, 1, 3, 6, 7, 7, 6, 3, 4, 6, 7, 6, 4, 2, 1, 1, 0.5, 0.5, 0.3],
+        [2, 2, 2, 2, 1, 1, 1, 2, 3, 3, 3, 4, 5, 4, 3, 3, 3, 4, 5, 5, 5, 4, 3, 3],  # fires at home
+    ],
+    dtype=float,
+)
 _HOURS /= _HOURS.sum(axis=1, keepdims=True)
 #: investigation closes 60–120 days after the accident
 CLOSE_DAYS = (60, 120)
@@ -109,8 +110,7 @@ def _sround(rng: np.random.Generator, x: float) -> int:
     return base + int(rng.random() < x - base)
 
 
-def generate_accident_frame(rng: np.random.Generator, start: date, end: date,
-                            scale: int) -> dict[str, np.ndarray]:
+def generate_accident_frame(rng: np.random.Generator, start: date, end: date, scale: int) -> dict[str, np.ndarray]:
     """Accidents in [start, end) for a registry of ``scale`` subjects, sorted by time.
 
     Columns: ``category`` (0 road, 1 工矿商贸, 2 other), ``ts`` (seconds since 1970, local
@@ -122,25 +122,24 @@ def generate_accident_frame(rng: np.random.Generator, start: date, end: date,
     n_days = max(d1 - d0, 0)
     years = n_days / 365.2425
     f = scale / REFERENCE_SUBJECTS * years
-    cols: dict[str, list[np.ndarray]] = {k: [] for k in (
-        "category", "day", "deaths", "injuries", "loss")}
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("category", "day", "deaths", "injuries", "loss")}
     for c in range(len(CATEGORIES)):
         n_total = _sround(rng, ACCIDENT_RATE[c] * REFERENCE_SUBJECTS * f)
         deaths_target = _sround(rng, DEATH_RATE[c] * REFERENCE_SUBJECTS * f)
-        n_major = min(int(rng.poisson(MAJOR_PER_YEAR[c] * scale / REFERENCE_SUBJECTS * years)),
-                      n_total)
-        n_larger = min(int(rng.poisson(LARGER_PER_YEAR[c] * scale / REFERENCE_SUBJECTS * years)),
-                       n_total - n_major)
+        n_major = min(int(rng.poisson(MAJOR_PER_YEAR[c] * scale / REFERENCE_SUBJECTS * years)), n_total)
+        n_larger = min(int(rng.poisson(LARGER_PER_YEAR[c] * scale / REFERENCE_SUBJECTS * years)), n_total - n_major)
         n_general = n_total - n_major - n_larger
         # 重大: 10–29 deaths, mostly just over 10
         major_d = np.minimum(10 + rng.geometric(0.35, n_major) - 1, 29)
         major_i = np.minimum(rng.poisson(6, n_major), 49)
         # 较大 by deaths (3–9), by serious injuries (10–49) or by direct loss (1000–5000 万)
         mode = (rng.random(n_larger)[:, None] > np.cumsum(LARGER_MODE[c])[None, :]).sum(axis=1)
-        larger_d = np.where(mode == 0, 3 + rng.choice(7, n_larger, p=_LARGER_DEATHS),
-                            rng.choice(3, n_larger, p=[0.6, 0.3, 0.1]))
-        larger_i = np.where(mode == 1, 10 + np.minimum(rng.geometric(0.15, n_larger) - 1, 39),
-                            np.minimum(rng.poisson(2, n_larger), 9))
+        larger_d = np.where(
+            mode == 0, 3 + rng.choice(7, n_larger, p=_LARGER_DEATHS), rng.choice(3, n_larger, p=[0.6, 0.3, 0.1])
+        )
+        larger_i = np.where(
+            mode == 1, 10 + np.minimum(rng.geometric(0.15, n_larger) - 1, 39), np.minimum(rng.poisson(2, n_larger), 9)
+        )
         big_deaths = int(major_d.sum() + larger_d.sum())
         rest = int(np.clip(deaths_target - big_deaths, 0, 2 * n_general))
         k2 = int(rng.binomial(rest, TWO_DEATH_SHARE[c] / (1 + TWO_DEATH_SHARE[c]))) if rest else 0
@@ -154,8 +153,7 @@ def generate_accident_frame(rng: np.random.Generator, start: date, end: date,
         per_death = rng.uniform(90, 180, n_total)
         damage = rng.lognormal(np.log([3.0, 8.0, 3.0][c]), [1.0, 1.0, 1.6][c], n_total)
         loss = deaths * per_death + damage
-        grade_cap = np.concatenate([np.full(n_general, 999.0), np.full(n_larger, 4999.0),
-                                    np.full(n_major, 9999.0)])
+        grade_cap = np.concatenate([np.full(n_general, 999.0), np.full(n_larger, 4999.0), np.full(n_major, 9999.0)])
         loss = np.minimum(loss, grade_cap)
         by_loss = np.concatenate([np.zeros(n_general, bool), mode == 2, np.zeros(n_major, bool)])
         loss[by_loss] = rng.uniform(1000, 4999, int(by_loss.sum()))
@@ -187,9 +185,9 @@ def generate_accident_frame(rng: np.random.Generator, start: date, end: date,
     return {k: v[order] for k, v in frame.items()}
 
 
-def calibration_sample(seed: int = 0, years: tuple[int, int] = REFERENCE_YEARS,
-                       scale: int = REFERENCE_SUBJECTS) -> dict[str, np.ndarray]:
+def calibration_sample(
+    seed: int = 0, years: tuple[int, int] = REFERENCE_YEARS, scale: int = REFERENCE_SUBJECTS
+) -> dict[str, np.ndarray]:
     """The accident frame for whole calendar years ``years`` (inclusive) at ``scale``: what the
     generator draws for one registry block, without scenario accidents."""
-    return generate_accident_frame(np.random.default_rng(seed), date(years[0], 1, 1),
-                                   date(years[1] + 1, 1, 1), scale)
+    return generate_accident_frame(np.random.default_rng(seed), date(years[0], 1, 1), date(years[1] + 1, 1, 1), scale)

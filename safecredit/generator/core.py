@@ -26,8 +26,7 @@ BLOCK = 50_000
 S_SUBJECTS, S_EVENTS, S_ACCIDENTS = 1, 2, 3
 
 
-def _split(writers: dict, dataset: str, table: pa.Table, updated: np.ndarray,
-           dept: np.ndarray) -> pa.Array:
+def _split(writers: dict, dataset: str, table: pa.Table, updated: np.ndarray, dept: np.ndarray) -> pa.Array:
     """Send each row to its department's writer; record ids in the order of ``table``."""
     parts, where = [], []
     for d, dept_id in enumerate(vocab.DEPT_IDS):
@@ -45,14 +44,21 @@ def _split(writers: dict, dataset: str, table: pa.Table, updated: np.ndarray,
     return pa.concat_arrays(parts).take(pa.array(inverse))
 
 
-def write_block(ctx: ev.Context, rng: np.random.Generator, writers: dict, subj: Subjects,
-                acc: dict, pen: dict, ratings: dict, act: dict) -> dict[str, pa.Array]:
+def write_block(
+    ctx: ev.Context,
+    rng: np.random.Generator,
+    writers: dict,
+    subj: Subjects,
+    acc: dict,
+    pen: dict,
+    ratings: dict,
+    act: dict,
+) -> dict[str, pa.Array]:
     """Turn a block's frames into text and hand them to the writers. Returns the record ids
     per dataset (row order of the frames) and the SG_BH / CF_WSH strings."""
     out: dict[str, pa.Array] = {}
     base = np.maximum(subj.founded, ctx.d_start) * ev.DAY
-    out["enterprises"] = writers["yjj", "enterprises"].add(subj.table(),
-                                                           ev.updated_at(rng, base, ctx))
+    out["enterprises"] = writers["yjj", "enterprises"].add(subj.table(), ev.updated_at(rng, base, ctx))
     bh, name = ev.accident_strings(acc, subj)
     table, up = ev.accident_table(ctx, rng, acc, subj, bh, name)
     out["accidents"] = _split(writers, "accidents", table, up, acc["dept"])
@@ -64,22 +70,19 @@ def write_block(ctx: ev.Context, rng: np.random.Generator, writers: dict, subj: 
     out["intermediary_ratings"] = writers["yjj", "intermediary_ratings"].add(table, up)
     pen_code = pc.coalesce(ptable["CF_XDR_SHXYM"], ptable["CF_XDR_ZJHM"]).combine_chunks()
     table, up = ev.credit_table(ctx, rng, act, pen, out["cf_wsh"], pen_code)
-    out["credit_actions"] = _split(writers, "credit_actions", table, up,
-                                   ev.credit_record_dept(pen, act))
+    out["credit_actions"] = _split(writers, "credit_actions", table, up, ev.credit_record_dept(pen, act))
     return out
 
 
-def run_block(ctx: ev.Context, writers: dict, block: int, gidx: np.ndarray,
-              agencies: np.ndarray) -> None:
+def run_block(ctx: ev.Context, writers: dict, block: int, gidx: np.ndarray, agencies: np.ndarray) -> None:
     seed = ctx.seed
-    subj = make_subjects(seed, gidx, ev.rng_for(seed, S_SUBJECTS, block), end_day=ctx.d_end,
-                         agencies=agencies)
-    frame = cal.generate_accident_frame(ev.rng_for(seed, S_ACCIDENTS, block), ctx.start,
-                                        ctx.end + timedelta(days=1), gidx.size)
+    subj = make_subjects(seed, gidx, ev.rng_for(seed, S_SUBJECTS, block), end_day=ctx.d_end, agencies=agencies)
+    frame = cal.generate_accident_frame(
+        ev.rng_for(seed, S_ACCIDENTS, block), ctx.start, ctx.end + timedelta(days=1), gidx.size
+    )
     rng = ev.rng_for(seed, S_EVENTS, block)
     acc = ev.number_accidents(ctx, ev.place_accidents(ctx, rng, frame, subj))
-    pen = ev.cat_frames(ev.accident_penalties(ctx, rng, acc, subj),
-                  ev.ordinary_penalties(ctx, rng, subj))
+    pen = ev.cat_frames(ev.accident_penalties(ctx, rng, acc, subj), ev.ordinary_penalties(ctx, rng, subj))
     ratings, fraud = ev.agency_ratings(ctx, rng, subj)
     pen = ev.cat_frames(pen, fraud)
     pen = ev.finish_penalties(ctx, ev.cat_frames(pen, ev.refused_followups(ctx, rng, pen)))
@@ -87,10 +90,18 @@ def run_block(ctx: ev.Context, writers: dict, block: int, gidx: np.ndarray,
     write_block(ctx, rng, writers, subj, acc, pen, ratings, act)
 
 
-def generate(out_dir: Path | str, *, seed: int = 42, scale: int = 5000,
-             start: date = date(2019, 1, 1), end: date = date(2026, 11, 22),
-             scenarios: bool = True, progress: bool = False,
-             penalties_per_subject: float = 0.4, chunk_rows: int = 200_000) -> dict:
+def generate(
+    out_dir: Path | str,
+    *,
+    seed: int = 42,
+    scale: int = 5000,
+    start: date = date(2019, 1, 1),
+    end: date = date(2026, 11, 22),
+    scenarios: bool = True,
+    progress: bool = False,
+    penalties_per_subject: float = 0.4,
+    chunk_rows: int = 200_000,
+) -> dict:
     """Write the synthetic department datasets under ``out_dir`` and return the meta dict
     (also written to ``out_dir/meta.json``). Same arguments → byte-identical files."""
     if scale < 1:
@@ -103,10 +114,12 @@ def generate(out_dir: Path | str, *, seed: int = 42, scale: int = 5000,
         raise ValueError(f"scale must stay below {sc.GOLDEN_BASE:,}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ctx = ev.Context(seed=seed, start=start, end=end,
-                     penalties_per_subject=penalties_per_subject)
-    writers = {(d["id"], ds): DatasetWriter(out, d["id"], ds, chunk_rows)
-               for d in vocab.DEFAULT_DEPARTMENTS for ds in d["datasets"]}
+    ctx = ev.Context(seed=seed, start=start, end=end, penalties_per_subject=penalties_per_subject)
+    writers = {
+        (d["id"], ds): DatasetWriter(out, d["id"], ds, chunk_rows)
+        for d in vocab.DEFAULT_DEPARTMENTS
+        for ds in d["datasets"]
+    }
     agencies = agency_indices(scale)
     n_blocks = -(-scale // BLOCK)
     bar = _progress(progress, n_blocks + int(scenarios))
@@ -129,15 +142,22 @@ def generate(out_dir: Path | str, *, seed: int = 42, scale: int = 5000,
         "scale": scale,
         "start": start.isoformat(),
         "end": end.isoformat(),
-        "parameters": {"penalties_per_subject": penalties_per_subject, "chunk_rows": chunk_rows,
-                       "block": BLOCK, "reference_subjects": cal.REFERENCE_SUBJECTS},
-        "departments": [{k: d[k] for k in ("id", "name", "full_name", "uscc", "datasets",
-                                           "transports")} for d in vocab.DEFAULT_DEPARTMENTS],
+        "parameters": {
+            "penalties_per_subject": penalties_per_subject,
+            "chunk_rows": chunk_rows,
+            "block": BLOCK,
+            "reference_subjects": cal.REFERENCE_SUBJECTS,
+        },
+        "departments": [
+            {k: d[k] for k in ("id", "name", "full_name", "uscc", "datasets", "transports")}
+            for d in vocab.DEFAULT_DEPARTMENTS
+        ],
         "counts": counts,
         "scenarios": golden,
     }
     (out / "meta.json").write_text(
-        json.dumps(meta, ensure_ascii=False, sort_keys=True, indent=2) + "\n", encoding="utf-8")
+        json.dumps(meta, ensure_ascii=False, sort_keys=True, indent=2) + "\n", encoding="utf-8"
+    )
     return meta
 
 

@@ -17,8 +17,22 @@ from . import calibration as cal
 from . import text, vocab
 from .subjects import KIND_LB, Subjects
 from .text import date_cn, date_str, int_str, join, money_str, take, where
-from .vocab import (ABSCONDED, ACC_LIAB, AGENCY_FRAUD, CONCEALED, HIDDEN, JTJ, NO_INS, OTHER,
-                    REFUSED, SCJ, UNCLASSIFIED, UNLICENSED, YJJ, ZJJ)
+from .vocab import (
+    ABSCONDED,
+    ACC_LIAB,
+    AGENCY_FRAUD,
+    CONCEALED,
+    HIDDEN,
+    JTJ,
+    NO_INS,
+    OTHER,
+    REFUSED,
+    SCJ,
+    UNCLASSIFIED,
+    UNLICENSED,
+    YJJ,
+    ZJJ,
+)
 
 WAN = cal.WAN
 DAY = 86400
@@ -55,8 +69,7 @@ def rng_for(seed: int, stream: int, block: int) -> np.random.Generator:
 
 
 def year_of(day: np.ndarray) -> np.ndarray:
-    return np.asarray(day, dtype=np.int64).astype("datetime64[D]").astype(
-        "datetime64[Y]").astype(np.int64) + 1970
+    return np.asarray(day, dtype=np.int64).astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
 
 
 def number_within(counters: dict, keys: np.ndarray, order_by: np.ndarray) -> np.ndarray:
@@ -81,14 +94,15 @@ def updated_at(rng: np.random.Generator, base_ts: np.ndarray, ctx: Context) -> n
     never after the end of ``ctx.end``."""
     base_ts = np.asarray(base_ts, dtype=np.int64)
     n = base_ts.size
-    lag = rng.choice(8, n, p=[.40, .25, .15, .10, .04, .03, .02, .01])
+    lag = rng.choice(8, n, p=[0.40, 0.25, 0.15, 0.10, 0.04, 0.03, 0.02, 0.01])
     ts = (base_ts // DAY + lag) * DAY + rng.integers(8 * 3600 + 1800, 19 * 3600 + 1800, n)
     ts = np.maximum(ts, base_ts + rng.integers(600, 4 * 3600, n))
     return np.minimum(ts, ctx.end_ts)
 
 
-def pick_by_date(rng: np.random.Generator, cand: np.ndarray, weight: np.ndarray,
-                 founded: np.ndarray, day: np.ndarray) -> np.ndarray:
+def pick_by_date(
+    rng: np.random.Generator, cand: np.ndarray, weight: np.ndarray, founded: np.ndarray, day: np.ndarray
+) -> np.ndarray:
     """For each day, one candidate founded before it, drawn ∝ weight (-1 if none)."""
     r = rng.random(day.size)
     if cand.size == 0:
@@ -138,26 +152,29 @@ def place_accidents(ctx: Context, rng: np.random.Generator, frame: dict, subj: S
     for c, pool in pools.items():
         m = (cat == c) & frame["has_unit"]
         cand = np.flatnonzero(pool)
-        w = subj.accident_weight[cand] if c == cal.INDUSTRY_TRADE else np.sqrt(
-            subj.employees[cand])
+        w = subj.accident_weight[cand] if c == cal.INDUSTRY_TRADE else np.sqrt(subj.employees[cand])
         unit[m] = pick_by_date(rng, cand, w.astype(float), subj.founded[cand], day[m])
     has = unit >= 0
-    region = np.where(has, subj.region[np.maximum(unit, 0)],
-                      rng.choice(len(vocab.DISTRICTS), n, p=vocab.DISTRICT_WEIGHTS))
+    region = np.where(
+        has, subj.region[np.maximum(unit, 0)], rng.choice(len(vocab.DISTRICTS), n, p=vocab.DISTRICT_WEIGHTS)
+    )
     setting = np.array([vocab.GROUPS[g][3] for g in vocab.GROUP_NAMES])[group[np.maximum(unit, 0)]]
-    setting = np.where(cat == cal.ROAD, "road", np.where(
-        has, setting, np.where(cat == cal.OTHER, "other", "factory")))
+    setting = np.where(cat == cal.ROAD, "road", np.where(has, setting, np.where(cat == cal.OTHER, "other", "factory")))
     kind = np.zeros(n, dtype=np.int64)
     r = rng.random(n)
     for key, mix in vocab.ACCIDENT_TYPE_MIX.items():
         m = setting == key
         types = [vocab.ACCIDENT_TYPES.index(t) for t in mix]
         cum = np.cumsum(list(mix.values()))
-        kind[m] = np.array(types)[np.minimum(np.searchsorted(cum / cum[-1], r[m], side="right"),
-                                             len(types) - 1)]
-    out = dict(frame, unit=unit, region=region.astype(np.int64), type=kind,
-               dept=np.where(cat == cal.ROAD, JTJ, YJJ).astype(np.int64),
-               road=rng.integers(0, len(vocab.ROADS), n))
+        kind[m] = np.array(types)[np.minimum(np.searchsorted(cum / cum[-1], r[m], side="right"), len(types) - 1)]
+    out = dict(
+        frame,
+        unit=unit,
+        region=region.astype(np.int64),
+        type=kind,
+        dept=np.where(cat == cal.ROAD, JTJ, YJJ).astype(np.int64),
+        road=rng.integers(0, len(vocab.ROADS), n),
+    )
     out["has_unit"] = has
     return out
 
@@ -173,14 +190,25 @@ def number_accidents(ctx: Context, acc: dict) -> dict:
 def accident_strings(acc: dict, subj: Subjects) -> tuple[pa.Array, pa.Array]:
     """SG_BH and SG_MC."""
     day = acc["ts"] // DAY
-    bh = join(take(vocab.DISTRICT_CODES, acc["region"]), "-", int_str(year_of(day)), "-",
-              text.pc.utf8_lpad(int_str(acc["seq"]), 4, "0"))
+    bh = join(
+        take(vocab.DISTRICT_CODES, acc["region"]),
+        "-",
+        int_str(year_of(day)),
+        "-",
+        text.pc.utf8_lpad(int_str(acc["seq"]), 4, "0"),
+    )
     has = acc["unit"] >= 0
     unit_name = take(subj.strings["name"], acc["unit"], has)
     road = acc["category"] == cal.ROAD
-    place = where(has, unit_name, where(road, join(take(vocab.DISTRICT_NAMES, acc["region"]),
-                                                   take(vocab.ROADS, acc["road"])),
-                                        take(vocab.DISTRICT_NAMES, acc["region"])))
+    place = where(
+        has,
+        unit_name,
+        where(
+            road,
+            join(take(vocab.DISTRICT_NAMES, acc["region"]), take(vocab.ROADS, acc["road"])),
+            take(vocab.DISTRICT_NAMES, acc["region"]),
+        ),
+    )
     m, d = text.month_day(acc["ts"])
     grade = where(acc["grade"] >= 1, take(vocab.GRADES, acc["grade"]))
     kind = where(road, "道路交通", take(vocab.ACCIDENT_TYPES, acc["type"]))
@@ -188,8 +216,9 @@ def accident_strings(acc: dict, subj: Subjects) -> tuple[pa.Array, pa.Array]:
     return bh, name
 
 
-def accident_table(ctx: Context, rng: np.random.Generator, acc: dict, subj: Subjects,
-                   bh: pa.Array, name: pa.Array) -> tuple[pa.Table, np.ndarray]:
+def accident_table(
+    ctx: Context, rng: np.random.Generator, acc: dict, subj: Subjects, bh: pa.Array, name: pa.Array
+) -> tuple[pa.Table, np.ndarray]:
     has = acc["unit"] >= 0
     u = np.maximum(acc["unit"], 0)
     closed = acc["closed"]
@@ -197,26 +226,28 @@ def accident_table(ctx: Context, rng: np.random.Generator, acc: dict, subj: Subj
     liability = np.where(closed, np.where(acc["liable"], 0, 1), 2)
     report = np.where(closed, acc["report"], np.minimum(acc["report"], 1))
     s = subj.strings
-    table = pa.table({
-        "SG_BH": bh,
-        "SG_MC": name,
-        "SG_FSSJ": text.datetime_str(acc["ts"]),
-        "SG_XZQH": take(vocab.DISTRICT_CODES, acc["region"]),
-        "SG_DWMC": take(s["name"], u, has),
-        "SG_DWDM": take(s["uscc"], u, has),
-        "SG_HYLB": take(vocab.IND_CODES, subj.industry[u], has),
-        "SG_LX": take(vocab.ACCIDENT_TYPES, acc["type"]),
-        "SG_SWRS": int_str(acc["deaths"]),
-        "SG_ZSRS": int_str(acc["injuries"]),
-        "SG_JJSS": money_str(acc["loss"]),
-        "SG_DJ": take(vocab.GRADES, acc["grade"]),
-        "SG_ZR": take(vocab.LIABILITY, liability),
-        "SG_BGQK": take(vocab.REPORTING, report),
-        "SG_JARQ": date_str(day + acc["close_days"], closed),
-        "SG_ZYFZR": take(s["principal_name"], u, has),
-        "SG_ZYFZR_ZJHM": take(s["principal_id"], u, has),
-        "SG_ZYFZR_TN": where(has, where(closed & acc["absconded"], "是", "否")),
-    })
+    table = pa.table(
+        {
+            "SG_BH": bh,
+            "SG_MC": name,
+            "SG_FSSJ": text.datetime_str(acc["ts"]),
+            "SG_XZQH": take(vocab.DISTRICT_CODES, acc["region"]),
+            "SG_DWMC": take(s["name"], u, has),
+            "SG_DWDM": take(s["uscc"], u, has),
+            "SG_HYLB": take(vocab.IND_CODES, subj.industry[u], has),
+            "SG_LX": take(vocab.ACCIDENT_TYPES, acc["type"]),
+            "SG_SWRS": int_str(acc["deaths"]),
+            "SG_ZSRS": int_str(acc["injuries"]),
+            "SG_JJSS": money_str(acc["loss"]),
+            "SG_DJ": take(vocab.GRADES, acc["grade"]),
+            "SG_ZR": take(vocab.LIABILITY, liability),
+            "SG_BGQK": take(vocab.REPORTING, report),
+            "SG_JARQ": date_str(day + acc["close_days"], closed),
+            "SG_ZYFZR": take(s["principal_name"], u, has),
+            "SG_ZYFZR_ZJHM": take(s["principal_id"], u, has),
+            "SG_ZYFZR_TN": where(has, where(closed & acc["absconded"], "是", "否")),
+        }
+    )
     return table, updated_at(rng, acc["ts"], ctx)
 
 
@@ -226,9 +257,19 @@ def accident_table(ctx: Context, rng: np.random.Generator, acc: dict, subj: Subj
 # the block's accident frame or -1), yxq (day or -1), ref (row of the referenced penalty or -1)
 
 _CFLB = vocab.CFLB
-_HAS = {w: np.array([w in c.split(";") for c in _CFLB]) for w in (
-    "警告", "罚款", "没收违法所得", "责令停产停业", "暂扣许可证件", "吊销许可证件", "限制从业",
-    "降低资质等级")}
+_HAS = {
+    w: np.array([w in c.split(";") for c in _CFLB])
+    for w in (
+        "警告",
+        "罚款",
+        "没收违法所得",
+        "责令停产停业",
+        "暂扣许可证件",
+        "吊销许可证件",
+        "限制从业",
+        "降低资质等级",
+    )
+}
 _ORD_CFLB = [vocab.CFLB_INDEX[c] for c in vocab.ORDINARY_CFLB]
 _ORD_CFLB_P = np.array(list(vocab.ORDINARY_CFLB.values())) / sum(vocab.ORDINARY_CFLB.values())
 _TPL = vocab.TEMPLATES
@@ -237,19 +278,39 @@ _TPL_FINE = np.array([t[6] for t in _TPL], dtype=float)
 
 def _ordinary_templates(code: int, dept: int) -> list[int]:
     c = OTHER if code == UNCLASSIFIED else code
-    return [i for i, t in enumerate(_TPL) if t[0] == c and dept in t[1] and t[8] == ""
-            and i not in (vocab.T_PRINCIPAL_DUTY, vocab.T_FRAUD_UNIT, vocab.T_FRAUD_PERSON)]
+    return [
+        i
+        for i, t in enumerate(_TPL)
+        if t[0] == c
+        and dept in t[1]
+        and t[8] == ""
+        and i not in (vocab.T_PRINCIPAL_DUTY, vocab.T_FRAUD_UNIT, vocab.T_FRAUD_PERSON)
+    ]
 
 
 _ORD_TPL = {(c, d): _ordinary_templates(c, d) for c in vocab.ORDINARY_CODE_MIX for d in range(4)}
 
 
 def penalty_frame(n: int, **cols) -> dict:
-    base = dict(subj=-1, role=-1, dept=YJJ, code=OTHER, tpl=0, day=0, fine=-1, wfff=-1,
-                cflb=0, qj=0, zxzt=1, acc=-1, yxq=-1, ref=-1, grade=-1)
+    base = dict(
+        subj=-1,
+        role=-1,
+        dept=YJJ,
+        code=OTHER,
+        tpl=0,
+        day=0,
+        fine=-1,
+        wfff=-1,
+        cflb=0,
+        qj=0,
+        zxzt=1,
+        acc=-1,
+        yxq=-1,
+        ref=-1,
+        grade=-1,
+    )
     base.update(cols)
-    return {k: np.broadcast_to(np.asarray(v, dtype=np.int64), (n,)).copy()
-            for k, v in base.items()}
+    return {k: np.broadcast_to(np.asarray(v, dtype=np.int64), (n,)).copy() for k, v in base.items()}
 
 
 def _fine_from_template(rng: np.random.Generator, tpl: np.ndarray) -> np.ndarray:
@@ -262,8 +323,7 @@ def _fine_from_template(rng: np.random.Generator, tpl: np.ndarray) -> np.ndarray
 def _execution(rng: np.random.Generator, day: np.ndarray, ctx: Context) -> np.ndarray:
     old = day <= ctx.d_end - 60
     r = rng.random(day.size)
-    return np.where(old, np.where(r < 0.028, 0, np.where(r < 0.988, 1, 2)),
-                    np.where(r < 0.7, 0, 1))
+    return np.where(old, np.where(r < 0.028, 0, np.where(r < 0.988, 1, 2)), np.where(r < 0.7, 0, 1))
 
 
 def with_cflb_effects(rng: np.random.Generator, f: dict) -> dict:
@@ -280,8 +340,7 @@ def with_cflb_effects(rng: np.random.Generator, f: dict) -> dict:
     return f
 
 
-def accident_penalties(ctx: Context, rng: np.random.Generator, acc: dict,
-                       subj: Subjects) -> dict:
+def accident_penalties(ctx: Context, rng: np.random.Generator, acc: dict, subj: Subjects) -> dict:
     """ACCIDENT_LIABILITY on responsible units (and on the principal for 较大 and above),
     ACCIDENT_CONCEALED for verified 瞒报/谎报, PRINCIPAL_ABSCONDED."""
     n = acc["category"].size
@@ -302,39 +361,111 @@ def accident_penalties(ctx: Context, rng: np.random.Generator, acc: dict,
     qj = np.where(rng.random(n) < 0.03, 2, np.where(rng.random(n) < 0.26, 1, 0))
     frac = rng.random(n)
     wan = lo[grade] + (hi[grade] - lo[grade]) * np.where(qj == 0, 0.5 * frac, 0.5 + 0.5 * frac)
-    wan = np.where(qj == 2, (lo[grade] + (hi[grade] - lo[grade]) * frac) * rng.uniform(2, 5, n),
-                   wan)
-    cflb = np.where((grade >= 1) & (rng.random(n) < 0.3), vocab.CFLB_INDEX["罚款;责令停产停业"],
-                    vocab.CFLB_INDEX["罚款"])
+    wan = np.where(qj == 2, (lo[grade] + (hi[grade] - lo[grade]) * frac) * rng.uniform(2, 5, n), wan)
+    cflb = np.where(
+        (grade >= 1) & (rng.random(n) < 0.3), vocab.CFLB_INDEX["罚款;责令停产停业"], vocab.CFLB_INDEX["罚款"]
+    )
     tpl = np.where(qj == 2, vocab.T_LIAB_UNIT_SEVERE, vocab.T_LIAB_UNIT) + grade
-    out.append(select_rows(penalty_frame(
-        n, subj=unit, dept=dept, code=ACC_LIAB, tpl=tpl, day=decided, fine=_round_fine(wan),
-        cflb=cflb, qj=qj, acc=rows, grade=grade), m))
+    out.append(
+        select_rows(
+            penalty_frame(
+                n,
+                subj=unit,
+                dept=dept,
+                code=ACC_LIAB,
+                tpl=tpl,
+                day=decided,
+                fine=_round_fine(wan),
+                cflb=cflb,
+                qj=qj,
+                acc=rows,
+                grade=grade,
+            ),
+            m,
+        )
+    )
     # the principal, for 较大 and above: Art. 95, 60/80/100 % of last year's income
     income = rng.uniform(15, 60, n)
     pct = np.array([0.4, 0.6, 0.8, 1.0])[grade]
     life_ban = grade >= 2
     pm = m & (grade >= 1)
-    out.append(select_rows(penalty_frame(
-        n, subj=unit, role=1, dept=dept, code=ACC_LIAB, tpl=vocab.T_LIAB_PERSON + grade,
-        day=decided, fine=_round_fine(income * pct),
-        cflb=np.where(life_ban, vocab.CFLB_INDEX["罚款;限制从业"], vocab.CFLB_INDEX["罚款"]),
-        qj=np.where(grade >= 2, 1, 0), acc=rows, grade=grade), pm))
+    out.append(
+        select_rows(
+            penalty_frame(
+                n,
+                subj=unit,
+                role=1,
+                dept=dept,
+                code=ACC_LIAB,
+                tpl=vocab.T_LIAB_PERSON + grade,
+                day=decided,
+                fine=_round_fine(income * pct),
+                cflb=np.where(life_ban, vocab.CFLB_INDEX["罚款;限制从业"], vocab.CFLB_INDEX["罚款"]),
+                qj=np.where(grade >= 2, 1, 0),
+                acc=rows,
+                grade=grade,
+            ),
+            pm,
+        )
+    )
     # concealment (瞒报/谎报), verified by the investigation
     cm = ok & (acc["report"] >= 3)
     cday = text.weekday_adjust(decided + rng.integers(0, 15, n), ctx.d_start, ctx.d_end)
-    out.append(select_rows(penalty_frame(
-        n, subj=unit, dept=dept, code=CONCEALED, tpl=vocab.T_CONCEALED_UNIT, day=cday,
-        fine=_round_fine(np.clip(rng.lognormal(np.log(150), 0.5, n), 100, 500)),
-        qj=1, acc=rows, grade=grade), cm))
-    out.append(select_rows(penalty_frame(
-        n, subj=unit, role=1, dept=dept, code=CONCEALED, tpl=vocab.T_CONCEALED_PERSON, day=cday,
-        fine=_round_fine(income * rng.uniform(0.6, 1.0, n)), qj=1, acc=rows, grade=grade), cm))
+    out.append(
+        select_rows(
+            penalty_frame(
+                n,
+                subj=unit,
+                dept=dept,
+                code=CONCEALED,
+                tpl=vocab.T_CONCEALED_UNIT,
+                day=cday,
+                fine=_round_fine(np.clip(rng.lognormal(np.log(150), 0.5, n), 100, 500)),
+                qj=1,
+                acc=rows,
+                grade=grade,
+            ),
+            cm,
+        )
+    )
+    out.append(
+        select_rows(
+            penalty_frame(
+                n,
+                subj=unit,
+                role=1,
+                dept=dept,
+                code=CONCEALED,
+                tpl=vocab.T_CONCEALED_PERSON,
+                day=cday,
+                fine=_round_fine(income * rng.uniform(0.6, 1.0, n)),
+                qj=1,
+                acc=rows,
+                grade=grade,
+            ),
+            cm,
+        )
+    )
     # the principal left the scene or fled
     am = ok & acc["absconded"]
-    out.append(select_rows(penalty_frame(
-        n, subj=unit, role=1, dept=dept, code=ABSCONDED, tpl=vocab.T_ABSCONDED, day=cday,
-        fine=_round_fine(income * rng.uniform(0.6, 1.0, n)), qj=1, acc=rows, grade=grade), am))
+    out.append(
+        select_rows(
+            penalty_frame(
+                n,
+                subj=unit,
+                role=1,
+                dept=dept,
+                code=ABSCONDED,
+                tpl=vocab.T_ABSCONDED,
+                day=cday,
+                fine=_round_fine(income * rng.uniform(0.6, 1.0, n)),
+                qj=1,
+                acc=rows,
+                grade=grade,
+            ),
+            am,
+        )
+    )
     f = cat_frames(*out)
     f["zxzt"] = _execution(rng, f["day"], ctx)
     return with_cflb_effects(rng, f)
@@ -346,12 +477,28 @@ def ordinary_penalties(ctx: Context, rng: np.random.Generator, subj: Subjects) -
     eligible = subj.agency_type < 0
     n = cal._sround(rng, ctx.penalties_per_subject * int(eligible.sum()))
     dept = rng.choice(4, n, p=[0.50, 0.20, 0.15, 0.15])
-    day = text.weekday_adjust(rng.integers(ctx.d_start, ctx.d_end + 1, n), ctx.d_start,
-                              ctx.d_end)
+    day = text.weekday_adjust(rng.integers(ctx.d_start, ctx.d_end + 1, n), ctx.d_start, ctx.d_end)
     group = subj.group
-    scj_weight = np.where(np.isin(group, [_G[g] for g in (
-        "manufacturing", "trade", "hospitality", "realestate", "warehouse", "utility", "hazchem",
-        "metal")]), 1.0, 0.3)
+    scj_weight = np.where(
+        np.isin(
+            group,
+            [
+                _G[g]
+                for g in (
+                    "manufacturing",
+                    "trade",
+                    "hospitality",
+                    "realestate",
+                    "warehouse",
+                    "utility",
+                    "hazchem",
+                    "metal",
+                )
+            ],
+        ),
+        1.0,
+        0.3,
+    )
     pools = {
         YJJ: ~np.isin(group, [_G["construction"], _G["transport"]]),
         ZJJ: group == _G["construction"],
@@ -376,8 +523,7 @@ def ordinary_penalties(ctx: Context, rng: np.random.Generator, subj: Subjects) -
     # apply to (NO_LIABILITY_INSURANCE: high-risk units; UNLICENSED_OPERATION: licensed
     # industries); OTHER takes the rest
     g = group[who]
-    can = {NO_INS: subj.high_risk[who] & (dept != SCJ),
-           UNLICENSED: (dept != YJJ) | np.isin(g, LICENSED_GROUPS)}
+    can = {NO_INS: subj.high_risk[who] & (dept != SCJ), UNLICENSED: (dept != YJJ) | np.isin(g, LICENSED_GROUPS)}
     u = rng.random(n)
     code = np.full(n, OTHER)
     upper = np.zeros(n)
@@ -410,8 +556,18 @@ def ordinary_penalties(ctx: Context, rng: np.random.Generator, subj: Subjects) -
     qr = rng.random(n)
     qj = np.where(qr < 0.006, 2, np.where(qr < 0.126, 1, 0))
     qj = np.where(code == HIDDEN, np.maximum(qj, (qr < 0.3).astype(int)), qj)
-    f = penalty_frame(n, subj=who, role=role, dept=dept, code=code, tpl=tpl, day=day,
-                      fine=_fine_from_template(rng, tpl), cflb=cflb, qj=qj)
+    f = penalty_frame(
+        n,
+        subj=who,
+        role=role,
+        dept=dept,
+        code=code,
+        tpl=tpl,
+        day=day,
+        fine=_fine_from_template(rng, tpl),
+        cflb=cflb,
+        qj=qj,
+    )
     f["zxzt"] = _execution(rng, day, ctx)
     f["zxzt"] = np.where(role == 1, np.minimum(f["zxzt"], 1), f["zxzt"])
     return with_cflb_effects(rng, f)
@@ -422,14 +578,21 @@ def refused_followups(ctx: Context, rng: np.random.Generator, pen: dict) -> dict
     m = (pen["zxzt"] == 2) & (pen["role"] < 0)
     idx = np.flatnonzero(m)
     n = idx.size
-    day = text.weekday_adjust(pen["day"][idx] + rng.integers(30, 151, n), ctx.d_start,
-                              ctx.d_end + 3)
+    day = text.weekday_adjust(pen["day"][idx] + rng.integers(30, 151, n), ctx.d_start, ctx.d_end + 3)
     orig = pen["fine"][idx]
-    fine = np.where(orig > 0, np.minimum(orig * rng.integers(5, 21, n), 200 * WAN),
-                    _round_fine(rng.uniform(2, 10, n)))
-    f = penalty_frame(n, subj=pen["subj"][idx], dept=pen["dept"][idx], code=REFUSED,
-                      tpl=vocab.T_REFUSED, day=day, fine=fine,
-                      cflb=vocab.CFLB_INDEX["罚款;责令停产停业"], qj=1, ref=idx)
+    fine = np.where(orig > 0, np.minimum(orig * rng.integers(5, 21, n), 200 * WAN), _round_fine(rng.uniform(2, 10, n)))
+    f = penalty_frame(
+        n,
+        subj=pen["subj"][idx],
+        dept=pen["dept"][idx],
+        code=REFUSED,
+        tpl=vocab.T_REFUSED,
+        day=day,
+        fine=fine,
+        cflb=vocab.CFLB_INDEX["罚款;责令停产停业"],
+        qj=1,
+        ref=idx,
+    )
     f = select_rows(f, day <= ctx.d_end)
     f["zxzt"] = _execution(rng, f["day"], ctx)
     f["zxzt"] = np.minimum(f["zxzt"], 1)
@@ -439,8 +602,11 @@ def refused_followups(ctx: Context, rng: np.random.Generator, pen: dict) -> dict
 def listable(pen: dict) -> np.ndarray:
     """Penalties that carry a listing ground on their own (rules.md §3; A2 needs history)."""
     code, qj = pen["code"], pen["qj"]
-    return (np.isin(code, vocab.GROUND_CODES) | ((code == OTHER) & (qj == 2))
-            | ((code == ACC_LIAB) & ((pen["grade"] >= 2) | (qj == 2))))
+    return (
+        np.isin(code, vocab.GROUND_CODES)
+        | ((code == OTHER) & (qj == 2))
+        | ((code == ACC_LIAB) & ((pen["grade"] >= 2) | (qj == 2)))
+    )
 
 
 def publication_end(pen: dict) -> np.ndarray:
@@ -459,8 +625,7 @@ def finish_penalties(ctx: Context, pen: dict) -> dict:
     remap[order] = np.arange(order.size)
     pen = {k: v[order] for k, v in pen.items()}
     pen["ref"] = np.where(pen["ref"] >= 0, remap[np.maximum(pen["ref"], 0)], -1)
-    pen["wsh_no"] = number_within(ctx.wsh_seq, pen["dept"] * 10000 + year_of(pen["day"]),
-                                  pen["day"])
+    pen["wsh_no"] = number_within(ctx.wsh_seq, pen["dept"] * 10000 + year_of(pen["day"]), pen["day"])
     pen["gsjzq"] = publication_end(pen)
     return pen
 
@@ -476,20 +641,37 @@ def _license_text(rng: np.random.Generator, pen: dict, subj: Subjects) -> pa.Arr
     num = int_str(rng.integers(1000, 100000, n))
     dept = pen["dept"]
     at = subj.agency_type[np.maximum(pen["subj"], 0)]
-    cert = join(take([vocab.AGENCY_CERT_PREFIX[t] for t in vocab.AGENCY_TYPES],
-                     np.maximum(at, 0)), "-3312-", int_str(subj.gidx[pen["subj"]] % 10000))
-    generic = where(dept == ZJJ, join("建筑施工企业安全生产许可证（（江）JZ安许证字〔", year, "〕", num, "）"),
-                    where(dept == JTJ, join("道路运输经营许可证（江交运管许可江字", num, "号）"),
-                          where(dept == SCJ, join("特种设备生产许可证（TS33", num, "）"),
-                                join("安全生产许可证（（江）WH安许证字〔", year, "〕", num, "）"))))
+    cert = join(
+        take([vocab.AGENCY_CERT_PREFIX[t] for t in vocab.AGENCY_TYPES], np.maximum(at, 0)),
+        "-3312-",
+        int_str(subj.gidx[pen["subj"]] % 10000),
+    )
+    generic = where(
+        dept == ZJJ,
+        join("建筑施工企业安全生产许可证（（江）JZ安许证字〔", year, "〕", num, "）"),
+        where(
+            dept == JTJ,
+            join("道路运输经营许可证（江交运管许可江字", num, "号）"),
+            where(
+                dept == SCJ,
+                join("特种设备生产许可证（TS33", num, "）"),
+                join("安全生产许可证（（江）WH安许证字〔", year, "〕", num, "）"),
+            ),
+        ),
+    )
     named = where(at >= 0, join("安全生产技术服务机构资质证书（", cert, "）"), generic)
     c = pen["cflb"]
     return where(_HAS["暂扣许可证件"][c] | _HAS["吊销许可证件"][c], named)
 
 
-def penalty_table(ctx: Context, rng: np.random.Generator, pen: dict, subj: Subjects,
-                  acc_bh: pa.Array | None, acc_name: pa.Array | None
-                  ) -> tuple[pa.Table, np.ndarray]:
+def penalty_table(
+    ctx: Context,
+    rng: np.random.Generator,
+    pen: dict,
+    subj: Subjects,
+    acc_bh: pa.Array | None,
+    acc_name: pa.Array | None,
+) -> tuple[pa.Table, np.ndarray]:
     n = pen["day"].size
     s = subj.strings
     u = pen["subj"]
@@ -518,13 +700,11 @@ def penalty_table(ctx: Context, rng: np.random.Generator, pen: dict, subj: Subje
     fact = [t[3].split("{}") for t in _TPL]
     pre = take([f[0] for f in fact], tpl)
     post = take([f[1] if len(f) > 1 else "" for f in fact], tpl)
-    role_word = take(["主要负责人", "主要负责人", "项目负责人", "技术负责人"],
-                     np.maximum(pen["role"], 0))
+    role_word = take(["主要负责人", "主要负责人", "项目负责人", "技术负责人"], np.maximum(pen["role"], 0))
     who = where(person, join(p_name, "（", take(s["name"], u), role_word, "）"), take(s["name"], u))
     inspected = date_cn(pen["day"] - rng.integers(10, 61, n))
     lead = where(has_acc, "经调查，", where(ref, "经查，", join("经查，", inspected, "，执法人员检查发现，")))
-    sy = join(lead, who, pre, desc, post, "。上述行为违反了", take([t[4] for t in _TPL], tpl),
-              "的规定。")
+    sy = join(lead, who, pre, desc, post, "。上述行为违反了", take([t[4] for t in _TPL], tpl), "的规定。")
     # 处罚内容
     fine = money_str(pen["fine"])
     wfff = money_str(pen["wfff"])
@@ -532,10 +712,18 @@ def penalty_table(ctx: Context, rng: np.random.Generator, pen: dict, subj: Subje
     yxq_cn = where(yxq_ok, date_cn(np.maximum(pen["yxq"], 0)))
     zkdx = _license_text(rng, pen, subj)
     agency_staff = pen["role"] >= 2
-    ban = where(yxq_ok, join(yxq_cn, "前不得担任任何生产经营单位的主要负责人"),
-                "终身不得担任本行业生产经营单位的主要负责人")
-    ban = where(agency_staff, where(yxq_ok, join(yxq_cn, "前不得从事安全评价、认证、检测、检验工作"),
-                                    "终身不得从事安全评价、认证、检测、检验工作"), ban)
+    ban = where(
+        yxq_ok, join(yxq_cn, "前不得担任任何生产经营单位的主要负责人"), "终身不得担任本行业生产经营单位的主要负责人"
+    )
+    ban = where(
+        agency_staff,
+        where(
+            yxq_ok,
+            join(yxq_cn, "前不得从事安全评价、认证、检测、检验工作"),
+            "终身不得从事安全评价、认证、检测、检验工作",
+        ),
+        ban,
+    )
     nr = join(
         where(_HAS["警告"][c], "给予警告"),
         where(_HAS["没收违法所得"][c], join("没收违法所得人民币", wfff, "万元")),
@@ -545,48 +733,49 @@ def penalty_table(ctx: Context, rng: np.random.Generator, pen: dict, subj: Subje
         where(_HAS["吊销许可证件"][c], join("吊销", zkdx)),
         where(_HAS["降低资质等级"][c], "降低资质等级"),
         where(_HAS["限制从业"][c], ban),
-        sep="，")
+        sep="，",
+    )
     depts = vocab.DEFAULT_DEPARTMENTS
     jg = take([d["full_name"] for d in depts], pen["dept"])
     jgdm = take([d["uscc"] for d in depts], pen["dept"])
-    yxq = np.where(_HAS["限制从业"][c] | _HAS["责令停产停业"][c] | _HAS["暂扣许可证件"][c],
-                   pen["yxq"], -1)
-    table = pa.table({
-        "CF_XDR_MC": name,
-        "CF_XDR_LB": lb,
-        "CF_XDR_SHXYM": where(unit, take(s["uscc"], u)),
-        "CF_XDR_GSZC": where(unit, take(s["reg_no"], u)),
-        "CF_XDR_ZZJG": where(unit, take(s["org_old"], u)),
-        "CF_FRDB": where(unit, take(s["legal_name"], u)),
-        "CF_FR_ZJLX": where(unit, "身份证"),
-        "CF_FR_ZJHM": where(unit, take(s["legal_id"], u)),
-        "CF_XDR_ZJLX": where(person, "身份证"),
-        "CF_XDR_ZJHM": where(person, p_id),
-        "CF_WSH": wsh,
-        "CF_WFXW": take([t[2] for t in _TPL], tpl),
-        "CF_SY": sy,
-        "CF_YJ": take([t[5] for t in _TPL], tpl),
-        "CF_CFLB": take(_CFLB, c),
-        "CF_NR": nr,
-        "CF_NR_FK": fine,
-        "CF_NR_WFFF": wfff,
-        "CF_NR_ZKDX": zkdx,
-        "CF_JDRQ": date_str(pen["day"]),
-        "CF_YXQ": date_str(np.maximum(yxq, 0), yxq >= 0),
-        "CF_GSJZQ": date_str(np.maximum(pen["gsjzq"], 0), pen["gsjzq"] >= 0),
-        "CF_CFJG": jg,
-        "CF_CFJGDM": jgdm,
-        "CF_SJLY": jg,
-        "CF_SJLYDM": jgdm,
-        "AQ_WFDM": take(vocab.WFDM, pen["code"], pen["code"] != UNCLASSIFIED),
-        "AQ_SGBH": take(acc_bh, pen["acc"], has_acc) if acc_bh is not None else pa.nulls(
-            n, pa.string()),
-        "AQ_QJ": take(vocab.QJ, pen["qj"]),
-        "AQ_ZXZT": take(vocab.ZXZT, pen["zxzt"]),
-        "AQ_ZYFZR": take(s["principal_name"], u),
-        "AQ_ZYFZR_ZJHM": take(s["principal_id"], u),
-        "AQ_CFDX": where(person, "个人", "单位"),
-    })
+    yxq = np.where(_HAS["限制从业"][c] | _HAS["责令停产停业"][c] | _HAS["暂扣许可证件"][c], pen["yxq"], -1)
+    table = pa.table(
+        {
+            "CF_XDR_MC": name,
+            "CF_XDR_LB": lb,
+            "CF_XDR_SHXYM": where(unit, take(s["uscc"], u)),
+            "CF_XDR_GSZC": where(unit, take(s["reg_no"], u)),
+            "CF_XDR_ZZJG": where(unit, take(s["org_old"], u)),
+            "CF_FRDB": where(unit, take(s["legal_name"], u)),
+            "CF_FR_ZJLX": where(unit, "身份证"),
+            "CF_FR_ZJHM": where(unit, take(s["legal_id"], u)),
+            "CF_XDR_ZJLX": where(person, "身份证"),
+            "CF_XDR_ZJHM": where(person, p_id),
+            "CF_WSH": wsh,
+            "CF_WFXW": take([t[2] for t in _TPL], tpl),
+            "CF_SY": sy,
+            "CF_YJ": take([t[5] for t in _TPL], tpl),
+            "CF_CFLB": take(_CFLB, c),
+            "CF_NR": nr,
+            "CF_NR_FK": fine,
+            "CF_NR_WFFF": wfff,
+            "CF_NR_ZKDX": zkdx,
+            "CF_JDRQ": date_str(pen["day"]),
+            "CF_YXQ": date_str(np.maximum(yxq, 0), yxq >= 0),
+            "CF_GSJZQ": date_str(np.maximum(pen["gsjzq"], 0), pen["gsjzq"] >= 0),
+            "CF_CFJG": jg,
+            "CF_CFJGDM": jgdm,
+            "CF_SJLY": jg,
+            "CF_SJLYDM": jgdm,
+            "AQ_WFDM": take(vocab.WFDM, pen["code"], pen["code"] != UNCLASSIFIED),
+            "AQ_SGBH": take(acc_bh, pen["acc"], has_acc) if acc_bh is not None else pa.nulls(n, pa.string()),
+            "AQ_QJ": take(vocab.QJ, pen["qj"]),
+            "AQ_ZXZT": take(vocab.ZXZT, pen["zxzt"]),
+            "AQ_ZYFZR": take(s["principal_name"], u),
+            "AQ_ZYFZR_ZJHM": take(s["principal_id"], u),
+            "AQ_CFDX": where(person, "个人", "单位"),
+        }
+    )
     return table, updated_at(rng, pen["day"] * DAY, ctx)
 
 
@@ -596,8 +785,7 @@ FRAUD_P = 0.012
 REVOKE_P = 0.4
 
 
-def agency_ratings(ctx: Context, rng: np.random.Generator, subj: Subjects
-                   ) -> tuple[dict, dict]:
+def agency_ratings(ctx: Context, rng: np.random.Generator, subj: Subjects) -> tuple[dict, dict]:
     """Half-yearly ratings of the block's agencies, and AGENCY_FRAUD penalties (on the agency
     and one or two of its staff) for ratings that found 租借资质 / 挂靠 / 虚假报告."""
     agencies = np.flatnonzero(subj.agency_type >= 0)
@@ -615,8 +803,9 @@ def agency_ratings(ctx: Context, rng: np.random.Generator, subj: Subjects
     fraud = rng.random((a, p)) < FRAUD_P
     revoked = fraud & (rng.random((a, p)) < REVOKE_P)
     after_revoke = (np.cumsum(revoked, axis=1) - revoked) > 0
-    valid = ((rate_day >= ctx.d_start) & (rate_day <= ctx.d_end)
-             & (cert_first[:, None] <= p_start[None, :]) & ~after_revoke)
+    valid = (
+        (rate_day >= ctx.d_start) & (rate_day <= ctx.d_end) & (cert_first[:, None] <= p_start[None, :]) & ~after_revoke
+    )
     score = np.where(fraud, rng.integers(50, 69, (a, p)), score)
     minor = ~fraud & (score < 78) & (rng.random((a, p)) < 0.6)
     ai, pi = np.nonzero(valid)
@@ -626,40 +815,67 @@ def agency_ratings(ctx: Context, rng: np.random.Generator, subj: Subjects
     years = np.array([y for y, _, _ in periods])[pi]
     half = np.array([h for _, h, _ in periods])[pi]
     ratings = dict(
-        agency=agencies[ai], year=years, half=half, day=rate_day[ai, pi],
-        score=score[ai, pi].astype(np.int64), fraud=fraud[ai, pi], revoked=revoked[ai, pi],
-        minor=minor[ai, pi], cert_first=cert_first[ai],
-        v1=rng.integers(0, 3, n), v2=rng.integers(0, 5, n), two=rng.random(n) < 0.3,
+        agency=agencies[ai],
+        year=years,
+        half=half,
+        day=rate_day[ai, pi],
+        score=score[ai, pi].astype(np.int64),
+        fraud=fraud[ai, pi],
+        revoked=revoked[ai, pi],
+        minor=minor[ai, pi],
+        cert_first=cert_first[ai],
+        v1=rng.integers(0, 3, n),
+        v2=rng.integers(0, 5, n),
+        two=rng.random(n) < 0.3,
     )
     # penalties for the fraud findings
     fm = ratings["fraud"]
     k = int(fm.sum())
-    day = text.weekday_adjust(ratings["day"][fm] + rng.integers(5, 41, k), ctx.d_start,
-                              ctx.d_end + 3)
+    day = text.weekday_adjust(ratings["day"][fm] + rng.integers(5, 41, k), ctx.d_start, ctx.d_end + 3)
     who = ratings["agency"][fm]
-    unit_cflb = np.where(ratings["revoked"][fm],
-                         vocab.CFLB_INDEX["没收违法所得;罚款;吊销许可证件"],
-                         vocab.CFLB_INDEX["没收违法所得;罚款"])
-    unit_pen = penalty_frame(k, subj=who, code=AGENCY_FRAUD, tpl=vocab.T_FRAUD_UNIT, day=day,
-                             fine=_fine_from_template(rng, np.full(k, vocab.T_FRAUD_UNIT)),
-                             cflb=unit_cflb, qj=np.where(ratings["revoked"][fm], 2, 1))
+    unit_cflb = np.where(
+        ratings["revoked"][fm],
+        vocab.CFLB_INDEX["没收违法所得;罚款;吊销许可证件"],
+        vocab.CFLB_INDEX["没收违法所得;罚款"],
+    )
+    unit_pen = penalty_frame(
+        k,
+        subj=who,
+        code=AGENCY_FRAUD,
+        tpl=vocab.T_FRAUD_UNIT,
+        day=day,
+        fine=_fine_from_template(rng, np.full(k, vocab.T_FRAUD_UNIT)),
+        cflb=unit_cflb,
+        qj=np.where(ratings["revoked"][fm], 2, 1),
+    )
     staff = []
     for role, share in ((2, 1.0), (3, 0.5)):
         sm = rng.random(k) < share
         life = rng.random(k) < 0.2
-        staff.append(select_rows(penalty_frame(
-            k, subj=who, role=role, code=AGENCY_FRAUD, tpl=vocab.T_FRAUD_PERSON, day=day,
-            fine=_fine_from_template(rng, np.full(k, vocab.T_FRAUD_PERSON)),
-            cflb=vocab.CFLB_INDEX["罚款;限制从业"], qj=np.where(life, 2, 1),
-            yxq=np.where(life, -1, text.add_years(day, 5))), sm))
+        staff.append(
+            select_rows(
+                penalty_frame(
+                    k,
+                    subj=who,
+                    role=role,
+                    code=AGENCY_FRAUD,
+                    tpl=vocab.T_FRAUD_PERSON,
+                    day=day,
+                    fine=_fine_from_template(rng, np.full(k, vocab.T_FRAUD_PERSON)),
+                    cflb=vocab.CFLB_INDEX["罚款;限制从业"],
+                    qj=np.where(life, 2, 1),
+                    yxq=np.where(life, -1, text.add_years(day, 5)),
+                ),
+                sm,
+            )
+        )
     pen = cat_frames(unit_pen, *staff)
     pen = select_rows(pen, pen["day"] <= ctx.d_end)
     pen["zxzt"] = np.minimum(_execution(rng, pen["day"], ctx), 1)
     return ratings, with_cflb_effects(rng, pen)
 
 
-def ratings_table(ctx: Context, rng: np.random.Generator, r: dict, subj: Subjects
-                  ) -> tuple[pa.Table, np.ndarray]:
+def ratings_table(ctx: Context, rng: np.random.Generator, r: dict, subj: Subjects) -> tuple[pa.Table, np.ndarray]:
     s = subj.strings
     a = r["agency"]
     at = subj.agency_type[a]
@@ -670,23 +886,27 @@ def ratings_table(ctx: Context, rng: np.random.Generator, r: dict, subj: Subject
     expires = text.add_years(r["cert_first"], 5 * expires_k)
     fraud_v = take(vocab.AGENCY_FRAUD_VIOLATIONS, r["v1"])
     minor_v = take(vocab.AGENCY_VIOLATIONS, r["v2"])
-    wgqx = where(r["fraud"], join(fraud_v, where(r["two"], minor_v), sep=";"),
-                 where(r["minor"], minor_v))
-    cert = join(take([vocab.AGENCY_CERT_PREFIX[t] for t in vocab.AGENCY_TYPES], at), "-3312-",
-                text.pc.utf8_lpad(int_str(subj.gidx[a] % 10000), 4, "0"))
-    table = pa.table({
-        "JG_MC": take(s["name"], a),
-        "JG_DM": take(s["uscc"], a),
-        "JG_ZZLX": take(vocab.AGENCY_TYPES, at),
-        "JG_ZSBH": cert,
-        "JG_ZZYXQ": date_str(expires),
-        "PJ_ZQ": join(int_str(r["year"]), "H", int_str(r["half"])),
-        "PJ_DF": int_str(score),
-        "PJ_DJ": take(["蓝", "黄", "橙", "红"], grade),
-        "PJ_WGQX": wgqx,
-        "PJ_JG": pa.array([vocab.DEFAULT_DEPARTMENTS[YJJ]["full_name"]] * len(a), pa.string()),
-        "PJ_RQ": date_str(r["day"]),
-    })
+    wgqx = where(r["fraud"], join(fraud_v, where(r["two"], minor_v), sep=";"), where(r["minor"], minor_v))
+    cert = join(
+        take([vocab.AGENCY_CERT_PREFIX[t] for t in vocab.AGENCY_TYPES], at),
+        "-3312-",
+        text.pc.utf8_lpad(int_str(subj.gidx[a] % 10000), 4, "0"),
+    )
+    table = pa.table(
+        {
+            "JG_MC": take(s["name"], a),
+            "JG_DM": take(s["uscc"], a),
+            "JG_ZZLX": take(vocab.AGENCY_TYPES, at),
+            "JG_ZSBH": cert,
+            "JG_ZZYXQ": date_str(expires),
+            "PJ_ZQ": join(int_str(r["year"]), "H", int_str(r["half"])),
+            "PJ_DF": int_str(score),
+            "PJ_DJ": take(["蓝", "黄", "橙", "红"], grade),
+            "PJ_WGQX": wgqx,
+            "PJ_JG": pa.array([vocab.DEFAULT_DEPARTMENTS[YJJ]["full_name"]] * len(a), pa.string()),
+            "PJ_RQ": date_str(r["day"]),
+        }
+    )
     return table, updated_at(rng, r["day"] * DAY, ctx)
 
 
@@ -709,13 +929,11 @@ def credit_actions(ctx: Context, rng: np.random.Generator, pen: dict) -> dict:
     rev_day = text.weekday_adjust(rep_day + rng.integers(30, 181, n), ctx.d_start, ctx.d_end + 3)
     revoke = repair & (rng.random(n) < REVOKE_REPAIR_P)
     three_years = pen["gsjzq"] >= text.add_years(day, 3)
-    pub = (~lst & three_years & (pen["zxzt"] == 1) & (pen["role"] < 0)
-           & (rng.random(n) < PUBLICITY_REPAIR_P))
+    pub = ~lst & three_years & (pen["zxzt"] == 1) & (pen["role"] < 0) & (rng.random(n) < PUBLICITY_REPAIR_P)
     pub_day = text.weekday_adjust(day + rng.integers(366, 901, n), ctx.d_start, ctx.d_end + 3)
     pub &= pub_day < pen["gsjzq"]
     parts = []
-    for kind, mask, when in ((0, repair, rep_day), (1, revoke, rev_day), (2, objection, obj_day),
-                             (3, pub, pub_day)):
+    for kind, mask, when in ((0, repair, rep_day), (1, revoke, rev_day), (2, objection, obj_day), (3, pub, pub_day)):
         m = mask & (when <= ctx.d_end)
         if kind == 1:
             m &= rep_day <= ctx.d_end
@@ -726,22 +944,25 @@ def credit_actions(ctx: Context, rng: np.random.Generator, pen: dict) -> dict:
     return {k: v[order] for k, v in f.items()}
 
 
-def credit_table(ctx: Context, rng: np.random.Generator, act: dict, pen: dict,
-                 pen_wsh: pa.Array, pen_code: pa.Array) -> tuple[pa.Table, np.ndarray]:
+def credit_table(
+    ctx: Context, rng: np.random.Generator, act: dict, pen: dict, pen_wsh: pa.Array, pen_code: pa.Array
+) -> tuple[pa.Table, np.ndarray]:
     p = act["pen"]
     person = pen["role"][p] >= 0
     depts = vocab.DEFAULT_DEPARTMENTS
     dept = pen["dept"][p]
-    table = pa.table({
-        "XD_LX": take(vocab.XD_TYPES, act["kind"]),
-        "XD_DXLX": where(person, "个人", "单位"),
-        "XD_DXDM": take(pen_code, p),
-        "XD_WSH": take(pen_wsh, p),
-        "XD_RQ": date_str(act["day"]),
-        "XD_JG": take([d["full_name"] for d in depts], dept),
-        "XD_JGDM": take([d["uscc"] for d in depts], dept),
-        "XD_SM": take(vocab.XD_TEXT, act["kind"]),
-    })
+    table = pa.table(
+        {
+            "XD_LX": take(vocab.XD_TYPES, act["kind"]),
+            "XD_DXLX": where(person, "个人", "单位"),
+            "XD_DXDM": take(pen_code, p),
+            "XD_WSH": take(pen_wsh, p),
+            "XD_RQ": date_str(act["day"]),
+            "XD_JG": take([d["full_name"] for d in depts], dept),
+            "XD_JGDM": take([d["uscc"] for d in depts], dept),
+            "XD_SM": take(vocab.XD_TEXT, act["kind"]),
+        }
+    )
     return table, updated_at(rng, act["day"] * DAY, ctx)
 
 

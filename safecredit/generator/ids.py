@@ -169,8 +169,9 @@ def person_ids(seed: int, pids: np.ndarray) -> pa.Array:
     years = birth.astype("datetime64[Y]").astype(np.int64) + 1970
     months = birth.astype("datetime64[M]").astype(np.int64) % 12 + 1
     days = (birth - birth.astype("datetime64[M]")).astype(np.int64) + 1
-    body = np.concatenate([_PERSON_REGIONS[region], digits(years, 4), digits(months, 2),
-                           digits(days, 2), digits(seq, 3)], axis=1)
+    body = np.concatenate(
+        [_PERSON_REGIONS[region], digits(years, 4), digits(months, 2), digits(days, 2), digits(seq, 3)], axis=1
+    )
     return to_arrow(with_id_check(body))
 
 
@@ -178,7 +179,7 @@ def person_names(seed: int, pids: np.ndarray) -> pa.Array:
     """Chinese names; the given name follows the sex encoded in the ID number's sequence."""
     pids = np.asarray(pids, dtype=np.int64)
     _, _, seq = _person_parts(seed, pids)
-    male = (seq % 2 == 1)
+    male = seq % 2 == 1
     key = stream_key(seed, 102)
     surname = np.searchsorted(_SURNAME_CUM, hash_uniform(key, pids, 0), side="right")
     surname = np.minimum(surname, len(vocab.SURNAMES) - 1)

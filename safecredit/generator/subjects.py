@@ -24,7 +24,7 @@ STATUS_P = [0.60, 0.32, 0.03, 0.04, 0.01]
 BZH = ["一级", "二级", "三级", "无"]
 BZH_SHARE = (0.01, 0.06, 0.20)
 _OLD_ORG_DOMAIN = 90_000_000  # 8-digit codes 10000000–99999999 (government bodies use 00…)
-_NEW_ORG_DOMAIN = 31 ** 6  # "MA" + 6 characters of the USCC alphabet
+_NEW_ORG_DOMAIN = 31**6  # "MA" + 6 characters of the USCC alphabet
 _REG_DOMAIN = 100_000_000
 
 _IND_SHARE = np.array(vocab.IND_SHARE) / np.sum(vocab.IND_SHARE)
@@ -37,16 +37,14 @@ _G = {name: i for i, name in enumerate(vocab.GROUP_NAMES)}
 
 # name pools
 _ZIHAO = text.pool(list(vocab.ZIHAO_CHARS))
-_PREFIXES = [vocab.CITY, vocab.CITY_SHORT] + [
-    (vocab.CITY + n) if n.endswith("区") else n for n in vocab.DISTRICT_NAMES]
+_PREFIXES = [vocab.CITY, vocab.CITY_SHORT] + [(vocab.CITY + n) if n.endswith("区") else n for n in vocab.DISTRICT_NAMES]
 _SHORT_DISTRICT = vocab.DISTRICT_NAMES
 _WORDS = [w for ind in vocab.INDUSTRIES for w in ind[5]]
 _WORD_OFF = np.cumsum([0] + [len(ind[5]) for ind in vocab.INDUSTRIES])
 _WORD_N = np.array([len(ind[5]) for ind in vocab.INDUSTRIES])
 _SHOP_GROUPS = list(vocab.SHOP_WORDS)
 _SHOP = [w for g in _SHOP_GROUPS for w in vocab.SHOP_WORDS[g]]
-_SHOP_OFF = {g: sum(len(vocab.SHOP_WORDS[h]) for h in _SHOP_GROUPS[:i])
-             for i, g in enumerate(_SHOP_GROUPS)}
+_SHOP_OFF = {g: sum(len(vocab.SHOP_WORDS[h]) for h in _SHOP_GROUPS[:i]) for i, g in enumerate(_SHOP_GROUPS)}
 _AGENCY_WORDS = [w for t in vocab.AGENCY_TYPES for w in vocab.AGENCY_WORDS[t]]
 _AGENCY_OFF = np.cumsum([0] + [len(vocab.AGENCY_WORDS[t]) for t in vocab.AGENCY_TYPES])
 
@@ -80,8 +78,7 @@ class Subjects:
         if self.fixed_persons is None:
             return ids.person_names(seed, pids), ids.person_ids(seed, pids)
         rows = [self.fixed_persons[int(p)] for p in pids]
-        return (pa.array([r[0] for r in rows], pa.string()),
-                pa.array([r[1] for r in rows], pa.string()))
+        return (pa.array([r[0] for r in rows], pa.string()), pa.array([r[1] for r in rows], pa.string()))
 
     def __len__(self) -> int:
         return self.gidx.size
@@ -113,23 +110,25 @@ class Subjects:
     def table(self) -> pa.Table:
         """The ``enterprises`` columns, in the spec's order (without the envelope)."""
         s = self.strings
-        return pa.table({
-            "QY_DM": s["uscc"],
-            "QY_MC": s["name"],
-            "QY_CYM": s["former"],
-            "QY_ZCH": s["reg_no"],
-            "QY_ZZJGDM": s["org_old"],
-            "QY_FDDBR": s["legal_name"],
-            "QY_ZYFZR": s["principal_name"],
-            "QY_ZYFZR_ZJHM": s["principal_id"],
-            "QY_HYDM": take(vocab.IND_CODES, self.industry),
-            "QY_GWHY": take(vocab.IND_GWHY, self.industry),
-            "QY_XZQH": take(vocab.DISTRICT_CODES, self.region),
-            "QY_ZT": take(STATUS, self.status),
-            "QY_CLRQ": date_str(self.founded),
-            "QY_BZHDJ": take(BZH, self.bzh),
-            "QY_CYRS": int_str(self.employees),
-        })
+        return pa.table(
+            {
+                "QY_DM": s["uscc"],
+                "QY_MC": s["name"],
+                "QY_CYM": s["former"],
+                "QY_ZCH": s["reg_no"],
+                "QY_ZZJGDM": s["org_old"],
+                "QY_FDDBR": s["legal_name"],
+                "QY_ZYFZR": s["principal_name"],
+                "QY_ZYFZR_ZJHM": s["principal_id"],
+                "QY_HYDM": take(vocab.IND_CODES, self.industry),
+                "QY_GWHY": take(vocab.IND_GWHY, self.industry),
+                "QY_XZQH": take(vocab.DISTRICT_CODES, self.region),
+                "QY_ZT": take(STATUS, self.status),
+                "QY_CLRQ": date_str(self.founded),
+                "QY_BZHDJ": take(BZH, self.bzh),
+                "QY_CYRS": int_str(self.employees),
+            }
+        )
 
 
 def _founding_days(rng: np.random.Generator, n: int, end_day: int) -> np.ndarray:
@@ -142,16 +141,17 @@ def _founding_days(rng: np.random.Generator, n: int, end_day: int) -> np.ndarray
     return np.minimum(day, end_day - 1)
 
 
-def make_subjects(seed: int, gidx: np.ndarray, rng: np.random.Generator, *, end_day: int,
-                  agencies: np.ndarray) -> Subjects:
+def make_subjects(
+    seed: int, gidx: np.ndarray, rng: np.random.Generator, *, end_day: int, agencies: np.ndarray
+) -> Subjects:
     """Draw a block of subjects (``agencies``: the global indexes that are service agencies)."""
     n = gidx.size
     is_agency = np.isin(gidx, agencies)
     agency_type = np.where(is_agency, rng.choice(4, n, p=vocab.AGENCY_TYPE_WEIGHTS), -1)
     ind = rng.choice(len(vocab.INDUSTRIES), n, p=_IND_SHARE)
-    ind = np.where(is_agency,
-                   np.array([vocab.AGENCY_INDUSTRY[t] for t in vocab.AGENCY_TYPES])[
-                       np.maximum(agency_type, 0)], ind)
+    ind = np.where(
+        is_agency, np.array([vocab.AGENCY_INDUSTRY[t] for t in vocab.AGENCY_TYPES])[np.maximum(agency_type, 0)], ind
+    )
     group = _IND_GROUP[ind]
     u = rng.random(n)
     p92 = np.array([vocab.INDIVIDUAL_SHARE.get(g, 0.0) for g in vocab.GROUP_NAMES])[group]
@@ -177,8 +177,7 @@ def make_subjects(seed: int, gidx: np.ndarray, rng: np.random.Generator, *, end_
     same_principal = (kind == 1) | (rng.random(n) < 0.7)
     principal_pid = 4 * gidx + np.where(same_principal, 0, 1)
     old_codes = (founded < USCC_START) & (rng.random(n) < 0.25)
-    s = Subjects(gidx, ind, kind, region, founded, status, employees, bzh, agency_type,
-                 principal_pid, old_codes)
+    s = Subjects(gidx, ind, kind, region, founded, status, employees, bzh, agency_type, principal_pid, old_codes)
     s.strings = _strings(seed, s, rng)
     return s
 
@@ -194,21 +193,28 @@ def _strings(seed: int, s: Subjects, rng: np.random.Generator) -> dict[str, pa.A
     n = len(s)
     # --- codes
     new_style = s.founded >= USCC_START
-    old_body = ids.digits(10_000_000 + ids.permute(s.gidx % _OLD_ORG_DOMAIN, _OLD_ORG_DOMAIN,
-                                                   ids.stream_key(seed, 201)), 8)
-    new_body = np.concatenate([ids.fixed("MA", n), ids.base31(
-        ids.permute(s.gidx % _NEW_ORG_DOMAIN, _NEW_ORG_DOMAIN, ids.stream_key(seed, 202)), 6)],
-        axis=1)
+    old_body = ids.digits(
+        10_000_000 + ids.permute(s.gidx % _OLD_ORG_DOMAIN, _OLD_ORG_DOMAIN, ids.stream_key(seed, 201)), 8
+    )
+    new_body = np.concatenate(
+        [
+            ids.fixed("MA", n),
+            ids.base31(ids.permute(s.gidx % _NEW_ORG_DOMAIN, _NEW_ORG_DOMAIN, ids.stream_key(seed, 202)), 6),
+        ],
+        axis=1,
+    )
     org = ids.with_org_check(np.where(new_style[:, None], new_body, old_body))
     region = ids.table_rows(vocab.DISTRICT_CODES)[s.region]
     kind_char = np.frombuffer(KIND_CHAR.encode(), dtype=np.uint8)[s.kind][:, None]
     uscc = ids.with_uscc_check(np.concatenate([ids.fixed("9", n), kind_char, region, org], axis=1))
-    reg = ids.with_reg15_check(np.concatenate([region, ids.digits(ids.permute(
-        s.gidx % _REG_DOMAIN, _REG_DOMAIN, ids.stream_key(seed, 203)), 8)], axis=1))
+    reg = ids.with_reg15_check(
+        np.concatenate(
+            [region, ids.digits(ids.permute(s.gidx % _REG_DOMAIN, _REG_DOMAIN, ids.stream_key(seed, 203)), 8)], axis=1
+        )
+    )
     # --- names
     group = s.group
-    prefix_idx = np.where(rng.random(n) < 0.75, (rng.random(n) < 0.8).astype(int) ^ 1,
-                          2 + s.region)
+    prefix_idx = np.where(rng.random(n) < 0.75, (rng.random(n) < 0.8).astype(int) ^ 1, 2 + s.region)
     prefix = take(_PREFIXES, prefix_idx)
     zihao = _zihao(rng, n)
     word_pick = rng.integers(0, 1 << 30, n)
@@ -235,10 +241,15 @@ def _strings(seed: int, s: Subjects, rng: np.random.Generator) -> dict[str, pa.A
     base_suffix = where(s.kind == 2, "专业合作社", suffix)
     alt_suffix = where(s.kind == 2, "专业合作社", other_suffix)
     body_word = where(s.agency_type >= 0, agency_word, word)
-    former1 = where(how == 0, join(prefix, _zihao(rng, n), body_word, base_suffix),
-                    where(how == 1, join(prefix, zihao, body_word, alt_suffix),
-                          join(take(_PREFIXES, (prefix_idx + 1) % len(_PREFIXES)), zihao,
-                               body_word, base_suffix)))
+    former1 = where(
+        how == 0,
+        join(prefix, _zihao(rng, n), body_word, base_suffix),
+        where(
+            how == 1,
+            join(prefix, zihao, body_word, alt_suffix),
+            join(take(_PREFIXES, (prefix_idx + 1) % len(_PREFIXES)), zihao, body_word, base_suffix),
+        ),
+    )
     second = rng.random(n) < 0.15
     former2 = where(second, join(prefix, _zihao(rng, n), body_word, base_suffix))
     former = where(has_former, join(former1, former2, sep=";"))

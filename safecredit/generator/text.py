@@ -15,8 +15,7 @@ def pool(values: Sequence[str]) -> pa.Array:
     return pa.array(list(values), type=pa.string())
 
 
-def take(values: pa.Array | Sequence[str], idx: np.ndarray, mask: np.ndarray | None = None
-         ) -> pa.Array:
+def take(values: pa.Array | Sequence[str], idx: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
     """values[idx]; rows where ``mask`` is False (or idx < 0) are null."""
     if not isinstance(values, pa.Array):
         values = pool(values)
@@ -73,8 +72,9 @@ def datetime_str(ts: np.ndarray) -> pa.Array:
 
 def rfc3339(ts: np.ndarray) -> pa.Array:
     """Seconds (Asia/Shanghai local time) → ``YYYY-MM-DDTHH:MM:SS+08:00``."""
-    return pc.strftime(pa.array(np.asarray(ts, dtype=np.int64), type=pa.timestamp("s")),
-                       format="%Y-%m-%dT%H:%M:%S+08:00")
+    return pc.strftime(
+        pa.array(np.asarray(ts, dtype=np.int64), type=pa.timestamp("s")), format="%Y-%m-%dT%H:%M:%S+08:00"
+    )
 
 
 def money_str(cents: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:

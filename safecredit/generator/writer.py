@@ -15,27 +15,99 @@ ENVELOPE = ["record_id", "updated_at", "op"]
 #: field codes per dataset, in department-feeds.md §3's order
 DATASET_FIELDS: dict[str, list[str]] = {
     "penalties": [
-        "CF_XDR_MC", "CF_XDR_LB", "CF_XDR_SHXYM", "CF_XDR_GSZC", "CF_XDR_ZZJG", "CF_FRDB",
-        "CF_FR_ZJLX", "CF_FR_ZJHM", "CF_XDR_ZJLX", "CF_XDR_ZJHM", "CF_WSH", "CF_WFXW", "CF_SY",
-        "CF_YJ", "CF_CFLB", "CF_NR", "CF_NR_FK", "CF_NR_WFFF", "CF_NR_ZKDX", "CF_JDRQ", "CF_YXQ",
-        "CF_GSJZQ", "CF_CFJG", "CF_CFJGDM", "CF_SJLY", "CF_SJLYDM", "AQ_WFDM", "AQ_SGBH", "AQ_QJ",
-        "AQ_ZXZT", "AQ_ZYFZR", "AQ_ZYFZR_ZJHM", "AQ_CFDX"],
+        "CF_XDR_MC",
+        "CF_XDR_LB",
+        "CF_XDR_SHXYM",
+        "CF_XDR_GSZC",
+        "CF_XDR_ZZJG",
+        "CF_FRDB",
+        "CF_FR_ZJLX",
+        "CF_FR_ZJHM",
+        "CF_XDR_ZJLX",
+        "CF_XDR_ZJHM",
+        "CF_WSH",
+        "CF_WFXW",
+        "CF_SY",
+        "CF_YJ",
+        "CF_CFLB",
+        "CF_NR",
+        "CF_NR_FK",
+        "CF_NR_WFFF",
+        "CF_NR_ZKDX",
+        "CF_JDRQ",
+        "CF_YXQ",
+        "CF_GSJZQ",
+        "CF_CFJG",
+        "CF_CFJGDM",
+        "CF_SJLY",
+        "CF_SJLYDM",
+        "AQ_WFDM",
+        "AQ_SGBH",
+        "AQ_QJ",
+        "AQ_ZXZT",
+        "AQ_ZYFZR",
+        "AQ_ZYFZR_ZJHM",
+        "AQ_CFDX",
+    ],
     "accidents": [
-        "SG_BH", "SG_MC", "SG_FSSJ", "SG_XZQH", "SG_DWMC", "SG_DWDM", "SG_HYLB", "SG_LX",
-        "SG_SWRS", "SG_ZSRS", "SG_JJSS", "SG_DJ", "SG_ZR", "SG_BGQK", "SG_JARQ", "SG_ZYFZR",
-        "SG_ZYFZR_ZJHM", "SG_ZYFZR_TN"],
+        "SG_BH",
+        "SG_MC",
+        "SG_FSSJ",
+        "SG_XZQH",
+        "SG_DWMC",
+        "SG_DWDM",
+        "SG_HYLB",
+        "SG_LX",
+        "SG_SWRS",
+        "SG_ZSRS",
+        "SG_JJSS",
+        "SG_DJ",
+        "SG_ZR",
+        "SG_BGQK",
+        "SG_JARQ",
+        "SG_ZYFZR",
+        "SG_ZYFZR_ZJHM",
+        "SG_ZYFZR_TN",
+    ],
     "intermediary_ratings": [
-        "JG_MC", "JG_DM", "JG_ZZLX", "JG_ZSBH", "JG_ZZYXQ", "PJ_ZQ", "PJ_DF", "PJ_DJ", "PJ_WGQX",
-        "PJ_JG", "PJ_RQ"],
+        "JG_MC",
+        "JG_DM",
+        "JG_ZZLX",
+        "JG_ZSBH",
+        "JG_ZZYXQ",
+        "PJ_ZQ",
+        "PJ_DF",
+        "PJ_DJ",
+        "PJ_WGQX",
+        "PJ_JG",
+        "PJ_RQ",
+    ],
     "enterprises": [
-        "QY_DM", "QY_MC", "QY_CYM", "QY_ZCH", "QY_ZZJGDM", "QY_FDDBR", "QY_ZYFZR",
-        "QY_ZYFZR_ZJHM", "QY_HYDM", "QY_GWHY", "QY_XZQH", "QY_ZT", "QY_CLRQ", "QY_BZHDJ",
-        "QY_CYRS"],
-    "credit_actions": ["XD_LX", "XD_DXLX", "XD_DXDM", "XD_WSH", "XD_RQ", "XD_JG", "XD_JGDM",
-                       "XD_SM"],
+        "QY_DM",
+        "QY_MC",
+        "QY_CYM",
+        "QY_ZCH",
+        "QY_ZZJGDM",
+        "QY_FDDBR",
+        "QY_ZYFZR",
+        "QY_ZYFZR_ZJHM",
+        "QY_HYDM",
+        "QY_GWHY",
+        "QY_XZQH",
+        "QY_ZT",
+        "QY_CLRQ",
+        "QY_BZHDJ",
+        "QY_CYRS",
+    ],
+    "credit_actions": ["XD_LX", "XD_DXLX", "XD_DXDM", "XD_WSH", "XD_RQ", "XD_JG", "XD_JGDM", "XD_SM"],
 }
-RECORD_ID_TAG = {"penalties": "pen", "accidents": "acc", "intermediary_ratings": "rat",
-                 "enterprises": "ent", "credit_actions": "cra"}
+RECORD_ID_TAG = {
+    "penalties": "pen",
+    "accidents": "acc",
+    "intermediary_ratings": "rat",
+    "enterprises": "ent",
+    "credit_actions": "cra",
+}
 
 
 def schema(dataset: str) -> pa.Schema:
@@ -80,8 +152,9 @@ class DatasetWriter:
         ids = text.join(self.prefix, pc.utf8_lpad(text.int_str(numbers), 8, "0"))
         self.rows += n
         if n:
-            envelope = pa.table({"record_id": ids, "updated_at": text.rfc3339(updated_ts),
-                                 "op": pa.array(["upsert"] * n, pa.string())})
+            envelope = pa.table(
+                {"record_id": ids, "updated_at": text.rfc3339(updated_ts), "op": pa.array(["upsert"] * n, pa.string())}
+            )
             full = pa.Table.from_arrays(envelope.columns + table.columns, schema=self.schema)
             self._buffer.append(full.take(pa.array(order)))
             self._buffered += n
@@ -111,8 +184,7 @@ class DatasetWriter:
         while self._buffered:
             self._write_group()
         if self.parts == 0:  # no rows at all: one empty part carries the schema
-            pq.write_table(self.schema.empty_table(), self.dir / "part-00000.parquet",
-                           compression="zstd")
+            pq.write_table(self.schema.empty_table(), self.dir / "part-00000.parquet", compression="zstd")
             self.parts = 1
         if self._file is not None:
             self._file.close()

@@ -22,19 +22,23 @@ def read_public_key(value: str | None) -> str:
             "缺少 --public-key：没有运营方分发的公钥就无法验证清单签名，镜像拒绝运行"
             "（公钥由运营方用 `safecredit signing-key export` 导出）。",
             "--public-key is missing: without the operator's public key manifest signatures cannot be verified, "
-            "so the mirror refuses to run (the operator exports it with `safecredit signing-key export`).")
+            "so the mirror refuses to run (the operator exports it with `safecredit signing-key export`).",
+        )
     if value.lstrip().startswith("-----BEGIN"):
         pem = value
     else:
         try:
             pem = Path(value).read_text(encoding="ascii")
         except (OSError, UnicodeDecodeError) as exc:
-            raise MirrorUsageError(f"无法读取公钥文件 {value}：{exc}", f"Cannot read the public key {value}: {exc}") from exc
+            raise MirrorUsageError(
+                f"无法读取公钥文件 {value}：{exc}", f"Cannot read the public key {value}: {exc}"
+            ) from exc
     try:
         load_public_key(pem)
     except VerificationError as exc:
-        raise MirrorUsageError(f"{value} 不是 Ed25519 PEM 公钥：{exc.zh}",
-                               f"{value} is not an Ed25519 PEM public key: {exc.en}") from exc
+        raise MirrorUsageError(
+            f"{value} 不是 Ed25519 PEM 公钥：{exc.zh}", f"{value} is not an Ed25519 PEM public key: {exc.en}"
+        ) from exc
     return pem
 
 
@@ -49,13 +53,17 @@ def describe(o: FeedOutcome) -> str:
     if o.resynced_from:
         parts.append(f"full {o.resynced_from} ({o.reason})")
     if o.applied:
-        parts.append(f"{len(o.applied)} delta(s) {o.applied[0]}…{o.applied[-1]}" if len(o.applied) > 1
-                     else f"delta {o.applied[0]}")
+        parts.append(
+            f"{len(o.applied)} delta(s) {o.applied[0]}…{o.applied[-1]}"
+            if len(o.applied) > 1
+            else f"delta {o.applied[0]}"
+        )
     return f"{o.feed}: {o.before or '(empty)'} → {o.after}: " + ", then ".join(parts)
 
 
-def run_mirror(source: str, into: str, public_key: str | None, feeds: str | None, key: str | None,
-               echo: Callable[[str], None]) -> list[FeedOutcome]:
+def run_mirror(
+    source: str, into: str, public_key: str | None, feeds: str | None, key: str | None, echo: Callable[[str], None]
+) -> list[FeedOutcome]:
     """Mirror and print one line per feed; raise the first verification failure (exit 1)."""
     pem = read_public_key(public_key)
     names = [f.strip() for f in feeds.split(",") if f.strip()] if feeds else None

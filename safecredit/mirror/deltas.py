@@ -63,7 +63,8 @@ def read_delta(path: Path, schema: Schema, id_columns: Sequence[str]) -> Delta:
     try:
         con.execute(
             f"CREATE TEMP TABLE d AS SELECT op, record FROM read_json({literal(str(path))}, "
-            f"format = 'newline_delimited', columns = {{'op': 'VARCHAR', 'record': {literal(struct)}}})")
+            f"format = 'newline_delimited', columns = {{'op': 'VARCHAR', 'record': {literal(struct)}}})"
+        )
         bad = con.execute("SELECT count(*) FROM d WHERE op IS NULL OR op NOT IN ('ADD', 'MOD', 'DEL')").fetchall()[0][0]
         if bad:
             raise ValueError(f"{path.name}: {bad} line(s) with an unknown op")

@@ -38,8 +38,14 @@ def _pg_type(t: str) -> str:
         return "DOUBLE PRECISION"
     if t.startswith("DECIMAL"):
         return t.replace("DECIMAL", "NUMERIC")
-    return {"BOOLEAN": "BOOLEAN", "DATE": "DATE", "TIME": "TIME", "TIMESTAMP": "TIMESTAMP",
-            "TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ", "BLOB": "BYTEA"}.get(t, "TEXT")
+    return {
+        "BOOLEAN": "BOOLEAN",
+        "DATE": "DATE",
+        "TIME": "TIME",
+        "TIMESTAMP": "TIMESTAMP",
+        "TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ",
+        "BLOB": "BYTEA",
+    }.get(t, "TEXT")
 
 
 def _sqlite_type(t: str) -> str:
@@ -115,27 +121,40 @@ class _SqlTarget:
 
     def _init_state(self) -> None:
         with self._transaction() as cur:
-            cur.execute(f"CREATE TABLE IF NOT EXISTS {STATE} (feed TEXT PRIMARY KEY, version TEXT NOT NULL, "
-                        "manifest_sha256 TEXT NOT NULL, row_count BIGINT NOT NULL, columns TEXT NOT NULL, "
-                        "applied_at TEXT NOT NULL)")
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {STATE} (feed TEXT PRIMARY KEY, version TEXT NOT NULL, "
+                "manifest_sha256 TEXT NOT NULL, row_count BIGINT NOT NULL, columns TEXT NOT NULL, "
+                "applied_at TEXT NOT NULL)"
+            )
 
     def held(self, feed: str) -> Held | None:
         with self._transaction() as cur:
-            cur.execute(f"SELECT version, manifest_sha256, row_count, columns FROM {STATE} WHERE feed = {self.p}",
-                        (feed,))
+            cur.execute(
+                f"SELECT version, manifest_sha256, row_count, columns FROM {STATE} WHERE feed = {self.p}", (feed,)
+            )
             return held_from_row(cur.fetchone())
 
     def _record(self, cur, feed: str, version: str, sha: str, row_count: int, columns: str) -> None:
         cur.execute(f"DELETE FROM {STATE} WHERE feed = {self.p}", (feed,))
-        cur.execute(f"INSERT INTO {STATE} VALUES ({', '.join([self.p] * 6)})",
-                    (feed, version, sha, row_count, columns, now_utc().isoformat(timespec="seconds")))
+        cur.execute(
+            f"INSERT INTO {STATE} VALUES ({', '.join([self.p] * 6)})",
+            (feed, version, sha, row_count, columns, now_utc().isoformat(timespec="seconds")),
+        )
 
     def _count(self, cur, table: str) -> int:
         cur.execute(f"SELECT count(*) FROM {table}")
         return cur.fetchone()[0]
 
-    def replace(self, feed: str, version: str, manifest_sha256: str, parquet: Path, row_count: int,
-                published: list, id_columns: Sequence[str] = ()) -> None:
+    def replace(
+        self,
+        feed: str,
+        version: str,
+        manifest_sha256: str,
+        parquet: Path,
+        row_count: int,
+        published: list,
+        id_columns: Sequence[str] = (),
+    ) -> None:
         duck = connect()
         try:
             schema = parquet_schema(duck, parquet)
@@ -145,30 +164,43 @@ class _SqlTarget:
         with self._transaction() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {table}")
             step("drop")
-            cur.execute(f"CREATE TABLE {table} (" + ", ".join(f"{ident(c)} {self._sql_type(t)}" for c, t in schema)
-                        + ")")
+            cur.execute(
+                f"CREATE TABLE {table} (" + ", ".join(f"{ident(c)} {self._sql_type(t)}" for c, t in schema) + ")"
+            )
             pf = pq.ParquetFile(parquet)
             for i in range(pf.num_row_groups):  # one row group at a time: bounded memory
                 self._load(cur, table, [c for c, _ in schema], rows(pf.read_row_group(i), schema, self.kind))
             step("load")
             if id_columns:  # deltas delete by id: keep that an index lookup
-                cur.execute(f"CREATE UNIQUE INDEX {ident(f'{feed}_mirror_id')} ON {table} "
-                            f"({', '.join(ident(c) for c in id_columns)})")
+                cur.execute(
+                    f"CREATE UNIQUE INDEX {ident(f'{feed}_mirror_id')} ON {table} "
+                    f"({', '.join(ident(c) for c in id_columns)})"
+                )
             got = self._count(cur, table)
             if got != row_count:
                 raise Drift(f"{feed}/{version}: full.parquet has {got} rows, the manifest says {row_count}")
             self._record(cur, feed, version, manifest_sha256, row_count, state_columns(schema, published))
             step("state")
 
-    def apply(self, feed: str, version: str, manifest_sha256: str, delta: Delta, id_columns: Sequence[str],
-              row_count: int, held: Held) -> None:
+    def apply(
+        self,
+        feed: str,
+        version: str,
+        manifest_sha256: str,
+        delta: Delta,
+        id_columns: Sequence[str],
+        row_count: int,
+        held: Held,
+    ) -> None:
         table = ident(feed)
         with self._transaction() as cur:
             if delta.deletes.num_rows:
                 gone = self._delete(cur, table, id_columns, delta.deletes, held.schema)
                 if gone != delta.deletes.num_rows:
-                    raise Drift(f"{feed}/{version}: {delta.deletes.num_rows} ids to change or delete, "
-                                f"{gone} found in the local copy")
+                    raise Drift(
+                        f"{feed}/{version}: {delta.deletes.num_rows} ids to change or delete, "
+                        f"{gone} found in the local copy"
+                    )
             step("delete")
             self._load(cur, table, delta.inserts.column_names, rows(delta.inserts, held.schema, self.kind))
             step("insert")
@@ -239,8 +271,9 @@ class PostgresTarget(_SqlTarget):
         try:
             self.con = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1))
         except psycopg.OperationalError as exc:
-            raise SourceUnreachable(f"无法连接 PostgreSQL {self.label}：{exc}",
-                                    f"Cannot connect to PostgreSQL {self.label}: {exc}") from exc
+            raise SourceUnreachable(
+                f"无法连接 PostgreSQL {self.label}：{exc}", f"Cannot connect to PostgreSQL {self.label}: {exc}"
+            ) from exc
         self._init_state()
 
     def _load(self, cur, table: str, columns: list[str], batches: Iterator[list[tuple]]) -> None:
@@ -251,8 +284,11 @@ class PostgresTarget(_SqlTarget):
 
     def _delete(self, cur, table: str, id_columns: Sequence[str], ids: pa.Table, schema: Schema) -> int:
         types = dict(schema)
-        cur.execute("CREATE TEMP TABLE _mirror_ids (" + ", ".join(f"{ident(c)} {_pg_type(types[c])}"
-                                                                  for c in id_columns) + ") ON COMMIT DROP")
+        cur.execute(
+            "CREATE TEMP TABLE _mirror_ids ("
+            + ", ".join(f"{ident(c)} {_pg_type(types[c])}" for c in id_columns)
+            + ") ON COMMIT DROP"
+        )
         self._load(cur, "_mirror_ids", list(id_columns), rows(ids, schema, self.kind))
         match = " AND ".join(f"{table}.{ident(c)} = d.{ident(c)}" for c in id_columns)
         cur.execute(f"DELETE FROM {table} USING _mirror_ids d WHERE {match}")

@@ -43,8 +43,8 @@ class FeedOutcome:
 def _failed(feed: str, version: str, name: str, en: str, zh: str) -> MirrorVerificationFailed:
     return MirrorVerificationFailed(
         f"{feed} 的版本 {version} 的 {name} 未通过验证：{zh}。本地副本保持在上一个验证通过的版本。",
-        f"{name} of {feed} version {version} failed verification: {en}. "
-        "The local copy stays at its last good version.")
+        f"{name} of {feed} version {version} failed verification: {en}. The local copy stays at its last good version.",
+    )
 
 
 class FeedMirror:
@@ -65,8 +65,13 @@ class FeedMirror:
         if not isinstance(manifest, dict):
             raise _failed(feed, version, "manifest.json", "not a JSON object", "不是 JSON 对象")
         if manifest.get("feed") != feed or manifest.get("version") != version:
-            raise _failed(feed, version, "manifest.json",
-                          f"it names {manifest.get('feed')}/{manifest.get('version')}", "清单中的数据集或版本不符")
+            raise _failed(
+                feed,
+                version,
+                "manifest.json",
+                f"it names {manifest.get('feed')}/{manifest.get('version')}",
+                "清单中的数据集或版本不符",
+            )
         try:
             verify_manifest_signature(manifest, self.pem)
         except VerificationError as exc:
@@ -81,22 +86,34 @@ class FeedMirror:
         path = self.workdir / f"{feed}-{version}-{name}"
         sha = self.source.fetch(feed, version, name, path)
         if sha != entry.get("sha256") or path.stat().st_size != entry.get("size"):
-            raise _failed(feed, version, name,
-                          f"sha256 {sha[:12]}… ({path.stat().st_size} bytes) does not match the manifest's "
-                          f"{str(entry.get('sha256'))[:12]}… ({entry.get('size')} bytes)",
-                          "sha256 或大小与清单不符")
+            raise _failed(
+                feed,
+                version,
+                name,
+                f"sha256 {sha[:12]}… ({path.stat().st_size} bytes) does not match the manifest's "
+                f"{str(entry.get('sha256'))[:12]}… ({entry.get('size')} bytes)",
+                "sha256 或大小与清单不符",
+            )
         return path
 
     # -- one feed ------------------------------------------------------------------------------
-    def resync(self, out: FeedOutcome, version: str, reason: str, manifest: dict | None = None,
-               sha: str | None = None) -> None:
+    def resync(
+        self, out: FeedOutcome, version: str, reason: str, manifest: dict | None = None, sha: str | None = None
+    ) -> None:
         feed = out.feed
         if manifest is None:
             manifest, sha = self.manifest(feed, version)
         parquet = self.file(feed, version, manifest, "full.parquet")
         try:
-            self.target.replace(feed, version, sha, parquet, manifest.get("row_count"), manifest.get("columns"),
-                                manifest.get("id_columns") or [])
+            self.target.replace(
+                feed,
+                version,
+                sha,
+                parquet,
+                manifest.get("row_count"),
+                manifest.get("columns"),
+                manifest.get("id_columns") or [],
+            )
         except Drift as exc:  # the full file itself disagrees with its signed manifest
             raise _failed(feed, version, "full.parquet", str(exc), "行数与清单不符") from exc
         finally:
@@ -124,9 +141,10 @@ class FeedMirror:
         except MirrorVerificationFailed as exc:
             out.error = exc
         except Gone as exc:
-            raise SourceUnreachable(f"镜像过程中源站删除了 {feed} 的版本（{exc}），请重新运行。",
-                                    f"The source removed a version of {feed} during the mirror ({exc}); "
-                                    "run it again.") from exc
+            raise SourceUnreachable(
+                f"镜像过程中源站删除了 {feed} 的版本（{exc}），请重新运行。",
+                f"The source removed a version of {feed} during the mirror ({exc}); run it again.",
+            ) from exc
         return out
 
     def chain(self, out: FeedOutcome, held: Held, served: list[str]) -> None:
@@ -138,8 +156,9 @@ class FeedMirror:
             except Gone:
                 return self.resync(out, latest, f"{version} is no longer served")
             if manifest.get("previous_version") != held.version:
-                return self.resync(out, latest, f"gap: {version} follows {manifest.get('previous_version')}, "
-                                                f"not {held.version}")
+                return self.resync(
+                    out, latest, f"gap: {version} follows {manifest.get('previous_version')}, not {held.version}"
+                )
             if manifest.get("columns") != held.published:
                 self.resync(out, version, "columns changed", manifest, sha)
             else:
@@ -151,8 +170,7 @@ class FeedMirror:
                 try:
                     delta = read_delta(path, held.schema, ids)
                 except (ValueError, duckdb.Error) as exc:  # signed, but not in the held table's shape
-                    return self.resync(out, latest, f"the delta of {version} does not read as the held columns "
-                                                    f"({exc})")
+                    return self.resync(out, latest, f"the delta of {version} does not read as the held columns ({exc})")
                 finally:
                     path.unlink(missing_ok=True)
                 try:
@@ -164,16 +182,19 @@ class FeedMirror:
             held = self.target.held(feed)
         return None
 
-def mirror(source, target, public_key_pem: str, feeds: list[str] | None = None,
-           workdir: Path | None = None) -> list[FeedOutcome]:
+
+def mirror(
+    source, target, public_key_pem: str, feeds: list[str] | None = None, workdir: Path | None = None
+) -> list[FeedOutcome]:
     """Mirror `feeds` (default: every feed the source lists) into `target`; one outcome per feed."""
     catalogue = source.catalogue()
     if feeds:
         unknown = [f for f in feeds if f not in catalogue]
         if unknown:
-            raise MirrorUsageError(f"源站没有数据集 {', '.join(unknown)}（可用：{', '.join(sorted(catalogue))}）。",
-                                   f"The source has no feed {', '.join(unknown)} "
-                                   f"(available: {', '.join(sorted(catalogue))}).")
+            raise MirrorUsageError(
+                f"源站没有数据集 {', '.join(unknown)}（可用：{', '.join(sorted(catalogue))}）。",
+                f"The source has no feed {', '.join(unknown)} (available: {', '.join(sorted(catalogue))}).",
+            )
     names, explicit = (list(feeds), True) if feeds else (sorted(catalogue), False)
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="safecredit-mirror-", dir=workdir) as tmp:
@@ -187,7 +208,8 @@ def mirror(source, target, public_key_pem: str, feeds: list[str] | None = None,
                     raise
                 outcomes.append(FeedOutcome(name, skipped=f"not readable with this key ({exc.en})"))
     if outcomes and all(o.skipped and o.skipped.startswith("not readable") for o in outcomes):
-        raise MirrorUsageError("该密钥不能读取任何数据集：请向运营方申请 lists:read、credit:read 或 premium:read 权限。",
-                               "The key can read none of the feeds: ask the operator for lists:read, credit:read "
-                               "or premium:read.")
+        raise MirrorUsageError(
+            "该密钥不能读取任何数据集：请向运营方申请 lists:read、credit:read 或 premium:read 权限。",
+            "The key can read none of the feeds: ask the operator for lists:read, credit:read or premium:read.",
+        )
     return outcomes

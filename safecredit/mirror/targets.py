@@ -74,27 +74,42 @@ class DuckDBTarget:
         try:
             self.con = connect(str(path))
         except duckdb.IOException as exc:  # another mirror (or a reader) holds the file
-            raise MirrorUsageError(f"无法打开 {path}（可能另一个镜像进程正在使用）：{exc}",
-                                   f"Cannot open {path} (another mirror may be using it): {exc}") from exc
-        self.con.execute(f"CREATE TABLE IF NOT EXISTS {STATE} (feed VARCHAR PRIMARY KEY, version VARCHAR NOT NULL, "
-                         "manifest_sha256 VARCHAR NOT NULL, row_count BIGINT NOT NULL, columns VARCHAR NOT NULL, "
-                         "applied_at TIMESTAMP NOT NULL)")
+            raise MirrorUsageError(
+                f"无法打开 {path}（可能另一个镜像进程正在使用）：{exc}",
+                f"Cannot open {path} (another mirror may be using it): {exc}",
+            ) from exc
+        self.con.execute(
+            f"CREATE TABLE IF NOT EXISTS {STATE} (feed VARCHAR PRIMARY KEY, version VARCHAR NOT NULL, "
+            "manifest_sha256 VARCHAR NOT NULL, row_count BIGINT NOT NULL, columns VARCHAR NOT NULL, "
+            "applied_at TIMESTAMP NOT NULL)"
+        )
 
     def close(self) -> None:
         self.con.close()
 
     def held(self, feed: str) -> Held | None:
-        rows = self.con.execute(f"SELECT version, manifest_sha256, row_count, columns FROM {STATE} WHERE feed = ?",
-                                [feed]).fetchall()
+        rows = self.con.execute(
+            f"SELECT version, manifest_sha256, row_count, columns FROM {STATE} WHERE feed = ?", [feed]
+        ).fetchall()
         return held_from_row(rows[0] if rows else None)
 
     def _record(self, feed: str, version: str, manifest_sha256: str, row_count: int, columns: str) -> None:
         self.con.execute(f"DELETE FROM {STATE} WHERE feed = ?", [feed])
-        self.con.execute(f"INSERT INTO {STATE} VALUES (?, ?, ?, ?, ?, ?)",
-                         [feed, version, manifest_sha256, row_count, columns, now_utc()])
+        self.con.execute(
+            f"INSERT INTO {STATE} VALUES (?, ?, ?, ?, ?, ?)",
+            [feed, version, manifest_sha256, row_count, columns, now_utc()],
+        )
 
-    def replace(self, feed: str, version: str, manifest_sha256: str, parquet: Path, row_count: int,
-                published: list, id_columns: Sequence[str] = ()) -> None:
+    def replace(
+        self,
+        feed: str,
+        version: str,
+        manifest_sha256: str,
+        parquet: Path,
+        row_count: int,
+        published: list,
+        id_columns: Sequence[str] = (),
+    ) -> None:
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:
@@ -113,8 +128,16 @@ class DuckDBTarget:
             con.execute("ROLLBACK")
             raise
 
-    def apply(self, feed: str, version: str, manifest_sha256: str, delta: Delta, id_columns: Sequence[str],
-              row_count: int, held: Held) -> None:
+    def apply(
+        self,
+        feed: str,
+        version: str,
+        manifest_sha256: str,
+        delta: Delta,
+        id_columns: Sequence[str],
+        row_count: int,
+        held: Held,
+    ) -> None:
         con, table = self.con, ident(feed)
         con.register("_dels", delta.deletes)
         con.register("_adds", delta.inserts)
@@ -124,8 +147,10 @@ class DuckDBTarget:
                 match = " AND ".join(f"{table}.{ident(c)} = _dels.{ident(c)}" for c in id_columns)
                 gone = con.execute(f"DELETE FROM {table} USING _dels WHERE {match}").fetchall()[0][0]
                 if gone != delta.deletes.num_rows:
-                    raise Drift(f"{feed}/{version}: {delta.deletes.num_rows} ids to change or delete, "
-                                f"{gone} found in the local copy")
+                    raise Drift(
+                        f"{feed}/{version}: {delta.deletes.num_rows} ids to change or delete, "
+                        f"{gone} found in the local copy"
+                    )
             step("delete")
             if delta.inserts.num_rows:
                 con.execute(f"INSERT INTO {table} SELECT * FROM _adds")

@@ -13,8 +13,15 @@ signature against the operator's public key.
 """
 
 from .delta import apply_delta, compute_delta
-from .errors import (FullIdNumberError, PublishError, PublishLocked, UnsafePath, VerificationError,
-                     VersionNotFound, VersionPruned)
+from .errors import (
+    FullIdNumberError,
+    PublishError,
+    PublishLocked,
+    UnsafePath,
+    VerificationError,
+    VersionNotFound,
+    VersionPruned,
+)
 from .feeds import FEEDS, FeedSpec, feed_docs_markdown
 from .formats import ALL_FILES, DATA_FILES
 from .guards import assert_no_full_id_numbers, find_full_id_numbers
@@ -24,9 +31,29 @@ from .store import FeedStore, VerifyReport, verify_version
 from .versions import is_version_id
 
 __all__ = [
-    "ALL_FILES", "DATA_FILES", "FEEDS", "FeedSpec", "FeedStore", "FullIdNumberError", "PublishError",
-    "PublishLocked", "PublishResult", "Publisher", "SigningKey", "UnsafePath", "VerificationError",
-    "VerifyReport", "VersionNotFound", "VersionPruned", "apply_delta", "assert_no_full_id_numbers",
-    "canonical_json", "compute_delta", "feed_docs_markdown", "find_full_id_numbers", "is_version_id",
-    "verify_manifest_signature", "verify_version",
+    "ALL_FILES",
+    "DATA_FILES",
+    "FEEDS",
+    "FeedSpec",
+    "FeedStore",
+    "FullIdNumberError",
+    "PublishError",
+    "PublishLocked",
+    "PublishResult",
+    "Publisher",
+    "SigningKey",
+    "UnsafePath",
+    "VerificationError",
+    "VerifyReport",
+    "VersionNotFound",
+    "VersionPruned",
+    "apply_delta",
+    "assert_no_full_id_numbers",
+    "canonical_json",
+    "compute_delta",
+    "feed_docs_markdown",
+    "find_full_id_numbers",
+    "is_version_id",
+    "verify_manifest_signature",
+    "verify_version",
 ]

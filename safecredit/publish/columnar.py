@@ -98,17 +98,16 @@ def _string_bytes(col: pa.Array) -> memoryview:
         col = col.cast(pa.large_string())
     width = 8 if col.type == pa.large_string() else 4
     _, offsets, data = col.buffers()
-    first = int.from_bytes(offsets[col.offset * width:(col.offset + 1) * width], "little", signed=True)
+    first = int.from_bytes(offsets[col.offset * width : (col.offset + 1) * width], "little", signed=True)
     end = (col.offset + len(col)) * width
-    last = int.from_bytes(offsets[end:end + width], "little", signed=True)
+    last = int.from_bytes(offsets[end : end + width], "little", signed=True)
     return memoryview(data)[first:last]
 
 
 class Session:
     """One publication's DuckDB: in memory, spilling into `work_dir` (inside the staging area)."""
 
-    def __init__(self, work_dir: Path, *, memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
-                 threads: int | None = None):
+    def __init__(self, work_dir: Path, *, memory_limit: str | None = DEFAULT_MEMORY_LIMIT, threads: int | None = None):
         self.work_dir = Path(work_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         config = {"temp_directory": str(self.work_dir / "spill"), "preserve_insertion_order": True}
@@ -154,8 +153,10 @@ class Session:
         table, src = f"feed_{spec.name}", f"src_{spec.name}"
         self.con.register(src, reader)
         try:
-            self.con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT *, {json_line_sql(columns)} AS {LINE} "
-                             f"FROM {src} ORDER BY {self._ids(spec)}")
+            self.con.execute(
+                f"CREATE OR REPLACE TABLE {table} AS SELECT *, {json_line_sql(columns)} AS {LINE} "
+                f"FROM {src} ORDER BY {self._ids(spec)}"
+            )
         finally:
             self.con.unregister(src)
         ids = self._ids(spec)
@@ -163,12 +164,14 @@ class Session:
         distinct = ids if len(spec.id_columns) == 1 else f"({ids})"
         rows, null_ids, unique, suspects = self.con.execute(  # one scan for every check
             f"SELECT count(*), count(*) FILTER (WHERE {nulls}), count(DISTINCT {distinct}), "
-            f"count(*) FILTER (WHERE {candidate_sql(LINE)}) FROM {table}").fetchall()[0]
+            f"count(*) FILTER (WHERE {candidate_sql(LINE)}) FROM {table}"
+        ).fetchall()[0]
         if null_ids:
             raise ValueError(f"feed {spec.name}: {null_ids} row(s) have a null id {spec.id_columns}")
         if unique != rows:
-            dup = self.con.execute(f"SELECT {ids} FROM {table} GROUP BY ALL HAVING count(*) > 1 "
-                                   f"ORDER BY ALL LIMIT 1").fetchall()[0]
+            dup = self.con.execute(
+                f"SELECT {ids} FROM {table} GROUP BY ALL HAVING count(*) > 1 ORDER BY ALL LIMIT 1"
+            ).fetchall()[0]
             raise ValueError(f"feed {spec.name}: duplicate id {list(dup)} (ids must be unique)")
         staged = StagedFeed(spec, table, columns, reader.schema.remove_metadata(), rows, suspects)
         self.feeds[spec.name] = staged
@@ -188,8 +191,9 @@ class Session:
         staged = self.feeds[feed]
         if not staged.id_suspects:
             return []
-        reader = self.con.sql(f"SELECT {LINE} FROM {staged.table} WHERE {candidate_sql(LINE)}") \
-            .to_arrow_reader(BATCH_ROWS)
+        reader = self.con.sql(f"SELECT {LINE} FROM {staged.table} WHERE {candidate_sql(LINE)}").to_arrow_reader(
+            BATCH_ROWS
+        )
         return find_in_records(json.loads(line) for batch in reader for line in batch.column(0).to_pylist())
 
     def content_digest(self, feed: str) -> str:
@@ -224,8 +228,10 @@ class Session:
         staged = self.feeds[feed]
         parquet = out_dir / "full.parquet"
         # COPY keeps the table's (id) order: preserve_insertion_order
-        self.con.execute(f"COPY (SELECT {staged.select} FROM {staged.table}) TO {sql_str(str(parquet))} "
-                         "(FORMAT parquet, COMPRESSION zstd)")
+        self.con.execute(
+            f"COPY (SELECT {staged.select} FROM {staged.table}) TO {sql_str(str(parquet))} "
+            "(FORMAT parquet, COMPRESSION zstd)"
+        )
         fsutil.fsync_file(parquet)
         header = _csv_header(staged.spec.headers([n for n, _ in staged.columns]))
         csv_lines = self._in_order(feed, csv_line_sql(staged.columns))
@@ -233,23 +239,29 @@ class Session:
         jsonl_lines = self._in_order(feed, f"{LINE} || chr(10)")
         return [file_entry(parquet, staged.rows), csv_entry, _write_stream(out_dir / "full.jsonl", jsonl_lines)]
 
-    def write_delta(self, spec: FeedSpec, previous: Path | None, current: str | Path,
-                    out_dir: Path) -> tuple[FileEntry, dict[str, int]]:
+    def write_delta(
+        self, spec: FeedSpec, previous: Path | None, current: str | Path, out_dir: Path
+    ) -> tuple[FileEntry, dict[str, int]]:
         """delta.jsonl from the `previous` version's full.parquet (None: everything is ADD) to the
         `current` rows (a staged feed's name, or another version's full.parquet); with its counts."""
         cur = self._lines_of(spec, current)
-        prev = self._lines_of(spec, previous) if previous is not None else \
-            f"SELECT {self._ids(spec)}, NULL::VARCHAR AS {LINE} FROM ({cur}) WHERE false"
+        prev = (
+            self._lines_of(spec, previous)
+            if previous is not None
+            else f"SELECT {self._ids(spec)}, NULL::VARCHAR AS {LINE} FROM ({cur}) WHERE false"
+        )
         types = self._id_types(spec, current)
         on = " AND ".join(f"p.{ident(c)} = c.{ident(c)}" for c in spec.id_columns)
         key = [f"coalesce(c.{ident(c)}, p.{ident(c)})" for c in spec.id_columns]
         id_json = [json_sql(k, types[c]) for k, c in zip(key, spec.id_columns)]
         id_text = id_json[0] if len(id_json) == 1 else "'[' || " + " || ',' || ".join(id_json) + " || ']'"
         op = f"CASE WHEN p.{LINE} IS NULL THEN 'ADD' WHEN c.{LINE} IS NULL THEN 'DEL' ELSE 'MOD' END"
-        sql = (f"SELECT '{{\"op\":\"' || {op} || '\",\"id\":' || {id_text} || ',\"record\":' || "
-               f"coalesce(c.{LINE}, p.{LINE}) || '}}' || chr(10) AS line, {op} AS op "
-               f"FROM ({prev}) p FULL OUTER JOIN ({cur}) c ON {on} "
-               f"WHERE p.{LINE} IS DISTINCT FROM c.{LINE} ORDER BY {', '.join(key)}")
+        sql = (
+            f'SELECT \'{{"op":"\' || {op} || \'","id":\' || {id_text} || \',"record":\' || '
+            f"coalesce(c.{LINE}, p.{LINE}) || '}}' || chr(10) AS line, {op} AS op "
+            f"FROM ({prev}) p FULL OUTER JOIN ({cur}) c ON {on} "
+            f"WHERE p.{LINE} IS DISTINCT FROM c.{LINE} ORDER BY {', '.join(key)}"
+        )
         stats = dict.fromkeys(("ADD", "MOD", "DEL"), 0)
 
         def counted() -> Iterator[pa.RecordBatch]:

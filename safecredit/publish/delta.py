@@ -47,11 +47,14 @@ def compute_delta(
     id_columns: Sequence[str],
 ) -> list[dict[str, Any]]:
     """The delta lines (as dicts) that turn `previous` into `current` (None: everything is ADD)."""
+
     def keyed(records: Iterable[Mapping[str, Any]]) -> list[Keyed]:
         return [(id_key(id_of(dict(r), id_columns)), json_line(r), r) for r in records]
 
-    return [{"op": op, "id": _ident(key), "record": item[2]}
-            for op, key, item in diff_keyed(keyed(previous or ()), keyed(current))]
+    return [
+        {"op": op, "id": _ident(key), "record": item[2]}
+        for op, key, item in diff_keyed(keyed(previous or ()), keyed(current))
+    ]
 
 
 def apply_delta(

@@ -85,9 +85,12 @@ BLACKLIST_COLUMNS: dict[str, tuple[str, str]] = {
     "end_date": ("管理期届满日期", "列入日期加管理期（3年），不含当日（YYYY-MM-DD）"),
     "status": ("状态", "pending|listed|expired|repaired|objection_upheld|revoked；仅 listed 限制"),
     "status_date": ("状态日期", "当前状态的起始日期（YYYY-MM-DD）"),
-    "calendar_gap_year": ("待公布日历年份", "告知期延伸至尚无国务院办公厅节假日安排的年份时为该年份（条目保持 pending，"
-                          "不列入）；否则为空 / year without a published holiday calendar that the notice "
-                          "period reaches (entry stays pending)"),
+    "calendar_gap_year": (
+        "待公布日历年份",
+        "告知期延伸至尚无国务院办公厅节假日安排的年份时为该年份（条目保持 pending，"
+        "不列入）；否则为空 / year without a published holiday calendar that the notice "
+        "period reaches (entry stays pending)",
+    ),
     "repair_date": ("信用修复日期", "信用修复生效日期（列入满12个月后），无则为空"),
     "objection_date": ("异议成立日期", "异议成立的日期，无则为空"),
     "revoked_date": ("撤销日期", "触发处罚被撤销或更正后不再符合的日期，无则为空"),
@@ -98,7 +101,10 @@ BLACKLIST_COLUMNS: dict[str, tuple[str, str]] = {
 }
 
 RESTRICTIONS_COLUMNS: dict[str, tuple[str, str]] = {
-    "restriction_id": ("惩戒记录编号", "稳定标识（来源、条目编号与事项派生），跨版本不变；与 entry_id + matter 一一对应"),
+    "restriction_id": (
+        "惩戒记录编号",
+        "稳定标识（来源、条目编号与事项派生），跨版本不变；与 entry_id + matter 一一对应",
+    ),
     "source": ("惩戒来源", "listing（名单条目）或 ban（个人处罚所示的法定禁止）"),
     "entry_id": ("名单条目编号", "所依据的名单条目编号；法定禁止（source = ban）为 B 开头的禁止编号"),
     "penalty_id": ("处罚记录编号", "名单条目或法定禁止所依据的处罚决定编号，同 penalties_public"),
@@ -156,10 +162,16 @@ CREDIT_SCORES_COLUMNS: dict[str, tuple[str, str]] = {
     "score": ("信用分", "安全生产信用评分（0–100）：基础分 + 扣分 + 加分，见 components"),
     "grade": ("信用等级", "A ≥ 85、B ≥ 70、C ≥ 60、D 低于 60 或强制（阈值为政策数据）"),
     "forced_d": ("强制D级", "true 表示因列入名单、较大事故等事由直接评为 D 级"),
-    "forced_reasons": ("强制D级事由", "LISTED、MAJOR_ACCIDENT、REPEATED_ACCIDENTS、HIDDEN_DANGER_UNFIXED、CONCEALED_ACCIDENT"),
+    "forced_reasons": (
+        "强制D级事由",
+        "LISTED、MAJOR_ACCIDENT、REPEATED_ACCIDENTS、HIDDEN_DANGER_UNFIXED、CONCEALED_ACCIDENT",
+    ),
     "incentive_eligible": ("守信激励", "true 表示数据可核验的守信条件均满足（安监总办〔2017〕133号）"),
     "incentive_conditions": ("守信条件", "各条件及其状态 met / not_met / not_checked（数据无法核验）（JSON）"),
-    "components": ("评分构成", "基础分、扣分、加分及强制事由，各附来源部门、数据集、记录编号、文书号或事故编号（JSON）"),
+    "components": (
+        "评分构成",
+        "基础分、扣分、加分及强制事由，各附来源部门、数据集、记录编号、文书号或事故编号（JSON）",
+    ),
     "component_count": ("构成项数", "components 的项数"),
     **_COMMON,
 }
@@ -176,7 +188,10 @@ PREMIUM_FACTORS_COLUMNS: dict[str, tuple[str, str]] = {
     "listed": ("列入失信名单", "true 表示当前处于严重失信主体名单（listed）期间"),
     "valid_from": ("有效期起", "YYYY-MM-DD"),
     "valid_to": ("有效期止", "YYYY-MM-DD（含当日）"),
-    "worksheet": ("计算底稿", "复算系数所需的全部输入：各浮动因素（含暂无数据而跳过的因素及原因）或经验费率各项（JSON）"),
+    "worksheet": (
+        "计算底稿",
+        "复算系数所需的全部输入：各浮动因素（含暂无数据而跳过的因素及原因）或经验费率各项（JSON）",
+    ),
     **_COMMON,
 }
 
@@ -209,16 +224,33 @@ def _registry(*specs: FeedSpec) -> Mapping[str, FeedSpec]:
 
 
 FEEDS: Mapping[str, FeedSpec] = _registry(
-    FeedSpec("blacklist", "安全生产严重失信主体名单", "lists:read", ("entry_id",), BLACKLIST_COLUMNS,
-             "单位和个人；已移出的条目保留，附状态和日期。"),
-    FeedSpec("restrictions", "联合惩戒措施", "lists:read", ("entry_id", "matter"), RESTRICTIONS_COLUMNS,
-             "每个被列入主体 × 惩戒事项一行。"),
-    FeedSpec("penalties_public", "行政处罚公示（双公示）", "lists:read", ("penalty_id",),
-             PENALTIES_PUBLIC_COLUMNS, "处于公示期内的行政处罚。"),
+    FeedSpec(
+        "blacklist",
+        "安全生产严重失信主体名单",
+        "lists:read",
+        ("entry_id",),
+        BLACKLIST_COLUMNS,
+        "单位和个人；已移出的条目保留，附状态和日期。",
+    ),
+    FeedSpec(
+        "restrictions",
+        "联合惩戒措施",
+        "lists:read",
+        ("entry_id", "matter"),
+        RESTRICTIONS_COLUMNS,
+        "每个被列入主体 × 惩戒事项一行。",
+    ),
+    FeedSpec(
+        "penalties_public",
+        "行政处罚公示（双公示）",
+        "lists:read",
+        ("penalty_id",),
+        PENALTIES_PUBLIC_COLUMNS,
+        "处于公示期内的行政处罚。",
+    ),
     FeedSpec("credit_scores", "安全生产信用评分", "credit:read", ("uscc",), CREDIT_SCORES_COLUMNS),
     FeedSpec("premium_factors", "安责险费率浮动系数", "premium:read", ("uscc",), PREMIUM_FACTORS_COLUMNS),
-    FeedSpec("intermediary_ratings", "中介机构信用评级", "lists:read", ("uscc",),
-             INTERMEDIARY_RATINGS_COLUMNS),
+    FeedSpec("intermediary_ratings", "中介机构信用评级", "lists:read", ("uscc",), INTERMEDIARY_RATINGS_COLUMNS),
 )
 
 

@@ -87,7 +87,7 @@ def prepare(spec: FeedSpec, table: Any) -> PreparedFeed:
     from .columnar import LINE, Session
 
     with tempfile.TemporaryDirectory(prefix="safecredit-prepare-") as work, Session(Path(work)) as session:
-        staged = session.stage(spec, table)
+        session.stage(spec, table)
         ids = ", ".join(ident(c) for c in spec.id_columns)
         rows = session.con.sql(session.ordered(spec.name, f"{ids}, {LINE}")).fetchall()
         sorted_table = session.relation(spec.name).to_arrow_table()

@@ -123,7 +123,7 @@ class DirLock:
         self.timeout = timeout
         self._fd: int | None = None
 
-    def __enter__(self) -> "DirLock":
+    def __enter__(self) -> DirLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + self.timeout
         while True:

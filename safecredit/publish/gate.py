@@ -34,13 +34,15 @@ def is_private(column: str) -> bool:
 
 def public_columns(con: duckdb.DuckDBPyConnection, feed: str) -> list[tuple[str, str]]:
     """(name, DuckDB type) of the columns of `rules.<feed>` that are published."""
-    return [(name, typ) for name, typ, *_ in con.execute(f"DESCRIBE rules.{feed}").fetchall()
-            if not is_private(name) and name not in RUN_CONSTANTS]
+    return [
+        (name, typ)
+        for name, typ, *_ in con.execute(f"DESCRIBE rules.{feed}").fetchall()
+        if not is_private(name) and name not in RUN_CONSTANTS
+    ]
 
 
 def present_feeds(con: duckdb.DuckDBPyConnection) -> list[str]:
-    have = {t for (t,) in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'rules'").fetchall()}
+    have = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'rules'").fetchall()}
     return [f for f in FEEDS if f in have]
 
 
@@ -59,8 +61,14 @@ def duplicate_ids(con: duckdb.DuckDBPyConnection, feed: str) -> list[dict]:
         SELECT {ids} FROM rules.{feed} GROUP BY ALL HAVING count(*) > 1)""").fetchone()
     if not n:
         return []
-    return [_fail("unique_ids", feed, f"{feed}: {n} id(s) ({ids}) name more than one row, e.g. {example}",
-                  f"{feed}：{n} 个标识（{ids}）对应多行，如 {example}")]
+    return [
+        _fail(
+            "unique_ids",
+            feed,
+            f"{feed}: {n} id(s) ({ids}) name more than one row, e.g. {example}",
+            f"{feed}：{n} 个标识（{ids}）对应多行，如 {example}",
+        )
+    ]
 
 
 def full_id_numbers(con: duckdb.DuckDBPyConnection, feed: str) -> list[dict]:
@@ -73,33 +81,48 @@ def full_id_numbers(con: duckdb.DuckDBPyConnection, feed: str) -> list[dict]:
             text = f'to_json("{name}")::VARCHAR'
         else:
             continue
-        hits = f"list_filter(regexp_extract_all(' ' || {text} || ' ', '{ID_CANDIDATE}', 1), lambda x: sc_id_ok(upper(x)))"
-        checks.append(f"SELECT '{name}' AS col, count(*) AS n, sc_mask(upper(any_value({hits}[1]))) AS example "
-                      f"FROM rules.{feed} WHERE len({hits}) > 0")
+        hits = (
+            f"list_filter(regexp_extract_all(' ' || {text} || ' ', '{ID_CANDIDATE}', 1), lambda x: sc_id_ok(upper(x)))"
+        )
+        checks.append(
+            f"SELECT '{name}' AS col, count(*) AS n, sc_mask(upper(any_value({hits}[1]))) AS example "
+            f"FROM rules.{feed} WHERE len({hits}) > 0"
+        )
     if not checks:
         return []
     found = con.execute(" UNION ALL ".join(checks) + " ORDER BY col").fetchall()
-    return [_fail("no_full_id_numbers", feed,
-                  f"{feed}.{col}: {n} value(s) hold a full ID number (e.g. {example}); public feeds show the "
-                  "last four digits only",
-                  f"{feed}.{col}：{n} 个值含完整身份证号（如 {example}），公开数据只能保留后4位")
-            for col, n, example in found if n]
+    return [
+        _fail(
+            "no_full_id_numbers",
+            feed,
+            f"{feed}.{col}: {n} value(s) hold a full ID number (e.g. {example}); public feeds show the "
+            "last four digits only",
+            f"{feed}.{col}：{n} 个值含完整身份证号（如 {example}），公开数据只能保留后4位",
+        )
+        for col, n, example in found
+        if n
+    ]
 
 
-def shrink(feed: str, rows: int, previous_rows: int | None, previous_version: str | None,
-           max_shrink: float) -> list[dict]:
+def shrink(
+    feed: str, rows: int, previous_rows: int | None, previous_version: str | None, max_shrink: float
+) -> list[dict]:
     if not previous_rows or (previous_rows - rows) / previous_rows <= max_shrink:
         return []
     lost = (previous_rows - rows) / previous_rows
-    return [_fail("shrink_within_policy", feed,
-                  f"{feed} would shrink from {previous_rows} to {rows} rows ({lost:.1%} lost; at most "
-                  f"{max_shrink:.0%} allowed) against {previous_version}",
-                  f"{feed} 将从 {previous_rows} 行减少到 {rows} 行（减少 {lost:.1%}，政策上限 {max_shrink:.0%}），"
-                  f"对比版本 {previous_version}")]
+    return [
+        _fail(
+            "shrink_within_policy",
+            feed,
+            f"{feed} would shrink from {previous_rows} to {rows} rows ({lost:.1%} lost; at most "
+            f"{max_shrink:.0%} allowed) against {previous_version}",
+            f"{feed} 将从 {previous_rows} 行减少到 {rows} 行（减少 {lost:.1%}，政策上限 {max_shrink:.0%}），"
+            f"对比版本 {previous_version}",
+        )
+    ]
 
 
-def staleness_failures(raw_root: Path, max_days: float, now: datetime,
-                       datasets: set[str] | None = None) -> list[dict]:
+def staleness_failures(raw_root: Path, max_days: float, now: datetime, datasets: set[str] | None = None) -> list[dict]:
     """Sources (of `datasets`, or all) whose last successful fetch is older than `max_days`."""
     from safecredit.freshness import since_last_fetch
 
@@ -110,10 +133,16 @@ def staleness_failures(raw_root: Path, max_days: float, now: datetime,
         last = st.get("last_success")
         age = float("inf") if st["age_days"] is None else st["age_days"]
         if age > max_days:
-            out.append({"assertion": "source_staleness", "feed": "*", "dataset": st["dataset"],
-                        "message": f"{st['department']}/{st['dataset']}: last successful fetch "
-                                   f"{last or 'never'} is {age:.1f} days old (> {max_days:g}); "
-                                   f"数据源 {st['department']}/{st['dataset']} 已超过 {max_days:g} 天未成功拉取"})
+            out.append(
+                {
+                    "assertion": "source_staleness",
+                    "feed": "*",
+                    "dataset": st["dataset"],
+                    "message": f"{st['department']}/{st['dataset']}: last successful fetch "
+                    f"{last or 'never'} is {age:.1f} days old (> {max_days:g}); "
+                    f"数据源 {st['department']}/{st['dataset']} 已超过 {max_days:g} 天未成功拉取",
+                }
+            )
     return out
 
 
@@ -122,13 +151,22 @@ def held_back_sources(con: duckdb.DuckDBPyConnection, raw_root: Path) -> list[di
     contract checks, and departments that could not be reached (their previous data stands)."""
     from safecredit.landing import source_states
 
-    out = [{"department": d, "dataset": ds, "batch": f, "kind": "held_back", "reason_zh": zh, "reason_en": en}
-           for d, ds, f, zh, en in con.execute(
-               "SELECT department, dataset, fetch_id, reason_zh, reason_en FROM quality.batches "
-               "WHERE held ORDER BY ALL").fetchall()]
+    out = [
+        {"department": d, "dataset": ds, "batch": f, "kind": "held_back", "reason_zh": zh, "reason_en": en}
+        for d, ds, f, zh, en in con.execute(
+            "SELECT department, dataset, fetch_id, reason_zh, reason_en FROM quality.batches WHERE held ORDER BY ALL"
+        ).fetchall()
+    ]
     for st in source_states(raw_root):
         if st.get("last_status") not in (None, "landed"):
-            out.append({"department": st["department"], "dataset": st["dataset"], "kind": "unreachable",
-                        "last_success": st.get("last_success"), "reason_zh": st.get("last_error_zh"),
-                        "reason_en": st.get("last_error_en")})
+            out.append(
+                {
+                    "department": st["department"],
+                    "dataset": st["dataset"],
+                    "kind": "unreachable",
+                    "last_success": st.get("last_success"),
+                    "reason_zh": st.get("last_error_zh"),
+                    "reason_en": st.get("last_error_en"),
+                }
+            )
     return out

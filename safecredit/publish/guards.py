@@ -70,11 +70,15 @@ def candidate_sql(text: str) -> str:
     right check character and a plausible birth date). A superset of what `find_in_records` reports,
     cheap enough to scan every row of a feed in DuckDB; only the rows it lets through reach Python."""
     checksum = " + ".join(f"CAST(substr(c, {i + 1}, 1) AS INTEGER) * {w}" for i, w in enumerate(ID_WEIGHTS))
-    valid = (f"substr('{ID_CHECK_MAP}', ({checksum}) % 11 + 1, 1) = upper(substr(c, 18, 1)) AND "
-             "try_strptime(substr(c, 7, 8), '%Y%m%d') BETWEEN TIMESTAMP '1880-01-01' AND current_date")
+    valid = (
+        f"substr('{ID_CHECK_MAP}', ({checksum}) % 11 + 1, 1) = upper(substr(c, 18, 1)) AND "
+        "try_strptime(substr(c, 7, 8), '%Y%m%d') BETWEEN TIMESTAMP '1880-01-01' AND current_date"
+    )
     run = "'[1-9][0-9]{16}[0-9Xx]'"
-    return (f"(regexp_matches({text}, {run}) AND "
-            f"len(list_filter(regexp_extract_all({text}, {run}), lambda c: {valid})) > 0)")
+    return (
+        f"(regexp_matches({text}, {run}) AND "
+        f"len(list_filter(regexp_extract_all({text}, {run}), lambda c: {valid})) > 0)"
+    )
 
 
 def _strings(value: Any) -> list[str]:
@@ -93,8 +97,9 @@ def find_in_records(records: Iterable[dict[str, Any]]) -> list[tuple[str, int, s
     counts: dict[str, list] = {}
     for record in records:
         for column, value in record.items():
-            numbers = [m.upper() for s in _strings(value) for m in _CANDIDATE.findall(s)
-                       if is_full_id_number(m.upper())]
+            numbers = [
+                m.upper() for s in _strings(value) for m in _CANDIDATE.findall(s) if is_full_id_number(m.upper())
+            ]
             if numbers:
                 entry = counts.setdefault(column, [0, mask(numbers[0])])
                 entry[0] += 1

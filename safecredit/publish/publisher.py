@@ -101,20 +101,35 @@ def _normalise_failures(out: Any, hook: Callable) -> list[dict]:
         if isinstance(f, str):
             failures.append({"assertion": "custom", "feed": None, "message": f})
         elif isinstance(f, Mapping) and (f.get("message") or f.get("reason")):
-            failures.append({"assertion": str(f.get("assertion") or "custom"), "feed": f.get("feed"),
-                             "message": str(f.get("message") or f.get("reason"))})
+            failures.append(
+                {
+                    "assertion": str(f.get("assertion") or "custom"),
+                    "feed": f.get("feed"),
+                    "message": str(f.get("message") or f.get("reason")),
+                }
+            )
         else:
-            raise TypeError(f"assertion hook {getattr(hook, '__name__', hook)!r} returned {f!r}; "
-                            "expected messages (str) or dicts with 'assertion', 'feed', 'message'")
+            raise TypeError(
+                f"assertion hook {getattr(hook, '__name__', hook)!r} returned {f!r}; "
+                "expected messages (str) or dicts with 'assertion', 'feed', 'message'"
+            )
     return failures
 
 
 class Publisher(FeedStore):
     """Writes versions into an exports root (see the module doc for the protocol)."""
 
-    def __init__(self, exports_root: Path | str, key_dir: Path | str, retention: int = 30, *,
-                 max_shrink: float | None = 0.20, specs: Mapping[str, FeedSpec] | None = None,
-                 lock_timeout: float = 30.0, memory_limit: str | None = DEFAULT_MEMORY_LIMIT):
+    def __init__(
+        self,
+        exports_root: Path | str,
+        key_dir: Path | str,
+        retention: int = 30,
+        *,
+        max_shrink: float | None = 0.20,
+        specs: Mapping[str, FeedSpec] | None = None,
+        lock_timeout: float = 30.0,
+        memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
+    ):
         super().__init__(exports_root, specs=specs)
         if retention < 1:
             raise ValueError("retention must keep at least one version")
@@ -231,19 +246,29 @@ class Publisher(FeedStore):
         ts = V.utc_seconds(generated_at or datetime.now(timezone.utc))
         if last is not None and ts <= last:
             if generated_at is not None:
-                log.warning("generated_at %s is not after the last recorded run %s; using %s so that "
-                            "version ids sort by time", V.iso_utc(ts), V.iso_utc(last),
-                            V.iso_utc(last + timedelta(seconds=1)))
+                log.warning(
+                    "generated_at %s is not after the last recorded run %s; using %s so that version ids sort by time",
+                    V.iso_utc(ts),
+                    V.iso_utc(last),
+                    V.iso_utc(last + timedelta(seconds=1)),
+                )
             ts = last + timedelta(seconds=1)
         return ts
 
     # -- publish -----------------------------------------------------------------------------
-    def publish(self, feeds: Mapping[str, Any], *, as_of: date | str, policy_version: str,
-                generated_at: datetime | None = None, held_back: Iterable[Mapping] = (),
-                run_info: Mapping[str, Any] | None = None,
-                assertions: Hook | Sequence[Hook] | None = None,
-                override: Mapping[str, Any] | None = None,
-                max_shrink: float | None | object = _DEFAULT) -> PublishResult:
+    def publish(
+        self,
+        feeds: Mapping[str, Any],
+        *,
+        as_of: date | str,
+        policy_version: str,
+        generated_at: datetime | None = None,
+        held_back: Iterable[Mapping] = (),
+        run_info: Mapping[str, Any] | None = None,
+        assertions: Hook | Sequence[Hook] | None = None,
+        override: Mapping[str, Any] | None = None,
+        max_shrink: float | None | object = _DEFAULT,
+    ) -> PublishResult:
         """Publish one run. Returns a PublishResult (`result == "failure"` when an output assertion
         blocked it: then nothing new is served and the failure is recorded in versions.json)."""
         if not feeds:
@@ -280,8 +305,9 @@ class Publisher(FeedStore):
             result.rows = {f: p.rows for f, p in staged.items()}
             return result
 
-    def _check(self, session: Session, previous: dict[str, dict | None],
-               max_shrink: float | None, hooks: list[Hook]) -> list[dict]:
+    def _check(
+        self, session: Session, previous: dict[str, dict | None], max_shrink: float | None, hooks: list[Hook]
+    ) -> list[dict]:
         failures = []
         for feed in session.feeds:
             found = session.full_id_numbers(feed)
@@ -292,25 +318,42 @@ class Publisher(FeedStore):
                 before = (previous[feed] or {}).get("row_count") or 0
                 now = p.rows
                 if before and (before - now) / before > max_shrink:
-                    failures.append({
-                        "assertion": "max_shrink", "feed": feed,
-                        "message": f"{feed} would shrink from {before} to {now} rows "
-                                   f"({(before - now) / before:.1%} lost; at most {max_shrink:.0%} allowed) "
-                                   f"against {previous[feed]['version']}",
-                    })
+                    failures.append(
+                        {
+                            "assertion": "max_shrink",
+                            "feed": feed,
+                            "message": f"{feed} would shrink from {before} to {now} rows "
+                            f"({(before - now) / before:.1%} lost; at most {max_shrink:.0%} allowed) "
+                            f"against {previous[feed]['version']}",
+                        }
+                    )
         tables = {f: session.relation(f) for f in session.feeds}
         for hook in hooks:
             failures.extend(_normalise_failures(hook(tables, previous), hook))
         return failures
 
-    def _record_failure(self, session: Session, ts: datetime, reasons: list[dict],
-                        override_rec: dict | None, prev: dict[str, str | None], common: dict) -> PublishResult:
+    def _record_failure(
+        self,
+        session: Session,
+        ts: datetime,
+        reasons: list[dict],
+        override_rec: dict | None,
+        prev: dict[str, str | None],
+        common: dict,
+    ) -> PublishResult:
         digests = [(feed, "full.jsonl", session.content_digest(feed)) for feed in session.feeds]
         rows = {feed: p.rows for feed, p in session.feeds.items()}
         return self._commit_failure(V.content_hash(digests), rows, ts, reasons, override_rec, prev, common)
 
-    def record_blocked(self, row_counts: Mapping[str, int], reasons: list[dict], *, as_of: date | str,
-                       policy_version: str, generated_at: datetime | None = None) -> PublishResult:
+    def record_blocked(
+        self,
+        row_counts: Mapping[str, int],
+        reasons: list[dict],
+        *,
+        as_of: date | str,
+        policy_version: str,
+        generated_at: datetime | None = None,
+    ) -> PublishResult:
         """Record a run that checks outside the publisher blocked (the Dagster publication gate):
         a failed item in every feed's versions.json, nothing new served (exchange.md §1)."""
         common = {"as_of": _as_date(as_of).isoformat(), "policy_version": policy_version}
@@ -320,23 +363,46 @@ class Publisher(FeedStore):
             ts = self._resolve_generated_at(generated_at)
             return self._commit_failure(digest, dict(sorted(row_counts.items())), ts, reasons, None, prev, common)
 
-    def _commit_failure(self, digest: str, rows: dict[str, int], ts: datetime, reasons: list[dict],
-                        override_rec: dict | None, prev: dict[str, str | None], common: dict) -> PublishResult:
+    def _commit_failure(
+        self,
+        digest: str,
+        rows: dict[str, int],
+        ts: datetime,
+        reasons: list[dict],
+        override_rec: dict | None,
+        prev: dict[str, str | None],
+        common: dict,
+    ) -> PublishResult:
         version = V.make_version_id(ts, digest)
-        items = {feed: {
-            "version": version, "generated_at": V.iso_utc(ts), "result": "failure", "reasons": reasons,
-            "row_count": n, "pruned": False, "override": override_rec,
-            "as_of": common["as_of"], "policy_version": common["policy_version"],
-            "previous_version": prev[feed],
-        } for feed, n in rows.items()}
+        items = {
+            feed: {
+                "version": version,
+                "generated_at": V.iso_utc(ts),
+                "result": "failure",
+                "reasons": reasons,
+                "row_count": n,
+                "pruned": False,
+                "override": override_rec,
+                "as_of": common["as_of"],
+                "policy_version": common["policy_version"],
+                "previous_version": prev[feed],
+            }
+            for feed, n in rows.items()
+        }
         self._commit(version, ts, {}, items, {}, "failure", reasons)
         log.warning("publication %s blocked: %s", version, "; ".join(r["message"] for r in reasons))
-        return PublishResult(version, "failure", V.iso_utc(ts), reasons=reasons, override=override_rec,
-                             previous=prev)
+        return PublishResult(version, "failure", V.iso_utc(ts), reasons=reasons, override=override_rec, previous=prev)
 
-    def _publish_built(self, session: Session, ts: datetime, prev: dict[str, str | None],
-                       previous: dict[str, dict | None], common: dict, override_rec: dict | None,
-                       failures: list[dict]) -> PublishResult:
+    def _publish_built(
+        self,
+        session: Session,
+        ts: datetime,
+        prev: dict[str, str | None],
+        previous: dict[str, dict | None],
+        common: dict,
+        override_rec: dict | None,
+        failures: list[dict],
+    ) -> PublishResult:
         build = self._new_build_dir()
         files: dict[str, list[FileEntry]] = {}
         extra: dict[str, dict] = {}
@@ -352,15 +418,21 @@ class Publisher(FeedStore):
         return self._finish(build, files, extra, ts, prev, common, override_rec, failures, None)
 
     # -- restore -----------------------------------------------------------------------------
-    def restore(self, version: str, *, feeds: Sequence[str] | None = None, by: str | None = None,
-                reason: str | None = None, generated_at: datetime | None = None,
-                run_info: Mapping[str, Any] | None = None) -> PublishResult:
+    def restore(
+        self,
+        version: str,
+        *,
+        feeds: Sequence[str] | None = None,
+        by: str | None = None,
+        reason: str | None = None,
+        generated_at: datetime | None = None,
+        run_info: Mapping[str, Any] | None = None,
+    ) -> PublishResult:
         """Serve an earlier complete version again, recorded as a new version (`restored_from`)."""
         if not V.is_version_id(version):
             raise UnsafePath(f"not a version id: {version!r}", f"无效的版本号：{version!r}")
         with self._writing():
-            names = list(feeds) if feeds else [f for f in self.feed_names()
-                                                if V.find_item(self.versions(f), version)]
+            names = list(feeds) if feeds else [f for f in self.feed_names() if V.find_item(self.versions(f), version)]
             if not names:
                 raise VersionNotFound(f"no feed has a version {version}", f"没有任何数据集存在版本 {version}")
             for feed in names:
@@ -384,15 +456,23 @@ class Publisher(FeedStore):
                     entries = {e["name"]: e for e in manifest["files"]}
                     for name in DATA_FILES[:3]:
                         _link_or_copy(src / name, out / name)
-                    spec = replace(self.specs[feed], id_columns=tuple(
-                        manifest.get("id_columns") or self.specs[feed].id_columns))
-                    delta, stats = session.write_delta(spec, self._previous_parquet(feed, prev[feed]),
-                                                       out / "full.parquet", out)
-                    files[feed] = [FileEntry(n, entries[n]["size"], entries[n]["sha256"], entries[n]["rows"])
-                                   for n in DATA_FILES[:3]] + [delta]
-                    extra[feed] = {"columns": manifest.get("columns"), "delta": stats,
-                               "as_of": manifest["as_of"], "policy_version": manifest["policy_version"],
-                                   "held_back": manifest.get("held_back", [])}
+                    spec = replace(
+                        self.specs[feed], id_columns=tuple(manifest.get("id_columns") or self.specs[feed].id_columns)
+                    )
+                    delta, stats = session.write_delta(
+                        spec, self._previous_parquet(feed, prev[feed]), out / "full.parquet", out
+                    )
+                    files[feed] = [
+                        FileEntry(n, entries[n]["size"], entries[n]["sha256"], entries[n]["rows"])
+                        for n in DATA_FILES[:3]
+                    ] + [delta]
+                    extra[feed] = {
+                        "columns": manifest.get("columns"),
+                        "delta": stats,
+                        "as_of": manifest["as_of"],
+                        "policy_version": manifest["policy_version"],
+                        "held_back": manifest.get("held_back", []),
+                    }
             fsutil.fsync_dir(build)
             info = json_value({**dict(run_info or {}), "restored_by": by, "restore_reason": reason})
             common = {"as_of": None, "policy_version": None, "held_back": [], "run_info": info}
@@ -419,9 +499,18 @@ class Publisher(FeedStore):
         fsutil.mkdir_durable(build)
         return build
 
-    def _finish(self, build: Path, files: dict[str, list[FileEntry]], extra: dict[str, dict], ts: datetime,
-                prev: dict[str, str | None], common: dict, override_rec: dict | None, failures: list[dict],
-                restored_from: str | None) -> PublishResult:
+    def _finish(
+        self,
+        build: Path,
+        files: dict[str, list[FileEntry]],
+        extra: dict[str, dict],
+        ts: datetime,
+        prev: dict[str, str | None],
+        common: dict,
+        override_rec: dict | None,
+        failures: list[dict],
+        restored_from: str | None,
+    ) -> PublishResult:
         digest = V.content_hash((feed, e.name, e.sha256) for feed, es in files.items() for e in es)
         version = V.make_version_id(ts, digest)
         key = self.signing_key
@@ -455,26 +544,62 @@ class Publisher(FeedStore):
             fsutil.fsync_dir(build / feed)
             manifests[feed] = manifest
             items[feed] = {
-                "version": version, "generated_at": manifest["generated_at"], "result": "success",
-                "reasons": [], "row_count": row_count, "pruned": False, "override": override_rec,
-                "as_of": manifest["as_of"], "policy_version": manifest["policy_version"],
-                "previous_version": prev[feed], "restored_from": restored_from,
+                "version": version,
+                "generated_at": manifest["generated_at"],
+                "result": "success",
+                "reasons": [],
+                "row_count": row_count,
+                "pruned": False,
+                "override": override_rec,
+                "as_of": manifest["as_of"],
+                "policy_version": manifest["policy_version"],
+                "previous_version": prev[feed],
+                "restored_from": restored_from,
             }
         fsutil.fsync_dir(build)
-        pruned = self._commit(version, ts, {f: build / f for f in files}, items, manifests, "success", failures,
-                              restored_from=restored_from, build=build)
+        pruned = self._commit(
+            version,
+            ts,
+            {f: build / f for f in files},
+            items,
+            manifests,
+            "success",
+            failures,
+            restored_from=restored_from,
+            build=build,
+        )
         log.info("published %s (%s)", version, ", ".join(f"{f}: {m['row_count']} rows" for f, m in manifests.items()))
-        return PublishResult(version, "success", V.iso_utc(ts), manifests, failures, override_rec, prev, pruned,
-                             restored_from, {f: m["row_count"] for f, m in manifests.items()})
+        return PublishResult(
+            version,
+            "success",
+            V.iso_utc(ts),
+            manifests,
+            failures,
+            override_rec,
+            prev,
+            pruned,
+            restored_from,
+            {f: m["row_count"] for f, m in manifests.items()},
+        )
 
-    def _commit(self, version: str, ts: datetime, dirs: dict[str, Path], items: dict[str, dict],
-                manifests: dict[str, dict], result: str, reasons: list[dict],
-                restored_from: str | None = None, build: Path | None = None) -> dict[str, list[str]]:
+    def _commit(
+        self,
+        version: str,
+        ts: datetime,
+        dirs: dict[str, Path],
+        items: dict[str, dict],
+        manifests: dict[str, dict],
+        result: str,
+        reasons: list[dict],
+        restored_from: str | None = None,
+        build: Path | None = None,
+    ) -> dict[str, list[str]]:
         """Steps 2–6 of the protocol; returns the versions pruned per feed."""
         current = {feed: self.versions(feed) for feed in items}
         rollback = {feed: (current[feed] if (self.root / feed / VERSIONS).exists() else None) for feed in items}
-        fsutil.write_json_durable(self.root / JOURNAL, {"version": version, "result": result,
-                                                        "feeds": sorted(items), "rollback": rollback})
+        fsutil.write_json_durable(
+            self.root / JOURNAL, {"version": version, "result": result, "feeds": sorted(items), "rollback": rollback}
+        )
         for feed, src in dirs.items():
             fsutil.mkdir_durable(self.root / feed)
             fsutil.rename_durable(src, self.root / feed / version)
@@ -488,13 +613,25 @@ class Publisher(FeedStore):
         feeds_index = dict(index.get("feeds") or {})
         if result == "success":
             for feed, m in manifests.items():
-                feeds_index[feed] = {"latest": version, "title": m["title"], "scope": self.specs[feed].scope,
-                                     "generated_at": m["generated_at"], "as_of": m["as_of"],
-                                     "policy_version": m["policy_version"], "row_count": m["row_count"]}
+                feeds_index[feed] = {
+                    "latest": version,
+                    "title": m["title"],
+                    "scope": self.specs[feed].scope,
+                    "generated_at": m["generated_at"],
+                    "as_of": m["as_of"],
+                    "policy_version": m["policy_version"],
+                    "row_count": m["row_count"],
+                }
             index["version"], index["generated_at"] = version, V.iso_utc(ts)
         index["feeds"] = dict(sorted(feeds_index.items()))
-        index["last_run"] = {"version": version, "generated_at": V.iso_utc(ts), "result": result,
-                             "feeds": sorted(items), "reasons": reasons, "restored_from": restored_from}
+        index["last_run"] = {
+            "version": version,
+            "generated_at": V.iso_utc(ts),
+            "result": result,
+            "feeds": sorted(items),
+            "reasons": reasons,
+            "restored_from": restored_from,
+        }
         fsutil.write_json_durable(self.root / INDEX, index)  # commit point
 
         for feed, gone in pruned.items():

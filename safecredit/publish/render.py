@@ -27,8 +27,9 @@ _PY_JSON_LINE = "safecredit_json_line"
 _FORMULA_CODES = ", ".join(str(ord(c)) for c in "=+-@\t\r")
 _CSV_SPECIAL_RE = r"""'[,"\r\n]'"""
 
-_INTEGERS = frozenset({"tinyint", "smallint", "integer", "bigint", "hugeint", "utinyint", "usmallint",
-                       "uinteger", "ubigint", "uhugeint"})
+_INTEGERS = frozenset(
+    {"tinyint", "smallint", "integer", "bigint", "hugeint", "utinyint", "usmallint", "uinteger", "ubigint", "uhugeint"}
+)
 _TIMESTAMPS = frozenset({"timestamp", "timestamp_s", "timestamp_ms", "timestamp_ns"})
 _NESTED = frozenset({"list", "array", "struct", "map"})
 # Kinds whose text never needs JSON escaping or CSV quoting (ISO dates and times, base64).
@@ -105,8 +106,10 @@ def json_sql(expr: str, t: Any, depth: int = 0) -> str:
         return f"CAST(epoch({expr}) AS VARCHAR)"
     if kind == "decimal":
         precision = dict(t.children)["precision"]
-        return (f"CASE WHEN {_decimal_fits(expr, precision)} THEN CAST(CAST({expr} AS DOUBLE) AS VARCHAR) "
-                f"ELSE '\"' || CAST({expr} AS VARCHAR) || '\"' END")
+        return (
+            f"CASE WHEN {_decimal_fits(expr, precision)} THEN CAST(CAST({expr} AS DOUBLE) AS VARCHAR) "
+            f"ELSE '\"' || CAST({expr} AS VARCHAR) || '\"' END"
+        )
     var = f"e{depth}"
     if kind in ("list", "array"):
         child = dict(t.children)["child"]
@@ -114,8 +117,15 @@ def json_sql(expr: str, t: Any, depth: int = 0) -> str:
         return f"CASE WHEN {expr} IS NOT NULL THEN concat('[', array_to_string({items}, ','), ']') END"
     if kind == "map":  # pyarrow gave maps as lists of (key, value) pairs
         key, value = (dict(t.children)[k] for k in ("key", "value"))
-        pair = _concat(["'['", f"coalesce({json_sql(f'{var}.key', key, depth + 1)}, 'null')", "','",
-                        f"coalesce({json_sql(f'{var}.value', value, depth + 1)}, 'null')", "']'"])
+        pair = _concat(
+            [
+                "'['",
+                f"coalesce({json_sql(f'{var}.key', key, depth + 1)}, 'null')",
+                "','",
+                f"coalesce({json_sql(f'{var}.value', value, depth + 1)}, 'null')",
+                "']'",
+            ]
+        )
         items = f"list_transform(map_entries({expr}), lambda {var}: {pair})"
         return f"CASE WHEN {expr} IS NOT NULL THEN concat('[', array_to_string({items}, ','), ']') END"
     if kind == "struct":
@@ -137,8 +147,10 @@ def object_sql(fields: Sequence[tuple[str, str, Any]], depth: int = 0) -> str:
 
 def _csv_field(cell: str) -> str:
     """QUOTE_MINIMAL: quoted (quotes doubled) when it holds a comma, a quote or a line break."""
-    return (f"CASE WHEN regexp_matches({cell}, {_CSV_SPECIAL_RE}) "
-            f"THEN concat('\"', replace({cell}, '\"', '\"\"'), '\"') ELSE {cell} END")
+    return (
+        f"CASE WHEN regexp_matches({cell}, {_CSV_SPECIAL_RE}) "
+        f"THEN concat('\"', replace({cell}, '\"', '\"\"'), '\"') ELSE {cell} END"
+    )
 
 
 def _guard(text: str) -> str:
@@ -158,8 +170,10 @@ def csv_cell_sql(expr: str, t: Any) -> str:
         if precision <= 15:
             return f"coalesce({json_sql(expr, t)}, '')"
         as_text = _guard(f"CAST({expr} AS VARCHAR)")
-        return (f"coalesce(CASE WHEN {_decimal_fits(expr, precision)} THEN CAST(CAST({expr} AS DOUBLE) AS VARCHAR) "
-                f"ELSE {as_text} END, '')")
+        return (
+            f"coalesce(CASE WHEN {_decimal_fits(expr, precision)} THEN CAST(CAST({expr} AS DOUBLE) AS VARCHAR) "
+            f"ELSE {as_text} END, '')"
+        )
     if kind in _NESTED:
         return f"coalesce({_csv_field(_canonical(json_sql(expr, t)))}, '')"
     return f"coalesce({json_sql(expr, t)}, '')"
@@ -172,8 +186,10 @@ def json_line_sql(columns: Sequence[tuple[str, Any]]) -> str:
 
 def _canonical(json_text: str) -> str:
     """JSON text with json.dumps's escapes (see _UPPER_ESCAPE_RE)."""
-    return (f"CASE WHEN regexp_matches({json_text}, {_UPPER_ESCAPE_RE}) THEN {_PY_JSON_LINE}({json_text}) "
-            f"ELSE {json_text} END")
+    return (
+        f"CASE WHEN regexp_matches({json_text}, {_UPPER_ESCAPE_RE}) THEN {_PY_JSON_LINE}({json_text}) "
+        f"ELSE {json_text} END"
+    )
 
 
 def csv_line_sql(columns: Sequence[tuple[str, Any]]) -> str:

@@ -71,8 +71,7 @@ def verify_manifest_signature(manifest: Mapping[str, Any], public_key_pem: str |
         load_public_key(public_key_pem).verify(raw, signing_bytes(manifest))
     except InvalidSignature as exc:
         raise VerificationError(
-            "manifest signature does not verify with the given public key (manifest altered, or signed "
-            "by another key)",
+            "manifest signature does not verify with the given public key (manifest altered, or signed by another key)",
             "清单签名验证失败（清单被改动，或由其他密钥签名）",
         ) from exc
 
@@ -94,24 +93,25 @@ class SigningKey:
         self.path = path
 
     @classmethod
-    def generate(cls) -> "SigningKey":
+    def generate(cls) -> SigningKey:
         return cls(Ed25519PrivateKey.generate())
 
     @classmethod
-    def load(cls, path: Path) -> "SigningKey":
+    def load(cls, path: Path) -> SigningKey:
         path = Path(path)
         mode = stat.S_IMODE(path.stat().st_mode)
         if mode & 0o077:  # a key others can read signs for them too: refuse, as ssh does
             raise VerificationError(
                 f"signing key {path} is accessible by group/others (mode {mode:o}); run `chmod 600 {path}`",
-                f"签名私钥 {path} 对同组或其他用户可读（权限 {mode:o}），请执行 `chmod 600 {path}`")
+                f"签名私钥 {path} 对同组或其他用户可读（权限 {mode:o}），请执行 `chmod 600 {path}`",
+            )
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         if not isinstance(key, Ed25519PrivateKey):
             raise VerificationError(f"{path} is not an Ed25519 private key", f"{path} 不是 Ed25519 私钥")
         return cls(key, path)
 
     @classmethod
-    def load_or_create(cls, key_dir: Path) -> "SigningKey":
+    def load_or_create(cls, key_dir: Path) -> SigningKey:
         """Load `<key_dir>/manifest-signing-ed25519.pem`, generating it (0600) if absent."""
         key_dir = Path(key_dir)
         path = key_dir / PRIVATE_KEY_FILE

@@ -53,8 +53,11 @@ class FeedStore:
         """Feeds known to the registry or present on disk (a directory with versions.json)."""
         names = set(self.specs)
         if self.root.is_dir():
-            names |= {p.name for p in self.root.iterdir()
-                      if FEED_NAME_RE.match(p.name) and (p / VERSIONS).is_file() and not p.is_symlink()}
+            names |= {
+                p.name
+                for p in self.root.iterdir()
+                if FEED_NAME_RE.match(p.name) and (p / VERSIONS).is_file() and not p.is_symlink()
+            }
         return sorted(names)
 
     def versions(self, feed: str) -> dict[str, Any]:
@@ -72,7 +75,7 @@ class FeedStore:
         return self.versions(feed).get("last_successful")
 
     def status(self, feed: str, version: str) -> str:
-        """"ok" | "pruned" | "failed" | "unknown" (never raises for odd input: "unknown")."""
+        """ "ok" | "pruned" | "failed" | "unknown" (never raises for odd input: "unknown")."""
         if not isinstance(feed, str) or not FEED_NAME_RE.match(feed) or not V.is_version_id(version):
             return V.STATUS_UNKNOWN
         return V.item_status(V.find_item(self.versions(feed), version))
@@ -110,8 +113,9 @@ class FeedStore:
         path = self.root / feed / version
         self._check_no_symlinks(path)
         if not path.is_dir():
-            raise VersionNotFound(f"version {version} of {feed} is missing on disk",
-                                  f"{feed} 的版本 {version} 在磁盘上缺失")
+            raise VersionNotFound(
+                f"version {version} of {feed} is missing on disk", f"{feed} 的版本 {version} 在磁盘上缺失"
+            )
         return path
 
     def safe_file_path(self, feed: str, version: str, name: str) -> Path:
@@ -121,8 +125,9 @@ class FeedStore:
         symlinks; VersionPruned (410) / VersionNotFound (404) for versions not served.
         """
         if not isinstance(name, str) or name not in ALL_FILES:
-            raise UnsafePath(f"not a feed file name: {name!r} (one of {', '.join(ALL_FILES)})",
-                             f"无效的文件名：{name!r}")
+            raise UnsafePath(
+                f"not a feed file name: {name!r} (one of {', '.join(ALL_FILES)})", f"无效的文件名：{name!r}"
+            )
         path = self.version_dir(feed, version) / name
         self._check_no_symlinks(path)
         if not path.is_file():
@@ -136,8 +141,9 @@ class FeedStore:
         for part in rel.parts:
             cur = cur / part
             if cur.is_symlink():
-                raise UnsafePath(f"refusing a symlink inside the exports root: {rel}",
-                                 f"拒绝访问导出目录中的符号链接：{rel}")
+                raise UnsafePath(
+                    f"refusing a symlink inside the exports root: {rel}", f"拒绝访问导出目录中的符号链接：{rel}"
+                )
         if not path.resolve().is_relative_to(root):
             raise UnsafePath(f"path leaves the exports root: {rel}", f"路径超出导出目录：{rel}")
 
@@ -163,15 +169,13 @@ class FeedStore:
         if to_version is None:
             raise VersionNotFound(f"feed {feed} has no published version", f"数据集 {feed} 尚未发布")
         id_columns = self.read_manifest(feed, to_version).get("id_columns") or self.specs[feed].id_columns
-        return compute_delta(self.read_records(feed, from_version), self.read_records(feed, to_version),
-                             id_columns)
+        return compute_delta(self.read_records(feed, from_version), self.read_records(feed, to_version), id_columns)
 
     def verify(self, feed: str, version: str, public_key_pem: str | bytes) -> VerifyReport:
         return verify_version(self.root, feed, version, public_key_pem)
 
 
-def verify_version(exports_root: Path | str, feed: str, version: str,
-                   public_key_pem: str | bytes) -> VerifyReport:
+def verify_version(exports_root: Path | str, feed: str, version: str, public_key_pem: str | bytes) -> VerifyReport:
     """Check a version directory: manifest identity and signature, every file's size and sha256,
     no missing or extra files. Returns a VerifyReport; raises VerificationError saying what is
     wrong (UnsafePath / VersionNotFound for bad names or a missing directory).
@@ -209,10 +213,14 @@ def verify_version(exports_root: Path | str, feed: str, version: str,
             raise fail(f"{name} is missing", f"{name} 缺失")
         size = path.stat().st_size
         if size != entry.get("size"):
-            raise fail(f"{name} has {size} bytes, manifest says {entry.get('size')}",
-                       f"{name} 大小 {size} 与清单 {entry.get('size')} 不符")
+            raise fail(
+                f"{name} has {size} bytes, manifest says {entry.get('size')}",
+                f"{name} 大小 {size} 与清单 {entry.get('size')} 不符",
+            )
         digest = sha256_file(path)
         if digest != entry.get("sha256"):
-            raise fail(f"{name} sha256 {digest[:12]}… does not match the manifest's {str(entry.get('sha256'))[:12]}…",
-                       f"{name} 的 sha256 与清单不符")
+            raise fail(
+                f"{name} sha256 {digest[:12]}… does not match the manifest's {str(entry.get('sha256'))[:12]}…",
+                f"{name} 的 sha256 与清单不符",
+            )
     return VerifyReport(feed, version, sorted(listed), manifest.get("key_id"))

@@ -34,8 +34,10 @@ def print_departments(sim: Simulator, sources: Path) -> None:
     """One plain line per department (copy-paste friendly: no wrapping of URLs or tokens)."""
     print(f"simulated departments, clock at {sim.now.isoformat()}:")
     for d in sim.departments:
-        print(f"  {d['id']:<5} {d['base_url']:<24} {d['token']:<18} {d['transport']:<4}  {d['name']}: "
-              f"{', '.join(d['datasets'])}")
+        print(
+            f"  {d['id']:<5} {d['base_url']:<24} {d['token']:<18} {d['transport']:<4}  {d['name']}: "
+            f"{', '.join(d['datasets'])}"
+        )
     print(f"sources written to {sources}; Ctrl-C stops")
 
 
@@ -56,9 +58,17 @@ def ensure_data(home: Path, seed: int, scale: int) -> Path:
     return out
 
 
-def simulate(port: int = 8701, seed: int = 42, scale: int = 5000, faults: str | None = None, *,
-             home: Path, data_dir: Path | None = None, sources_out: Path | None = None,
-             block: bool = True) -> Simulator | None:
+def simulate(
+    port: int = 8701,
+    seed: int = 42,
+    scale: int = 5000,
+    faults: str | None = None,
+    *,
+    home: Path,
+    data_dir: Path | None = None,
+    sources_out: Path | None = None,
+    block: bool = True,
+) -> Simulator | None:
     """Serve until Ctrl-C (``block``), or return the running simulator for the caller to stop.
 
     ``faults``: None means the realistic mix; ``"none"`` perfectly clean; ``"list"`` prints the

@@ -34,58 +34,129 @@ class Fault:
 
 
 _D = 0.02
-FAULTS: dict[str, Fault] = {f.name: f for f in [
-    # data: per record, recorded in truth
-    Fault("fullwidth", "data", "full-width characters (ＡＢ１２, （）), stray spaces or lower case in a code, name or number", _D),
-    Fault("name_variants", "data", "有限公司 <-> 有限责任公司, or a former name (QY_CYM) instead of the current name", _D),
-    Fault("bad_uscc", "data", "USCC with a wrong check character or an excluded letter (I O Z S V)", _D),
-    Fault("old_codes", "data", "USCC emptied; old 15-digit reg. no (CF_XDR_GSZC) and/or 9-char org code (CF_XDR_ZZJG) instead", _D,
-          default_datasets=("penalties",)),
-    Fault("date_formats", "data", "decision date as YYYY/MM/DD, YYYYMMDD or YYYY年M月D日", _D),
-    Fault("impossible_dates", "data", "decision date that does not exist (02-30, month 13, day 32)", _D),
-    Fault("future_dates", "data", "decision date after the end of the data (after now)", _D),
-    Fault("fine_in_yuan", "data", "CF_NR_FK in 元 instead of 万元 (x10000)", _D, default_datasets=("penalties",)),
-    Fault("bad_amounts", "data", "negative or absurd amount (99999999) in a money or count field", _D),
-    Fault("grade_mismatch", "data", "SG_DJ lower than the casualties imply (deaths raised to 3-9, or the grade lowered)", _D,
-          default_datasets=("accidents",)),
-    Fault("embedded_newlines", "data", "a newline inside free text (CF_SY / CF_NR / SG_MC / XD_SM)", _D),
-    # schema: the whole dataset (default target: penalties)
-    Fault("renamed_field", "schema", "a required field renamed after an upgrade (penalties: CF_WSH -> CF_WSBH)", 1.0,
-          default_datasets=("penalties",)),
-    Fault("missing_field", "schema", "a required field dropped (penalties: CF_JDRQ)", 1.0, default_datasets=("penalties",)),
-    Fault("unknown_field", "schema", "an unknown new field AQ_XZ_NEW", 1.0, default_datasets=("penalties",)),
-    # history: extra versions, recorded in truth
-    Fault("duplicates", "history", "yjj penalties also reported by another department (own record id, same CF_CFJG + CF_WSH)", _D,
-          default_datasets=("penalties",)),
-    Fault("corrections", "history", "a later upsert of a record with one field corrected, days to weeks later", 0.03),
-    Fault("revocations", "history", "a later op=revoke version carrying only the envelope", 0.01, default_datasets=("penalties",)),
-    Fault("late_records", "history", "updated_at moved 2-8 months after the business date (first sent late)", _D),
-    # encoding / serialisation
-    Fault("gbk", "encoding", "CSV encoded in GBK (Content-Type charset=GBK)", 1.0),
-    Fault("utf8_bom", "encoding", "CSV in UTF-8 with a byte-order mark", 1.0),
-    Fault("crlf", "encoding", "CSV with CRLF line ends (default LF)", 1.0),
-    Fault("numeric_json", "encoding", "JSON sends numeric fields as numbers instead of strings", 1.0),
-    # http: per request key (path + query), fails the first attempt(s) only
-    Fault("http_429", "http", "429 Too Many Requests with Retry-After: 1", 0.1),
-    Fault("http_5xx", "http", "500/502/503/504 once", 0.1),
-    Fault("stall", "http", "hold the response stall_seconds before answering (client timeout)", 0.05),
-    Fault("cut_short", "http", "full Content-Length declared, part of the body sent, connection closed "
-          "(mode rows: CSV cut at a row boundary, only X-Record-Count tells)", 0.05, modes=("rows",)),
-    Fault("expired_cursor", "http", "410 on the first use of a cursor", 0.1),
-    Fault("short_pages", "http", "fewer items than limit on a page", 0.3),
-    Fault("page_repeat", "http", "a page repeats the last items of the previous page (at-least-once)", 0.2),
-    Fault("down", "http", "the department answers 503 to everything (mode refuse: not listening at all)", 1.0,
-          modes=("refuse",)),
-]}
+FAULTS: dict[str, Fault] = {
+    f.name: f
+    for f in [
+        # data: per record, recorded in truth
+        Fault(
+            "fullwidth",
+            "data",
+            "full-width characters (ＡＢ１２, （）), stray spaces or lower case in a code, name or number",
+            _D,
+        ),
+        Fault(
+            "name_variants",
+            "data",
+            "有限公司 <-> 有限责任公司, or a former name (QY_CYM) instead of the current name",
+            _D,
+        ),
+        Fault("bad_uscc", "data", "USCC with a wrong check character or an excluded letter (I O Z S V)", _D),
+        Fault(
+            "old_codes",
+            "data",
+            "USCC emptied; old 15-digit reg. no (CF_XDR_GSZC) and/or 9-char org code (CF_XDR_ZZJG) instead",
+            _D,
+            default_datasets=("penalties",),
+        ),
+        Fault("date_formats", "data", "decision date as YYYY/MM/DD, YYYYMMDD or YYYY年M月D日", _D),
+        Fault("impossible_dates", "data", "decision date that does not exist (02-30, month 13, day 32)", _D),
+        Fault("future_dates", "data", "decision date after the end of the data (after now)", _D),
+        Fault("fine_in_yuan", "data", "CF_NR_FK in 元 instead of 万元 (x10000)", _D, default_datasets=("penalties",)),
+        Fault("bad_amounts", "data", "negative or absurd amount (99999999) in a money or count field", _D),
+        Fault(
+            "grade_mismatch",
+            "data",
+            "SG_DJ lower than the casualties imply (deaths raised to 3-9, or the grade lowered)",
+            _D,
+            default_datasets=("accidents",),
+        ),
+        Fault("embedded_newlines", "data", "a newline inside free text (CF_SY / CF_NR / SG_MC / XD_SM)", _D),
+        # schema: the whole dataset (default target: penalties)
+        Fault(
+            "renamed_field",
+            "schema",
+            "a required field renamed after an upgrade (penalties: CF_WSH -> CF_WSBH)",
+            1.0,
+            default_datasets=("penalties",),
+        ),
+        Fault(
+            "missing_field",
+            "schema",
+            "a required field dropped (penalties: CF_JDRQ)",
+            1.0,
+            default_datasets=("penalties",),
+        ),
+        Fault("unknown_field", "schema", "an unknown new field AQ_XZ_NEW", 1.0, default_datasets=("penalties",)),
+        # history: extra versions, recorded in truth
+        Fault(
+            "duplicates",
+            "history",
+            "yjj penalties also reported by another department (own record id, same CF_CFJG + CF_WSH)",
+            _D,
+            default_datasets=("penalties",),
+        ),
+        Fault(
+            "corrections", "history", "a later upsert of a record with one field corrected, days to weeks later", 0.03
+        ),
+        Fault(
+            "revocations",
+            "history",
+            "a later op=revoke version carrying only the envelope",
+            0.01,
+            default_datasets=("penalties",),
+        ),
+        Fault("late_records", "history", "updated_at moved 2-8 months after the business date (first sent late)", _D),
+        # encoding / serialisation
+        Fault("gbk", "encoding", "CSV encoded in GBK (Content-Type charset=GBK)", 1.0),
+        Fault("utf8_bom", "encoding", "CSV in UTF-8 with a byte-order mark", 1.0),
+        Fault("crlf", "encoding", "CSV with CRLF line ends (default LF)", 1.0),
+        Fault("numeric_json", "encoding", "JSON sends numeric fields as numbers instead of strings", 1.0),
+        # http: per request key (path + query), fails the first attempt(s) only
+        Fault("http_429", "http", "429 Too Many Requests with Retry-After: 1", 0.1),
+        Fault("http_5xx", "http", "500/502/503/504 once", 0.1),
+        Fault("stall", "http", "hold the response stall_seconds before answering (client timeout)", 0.05),
+        Fault(
+            "cut_short",
+            "http",
+            "full Content-Length declared, part of the body sent, connection closed "
+            "(mode rows: CSV cut at a row boundary, only X-Record-Count tells)",
+            0.05,
+            modes=("rows",),
+        ),
+        Fault("expired_cursor", "http", "410 on the first use of a cursor", 0.1),
+        Fault("short_pages", "http", "fewer items than limit on a page", 0.3),
+        Fault("page_repeat", "http", "a page repeats the last items of the previous page (at-least-once)", 0.2),
+        Fault(
+            "down",
+            "http",
+            "the department answers 503 to everything (mode refuse: not listening at all)",
+            1.0,
+            modes=("refuse",),
+        ),
+    ]
+}
 
 DATA_FAULTS = [n for n, f in FAULTS.items() if f.category == "data"]
 HTTP_ONCE_FAULTS = ["http_429", "http_5xx", "stall", "cut_short", "expired_cursor"]
 
 REALISTIC_FAULTS: dict[str, float] = {
-    "fullwidth": 0.02, "name_variants": 0.02, "bad_uscc": 0.005, "old_codes": 0.01, "date_formats": 0.02,
-    "fine_in_yuan": 0.005, "bad_amounts": 0.002, "embedded_newlines": 0.01,
-    "corrections": 0.02, "revocations": 0.01, "late_records": 0.01, "duplicates": 0.01,
-    "utf8_bom": 1.0, "page_repeat": 0.1, "short_pages": 0.2, "http_429": 0.03, "http_5xx": 0.02,
+    "fullwidth": 0.02,
+    "name_variants": 0.02,
+    "bad_uscc": 0.005,
+    "old_codes": 0.01,
+    "date_formats": 0.02,
+    "fine_in_yuan": 0.005,
+    "bad_amounts": 0.002,
+    "embedded_newlines": 0.01,
+    "corrections": 0.02,
+    "revocations": 0.01,
+    "late_records": 0.01,
+    "duplicates": 0.01,
+    "utf8_bom": 1.0,
+    "page_repeat": 0.1,
+    "short_pages": 0.2,
+    "http_429": 0.03,
+    "http_5xx": 0.02,
 }
 
 
@@ -139,7 +210,7 @@ class FaultConfig:
     entries: list[_Active] = field(default_factory=list)
 
     @classmethod
-    def resolve(cls, faults, department_ids: Iterable[str], dataset_names: Iterable[str]) -> "FaultConfig":
+    def resolve(cls, faults, department_ids: Iterable[str], dataset_names: Iterable[str]) -> FaultConfig:
         parsed = parse_faults(faults)
         depts, datasets = set(department_ids), set(dataset_names)
         entries = []
@@ -189,6 +260,7 @@ class FaultConfig:
 
 # ---------------------------------------------------------------- hashing
 
+
 def hv(*parts) -> int:
     """A stable 32-bit integer of the parts (md5 of ``a|b|c``)."""
     return int(hashlib.md5("|".join(map(str, parts)).encode(), usedforsecurity=False).hexdigest()[:8], 16)
@@ -207,26 +279,58 @@ def sql_unit(seed, fault: str, key_sql: str) -> str:
 # ---------------------------------------------------------------- field roles per dataset
 
 NAME_FIELD = {"penalties": "CF_XDR_MC", "accidents": "SG_DWMC", "enterprises": "QY_MC", "intermediary_ratings": "JG_MC"}
-DATE_FIELD = {"penalties": "CF_JDRQ", "accidents": "SG_FSSJ", "enterprises": "QY_CLRQ",
-              "intermediary_ratings": "PJ_RQ", "credit_actions": "XD_RQ"}
-AMOUNT_FIELD = {"penalties": "CF_NR_FK", "accidents": "SG_JJSS", "enterprises": "QY_CYRS", "intermediary_ratings": "PJ_DF"}
+DATE_FIELD = {
+    "penalties": "CF_JDRQ",
+    "accidents": "SG_FSSJ",
+    "enterprises": "QY_CLRQ",
+    "intermediary_ratings": "PJ_RQ",
+    "credit_actions": "XD_RQ",
+}
+AMOUNT_FIELD = {
+    "penalties": "CF_NR_FK",
+    "accidents": "SG_JJSS",
+    "enterprises": "QY_CYRS",
+    "intermediary_ratings": "PJ_DF",
+}
 TEXT_FIELDS = {"penalties": ("CF_SY", "CF_NR"), "accidents": ("SG_MC",), "credit_actions": ("XD_SM",)}
 NUMERIC_FIELDS = {"CF_NR_FK", "CF_NR_WFFF", "SG_SWRS", "SG_ZSRS", "SG_JJSS", "QY_CYRS", "PJ_DF"}
-RENAMED = {"penalties": ("CF_WSH", "CF_WSBH"), "accidents": ("SG_BH", "SG_SGBH"), "enterprises": ("QY_DM", "QY_TYSHXYDM"),
-           "intermediary_ratings": ("JG_DM", "JG_TYSHXYDM"), "credit_actions": ("XD_WSH", "XD_CFWSH")}
-DROPPED = {"penalties": "CF_JDRQ", "accidents": "SG_FSSJ", "enterprises": "QY_MC",
-           "intermediary_ratings": "JG_MC", "credit_actions": "XD_RQ"}
+RENAMED = {
+    "penalties": ("CF_WSH", "CF_WSBH"),
+    "accidents": ("SG_BH", "SG_SGBH"),
+    "enterprises": ("QY_DM", "QY_TYSHXYDM"),
+    "intermediary_ratings": ("JG_DM", "JG_TYSHXYDM"),
+    "credit_actions": ("XD_WSH", "XD_CFWSH"),
+}
+DROPPED = {
+    "penalties": "CF_JDRQ",
+    "accidents": "SG_FSSJ",
+    "enterprises": "QY_MC",
+    "intermediary_ratings": "JG_MC",
+    "credit_actions": "XD_RQ",
+}
 UNKNOWN_FIELD = "AQ_XZ_NEW"
 # which data faults can do something on which dataset
 DATA_FAULT_DATASETS = {
-    "fullwidth": None, "name_variants": set(NAME_FIELD), "bad_uscc": None, "old_codes": {"penalties"},
-    "date_formats": set(DATE_FIELD), "impossible_dates": set(DATE_FIELD), "future_dates": set(DATE_FIELD),
-    "fine_in_yuan": {"penalties"}, "bad_amounts": set(AMOUNT_FIELD), "grade_mismatch": {"accidents"},
+    "fullwidth": None,
+    "name_variants": set(NAME_FIELD),
+    "bad_uscc": None,
+    "old_codes": {"penalties"},
+    "date_formats": set(DATE_FIELD),
+    "impossible_dates": set(DATE_FIELD),
+    "future_dates": set(DATE_FIELD),
+    "fine_in_yuan": {"penalties"},
+    "bad_amounts": set(AMOUNT_FIELD),
+    "grade_mismatch": {"accidents"},
     "embedded_newlines": set(TEXT_FIELDS),
 }
 # field corrected by the `corrections` history fault
-CORRECTED_FIELD = {"penalties": "CF_NR_FK", "accidents": "SG_JJSS", "enterprises": "QY_CYRS",
-                   "intermediary_ratings": "JG_ZZYXQ", "credit_actions": "XD_SM"}
+CORRECTED_FIELD = {
+    "penalties": "CF_NR_FK",
+    "accidents": "SG_JJSS",
+    "enterprises": "QY_CYRS",
+    "intermediary_ratings": "JG_ZZYXQ",
+    "credit_actions": "XD_SM",
+}
 
 _GRADES = ["一般", "较大", "重大", "特别重大"]
 _DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(.*)$", re.S)
@@ -272,6 +376,7 @@ class Context:
 
 # Each transform takes (ctx, dataset, row, salt) and returns {field: new value} (empty: nothing to do).
 
+
 def _fullwidth(ctx, ds, row, h):
     cands = [f for f in (uscc_field(ds, row), AMOUNT_FIELD.get(ds), NAME_FIELD.get(ds)) if f and row.get(f)]
     if not cands:
@@ -298,8 +403,11 @@ def _name_variants(ctx, ds, row, h):
     code_field = uscc_field(ds, row)
     if ds != "enterprises" and code_field and row.get(code_field):
         former = (ctx.registry.get(row[code_field]) or ("", "", ""))[0] or None
-    swapped = v.replace("有限责任公司", "有限公司") if "有限责任公司" in v else (
-        v.replace("有限公司", "有限责任公司") if "有限公司" in v else None)
+    swapped = (
+        v.replace("有限责任公司", "有限公司")
+        if "有限责任公司" in v
+        else (v.replace("有限公司", "有限责任公司") if "有限公司" in v else None)
+    )
     choices = [c for c in ((former, swapped) if h(1) % 2 == 0 else (swapped, former)) if c and c != v]
     return {f: choices[0]} if choices else {}
 
@@ -313,7 +421,7 @@ def _bad_uscc(ctx, ds, row, h):
         i = USCC_ALPHABET.index(v[17])
         return {f: v[:17] + USCC_ALPHABET[(i + 1 + h(2) % 30) % 31]}
     pos = 2 + h(3) % 15
-    return {f: v[:pos] + "IOZSV"[h(4) % 5] + v[pos + 1:]}
+    return {f: v[:pos] + "IOZSV"[h(4) % 5] + v[pos + 1 :]}
 
 
 def _old_codes(ctx, ds, row, h):
@@ -408,9 +516,16 @@ def _embedded_newlines(ctx, ds, row, h):
 
 
 TRANSFORMS = {
-    "fullwidth": _fullwidth, "name_variants": _name_variants, "bad_uscc": _bad_uscc, "old_codes": _old_codes,
-    "date_formats": _date_formats, "impossible_dates": _impossible_dates, "future_dates": _future_dates,
-    "fine_in_yuan": _fine_in_yuan, "bad_amounts": _bad_amounts, "grade_mismatch": _grade_mismatch,
+    "fullwidth": _fullwidth,
+    "name_variants": _name_variants,
+    "bad_uscc": _bad_uscc,
+    "old_codes": _old_codes,
+    "date_formats": _date_formats,
+    "impossible_dates": _impossible_dates,
+    "future_dates": _future_dates,
+    "fine_in_yuan": _fine_in_yuan,
+    "bad_amounts": _bad_amounts,
+    "grade_mismatch": _grade_mismatch,
     "embedded_newlines": _embedded_newlines,
 }
 assert list(TRANSFORMS) == DATA_FAULTS
@@ -423,8 +538,10 @@ def apply_data_faults(ctx: Context, dataset: str, row: dict, faults: list[str]):
     touched: set[str] = set()
     rid = row["record_id"]
     for name in faults:
+
         def h(salt, _name=name):
             return hv(ctx.seed, _name, salt, rid)
+
         new = TRANSFORMS[name](ctx, dataset, row, h)
         if not new or touched.intersection(new):
             continue

@@ -56,8 +56,9 @@ class BadRequest(Exception):
 
 def _parse_since(value: str) -> datetime:
     if not _RFC3339.match(value):
-        raise BadRequest("updated_since must be RFC3339 with an offset, e.g. 2026-11-20T00:00:00+08:00 "
-                         "(URL-encode '+' as %2B)")
+        raise BadRequest(
+            "updated_since must be RFC3339 with an offset, e.g. 2026-11-20T00:00:00+08:00 (URL-encode '+' as %2B)"
+        )
     try:
         dt = datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
     except ValueError as e:
@@ -78,7 +79,7 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, addr, sim: "Simulator", dept: "Department"):
+    def __init__(self, addr, sim: Simulator, dept: Department):
         self.sim, self.dept = sim, dept
         super().__init__(addr, _Handler)
 
@@ -136,10 +137,20 @@ def _token(seed: int, dept: str) -> str:
 class Simulator:
     """Simulated departments serving generated data with faults. Use :func:`start_simulator`."""
 
-    def __init__(self, data_dir: Path, *, host: str = "127.0.0.1", port: int = 8701, seed: int = 0,
-                 faults: Iterable[str] | dict[str, float] | str = (), departments: list[str] | None = None,
-                 sim_now: datetime | None = None, stall_seconds: float = 3.0, cursor_ttl: float = CURSOR_TTL,
-                 verbose: bool = False):
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8701,
+        seed: int = 0,
+        faults: Iterable[str] | dict[str, float] | str = (),
+        departments: list[str] | None = None,
+        sim_now: datetime | None = None,
+        stall_seconds: float = 3.0,
+        cursor_ttl: float = CURSOR_TTL,
+        verbose: bool = False,
+    ):
         self.data_dir = Path(data_dir)
         self.meta = read_meta(self.data_dir)
         self.seed = int(seed)
@@ -168,10 +179,16 @@ class Simulator:
             for i, dept_id in enumerate(chosen):
                 d = by_id[dept_id]
                 mode = self.cfg.mode("down", dept_id)
-                dept = Department(dept_id, d.get("name", dept_id), _token(self.seed, dept_id),
-                                  list(d.get("transports", ["json"])), list(d["datasets"]), host,
-                                  port=port + i if port else 0,
-                                  down=None if mode is None else (mode or "503"))
+                dept = Department(
+                    dept_id,
+                    d.get("name", dept_id),
+                    _token(self.seed, dept_id),
+                    list(d.get("transports", ["json"])),
+                    list(d["datasets"]),
+                    host,
+                    port=port + i if port else 0,
+                    down=None if mode is None else (mode or "503"),
+                )
                 self._depts[dept_id] = dept
                 if dept.down == "refuse":
                     dept.port = dept.port or _free_port(host)
@@ -186,8 +203,9 @@ class Simulator:
     def _listen(self, dept: Department):
         dept.server = _Server((self.host, dept.port), self, dept)
         dept.port = dept.server.server_address[1]
-        dept.thread = threading.Thread(target=dept.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       name=f"sim-{dept.id}", daemon=True)
+        dept.thread = threading.Thread(
+            target=dept.server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"sim-{dept.id}", daemon=True
+        )
         dept.thread.start()
 
     def _unlisten(self, dept: Department):
@@ -231,8 +249,17 @@ class Simulator:
 
     @property
     def departments(self) -> list[dict]:
-        return [{"id": d.id, "name": d.name, "base_url": d.base_url, "token": d.token, "transport": d.transport,
-                 "datasets": list(d.datasets)} for d in self._depts.values()]
+        return [
+            {
+                "id": d.id,
+                "name": d.name,
+                "base_url": d.base_url,
+                "token": d.token,
+                "transport": d.transport,
+                "datasets": list(d.datasets),
+            }
+            for d in self._depts.values()
+        ]
 
     @property
     def now(self) -> datetime:
@@ -250,12 +277,17 @@ class Simulator:
     def write_sources(self, path: Path) -> Path:
         import yaml
 
-        doc = {"departments": [{k: d[k] for k in ("id", "name", "base_url", "token", "transport", "datasets")}
-                               for d in self.departments]}
+        doc = {
+            "departments": [
+                {k: d[k] for k in ("id", "name", "base_url", "token", "transport", "datasets")}
+                for d in self.departments
+            ]
+        }
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False, default_flow_style=None),
-                        encoding="utf-8")
+        path.write_text(
+            yaml.safe_dump(doc, allow_unicode=True, sort_keys=False, default_flow_style=None), encoding="utf-8"
+        )
         return path
 
     # ------------------------------------------------------------ request handling
@@ -375,8 +407,11 @@ class Simulator:
         now = self._now
         rows = self.store.page(t, now, since, after, size + 1)
         more, rows = len(rows) > size, rows[:size]
-        if (after is not None and rows
-                and F.unit(self.seed, "page_repeat", key) < self.cfg.rate("page_repeat", dept.id, t.dataset)):
+        if (
+            after is not None
+            and rows
+            and F.unit(self.seed, "page_repeat", key) < self.cfg.rate("page_repeat", dept.id, t.dataset)
+        ):
             rows = self.store.before(t, now, since, after, 1 + F.hv(self.seed, "page_repeat", "k", key) % 3) + rows
         ctx = self.store.context()
         items = [self.store.render(t, r, ctx) for r in rows]
@@ -387,9 +422,13 @@ class Simulator:
                     for k in F.NUMERIC_FIELDS.intersection(item):
                         v = item[k]
                         item[k] = int(v) if _INT.match(v) else float(v) if _FLOAT.match(v) else v
-        body = {"dataset": t.dataset, "schema_version": "1", "items": items,
-                "next_cursor": self._encode_cursor(t.dataset, rows[-1][0], rows[-1][2]) if more else None,
-                "server_time": rfc3339(now)}
+        body = {
+            "dataset": t.dataset,
+            "schema_version": "1",
+            "items": items,
+            "next_cursor": self._encode_cursor(t.dataset, rows[-1][0], rows[-1][2]) if more else None,
+            "server_time": rfc3339(now),
+        }
         return _json(200, body), key
 
     def _export(self, dept: Department, t: Table, q: dict) -> tuple[Reply, str]:
@@ -423,17 +462,23 @@ class Simulator:
         for r in rows:
             rec = self.store.render(t, r, ctx)
             chunks.append(line([rec.get(c, "") for c in header]))
-        headers = {"Content-Type": f"text/csv; charset={charset}", "X-Record-Count": str(len(rows)),
-                   "Content-Disposition": f'attachment; filename="{t.dataset}-{day}.csv"'}
+        headers = {
+            "Content-Type": f"text/csv; charset={charset}",
+            "X-Record-Count": str(len(rows)),
+            "Content-Disposition": f'attachment; filename="{t.dataset}-{day}.csv"',
+        }
         return Reply(200, b"".join(chunks), headers, chunks), f"GET /datasets/{t.dataset}/export.csv?date={day}"
 
     # ------------------------------------------------------------ HTTP faults
 
     def _http_fault(self, dept: Department, key: str, dataset: str | None) -> str | None:
         """The fault to play on this attempt of ``key``: the n-th attempt plays the n-th selected fault."""
-        selected = [f for f in F.HTTP_ONCE_FAULTS
-                    if (f != "expired_cursor" or "cursor=" in key)
-                    and F.unit(self.seed, f, key) < self.cfg.rate(f, dept.id, dataset)]
+        selected = [
+            f
+            for f in F.HTTP_ONCE_FAULTS
+            if (f != "expired_cursor" or "cursor=" in key)
+            and F.unit(self.seed, f, key) < self.cfg.rate(f, dept.id, dataset)
+        ]
         if not selected:
             return None
         with self._lock:
@@ -456,7 +501,7 @@ class Simulator:
         if action == "cut_short":
             req.close_connection = True
             if reply.chunks is not None and self.cfg.mode("cut_short", dept.id) == "rows" and len(reply.chunks) > 1:
-                body = b"".join(reply.chunks[:1 + (len(reply.chunks) - 1) // 2])
+                body = b"".join(reply.chunks[: 1 + (len(reply.chunks) - 1) // 2])
                 length = len(body)
             else:
                 body = body[: len(body) // 2]
@@ -471,7 +516,7 @@ class Simulator:
             if req.command != "HEAD":
                 req.wfile.write(body)
             req.wfile.flush()
-        except (ConnectionError, TimeoutError, socket.timeout):
+        except (ConnectionError, TimeoutError):
             req.close_connection = True
 
 
@@ -481,9 +526,27 @@ def _free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
-def start_simulator(data_dir: Path, *, host: str = "127.0.0.1", port: int = 8701, seed: int = 0,
-                    faults: Iterable[str] | dict[str, float] | str = (), departments: list[str] | None = None,
-                    sim_now: datetime | None = None, stall_seconds: float = 3.0, **kwargs) -> Simulator:
+def start_simulator(
+    data_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8701,
+    seed: int = 0,
+    faults: Iterable[str] | dict[str, float] | str = (),
+    departments: list[str] | None = None,
+    sim_now: datetime | None = None,
+    stall_seconds: float = 3.0,
+    **kwargs,
+) -> Simulator:
     """Start the departments of ``data_dir`` (generator layout) and return the running simulator."""
-    return Simulator(data_dir, host=host, port=port, seed=seed, faults=faults, departments=departments,
-                     sim_now=sim_now, stall_seconds=stall_seconds, **kwargs)
+    return Simulator(
+        data_dir,
+        host=host,
+        port=port,
+        seed=seed,
+        faults=faults,
+        departments=departments,
+        sim_now=sim_now,
+        stall_seconds=stall_seconds,
+        **kwargs,
+    )

@@ -68,8 +68,9 @@ class Store:
             self._tmpdir = tempfile.TemporaryDirectory(prefix="safecredit-sim-")
             db = str(Path(self._tmpdir.name) / "sim.duckdb")
         self.con = duckdb.connect(db)
-        self.con.execute("SET autoinstall_known_extensions=false; SET autoload_known_extensions=false; "
-                         "SET TimeZone='UTC'")
+        self.con.execute(
+            "SET autoinstall_known_extensions=false; SET autoload_known_extensions=false; SET TimeZone='UTC'"
+        )
         if rows > _BIG_ROWS:
             self.con.execute("SET memory_limit='1GB'")
         for dept in departments:
@@ -102,17 +103,24 @@ class Store:
 
             fields = list(DATASET_FIELDS.get(ds, []))
             cols = "".join(f', NULL::VARCHAR AS "{c}"' for c in fields)
-            return f"SELECT NULL::TIMESTAMP AS ts, NULL::VARCHAR AS record_id, NULL::VARCHAR AS op{cols} WHERE false", fields
+            return (
+                f"SELECT NULL::TIMESTAMP AS ts, NULL::VARCHAR AS record_id, NULL::VARCHAR AS op{cols} WHERE false",
+                fields,
+            )
         src = f"read_parquet({files!r}, union_by_name = true)"
         cols = [r[0] for r in self.con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()]
         fields = [c for c in cols if c not in ENVELOPE]
         u = "replace(updated_at, 'Z', '+00:00')"
-        ts = (f"date_trunc('second', coalesce(try_strptime({u}, {_TZ_FORMATS})::TIMESTAMP + INTERVAL 8 HOUR, "
-              f"try_strptime({u}, {_LOCAL_FORMATS})))")
+        ts = (
+            f"date_trunc('second', coalesce(try_strptime({u}, {_TZ_FORMATS})::TIMESTAMP + INTERVAL 8 HOUR, "
+            f"try_strptime({u}, {_LOCAL_FORMATS})))"
+        )
         op = "coalesce(nullif(op, ''), 'upsert')" if "op" in cols else "'upsert'"
         select = ", ".join(f'"{c}"::VARCHAR AS "{c}"' for c in fields)
-        return (f"SELECT {ts} AS ts, record_id::VARCHAR AS record_id, {op} AS op"
-                f"{', ' + select if select else ''} FROM {src}"), fields
+        return (
+            f"SELECT {ts} AS ts, record_id::VARCHAR AS record_id, {op} AS op"
+            f"{', ' + select if select else ''} FROM {src}"
+        ), fields
 
     def _load(self, dept: str, ds: str):
         name = _ident("t", dept, ds)
@@ -128,7 +136,9 @@ class Store:
             return
         rows = self.con.execute(
             f"SELECT record_id, ts FROM {name} WHERE {F.sql_unit(self.seed, 'late_records', 'record_id')} < ? "
-            f"AND ts + INTERVAL 60 DAY <= ?", [rate, self.end]).fetchall()
+            f"AND ts + INTERVAL 60 DAY <= ?",
+            [rate, self.end],
+        ).fetchall()
         moved = []
         for rid, ts in rows:
             new = self._later(ts, 60, 180, F.hv(self.seed, "late_records", "days", rid))
@@ -147,13 +157,16 @@ class Store:
 
     def _record(self, t: Table, ts: datetime, rid: str, fault: str, field: str, original, served):
         self._history[(t.dept, t.dataset)].append(
-            (ts, {"record_id": rid, "fault": fault, "field": field, "original": original, "served": served}))
+            (ts, {"record_id": rid, "fault": fault, "field": field, "original": original, "served": served})
+        )
 
     def _insert(self, t: Table, rows: list[dict]):
         if not rows:
             return
-        schema = pa.schema([("ts", pa.timestamp("us")), ("record_id", pa.string()), ("op", pa.string())]
-                           + [(f, pa.string()) for f in t.fields])
+        schema = pa.schema(
+            [("ts", pa.timestamp("us")), ("record_id", pa.string()), ("op", pa.string())]
+            + [(f, pa.string()) for f in t.fields]
+        )
         self.con.register("_new", pa.Table.from_pylist(rows, schema=schema))
         self.con.execute(f"INSERT INTO {t.name} BY NAME SELECT * FROM _new")
         self.con.unregister("_new")
@@ -165,8 +178,11 @@ class Store:
 
     def _duplicates(self, t: Table):
         rate = self.cfg.rate("duplicates", t.dept, t.dataset)
-        source = "yjj" if "penalties" in self.dept_meta.get("yjj", {}).get("datasets", []) else next(
-            (d["id"] for d in self.meta["departments"] if "penalties" in d["datasets"]), None)
+        source = (
+            "yjj"
+            if "penalties" in self.dept_meta.get("yjj", {}).get("datasets", [])
+            else next((d["id"] for d in self.meta["departments"] if "penalties" in d["datasets"]), None)
+        )
         if rate <= 0 or source is None or source == t.dept:
             return
         sample = self._fetch_dicts(f"SELECT * FROM {t.name} ORDER BY ts, record_id LIMIT 1")
@@ -175,7 +191,9 @@ class Store:
         key = f"'{t.dept}|' || record_id"
         src_rows = self._fetch_dicts(
             f"SELECT * FROM ({sql}) WHERE {F.sql_unit(self.seed, 'duplicates', key)} < ? "
-            f"AND ts + INTERVAL 11 DAY <= ? ORDER BY ts, record_id", [rate, self.end])
+            f"AND ts + INTERVAL 11 DAY <= ? ORDER BY ts, record_id",
+            [rate, self.end],
+        )
         new_rows = []
         for src in src_rows:
             h = F.hv(self.seed, "duplicates", t.dept, src["record_id"])
@@ -194,7 +212,9 @@ class Store:
             return
         rows = self._fetch_dicts(
             f"SELECT * FROM {t.name} WHERE op = 'upsert' AND {F.sql_unit(self.seed, 'corrections', 'record_id')} < ? "
-            f"AND ts + INTERVAL 3 DAY <= ? ORDER BY ts, record_id", [rate, self.end])
+            f"AND ts + INTERVAL 3 DAY <= ? ORDER BY ts, record_id",
+            [rate, self.end],
+        )
         new_rows = []
         for row in rows:
             h = F.hv(self.seed, "corrections", "days", row["record_id"])
@@ -215,28 +235,42 @@ class Store:
         rows = self.con.execute(
             f"SELECT record_id, max(ts) AS ts FROM {t.name} GROUP BY record_id "
             f"HAVING {F.sql_unit(self.seed, 'revocations', 'record_id')} < ? AND max(ts) + INTERVAL 1 DAY <= ? "
-            f"ORDER BY ts, record_id", [rate, self.end]).fetchall()
+            f"ORDER BY ts, record_id",
+            [rate, self.end],
+        ).fetchall()
         new_rows = []
         for rid, ts in rows:
-            new_rows.append({"ts": self._later(ts, 1, 120, F.hv(self.seed, "revocations", "days", rid)),
-                             "record_id": rid, "op": "revoke"})
+            new_rows.append(
+                {
+                    "ts": self._later(ts, 1, 120, F.hv(self.seed, "revocations", "days", rid)),
+                    "record_id": rid,
+                    "op": "revoke",
+                }
+            )
             self._record(t, new_rows[-1]["ts"], rid, "revocations", "op", "upsert", "revoke")
         self._insert(t, new_rows)
 
     def data_faults(self, t: Table) -> list[str]:
-        return [n for n in F.DATA_FAULTS if self.cfg.rate(n, t.dept, t.dataset) > 0
-                and (F.DATA_FAULT_DATASETS[n] is None or t.dataset in F.DATA_FAULT_DATASETS[n])]
+        return [
+            n
+            for n in F.DATA_FAULTS
+            if self.cfg.rate(n, t.dept, t.dataset) > 0
+            and (F.DATA_FAULT_DATASETS[n] is None or t.dataset in F.DATA_FAULT_DATASETS[n])
+        ]
 
     def _finish(self, t: Table):
-        masks = [f"CASE WHEN op = 'upsert' AND {F.sql_unit(self.seed, n, 'record_id')} < "
-                 f"{self.cfg.rate(n, t.dept, t.dataset)!r} THEN {1 << F.DATA_FAULTS.index(n)} ELSE 0 END"
-                 for n in self.data_faults(t)]
+        masks = [
+            f"CASE WHEN op = 'upsert' AND {F.sql_unit(self.seed, n, 'record_id')} < "
+            f"{self.cfg.rate(n, t.dept, t.dataset)!r} THEN {1 << F.DATA_FAULTS.index(n)} ELSE 0 END"
+            for n in self.data_faults(t)
+        ]
         cols = ", ".join(f'"{c}"' for c in t.fields)
         final = _ident("v", t.dept, t.dataset)
         self.con.execute(
             f"CREATE TABLE {final} AS SELECT ts, strftime(ts, '%Y-%m-%dT%H:%M:%S') || '+08:00' AS updated_at, "
             f"record_id, op{', ' + cols if cols else ''}, ({' + '.join(masks) or '0'})::INTEGER AS fmask "
-            f"FROM {t.name} ORDER BY ts, record_id")
+            f"FROM {t.name} ORDER BY ts, record_id"
+        )
         self.con.execute(f"DROP TABLE {t.name}")
         t.name = final
         self._history[(t.dept, t.dataset)].sort(key=lambda e: (e[0], e[1]["record_id"]))
@@ -247,8 +281,9 @@ class Store:
         cols = "".join(f', "{c}"' for c in t.fields)
         return f"SELECT ts, updated_at, record_id, op{cols}, fmask FROM {t.name}"
 
-    def page(self, t: Table, now: datetime, since: datetime | None, after: tuple[datetime, str] | None,
-             limit: int) -> list[tuple]:
+    def page(
+        self, t: Table, now: datetime, since: datetime | None, after: tuple[datetime, str] | None, limit: int
+    ) -> list[tuple]:
         where, params = ["ts <= ?"], [now]
         if since is not None:
             where.append("ts >= ?")
@@ -266,8 +301,7 @@ class Store:
         if since is not None:
             where.append("ts >= ?")
             params.append(since)
-        sql = (f"{self._select(t)} WHERE {' AND '.join(where)} "
-               f"ORDER BY ts DESC, record_id DESC LIMIT {int(k)}")
+        sql = f"{self._select(t)} WHERE {' AND '.join(where)} ORDER BY ts DESC, record_id DESC LIMIT {int(k)}"
         with self.con.cursor() as cur:
             return cur.execute(sql, params).fetchall()[::-1]
 
@@ -292,7 +326,9 @@ class Store:
                     with self.con.cursor() as cur:
                         have = {r[0] for r in cur.execute(f"DESCRIBE SELECT * FROM read_parquet({files!r})").fetchall()}
                         cols = ", ".join(f'"{c}"' if c in have else "NULL" for c in want)
-                        for code, cym, zch, zzjg in cur.execute(f"SELECT {cols} FROM read_parquet({files!r})").fetchall():
+                        for code, cym, zch, zzjg in cur.execute(
+                            f"SELECT {cols} FROM read_parquet({files!r})"
+                        ).fetchall():
                             if code and (cym or zch or zzjg):
                                 reg[code] = ((cym or "").split(";")[0].strip(), zch or "", zzjg or "")
                 self._registry = reg
@@ -346,8 +382,15 @@ class Store:
                     f = F.DROPPED[t.dataset]
                     out.append({"record_id": "*", "fault": name, "field": f, "original": f, "served": ""})
         if self.cfg.on("unknown_field", t.dept, t.dataset):
-            out.append({"record_id": "*", "fault": "unknown_field", "field": F.UNKNOWN_FIELD, "original": "",
-                        "served": F.UNKNOWN_FIELD})
+            out.append(
+                {
+                    "record_id": "*",
+                    "fault": "unknown_field",
+                    "field": F.UNKNOWN_FIELD,
+                    "original": "",
+                    "served": F.UNKNOWN_FIELD,
+                }
+            )
         if not self.data_faults(t):
             return out
         ctx, seen = self.context(), set()
@@ -361,8 +404,15 @@ class Store:
                         key = (raw[2], fault, field, original, served)
                         if key not in seen:
                             seen.add(key)
-                            out.append({"record_id": raw[2], "fault": fault, "field": field,
-                                        "original": original, "served": served})
+                            out.append(
+                                {
+                                    "record_id": raw[2],
+                                    "fault": fault,
+                                    "field": field,
+                                    "original": original,
+                                    "served": served,
+                                }
+                            )
         return out
 
 

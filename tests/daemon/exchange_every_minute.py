@@ -7,5 +7,6 @@ from pipelines.definitions import exchange_definitions
 
 # steps in the run's own process: the daemon, run queue, launcher and pools are exercised the same,
 # without a Python process per step on a 2-core CI machine
-defs = dg.Definitions.merge(exchange_definitions(nightly_cron="* * * * *", sensor_interval=5),
-                            dg.Definitions(executor=dg.in_process_executor))
+defs = dg.Definitions.merge(
+    exchange_definitions(nightly_cron="* * * * *", sensor_interval=5), dg.Definitions(executor=dg.in_process_executor)
+)
