@@ -1,0 +1,64 @@
+"""The publication gate's assertions (safecredit/publish/gate.py), judged in DuckDB over rules.<feed>."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from safecredit.codes import make_id_number, mask_id_number
+from safecredit.publish import gate
+from safecredit.warehouse import connect
+
+PERSON = make_id_number("110105", date(1980, 5, 17), 23)
+WRONG_CHECK = PERSON[:17] + ("0" if PERSON[17] != "0" else "1")
+
+
+@pytest.fixture
+def con():
+    c = connect()
+    c.execute("CREATE SCHEMA rules")
+    c.execute("""CREATE TABLE rules.blacklist (entry_id VARCHAR, name VARCHAR, note VARCHAR,
+                 subject_code_full VARCHAR, measures VARCHAR[], as_of DATE)""")
+    yield c
+    c.close()
+
+
+def _rows(con, *rows):
+    con.executemany("INSERT INTO rules.blacklist VALUES (?, ?, ?, ?, ?, DATE '2026-11-22')", rows)
+
+
+def test_public_columns_leave_out_private_and_run_constant_columns(con):
+    assert [n for n, _ in gate.public_columns(con, "blacklist")] == ["entry_id", "name", "note", "measures"]
+    assert "subject_code_full" not in gate.feed_query(con, "blacklist")
+
+
+def test_duplicate_ids_fail_unique_ids(con):
+    _rows(con, ("E1", "a", None, None, []), ("E2", "b", None, None, []))
+    assert gate.duplicate_ids(con, "blacklist") == []
+    _rows(con, ("E2", "c", None, None, []))
+    [failure] = gate.duplicate_ids(con, "blacklist")
+    assert failure["assertion"] == "unique_ids" and "E2" in failure["message"] and "对应多行" in failure["message"]
+
+
+def test_a_full_id_number_in_a_public_column_fails_and_is_shown_masked(con):
+    _rows(con, ("E1", "张三", f"编号{WRONG_CHECK}", PERSON, ["限制乘坐飞机"]))  # private column, wrong check char
+    assert gate.full_id_numbers(con, "blacklist") == []
+    _rows(con, ("E2", "李四", f"身份证 {PERSON} 已核实", None, []), ("E3", "王五", None, None, [f"x{PERSON}"]))
+    failures = gate.full_id_numbers(con, "blacklist")
+    assert [f["message"].split(":")[0] for f in failures] == ["blacklist.note"]  # x<ID> is no standalone number
+    assert PERSON not in failures[0]["message"] and mask_id_number(PERSON) in failures[0]["message"]
+    _rows(con, ("E4", "赵六", None, None, [PERSON]))  # inside a list: its JSON text is read too
+    assert [f["message"].split(":")[0] for f in gate.full_id_numbers(con, "blacklist")] == [
+        "blacklist.measures",
+        "blacklist.note",
+    ]
+
+
+def test_shrink_beyond_policy_fails_and_a_first_version_never_does():
+    assert gate.shrink("blacklist", 10, None, None, 0.2) == []
+    assert gate.shrink("blacklist", 80, 100, "V1", 0.2) == []
+    [failure] = gate.shrink("blacklist", 79, 100, "V1", 0.2)
+    assert (
+        failure["assertion"] == "shrink_within_policy" and "21.0%" in failure["message"] and "V1" in failure["message"]
+    )
