@@ -119,6 +119,7 @@ def _unique(reasons: list[dict]) -> list[dict]:
     description="One version id across all feeds, written atomically; index.json written last.",
 )
 def published_feeds(context: dg.AssetExecutionContext, exchange: ExchangeResource):
+    from safecredit import reuse
     from safecredit.progress import bar
     from safecredit.publish.gate import feed_query, held_back_sources, present_feeds
 
@@ -128,10 +129,18 @@ def published_feeds(context: dg.AssetExecutionContext, exchange: ExchangeResourc
     with exchange.warehouse("publish") as con:  # the feeds stream from the warehouse into the files
         feeds = {f: con.sql(feed_query(con, f)) for f in present_feeds(con)}
         held = held_back_sources(con, exchange.paths.raw)
-        with bar(f"publish {len(feeds)} feeds", total=None):
-            result = pub.publish(
-                feeds, as_of=exchange.as_of_date(), policy_version=pol.version, generated_at=now, held_back=held
-            )
+        # the rule tables as the version last published from them: link its files, render nothing
+        fingerprint = reuse.digest(reuse.code_digest(), reuse.fingerprint_of(con, "rules"), sorted(feeds))
+        last = (exchange.reused(con, "publish", fingerprint) or {}).get("version")
+        meta = {"as_of": exchange.as_of_date(), "policy_version": pol.version, "generated_at": now, "held_back": held}
+        result = pub.publish_unchanged(last, **meta) if last else None
+        if result is None:
+            with bar(f"publish {len(feeds)} feeds", total=None):
+                result = pub.publish(feeds, **meta)
+        else:
+            context.log.info(f"the rule tables are those {last} was published from: its files are linked")
+        if result.ok:
+            reuse.record(con, "publish", fingerprint, {"version": result.version})
     if result.ok:  # the publication report, beside the feeds: <exports>/reports/<version>.html (served at /report)
         _write_report(context, exchange, result.version, now)
     rows = dict(result.rows)

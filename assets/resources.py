@@ -33,6 +33,9 @@ class ExchangeResource(dg.ConfigurableResource):
     as_of: str = ""  # YYYY-MM-DD; empty = today in Asia/Shanghai
     known_at: str = ""  # YYYY-MM-DD; only versions landed by then (rules.md §3); empty = all
     lock_wait_seconds: float = 1800.0  # a step waits this long for the warehouse before failing
+    # a step whose inputs' fingerprint matches its last completed run reuses its tables
+    # (safecredit/reuse.py); False rebuilds everything (`safecredit replay`)
+    reuse: bool = True
 
     @property
     def paths(self) -> config.Paths:
@@ -64,6 +67,25 @@ class ExchangeResource(dg.ConfigurableResource):
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_hex(32))
         return path.read_text().strip()
+
+    def reused(self, con, step: str, fingerprint: str) -> dict | None:
+        """The outputs `step` recorded with this fingerprint (None: compute, having forgotten the old)."""
+        from safecredit import reuse
+
+        found = reuse.reusable(con, step, fingerprint) if self.reuse else None
+        if found is None:
+            reuse.forget(con, step)
+        return found
+
+    def run_inputs(self, *parts) -> str:
+        """The fingerprint of what a rules step reads besides its own upstream steps: code, policy,
+        dates, the person-id key (hashed)."""
+        import hashlib
+
+        from safecredit import reuse
+
+        salt = hashlib.sha256(self.person_salt().encode()).hexdigest()
+        return reuse.digest(reuse.code_digest(), self.policy().version, self.as_of_date(), self.known_at, salt, *parts)
 
     @contextmanager
     def warehouse(self, holder: str = "dagster") -> Iterator:

@@ -40,10 +40,18 @@ def rules_key(table: str) -> dg.AssetKey:
     "former names; persons by a keyed hash of the ID number (rules/subjects/*.sql).",
 )
 def subjects_resolved(context: dg.AssetExecutionContext, exchange: ExchangeResource) -> dg.MaterializeResult:
+    from safecredit import reuse
     from safecredit.rules import run_subjects
 
     with exchange.warehouse("subjects") as con:
-        run_subjects(con, exchange.as_of_date(), exchange.policy(), exchange.person_salt(), exchange.known_at_date())
+        fingerprint = exchange.run_inputs(_staged_fingerprints(con))
+        if exchange.reused(con, "subjects", fingerprint) is None:
+            run_subjects(
+                con, exchange.as_of_date(), exchange.policy(), exchange.person_salt(), exchange.known_at_date()
+            )
+            reuse.record(con, "subjects", fingerprint)
+        else:
+            context.log.info("no staged dataset changed since the last resolution: subjects reused")
         report = con.execute("SELECT department, resolved_by, decisions FROM subjects.resolution_report").fetchall()
         dups = con.execute(
             "SELECT count(DISTINCT (authority_code, decision_no)) FROM subjects.duplicate_decisions"
@@ -58,6 +66,12 @@ def subjects_resolved(context: dg.AssetExecutionContext, exchange: ExchangeResou
     part = {"resolution": per_source, "unresolved": unresolved, "duplicate_decisions": dups}
     record_part(exchange.paths, context.run_id, "subjects", part)
     return dg.MaterializeResult(metadata={**part, "resolution": dg.MetadataValue.json(per_source)})
+
+
+def _staged_fingerprints(con) -> dict[str, str | None]:
+    from safecredit import reuse
+
+    return {ds: reuse.fingerprint_of(con, f"staged:{ds}") for ds in DATASETS}
 
 
 def _rule_spec(table: str) -> dg.AssetSpec:
@@ -80,12 +94,19 @@ def _rule_spec(table: str) -> dg.AssetSpec:
     "the staged tables; one asset per table it publishes.",
 )
 def rules_results(context: dg.AssetExecutionContext, exchange: ExchangeResource):
+    from safecredit import reuse
     from safecredit.rules import run_rules
 
     as_of = exchange.as_of_date()
     pol = exchange.policy()
     with exchange.warehouse("rules") as con:
-        ran = run_rules(con, as_of, pol, exchange.person_salt(), known_at=exchange.known_at_date())
+        fingerprint = exchange.run_inputs(_staged_fingerprints(con), reuse.fingerprint_of(con, "subjects"))
+        ran = (exchange.reused(con, "rules", fingerprint) or {}).get("sql_files")
+        if ran is None:
+            ran = run_rules(con, as_of, pol, exchange.person_salt(), known_at=exchange.known_at_date())
+            reuse.record(con, "rules", fingerprint, {"sql_files": ran})
+        else:
+            context.log.info("inputs, policy and dates as in the last run: the rule tables are reused")
         rows = {t: con.execute(f"SELECT count(*) FROM rules.{t}").fetchone()[0] for t in RULE_TABLES}
         by_status = dict(con.execute("SELECT status, count(*) FROM rules.blacklist GROUP BY ALL ORDER BY 1").fetchall())
         by_ground = dict(con.execute("SELECT ground, count(*) FROM rules.blacklist GROUP BY ALL ORDER BY 1").fetchall())

@@ -23,18 +23,18 @@ def _staged_asset(dataset: str) -> dg.AssetsDefinition:
         "validated against contracts/datasets/" + dataset + ".yaml.",
     )
     def _asset(context: dg.AssetExecutionContext, exchange: ExchangeResource) -> dg.MaterializeResult:
-        from safecredit.landing import landed_departments
-        from safecredit.staging import load_raw, stage
+        from safecredit.reuse import stage_landed
 
         # everything landed counts, whether or not its department is still configured: staging
         # is a pure function of the raw landing, which is what makes `replay` possible
-        depts = landed_departments(exchange.paths.raw, dataset)
+        hold_back = exchange.policy().get("publication.hold_back", {})
         with exchange.warehouse(f"staged_{dataset}") as con:
-            load_raw(con, exchange.paths.raw, depts, dataset)
-            counts = stage(con, dataset, exchange.policy().get("publication.hold_back", {}))
+            counts, done = stage_landed(con, exchange.paths.raw, dataset, hold_back, reuse=exchange.reuse)
+        if done != "staged":
+            context.log.info(f"{dataset}: nothing new landed since the last staging ({done}); its tables stand")
         context.log.info(f"{dataset}: {counts}")
         record_part(exchange.paths, context.run_id, f"staged-{dataset}", counts)
-        return dg.MaterializeResult(metadata=dict(counts))
+        return dg.MaterializeResult(metadata={**counts, "staging": done})
 
     return _asset
 
@@ -53,14 +53,23 @@ def _contract_check(dataset: str) -> dg.AssetChecksDefinition:
         "the publication.",
     )
     def _check(context: dg.AssetCheckExecutionContext, exchange: ExchangeResource) -> dg.AssetCheckResult:
+        from safecredit import reuse
         from safecredit.contracts import load_contract
         from safecredit.gx_suites import validate_frame
 
         contract = load_contract(dataset)
         cols = ", ".join(f.name for f in contract.fields if f.type != "list")
         with exchange.warehouse(f"check_{dataset}") as con:
-            frame = con.sql(f"SELECT {cols} FROM staged.{dataset}_current").to_arrow_table().to_pandas()
-        summary = validate_frame(contract, frame)
+            # the suite's verdict on the same staged tables (same fingerprint) is still the verdict
+            staged_as = reuse.fingerprint_of(con, f"staged:{dataset}")
+            summary = exchange.reused(con, f"contract_suite:{dataset}", staged_as) if staged_as else None
+            if summary is None:
+                frame = con.sql(f"SELECT {cols} FROM staged.{dataset}_current").to_arrow_table().to_pandas()
+        if summary is None:
+            summary = validate_frame(contract, frame)
+            if staged_as:
+                with exchange.warehouse(f"check_{dataset}") as con:
+                    reuse.record(con, f"contract_suite:{dataset}", staged_as, summary)
         failed = summary["failed"]
         if not summary["success"]:
             record_blocked(

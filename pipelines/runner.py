@@ -13,7 +13,7 @@ from pathlib import Path
 
 from safecredit import config
 from safecredit.errors import UserError
-from safecredit.run_summary import RunSummary, partial, read_summary
+from safecredit.run_summary import RunSummary, partial, read_summary, write_summary
 
 
 def _instance(paths: config.Paths):
@@ -73,6 +73,7 @@ def run_pipeline(
         "sources": str(src_path),
         "as_of": as_of.isoformat() if as_of else "",
         "known_at": known_at.isoformat() if known_at else "",
+        "reuse": not replay,  # a replay is a deliberate rebuild: nothing is taken from the ledger
     }
     run_config = dg.RunConfig(
         resources={"exchange": {"config": exchange}},
@@ -99,6 +100,8 @@ def run_pipeline(
     summary = read_summary(paths, result.run_id)
     if summary is not None and (result.success or not summary.published):
         summary.log = str(log_path)
+        summary.steps = _step_seconds(instance, result.run_id)
+        write_summary(paths, summary)
         return summary
     lines = []
     for ev in result.all_events:
@@ -110,6 +113,14 @@ def run_pipeline(
             lines.append(f"step {ev.step_key}: {err.to_string()}")
     log_path.write_text("\n".join(lines) or "run failed", encoding="utf-8")
     return partial(paths, result.run_id, str(log_path))
+
+
+def _step_seconds(instance, run_id: str) -> dict[str, float]:
+    """Wall seconds of each step of the run, in the order they started (where the night's time went)."""
+    stats = sorted(
+        (s for s in instance.get_run_step_stats(run_id) if s.start_time and s.end_time), key=lambda s: s.start_time
+    )
+    return {s.step_key: round(s.end_time - s.start_time, 2) for s in stats}
 
 
 def _free_stale_slots(instance, pool: str = "warehouse") -> None:

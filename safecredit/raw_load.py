@@ -53,11 +53,11 @@ def raw_columns(contract: Contract) -> list[str]:
     return list(ENVELOPE) + list(contract.codes)
 
 
-def _create(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
+def _create(con: duckdb.DuckDBPyConnection, contract: Contract, table: str) -> None:
     cols = ", ".join(f"{_ident(c)} VARCHAR" for c in raw_columns(contract))
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     con.execute(
-        f"CREATE OR REPLACE TABLE raw.{contract.dataset} (department VARCHAR, fetch_id VARCHAR, "
+        f"CREATE OR REPLACE TABLE {table} (department VARCHAR, fetch_id VARCHAR, "
         f"seq BIGINT, landed_at VARCHAR, {cols}, extra_fields VARCHAR)"
     )
 
@@ -139,33 +139,37 @@ def _utf8_day(path: Path, charset: str, tmp: Path) -> Path:
     return out
 
 
-def _insert_fetch(con, contract: Contract, fetch: Path, manifest: dict, params: dict, tmp: Path) -> None:
-    ds = contract.dataset
+def _insert_fetch(con, contract: Contract, fetch: Path, manifest: dict, params: dict, tmp: Path, table: str) -> None:
     if manifest["transport"] == "json":
-        con.execute(f"INSERT INTO raw.{ds} {_json_select(contract, _json_items(con, fetch, manifest))}", params)
+        con.execute(f"INSERT INTO {table} {_json_select(contract, _json_items(con, fetch, manifest))}", params)
         return
     days = [d for d in manifest.get("days", []) if d["rows"]]
     if not days:
         return
     files = [_utf8_day(fetch / "days" / f"{d['date']}.csv", d["charset"], tmp) for d in days]
-    con.execute(f"INSERT INTO raw.{ds} {_csv_select(contract, {f: _csv_header(f) for f in files})}", params)
+    con.execute(f"INSERT INTO {table} {_csv_select(contract, {f: _csv_header(f) for f in files})}", params)
 
 
 def load_raw(con: duckdb.DuckDBPyConnection, raw_root: Path, departments: Iterable[str], dataset: str) -> int:
     """Rebuild `raw.<dataset>` from every complete fetch, in (department, fetch_id, seq) order."""
+    fetches = [(dept, f) for dept in sorted(departments) for f in SourceDir(raw_root, dept, dataset).fetches()]
+    return load_fetches(con, fetches, dataset, f"raw.{dataset}")
+
+
+def load_fetches(con: duckdb.DuckDBPyConnection, fetches: Iterable[tuple[str, Path]], dataset: str, table: str) -> int:
+    """(Re)create `table` with the records of the given (department, fetch directory) pairs, in order."""
     contract = load_contract(dataset)
     con.execute(_JSON_TEXT)
-    _create(con, contract)
+    _create(con, contract, table)
     with tempfile.TemporaryDirectory(prefix="sc-raw-") as tmp:
-        for dept in sorted(departments):
-            for fetch in SourceDir(raw_root, dept, dataset).fetches():
-                manifest = json.loads((fetch / MANIFEST).read_text(encoding="utf-8"))
-                params = {"dept": dept, "fid": fetch.name, "landed": manifest.get("finished_at")}
-                try:
-                    _insert_fetch(con, contract, fetch, manifest, params, Path(tmp))
-                except (duckdb.Error, UnicodeDecodeError) as exc:
-                    raise UserError(
-                        f"无法读取部门 {dept} 的 {dataset} 落地批次 {fetch.name}：{exc}",
-                        f"cannot read the landed {dataset} fetch {fetch.name} of department {dept}: {exc}",
-                    ) from exc
-    return con.execute(f"SELECT count(*) FROM raw.{dataset}").fetchone()[0]
+        for dept, fetch in fetches:
+            manifest = json.loads((fetch / MANIFEST).read_text(encoding="utf-8"))
+            params = {"dept": dept, "fid": fetch.name, "landed": manifest.get("finished_at")}
+            try:
+                _insert_fetch(con, contract, fetch, manifest, params, Path(tmp), table)
+            except (duckdb.Error, UnicodeDecodeError) as exc:
+                raise UserError(
+                    f"无法读取部门 {dept} 的 {dataset} 落地批次 {fetch.name}：{exc}",
+                    f"cannot read the landed {dataset} fetch {fetch.name} of department {dept}: {exc}",
+                ) from exc
+    return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]

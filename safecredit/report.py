@@ -73,6 +73,10 @@ def print_run_summary(s: RunSummary, console=None) -> None:
         d = s.feed_deltas.get(feed, {})
         t.add_row(feed, str(rows), *(str(d.get(k, "")) for k in ("ADD", "MOD", "DEL")))
     con.print(t)
+    if s.steps:  # the slowest steps first: where the night's time went
+        slow = sorted(s.steps.items(), key=lambda kv: -kv[1])[:8]
+        total = sum(s.steps.values())
+        con.print(f"Steps 步骤耗时 ({total:.0f} s in all): " + ", ".join(f"{k} {v:.1f} s" for k, v in slow))
     if s.published:
         con.print(f"[green]Published version {s.version}[/green] → {s.exports}")
     elif s.ok:

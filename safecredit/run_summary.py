@@ -35,6 +35,7 @@ class RunSummary:
     exports: str = ""
     log: str = ""
     run_id: str = ""
+    steps: dict = field(default_factory=dict)  # Dagster step key -> wall seconds (the runner adds them)
 
 
 def run_dir(paths: Paths, run_id: str) -> Path:

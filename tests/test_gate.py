@@ -62,3 +62,44 @@ def test_shrink_beyond_policy_fails_and_a_first_version_never_does():
     assert (
         failure["assertion"] == "shrink_within_policy" and "21.0%" in failure["message"] and "V1" in failure["message"]
     )
+
+
+def _both() -> str:
+    """An 18-digit code that passes the checks of a USCC and of an ID number (about 1 in 31 does)."""
+    from datetime import timedelta
+
+    from safecredit.codes import is_valid_uscc
+
+    return next(
+        code
+        for i in range(5000)
+        if is_valid_uscc(code := make_id_number("110101", date(1980, 1, 1) + timedelta(days=i // 10), i % 10))
+    )
+
+
+def test_a_units_uscc_that_also_passes_as_an_id_number_is_its_code_not_a_leak():
+    """At city scale some USCCs pass an ID number's checks too: in a column of units' codes (and in a
+    subject's code where the subject is a unit) it is the unit's code; the same value for a person is a leak."""
+    both = _both()
+    c = connect()
+    c.execute("CREATE SCHEMA rules")
+    c.execute("CREATE TABLE rules.credit_scores (uscc VARCHAR, name VARCHAR)")
+    c.execute("INSERT INTO rules.credit_scores VALUES (?, '某化工有限公司')", [both])
+    c.execute("CREATE TABLE rules.blacklist (entry_id VARCHAR, subject_type VARCHAR, subject_code VARCHAR)")
+    c.execute("INSERT INTO rules.blacklist VALUES ('E1', 'unit', ?)", [both])
+    assert gate.full_id_numbers(c, "credit_scores") == []
+    assert gate.full_id_numbers(c, "blacklist") == []
+    c.execute("INSERT INTO rules.blacklist VALUES ('E2', 'person', ?)", [both])
+    [failure] = gate.full_id_numbers(c, "blacklist")
+    assert failure["message"].startswith("blacklist.subject_code: 1 value(s)")
+    c.close()
+
+    from safecredit.publish.feeds import FEEDS
+    from safecredit.publish.guards import find_in_records
+
+    spec = FEEDS["blacklist"]
+    unit = {"entry_id": "E1", "subject_type": "unit", "subject_code": both}
+    person = {"entry_id": "E2", "subject_type": "person", "subject_code": both}
+    assert find_in_records([unit], spec.unit_codes, spec.subject_codes) == []
+    assert [c for c, *_ in find_in_records([unit, person], spec.unit_codes, spec.subject_codes)] == ["subject_code"]
+    assert find_in_records([{"uscc": both}], FEEDS["credit_scores"].unit_codes) == []

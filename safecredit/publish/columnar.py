@@ -194,7 +194,8 @@ class Session:
         reader = self.con.sql(f"SELECT {LINE} FROM {staged.table} WHERE {candidate_sql(LINE)}").to_arrow_reader(
             BATCH_ROWS
         )
-        return find_in_records(json.loads(line) for batch in reader for line in batch.column(0).to_pylist())
+        records = (json.loads(line) for batch in reader for line in batch.column(0).to_pylist())
+        return find_in_records(records, staged.spec.unit_codes, staged.spec.subject_codes)
 
     def content_digest(self, feed: str) -> str:
         """sha256 of the feed's full.jsonl bytes, without writing the file."""

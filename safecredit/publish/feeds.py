@@ -9,7 +9,7 @@ Only the columns a table actually has are written, in the table's order.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Mapping
 
@@ -28,6 +28,11 @@ class FeedSpec:
     id_columns: tuple[str, ...]  # stable id of a row across versions (delta key)
     columns: Columns = field(default_factory=dict)
     description: str = ""
+    # Columns holding a unit's USCC, and those holding a subject's code where `subject_type` is
+    # 'unit'. Some valid USCCs (11 of 200,000 in the demo city) also pass every check of an ID
+    # number; there they are what the column says, not a person's number left unmasked.
+    unit_codes: tuple[str, ...] = ()
+    subject_codes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not FEED_NAME_RE.match(self.name):
@@ -35,6 +40,8 @@ class FeedSpec:
         if not self.id_columns:
             raise ValueError(f"feed {self.name}: id_columns must name at least one column")
         object.__setattr__(self, "id_columns", tuple(self.id_columns))
+        object.__setattr__(self, "unit_codes", tuple(self.unit_codes))
+        object.__setattr__(self, "subject_codes", tuple(self.subject_codes))
         object.__setattr__(self, "columns", MappingProxyType(dict(self.columns)))
 
     def header(self, column: str) -> str:
@@ -219,8 +226,17 @@ INTERMEDIARY_RATINGS_COLUMNS: dict[str, tuple[str, str]] = {
 }
 
 
+_UNIT_CODES = ("uscc", "authority_code", "data_source_code")
+
+
 def _registry(*specs: FeedSpec) -> Mapping[str, FeedSpec]:
-    return MappingProxyType({s.name: s for s in specs})
+    """The feeds, each knowing which of its columns hold units' codes (by the shared column names)."""
+    out = {}
+    for s in specs:
+        units = tuple(c for c in _UNIT_CODES if c in s.columns)
+        subjects = tuple(c for c in ("subject_code", "subject_id") if c in s.columns and "subject_type" in s.columns)
+        out[s.name] = replace(s, unit_codes=s.unit_codes or units, subject_codes=s.subject_codes or subjects)
+    return MappingProxyType(out)
 
 
 FEEDS: Mapping[str, FeedSpec] = _registry(

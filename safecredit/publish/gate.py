@@ -25,6 +25,7 @@ from .feeds import FEEDS
 RUN_CONSTANTS = frozenset({"as_of"})
 # RE2 has no look-around: the boundaries are matched as characters (text is padded with spaces)
 ID_CANDIDATE = r"[^0-9A-Za-z]([1-9][0-9]{16}[0-9Xx])[^0-9A-Za-z]"
+_RUN = "[1-9][0-9]{16}[0-9Xx]"  # any 18-character run an ID number could be
 
 
 def is_private(column: str) -> bool:
@@ -73,20 +74,32 @@ def duplicate_ids(con: duckdb.DuckDBPyConnection, feed: str) -> list[dict]:
 
 def full_id_numbers(con: duckdb.DuckDBPyConnection, feed: str) -> list[dict]:
     """Public text (struct and list values as their JSON) holding a valid 18-digit ID number."""
-    checks = []
+    spec = FEEDS[feed]
+    texts = {}
     for name, typ in public_columns(con, feed):
         if typ == "VARCHAR":
-            text = f'"{name}"'
+            texts[name] = f'"{name}"'
         elif typ.startswith(("STRUCT", "MAP")) or typ.endswith("[]"):
-            text = f'to_json("{name}")::VARCHAR'
-        else:
+            texts[name] = f'to_json("{name}")::VARCHAR'
+    if not texts:
+        return []
+    # one cheap scan finds the columns where an 18-character run occurs at all; only those get
+    # the exact (and much dearer) per-candidate check below
+    runs = ", ".join(f"bool_or(regexp_matches({text}, '{_RUN}')) AS \"{name}\"" for name, text in texts.items())
+    seen = con.execute(f"SELECT {runs} FROM rules.{feed}").fetchall()[0]
+    checks = []
+    for (name, text), has_run in zip(texts.items(), seen):
+        if not has_run:
             continue
         hits = (
             f"list_filter(regexp_extract_all(' ' || {text} || ' ', '{ID_CANDIDATE}', 1), lambda x: sc_id_ok(upper(x)))"
         )
+        unit = "true" if name in spec.unit_codes else "subject_type = 'unit'" if name in spec.subject_codes else None
+        # a unit's valid USCC that also passes the ID number's checks is the unit's code
+        exempt = f" AND NOT coalesce(sc_uscc_ok(upper({text})) AND {unit}, false)" if unit else ""
         checks.append(
             f"SELECT '{name}' AS col, count(*) AS n, sc_mask(upper(any_value({hits}[1]))) AS example "
-            f"FROM rules.{feed} WHERE len({hits}) > 0"
+            f"FROM rules.{feed} WHERE regexp_matches({text}, '{_RUN}') AND len({hits}) > 0{exempt}"
         )
     if not checks:
         return []

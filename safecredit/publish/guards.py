@@ -8,12 +8,12 @@ in the text, by `safecredit.codes`' rules. Messages show masked numbers only.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from safecredit.codes import ID_CHECK_MAP, ID_WEIGHTS, is_valid_id_number, mask_id_number
+from safecredit.codes import ID_CHECK_MAP, ID_WEIGHTS, is_valid_id_number, is_valid_uscc, mask_id_number
 
 from .errors import FullIdNumberError
 
@@ -91,12 +91,19 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
-def find_in_records(records: Iterable[dict[str, Any]]) -> list[tuple[str, int, str]]:
+def find_in_records(
+    records: Iterable[dict[str, Any]], unit_codes: Sequence[str] = (), subject_codes: Sequence[str] = ()
+) -> list[tuple[str, int, str]]:
     """`find_full_id_numbers` for JSON records (the few rows `candidate_sql` let through): every
-    text in a column counts, nested lists and objects included."""
+    text in a column counts, nested lists and objects included — but a valid USCC in a column of
+    units' codes (`unit_codes`; `subject_codes` where the row's subject_type is 'unit') is the
+    unit's code, even when it also passes an ID number's checks."""
     counts: dict[str, list] = {}
     for record in records:
+        unit = record.get("subject_type") == "unit"
         for column, value in record.items():
+            if (column in unit_codes or (unit and column in subject_codes)) and _is_uscc(value):
+                continue
             numbers = [
                 m.upper() for s in _strings(value) for m in _CANDIDATE.findall(s) if is_full_id_number(m.upper())
             ]
@@ -104,6 +111,10 @@ def find_in_records(records: Iterable[dict[str, Any]]) -> list[tuple[str, int, s
                 entry = counts.setdefault(column, [0, mask(numbers[0])])
                 entry[0] += 1
     return [(c, n, ex) for c, (n, ex) in counts.items()]
+
+
+def _is_uscc(value: Any) -> bool:
+    return isinstance(value, str) and is_valid_uscc(value.strip().upper())
 
 
 def assert_no_full_id_numbers(table: pa.Table, feed: str = "") -> None:

@@ -417,6 +417,47 @@ class Publisher(FeedStore):
             extra[feed] = {"columns": p.column_info(), "delta": stats}
         return self._finish(build, files, extra, ts, prev, common, override_rec, failures, None)
 
+    def publish_unchanged(
+        self,
+        version: str,
+        *,
+        as_of: date | str,
+        policy_version: str,
+        generated_at: datetime | None = None,
+        held_back: Iterable[Mapping] = (),
+        run_info: Mapping[str, Any] | None = None,
+    ) -> PublishResult | None:
+        """The next version of a run built from exactly the inputs `version` was built from (the
+        warehouse's ledger knows): what `publish` would write for the same rows — every data file a
+        hard link to `version`'s, an empty delta — without rendering a row. None when `version` is
+        not what every feed it published still serves (restored, pruned, superseded): publish then."""
+        common = {
+            "as_of": _as_date(as_of).isoformat(),
+            "policy_version": policy_version,
+            "held_back": json_value([dict(h) for h in held_back]),
+            "run_info": json_value(dict(run_info or {})),
+        }
+        with self._writing():
+            names = [f for f in self.feed_names() if V.find_item(self.versions(f), version)]
+            if not names or any(self.latest(f) != version for f in names):
+                return None
+            build = self._new_build_dir()
+            files: dict[str, list[FileEntry]] = {}
+            extra: dict[str, dict] = {}
+            for feed in sorted(names):
+                manifest = self.read_manifest(feed, version)
+                out = build / feed
+                out.mkdir()
+                delta = out / DATA_FILES[3]
+                delta.write_bytes(b"")
+                fsutil.fsync_file(delta)
+                empty = FileEntry(delta.name, 0, hashlib.sha256(b"").hexdigest(), 0)
+                files[feed] = [*_link_full_files(self.root / feed / version, out, manifest), empty]
+                extra[feed] = {"columns": manifest["columns"], "delta": dict.fromkeys(("ADD", "MOD", "DEL"), 0)}
+            fsutil.fsync_dir(build)
+            ts = self._resolve_generated_at(generated_at)
+            return self._finish(build, files, extra, ts, dict.fromkeys(files, version), common, None, [], None)
+
     # -- restore -----------------------------------------------------------------------------
     def restore(
         self,
@@ -453,19 +494,14 @@ class Publisher(FeedStore):
                 for feed in sorted(names):
                     src, out, manifest = self.root / feed / version, build / feed, sources[feed]
                     out.mkdir()
-                    entries = {e["name"]: e for e in manifest["files"]}
-                    for name in DATA_FILES[:3]:
-                        _link_or_copy(src / name, out / name)
+                    linked = _link_full_files(src, out, manifest)
                     spec = replace(
                         self.specs[feed], id_columns=tuple(manifest.get("id_columns") or self.specs[feed].id_columns)
                     )
                     delta, stats = session.write_delta(
                         spec, self._previous_parquet(feed, prev[feed]), out / "full.parquet", out
                     )
-                    files[feed] = [
-                        FileEntry(n, entries[n]["size"], entries[n]["sha256"], entries[n]["rows"])
-                        for n in DATA_FILES[:3]
-                    ] + [delta]
+                    files[feed] = [*linked, delta]
                     extra[feed] = {
                         "columns": manifest.get("columns"),
                         "delta": stats,
@@ -655,3 +691,11 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
         fsutil.fsync_file(dst)
     fsutil.step(f"link {dst.name}")
+
+
+def _link_full_files(src: Path, out: Path, manifest: dict) -> list[FileEntry]:
+    """full.parquet/csv/jsonl of a published version as hard links in `out`, with their entries."""
+    entries = {e["name"]: e for e in manifest["files"]}
+    for name in DATA_FILES[:3]:
+        _link_or_copy(src / name, out / name)
+    return [FileEntry(n, entries[n]["size"], entries[n]["sha256"], entries[n]["rows"]) for n in DATA_FILES[:3]]

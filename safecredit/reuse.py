@@ -1,0 +1,160 @@
+"""Work whose inputs did not change is not done again (issue 10 §5): a ledger of input fingerprints.
+
+A night's inputs are the landed versions, the code and policy that read them, `as_of` and
+`known_at`. Each warehouse step (`staged/<dataset>`, `subjects/resolved`, `rules`) fingerprints
+what it reads; when the ledger holds the same fingerprint from a completed earlier run, the
+tables it would rebuild are already exactly what it would build, and the step reports the outputs
+it recorded then. The chain makes it safe: a step's fingerprint includes the fingerprints of the
+steps it reads, so anything new upstream recomputes everything downstream of it.
+
+A step forgets its ledger row before it touches its tables and records the new one only after
+they are complete, so a crash in between leaves no row and the next run recomputes. `replay`
+(a deliberate rebuild) does not consult the ledger.
+
+What counts as code: every module of the warehouse path, the rules' SQL and the contracts (so a
+fix always recomputes); the file list is read once per process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from safecredit.config import REPO_ROOT
+from safecredit.landing import MANIFEST, SourceDir, landed_departments
+
+LEDGER = "meta.step_inputs"
+# the warehouse path: staging, subject resolution, rules (not the API, the simulator, the generator)
+_CODE_GLOBS = ("safecredit/*.py", "safecredit/publish/*.py", "rules/**/*.sql", "contracts/**/*.yaml")
+
+
+def digest(*parts: Any) -> str:
+    """A fingerprint of JSON-serialisable parts."""
+    text = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def code_digest() -> str:
+    """sha256 over the warehouse path's code, SQL and contracts (names and bytes)."""
+    from importlib.metadata import version
+
+    # the libraries whose answers the tables hold: the SQL engine and the published holiday calendar
+    h = hashlib.sha256(f"duckdb {version('duckdb')} chinese-calendar {version('chinese-calendar')}".encode())
+    files = sorted({p for g in _CODE_GLOBS for p in REPO_ROOT.glob(g) if p.is_file()})
+    for path in files:
+        h.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0")
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def landed_fetches(raw_root: Path, dataset: str) -> list[tuple[str, Path]]:
+    """The complete fetches of `dataset` that hold records, (department, directory), in load order.
+    A pull that found nothing new adds no record to the raw table."""
+    return [
+        (dept, fetch)
+        for dept in landed_departments(raw_root, dataset)
+        for fetch in SourceDir(raw_root, dept, dataset).fetches()
+        if json.loads((fetch / MANIFEST).read_bytes()).get("rows", 1)
+    ]
+
+
+def _fetch_key(dept: str, fetch: Path) -> str:
+    return f"{dept}/{fetch.name}"
+
+
+def stage_landed(
+    con: duckdb.DuckDBPyConnection, raw_root: Path, dataset: str, hold_back: dict, *, reuse: bool = True
+) -> tuple[dict, str]:
+    """`staged.<dataset>` as the landing, the contract and the hold-back policy make it; returns the
+    staging counts and what was done: "reused" (no fetch since the last staging), "repeats" (the
+    new fetches only repeat record versions already landed, e.g. a watermark's overlap: the
+    tables stand) or "staged" (rebuilt from the whole landing)."""
+    from safecredit.raw_load import load_raw
+    from safecredit.staging import stage
+
+    step = f"staged:{dataset}"
+    code = digest(code_digest(), hold_back)
+    fetches = landed_fetches(raw_root, dataset)
+    keys = [_fetch_key(d, f) for d, f in fetches]
+    _ensure(con)
+    row = con.execute(f"SELECT fingerprint, outputs FROM {LEDGER} WHERE step = ?", [step]).fetchall()
+    before = json.loads(row[0][1]) if row and row[0][1] else {}
+    if reuse and before.get("code") == code and set(before.get("fetches", ())) <= set(keys):
+        new = [f for f, k in zip(fetches, keys) if k not in set(before["fetches"])]
+        if not new:
+            return before["counts"], "reused"
+        if _only_repeats(con, new, dataset):
+            record(con, step, row[0][0], {**before, "fetches": keys})
+            return before["counts"], "repeats"
+    forget(con, step)
+    load_raw(con, raw_root, landed_departments(raw_root, dataset), dataset)
+    counts = stage(con, dataset, hold_back)
+    manifests = [hashlib.sha256((f / MANIFEST).read_bytes()).hexdigest() for _, f in fetches]
+    record(con, step, digest(code, keys, manifests), {"code": code, "fetches": keys, "counts": counts})
+    return counts, "staged"
+
+
+def _only_repeats(con: duckdb.DuckDBPyConnection, fetches: list[tuple[str, Path]], dataset: str) -> bool:
+    """True when every record of `fetches` is a record version `raw.<dataset>` already holds (all its
+    fields equal): loaded beside the raw table, compared by a join, dropped."""
+    from safecredit.contracts import load_contract
+    from safecredit.raw_load import load_fetches, raw_columns
+
+    incoming = f"raw._incoming_{dataset}"
+    load_fetches(con, fetches, dataset, incoming)
+    try:
+        same = " AND ".join(
+            f'r."{c}" IS NOT DISTINCT FROM n."{c}"' for c in [*raw_columns(load_contract(dataset)), "extra_fields"]
+        )
+        new = con.execute(
+            f"SELECT count(*) FROM {incoming} n WHERE NOT EXISTS "
+            f"(SELECT 1 FROM raw.{dataset} r WHERE r.department = n.department AND {same})"
+        ).fetchall()[0][0]
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {incoming}")
+    return new == 0
+
+
+def _ensure(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS meta")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {LEDGER} (step VARCHAR PRIMARY KEY, fingerprint VARCHAR NOT NULL, "
+        "outputs JSON, recorded_at TIMESTAMPTZ DEFAULT current_timestamp)"
+    )
+
+
+def fingerprint_of(con: duckdb.DuckDBPyConnection, step: str) -> str | None:
+    """The fingerprint `step` last completed with (None: never, or it is being rebuilt)."""
+    _ensure(con)
+    row = con.execute(f"SELECT fingerprint FROM {LEDGER} WHERE step = ?", [step]).fetchall()
+    return row[0][0] if row else None
+
+
+def reusable(con: duckdb.DuckDBPyConnection, step: str, fingerprint: str) -> dict | None:
+    """The outputs `step` recorded when it last completed with this fingerprint, else None."""
+    _ensure(con)
+    row = con.execute(f"SELECT fingerprint, outputs FROM {LEDGER} WHERE step = ?", [step]).fetchall()
+    if row and row[0][0] == fingerprint:
+        return json.loads(row[0][1]) if row[0][1] else {}
+    return None
+
+
+def forget(con: duckdb.DuckDBPyConnection, step: str) -> None:
+    """Before `step` rebuilds its tables: a crash from here on must not look like a completed step."""
+    _ensure(con)
+    con.execute(f"DELETE FROM {LEDGER} WHERE step = ?", [step])
+
+
+def record(con: duckdb.DuckDBPyConnection, step: str, fingerprint: str, outputs: dict | None = None) -> None:
+    """After `step` completed its tables."""
+    _ensure(con)
+    con.execute(
+        f"INSERT OR REPLACE INTO {LEDGER} (step, fingerprint, outputs) VALUES (?, ?, ?)",
+        [step, fingerprint, json.dumps(outputs or {}, ensure_ascii=False, default=str)],
+    )
