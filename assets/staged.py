@@ -33,7 +33,7 @@ def _staged_asset(dataset: str) -> dg.AssetsDefinition:
         if done != "staged":
             context.log.info(f"{dataset}: nothing new landed since the last staging ({done}); its tables stand")
         context.log.info(f"{dataset}: {counts}")
-        record_part(exchange.paths, context.run_id, f"staged-{dataset}", counts)
+        record_part(exchange.paths, context.run_id, f"staged-{dataset}", {**counts, "staging": done})
         return dg.MaterializeResult(metadata={**counts, "staging": done})
 
     return _asset
