@@ -90,7 +90,9 @@ def _secure(resp: Response, nonce: str = "none") -> None:
     resp.headers["Content-Security-Policy"] = content_security_policy(nonce)
     resp.headers["Cache-Control"] = "no-store"
     resp.headers["X-Frame-Options"] = "DENY"
-    resp.headers["Referrer-Policy"] = "no-referrer"
+    # same-origin, not no-referrer: under no-referrer browsers send `Origin: null` on a POST, which
+    # the cross-site check cannot tell from a sandboxed foreign page
+    resp.headers["Referrer-Policy"] = "same-origin"
 
 
 def _set_cookie(resp: Response, request: Request, sid: str) -> None:
