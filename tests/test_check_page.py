@@ -204,6 +204,24 @@ def test_cross_site_posts_and_oversized_lists_are_refused(server, data, page):
     assert "请求被拒绝" in other.content()
 
 
+def test_behind_https_the_cookie_is_secure(server):
+    # uvicorn trusts X-Forwarded-Proto from loopback (a TLS-terminating proxy on the same host)
+    r = requests.get(server.url + "/check", headers={"X-Forwarded-Proto": "https"})
+    assert r.status_code == 200 and "; secure" in r.headers["set-cookie"].lower()
+    assert "; secure" not in requests.get(server.url + "/check").headers["set-cookie"].lower()
+
+
+def test_a_check_is_charged_per_code_like_the_api_batch(server, data):
+    info, key = server.service.keys.create("市采购中心-限速", ["restrictions:read"], rate_per_second=0.001, burst=3)
+    http, token = _signed_in_http(server, key)
+    codes = "\n".join(data["some_units"][:3])
+    first = http.post(server.url + "/check/checks", data={"codes": codes, "csrf": token})
+    assert first.status_code == 200 and 'id="results"' in first.text
+    second = http.post(server.url + "/check/checks", data={"codes": data["unit"], "csrf": token})
+    assert second.status_code == 429 and "超过查询速率上限" in second.text  # the first check spent 3 tokens
+    assert server.post("/v1/restrictions/lookup", key, json={"code": data["unit"]}).status_code == 429
+
+
 def test_an_uploaded_sheet_is_read_by_its_header(server, data):
     from openpyxl import Workbook
 
