@@ -1,19 +1,15 @@
 """Routes of the check page under `/check` (server-rendered; not part of the OpenAPI document).
 
-Every request finds its server-side session by the cookie and, when signed in, verifies the
-session's key again (`KeyService.verify_digest`: cached for at most a second, so a revoked key
-ends the session within a second). Every POST must come from this origin (`Origin`,
-`Sec-Fetch-Site`) and carry the session's CSRF token. Routes are plain `def`: FastAPI runs them on
+Every request goes through `guard.visit` (session, key re-verified) and every POST through
+`guard.forged` (origin and CSRF token) first. Routes are plain `def`: FastAPI runs them on
 its thread pool, so the key lookups, the answer and the PDF printing never block the event loop.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
 import time
-from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -27,85 +23,33 @@ from safecredit.api.restrictions import MAX_BATCH, masked_code
 
 from .checking import Check, matters_of, run_check
 from .codes_input import CodeList, InputError, codes_from_form
-from .render import STATIC, PdfUnavailable, content_security_policy, render, report_pdf
-from .sessions import CheckSession, CheckSessions
+from .guard import COOKIE, SCOPE, Visit, base_path, forged, harden, sessions_of, set_cookie, visit
+from .render import STATIC, PdfUnavailable, render, report_pdf
+from .sessions import CheckSession
 from .xlsx import report_xlsx
 
 log = logging.getLogger("safecredit.api.check")
 
-COOKIE = "sc_check"
-SCOPE = "restrictions:read"
 _CHECK_ID = re.compile(r"^C\d{8}-[0-9a-f]{12}$")
-
-
-def sessions_of(app) -> CheckSessions:
-    """The app's session store, made on first use (a test may put its own there first)."""
-    store = getattr(app.state, "check_sessions", None)
-    if store is None:
-        store = app.state.check_sessions = CheckSessions()
-    return store
-
-
-def _base(request: Request) -> str:
-    return request.scope.get("root_path", "") + "/check"
-
-
-def _own_origin(request: Request) -> str:
-    return f"{request.url.scheme}://{request.headers.get('host', '')}"
-
-
-@dataclass
-class Visit:
-    session: CheckSession | None
-    principal: Principal | None = None
-    expired: bool = False  # a signed-in session of this cookie ended by idle time
-    revoked: bool = False  # … or because its key is no longer valid
-
-
-def _visit(request: Request) -> Visit:
-    store = sessions_of(request.app)
-    s, expired = store.get(request.cookies.get(COOKIE))
-    if s is None or not s.signed_in:
-        return Visit(s, expired=expired)
-    p = request.app.state.service.keys.verify_digest(s.key_id, s.key_digest)
-    if p is None or SCOPE not in p.scopes:
-        store.end(s.sid)
-        return Visit(None, revoked=True)
-    return Visit(s, p)
 
 
 def _page(request: Request, template: str, session: CheckSession | None, status: int = 200, **ctx: Any) -> Response:
     store = sessions_of(request.app)
     html, nonce = render(
-        template, base=_base(request), session=session, idle_minutes=round(store.idle_seconds / 60), **ctx
+        template, base=base_path(request), session=session, idle_minutes=round(store.idle_seconds / 60), **ctx
     )
     resp = HTMLResponse(html, status)
-    _secure(resp, nonce)
+    harden(resp, nonce)
     if session is not None:
-        _set_cookie(resp, request, session.sid)
+        set_cookie(resp, request, session.sid)
     return resp
 
 
-def _secure(resp: Response, nonce: str = "none") -> None:
-    resp.headers["Content-Security-Policy"] = content_security_policy(nonce)
-    resp.headers["Cache-Control"] = "no-store"
-    resp.headers["X-Frame-Options"] = "DENY"
-    # same-origin, not no-referrer: under no-referrer browsers send `Origin: null` on a POST, which
-    # the cross-site check cannot tell from a sandboxed foreign page
-    resp.headers["Referrer-Policy"] = "same-origin"
-
-
-def _set_cookie(resp: Response, request: Request, sid: str) -> None:
-    resp.set_cookie(
-        COOKIE, sid, httponly=True, samesite="strict", secure=request.url.scheme == "https", path=_base(request)
-    )
-
-
 def _redirect(request: Request, to: str, session: CheckSession | None = None) -> Response:
-    resp = RedirectResponse(_base(request) + to, status_code=303)
-    _secure(resp)
+    resp = RedirectResponse(base_path(request) + to, status_code=303)
+    harden(resp)
     if session is not None:
-        _set_cookie(resp, request, session.sid)
+        set_cookie(resp, request, session.sid)
     return resp
 
 
@@ -127,22 +71,17 @@ def _message(request: Request, session: CheckSession | None, status: int, title:
     return _page(request, "message.html", session, status, title=title, message=message)
 
 
-def _cross_site(request: Request, session: CheckSession | None, token: str) -> Response | None:
-    """403 for a POST from another site, or without this session's CSRF token."""
-    origin = request.headers.get("origin")
-    foreign = (origin is not None and origin != _own_origin(request)) or request.headers.get(
-        "sec-fetch-site"
-    ) == "cross-site"
-    if foreign or session is None or not token or not hmac.compare_digest(token, session.csrf):
-        return _message(
-            request,
-            None,
-            403,
-            "请求被拒绝 · Refused",
-            "跨站请求或表单已过期（缺少或不符的 CSRF 令牌），请回到核查页面重新提交 · "
-            "a cross-site request, or a form without this session's CSRF token: reopen the page and submit again",
-        )
-    return None
+def _refuse_forged(request: Request, session: CheckSession | None, token: str) -> Response | None:
+    if not forged(request, session, token):
+        return None
+    return _message(
+        request,
+        None,
+        403,
+        "请求被拒绝 · Refused",
+        "跨站请求或表单已过期（缺少或不符的 CSRF 令牌），请回到核查页面重新提交 · "
+        "a cross-site request, or a form without this session's CSRF token: reopen the page and submit again",
+    )
 
 
 def _audit(request: Request, p: Principal | None, route: str, path: str, code: str | None, status: int, **kw) -> None:
@@ -210,15 +149,15 @@ def check_router() -> APIRouter:
     @router.get("")
     @router.get("/")
     def index(request: Request):
-        v = _visit(request)
+        v = visit(request)
         if v.principal is None:
             return _sign_in(request, v)
         return _form_page(request, v)
 
     @router.post("/sign-in")
     def sign_in(request: Request, key: str = Form("", max_length=400), csrf: str = Form("", max_length=200)):
-        v = _visit(request)
-        refused = _cross_site(request, v.session, csrf)
+        v = visit(request)
+        refused = _refuse_forged(request, v.session, csrf)
         if refused is not None:
             return refused
         svc = request.app.state.service
@@ -241,13 +180,13 @@ def check_router() -> APIRouter:
 
     @router.post("/sign-out")
     def sign_out(request: Request, csrf: str = Form("", max_length=200)):
-        v = _visit(request)
-        refused = _cross_site(request, v.session, csrf)
+        v = visit(request)
+        refused = _refuse_forged(request, v.session, csrf)
         if refused is not None:
             return refused
         sessions_of(request.app).end(v.session.sid)
         resp = _redirect(request, "")
-        resp.delete_cookie(COOKIE, path=_base(request))
+        resp.delete_cookie(COOKIE, path=base_path(request))
         return resp
 
     @router.post("/checks")
@@ -262,8 +201,8 @@ def check_router() -> APIRouter:
         file: UploadFile | None = File(None),
     ):
         t0 = time.perf_counter()
-        v = _visit(request)
-        refused = _cross_site(request, v.session, csrf)
+        v = visit(request)
+        refused = _refuse_forged(request, v.session, csrf)
         if refused is not None:
             return refused
         if v.principal is None:
@@ -336,7 +275,7 @@ def check_router() -> APIRouter:
         return _redirect(request, f"/checks/{check.check_id}")
 
     def found(request: Request, check_id: str) -> tuple[Visit, Check | Response]:
-        v = _visit(request)
+        v = visit(request)
         if v.principal is None:
             return v, _sign_in(request, v, status=401)
         check = v.session.checks.get(check_id) if _CHECK_ID.match(check_id) else None
@@ -402,5 +341,5 @@ def check_router() -> APIRouter:
 def _download(data: bytes, media_type: str, filename: str) -> Response:
     resp = Response(data, media_type=media_type)
     resp.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    _secure(resp)
+    harden(resp)
     return resp
