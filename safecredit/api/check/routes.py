@@ -17,6 +17,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from safecredit.api.keys import Principal, hash_key
+from safecredit.api.masking import mask_path
 from safecredit.api.middleware import MAX_BODY
 from safecredit.api.problems import ApiProblem
 from safecredit.api.restrictions import MAX_BATCH, masked_code
@@ -232,6 +233,8 @@ def check_router() -> APIRouter:
                 503, "审计日志暂时无法写入，暂停核查，请稍后重试 · the audit log cannot be written: retry later"
             )
         kind = subject_type or None
+        # the audit row's query: what was asked (matter as typed, escaped by mask_path), how many codes
+        asked = f"matter={matter}&codes={len(listed.codes)}&malformed={len(listed.malformed)}"
         try:
             if listed.codes:
                 _charge(request, p, listed.codes, kind)
@@ -250,14 +253,7 @@ def check_router() -> APIRouter:
                     subject_type=kind,
                 )
         except ApiProblem as exc:
-            _audit(
-                request,
-                p,
-                "/check/checks",
-                f"/check/checks?matter={matter}&codes={len(listed.codes)}",
-                None,
-                exc.status,
-            )
+            _audit(request, p, "/check/checks", mask_path("/check/checks", asked), None, exc.status)
             return again(exc.status, exc.detail)
         v.session.keep(check.check_id, check)
         shown = ",".join(masked_code(c) for c in listed.codes)
@@ -265,7 +261,7 @@ def check_router() -> APIRouter:
             request,
             p,
             "/check/checks",
-            f"/check/checks/{check.check_id}?matter={matter}&codes={len(listed.codes)}",
+            mask_path(f"/check/checks/{check.check_id}", asked),
             f"check {check.check_id} batch[{len(listed.codes)}]:{shown}",
             200,
             at=check.at,

@@ -1,6 +1,7 @@
 """The check report as .xlsx (openpyxl): the frame, one row per code and entry, the codes not checked.
 
-Deterministic for one check: the workbook's created/modified times are the check's time."""
+The workbook's creation time is the check's time (openpyxl stamps `modified` with the moment of
+saving, so two downloads of one check differ in that stamp only)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def report_xlsx(check: Check) -> bytes:
     from openpyxl.styles import Font
 
     wb = Workbook()
-    wb.properties.created = wb.properties.modified = check.at.replace(tzinfo=None, microsecond=0)
+    wb.properties.created = check.at.replace(tzinfo=None, microsecond=0)
     wb.properties.creator = "SafeCredit Exchange"
     ws = wb.active
     ws.title = "核查结果"
