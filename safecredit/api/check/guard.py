@@ -2,8 +2,9 @@
 
 `visit` finds the server-side session by its cookie and, when signed in, verifies the session's
 key again on every request (`KeyService.verify_digest`: cached for at most a second, so a revoked
-key ends the session within a second). `forged` tells a POST from another site, or one without the
-session's CSRF token. `harden` and `set_cookie` put the headers every answer of the page carries.
+key ends the session within a second). `foreign` tells a request sent by another site's page,
+`token_matches` a form carrying the session's CSRF token. `harden` and `set_cookie` put the
+headers every answer of the page carries.
 """
 
 from __future__ import annotations
@@ -55,13 +56,15 @@ def visit(request: Request) -> Visit:
     return Visit(s, p)
 
 
-def forged(request: Request, session: CheckSession | None, token: str) -> bool:
-    """A POST from another origin (`Origin`, `Sec-Fetch-Site`), or without this session's CSRF token."""
+def foreign(request: Request) -> bool:
+    """A request sent by a page of another origin (`Origin`, `Sec-Fetch-Site`)."""
     origin = request.headers.get("origin")
     own = f"{request.url.scheme}://{request.headers.get('host', '')}"
-    if (origin is not None and origin != own) or request.headers.get("sec-fetch-site") == "cross-site":
-        return True
-    return session is None or not token or not hmac.compare_digest(token, session.csrf)
+    return (origin is not None and origin != own) or request.headers.get("sec-fetch-site") == "cross-site"
+
+
+def token_matches(session: CheckSession, token: str) -> bool:
+    return bool(token) and hmac.compare_digest(token, session.csrf)
 
 
 def harden(resp: Response, nonce: str = "none") -> None:

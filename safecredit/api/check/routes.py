@@ -1,7 +1,7 @@
 """Routes of the check page under `/check` (server-rendered; not part of the OpenAPI document).
 
 Every request goes through `guard.visit` (session, key re-verified) and every POST through
-`guard.forged` (origin and CSRF token) first. Routes are plain `def`: FastAPI runs them on
+`_refuse_forged` (origin and CSRF token) first. Routes are plain `def`: FastAPI runs them on
 its thread pool, so the key lookups, the answer and the PDF printing never block the event loop.
 """
 
@@ -24,7 +24,7 @@ from safecredit.api.restrictions import MAX_BATCH, masked_code
 
 from .checking import Check, matters_of, run_check
 from .codes_input import CodeList, InputError, codes_from_form
-from .guard import COOKIE, SCOPE, Visit, base_path, forged, harden, sessions_of, set_cookie, visit
+from .guard import COOKIE, SCOPE, Visit, base_path, foreign, harden, sessions_of, set_cookie, token_matches, visit
 from .render import STATIC, PdfUnavailable, render, report_pdf
 from .sessions import CheckSession
 from .xlsx import report_xlsx
@@ -72,17 +72,21 @@ def _message(request: Request, session: CheckSession | None, status: int, title:
     return _page(request, "message.html", session, status, title=title, message=message)
 
 
-def _refuse_forged(request: Request, session: CheckSession | None, token: str) -> Response | None:
-    if not forged(request, session, token):
-        return None
-    return _message(
-        request,
-        None,
-        403,
-        "请求被拒绝 · Refused",
-        "跨站请求或表单已过期（缺少或不符的 CSRF 令牌），请回到核查页面重新提交 · "
-        "a cross-site request, or a form without this session's CSRF token: reopen the page and submit again",
-    )
+def _refuse_forged(request: Request, v: Visit, token: str) -> Response | None:
+    """403 for a POST from another site or without the session's CSRF token; the sign-in page when
+    the session behind the form has ended (idle timeout, revoked key, server restart)."""
+    if not foreign(request) and v.session is None:
+        return _sign_in(request, v if (v.expired or v.revoked) else Visit(None, expired=True), status=401)
+    if foreign(request) or not token_matches(v.session, token):
+        return _message(
+            request,
+            None,
+            403,
+            "请求被拒绝 · Refused",
+            "跨站请求或表单已过期（缺少或不符的 CSRF 令牌），请回到核查页面重新提交 · "
+            "a cross-site request, or a form without this session's CSRF token: reopen the page and submit again",
+        )
+    return None
 
 
 def _audit(request: Request, p: Principal | None, route: str, path: str, code: str | None, status: int, **kw) -> None:
@@ -158,7 +162,7 @@ def check_router() -> APIRouter:
     @router.post("/sign-in")
     def sign_in(request: Request, key: str = Form("", max_length=400), csrf: str = Form("", max_length=200)):
         v = visit(request)
-        refused = _refuse_forged(request, v.session, csrf)
+        refused = _refuse_forged(request, v, csrf)
         if refused is not None:
             return refused
         svc = request.app.state.service
@@ -182,7 +186,7 @@ def check_router() -> APIRouter:
     @router.post("/sign-out")
     def sign_out(request: Request, csrf: str = Form("", max_length=200)):
         v = visit(request)
-        refused = _refuse_forged(request, v.session, csrf)
+        refused = _refuse_forged(request, v, csrf)
         if refused is not None:
             return refused
         sessions_of(request.app).end(v.session.sid)
@@ -203,7 +207,7 @@ def check_router() -> APIRouter:
     ):
         t0 = time.perf_counter()
         v = visit(request)
-        refused = _refuse_forged(request, v.session, csrf)
+        refused = _refuse_forged(request, v, csrf)
         if refused is not None:
             return refused
         if v.principal is None:
