@@ -71,13 +71,28 @@ def restricting_matter(server, key: str, code: str) -> str:
     return answer["measures"][0]["matter"]
 
 
+def incentive_unit(home: Path, data: dict) -> str | None:
+    """A unit that qualifies for 守信激励 in the published credit_scores, if the data has one."""
+    import duckdb
+
+    latest = data["index"]["feeds"].get("credit_scores", {}).get("latest")
+    if latest is None:
+        return None
+    path = home / "exports" / "credit_scores" / latest / "full.parquet"
+    con = duckdb.connect()
+    try:
+        return con.execute(f"SELECT min(uscc) FROM read_parquet('{path}') WHERE incentive_eligible").fetchall()[0][0]
+    finally:
+        con.close()
+
+
 def pdf_pages(data: bytes) -> int:
     assert data[:5] == b"%PDF-", data[:20]
     return len(re.findall(rb"/Type\s*/Page[^s]", data))
 
 
 @needs_chromium
-def test_sign_in_check_a_list_print_and_sign_out(server, data, page):
+def test_sign_in_check_a_list_print_and_sign_out(server, home, data, page):
     key_id, key = new_key(server, "市公共资源交易中心")
     matter = restricting_matter(server, key, data["unit"])
     sign_in(page, server, key)
@@ -86,7 +101,9 @@ def test_sign_in_check_a_list_print_and_sign_out(server, data, page):
     assert key not in page.content()
 
     person = data["person"]
+    rewarded = incentive_unit(home, data)
     pasted = [data["unit"], "91ABC", person, data["clean_unit"], data["unit"].lower()]  # a duplicate, lower case
+    pasted += [rewarded] if rewarded else []
     page.select_option("#matter", matter)
     page.fill("#codes", "\n".join(pasted))
     page.click("#run-check")
@@ -104,7 +121,10 @@ def test_sign_in_check_a_list_print_and_sign_out(server, data, page):
     assert entry["listings"][0]["entry_id"] in detail  # the entry behind the restriction, with its basis
     assert page.locator(f'tr.row[data-code="{"*" * 14 + person[-4:]}"]').count() == 1
     assert "不受限" in page.locator(f'tr.row[data-code="{data["clean_unit"]}"]').inner_text()
-    assert page.locator("tr.row").count() == 3  # the duplicate answered once, the malformed one listed
+    assert page.locator("tr.row").count() == 3 + bool(rewarded)  # the duplicate answered once
+    if rewarded:
+        assert page.inner_text(f'tr.row[data-code="{rewarded}"] td.incentive').startswith("符合")
+    assert page.inner_text(f'tr.row[data-code="{data["unit"]}"] td.incentive') == "—"  # a listed unit
     malformed = page.inner_text("#malformed")
     assert "91ABC" in malformed and "18" in malformed
     assert "重复 1 个" in page.inner_text("#frame")
@@ -136,7 +156,8 @@ def test_sign_in_check_a_list_print_and_sign_out(server, data, page):
     assert len(audited) == 1
     row = audited[0]
     assert row.consumer == "市公共资源交易中心" and row.key_id == key_id and row.status == 200
-    assert f"matter={matter}" in row.path and "codes=3" in row.path and "batch[3]" in row.code
+    n = 3 + bool(rewarded)
+    assert f"matter={matter}" in row.path and f"codes={n}&" in row.path and f"batch[{n}]" in row.code
     assert person not in row.code and person[-4:] in row.code
 
     page.click("#sign-out")

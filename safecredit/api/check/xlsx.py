@@ -75,7 +75,7 @@ def report_xlsx(check: Check) -> bytes:
             "单位" if r["subject_type"] == "unit" else "个人",
             r.get("name") or "",
             "受限" if r["restricted"] else "不受限",
-            {True: "符合", False: "不符合"}.get(r.get("incentive"), ""),
+            "符合" if r.get("incentive") else "",  # 守信激励 shown where the unit qualifies
         ]
         entries = r.get("listings") or []
         if not entries:
