@@ -197,6 +197,7 @@ def serve(home, host, port, db_url) -> None:
     home_path = config.resolve_home(home)
     app = create_app(home_path, db_url)
     click.echo(f"SafeCredit Exchange API: http://{host}:{port}  (home {home_path}; OpenAPI /openapi.json)", err=True)
+    click.echo(f"信用核查 check page: http://{host}:{port}/check  (sign in with a restrictions:read key)", err=True)
     # uvicorn's access log is off: the service logs each request itself, ID numbers masked
     uvicorn.run(app, host=host, port=port, access_log=False, log_config=LOG_CONFIG, server_header=False)
 

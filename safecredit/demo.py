@@ -58,7 +58,24 @@ def run_demo(
         "  API:        .venv/bin/safecredit keys create --consumer demo --scopes restrictions:read,lists:read "
         f"--home {paths.home}; .venv/bin/safecredit serve --home {paths.home}"
     )
+    print_check_page_steps(con, paths.home)
     return exit_code(summary)
+
+
+def print_check_page_steps(con, home, port: int = 8000) -> None:
+    """The last lines of the demo: how an approval office checks a bidder list in the browser
+    (not wrapped: the commands are copied from here)."""
+    con.print("\n信用核查页面 · the check page for approval offices (docs/CONSUMERS.md):")
+    con.print(
+        "  1. a key (shown once):  .venv/bin/safecredit keys create --consumer 市公共资源交易中心 "
+        f"--scopes restrictions:read --home {home}",
+        soft_wrap=True,
+    )
+    con.print(f"  2. the server:          .venv/bin/safecredit serve --home {home} --port {port}", soft_wrap=True)
+    con.print(
+        f"  3. open                 http://127.0.0.1:{port}/check  → sign in with the key, paste the codes",
+        soft_wrap=True,
+    )
 
 
 def _faults(spec: str):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -123,6 +124,64 @@ def copy_home(src: Path, dst: Path) -> Path:
         if (src / part).exists():
             shutil.copytree(src / part, dst / part, copy_function=shutil.copy2, dirs_exist_ok=True)
     return dst
+
+
+def codes_to_ask(pipeline_run: dict, home: Path) -> dict:
+    """Codes to ask about, from the published feeds of `home` (a copy of the session's run) and
+    person ID numbers from a copy of its warehouse (shared by the API and check page tests)."""
+    import duckdb
+
+    from safecredit.codes import is_valid_uscc
+
+    exports = home / "exports"
+    index = json.loads((exports / "index.json").read_text(encoding="utf-8"))
+    version = index["version"]
+    con = duckdb.connect()
+
+    def q(feed, sql):
+        path = exports / feed / index["feeds"][feed]["latest"] / "full.parquet"
+        return con.execute(sql.replace("{t}", f"read_parquet('{path}')")).fetchall()
+
+    out: dict = {"version": version, "index": index}
+    out["unit"] = q(
+        "blacklist",
+        "SELECT subject_id FROM {t} WHERE subject_type='unit' AND status='listed' ORDER BY entry_id LIMIT 1",
+    )[0][0]
+    rep = q(
+        "blacklist",
+        "SELECT any_value(subject_id), any_value(start_date), any_value(end_date), "
+        "any_value(decision_date) FROM {t} WHERE subject_type='unit' GROUP BY subject_id "
+        "HAVING count(*) = 1 AND bool_and(status IN ('repaired', 'expired')) ORDER BY 1 LIMIT 1",
+    )
+    out["lifted"] = rep[0] if rep else None
+    out["entry"] = q("blacklist", "SELECT entry_id FROM {t} ORDER BY entry_id LIMIT 1")[0][0]
+    out["row_count"] = index["feeds"]["blacklist"]["row_count"]
+    listed_units = {r[0] for r in q("blacklist", "SELECT subject_id FROM {t} WHERE subject_type='unit'")}
+    out["clean_unit"] = None
+    if "credit_scores" in index["feeds"]:
+        for (u,) in q("credit_scores", "SELECT uscc FROM {t} ORDER BY uscc LIMIT 200"):
+            if u not in listed_units:
+                out["clean_unit"] = u
+                break
+        out["scored_unit"] = q("credit_scores", "SELECT uscc FROM {t} ORDER BY uscc LIMIT 1")[0][0]
+    out["some_units"] = sorted(listed_units)[:15]
+    if "intermediary_ratings" in index["feeds"]:
+        out["agency"] = q("intermediary_ratings", "SELECT uscc FROM {t} ORDER BY uscc LIMIT 1")[0][0]
+    wh = home.parent / f"{home.name}-warehouse.duckdb"  # a copy: never touch the pipeline's file
+    shutil.copyfile(pipeline_run["home"] / "warehouse" / "warehouse.duckdb", wh)
+    w = duckdb.connect(str(wh), read_only=True)
+    try:
+        persons = w.execute(
+            "SELECT subject_code_full FROM rules.blacklist WHERE subject_type='person' AND status='listed' "
+            "AND length(subject_code_full) = 18 ORDER BY entry_id"
+        ).fetchall()
+        # about 1 in 31 ID numbers is also a valid USCC and is (rightly) answered 409 without
+        # subject_type: the tests about persons need one that is only an ID number
+        out["person"] = next(c for (c,) in persons if not is_valid_uscc(c))
+    finally:
+        w.close()
+    con.close()
+    return out
 
 
 # ------------------------------------------------------------------------------- PostgreSQL

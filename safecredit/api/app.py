@@ -45,6 +45,7 @@ from safecredit.publish.errors import UnsafePath, VersionNotFound, VersionPruned
 from safecredit.publish.formats import json_value
 
 from .audit import AuditWriter
+from .check import check_router
 from .keys import KeyService, Principal, db_url_for, make_engine
 from .masking import MaskIdNumbers, mask_ids_in_text, mask_path
 from .middleware import ServiceMiddleware
@@ -670,6 +671,7 @@ def create_app(
         }
 
     app.include_router(_v1_router())
+    app.include_router(check_router())  # /check: the check page for approval offices (check/)
 
     @app.get(
         "/report",

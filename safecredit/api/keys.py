@@ -231,13 +231,17 @@ class KeyService:
         parts = token.split("_", 2)
         if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
             return None
-        digest = hash_key(token)
+        return self.verify_digest(parts[1], hash_key(token))
+
+    def verify_digest(self, key_id: str, digest: str) -> Principal | None:
+        """`verify` for a key known by its id and sha256 (the check page's session keeps only
+        these, never the key): same cache, so a revocation is seen within `cache_seconds`."""
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(digest)
         if hit is not None and now - hit[0] < self.cache_seconds:
             return hit[1]
-        principal = self._lookup(parts[1], digest)
+        principal = self._lookup(key_id, digest)
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()

@@ -42,9 +42,14 @@ def _public_raw(public_key: Ed25519PublicKey) -> bytes:
     return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+def fingerprint_of(public_key: Ed25519PublicKey) -> str:
+    """The fingerprint of a public key: sha256 of its 32 raw bytes, hex (what the check report prints)."""
+    return hashlib.sha256(_public_raw(public_key)).hexdigest()
+
+
 def key_id_of(public_key: Ed25519PublicKey) -> str:
-    """Short fingerprint of a public key: first 16 hex of sha256(raw key)."""
-    return hashlib.sha256(_public_raw(public_key)).hexdigest()[:16]
+    """Short fingerprint of a public key: the first 16 hex of `fingerprint_of`."""
+    return fingerprint_of(public_key)[:16]
 
 
 def load_public_key(public_key_pem: str | bytes) -> Ed25519PublicKey:
