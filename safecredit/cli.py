@@ -228,7 +228,7 @@ def keys() -> None:
     "--scopes", required=True, help="Comma-separated: restrictions:read, lists:read, credit:read, premium:read."
 )
 @click.option("--rate", "rate", type=float, default=None, help="Requests per second for this consumer (default 100).")
-@click.option("--burst", "burst", type=int, default=None, help="Burst size for this consumer (default 200).")
+@click.option("--burst", "burst", type=int, default=None, help="Burst size for this consumer (default 1000).")
 @click.option("--home", default=None, help=HOME_HELP)
 @click.option("--db-url", "db_url", default=None, help=DB_URL_HELP)
 def keys_create(consumer, scopes, rate, burst, home, db_url) -> None:

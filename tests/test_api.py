@@ -356,7 +356,8 @@ def test_derived_status_and_measures_agree_with_the_published_ones(home, data):
 def test_known_at_answers_from_what_was_published_then(server, keys, data):
     k = keys["all"]
     r = server.get(f"/v1/restrictions/{data['unit']}?known_at=2001-01-01", k)
-    assert "2001-01-01" in is_problem(r, 404)["detail"]
+    detail = is_problem(r, 410)["detail"]  # the data did not exist then (bilingual)
+    assert "2001-01-01" in detail and "first publication" in detail and "首次发布" in detail
     today = server.get(f"/v1/restrictions/{data['unit']}?known_at={date.today() + timedelta(days=1)}", k).json()
     assert today["version"] == data["version"] and today["restricted"] is True
     assert today["known_at"] == (date.today() + timedelta(days=1)).isoformat()

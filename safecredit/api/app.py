@@ -22,20 +22,22 @@ import binascii
 import json
 import logging
 import re
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Any, AsyncIterator, Literal
+from typing import Annotated, Any, AsyncIterator, Iterator, Literal
 
 import anyio
+import orjson
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Security
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from safecredit.codes import is_valid_uscc, normalise_code
@@ -56,7 +58,19 @@ from .problems import (
     problem_responses,
 )
 from .ratelimit import DailyQuota, RateLimiter, retry_after_header
-from .restrictions import MAX_BATCH, MAX_CODE_LENGTH, answer_codes, fetch, masked_code, read_salt, warm
+from .restrictions import (
+    MAX_BATCH,
+    MAX_CODE_LENGTH,
+    Subject,
+    answer_codes,  # noqa: F401 — imported from here before the split (the /check page's branch)
+    answer_subjects,
+    can_answer_from_index,
+    fetch,
+    masked_code,
+    read_salt,
+    resolve_subjects,
+    warm,
+)
 from .snapshot import Snapshot, SnapshotManager
 
 log = logging.getLogger("safecredit.api")
@@ -66,6 +80,7 @@ API_VERSION = "1"
 DOCS_STATIC = "/docs-assets"  # Swagger UI's scripts and styles, served by this process
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+AUDIT_SPOOL = "audit-spool"  # under the home: audit rows on their way to the database
 DEFAULT_PERSON_QUOTA = 10_000  # person codes per key per day (exchange.md §2)
 
 
@@ -283,6 +298,8 @@ class Service:
 # ---------------------------------------------------------------------------------- dependencies
 
 _bearer_scheme = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer sck_…`")
+#: the security requirement of a route that checks the key itself (`serving`), as OpenAPI shows it
+BEARER = {"security": [{"HTTPBearer": []}]}
 
 
 async def _principal(
@@ -310,16 +327,47 @@ def require(scope: str | None):
     return dep
 
 
+class LazyCursor:
+    """A DuckDB cursor of the snapshot, opened on first use: an answer from the in-memory index
+    never opens one."""
+
+    def __init__(self, snap: Snapshot):
+        self._snap = snap
+        self._cur = None
+
+    def execute(self, *args, **kw):
+        if self._cur is None:
+            self._cur = self._snap.cursor()
+        return self._cur.execute(*args, **kw)
+
+    def close(self) -> None:
+        if self._cur is not None:
+            self._cur.close()
+
+
 @dataclass
 class Reader:
     snap: Snapshot
     cur: Any
     svc: Service
+    principal: Principal | None = None
 
 
-async def reader(request: Request) -> AsyncIterator[Reader]:
-    """The served snapshot and a cursor of it, for one request (async: no thread hop; every step
-    is quick and non-blocking — the lock guards only a reference and a counter)."""
+@contextmanager
+def serving(request: Request, scope: str) -> Iterator[Reader]:
+    """`require(scope)` and `reader` in one, without FastAPI's dependency machinery: the hot
+    routes (restrictions) take the principal the middleware found and the served snapshot here."""
+    p = getattr(request.state, "principal", None)
+    if p is None:
+        raise ApiProblem(
+            401,
+            "a valid API key is required",
+            "需要有效的 API 密钥",
+            kind="unauthorized",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if scope not in p.scopes:
+        raise ApiProblem(403, f"this key lacks the scope {scope}", f"该密钥没有 {scope} 权限", kind="forbidden")
     svc: Service = request.app.state.service
     with svc.snapshots.acquire() as snap:
         if not snap.feeds:
@@ -331,7 +379,28 @@ async def reader(request: Request) -> AsyncIterator[Reader]:
                 headers={"Retry-After": "60"},
             )
         request.state.version = snap.version
-        cur = snap.cursor()
+        cur = LazyCursor(snap)
+        try:
+            yield Reader(snap, cur, svc, p)
+        finally:
+            cur.close()
+
+
+async def reader(request: Request) -> AsyncIterator[Reader]:
+    """The served snapshot and a (lazy) cursor of it, for one request (async: no thread hop; every
+    step is quick and non-blocking — the lock guards only a reference and a counter)."""
+    svc: Service = request.app.state.service
+    with svc.snapshots.acquire() as snap:
+        if not snap.feeds:
+            raise ApiProblem(
+                503,
+                "nothing has been published yet",
+                "尚未发布任何数据",
+                kind="not-published",
+                headers={"Retry-After": "60"},
+            )
+        request.state.version = snap.version
+        cur = LazyCursor(snap)
         try:
             yield Reader(snap, cur, svc)
         finally:
@@ -537,8 +606,21 @@ def record_for(r: Reader, feed: str, uscc: str, as_of: date | None) -> tuple[lis
 def charge_codes(svc: Service, p: Principal, codes: list[str], subject_type: str | None) -> None:
     """One rate token per code asked (the middleware took the first) and the key's daily quota of
     person codes: without this a 1,000-code batch cost one token, and a key could test ~100k
-    person codes per second (issue 11)."""
-    n = len(codes)
+    person codes per second (issue 11). Reads the database when persons are asked (the quota)."""
+    charge_rate(svc, p, len(codes))
+    spend_person_quota(svc, p, person_count(codes, subject_type))
+
+
+async def charge(svc: Service, p: Principal, codes: list[str], subject_type: str | None) -> None:
+    """`charge_codes` for the event loop: the quota's database write in a worker thread, and only
+    when the call asks about persons."""
+    charge_rate(svc, p, len(codes))
+    persons = person_count(codes, subject_type)
+    if persons:
+        await anyio.to_thread.run_sync(spend_person_quota, svc, p, persons)
+
+
+def charge_rate(svc: Service, p: Principal, n: int) -> None:
     if n > 1:
         wait = svc.limiter.take(p.key_id, p.rate_per_second, p.burst, cost=n - 1, need=min(n, p.burst) - 1)
         if wait > 0:
@@ -550,31 +632,69 @@ def charge_codes(svc: Service, p: Principal, codes: list[str], subject_type: str
                 kind="rate-limited",
                 headers={"Retry-After": retry_after_header(wait)},
             )
-    persons = sum(
-        1
-        for c in codes
-        if subject_type == "person"
-        or (subject_type is None and not is_valid_uscc(normalise_code(str(c))[:MAX_CODE_LENGTH]))
-    )
-    if not svc.quota.spend(p.key_id, persons, datetime.now(timezone.utc).date().isoformat()):
-        tomorrow = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-        wait = (tomorrow - datetime.now(timezone.utc)).total_seconds()
+
+
+def person_count(codes: list[str], subject_type: str | None) -> int:
+    if subject_type == "person":
+        return len(codes)
+    if subject_type == "unit":
+        return 0
+    return sum(1 for c in codes if not is_valid_uscc(normalise_code(str(c))[:MAX_CODE_LENGTH]))
+
+
+def spend_person_quota(svc: Service, p: Principal, persons: int) -> None:
+    now = datetime.now(timezone.utc)
+    try:
+        allowed = svc.quota.spend(p.key_id, persons, now.date().isoformat())
+    except SQLAlchemyError as exc:
+        log.error("the person-code quota cannot be read (%s): person lookups answer 503", type(exc).__name__)
+        raise ApiProblem(
+            503,
+            "the daily quota of person codes cannot be checked now (service database unavailable); retry later",
+            "暂时无法核对个人代码每日查询配额（服务数据库不可用），请稍后重试",
+            kind="quota-unavailable",
+            headers={"Retry-After": "5"},
+        ) from None
+    if not allowed:
+        tomorrow = now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
         raise ApiProblem(
             429,
             f"this key's daily quota of {svc.quota.limit} person codes is used up "
             f"(this call asks about {persons}); it renews at 00:00 UTC",
             f"该密钥今日个人代码查询配额（{svc.quota.limit}）已用尽，UTC 零点恢复",
             kind="quota-exhausted",
-            headers={"Retry-After": retry_after_header(wait)},
+            headers={"Retry-After": retry_after_header((tomorrow - now).total_seconds())},
         )
 
 
-def _answer_codes(
-    r: Reader, codes: list[str], subject_type: str | None, matter: str | None, as_of: date | None, known_at: date | None
+async def charge_resolved(r: Reader, resolved: list, subject_type: str | None) -> None:
+    """`charge` for codes already resolved: persons (and codes that are no USCC) from the
+    resolution, not from validating every code again."""
+    charge_rate(r.svc, r.principal, len(resolved))
+    if subject_type == "unit":
+        return
+    persons = sum(1 for s in resolved if not (isinstance(s, Subject) and s.subject_type == "unit"))
+    if persons:
+        await anyio.to_thread.run_sync(spend_person_quota, r.svc, r.principal, persons)
+
+
+async def _answers(
+    r: Reader, resolved: list, matter: str | None, as_of: date | None, known_at: date | None
 ) -> list[dict | ApiProblem]:
-    return answer_codes(
-        r.snap, r.cur, r.svc.salt, codes, subject_type=subject_type, matter=matter, as_of=as_of, known_at=known_at
-    )
+    """Answers from the snapshot's index on the event loop (no query, nothing blocks); anything
+    that reads (`known_at`, another `as_of`) in a worker thread."""
+
+    def answer() -> list[dict | ApiProblem]:
+        return answer_subjects(r.snap, r.cur, resolved, matter=matter, as_of=as_of, known_at=known_at)
+
+    if can_answer_from_index(r.snap, as_of, known_at):
+        return answer()
+    return await anyio.to_thread.run_sync(answer)
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    """The body serialised once (orjson, UTF-8, compact), not validated again against the model."""
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
 # ---------------------------------------------------------------------------------- the app
@@ -589,11 +709,13 @@ def create_app(
     person_quota: int = DEFAULT_PERSON_QUOTA,
     anon_rate: float = 20.0,
     anon_burst: int = 200,
+    audit_max_spooled: int = 100_000,
 ) -> FastAPI:
     """The API over `<home>` (default `SAFECREDIT_HOME`, else the working directory, as the CLI;
     so `uvicorn safecredit.api.app:create_app --factory` works), exports from `Paths.exports`,
     keys and audit in `db_url` (default `SAFECREDIT_DB_URL`, else SQLite `<home>/service.db`).
-    `anon_rate`/`anon_burst`: calls per second per client address without a valid key."""
+    `anon_rate`/`anon_burst`: calls per second per client address without a valid key;
+    `audit_max_spooled`: audit rows the spool holds while the database is away (then 503)."""
     home = resolve_home(home)
     paths = Paths(home)
     _mask_uvicorn_logs()
@@ -602,11 +724,11 @@ def create_app(
         home,
         paths.exports,
         KeyService(engine, cache_seconds=auth_cache_seconds),
-        AuditWriter(engine),
+        AuditWriter(engine, home / AUDIT_SPOOL, max_spooled=audit_max_spooled),
         SnapshotManager(paths.exports, poll_interval=poll_interval, warm=warm),
         RateLimiter(),
         read_salt(home),
-        DailyQuota(person_quota, _quota_alert),
+        DailyQuota(person_quota, engine, _quota_alert),
         anon_rate,
         anon_burst,
     )
@@ -781,63 +903,60 @@ def _v1_router() -> APIRouter:
     cursor_q = Query(None, max_length=2000, description="next_cursor of the previous page")
     since_q = Query(None, max_length=40, description="a version id: what changed since it (410 when pruned)")
 
-    def one(r: Reader, request: Request, p: Principal, code: str, subject_type, matter, as_of, known_at) -> dict:
-        request.state.audit_code = masked_code(code)
-        charge_codes(r.svc, p, [code], subject_type)
-        result = _answer_codes(r, [code], subject_type, matter, as_of, known_at)[0]
+    async def one(request: Request, code: str, subject_type, matter, as_of, known_at) -> Response:
+        with serving(request, "restrictions:read") as r:
+            subject = resolve_subjects([code], subject_type, r.svc.salt)[0]
+            request.state.audit_code = subject.shown if isinstance(subject, Subject) else masked_code(code)
+            await charge_resolved(r, [subject], subject_type)
+            result = (await _answers(r, [subject], matter, as_of, known_at))[0]
         if isinstance(result, ApiProblem):
             raise result
-        return result
+        return json_response(result)
 
     @router.get(
         "/restrictions/{code}",
         response_model=RestrictionAnswer,
         tags=["restrictions"],
         summary="may this unit (USCC) or person (ID number) be granted `matter`? (restrictions:read)",
+        openapi_extra=BEARER,
     )
-    def get_restrictions(
+    async def get_restrictions(
         request: Request,
         code: str = code_param,
         matter: str | None = Query(None, max_length=100),
         as_of: date | None = Query(None, description="answer for this date with today's knowledge"),
         known_at: date | None = Query(None, description="answer with what was published by then"),
         subject_type: SubjectType | None = Query(None),
-        p: Principal = Depends(require("restrictions:read")),
-        r: Reader = Depends(reader),
     ):
-        return one(r, request, p, code, subject_type, matter, as_of, known_at)
+        return await one(request, code, subject_type, matter, as_of, known_at)
 
     @router.post(
         "/restrictions/lookup",
         response_model=RestrictionAnswer,
         tags=["restrictions"],
         summary="the same with the code in the body (keeps ID numbers out of URLs) (restrictions:read)",
+        openapi_extra=BEARER,
     )
-    def lookup(
-        body: LookupRequest,
-        request: Request,
-        p: Principal = Depends(require("restrictions:read")),
-        r: Reader = Depends(reader),
-    ):
-        return one(r, request, p, body.code, body.subject_type, body.matter, body.as_of, body.known_at)
+    async def lookup(body: LookupRequest, request: Request):
+        return await one(request, body.code, body.subject_type, body.matter, body.as_of, body.known_at)
 
     @router.post(
         "/restrictions/batch",
         response_model=BatchAnswer,
         tags=["restrictions"],
         summary=f"up to {MAX_BATCH} codes at once, answers in the order asked (restrictions:read)",
+        openapi_extra=BEARER,
     )
-    def batch(
-        body: BatchRequest,
-        request: Request,
-        p: Principal = Depends(require("restrictions:read")),
-        r: Reader = Depends(reader),
-    ):
-        shown = [masked_code(c) for c in body.codes]
-        request.state.audit_code = f"batch[{len(shown)}]:" + ",".join(shown)
-        charge_codes(r.svc, p, body.codes, body.subject_type)
-        results = _answer_codes(r, body.codes, body.subject_type, body.matter, body.as_of, body.known_at)
+    async def batch(body: BatchRequest, request: Request):
+        with serving(request, "restrictions:read") as r:
+            resolved = resolve_subjects(body.codes, body.subject_type, r.svc.salt)
+            shown = [s.shown if isinstance(s, Subject) else masked_code(c) for s, c in zip(resolved, body.codes)]
+            request.state.audit_code = f"batch[{len(shown)}]:" + ",".join(shown)
+            await charge_resolved(r, resolved, body.subject_type)
+            results = await _answers(r, resolved, body.matter, body.as_of, body.known_at)
+            version = r.snap.version
         items = []
+        restricted = 0
         for i, (res, code) in enumerate(zip(results, shown)):
             if isinstance(res, ApiProblem):
                 b = res.body()
@@ -851,13 +970,9 @@ def _v1_router() -> APIRouter:
                     }
                 )
             else:
+                restricted += res["restricted"]
                 items.append({"index": i, "code": res["code"], "status": 200, "answer": res, "error": None})
-        return {
-            "version": r.snap.version,
-            "count": len(items),
-            "restricted": sum(1 for x in items if x["answer"] and x["answer"]["restricted"]),
-            "results": items,
-        }
+        return json_response({"version": version, "count": len(items), "restricted": restricted, "results": items})
 
     @router.get(
         "/blacklist",

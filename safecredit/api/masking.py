@@ -150,10 +150,17 @@ def mask_path(path: str, query: str = "") -> str:
     return out
 
 
+#: a log record's attribute (`extra={MASKED: True}`): every part of its message was masked when it
+#: was made (the access log line), so `MaskIdNumbers` does not scan it a second time
+MASKED = "safecredit_masked"
+
+
 class MaskIdNumbers(logging.Filter):
     """Logging filter: no log line carries a full ID number, whatever logged it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, MASKED, False):
+            return True
         msg = record.getMessage()
         masked = mask_ids_in_text(msg)
         if masked != msg:
