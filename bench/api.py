@@ -174,13 +174,17 @@ def run(args: argparse.Namespace) -> dict:
     if not (home / "exports" / "index.json").is_file():
         raise SystemExit(f"no publication under {home}: run `make demo` first (or pass --home)")
     codes = _codes(home, args.codes, args.seed)
-    key = subprocess.run(
-        [str(BIN), "keys", "create", "--consumer", "bench-api", "--scopes", "restrictions:read"]
-        + ["--rate", "100000000", "--burst", "100000000", "--home", str(home)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip().splitlines()[-1]
+    key = (
+        subprocess.run(
+            [str(BIN), "keys", "create", "--consumer", "bench-api", "--scopes", "restrictions:read"]
+            + ["--rate", "100000000", "--burst", "100000000", "--home", str(home)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     load_before = os.getloadavg()
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:

@@ -353,10 +353,9 @@ def check(code, matter, as_of, known_at, subject_type, home, as_json) -> None:
             known_at=_as_of(known_at),
         )
     except ApiProblem as exc:
-        en, _, zh = exc.detail.partition(" / ")
         if exc.kind == "not-published":
-            raise NothingPublished(zh or en, en + "; run `safecredit run` first.") from None
-        raise UserError(zh or en, en, exit_code=3 if exc.status == 503 else 2) from None
+            raise NothingPublished(exc.zh or exc.en, exc.en + "; run `safecredit run` first.") from None
+        raise UserError(exc.zh or exc.en, exc.en, exit_code=3 if exc.status == 503 else 2) from None
     if as_json:
         click.echo(_json.dumps(answer, ensure_ascii=False, separators=(",", ":")))
         return

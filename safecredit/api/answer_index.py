@@ -15,10 +15,12 @@ same dicts, so the CLI and the API give the same bytes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from itertools import groupby
 from typing import Any, Iterable
+
+import orjson
 
 from safecredit.publish.formats import json_value
 
@@ -88,6 +90,27 @@ class Prepared:
     listings: tuple[dict, ...]
     measures: tuple[dict, ...]
     name: str | None
+    _json: dict = field(default_factory=dict, compare=False, repr=False)  # matter → serialised parts
+
+    def json_parts(self, matter: str | None) -> tuple[orjson.Fragment, orjson.Fragment, bool]:
+        """(listings, measures narrowed to `matter`, restricted) serialised once per subject and
+        matter: the API's answers embed them as they are (a batch of 1,000 serialises nothing
+        twice). A handful of matters per subject are remembered."""
+        found = self._json.get(matter)
+        if found is None:
+            measures = self.measures if matter is None else [m for m in self.measures if m["matter"] == matter]
+            found = (
+                orjson.Fragment(orjson.dumps(self.listings)),
+                orjson.Fragment(orjson.dumps(measures)),
+                bool(measures),
+            )
+            if len(self._json) < MAX_MATTERS_SERIALISED:
+                self._json[matter] = found
+        return found
+
+
+#: matters whose serialised parts a subject keeps (the fixed 15, `None` and a few the policy adds)
+MAX_MATTERS_SERIALISED = 24
 
 
 EMPTY = Prepared((), (), None)
@@ -115,8 +138,6 @@ class AnswerIndex:
     def prepared(self, subject_type: str, subject_id: str | None, code: str) -> Prepared:
         found = self.subjects.get((subject_type, subject_id)) if subject_id else None
         if found is not None:
-            if found.name is None and subject_type == "unit" and code in self.unit_names:
-                return Prepared(found.listings, found.measures, self.unit_names[code])
             return found
         name = self.unit_names.get(code) if subject_type == "unit" else None
         return Prepared((), (), name) if name else EMPTY
@@ -144,14 +165,16 @@ def build_answer_index(cur, feeds: dict[str, Any]) -> AnswerIndex:
         return grouped_rows(cur, feed, tuple(c for c in feeds[feed].id_columns if c in columns(feed)))
 
     listings, published = grouped("blacklist"), grouped("restrictions")
-    subjects = {
-        key: prepare_subject(listings.get(key, ()), published.get(key, ()))
-        for key in sorted(set(listings) | set(published), key=lambda k: (str(k[0]), str(k[1])))
-    }
     names: dict[str, str] = {}
     if {"uscc", "name"} <= columns("credit_scores"):
         table = cur.sql('SELECT uscc, any_value(name) AS name FROM "credit_scores" GROUP BY uscc').to_arrow_table()
         names = dict(zip(table.column("uscc").to_pylist(), table.column("name").to_pylist()))
+    subjects = {}
+    for key in sorted(set(listings) | set(published), key=lambda k: (str(k[0]), str(k[1]))):
+        part = prepare_subject(listings.get(key, ()), published.get(key, ()))
+        if part.name is None and key[0] == "unit" and key[1] in names:  # a unit's id is its USCC
+            part = Prepared(part.listings, part.measures, names[key[1]])
+        subjects[key] = part
     persons = any(k[0] == "person" for k in listings)
     return AnswerIndex(subjects, names, persons)
 
@@ -166,19 +189,26 @@ def answer_body(
     version: str | None,
     known_at: date | None,
     publication_as_of: date | None,
+    serialised: bool = False,
 ) -> dict[str, Any]:
-    """The answer of one subject (the order of the keys is the documented one)."""
-    measures = list(part.measures) if matter is None else [m for m in part.measures if m["matter"] == matter]
+    """The answer of one subject (the order of the keys is the documented one); `serialised`:
+    listings and measures as JSON fragments (`Prepared.json_parts`) for `orjson.dumps`."""
+    if serialised:
+        listings, measures, restricted = part.json_parts(matter)
+    else:
+        listings = list(part.listings)
+        measures = list(part.measures) if matter is None else [m for m in part.measures if m["matter"] == matter]
+        restricted = bool(measures)
     return {
         "code": code_shown,
         "subject_type": subject_type,
         "name": part.name,
-        "restricted": bool(measures),
+        "restricted": restricted,
         "as_of": day.isoformat(),
         "version": version,
         "matter": matter,
         "known_at": known_at.isoformat() if known_at else None,
         "publication_as_of": publication_as_of.isoformat() if publication_as_of else None,
-        "listings": list(part.listings),
+        "listings": listings,
         "measures": measures,
     }

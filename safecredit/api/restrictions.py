@@ -25,12 +25,13 @@ What is answered (`restriction_answers`):
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from safecredit.codes import classify_code, is_valid_id_number, is_valid_uscc, mask_id_number, normalise_code
+from safecredit.codes import classify_code, is_valid_id_number, mask_id_number, normalise_code
 from safecredit.publish import is_version_id
 from safecredit.publish.errors import VersionNotFound, VersionPruned
 
@@ -72,6 +73,8 @@ SUBJECT_TYPES = ("unit", "person")
 MAX_CODE_LENGTH = 64
 MAX_BATCH = 1000
 _ID_FORM_CHARS = set("0123456789X")
+#: the characters a USCC or an identity document number may have (after `normalise_code`)
+_CODE_FORM = re.compile(r"[A-Za-z0-9()\-]+")
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,7 @@ def resolve_subject(raw: Any, subject_type: str | None, salt: Callable[[], str |
     code = normalise_code(raw) if isinstance(raw, str) else ""
     if not code:
         raise ApiProblem(422, "the code is empty", "代码为空", kind="malformed-code")
-    if len(code) > MAX_CODE_LENGTH or not code.isascii() or not all(c.isalnum() or c in "-()" for c in code):
+    if len(code) > MAX_CODE_LENGTH or not _CODE_FORM.fullmatch(code):
         raise ApiProblem(
             422,
             "the code has characters or a length no USCC or identity document number has",
@@ -134,7 +137,7 @@ def resolve_subject(raw: Any, subject_type: str | None, salt: Callable[[], str |
         else:
             raise ApiProblem(422, _malformed_en(code), _malformed_zh(code), kind="malformed-code")
     if subject_type == "unit":
-        if not is_valid_uscc(code):
+        if kind not in ("uscc", "both"):  # classify_code checked the USCC's check character
             raise ApiProblem(422, _malformed_en(code, unit=True), _malformed_zh(code, unit=True), kind="malformed-code")
         return Subject(code, "unit", code)
     # a person: a resident ID number must pass its checks; other documents are taken as given
@@ -485,8 +488,10 @@ def restriction_answers(
     as_of: date | None = None,
     known_at: date | None = None,
     derive: bool | None = None,
+    serialised: bool = False,
 ) -> list[dict[str, Any]]:
-    """The answer body of GET /v1/restrictions/{code} for each subject (same order).
+    """The answer body of GET /v1/restrictions/{code} for each subject (same order); `serialised`:
+    listings and measures as JSON fragments, for a body serialised with orjson (the API).
 
     For the publication's own date the answer is what the rules published: from the snapshot's
     answer index when it has one (the server), else from the rows read now (`check`, `known_at`),
@@ -512,6 +517,7 @@ def restriction_answers(
             version=src.version,
             known_at=known_at,
             publication_as_of=src.as_of,
+            serialised=serialised,
         )
         for s, part in zip(subjects, parts)
     ]
@@ -603,8 +609,10 @@ def answer_subjects(
     matter: str | None = None,
     as_of: date | None = None,
     known_at: date | None = None,
+    serialised: bool = False,
 ) -> list[dict[str, Any] | ApiProblem]:
-    """`answer_codes` for codes already resolved (`resolve_subjects`)."""
+    """`answer_codes` for codes already resolved (`resolve_subjects`); `serialised` as in
+    `restriction_answers`."""
     if not snap.feeds:
         raise ApiProblem(503, "nothing has been published yet", "尚未发布任何数据", kind="not-published")
     main = snap.feeds.get("restrictions") or snap.feeds.get("blacklist")
@@ -624,7 +632,9 @@ def answer_subjects(
             "无法查询个人：缺少个人标识密钥（<home>/keys/person-id.key）",
             kind="person-key-missing",
         )
-    answers = iter(restriction_answers(snap, cur, subjects, matter=matter, as_of=as_of, known_at=known_at))
+    answers = iter(
+        restriction_answers(snap, cur, subjects, matter=matter, as_of=as_of, known_at=known_at, serialised=serialised)
+    )
     return [next(answers) if isinstance(x, Subject) else x for x in resolved]
 
 
