@@ -96,6 +96,8 @@ class Prepared:
         """(listings, measures narrowed to `matter`, restricted) serialised once per subject and
         matter: the API's answers embed them as they are (a batch of 1,000 serialises nothing
         twice). A handful of matters per subject are remembered."""
+        if not self.listings and not self.measures:  # most subjects asked: nothing to serialise
+            return NOTHING
         found = self._json.get(matter)
         if found is None:
             measures = self.measures if matter is None else [m for m in self.measures if m["matter"] == matter]
@@ -108,6 +110,8 @@ class Prepared:
                 self._json[matter] = found
         return found
 
+
+NOTHING = (orjson.Fragment(b"[]"), orjson.Fragment(b"[]"), False)
 
 #: matters whose serialised parts a subject keeps (the fixed 15, `None` and a few the policy adds)
 MAX_MATTERS_SERIALISED = 24

@@ -129,6 +129,8 @@ def mask_ids_in_text(text: str) -> str:
 
 def _printable(text: str) -> str:
     """Control characters escaped: a `\\n` in a path must not start a forged log line."""
+    if text.isprintable():  # the common case, checked in C
+        return text
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 

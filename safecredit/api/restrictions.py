@@ -31,7 +31,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from safecredit.codes import classify_code, is_valid_id_number, mask_id_number, normalise_code
+from safecredit.codes import classify_code, is_valid_id_number, is_valid_uscc, mask_id_number, normalise_code
 from safecredit.publish import is_version_id
 from safecredit.publish.errors import VersionNotFound, VersionPruned
 
@@ -120,7 +120,9 @@ def resolve_subject(raw: Any, subject_type: str | None, salt: Callable[[], str |
             "代码包含无效字符或长度不符（既不是统一社会信用代码，也不是证件号码）",
             kind="malformed-code",
         )
-    kind = classify_code(code)
+    # `classify_code` without its second normalisation and the forms the API never answers
+    uscc, pid = is_valid_uscc(code), is_valid_id_number(code)
+    kind = "both" if uscc and pid else "uscc" if uscc else "id_number" if pid else "unknown"
     if subject_type is None:
         if kind == "both":
             raise ApiProblem(
@@ -137,11 +139,11 @@ def resolve_subject(raw: Any, subject_type: str | None, salt: Callable[[], str |
         else:
             raise ApiProblem(422, _malformed_en(code), _malformed_zh(code), kind="malformed-code")
     if subject_type == "unit":
-        if kind not in ("uscc", "both"):  # classify_code checked the USCC's check character
+        if not uscc:
             raise ApiProblem(422, _malformed_en(code, unit=True), _malformed_zh(code, unit=True), kind="malformed-code")
         return Subject(code, "unit", code)
     # a person: a resident ID number must pass its checks; other documents are taken as given
-    if len(code) == 18 and set(code) <= _ID_FORM_CHARS and code[:17].isdigit() and not is_valid_id_number(code):
+    if len(code) == 18 and set(code) <= _ID_FORM_CHARS and code[:17].isdigit() and not pid:
         raise ApiProblem(
             422,
             "not a valid resident ID number (check digit or birth date wrong)",
