@@ -165,7 +165,7 @@ class ServiceMiddleware:
                 at=started_at,
                 consumer=principal.consumer if principal else None,
                 key_id=principal.key_id if principal else None,
-                method=scope.get("method", "")[:10],
+                method=mask_path(str(scope.get("method", ""))[:10]),
                 route=self._route(scope)[:200],
                 path=shown()[:2000],
                 code=state.get("audit_code"),
