@@ -21,16 +21,18 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Debian packages the tests need: PostgreSQL (the API tests start a throwaway cluster), Chromium and
-# CJK fonts (the publication report is rendered headless and its charts checked). Idempotent: quick
-# when already installed (no apt-get at all); apt-get update first otherwise; root or sudo.
+# CJK fonts (the publication report is rendered headless and its charts checked); and wrk, the load
+# generator of `python -m bench.api` (make bench). Idempotent: quick when already installed (no
+# apt-get at all); apt-get update first otherwise; root or sudo.
 system-deps:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	dpkg-query -W -f='$${Status}' fonts-noto-cjk 2>/dev/null | grep -q "ok installed" \
 		|| fc-list :lang=zh 2>/dev/null | grep -q . || missing="$$missing fonts-noto-cjk"; \
+	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
 	if [ -z "$$missing" ]; then \
-		echo "system-deps: PostgreSQL, Chromium and CJK fonts present"; \
+		echo "system-deps: PostgreSQL, Chromium, CJK fonts and wrk present"; \
 	else \
 		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
 		echo "system-deps: installing$$missing"; \
@@ -52,7 +54,7 @@ format: install
 test: install system-deps lint
 	$(BIN)/pytest -q $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
 
-bench: install
+bench: install system-deps
 	$(BIN)/python -m bench.run
 
 clean:

@@ -1,32 +1,59 @@
-"""Benchmark (not a test): `GET /v1/restrictions/{code}` under a bounded loopback load.
+"""Benchmark (not a test): the restriction answer against the bare FastAPI floor, with `wrk`.
 
-    python -m bench.api [--home var/demo] [--requests 20000] [--clients 8]
+    python -m bench.api [--home var/demo] [--duration 10] [--connections 8] [--rounds 3]   # or: make bench
 
-Needs a home with a publication (`make demo` makes one). Starts `safecredit serve` as its own
-process on a free loopback port, creates a key with a rate limit above the load, and sends a fixed
-number of requests from a fixed number of client threads (codes drawn deterministically from the
-published list and registry: restricted and unrestricted units and persons). Reports requests per
-second and p50/p90/p99/max latency; writes JSON to bench/out/api-<timestamp>.json.
+Needs a home with a publication (`make demo` makes one) and `wrk` (`make system-deps`). Both
+servers run side by side on loopback and are measured in turns, `--rounds` times (a load spike of
+the shared machine then falls on one round of both; the median round's ratio is reported):
+
+1. the floor: `../shared/perf/bare_api.py` (FastAPI + uvicorn returning a constant, no access log);
+2. `safecredit serve` (audit on: every call spooled and written to `<home>/service.db`; the access
+   log on, as deployed): `GET /v1/restrictions/{code}?matter=public_bidding` over a mix of 30%
+   listed and 70% clean unit codes of the publication (issue 11), `--connections` connections;
+3. `POST /v1/restrictions/batch` with 1,000 of those codes, one connection (a tender's bidders:
+   the latency of one call, not a queue of them).
+
+Each run is `wrk -t1 -c<n> -d<duration>s --latency` after a 2 s warm-up. Prints requests/s, p50,
+p99 and the ratio to the floor; writes JSON to bench/out/api-<timestamp>.json and the table, with
+the load average before and after (the machine is shared: compare ratios of one sitting only),
+into bench/README.md between the `bench.api` markers. Targets (issue 11): ≥ 50% of the floor's
+requests/s, p99 ≤ 5 ms; batch p99 ≤ 50 ms.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import re
+import shutil
 import socket
-import statistics
 import subprocess
 import sys
-import threading
+import tempfile
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent / "safecredit"
+BARE = ROOT.parent / "shared" / "perf" / "bare_api.py"
+README = ROOT / "bench" / "README.md"
+BEGIN, END = "<!-- bench.api results: begin -->", "<!-- bench.api results: end -->"
+LISTED_SHARE = 0.3
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--home", default=str(ROOT / "var" / "demo"), help="a home with a publication")
+    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--codes", type=int, default=5000, help="distinct codes in the GET mix")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=3, help="turns of bare / ours / batch (the median round is shown)")
+    ap.add_argument("--no-readme", action="store_true", help="do not write the results into bench/README.md")
 
 
 def _free_port() -> int:
@@ -35,125 +62,249 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _codes(home: Path, n: int, seed: int) -> list[str]:
-    import pyarrow.parquet as pq
+def _codes(home: Path, n: int, seed: int, counts: dict | None = None) -> list[str]:
+    """30% listed and 70% clean unit codes (USCCs) of the served publication, deterministic."""
+    import duckdb
 
     from safecredit.publish import FeedStore
 
     store = FeedStore(home / "exports")
-    units = set()
-    for feed, col in (("restrictions", "subject_code"), ("blacklist", "subject_code"), ("credit_scores", "uscc")):
-        v = store.latest(feed)
-        if v:
-            t = pq.read_table(store.safe_file_path(feed, v, "full.parquet"))
-            if col in t.column_names:
-                units |= {c for c in t.column(col).to_pylist() if c and "*" not in c}
-    pool = sorted(units)
-    if not pool:
-        raise SystemExit("no published codes under " + str(home) + ": run `make demo` first")
+
+    def parquet(feed: str) -> str:
+        version = store.latest(feed)
+        if not version:
+            raise SystemExit(f"no {feed} published under {home}: run `make demo` first")
+        return "'" + str(store.safe_file_path(feed, version, "full.parquet")).replace("'", "''") + "'"
+
+    con = duckdb.connect()
+    listed = sorted(
+        c
+        for (c,) in con.execute(
+            f"SELECT DISTINCT subject_id FROM read_parquet({parquet('blacklist')}) WHERE subject_type = 'unit'"
+        ).fetchall()
+    )
+    clean = sorted(
+        c
+        for (c,) in con.execute(
+            f"SELECT uscc FROM read_parquet({parquet('credit_scores')}) "
+            f"WHERE uscc NOT IN (SELECT subject_id FROM read_parquet({parquet('blacklist')}))"
+        ).fetchall()
+    )
+    if not listed or not clean:
+        raise SystemExit(f"the publication under {home} has no listed or no clean units")
+    if counts is not None:
+        counts.update(listed_units=len(listed), clean_units=len(clean))
     rng = random.Random(seed)
-    return [rng.choice(pool) for _ in range(n)]
+    return [rng.choice(listed) if rng.random() < LISTED_SHARE else rng.choice(clean) for _ in range(n)]
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--home", default=str(ROOT / "var" / "demo"))
-    ap.add_argument("--requests", type=int, default=20000)
-    ap.add_argument("--clients", type=int, default=8)
-    ap.add_argument("--seed", type=int, default=1)
-    args = ap.parse_args(argv)
-    home = Path(args.home).resolve()
-    out = subprocess.run(
-        [
-            str(BIN),
-            "keys",
-            "create",
-            "--consumer",
-            "bench",
-            "--scopes",
-            "restrictions:read",
-            "--rate",
-            "1000000",
-            "--burst",
-            "1000000",
-            "--home",
-            str(home),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    key = out.stdout.strip().splitlines()[-1]
-    port = _free_port()
-    server = subprocess.Popen(
-        [str(BIN), "serve", "--home", str(home), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+def _wait(url: str, proc: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + 120
+    while True:  # bounded readiness poll
+        try:
+            if requests.get(url, timeout=2).status_code < 500:
+                return
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise SystemExit(f"{what} did not start")
+        time.sleep(0.1)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
     try:
-        deadline = time.monotonic() + 60
-        while True:  # bounded readiness poll
-            try:
-                if requests.get(url + "/healthz", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("server did not start")
-            time.sleep(0.1)
-        codes = _codes(home, args.requests, args.seed)
-        per = [codes[i :: args.clients] for i in range(args.clients)]
-        lat: list[list[float]] = [[] for _ in range(args.clients)]
-        errors = [0] * args.clients
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
-        def client(i: int) -> None:
-            s = requests.Session()
-            s.headers["Authorization"] = f"Bearer {key}"
-            for code in per[i]:
-                t0 = time.perf_counter()
-                r = s.get(f"{url}/v1/restrictions/{code}", timeout=30)
-                lat[i].append(time.perf_counter() - t0)
-                if r.status_code != 200:
-                    errors[i] += 1
 
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - t0
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    all_lat = sorted(x for one in lat for x in one)
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
-    def pct(p: float) -> float:
-        return all_lat[min(len(all_lat) - 1, int(p * len(all_lat)))] * 1000
 
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip())
+    if not m:
+        raise ValueError(f"not a wrk latency: {text!r}")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def wrk(url: str, script: Path, connections: int, duration: int) -> dict:
+    """One `wrk --latency` run after a 2 s warm-up: requests/s, p50, p99, non-2xx answers."""
+    base = ["wrk", "-t1", f"-c{connections}", "-s", str(script), "--latency"]
+    subprocess.run([*base, "-d2s", url], check=True, capture_output=True, text=True)
+    out = subprocess.run([*base, f"-d{duration}s", url], check=True, capture_output=True, text=True).stdout
+    pct = dict(re.findall(r"^\s+(50|99)(?:\.0+)?%\s+(\S+)$", out, re.M))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)$", out, re.M)
+    return {
+        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": round(_ms(pct["50"]), 3),
+        "p99_ms": round(_ms(pct["99"]), 3),
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": errors.group(1).strip() if errors else None,
+    }
+
+
+def _lua_get(codes: list[str], key: str, query: str) -> str:
+    items = ",".join(json.dumps(c) for c in codes)
+    return f"""
+local codes = {{{items}}}
+local i = 0
+wrk.headers["Authorization"] = "Bearer {key}"
+request = function()
+  i = i % #codes + 1
+  return wrk.format("GET", "/v1/restrictions/" .. codes[i] .. "{query}")
+end
+"""
+
+
+def _lua_post(body: str, key: str) -> str:
+    return f"""
+wrk.method = "POST"
+wrk.path = "/v1/restrictions/batch"
+wrk.body = {json.dumps(body)}
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {key}"
+"""
+
+
+def run(args: argparse.Namespace) -> dict:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: run `make system-deps`")
+    home = Path(args.home).resolve()
+    if not (home / "exports" / "index.json").is_file():
+        raise SystemExit(f"no publication under {home}: run `make demo` first (or pass --home)")
+    population: dict = {}
+    codes = _codes(home, args.codes, args.seed, population)
+    key = (
+        subprocess.run(
+            [str(BIN), "keys", "create", "--consumer", "bench-api", "--scopes", "restrictions:read"]
+            + ["--rate", "100000000", "--burst", "100000000", "--home", str(home)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    load_before = os.getloadavg()
+    rounds: list[dict[str, dict]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
+        get_lua, post_lua = Path(tmp) / "get.lua", Path(tmp) / "post.lua"
+        get_lua.write_text(_lua_get(codes, key, "?matter=public_bidding"), encoding="utf-8")
+        post_lua.write_text(_lua_post(json.dumps({"codes": codes[:1000]}), key), encoding="utf-8")
+        bare_port, port = _free_port(), _free_port()
+        bare = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "bare_api:app", "--app-dir", str(BARE.parent)]
+            + ["--port", str(bare_port), "--no-access-log", "--log-level", "warning"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        server = subprocess.Popen(
+            [str(BIN), "serve", "--home", str(home), "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            _wait(f"http://127.0.0.1:{bare_port}/v1/restrictions/x", bare, "the bare app")
+            _wait(f"http://127.0.0.1:{port}/healthz", server, "safecredit serve")
+            # both servers up, measured in turns: a load spike of the shared machine then falls on
+            # one round of both, not on one of them (the ratio is taken per round)
+            for _ in range(args.rounds):
+                rounds.append(
+                    {
+                        "bare_get": wrk(f"http://127.0.0.1:{bare_port}", get_lua, args.connections, args.duration),
+                        "get": wrk(f"http://127.0.0.1:{port}", get_lua, args.connections, args.duration),
+                        "batch_1000": wrk(f"http://127.0.0.1:{port}", post_lua, 1, args.duration),
+                    }
+                )
+        finally:
+            _stop(server)
+            _stop(bare)
+    load_after = os.getloadavg()
+    ratios = [r["get"]["requests_per_s"] / r["bare_get"]["requests_per_s"] for r in rounds]
+    best = sorted(range(len(rounds)), key=lambda i: ratios[i])[len(rounds) // 2]  # the median round
+    results = rounds[best]
+    ratio = ratios[best]
     result = {
-        "benchmark": "api_restrictions",
-        "command": "python -m bench.api " + " ".join(argv or sys.argv[1:]),
+        "benchmark": "api",
+        "at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "home": str(home),
-        "requests": len(all_lat),
-        "clients": args.clients,
-        "errors": sum(errors),
-        "seconds": round(wall, 3),
-        "requests_per_s": round(len(all_lat) / wall, 1),
-        "p50_ms": round(pct(0.50), 2),
-        "p90_ms": round(pct(0.90), 2),
-        "p99_ms": round(pct(0.99), 2),
-        "max_ms": round(all_lat[-1] * 1000, 2),
-        "mean_ms": round(statistics.mean(all_lat) * 1000, 2),
-        "cpus": 2,
-        "note": "client threads and server share the machine's 2 cores",
+        "publication": population,
+        "connections": args.connections,
+        "duration_s": args.duration,
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in load_after],
+        "ratio_to_bare": round(ratio, 3),
+        "ratios_per_round": [round(x, 3) for x in ratios],
+        **results,
+        "rounds": rounds,
+        "targets": {
+            "ratio_to_bare >= 0.5": ratio >= 0.5,
+            "get p99 <= 5 ms": results["get"]["p99_ms"] <= 5,
+            "batch p99 <= 50 ms": results["batch_1000"]["p99_ms"] <= 50,
+        },
     }
     out_dir = ROOT / "bench" / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"api-{datetime.now():%Y%m%dT%H%M%S}.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
-    print(json.dumps(result, indent=1))
-    return 0 if not sum(errors) else 1
+    table = markdown(result)
+    print(table)
+    print(f"ratio to the bare app: {ratio:.1%}")
+    if not args.no_readme:
+        write_readme(table)
+    return result
+
+
+def markdown(r: dict) -> str:
+    def row(name: str, m: dict) -> str:
+        return (
+            f"| {name} | {m['requests_per_s']:,.0f} | {m['p50_ms']:.2f} ms | {m['p99_ms']:.2f} ms | "
+            f"{m['requests']:,} | {m['non_2xx']} |"
+        )
+
+    la, lb = r["load_average_before"], r["load_average_after"]
+    return "\n".join(
+        [
+            f"Measured {r['at']} (`python -m bench.api`, {r['duration_s']} s per run, loopback, 2 cores shared; "
+            f"load average before {la[0]:.2f}/{la[1]:.2f}/{la[2]:.2f}, after {lb[0]:.2f}/{lb[1]:.2f}/{lb[2]:.2f}; "
+            f"publication of {r['publication']['listed_units']:,} listed and {r['publication']['clean_units']:,} "
+            "clean units):",
+            "",
+            "| run | req/s | p50 | p99 | requests | non-2xx |",
+            "|---|---|---|---|---|---|",
+            row(f"bare app (`bare_api.py`), GET, {r['connections']} connections", r["bare_get"]),
+            row(f"`safecredit serve`, GET `/v1/restrictions/{{code}}`, {r['connections']} connections", r["get"]),
+            row("`safecredit serve`, POST batch of 1,000 codes, 1 connection", r["batch_1000"]),
+            "",
+            f"Ratio to the bare app: **{r['ratio_to_bare']:.1%}** of its requests/s (the median of "
+            f"{len(r['ratios_per_round'])} rounds: "
+            + ", ".join(f"{x:.1%}" for x in r["ratios_per_round"])
+            + "). Targets: "
+            + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in r["targets"].items())
+            + ".",
+        ]
+    )
+
+
+def write_readme(table: str) -> None:
+    text = README.read_text(encoding="utf-8")
+    block = f"{BEGIN}\n{table}\n{END}"
+    if BEGIN in text and END in text:
+        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    README.write_text(text, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.api", description=(__doc__ or "").split("\n\n")[0])
+    add_arguments(ap)
+    run(ap.parse_args(argv))
+    return 0
 
 
 if __name__ == "__main__":

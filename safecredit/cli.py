@@ -229,7 +229,7 @@ def keys() -> None:
     "--scopes", required=True, help="Comma-separated: restrictions:read, lists:read, credit:read, premium:read."
 )
 @click.option("--rate", "rate", type=float, default=None, help="Requests per second for this consumer (default 100).")
-@click.option("--burst", "burst", type=int, default=None, help="Burst size for this consumer (default 200).")
+@click.option("--burst", "burst", type=int, default=None, help="Burst size for this consumer (default 1000).")
 @click.option("--home", default=None, help=HOME_HELP)
 @click.option("--db-url", "db_url", default=None, help=DB_URL_HELP)
 def keys_create(consumer, scopes, rate, burst, home, db_url) -> None:
@@ -354,10 +354,9 @@ def check(code, matter, as_of, known_at, subject_type, home, as_json) -> None:
             known_at=_as_of(known_at),
         )
     except ApiProblem as exc:
-        en, _, zh = exc.detail.partition(" / ")
         if exc.kind == "not-published":
-            raise NothingPublished(zh or en, en + "; run `safecredit run` first.") from None
-        raise UserError(zh or en, en, exit_code=3 if exc.status == 503 else 2) from None
+            raise NothingPublished(exc.zh or exc.en, exc.en + "; run `safecredit run` first.") from None
+        raise UserError(exc.zh or exc.en, exc.en, exit_code=3 if exc.status == 503 else 2) from None
     if as_json:
         click.echo(_json.dumps(answer, ensure_ascii=False, separators=(",", ":")))
         return

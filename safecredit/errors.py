@@ -32,6 +32,12 @@ class WarehouseBusy(UserError):
     exit_code = 3
 
 
+class NotFound(UserError):
+    """Nothing is known by the id or code asked (the API answers 404)."""
+
+    exit_code = 2
+
+
 class NothingPublished(UserError):
     """No publication exists yet (exit 3 for `check`)."""
 

@@ -1,17 +1,20 @@
 """`explain`: the department records behind a list entry, a credit score or a premium factor.
 
-Used by `safecredit explain` over the warehouse (the API answers `/v1/explain` from the published
-snapshot instead: `api.app.explain_published`). Everything it returns is safe to show: person ID numbers
-are masked; each source record is named by department, dataset, record id and decision number.
+`explain` answers `safecredit explain` over the warehouse; `explain_published` answers the API's
+`/v1/explain` from the published snapshot (what a consumer may see of a publication). Everything
+either returns is safe to show: person ID numbers are masked; each source record is named by
+department, dataset, record id and decision number.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Callable
 
 import duckdb
 
-from safecredit.errors import UserError
+from safecredit.codes import is_valid_uscc, normalise_code
+from safecredit.errors import NotFound, UserError
 from safecredit.publish.formats import json_value
 
 
@@ -119,3 +122,96 @@ def explain(con: duckdb.DuckDBPyConnection, ident: str) -> dict:
             exit_code=2,
         )
     return result
+
+
+# ------------------------------------------------------------------ the published snapshot (API)
+
+ENTRY_RE = re.compile(r"^[EDR][0-9a-f]{16}$")
+
+
+#: parts of a unit's explanation that need a scope beyond lists:read (exchange.md §2: a part the
+#: key's scopes do not cover is left out — /v1/credit and /v1/premium-factors refuse such a key)
+_SCOPED_PARTS = {
+    "credit_score": ("credit_scores", "credit:read"),
+    "premium_factor": ("premium_factors", "premium:read"),
+}
+
+
+def explain_published(snap, cur, ident: str, scopes: frozenset[str] | set[str], *, row: Callable[[dict], dict]) -> dict:
+    """What a served publication (the API's snapshot `snap`, a DuckDB cursor `cur` of it) holds
+    about an entry, penalty, restriction or unit, limited to what `scopes` may read; each row
+    through `row` (the API's: JSON values, ID numbers masked). `NotFound` when nothing is."""
+    ident = ident.strip()
+    out: dict[str, Any] = {"id": ident, "version": snap.version}
+
+    def rows(feed: str, where: str, params: list, order: str = "") -> list[dict]:
+        if not snap.has(feed):
+            return []
+        cols = set(snap.feeds[feed].columns)
+        needed = set(re.findall(r'"(\w+)"', where))
+        if not needed <= cols:
+            return []
+        res = cur.execute(f'SELECT * FROM "{feed}" WHERE {where} {order}', params)
+        cols = [d[0] for d in res.description]
+        return [row(dict(zip(cols, x))) for x in res.fetchall()]
+
+    if ENTRY_RE.match(ident) and ident[0] == "E":
+        entry = rows("blacklist", '"entry_id" = ?', [ident])
+        if entry:
+            e = entry[0]
+            out.update(
+                kind="list_entry",
+                entry=e,
+                restrictions=rows("restrictions", '"entry_id" = ?', [ident], 'ORDER BY "matter"'),
+                penalties=rows(
+                    "penalties_public",
+                    '"decision_no" = ? AND "authority_code" = ?',
+                    [e.get("decision_no"), e.get("authority_code")],
+                ),
+                intermediary_ratings=rows("intermediary_ratings", 'list_contains("linked_entry_ids", ?)', [ident]),
+                other_entries=[
+                    {k: x.get(k) for k in ("entry_id", "ground", "status", "start_date", "end_date")}
+                    for x in rows(
+                        "blacklist",
+                        '"subject_id" = ? AND "entry_id" <> ?',
+                        [e.get("subject_id"), ident],
+                        'ORDER BY "entry_id"',
+                    )
+                ],
+            )
+            return out
+    if ENTRY_RE.match(ident) and ident[0] == "D":
+        pen = rows("penalties_public", '"penalty_id" = ?', [ident])
+        bans = rows("restrictions", '"penalty_id" = ?', [ident], 'ORDER BY "matter"')
+        if pen or bans:
+            out.update(kind="penalty", penalty=pen[0] if pen else None, restrictions=bans)
+            return out
+    if ENTRY_RE.match(ident) and ident[0] == "R":
+        res = rows("restrictions", '"restriction_id" = ?', [ident])
+        if res:
+            src = res[0].get("entry_id")
+            out.update(
+                kind="restriction",
+                restriction=res[0],
+                entry=(rows("blacklist", '"entry_id" = ?', [src]) or [None])[0] if src else None,
+            )
+            return out
+    code = normalise_code(ident)
+    if is_valid_uscc(code):
+        found = {
+            "intermediary_ratings": rows("intermediary_ratings", '"uscc" = ?', [code]),
+            "list_entries": rows("blacklist", '"subject_id" = ?', [code], 'ORDER BY "entry_id"'),
+            "penalties": rows("penalties_public", '"subject_id" = ?', [code], 'ORDER BY "penalty_id"'),
+        }
+        # a part outside the key's scopes is never read: not even its existence may answer 200 vs 404
+        scoped = {
+            part: rows(feed, '"uscc" = ?', [code]) for part, (feed, scope) in _SCOPED_PARTS.items() if scope in scopes
+        }
+        if any(found.values()) or any(scoped.values()):
+            out.update(kind="subject", id=code, **{part: (v or [None])[0] for part, v in scoped.items()}, **found)
+            return out
+    raise NotFound(
+        "当前发布版本中没有该编号的记录",
+        "nothing in the served publication is known by this id (a list entry E…, penalty D…, "
+        "restriction R… or a unit's USCC)",
+    )

@@ -299,10 +299,40 @@ def test_derived_status_and_measures_agree_with_the_published_ones(home, data):
     assert not mismatched, mismatched[:3]
 
 
+def test_the_served_answers_come_from_the_index_and_equal_the_rows_read_now(home, data):
+    """A served snapshot answers every subject of the publication's own date from its answer index,
+    without a query (a cursor that refuses to run one), and the index holds exactly what reading
+    the published rows now gives (the path `safecredit check` and `known_at` take)."""
+    from safecredit.api.restrictions import Subject, restriction_answers, warm
+    from safecredit.api.snapshot import build_snapshot
+
+    class NoQueries:
+        def execute(self, *a, **kw):
+            raise AssertionError("the answer index was bypassed: a query ran")
+
+    snap = build_snapshot(home / "exports")
+    try:
+        cur = snap.cursor()
+        keys = cur.execute('SELECT DISTINCT subject_type, subject_id FROM "blacklist" ORDER BY ALL').fetchall()
+        subjects = [Subject(sid, st, sid) for st, sid in keys] + [Subject(data["clean_unit"] or "", "unit", "x")]
+        read_now = restriction_answers(snap, cur, subjects)  # no index yet: the rows are read
+        warm(snap)
+        indexed = restriction_answers(snap, NoQueries(), subjects, matter=None)
+        narrowed = restriction_answers(snap, NoQueries(), subjects, matter="public_bidding")
+    finally:
+        snap.close()
+    assert len(indexed) > 10 and indexed == read_now
+    assert any(a["restricted"] for a in indexed)
+    for whole, part in zip(indexed, narrowed):
+        assert part["measures"] == [m for m in whole["measures"] if m["matter"] == "public_bidding"]
+        assert part["restricted"] == bool(part["measures"])
+
+
 def test_known_at_answers_from_what_was_published_then(server, keys, data):
     k = keys["all"]
     r = server.get(f"/v1/restrictions/{data['unit']}?known_at=2001-01-01", k)
-    assert "2001-01-01" in is_problem(r, 404)["detail"]
+    detail = is_problem(r, 410)["detail"]  # the data did not exist then (bilingual)
+    assert "2001-01-01" in detail and "first publication" in detail and "首次发布" in detail
     today = server.get(f"/v1/restrictions/{data['unit']}?known_at={date.today() + timedelta(days=1)}", k).json()
     assert today["version"] == data["version"] and today["restricted"] is True
     assert today["known_at"] == (date.today() + timedelta(days=1)).isoformat()

@@ -69,7 +69,7 @@ def test_keys_are_random_shown_once_and_stored_as_sha256(tmp_path):
     assert stored == hashlib.sha256(key.encode()).hexdigest()
     p = ks.verify(key)
     assert p.consumer == "市财政局" and p.scopes == {"lists:read", "restrictions:read"}
-    assert (p.rate_per_second, p.burst) == (100.0, 200)
+    assert (p.rate_per_second, p.burst) == (100.0, 1000)  # exchange.md §2
     for bad in (
         None,
         "",

@@ -32,7 +32,7 @@ from .models import ApiKey, AuditLog, Consumer, utcnow  # noqa: F401  (AuditLog:
 SCOPES = ("restrictions:read", "lists:read", "credit:read", "premium:read")
 KEY_PREFIX = "sck"
 DEFAULT_RATE = 100.0  # requests per second per key (exchange.md §2)
-DEFAULT_BURST = 200
+DEFAULT_BURST = 1000  # exchange.md §2: bursts of 1,000
 
 
 def db_url_for(home: Path | str, db_url: str | None = None) -> str:

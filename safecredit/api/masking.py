@@ -129,6 +129,8 @@ def mask_ids_in_text(text: str) -> str:
 
 def _printable(text: str) -> str:
     """Control characters escaped: a `\\n` in a path must not start a forged log line."""
+    if text.isprintable():  # the common case, checked in C
+        return text
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
@@ -150,10 +152,17 @@ def mask_path(path: str, query: str = "") -> str:
     return out
 
 
+#: a log record's attribute (`extra={MASKED: True}`): every part of its message was masked when it
+#: was made (the access log line), so `MaskIdNumbers` does not scan it a second time
+MASKED = "safecredit_masked"
+
+
 class MaskIdNumbers(logging.Filter):
     """Logging filter: no log line carries a full ID number, whatever logged it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, MASKED, False):
+            return True
         msg = record.getMessage()
         masked = mask_ids_in_text(msg)
         if masked != msg:

@@ -22,7 +22,7 @@ import anyio
 from fastapi import HTTPException
 from starlette.routing import compile_path
 
-from .masking import mask_ids_in_text, mask_path
+from .masking import MASKED, mask_ids_in_text, mask_path
 from .problems import PROBLEM_MEDIA_TYPE, problem_body, problem_bytes
 from .ratelimit import retry_after_header
 
@@ -103,6 +103,16 @@ async def _send_problem(send, status: int, body: dict, headers: dict[str, str] |
     await send({"type": "http.response.body", "body": data})
 
 
+def _audit_unavailable(instance: str) -> dict:
+    return problem_body(
+        503,
+        "the audit log cannot be written, so no answer is given; retry later / "
+        "审计日志暂时无法写入，暂停应答，请稍后重试",
+        kind="audit-unavailable",
+        instance=instance,
+    )
+
+
 async def _too_many(send, wait: float, instance: str, en: str, zh: str) -> None:
     await _send_problem(
         send,
@@ -138,8 +148,39 @@ class ServiceMiddleware:
         sent = {"started": False, "status": 500}
         instance = mask_path(path)
 
+        principal: Principal | None = None
+        audit = {"done": False, "refused": False}
+        shown_once: list[str] = []
+
+        def shown() -> str:
+            """The path and query as logs and the audit show them (masked once per request)."""
+            if not shown_once:
+                shown_once.append(mask_path(path, scope.get("query_string", b"").decode("latin-1")))
+            return shown_once[0]
+
+        def audit_row(status: int) -> bool:
+            """The call's audit row, spooled once, before its answer goes out."""
+            audit["done"] = True
+            return svc.audit.record(
+                at=started_at,
+                consumer=principal.consumer if principal else None,
+                key_id=principal.key_id if principal else None,
+                method=mask_path(str(scope.get("method", ""))[:10]),
+                route=self._route(scope)[:200],
+                path=shown()[:2000],
+                code=state.get("audit_code"),
+                status=status,
+                version=state.get("version"),
+                duration_ms=round((time.perf_counter() - t0) * 1000, 2),
+            )
+
         async def send_tracked(message):
             if message["type"] == "http.response.start":
+                if guarded and not audit["done"] and not audit_row(message["status"]):
+                    # no answer goes out unaudited: a 503 replaces it (the row is counted as dropped)
+                    await _send_problem(send_tracked, 503, _audit_unavailable(instance), {"Retry-After": "5"})
+                    audit["refused"] = True
+                    return
                 sent["started"] = True
                 sent["status"] = message["status"]
                 headers = list(message.get("headers") or [])
@@ -147,6 +188,8 @@ class ServiceMiddleware:
                 if path.startswith("/v1/") and not any(k.lower() == b"cache-control" for k, _ in headers):
                     headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}
+            elif audit["refused"]:
+                return  # the replaced answer's body
             await send(message)
 
         received = {"n": 0}
@@ -159,7 +202,6 @@ class ServiceMiddleware:
                     raise BodyTooLarge()
             return message
 
-        principal: Principal | None = None
         try:
             length = _header(scope, b"content-length")
             if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
@@ -208,18 +250,7 @@ class ServiceMiddleware:
                     return
                 state["principal"] = principal
                 if not svc.audit.accepting():
-                    await _send_problem(
-                        send_tracked,
-                        503,
-                        problem_body(
-                            503,
-                            "the audit log cannot be written, so no answer is given; retry later / "
-                            "审计日志暂时无法写入，暂停应答，请稍后重试",
-                            kind="audit-unavailable",
-                            instance=instance,
-                        ),
-                        {"Retry-After": "5"},
-                    )
+                    await _send_problem(send_tracked, 503, _audit_unavailable(instance), {"Retry-After": "5"})
                     return
                 wait = svc.limiter.take(principal.key_id, principal.rate_per_second, principal.burst)
                 if wait > 0:
@@ -255,26 +286,15 @@ class ServiceMiddleware:
                 )
         finally:
             ms = (time.perf_counter() - t0) * 1000
-            shown = mask_path(path, scope.get("query_string", b"").decode("latin-1"))
             access_log.info(
                 '%s "%s %s" %d %.1fms key=%s',
                 _client(scope),
-                scope.get("method"),
-                shown,
+                mask_path(str(scope.get("method", ""))[:20]),
+                shown(),
                 sent["status"],
                 ms,
                 principal.key_id if principal else "-",
+                extra={MASKED: True},  # every part masked above: the log filter need not scan it again
             )
-            if guarded:
-                svc.audit.record(
-                    at=started_at,
-                    consumer=principal.consumer if principal else None,
-                    key_id=principal.key_id if principal else None,
-                    method=scope.get("method", "")[:10],
-                    route=self._route(scope)[:200],
-                    path=shown[:2000],
-                    code=state.get("audit_code"),
-                    status=sent["status"],
-                    version=state.get("version"),
-                    duration_ms=round(ms, 2),
-                )
+            if guarded and not audit["done"]:  # no answer was started (the client went away)
+                audit_row(sent["status"])

@@ -23,7 +23,7 @@ class Consumer(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(index=True, unique=True, max_length=200)
-    # per-consumer rate limit; NULL = the service default (100 requests/s, burst 200)
+    # per-consumer rate limit; NULL = the service default (100 requests/s, burst 1,000)
     rate_per_second: float | None = None
     burst: int | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
@@ -60,3 +60,14 @@ class AuditLog(SQLModel, table=True):
     status: int
     version: str | None = Field(default=None, max_length=40)
     duration_ms: float = 0.0
+
+
+class PersonQuotaUse(SQLModel, table=True):
+    """Person codes a key asked about on a UTC day (exchange.md §2: the daily quota). Kept in the
+    service database, so every server process of the exchange counts against the same quota."""
+
+    __tablename__ = "person_quota_use"
+
+    key_id: str = Field(primary_key=True, max_length=32)
+    day: str = Field(primary_key=True, max_length=10)  # YYYY-MM-DD (UTC)
+    used: int = 0

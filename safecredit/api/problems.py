@@ -57,6 +57,7 @@ class ApiProblem(Exception):
         **extra: Any,
     ):
         self.status = status
+        self.en, self.zh = detail, zh  # the two languages apart (the CLI prints them on their own lines)
         self.detail = f"{detail} / {zh}" if zh else detail
         self.kind = kind or TITLES.get(status, "error").lower().replace(" ", "-")
         self.headers = headers or {}

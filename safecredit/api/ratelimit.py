@@ -10,6 +10,13 @@ import math
 import threading
 import time
 
+from sqlalchemy import delete, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
+
+from .models import PersonQuotaUse
+
 #: buckets kept at most (per-address buckets of keyless callers must not grow without bound)
 MAX_BUCKETS = 100_000
 
@@ -56,28 +63,36 @@ def retry_after_header(wait: float) -> str:
 
 
 class DailyQuota:
-    """Person codes asked per key per UTC day (exchange.md §2: default 10,000), in-process.
+    """Person codes asked per key per UTC day (exchange.md §2: default 10,000), counted in the
+    service database (`person_quota_use`): every server process of the exchange spends from the
+    same quota, not one quota per server.
 
-    `spend` refuses a call whose person codes would take the key past its quota, so no single
-    batch can overshoot it; reaching the quota is logged once per key and day (the alert)."""
+    `spend` refuses a call whose person codes would take the key past its quota (one conditional
+    UPDATE: no two servers can both take the last codes), so no single batch can overshoot it; the
+    call that reaches the quota raises the alert, once per key and day across all servers."""
 
-    def __init__(self, limit: int, on_reached=None) -> None:
+    def __init__(self, limit: int, engine: Engine, on_reached=None) -> None:
         self.limit = limit
+        self.engine = engine
         self.on_reached = on_reached
-        self._used: dict[tuple[str, str], int] = {}
-        self._lock = threading.Lock()
+        self._table = PersonQuotaUse.__table__
 
     def spend(self, key: str, n: int, day: str) -> bool:
         if n <= 0:
             return True
-        with self._lock:
-            if any(d != day for _, d in self._used):  # a new day: yesterday's counts are done
-                self._used = {k: v for k, v in self._used.items() if k[1] == day}
-            used = self._used.get((key, day), 0)
-            if used + n > self.limit:
-                return False
-            self._used[(key, day)] = used + n
-            reached = used + n >= self.limit
-        if reached and self.on_reached is not None:
+        t = self._table
+        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        with self.engine.begin() as con:
+            con.execute(insert(t).values(key_id=key, day=day, used=0).on_conflict_do_nothing())
+            used = con.execute(
+                update(t)
+                .where(t.c.key_id == key, t.c.day == day, t.c.used + n <= self.limit)
+                .values(used=t.c.used + n)
+                .returning(t.c.used)
+            ).scalar()
+            con.execute(delete(t).where(t.c.day < day))  # yesterday's counts are done
+        if used is None:
+            return False
+        if used >= self.limit > used - n and self.on_reached is not None:
             self.on_reached(key, self.limit)
         return True

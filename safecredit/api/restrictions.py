@@ -18,13 +18,14 @@ What is answered (`restriction_answers`):
   policy measures table bind the entries `listed` on that date, and the statutory bans of the
   published `restrictions` rows bind within their own window;
 * `known_at` — the same, from the latest version published on or before that date (its
-  versions.json `generated_at`, Asia/Shanghai); 404 when none was, 410 when it was pruned;
+  versions.json `generated_at`, Asia/Shanghai); 410 when none was yet or it was pruned;
 * `matter` narrows `measures` and `restricted` to that matter (an unknown matter is a 422).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -33,8 +34,19 @@ from typing import Any, Callable, Iterable, Sequence
 from safecredit.codes import classify_code, is_valid_id_number, is_valid_uscc, mask_id_number, normalise_code
 from safecredit.publish import is_version_id
 from safecredit.publish.errors import VersionNotFound, VersionPruned
-from safecredit.publish.formats import json_value
 
+from .answer_index import (
+    AnswerIndex,
+    Prepared,
+    answer_body,
+    build_answer_index,
+    entry_order,
+    listing_of,
+    measure_of,
+    measure_order,
+    prepare_subject,
+    subject_name,
+)
 from .problems import ApiProblem
 from .snapshot import Snapshot, local_date, parse_date
 
@@ -61,6 +73,8 @@ SUBJECT_TYPES = ("unit", "person")
 MAX_CODE_LENGTH = 64
 MAX_BATCH = 1000
 _ID_FORM_CHARS = set("0123456789X")
+#: the characters a USCC or an identity document number may have (after `normalise_code`)
+_CODE_FORM = re.compile(r"[A-Za-z0-9()\-]+")
 
 
 @dataclass(frozen=True)
@@ -99,14 +113,16 @@ def resolve_subject(raw: Any, subject_type: str | None, salt: Callable[[], str |
     code = normalise_code(raw) if isinstance(raw, str) else ""
     if not code:
         raise ApiProblem(422, "the code is empty", "代码为空", kind="malformed-code")
-    if len(code) > MAX_CODE_LENGTH or not code.isascii() or not all(c.isalnum() or c in "-()" for c in code):
+    if len(code) > MAX_CODE_LENGTH or not _CODE_FORM.fullmatch(code):
         raise ApiProblem(
             422,
             "the code has characters or a length no USCC or identity document number has",
             "代码包含无效字符或长度不符（既不是统一社会信用代码，也不是证件号码）",
             kind="malformed-code",
         )
-    kind = classify_code(code)
+    # `classify_code` without its second normalisation and the forms the API never answers
+    uscc, pid = is_valid_uscc(code), is_valid_id_number(code)
+    kind = "both" if uscc and pid else "uscc" if uscc else "id_number" if pid else "unknown"
     if subject_type is None:
         if kind == "both":
             raise ApiProblem(
@@ -123,11 +139,11 @@ def resolve_subject(raw: Any, subject_type: str | None, salt: Callable[[], str |
         else:
             raise ApiProblem(422, _malformed_en(code), _malformed_zh(code), kind="malformed-code")
     if subject_type == "unit":
-        if not is_valid_uscc(code):
+        if not uscc:
             raise ApiProblem(422, _malformed_en(code, unit=True), _malformed_zh(code, unit=True), kind="malformed-code")
         return Subject(code, "unit", code)
     # a person: a resident ID number must pass its checks; other documents are taken as given
-    if len(code) == 18 and set(code) <= _ID_FORM_CHARS and code[:17].isdigit() and not is_valid_id_number(code):
+    if len(code) == 18 and set(code) <= _ID_FORM_CHARS and code[:17].isdigit() and not pid:
         raise ApiProblem(
             422,
             "not a valid resident ID number (check digit or birth date wrong)",
@@ -195,14 +211,16 @@ def fetch(cur, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
 
 
 def known_matters(snap: Snapshot, cur, policy_measures: Iterable[dict]) -> dict[str, str]:
+    """matter → name: the fixed ones (exchange.md §2), those of `policy_measures` (a measures
+    table), the published restrictions' (read once per snapshot)."""
     out = dict(MATTERS)
     for m in policy_measures:
         if m.get("matter"):
             out.setdefault(str(m["matter"]), str(m.get("name") or m["matter"]))
     if snap.has("restrictions") and "matter" in snap.feeds["restrictions"].columns:
-        cached = snap.cache.get("matters")
-        if cached is None:
-            cached = (
+        published = snap.cache.get("published_matters")
+        if published is None:
+            published = (
                 dict(
                     cur.execute(
                         'SELECT DISTINCT matter, any_value(measure_name) FROM "restrictions" '
@@ -212,10 +230,26 @@ def known_matters(snap: Snapshot, cur, policy_measures: Iterable[dict]) -> dict[
                 if "measure_name" in snap.feeds["restrictions"].columns
                 else {m: m for (m,) in cur.execute('SELECT DISTINCT matter FROM "restrictions"').fetchall() if m}
             )
-            snap.cache["matters"] = cached
-        for k, v in cached.items():
+            snap.cache["published_matters"] = published
+        for k, v in sorted(published.items()):
             out.setdefault(k, v or k)
     return out
+
+
+def matters_on(snap: Snapshot, cur, day: date | None) -> dict[str, str]:
+    """`known_matters` with the measures table of the policy in force on `day`, remembered per
+    snapshot and day: no policy read and no query per request."""
+    key = ("matters", day)
+    found = snap.cache.get(key)
+    if found is None:
+        found = known_matters(snap, cur, policy_measures(day))
+        if len([k for k in snap.cache if isinstance(k, tuple) and k[0] == "matters"]) < MAX_MATTER_DAYS:
+            snap.cache[key] = found  # bounded: `as_of` is the caller's, any day of any year
+    return found
+
+
+#: days whose matters a snapshot remembers (the publication's own first; others as asked)
+MAX_MATTER_DAYS = 64
 
 
 def check_matter(matter: str | None, matters: dict[str, str]) -> str | None:
@@ -324,11 +358,12 @@ def known_at_source(snap: Snapshot, known_at: date) -> Source:
         day = local_date(item.get("generated_at"))
         if day is not None and day <= known_at and (chosen is None or item["version"] > chosen["version"]):
             chosen = item
-    if chosen is None:
+    if chosen is None:  # the data did not exist then: gone for that date, not an unknown resource
         raise ApiProblem(
-            404,
-            f"nothing was published on or before {known_at.isoformat()}",
-            f"{known_at.isoformat()} 及之前没有发布过数据",
+            410,
+            f"known_at {known_at.isoformat()} is earlier than the first publication of the {feed} feed: "
+            "nothing the answer needs was published by then",
+            f"known_at {known_at.isoformat()} 早于 {feed} 数据的首次发布：当时尚未发布回答所需的任何数据",
             kind="not-published-then",
         )
     version = chosen["version"]
@@ -359,87 +394,28 @@ def known_at_source(snap: Snapshot, known_at: date) -> Source:
     return Source(version, as_of, parts["blacklist"], parts["restrictions"], parts["restrictions"] is None)
 
 
-LISTING_FIELDS = (
-    "entry_id",
-    "ground",
-    "ground_name",
-    "basis",
-    "decision_no",
-    "authority",
-    "decision_date",
-    "start_date",
-    "end_date",
-    "status",
-    "role",
-)
-MEASURE_FIELDS = (
-    "matter",
-    "name",
-    "measure",
-    "restricted_from",
-    "restricted_until",
-    "for_life",
-    "basis",
-    "source",
-    "entry_id",
-    "penalty_id",
-    "implementing_department",
-    "scope_industry",
-)
-
-
-def subject_index(snap: Snapshot, cur, feed: str) -> dict[tuple[str, str], list[dict]] | None:
-    """The served feed's rows grouped by (subject_type, subject_id), built once per snapshot.
-
-    A DuckDB query costs about a millisecond however small; the restriction answer is the hot path
-    (approval offices, batches of 1,000), so the served blacklist and restrictions rows are grouped
-    in memory when the snapshot is built (`SnapshotManager`) or on first use."""
-    if not snap.has(feed) or not {"subject_id", "subject_type"} <= set(snap.feeds[feed].columns):
-        return None
-    key = ("by_subject", feed)
-    idx = snap.cache.get(key)
-    if idx is None:
-        idx = {}
-        for row in fetch(cur, f'SELECT * FROM "{feed}"'):
-            idx.setdefault((row.get("subject_type"), row.get("subject_id")), []).append(row)
-        snap.cache[key] = idx
-    return idx
-
-
-def unit_names(snap: Snapshot, cur) -> dict[str, str]:
-    """uscc → name from the served credit_scores feed (every registered unit has a score)."""
-    names = snap.cache.get("unit_names")
-    if names is None:
-        names = {}
-        if snap.has("credit_scores") and {"uscc", "name"} <= set(snap.feeds["credit_scores"].columns):
-            names = dict(cur.execute('SELECT uscc, any_value(name) FROM "credit_scores" GROUP BY uscc').fetchall())
-        snap.cache["unit_names"] = names
-    return names
+def answer_index(snap: Snapshot) -> AnswerIndex | None:
+    """The snapshot's answer index (built by `warm`), None for a snapshot without one (`check`)."""
+    return snap.cache.get("answers")
 
 
 def warm(snap: Snapshot) -> None:
-    """Build the in-memory lookups of a new snapshot before it is swapped in."""
+    """Build the in-memory lookups of a new snapshot before it is swapped in: the answer index and
+    the matters of the policy in force on the publication's date."""
     cur = snap.cursor()
     try:
-        for feed in ("blacklist", "restrictions"):
-            subject_index(snap, cur, feed)
-        unit_names(snap, cur)
+        snap.cache["answers"] = build_answer_index(cur, snap.feeds)
         main = snap.feeds.get("restrictions") or snap.feeds.get("blacklist")
-        if main is not None:  # policy files parsed and matters collected before the first request
-            known_matters(snap, cur, policy_measures(main.as_of))
+        if main is not None:
+            matters_on(snap, cur, main.as_of)
     finally:
         cur.close()
 
 
-def _by_subject(
-    snap: Snapshot, cur, feed: str, rel: tuple[str, tuple[str, ...]] | None, subjects: list[Subject]
-) -> dict:
+def _by_subject(rel: tuple[str, tuple[str, ...]] | None, cur, subjects: list[Subject]) -> dict:
     keys = sorted({s.subject_id for s in subjects if s.subject_id})
     if rel is None or not keys or not {"subject_id", "subject_type"} <= set(rel[1]):
         return {}
-    if rel[0] == f'"{feed}"' and snap.materialized:
-        idx = subject_index(snap, cur, feed) or {}
-        return {(s.subject_type, s.subject_id): idx.get((s.subject_type, s.subject_id), []) for s in subjects}
     out: dict[tuple[str, str], list[dict]] = {}
     for row in fetch(cur, f"SELECT * FROM {rel[0]} WHERE subject_id IN (SELECT unnest(?::VARCHAR[]))", [keys]):
         out.setdefault((row.get("subject_type"), row.get("subject_id")), []).append(row)
@@ -448,12 +424,7 @@ def _by_subject(
 
 def _unit_names(snap: Snapshot, cur, subjects: list[Subject]) -> dict[str, str]:
     codes = sorted({s.code for s in subjects if s.subject_type == "unit"})
-    if not codes:
-        return {}
-    if snap.materialized:
-        names = unit_names(snap, cur)
-        return {c: names[c] for c in codes if c in names}
-    if not snap.has("credit_scores") or not {"uscc", "name"} <= set(snap.feeds["credit_scores"].columns):
+    if not codes or not snap.has("credit_scores") or not {"uscc", "name"} <= set(snap.feeds["credit_scores"].columns):
         return {}
     return dict(
         cur.execute(
@@ -462,21 +433,6 @@ def _unit_names(snap: Snapshot, cur, subjects: list[Subject]) -> dict[str, str]:
             [codes],
         ).fetchall()
     )
-
-
-def _listing(row: dict, status: str | None = None) -> dict:
-    out = {k: json_value(row.get(k)) for k in LISTING_FIELDS}
-    if status is not None:
-        out["status"] = status
-    return out
-
-
-def _measure(row: dict) -> dict:
-    m = {k: json_value(row.get(k)) for k in MEASURE_FIELDS}
-    m["name"] = json_value(row.get("measure_name", row.get("name")))
-    m["source"] = m["source"] or ("ban" if row.get("penalty_id") and not row.get("entry_id") else "listing")
-    m["for_life"] = bool(row.get("for_life")) if row.get("for_life") is not None else m["restricted_until"] is None
-    return m
 
 
 def _derived_measures(
@@ -521,7 +477,7 @@ def _derived_measures(
         start, until = parse_date(row.get("restricted_from")), parse_date(row.get("restricted_until"))
         life = bool(row.get("for_life"))
         if start is not None and start <= day and (life or until is None or day < until):
-            out.append(_measure(row))
+            out.append(measure_of(row))
     return out
 
 
@@ -534,58 +490,85 @@ def restriction_answers(
     as_of: date | None = None,
     known_at: date | None = None,
     derive: bool | None = None,
+    serialised: bool = False,
 ) -> list[dict[str, Any]]:
-    """The answer body of GET /v1/restrictions/{code} for each subject (same order).
+    """The answer body of GET /v1/restrictions/{code} for each subject (same order); `serialised`:
+    listings and measures as JSON fragments, for a body serialised with orjson (the API).
 
-    `derive=True` recomputes from the blacklist dates and the measures policy even for the
-    publication's own date (the consistency test); None decides by `as_of`."""
+    For the publication's own date the answer is what the rules published: from the snapshot's
+    answer index when it has one (the server), else from the rows read now (`check`, `known_at`),
+    through the same `prepare_subject`. `derive=True` recomputes from the blacklist dates and the
+    measures policy even for the publication's own date (the consistency test); None decides by
+    `as_of`."""
     src = known_at_source(snap, known_at) if known_at else served_source(snap)
     day = as_of or src.as_of or date.today()
     if derive is None:
         derive = src.derived_only or (as_of is not None and as_of != src.as_of)
-    listings = _by_subject(snap, cur, "blacklist", src.blacklist, subjects)
-    published = _by_subject(snap, cur, "restrictions", src.restrictions, subjects)
+    index = answer_index(snap) if not known_at and not derive else None
+    if index is not None:
+        parts = [index.prepared(s.subject_type, s.subject_id, s.code) for s in subjects]
+    else:
+        parts = _parts_read_now(snap, cur, src, subjects, day if derive else None)
+    return [
+        answer_body(
+            s.shown,
+            s.subject_type,
+            part,
+            matter=matter,
+            day=day,
+            version=src.version,
+            known_at=known_at,
+            publication_as_of=src.as_of,
+            serialised=serialised,
+        )
+        for s, part in zip(subjects, parts)
+    ]
+
+
+def _parts_read_now(
+    snap: Snapshot, cur, src: Source, subjects: list[Subject], derive_on: date | None
+) -> list[Prepared]:
+    """Each subject's answer parts from rows read for this call; `derive_on`: statuses and measures
+    recomputed for that date (`as_of` other than the publication's)."""
+    listings = _by_subject(src.blacklist, cur, subjects)
+    published = _by_subject(src.restrictions, cur, subjects)
     names = _unit_names(snap, cur, subjects)
-    table = policy_measures(day) if derive else []
+    table = policy_measures(derive_on) if derive_on else []
     out = []
     for s in subjects:
         key = (s.subject_type, s.subject_id)
-        entries = sorted(listings.get(key, []), key=lambda r: (str(r.get("start_date")), str(r.get("entry_id"))))
-        rows = published.get(key, [])
-        if derive:
-            with_status = [(e, status_on(e, day)) for e in entries]
-            shown = [_listing(e, st) for e, st in with_status if st is not None]
-            bans = [r for r in rows if (r.get("source") == "ban")]
-            measures = _derived_measures(with_status, bans, day, table)
+        entries, rows = listings.get(key, []), published.get(key, [])
+        if derive_on is None:
+            part = prepare_subject(entries, rows)
         else:
-            shown = [_listing(e) for e in entries]
-            measures = [_measure(r) for r in rows]
-        if matter is not None:
-            measures = [m for m in measures if m["matter"] == matter]
-        measures.sort(key=lambda m: (str(m["matter"]), str(m["entry_id"] or ""), str(m["penalty_id"] or "")))
-        name = next((r.get("name") for r in [*entries[::-1], *rows] if r.get("name")), None) or names.get(s.code)
-        out.append(
-            {
-                "code": s.shown,
-                "subject_type": s.subject_type,
-                "name": name,
-                "restricted": bool(measures),
-                "as_of": day.isoformat(),
-                "version": src.version,
-                "matter": matter,
-                "known_at": known_at.isoformat() if known_at else None,
-                "publication_as_of": src.as_of.isoformat() if src.as_of else None,
-                "listings": shown,
-                "measures": measures,
-            }
-        )
+            entries = sorted(entries, key=entry_order)
+            with_status = [(e, status_on(e, derive_on)) for e in entries]
+            bans = [r for r in rows if r.get("source") == "ban"]
+            part = Prepared(
+                tuple(listing_of(e, st) for e, st in with_status if st is not None),
+                tuple(sorted(_derived_measures(with_status, bans, derive_on, table), key=measure_order)),
+                subject_name(entries, rows),
+            )
+        out.append(part if part.name else Prepared(part.listings, part.measures, names.get(s.code)))
     return out
 
 
 def persons_published(snap: Snapshot, cur) -> bool:
+    index = answer_index(snap)
+    if index is not None:
+        return index.persons_published
     if not snap.has("blacklist") or "subject_type" not in snap.feeds["blacklist"].columns:
         return False
     return bool(cur.execute("SELECT count(*) FROM \"blacklist\" WHERE subject_type = 'person'").fetchone()[0])
+
+
+def can_answer_from_index(snap: Snapshot, as_of: date | None, known_at: date | None) -> bool:
+    """True when an answer comes from the snapshot's answer index alone: no query, nothing that
+    blocks (the route answers on the event loop, without a thread hop)."""
+    if known_at is not None or answer_index(snap) is None:
+        return False
+    src = served_source(snap)
+    return not src.derived_only and (as_of is None or as_of == src.as_of) and ("matters", src.as_of) in snap.cache
 
 
 def answer_codes(
@@ -602,13 +585,36 @@ def answer_codes(
     """Answers for `codes` in order: an answer dict, or the ApiProblem (409/422) of that code.
 
     Request-level problems raise: an unknown matter (422), nothing published (503), a missing
-    person-id key while persons are published (503), known_at before any publication (404/410)."""
+    person-id key while persons are published (503), known_at before any publication or pruned (410)."""
+    resolved = resolve_subjects(codes, subject_type, salt)
+    return answer_subjects(snap, cur, resolved, matter=matter, as_of=as_of, known_at=known_at)
+
+
+def resolve_subjects(
+    codes: Sequence[Any], subject_type: str | None, salt: Callable[[], str | None]
+) -> list[Subject | ApiProblem]:
+    """Each code's subject, or its ApiProblem (409/422), in order."""
     resolved: list[Subject | ApiProblem] = []
     for c in codes:
         try:
             resolved.append(resolve_subject(c, subject_type, salt))
         except ApiProblem as exc:
             resolved.append(exc)
+    return resolved
+
+
+def answer_subjects(
+    snap: Snapshot,
+    cur,
+    resolved: Sequence[Subject | ApiProblem],
+    *,
+    matter: str | None = None,
+    as_of: date | None = None,
+    known_at: date | None = None,
+    serialised: bool = False,
+) -> list[dict[str, Any] | ApiProblem]:
+    """`answer_codes` for codes already resolved (`resolve_subjects`); `serialised` as in
+    `restriction_answers`."""
     if not snap.feeds:
         raise ApiProblem(503, "nothing has been published yet", "尚未发布任何数据", kind="not-published")
     main = snap.feeds.get("restrictions") or snap.feeds.get("blacklist")
@@ -619,7 +625,7 @@ def answer_codes(
             "名单和惩戒措施数据均未发布",
             kind="not-published",
         )
-    matter = check_matter(matter, known_matters(snap, cur, policy_measures(as_of or main.as_of)))
+    matter = check_matter(matter, matters_on(snap, cur, as_of or main.as_of))
     subjects = [s for s in resolved if isinstance(s, Subject)]
     if any(s.subject_type == "person" and s.subject_id is None for s in subjects) and persons_published(snap, cur):
         raise ApiProblem(
@@ -628,7 +634,9 @@ def answer_codes(
             "无法查询个人：缺少个人标识密钥（<home>/keys/person-id.key）",
             kind="person-key-missing",
         )
-    answers = iter(restriction_answers(snap, cur, subjects, matter=matter, as_of=as_of, known_at=known_at))
+    answers = iter(
+        restriction_answers(snap, cur, subjects, matter=matter, as_of=as_of, known_at=known_at, serialised=serialised)
+    )
     return [next(answers) if isinstance(x, Subject) else x for x in resolved]
 
 

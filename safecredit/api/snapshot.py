@@ -232,6 +232,10 @@ def build_snapshot(exports: Path | str, *, materialize: bool = True) -> Snapshot
     return snap
 
 
+#: seconds between two requests' checks of index.json (the poll thread checks every poll_interval)
+NOTICE_INTERVAL = 0.1
+
+
 def _versions_key(snap: Snapshot) -> tuple:
     return tuple(sorted((f, i.version) for f, i in snap.feeds.items()))
 
@@ -259,6 +263,7 @@ class SnapshotManager:
         self._current: Snapshot | None = None
         self.builds = 0
         self.last_error: str | None = None
+        self._noticed = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -297,9 +302,13 @@ class SnapshotManager:
         return cur is None or index_stamp(self.exports) != cur.stamp
 
     def notice(self) -> None:
-        """Per request: wake the builder if index.json changed (a stat, no blocking)."""
-        if self.changed():
-            self._wake.set()
+        """Per request: wake the builder if index.json changed (a stat, no blocking; at most every
+        NOTICE_INTERVAL: under load a stat per request costs more than the answer)."""
+        now = time.monotonic()
+        if now - self._noticed >= NOTICE_INTERVAL:
+            self._noticed = now
+            if self.changed():
+                self._wake.set()
 
     def refresh(self) -> bool:
         """Build and swap in a new snapshot if index.json changed; True when one was swapped."""
