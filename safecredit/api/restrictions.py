@@ -274,6 +274,8 @@ def status_on(entry: dict[str, Any], day: date) -> str | None:
     start, end = parse_date(entry.get("start_date")), parse_date(entry.get("end_date"))
     if start is not None and day < start:
         return "pending"
+    if entry.get("awaits_decision") and (end is None or day < end):
+        return "pending"  # an inferred entry its regime does not let restrict (B4): never listed by itself
     repair = parse_date(entry.get("repair_date"))
     if repair is not None and repair <= day:
         if published == "repaired":
@@ -364,6 +366,8 @@ LISTING_FIELDS = (
     "ground",
     "ground_name",
     "basis",
+    "regime",
+    "decided",
     "decision_no",
     "authority",
     "decision_date",
