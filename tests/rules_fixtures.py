@@ -179,10 +179,10 @@ def build_warehouse(
     policy: Policy | None = None,
     known_at: date | None = None,
     salt: str = "test-salt",
-    depts: list[Department] | None = None,
+    sources: list[Department] | None = None,
 ):
     """Land `data` ({dept: {dataset: records}}), stage, resolve subjects and run the rules
-    (`depts`: the sources file's departments, default `departments()`)."""
+    (`sources`: the sources file's departments, default `departments()`)."""
     raw = tmp_path / "raw"
     if not raw.exists():
         for dept, per_ds in data.items():
@@ -195,5 +195,5 @@ def build_warehouse(
         load_raw(con, raw, depts, ds)
         stage(con, ds, pol.get("publication.hold_back", {}))
     run_subjects(con, as_of, pol, salt, known_at)
-    run_rules(con, as_of, pol, salt, known_at=known_at, departments=departments() if depts is None else depts)
+    run_rules(con, as_of, pol, salt, known_at=known_at, departments=departments() if sources is None else sources)
     return con
