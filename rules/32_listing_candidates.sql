@@ -9,7 +9,7 @@
 --                      overdue and reported (rules.md §3)
 -- Entries an out-of-scope unit would have had never get here (rules/20_listing_triggers.sql).
 CREATE OR REPLACE TABLE rules.listing_candidates AS
-SELECT b.entry_id, b.authority, b.authority_code, b.regime, b.basis, b.ground, b.ground_name,
+SELECT b.entry_id, b.authority, b.authority_code, b.regime, b.basis, b.decided, b.ground, b.ground_name,
        b.subject_type, b.subject_id, b.subject_code, b.name, b.role,
        b.decision_no, b.decision_date, b.penalty_basis, b.trigger_accident,
        b.source_department, b.source_record_id, e.trigger_source,

@@ -68,7 +68,7 @@ def test_default_departments():
     assert got == {
         "yjj": (
             "市应急管理局",
-            ["enterprises", "penalties", "accidents", "intermediary_ratings", "credit_actions"],
+            ["enterprises", "penalties", "accidents", "intermediary_ratings", "credit_actions", "listing_decisions"],
             ["json", "csv"],
         ),
         "zjj": ("市住房和城乡建设局", ["penalties", "credit_actions"], ["csv"]),
