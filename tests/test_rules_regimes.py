@@ -210,3 +210,14 @@ def test_no_inferred_entry_of_a_decisions_complete_department_restricts(tmp_path
     assert restricted_entries(con) == set()
     cand = rows(con, "SELECT entry_id, status FROM rules.listing_candidates WHERE subject_type = 'unit'")
     assert cand == [{"entry_id": e["entry_id"], "status": "pending"}]
+
+
+def test_the_api_never_derives_listed_for_an_entry_awaiting_its_decision():
+    """GET /v1/restrictions?as_of= recomputes statuses from the published dates: an inferred B4
+    past its notice period is still pending (restricts nothing); any other entry is listed."""
+    from safecredit.api.restrictions import status_on
+
+    entry = {"status": "pending", "decision_date": "2025-09-01", "start_date": "2025-09-08", "end_date": "2028-09-08"}
+    assert status_on({**entry, "awaits_decision": True}, date(2026, 1, 5)) == "pending"
+    assert status_on({**entry, "awaits_decision": False}, date(2026, 1, 5)) == "listed"
+    assert status_on({**entry, "awaits_decision": True}, date(2028, 9, 8)) == "expired"
