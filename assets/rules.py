@@ -9,14 +9,15 @@ import dagster as dg
 from assets.resources import ExchangeResource
 from assets.staged import staged_key
 from safecredit.config import DATASETS
-from safecredit.run_summary import record_part
+from safecredit.run_summary import decisions_part, record_part
 
 SUBJECTS = dg.AssetKey(["subjects", "resolved"])
 
 # What each published rule table reads besides the resolved subjects (registry, penalty decisions):
 # staged datasets, then other rule tables. Kept beside the SQL that defines it (rules/NN_<table>.sql).
 RULE_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "blacklist": (("accidents", "credit_actions"), ()),  # 10_, 20_, 30_
+    "blacklist": (("accidents", "credit_actions", "listing_decisions"), ()),  # 10_, 20_, 25_, 30_
+    "listing_candidates": (("listing_decisions",), ("blacklist",)),  # 32_
     "restrictions": (("accidents",), ("blacklist",)),  # 35_
     "penalties_public": (("credit_actions",), ()),  # 40_
     "credit_scores": (("accidents",), ("blacklist",)),  # 50_
@@ -99,11 +100,19 @@ def rules_results(context: dg.AssetExecutionContext, exchange: ExchangeResource)
 
     as_of = exchange.as_of_date()
     pol = exchange.policy()
+    # each department's kind and decisions setting choose its list regime (operations.md); a replay
+    # without a sources file keeps the ones the last run recorded in the warehouse
+    depts = exchange.departments() if exchange.sources_path().exists() else None
+    if depts is None:
+        context.log.warning("no sources file: department kinds as recorded by the previous run")
     with exchange.warehouse("rules") as con:
-        fingerprint = exchange.run_inputs(_staged_fingerprints(con), reuse.fingerprint_of(con, "subjects"))
+        kinds = sorted((d.id, d.kind, d.decisions) for d in depts) if depts is not None else None
+        fingerprint = exchange.run_inputs(_staged_fingerprints(con), reuse.fingerprint_of(con, "subjects"), kinds)
         ran = (exchange.reused(con, "rules", fingerprint) or {}).get("sql_files")
         if ran is None:
-            ran = run_rules(con, as_of, pol, exchange.person_salt(), known_at=exchange.known_at_date())
+            ran = run_rules(
+                con, as_of, pol, exchange.person_salt(), known_at=exchange.known_at_date(), departments=depts
+            )
             reuse.record(con, "rules", fingerprint, {"sql_files": ran})
         else:
             context.log.info("inputs, policy and dates as in the last run: the rule tables are reused")
@@ -114,6 +123,7 @@ def rules_results(context: dg.AssetExecutionContext, exchange: ExchangeResource)
         # the time: reported, never listed silently
         gaps = dict(con.execute("SELECT year, count(*) FROM rules.calendar_gaps GROUP BY ALL ORDER BY 1").fetchall())
         no_principal = con.execute("SELECT count(*) FROM rules.principal_gaps").fetchone()[0]
+        decisions = decisions_part(con)
     context.log.info(f"blacklist by status {by_status}, by ground {by_ground}")
     if gaps:
         context.log.warning(f"entries waiting for an unpublished holiday calendar (year: entries) {gaps}")
@@ -129,6 +139,12 @@ def rules_results(context: dg.AssetExecutionContext, exchange: ExchangeResource)
         "principal_gaps": no_principal,
     }
     record_part(exchange.paths, context.run_id, "rules", part)
+    record_part(exchange.paths, context.run_id, "listing-decisions", decisions)
+    if decisions["disagreements_count"] or decisions["overdue_count"]:
+        context.log.warning(
+            f"listing decisions: {decisions['disagreements_count']} disagree with the computed list "
+            f"(rules.listing_decision_issues), {decisions['overdue_count']} entries overdue (rules.overdue_candidates)"
+        )
     for table in RULE_TABLES:
         extra = (
             {

@@ -1,4 +1,5 @@
--- Listing triggers (应急管理部令第11号): one row per (ground, subject, decision, version).
+-- Listing triggers: one row per (ground, subject, decision, version), each under its list regime
+-- (aq11 = 应急管理部令第11号 for 应急 departments inside its scope; industry for the others: below).
 --
 -- A listing always rests on an administrative penalty decision; the department that made it is
 -- the deciding authority (谁处罚、谁决定、谁负责). Triggers are evaluated on every version of a
@@ -122,7 +123,7 @@ CREATE OR REPLACE TEMP TABLE accident_grounds AS
 SELECT * FROM accident_ground_versions
 QUALIFY row_number() OVER (PARTITION BY ground, accident_no ORDER BY qualifies_now DESC, updated_at DESC) = 1;
 
-CREATE OR REPLACE TEMP TABLE trigger_matched AS
+CREATE OR REPLACE TEMP TABLE trigger_qualified AS
 SELECT c.* EXCLUDE (ground_severity, is_latest),
        c.is_latest AND coalesce(g.qualifies_now, true) AS is_latest, g.accident_changed_at,
        coalesce(g.grade, a.grade) AS accident_grade, coalesce(g.grade_level, a.grade_level) AS grade_level,
@@ -139,6 +140,94 @@ WHERE CASE c.ground
     WHEN 'A3' THEN c.severity = '特别严重'
     WHEN 'B4' THEN c.severity = coalesce(c.ground_severity, '特别严重')
     ELSE true END;
+
+-- The list regime of each trigger (rules.md §3; contracts/policy/default/regimes.yaml): the kind of
+-- the department whose report of the decision is kept (`kind:` in the sources file, recorded in
+-- rules.department_settings; a department without one counts as `other`) chooses the regime; its
+-- basis is the regime's, or for `industry` the deciding department kind's own, never 11号令.
+CREATE OR REPLACE TEMP TABLE regime_by_kind AS
+SELECT r.kind, r.regime,
+       coalesce(nullif(CAST(rk.basis AS VARCHAR), ''), CAST(r.basis AS VARCHAR)) AS regime_basis,
+       coalesce(TRY_CAST(r.scoped AS BOOLEAN), false) AS regime_scoped,
+       string_split(replace(coalesce(CAST(r.grounds AS VARCHAR), '*'), ' ', ''), ',') AS regime_grounds
+FROM (SELECT *, unnest(string_split(replace(CAST(kinds AS VARCHAR), ' ', ''), ',')) AS kind FROM policy_regimes) r
+LEFT JOIN policy_regime_kinds rk ON rk.regime = r.regime AND rk.kind = r.kind;
+
+-- A scoped regime (aq11, 11号令 第二条) lists a unit only inside its scope: its GB/T 4754 code in the
+-- registry version in force on the penalty's decision date matches an `include` prefix at least as
+-- long as any `exclude` prefix it matches; or its 高危行业 (QY_GWHY) names an Art. 2 field; or it is a
+-- 安全评价/认证/检测/检验 agency (a unit of the ratings dataset, or penalised under B2). A unit of
+-- unknown industry (no registry version then, or no code) is in scope, and flagged.
+CREATE OR REPLACE TEMP TABLE registry_industry AS
+SELECT uscc, timezone('Asia/Shanghai', updated_at) AS local_at,
+       nullif(upper(replace(industry_code, ' ', '')), '') AS industry_code, high_risk_industry
+FROM k_enterprises
+WHERE op = 'upsert' AND uscc IN (SELECT subject_id FROM trigger_qualified WHERE subject_type = 'unit');
+
+CREATE OR REPLACE TEMP TABLE unit_scope AS
+WITH u AS (
+    SELECT DISTINCT q.subject_id, q.decision_date, ri.industry_code, ri.high_risk_industry
+    FROM trigger_qualified q
+    ASOF LEFT JOIN registry_industry ri ON ri.uscc = q.subject_id AND CAST(q.decision_date + 1 AS TIMESTAMP) > ri.local_at
+    WHERE q.subject_type = 'unit'
+), prefixes AS (
+    SELECT regime, effect, upper(CAST(prefix AS VARCHAR)) AS prefix, field FROM policy_regime_scope
+), matched AS (   -- a code given without its section letter (3311) matches the prefix without it (33)
+    SELECT u.subject_id, u.decision_date, p.regime,
+           max(length(p.prefix)) FILTER (WHERE p.effect = 'include') AS include_len,
+           max(length(p.prefix)) FILTER (WHERE p.effect = 'exclude') AS exclude_len,
+           arg_max(p.field, length(p.prefix)) FILTER (WHERE p.effect = 'include') AS field
+    FROM u JOIN prefixes p
+      ON starts_with(u.industry_code, p.prefix)
+      OR (regexp_matches(u.industry_code, '^[0-9]') AND starts_with(u.industry_code, substr(p.prefix, 2)))
+    GROUP BY ALL
+), agencies AS (SELECT DISTINCT agency_uscc FROM k_intermediary_ratings WHERE op = 'upsert')
+SELECT u.subject_id, u.decision_date, r.regime, u.industry_code, u.high_risk_industry,
+       coalesce(m.field, g.field) AS scope_field,
+       u.industry_code IS NULL AND g.field IS NULL AS industry_unknown,
+       u.industry_code IS NULL OR g.field IS NOT NULL OR a.agency_uscc IS NOT NULL
+           OR coalesce(m.include_len >= coalesce(m.exclude_len, 0), false) AS in_scope
+FROM u
+CROSS JOIN (SELECT DISTINCT regime FROM policy_regime_scope) r
+LEFT JOIN matched m ON m.subject_id = u.subject_id AND m.decision_date = u.decision_date AND m.regime = r.regime
+LEFT JOIN policy_regime_scope_gwhy g ON g.regime = r.regime AND g.gwhy = u.high_risk_industry
+LEFT JOIN agencies a ON a.agency_uscc = u.subject_id;
+
+CREATE OR REPLACE TEMP TABLE trigger_regimes AS
+SELECT q.*, rk.regime, rk.regime_basis, rk.regime_scoped, coalesce(ds.kind, 'other') AS department_kind,
+       s.industry_code AS scope_industry_code, s.scope_field, coalesce(s.industry_unknown, false) AS industry_unknown,
+       NOT rk.regime_scoped OR q.subject_type <> 'unit' OR q.ground = 'B2' OR coalesce(s.in_scope, true) AS in_scope
+FROM trigger_qualified q
+LEFT JOIN rules.department_settings ds ON ds.department = q.department
+JOIN regime_by_kind rk ON rk.kind = coalesce(ds.kind, 'other')
+LEFT JOIN unit_scope s ON s.subject_id = q.subject_id AND s.decision_date = q.decision_date AND s.regime = rk.regime
+WHERE list_contains(rk.regime_grounds, '*') OR list_contains(rk.regime_grounds, q.ground);
+
+-- What a scoped regime left out (an 应急 penalty on a unit outside 11号令 第二条: no entry, no candidate;
+-- the penalty still counts for publicity, credit and premium) and what it took in without knowing the
+-- industry: reported, never silent.
+CREATE OR REPLACE TABLE rules.listing_scope_report AS
+SELECT DISTINCT CASE WHEN in_scope THEN 'industry_unknown' ELSE 'out_of_scope' END AS outcome,
+       regime, ground, subject_id AS unit_uscc, scope_industry_code AS industry_code, authority_code, decision_no,
+       decision_date, department, record_id,
+       CASE WHEN in_scope THEN 'LISTING-SCOPE-INDUSTRY-UNKNOWN' ELSE 'LISTING-OUT-OF-SCOPE' END AS rule_id,
+       CASE WHEN in_scope
+            THEN '处罚决定 ' || decision_no || ' 构成 ' || ground || ' 列入情形；决定日的监管对象库未载明该单位行业，按 '
+                 || regime || ' 范围内处理，请核实。'
+            ELSE '处罚决定 ' || decision_no || ' 构成 ' || ground || ' 列入情形，但单位行业 ' || coalesce(scope_industry_code, '')
+                 || ' 不在 ' || regime || ' 适用范围（应急管理部令第11号第二条），不列入；该处罚仍计入公示、信用和费率。' END AS message_zh,
+       CASE WHEN in_scope
+            THEN 'decision ' || decision_no || ' grounds ' || ground || '; the registry names no industry for the unit on '
+                 || 'the decision date: treated as inside ' || regime || '''s scope, please verify.'
+            ELSE 'decision ' || decision_no || ' grounds ' || ground || ', but the unit''s industry '
+                 || coalesce(scope_industry_code, '') || ' is outside ' || regime || '''s scope (11号令 Art. 2): not '
+                 || 'listed; the penalty still counts for publicity, credit and premium.' END AS message_en
+FROM trigger_regimes
+WHERE is_latest AND subject_type = 'unit' AND regime_scoped AND (NOT in_scope OR industry_unknown)
+ORDER BY ALL;
+
+CREATE OR REPLACE TEMP TABLE trigger_matched AS
+SELECT * EXCLUDE (in_scope, regime_scoped, industry_unknown) FROM trigger_regimes WHERE in_scope;
 
 -- The unit's principal at the time of the violation (rules.md §3; department-feeds.md §4): named on
 -- the penalty, else on its accident, else the registry version with the latest updated_at on or
@@ -201,3 +290,7 @@ DROP TABLE accident_ground_versions;
 DROP TABLE accident_grounds;
 DROP TABLE trigger_candidates;
 DROP TABLE trigger_matched;
+DROP TABLE trigger_qualified;
+DROP TABLE trigger_regimes;
+DROP TABLE unit_scope;
+DROP TABLE registry_industry;

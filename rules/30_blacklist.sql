@@ -9,11 +9,19 @@
 -- other year has no start, stays `pending` and is reported in rules.calendar_gaps, naming the year —
 -- never counted Monday–Friday.
 --
+-- Decided or inferred (rules.md §3; rules/25_listing_decisions.sql): an entry a written listing
+-- decision matches is `decided` and takes the decision's start and end dates (a decision dated in a
+-- year the calendar lacks is not listed and is reported, naming the year). An entry without one is
+-- inferred: it restricts only on its regime's `inferred_restricts` grounds (never B4 by default) and
+-- never when its department is marked `decisions: complete` (regimes.yaml, the sources file).
+--
 -- Status at as_of, first that applies:
 --   revoked           the decision was revoked, or corrected so that it no longer qualifies
---                     (today's knowledge applies backwards: the penalty counts as never made)
+--                     (today's knowledge applies backwards: the penalty counts as never made), or
+--                     its listing decision was annulled (撤销列入): it never restricted
 --   objection_upheld  an upheld objection (异议成立): the listing never stood
---   pending           the notice period is still running
+--   pending           the notice period is still running; or an inferred entry that may not
+--                     restrict waits for its decision (until its management period would end)
 --   repaired          信用修复 effective on or before as_of, at least N months after the start,
 --                     and not revoked (撤销修复) since; an earlier repair is rejected with a reason
 --   expired           the management period ran out
@@ -35,34 +43,62 @@ WITH agg AS (
 ), latest_version AS (   -- when a correction stopped qualifying: the version in force's date
     SELECT department, record_id, updated_at AS latest_version_at
     FROM subjects.penalty_decisions WHERE report_rank = 1
+), regime AS (   -- regimes.yaml: which inferred grounds restrict, and periods where a regime overrides
+    SELECT regime, string_split(replace(coalesce(CAST(inferred_restricts AS VARCHAR), ''), ' ', ''), ',') AS inferred_grounds,
+           TRY_CAST(notice_working_days AS INTEGER) AS notice_days, TRY_CAST(management_years AS INTEGER) AS management_years,
+           TRY_CAST(repair_after_months AS INTEGER) AS repair_after_months
+    FROM policy_regimes
 ), cal AS (SELECT d, working, ord FROM calendar), dec AS (
     SELECT a.*, lv.latest_version_at, c0.ord AS decision_ord, coalesce(ng.gap_year, year(a.day0)) AS next_gap_year,
            coalesce(pt.policy_version, (SELECT policy_version FROM params)) AS entry_policy_version,
-           coalesce(pt.notice_days, (SELECT notice_days FROM params)) AS notice_days,
-           coalesce(pt.management_years, (SELECT management_years FROM params)) AS management_years,
-           coalesce(pt.repair_after_months, (SELECT repair_after_months FROM params)) AS repair_after_months
+           coalesce(rg.notice_days, pt.notice_days, (SELECT notice_days FROM params)) AS notice_days,
+           coalesce(rg.management_years, pt.management_years, (SELECT management_years FROM params)) AS management_years,
+           coalesce(rg.repair_after_months, pt.repair_after_months, (SELECT repair_after_months FROM params))
+               AS repair_after_months,
+           ld.entry_id IS NOT NULL AS decided, ld.listing_decision_no, ld.listing_decision_date, ld.decided_start,
+           ld.decided_end, ld.annulled_on, ld.annulled_by,
+           -- an inferred entry restricts only on the regime's grounds (never B4 by default), and never
+           -- when its department sends a decision for every listing (decisions: complete)
+           coalesce(list_contains(rg.inferred_grounds, a.ground), false)
+               AND coalesce(ds.decisions, 'partial') <> 'complete' AS inferred_restricts
     FROM agg a
     LEFT JOIN latest_version lv USING (department, record_id)
     LEFT JOIN cal c0 ON c0.d = a.day0
     LEFT JOIN calendar_next_gap ng ON ng.year = year(a.day0)
+    LEFT JOIN regime rg ON rg.regime = a.regime
+    LEFT JOIN rules.department_settings ds ON ds.department = a.department
+    LEFT JOIN rules.listing_decisions ld ON ld.entry_id = a.entry_id
     -- the policy in force on day 0 (the decision date but for B3 from 执行状态: the refusal's date)
     ASOF LEFT JOIN policy_timeline pt ON a.day0 >= pt.effective_from
 ), counted AS (
     SELECT dec.*,
-           CASE WHEN dec.notice_days = 0 THEN dec.day0 ELSE c1.d END AS counted_start
-    FROM dec LEFT JOIN cal c1
-      ON c1.working AND c1.ord = dec.decision_ord + dec.notice_days
-), started AS (  -- counting into (or across) an unpublished year finds no day, or one past the gap
+           CASE WHEN dec.notice_days = 0 THEN dec.day0 ELSE c1.d END AS counted_start,
+           c2.d AS decision_due_date
+    FROM dec
+    LEFT JOIN cal c1 ON c1.working AND c1.ord = dec.decision_ord + dec.notice_days
+    LEFT JOIN cal c2 ON c2.working
+                    AND c2.ord = dec.decision_ord + dec.notice_days + CAST(pol('listing_decisions.grace_working_days') AS INTEGER)
+), started AS (
+    -- inferred: counting into (or across) an unpublished year finds no day, or one past the gap;
+    -- decided: the decision's own dates win, but a decision dated in a year the calendar lacks is
+    -- not listed (rules.md §3), naming the year
     SELECT * EXCLUDE (counted_start, calendar_gap_year),
-           CASE WHEN calendar_gap_year IS NULL THEN counted_start END AS start_date, calendar_gap_year
-    FROM (SELECT *, CASE WHEN notice_days > 0 AND (counted_start IS NULL OR year(counted_start) >= next_gap_year)
+           counted_start AS notice_due_date,
+           CASE WHEN calendar_gap_year IS NOT NULL THEN NULL
+                WHEN decided THEN coalesce(decided_start, counted_start) ELSE counted_start END AS start_date,
+           calendar_gap_year
+    FROM (SELECT *, CASE WHEN decided THEN CASE WHEN year(listing_decision_date) NOT IN (SELECT year FROM calendar_years)
+                                                THEN year(listing_decision_date) END
+                         WHEN notice_days > 0 AND (counted_start IS NULL OR year(counted_start) >= next_gap_year)
                          THEN next_gap_year END AS calendar_gap_year FROM counted)
 )
 SELECT *,
-       CAST(start_date + to_years(management_years) AS DATE) AS end_date,
+       coalesce(CASE WHEN decided AND start_date IS NOT NULL THEN decided_end END,
+                CAST(start_date + to_years(management_years) AS DATE)) AS end_date,
        CAST(start_date + to_months(repair_after_months) AS DATE) AS repair_earliest,
-       decision_revoked OR NOT qualifies_now AS is_revoked,
-       CASE WHEN decision_revoked THEN CAST(timezone('Asia/Shanghai', decision_revoked_at) AS DATE)
+       decision_revoked OR NOT qualifies_now OR annulled_on IS NOT NULL AS is_revoked,
+       CASE WHEN annulled_on IS NOT NULL THEN annulled_on   -- 撤销列入: the listing never stood
+            WHEN decision_revoked THEN CAST(timezone('Asia/Shanghai', decision_revoked_at) AS DATE)
             -- the penalty's correction, or its accident's revocation or regrading, whichever came later
             WHEN NOT qualifies_now THEN CAST(timezone('Asia/Shanghai', greatest(latest_version_at,
                                             coalesce(accident_changed_at, latest_version_at))) AS DATE)
@@ -73,12 +109,18 @@ FROM started;  -- one row per entry: agg is grouped by entry_id and every join a
 CREATE OR REPLACE TABLE rules.calendar_gaps AS
 SELECT entry_id, ground, subject_type, subject_id, authority_code, decision_no, decision_date, day0, notice_days,
        department, record_id, calendar_gap_year AS year, 'LISTING-CALENDAR-YEAR-UNPUBLISHED' AS rule_id,
-       CASE WHEN year(day0) = calendar_gap_year
+       CASE WHEN decided
+            THEN '列入决定 ' || listing_decision_no || ' 的决定日期 ' || listing_decision_date || ' 所在的 '
+                 || calendar_gap_year || ' 年尚无国务院办公厅公布的节假日安排，暂不列入。'
+            WHEN year(day0) = calendar_gap_year
             THEN '起算日 ' || day0 || ' 所在的 ' || calendar_gap_year
                  || ' 年尚无国务院办公厅公布的节假日安排，无法计算告知期，暂不列入。'
             ELSE '告知期（自 ' || day0 || ' 起 ' || notice_days || ' 个工作日）延伸至 ' || calendar_gap_year
                  || ' 年，该年尚无国务院办公厅公布的节假日安排，暂不列入。' END AS message_zh,
-       CASE WHEN year(day0) = calendar_gap_year
+       CASE WHEN decided
+            THEN 'listing decision ' || listing_decision_no || ' is dated ' || listing_decision_date || ', in '
+                 || calendar_gap_year || ', a year with no published 国务院办公厅 holiday calendar; not listed.'
+            WHEN year(day0) = calendar_gap_year
             THEN 'day 0 ' || day0 || ' is in ' || calendar_gap_year || ', a year with no published '
                  || '国务院办公厅 holiday calendar: the notice period cannot be counted; not listed.'
             ELSE 'the notice period (' || notice_days || ' working days from ' || day0 || ') reaches '
@@ -122,6 +164,9 @@ SELECT e.entry_id, a.objection_date, a.repair_date,
            WHEN e.is_revoked THEN 'revoked'
            WHEN a.objection_date IS NOT NULL THEN 'objection_upheld'
            WHEN e.start_date IS NULL OR (SELECT as_of FROM params) < e.start_date THEN 'pending'
+           -- an inferred entry the regime does not let restrict (B4; a decisions: complete department)
+           -- waits for its decision while its management period would run
+           WHEN NOT e.decided AND NOT e.inferred_restricts AND (SELECT as_of FROM params) < e.end_date THEN 'pending'
            WHEN a.repair_date IS NOT NULL AND NOT coalesce(a.repair_revoked_date > a.repair_date, false) THEN 'repaired'
            WHEN (SELECT as_of FROM params) >= e.end_date THEN 'expired'
            ELSE 'listed' END AS status
@@ -134,8 +179,9 @@ WITH ev AS (
     SELECT entry_id, day0 AS event_date, 1 AS ord, 'pending' AS status,
            CASE trigger_source WHEN 'execution_status' THEN '拒不执行 recorded' ELSE 'penalty decision' END AS cause
     FROM rules.entries WHERE start_date IS NULL OR start_date > day0
-    UNION ALL SELECT entry_id, start_date, 2, 'listed', 'notice period ended' FROM rules.entries
-              WHERE start_date IS NOT NULL
+    UNION ALL SELECT entry_id, start_date, 2, 'listed',
+                     CASE WHEN decided THEN '列入决定 ' || listing_decision_no ELSE 'notice period ended' END
+              FROM rules.entries WHERE start_date IS NOT NULL AND (decided OR inferred_restricts)
     UNION ALL SELECT entry_id, repair_date, 3, 'repaired', '信用修复' FROM rules.entry_status WHERE repair_date IS NOT NULL
     UNION ALL SELECT entry_id, repair_revoked_date, 4, 'listed', '撤销修复: listing restored'
               FROM rules.entry_status WHERE repair_revoked_date IS NOT NULL
@@ -143,7 +189,9 @@ WITH ev AS (
               FROM rules.entries e JOIN rules.entry_status s USING (entry_id)
               WHERE s.repair_date IS NULL OR s.repair_revoked_date IS NOT NULL
     UNION ALL SELECT entry_id, objection_date, 6, 'objection_upheld', '异议成立' FROM rules.entry_status WHERE objection_date IS NOT NULL
-    UNION ALL SELECT entry_id, revoked_date, 7, 'revoked', 'decision revoked or no longer qualifying'
+    UNION ALL SELECT entry_id, revoked_date, 7, 'revoked',
+                     CASE WHEN annulled_on IS NOT NULL THEN '撤销列入 ' || annulled_by
+                          ELSE 'decision revoked or no longer qualifying' END
               FROM rules.entries WHERE is_revoked
 )
 SELECT * FROM ev
@@ -155,7 +203,9 @@ SELECT e.entry_id, e.subject_type, e.subject_id,
        CASE WHEN e.subject_type = 'person' THEN sc_mask(e.subject_code_full) ELSE e.subject_code_full END AS subject_code,
        e.subject_code_full,
        coalesce(r.name, e.name) AS name, e.role, e.ground, g.name AS ground_name,
-       '应急管理部令第11号' AS basis, e.basis AS penalty_basis,
+       e.regime, e.regime_basis AS basis, e.decided, e.listing_decision_no, e.listing_decision_date,
+       NOT e.decided AND NOT e.inferred_restricts AS awaits_decision,
+       e.basis AS penalty_basis,
        e.decision_no, e.authority, e.authority_code, e.decision_date, e.start_date, e.end_date,
        s.status,
        h.status_date, e.calendar_gap_year,

@@ -8,7 +8,9 @@
 --                       expired, repaired, objection_upheld and revoked entries have no rows (the
 --                       blacklist feed keeps them with their status). restricted_from = start_date;
 --                       restricted_until = end_date (exclusive, the day the measure lifts), or
---                       start + `years` for duration = years.
+--                       start + `years` for duration = years. Only the measures of the entry's regime
+--                       (regimes.yaml `measures`); the row carries the entry's regime, listing basis
+--                       and whether a written decision backs it (`decided`).
 --   source = 'ban'      statutory bans on persons shown by their own penalties (policy table
 --                       `person_bans`): 限制从业 until CF_YXQ (empty = for life), 安全生产法 Art. 94 ¶3
 --                       (life, same industry, after a 重大/特别重大 accident), Art. 92 ¶3 (agency
@@ -31,7 +33,7 @@ WITH cfg AS (
            TRY_CAST(years AS INTEGER) AS years
     FROM policy_measures
 ), from_listing AS (
-    SELECT 'listing' AS source, b.entry_id,
+    SELECT 'listing' AS source, b.entry_id, b.regime, b.basis AS listing_basis, b.decided,
            'D' || left(sha256(concat_ws('|', b.authority_code, b.decision_no)), 16) AS penalty_id, NULL::VARCHAR AS ban,
            b.subject_type, b.subject_id, b.subject_code, b.name, b.ground,
            m.matter, m.name AS measure_name, m.measure, m.department AS implementing_department, m.basis,
@@ -44,6 +46,10 @@ WITH cfg AS (
     FROM rules.blacklist b
     JOIN m ON m.on_listing AND m.applies_to IN (b.subject_type, 'both')
           AND (list_contains(m.grounds, '*') OR list_contains(m.grounds, b.ground))
+    -- the measures of the entry's regime (regimes.yaml: '*' = every matter)
+    JOIN (SELECT regime, string_split(replace(coalesce(CAST(measures AS VARCHAR), '*'), ' ', ''), ',') AS matters
+          FROM policy_regimes) rm
+      ON rm.regime = b.regime AND (list_contains(rm.matters, '*') OR list_contains(rm.matters, m.matter))
     WHERE b.status = 'listed'
 ), bans AS (
     SELECT ban, matter, CAST(penalty_type AS VARCHAR) AS penalty_type, CAST(violation_code AS VARCHAR) AS violation_code,
@@ -64,6 +70,7 @@ WITH cfg AS (
     WHERE p.subject_type = 'person' AND NOT coalesce(p.revoked, false) AND p.decision_date <= cfg.as_of
 ), from_bans AS (
     SELECT 'ban' AS source, 'B' || left(sha256(concat_ws('|', p.penalty_id, x.ban)), 16) AS entry_id,
+           NULL::VARCHAR AS regime, NULL::VARCHAR AS listing_basis, true AS decided,   -- the penalty itself decided it
            p.penalty_id, x.ban,
            'person' AS subject_type, p.subject_id, sc_mask(p.subject_code) AS subject_code, p.subject_name AS name,
            NULL::VARCHAR AS ground,

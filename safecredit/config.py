@@ -16,8 +16,11 @@ from safecredit.errors import ConfigError
 
 #: the bureau's time zone: business dates, department clocks and schedules are Asia/Shanghai
 SHANGHAI = timezone(timedelta(hours=8))
-DATASETS = ("enterprises", "penalties", "accidents", "intermediary_ratings", "credit_actions")
+DATASETS = ("enterprises", "penalties", "accidents", "intermediary_ratings", "credit_actions", "listing_decisions")
 TRANSPORTS = ("json", "csv")
+#: department kinds of the sources file (operations.md): they choose the list regime (rules.md §3)
+DEPARTMENT_KINDS = ("emergency", "housing", "transport", "market", "other")
+DECISIONS = ("complete", "partial")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONTRACTS_DIR = REPO_ROOT / "contracts"
 RULES_DIR = REPO_ROOT / "rules"
@@ -90,6 +93,8 @@ class Department:
     datasets: tuple[str, ...]
     since: str | None = None
     options: dict = field(default_factory=dict, compare=False, hash=False)
+    kind: str = "other"  # its list regime (rules.md §3); a department without `kind:` counts as other
+    decisions: str = "partial"  # complete: it sends a listing decision for every listing
 
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -159,6 +164,18 @@ def load_sources(path: Path) -> list[Department]:
                 f"{where}: unknown dataset(s) {', '.join(unknown)} (known: {', '.join(DATASETS)}).",
             )
         since = e.get("since")
+        kind = str(e.get("kind") or "other")
+        if kind not in DEPARTMENT_KINDS:
+            raise ConfigError(
+                f"{where}：kind 必须是 {' / '.join(DEPARTMENT_KINDS)} 之一，而不是 {kind}。",
+                f"{where}: kind must be one of {', '.join(DEPARTMENT_KINDS)}, not {kind}.",
+            )
+        decisions = str(e.get("decisions") or "partial")
+        if decisions not in DECISIONS:
+            raise ConfigError(
+                f"{where}：decisions 必须是 complete 或 partial，而不是 {decisions}。",
+                f"{where}: decisions must be complete or partial, not {decisions}.",
+            )
         out.append(
             Department(
                 id=dep_id,
@@ -171,8 +188,11 @@ def load_sources(path: Path) -> list[Department]:
                 options={
                     k: v
                     for k, v in e.items()
-                    if k not in {"id", "name", "base_url", "token", "transport", "datasets", "since"}
+                    if k
+                    not in {"id", "name", "base_url", "token", "transport", "datasets", "since", "kind", "decisions"}
                 },
+                kind=kind,
+                decisions=decisions,
             )
         )
     return out

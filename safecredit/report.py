@@ -65,6 +65,25 @@ def print_run_summary(s: RunSummary, console=None) -> None:
             f"{s.blacklist.get('policy_version')}): by status {s.blacklist.get('entries_by_status')}, "
             f"by ground {s.blacklist.get('entries_by_ground')}"
         )
+    d = s.listing_decisions
+    if d:
+        con.print(
+            f"Listing decisions 列入决定: {d.get('decided')} entries decided, {d.get('inferred')} inferred, "
+            f"{d.get('candidates')} in the authorities' queues; {d.get('out_of_scope')} triggers outside "
+            f"their regime's scope"
+        )
+        for title, key, count in (
+            (
+                "Decisions that disagree with the computed list 列入决定与计算名单不一致",
+                "disagreements",
+                "disagreements_count",
+            ),
+            ("Overdue: no listing decision after notice + grace 逾期未作列入决定", "overdue", "overdue_count"),
+        ):
+            if d.get(count):
+                con.print(f"[yellow]{title}: {d[count]}[/yellow]")
+                for row in d.get(key, []):
+                    con.print(f"  {row.get('message_zh')} / {row.get('message_en')}")
     t = Table(title="Feeds 发布")
     t.add_column("feed")
     for col in ("rows", "added", "modified", "removed"):

@@ -19,6 +19,9 @@ import tempfile
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+from safecredit.report_decisions import SECTION as DECISIONS_SECTION
+from safecredit.report_decisions import decisions_section
+
 # One distinctive colour per chart (its first series / its bars): the test counts these pixels in a
 # headless-Chromium screenshot to check each chart drew.
 SIGNATURES = {
@@ -42,6 +45,7 @@ SECTIONS = [
     ("distributions", "信用评分与费率浮动系数分布", "Score and premium factor distributions"),
     ("quarantine", "隔离记录", "Quarantine"),
     ("freshness", "数据源新鲜度", "Freshness per source"),
+    DECISIONS_SECTION,
 ]
 
 # GB/T 4754-2017 sections (门类), by the letter an industry code starts with
@@ -798,6 +802,8 @@ def render_report(
         )
     )
     a("</div></section>")
+
+    a(decisions_section(con, esc, _card))
 
     a(
         f"<footer>SafeCredit Exchange · 安全生产信用与联合惩戒数据交换平台 · 版本 version {esc(version)} · "

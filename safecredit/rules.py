@@ -6,13 +6,13 @@ the grounds table — as small tables the SQL reads; all set logic stays in the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 
 import duckdb
 
-from safecredit.config import DATASETS, RULES_DIR
+from safecredit.config import DATASETS, RULES_DIR, Department
 from safecredit.errors import ConfigError
 from safecredit.policy import Policy
 from safecredit.workdays import prepare_calendar
@@ -48,6 +48,34 @@ def listing_periods(policy: Policy) -> tuple[int, int, int]:
     return values
 
 
+REGIME_TABLES = ("regimes", "regime_kinds", "regime_scope", "regime_scope_gwhy")
+
+
+def regime_tables(policy: Policy) -> dict[str, list[dict]]:
+    """The list regimes of rules.md §3 (regimes.yaml): every policy version states them."""
+    tables = policy.tables()
+    missing = [t for t in REGIME_TABLES if not tables.get(t) and t != "regime_scope_gwhy"]
+    if missing:
+        raise ConfigError(
+            f"政策 {policy.version} 缺少名单制度表 tables.{', tables.'.join(missing)}：请在其 regimes.yaml 中填写",
+            f"policy {policy.version} lacks the list regime table(s) tables.{', tables.'.join(missing)}: "
+            "set them in its regimes.yaml",
+        )
+    return {t: tables.get(t) or [] for t in REGIME_TABLES}
+
+
+def record_departments(con: duckdb.DuckDBPyConnection, departments: Sequence[Department]) -> None:
+    """Keep each configured department's `kind` and `decisions` (operations.md) in the warehouse,
+    so the rules — and a replay that has no sources file — choose the same regimes."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS rules")
+    con.execute(
+        "CREATE OR REPLACE TABLE rules.department_settings (department VARCHAR, kind VARCHAR, decisions VARCHAR)"
+    )
+    rows = sorted((d.id, d.kind, d.decisions) for d in departments)
+    if rows:
+        con.executemany("INSERT INTO rules.department_settings VALUES (?, ?, ?)", rows)
+
+
 def prepare_params(
     con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, person_salt: str, known_at: date | None = None
 ) -> None:
@@ -76,8 +104,11 @@ def prepare_params(
     con.execute("CREATE OR REPLACE TEMP TABLE policy_kv (key VARCHAR, value VARCHAR)")
     con.executemany("INSERT INTO policy_kv VALUES (?, ?)", policy.scalars())
     con.execute("CREATE OR REPLACE TEMP MACRO pol(k) AS (SELECT any_value(value) FROM policy_kv WHERE key = k)")
-    for name, rows in sorted(policy.tables().items()):
+    for name, rows in sorted({**policy.tables(), **regime_tables(policy)}.items()):
         _policy_table(con, f"policy_{name}", rows)
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS rules.department_settings (department VARCHAR, kind VARCHAR, decisions VARCHAR)"
+    )
     grounds = policy.get("listing.grounds", {}) or {}
     con.execute(
         "CREATE OR REPLACE TEMP TABLE grounds (ground VARCHAR, name VARCHAR, enabled BOOLEAN, severity VARCHAR)"
@@ -134,10 +165,14 @@ def run_rules(
     rules_dir: Path = RULES_DIR,
     known_at: date | None = None,
     run_file: Callable[[duckdb.DuckDBPyConnection, Path], object] | None = None,
+    departments: Sequence[Department] | None = None,
 ) -> list[str]:
     """Run the SQL files directly in `rules_dir` (not its sub-folders), in name order.
     `run_file(con, path)` replaces running a whole file at once (the rules benchmark times each
-    statement through it)."""
+    statement through it). `departments` (the sources file) records each department's kind and
+    decisions setting first; without it the ones recorded by an earlier run apply."""
+    if departments is not None:
+        record_departments(con, departments)
     prepare_params(con, as_of, policy, person_salt, known_at)
     retire_replaced_tables(con)
     ran = []

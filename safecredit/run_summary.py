@@ -1,7 +1,7 @@
 """What one run did, written by the run itself: `<home>/logs/runs/<run_id>/`.
 
 Each stage records its part (`landing-<dataset>.json`, `staged-<dataset>.json`, `subjects.json`,
-`rules.json`) while it runs; the step that decides the publication — the publish asset, or the
+`rules.json`, `listing-decisions.json`) while it runs; the step that decides the publication — the publish asset, or the
 publication gate when it blocks — assembles them into `summary.json`. `safecredit run`, the demo
 and the failure alert read that file; nobody has to parse Dagster's event metadata to learn what a
 run fetched, staged and published, whoever started it (CLI, schedule, sensor, backfill).
@@ -31,6 +31,8 @@ class RunSummary:
     feeds: dict = field(default_factory=dict)  # feed -> rows
     feed_deltas: dict = field(default_factory=dict)  # feed -> {rows, ADD, MOD, DEL}
     blacklist: dict = field(default_factory=dict)
+    # listing decisions against the computed list (rules.md §3): counts, disagreements, overdue entries
+    listing_decisions: dict = field(default_factory=dict)
     subjects: dict = field(default_factory=dict)  # resolution per source
     exports: str = ""
     log: str = ""
@@ -86,6 +88,8 @@ def assemble(
             s.subjects = part
         elif name == "rules":
             s.blacklist = part
+        elif name == "listing-decisions":
+            s.listing_decisions = part
     s.sources.sort(key=lambda r: (r.get("department", ""), r.get("dataset", "")))
     return s
 
@@ -111,7 +115,35 @@ def read_summary(paths: Paths, run_id: str) -> RunSummary | None:
     path = run_dir(paths, run_id) / SUMMARY
     if not path.exists():
         return None
-    return RunSummary(**json.loads(path.read_text(encoding="utf-8")))
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    known = set(RunSummary.__dataclass_fields__)
+    return RunSummary(**{k: v for k, v in doc.items() if k in known})  # a summary of another release reads too
+
+
+def decisions_part(con, limit: int = 50) -> dict:
+    """What the listing decisions say against the computed list (rules.md §3), for the run's summary:
+    counts, and the disagreements and overdue entries themselves (the first `limit` of each; the
+    warehouse tables rules.listing_decision_issues and rules.overdue_candidates hold all)."""
+
+    def rows(sql: str) -> list[dict]:
+        cur = con.execute(sql)
+        cols = [d[0] for d in cur.description]
+        return [{k: (str(v) if v is not None else None) for k, v in zip(cols, r)} for r in cur.fetchall()]
+
+    issues = "SELECT issue, entry_id, decision_no, authority_code, ground, penalty_decision_no, message_zh, message_en "
+    overdue = "SELECT entry_id, authority, ground, decision_no, decision_due_date, message_zh, message_en "
+    return {
+        "decided": con.execute("SELECT count(*) FROM rules.blacklist WHERE decided").fetchone()[0],
+        "inferred": con.execute("SELECT count(*) FROM rules.blacklist WHERE NOT decided").fetchone()[0],
+        "candidates": con.execute("SELECT count(*) FROM rules.listing_candidates").fetchone()[0],
+        "disagreements_count": con.execute("SELECT count(*) FROM rules.listing_decision_issues").fetchone()[0],
+        "overdue_count": con.execute("SELECT count(*) FROM rules.overdue_candidates").fetchone()[0],
+        "disagreements": rows(f"{issues} FROM rules.listing_decision_issues ORDER BY ALL LIMIT {int(limit)}"),
+        "overdue": rows(f"{overdue} FROM rules.overdue_candidates ORDER BY entry_id LIMIT {int(limit)}"),
+        "out_of_scope": con.execute(
+            "SELECT count(*) FROM rules.listing_scope_report WHERE outcome = 'out_of_scope'"
+        ).fetchone()[0],
+    }
 
 
 def partial(paths: Paths, run_id: str, log: str) -> RunSummary:

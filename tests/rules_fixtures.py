@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 
 from safecredit.codes import make_id_number, make_org_code, make_uscc
+from safecredit.config import DATASETS, Department
 from safecredit.landing import SourceDir
 from safecredit.policy import Policy, policy_for
 from safecredit.rules import run_rules, run_subjects
@@ -124,6 +125,37 @@ def revoke(record: dict, when: str) -> dict:
     return {"record_id": record["record_id"], "updated_at": ts(when), "op": "revoke"}
 
 
+def listing_decision(n: int, code: str, penalty_no: str, ground: str, decided: str, **over) -> dict:
+    """A 列入 decision (department-feeds.md §3.6) of the fixtures' 应急 authority."""
+    rec = {
+        "record_id": f"md-{n}",
+        "updated_at": ts(decided),
+        "op": "upsert",
+        "MD_WSH": f"江应急列〔{decided[:4]}〕{n}号",
+        "MD_LX": "列入",
+        "MD_DXLX": "单位",
+        "MD_DXDM": code,
+        "MD_QX": ground,
+        "MD_CFWSH": penalty_no,
+        "MD_JDRQ": decided,
+        "MD_JG": AUTHORITY_NAME,
+        "MD_JGDM": AUTHORITY,
+    }
+    rec.update(over)
+    return rec
+
+
+#: the department kinds of the fixtures' sources (operations.md): yjj is the 应急管理局
+KINDS = {"yjj": "emergency", "zjj": "housing", "jtj": "transport", "scj": "market"}
+
+
+def departments(kinds: dict[str, str] = KINDS, complete: tuple[str, ...] = ()) -> list[Department]:
+    return [
+        Department(d, d, "", "", "json", (), kind=k, decisions="complete" if d in complete else "partial")
+        for d, k in sorted(kinds.items())
+    ]
+
+
 def land_records(raw: Path, dept: str, dataset: str, records: list[dict]) -> None:
     """One fetch per distinct `_landed_at` (default: the record's updated_at), oldest first."""
     groups: dict[str, list[dict]] = {}
@@ -147,8 +179,10 @@ def build_warehouse(
     policy: Policy | None = None,
     known_at: date | None = None,
     salt: str = "test-salt",
+    sources: list[Department] | None = None,
 ):
-    """Land `data` ({dept: {dataset: records}}), stage, resolve subjects and run the rules."""
+    """Land `data` ({dept: {dataset: records}}), stage, resolve subjects and run the rules
+    (`sources`: the sources file's departments, default `departments()`)."""
     raw = tmp_path / "raw"
     if not raw.exists():
         for dept, per_ds in data.items():
@@ -156,10 +190,10 @@ def build_warehouse(
                 land_records(raw, dept, ds, recs)
     con = connect(tmp_path / "warehouse.duckdb")
     pol = policy or policy_for(as_of)
-    for ds in ("enterprises", "penalties", "accidents", "intermediary_ratings", "credit_actions"):
+    for ds in DATASETS:
         depts = sorted(d for d, per_ds in data.items() if ds in per_ds)
         load_raw(con, raw, depts, ds)
         stage(con, ds, pol.get("publication.hold_back", {}))
     run_subjects(con, as_of, pol, salt, known_at)
-    run_rules(con, as_of, pol, salt, known_at=known_at)
+    run_rules(con, as_of, pol, salt, known_at=known_at, departments=departments() if sources is None else sources)
     return con

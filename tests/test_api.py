@@ -175,12 +175,15 @@ def test_restriction_answer_for_a_listed_unit(server, keys, data):
         "entry_id",
         "ground",
         "basis",
+        "regime",
+        "decided",
         "decision_no",
         "authority",
         "start_date",
         "end_date",
         "status",
     } <= set(a["listings"][0])
+    assert all(x["regime"] in ("aq11", "industry") and isinstance(x["decided"], bool) for x in a["listings"])
     assert any(x["status"] == "listed" for x in a["listings"])
     m = a["measures"][0]
     assert {"matter", "name", "restricted_until", "basis"} <= set(m)

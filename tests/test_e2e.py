@@ -153,3 +153,37 @@ def test_publish_restore_serves_an_earlier_version_as_a_new_one(pipeline_run, tm
         timeout=120,
     )
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
+
+
+def test_the_emergency_departments_listing_decisions_reach_the_list_the_queue_and_the_report(pipeline_run, sim_data):
+    """department-feeds.md §3.6 end to end: the simulated 应急 department's decisions are pulled,
+    staged and matched (rules.md §3); its one disagreeing decision and the overdue entries are in
+    the run summary and the report; the authorities' queue is published as listing_candidates."""
+    sent = pq.read_table(sim_data / "yjj" / "listing_decisions").to_pylist()
+    listings = [r for r in sent if r["MD_LX"] == "列入"]
+    annulments = [r for r in sent if r["MD_LX"] == "撤销列入"]
+    assert listings and len(annulments) <= 1
+    home = pipeline_run["home"]
+    con = duckdb.connect(str(home / "warehouse" / "warehouse.duckdb"), read_only=True)
+    decided = dict(con.execute("SELECT listing_decision_no, status FROM rules.blacklist WHERE decided").fetchall())
+    assert decided.keys() == {r["MD_WSH"] for r in listings}  # every decision sent is on the list
+    for r in annulments:
+        assert decided[r["MD_YWSH"]] == "revoked"
+    issues = con.execute("SELECT issue, ground FROM rules.listing_decision_issues").fetchall()
+    assert issues == [("disagreement", "B4")]  # the one decision that disagrees with its penalty
+    assert con.execute("SELECT count(*) FROM rules.blacklist WHERE regime = 'aq11'").fetchone()[0] > 0
+    assert con.execute("SELECT count(*) FROM rules.blacklist WHERE regime = 'industry'").fetchone()[0] > 0
+    # the other departments send no decisions: their entries are all inferred
+    assert not con.execute(
+        "SELECT count(*) FROM rules.blacklist WHERE decided AND source_department <> 'yjj'"
+    ).fetchone()[0]
+    d = pipeline_run["summary"].listing_decisions
+    assert d["disagreements_count"] == 1 and d["disagreements"][0]["issue"] == "disagreement"
+    assert d["overdue_count"] == len(d["overdue"]) or d["overdue_count"] > len(d["overdue"]) == 50
+    exports = home / "exports"
+    version = pipeline_run["summary"].version
+    cand = pq.read_table(exports / "listing_candidates" / version / "full.parquet")
+    assert cand.num_rows == d["candidates"] and not any(cand.column("decided").to_pylist())
+    page = (exports / "reports" / f"{version}.html").read_text(encoding="utf-8")
+    assert 'id="decisions"' in page and "LISTING-DECISION-DISAGREES" not in page
+    assert d["disagreements"][0]["decision_no"] in page

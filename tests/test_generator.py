@@ -68,7 +68,7 @@ def test_default_departments():
     assert got == {
         "yjj": (
             "市应急管理局",
-            ["enterprises", "penalties", "accidents", "intermediary_ratings", "credit_actions"],
+            ["enterprises", "penalties", "accidents", "intermediary_ratings", "credit_actions", "listing_decisions"],
             ["json", "csv"],
         ),
         "zjj": ("市住房和城乡建设局", ["penalties", "credit_actions"], ["csv"]),
@@ -106,6 +106,8 @@ EXPECTED_FIELDS = {
     "enterprises": "QY_DM QY_MC QY_CYM QY_ZCH QY_ZZJGDM QY_FDDBR QY_ZYFZR QY_ZYFZR_ZJHM QY_HYDM "
     "QY_GWHY QY_XZQH QY_ZT QY_CLRQ QY_BZHDJ QY_CYRS",
     "credit_actions": "XD_LX XD_DXLX XD_DXDM XD_WSH XD_RQ XD_JG XD_JGDM XD_SM",
+    "listing_decisions": "MD_WSH MD_LX MD_YWSH MD_DXLX MD_DXDM MD_DXMC MD_QX MD_CFWSH MD_JDRQ MD_QSRQ MD_JZRQ "
+    "MD_JG MD_JGDM MD_MD",
 }
 
 
@@ -120,16 +122,12 @@ def test_schema_is_exactly_the_spec_fields_as_strings(run):
                 assert not (schema.metadata or {}).keys() - {b"ARROW:schema"}
 
 
-# datasets the revised spec added that the generator does not send yet (issue 13: listing decisions)
-NOT_YET_GENERATED = {"listing_decisions"}
-
-
 @pytest.mark.skipif(not SPEC.exists(), reason="shared spec not available")
 def test_field_lists_match_the_spec_document():
     text = SPEC.read_text(encoding="utf-8")
     for section in re.split(r"^#{2,3} ", text, flags=re.M)[1:]:
         m = re.match(r"3\.\d+ `(\w+)`", section)
-        if not m or m.group(1) in NOT_YET_GENERATED:
+        if not m:
             continue
         codes = []
         for line in section.splitlines():
@@ -146,7 +144,7 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
     generate(a, seed=11, scale=1200)
     generate(b, seed=11, scale=1200)
     da, db = digests(a), digests(b)
-    assert len(da) == 11 and da == db  # 10 datasets + meta.json
+    assert len(da) == 12 and da == db  # 11 datasets + meta.json
     # a re-run into a used directory leaves no stale parts and the same bytes
     generate(a, seed=11, scale=1200, chunk_rows=100)
     generate(a, seed=11, scale=1200)

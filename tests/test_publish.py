@@ -107,7 +107,7 @@ def id_number(prefix17: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-def test_registry_has_the_six_feeds_with_scopes_ids_and_headers():
+def test_registry_has_the_feeds_with_scopes_ids_and_headers():
     assert set(FEEDS) == {
         "blacklist",
         "restrictions",
@@ -115,8 +115,10 @@ def test_registry_has_the_six_feeds_with_scopes_ids_and_headers():
         "credit_scores",
         "premium_factors",
         "intermediary_ratings",
+        "listing_candidates",
     }
     assert FEEDS["blacklist"].id_columns == ("entry_id",)
+    assert FEEDS["listing_candidates"].scope == "candidates:read"  # for deciding authorities only
     assert FEEDS["credit_scores"].scope == "credit:read"
     assert FEEDS["premium_factors"].scope == "premium:read"
     assert {FEEDS[f].scope for f in ("blacklist", "restrictions", "penalties_public", "intermediary_ratings")} == {

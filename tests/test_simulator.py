@@ -149,7 +149,9 @@ def test_departments_sources_and_tokens(clean, data_dir, tmp_path, sims):
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert [d["id"] for d in doc["departments"]] == ids
     for d in doc["departments"]:
-        assert d == {k: by[d["id"]][k] for k in ("id", "name", "base_url", "token", "transport", "datasets")}
+        # kind: the department's list regime (operations.md); this fixture's departments name none
+        assert d == {k: by[d["id"]][k] for k in ("id", "name", "base_url", "token", "transport", "kind", "datasets")}
+        assert d["kind"] == "other"
     assert clean.now.isoformat() == f"{END.isoformat()}T23:59:59+08:00"
 
 

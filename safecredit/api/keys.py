@@ -29,7 +29,9 @@ from safecredit.errors import ConfigError, UserError
 
 from .models import ApiKey, AuditLog, Consumer, utcnow  # noqa: F401  (AuditLog: create_all)
 
-SCOPES = ("restrictions:read", "lists:read", "credit:read", "premium:read")
+# candidates:read reads the listing_candidates feed's files (exchange.md §2); binding such a key to
+# one deciding authority belongs to GET /v1/candidates
+SCOPES = ("restrictions:read", "lists:read", "credit:read", "premium:read", "candidates:read")
 KEY_PREFIX = "sck"
 DEFAULT_RATE = 100.0  # requests per second per key (exchange.md §2)
 DEFAULT_BURST = 1000  # exchange.md §2: bursts of 1,000

@@ -15,6 +15,7 @@ from . import calibration as cal
 from . import events as ev
 from . import scenarios as sc
 from . import vocab
+from .decisions import listing_decisions
 from .subjects import Subjects, agency_indices, make_subjects
 from .writer import DatasetWriter
 
@@ -53,6 +54,7 @@ def write_block(
     pen: dict,
     ratings: dict,
     act: dict,
+    block: int | None = None,
 ) -> dict[str, pa.Array]:
     """Turn a block's frames into text and hand them to the writers. Returns the record ids
     per dataset (row order of the frames) and the SG_BH / CF_WSH strings."""
@@ -71,6 +73,9 @@ def write_block(
     pen_code = pc.coalesce(ptable["CF_XDR_SHXYM"], ptable["CF_XDR_ZJHM"]).combine_chunks()
     table, up = ev.credit_table(ctx, rng, act, pen, out["cf_wsh"], pen_code)
     out["credit_actions"] = _split(writers, "credit_actions", table, up, ev.credit_record_dept(pen, act))
+    if block is not None:  # the registry's blocks, not the golden scenarios (their dates are asserted)
+        table, up = listing_decisions(ctx, rng, pen, subj, ptable, out["cf_wsh"], block)
+        out["listing_decisions"] = writers["yjj", "listing_decisions"].add(table, up)
     return out
 
 
@@ -87,7 +92,7 @@ def run_block(ctx: ev.Context, writers: dict, block: int, gidx: np.ndarray, agen
     pen = ev.cat_frames(pen, fraud)
     pen = ev.finish_penalties(ctx, ev.cat_frames(pen, ev.refused_followups(ctx, rng, pen)))
     act = ev.credit_actions(ctx, rng, pen)
-    write_block(ctx, rng, writers, subj, acc, pen, ratings, act)
+    write_block(ctx, rng, writers, subj, acc, pen, ratings, act, block=block)
 
 
 def generate(
@@ -149,7 +154,7 @@ def generate(
             "reference_subjects": cal.REFERENCE_SUBJECTS,
         },
         "departments": [
-            {k: d[k] for k in ("id", "name", "full_name", "uscc", "datasets", "transports")}
+            {k: d[k] for k in ("id", "name", "full_name", "uscc", "datasets", "transports", "kind")}
             for d in vocab.DEFAULT_DEPARTMENTS
         ],
         "counts": counts,

@@ -75,8 +75,16 @@ DEFAULT_DEPARTMENTS: list[dict] = [
         "full_name": "江城市应急管理局",
         "uscc": _gov_uscc("00250011"),
         "wsh_prefix": "江应急罚",
-        "datasets": ["enterprises", "penalties", "accidents", "intermediary_ratings", "credit_actions"],
+        "datasets": [
+            "enterprises",
+            "penalties",
+            "accidents",
+            "intermediary_ratings",
+            "credit_actions",
+            "listing_decisions",
+        ],
         "transports": ["json", "csv"],
+        "kind": "emergency",  # its list regime (operations.md): 应急管理部令第11号
     },
     {
         "id": "zjj",
@@ -86,6 +94,7 @@ DEFAULT_DEPARTMENTS: list[dict] = [
         "wsh_prefix": "江建罚",
         "datasets": ["penalties", "credit_actions"],
         "transports": ["csv"],
+        "kind": "housing",
     },
     {
         "id": "jtj",
@@ -95,6 +104,7 @@ DEFAULT_DEPARTMENTS: list[dict] = [
         "wsh_prefix": "江交罚",
         "datasets": ["penalties", "accidents"],
         "transports": ["json"],
+        "kind": "transport",
     },
     {
         "id": "scj",
@@ -104,6 +114,7 @@ DEFAULT_DEPARTMENTS: list[dict] = [
         "wsh_prefix": "江市监罚",
         "datasets": ["penalties"],
         "transports": ["json", "csv"],
+        "kind": "market",
     },
 ]
 DEPT_IDS = [d["id"] for d in DEFAULT_DEPARTMENTS]

@@ -14,6 +14,8 @@ from . import text
 ENVELOPE = ["record_id", "updated_at", "op"]
 #: field codes per dataset, in department-feeds.md §3's order
 DATASET_FIELDS: dict[str, list[str]] = {
+    "listing_decisions": "MD_WSH MD_LX MD_YWSH MD_DXLX MD_DXDM MD_DXMC MD_QX MD_CFWSH MD_JDRQ MD_QSRQ MD_JZRQ "
+    "MD_JG MD_JGDM MD_MD".split(),
     "penalties": [
         "CF_XDR_MC",
         "CF_XDR_LB",
@@ -107,6 +109,7 @@ RECORD_ID_TAG = {
     "intermediary_ratings": "rat",
     "enterprises": "ent",
     "credit_actions": "cra",
+    "listing_decisions": "lsd",
 }
 
 

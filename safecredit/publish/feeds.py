@@ -79,13 +79,34 @@ _DECISION: dict[str, tuple[str, str]] = {
     "decision_date": ("决定日期", "决定书作出日期（YYYY-MM-DD）"),
 }
 
+# The list regime of an entry (rules.md §3; contracts/policy/default/regimes.yaml)
+_REGIME: dict[str, tuple[str, str]] = {
+    "regime": (
+        "所属名单",
+        "aq11（应急管理部令第11号，应急管理部门决定、第二条范围内）或 industry（其他部门各自的名单）",
+    ),
+    "basis": ("列入依据", "所属名单的依据：aq11 为应急管理部令第11号；industry 为决定部门自己的依据（regimes.yaml）"),
+    "decided": (
+        "已作出列入决定",
+        "true：有书面列入决定书（listing_decisions）；false：按处罚推定"
+        "（B4 及 decisions: complete 部门的推定条目不限制）",
+    ),
+}
+
 BLACKLIST_COLUMNS: dict[str, tuple[str, str]] = {
     "entry_id": ("名单条目编号", "稳定条目标识，由决定机关、文号、事由和主体派生，跨版本不变"),
     **_SUBJECT,
     "role": ("列入身份", "penalised unit（受罚单位）/ principal（主要负责人）/ penalised person（受罚个人）"),
     "ground": ("列入事由代码", "列入严重失信主体名单的事由代码（A1–A5、B1–B4，应急管理部令第11号）"),
     "ground_name": ("列入事由", "列入事由的中文说明"),
-    "basis": ("列入依据", "应急管理部令第11号"),
+    **_REGIME,
+    "listing_decision_no": ("列入决定书文号", "与条目匹配的列入决定书文号（MD_WSH），推定条目为空"),
+    "listing_decision_date": ("列入决定日期", "列入决定书的决定日期（YYYY-MM-DD），推定条目为空"),
+    "awaits_decision": (
+        "待列入决定",
+        "true：推定条目，所属名单不允许其未经决定即限制（B4，或 decisions: complete 的部门），"
+        "在作出列入决定前保持 pending",
+    ),
     "penalty_basis": ("处罚依据", "触发列入的行政处罚决定所依据的条款（CF_YJ）"),
     **_DECISION,
     "start_date": ("列入日期", "告知期（工作日）满后的列入日期（YYYY-MM-DD）"),
@@ -114,6 +135,9 @@ RESTRICTIONS_COLUMNS: dict[str, tuple[str, str]] = {
     ),
     "source": ("惩戒来源", "listing（名单条目）或 ban（个人处罚所示的法定禁止）"),
     "entry_id": ("名单条目编号", "所依据的名单条目编号；法定禁止（source = ban）为 B 开头的禁止编号"),
+    "regime": ("所属名单", "所依据名单条目的所属名单（aq11 / industry）；法定禁止为空"),
+    "listing_basis": ("列入依据", "所依据名单条目的列入依据；法定禁止为空"),
+    "decided": ("已作出列入决定", "所依据名单条目有书面列入决定时为 true；法定禁止由处罚决定本身作出，为 true"),
     "penalty_id": ("处罚记录编号", "名单条目或法定禁止所依据的处罚决定编号，同 penalties_public"),
     "ban": ("禁止类型", "法定禁止的类型（如 practice_ban 限制从业、major_accident_principal 终身禁入）"),
     **_SUBJECT,
@@ -226,6 +250,38 @@ INTERMEDIARY_RATINGS_COLUMNS: dict[str, tuple[str, str]] = {
 }
 
 
+LISTING_CANDIDATES_COLUMNS: dict[str, tuple[str, str]] = {
+    "entry_id": ("名单条目编号", "同 blacklist 的 entry_id"),
+    "authority": ("决定机关", "应作出列入决定的机关（作出处罚决定的机关：谁处罚、谁决定）"),
+    "authority_code": ("决定机关统一社会信用代码", "决定机关的统一社会信用代码；按此分发各机关的待办"),
+    **_REGIME,
+    "ground": ("列入事由代码", "A1–A5、B1–B4"),
+    "ground_name": ("列入事由", "列入事由的中文说明"),
+    **_SUBJECT,
+    "role": ("列入身份", "penalised unit / principal / penalised person"),
+    "decision_no": ("处罚决定书文号", "触发列入的行政处罚决定书文号"),
+    "decision_date": ("处罚决定日期", "YYYY-MM-DD"),
+    "penalty_basis": ("处罚依据", "触发列入的行政处罚决定所依据的条款（CF_YJ）"),
+    "trigger_accident": ("关联事故编号", "事故类事由所依据的事故编号（SG_BH）"),
+    "source_department": ("来源部门", "报送触发处罚决定的部门标识"),
+    "source_record_id": ("来源记录编号", "触发处罚决定在来源部门的 record_id"),
+    "trigger_source": ("触发来源", "penalty（处罚决定）或 execution_status（执行状态为拒不执行）"),
+    "notice_due_date": (
+        "告知期届满日",
+        "自起算日起告知期（工作日）届满之日：须在此前完成告知，列入方能按期开始（YYYY-MM-DD）",
+    ),
+    "decision_due_date": (
+        "决定期限",
+        "告知期加宽限期（listing_decisions.grace_working_days，默认10个工作日）届满之日（YYYY-MM-DD）",
+    ),
+    "status": ("状态", "pending（待决定，不限制）或 listed（按推定已限制，仍待书面决定）"),
+    "restricts_inferred": ("推定限制", "true：未作决定但按所属名单的规则已限制（status = listed）"),
+    "overdue": ("已逾期", "true：pending 且已过决定期限仍无列入决定（在运行摘要和报告中列出）"),
+    "calendar_gap_year": ("待公布日历年份", "告知期延伸至尚无节假日安排的年份时为该年份"),
+    **_COMMON,
+}
+
+
 _UNIT_CODES = ("uscc", "authority_code", "data_source_code")
 
 
@@ -267,6 +323,14 @@ FEEDS: Mapping[str, FeedSpec] = _registry(
     FeedSpec("credit_scores", "安全生产信用评分", "credit:read", ("uscc",), CREDIT_SCORES_COLUMNS),
     FeedSpec("premium_factors", "安责险费率浮动系数", "premium:read", ("uscc",), PREMIUM_FACTORS_COLUMNS),
     FeedSpec("intermediary_ratings", "中介机构信用评级", "lists:read", ("uscc",), INTERMEDIARY_RATINGS_COLUMNS),
+    FeedSpec(
+        "listing_candidates",
+        "严重失信主体名单待决定事项",
+        "candidates:read",
+        ("entry_id",),
+        LISTING_CANDIDATES_COLUMNS,
+        "各决定机关的待办：未有书面列入决定、仍在告知或按推定限制的条目（rules.md §3）。仅供决定机关。",
+    ),
 )
 
 

@@ -280,6 +280,7 @@ def sql_unit(seed, fault: str, key_sql: str) -> str:
 
 NAME_FIELD = {"penalties": "CF_XDR_MC", "accidents": "SG_DWMC", "enterprises": "QY_MC", "intermediary_ratings": "JG_MC"}
 DATE_FIELD = {
+    "listing_decisions": "MD_JDRQ",
     "penalties": "CF_JDRQ",
     "accidents": "SG_FSSJ",
     "enterprises": "QY_CLRQ",
@@ -295,6 +296,7 @@ AMOUNT_FIELD = {
 TEXT_FIELDS = {"penalties": ("CF_SY", "CF_NR"), "accidents": ("SG_MC",), "credit_actions": ("XD_SM",)}
 NUMERIC_FIELDS = {"CF_NR_FK", "CF_NR_WFFF", "SG_SWRS", "SG_ZSRS", "SG_JJSS", "QY_CYRS", "PJ_DF"}
 RENAMED = {
+    "listing_decisions": ("MD_WSH", "MD_JDSWH"),
     "penalties": ("CF_WSH", "CF_WSBH"),
     "accidents": ("SG_BH", "SG_SGBH"),
     "enterprises": ("QY_DM", "QY_TYSHXYDM"),
@@ -302,6 +304,7 @@ RENAMED = {
     "credit_actions": ("XD_WSH", "XD_CFWSH"),
 }
 DROPPED = {
+    "listing_decisions": "MD_JDRQ",
     "penalties": "CF_JDRQ",
     "accidents": "SG_FSSJ",
     "enterprises": "QY_MC",
@@ -325,6 +328,7 @@ DATA_FAULT_DATASETS = {
 }
 # field corrected by the `corrections` history fault
 CORRECTED_FIELD = {
+    "listing_decisions": "MD_DXMC",
     "penalties": "CF_NR_FK",
     "accidents": "SG_JJSS",
     "enterprises": "QY_CYRS",

@@ -118,6 +118,7 @@ class Department:
     host: str
     port: int = 0
     down: str | None = None  # None, "503" or "refuse"
+    kind: str = "other"  # its list regime in the sources file (operations.md)
     server: _Server | None = None
     thread: threading.Thread | None = None
 
@@ -188,6 +189,7 @@ class Simulator:
                     host,
                     port=port + i if port else 0,
                     down=None if mode is None else (mode or "503"),
+                    kind=d.get("kind", "other"),
                 )
                 self._depts[dept_id] = dept
                 if dept.down == "refuse":
@@ -256,6 +258,7 @@ class Simulator:
                 "base_url": d.base_url,
                 "token": d.token,
                 "transport": d.transport,
+                "kind": d.kind,
                 "datasets": list(d.datasets),
             }
             for d in self._depts.values()
@@ -279,7 +282,7 @@ class Simulator:
 
         doc = {
             "departments": [
-                {k: d[k] for k in ("id", "name", "base_url", "token", "transport", "datasets")}
+                {k: d[k] for k in ("id", "name", "base_url", "token", "transport", "kind", "datasets")}
                 for d in self.departments
             ]
         }
