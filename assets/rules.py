@@ -85,7 +85,10 @@ def rules_results(context: dg.AssetExecutionContext, exchange: ExchangeResource)
     as_of = exchange.as_of_date()
     pol = exchange.policy()
     with exchange.warehouse("rules") as con:
-        ran = run_rules(con, as_of, pol, exchange.person_salt(), known_at=exchange.known_at_date())
+        kinds = {d.id: d.kind for d in exchange.departments()}
+        ran = run_rules(
+            con, as_of, pol, exchange.person_salt(), known_at=exchange.known_at_date(), department_kinds=kinds
+        )
         rows = {t: con.execute(f"SELECT count(*) FROM rules.{t}").fetchone()[0] for t in RULE_TABLES}
         by_status = dict(con.execute("SELECT status, count(*) FROM rules.blacklist GROUP BY ALL ORDER BY 1").fetchall())
         by_ground = dict(con.execute("SELECT ground, count(*) FROM rules.blacklist GROUP BY ALL ORDER BY 1").fetchall())

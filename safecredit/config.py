@@ -91,6 +91,11 @@ class Department:
     since: str | None = None
     options: dict = field(default_factory=dict, compare=False, hash=False)
 
+    @property
+    def kind(self) -> str:
+        """emergency / housing / transport / market / other (operations.md; default other)."""
+        return str(self.options.get("kind") or "other")
+
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 

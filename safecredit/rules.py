@@ -6,7 +6,7 @@ the grounds table — as small tables the SQL reads; all set logic stays in the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date
 from pathlib import Path
 
@@ -49,7 +49,12 @@ def listing_periods(policy: Policy) -> tuple[int, int, int]:
 
 
 def prepare_params(
-    con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, person_salt: str, known_at: date | None = None
+    con: duckdb.DuckDBPyConnection,
+    as_of: date,
+    policy: Policy,
+    person_salt: str,
+    known_at: date | None = None,
+    department_kinds: Mapping[str, str] | None = None,
 ) -> None:
     for schema in ("rules", "subjects"):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
@@ -60,6 +65,11 @@ def prepare_params(
         [as_of, *listing_periods(policy), policy.version, person_salt, known_at],
     )
     known_views(con)
+    # each department's kind (sources file `kind:`, operations.md; `other` when not given): which
+    # penalties are 安全生产 penalties for publicity (rules.md §5)
+    con.execute("CREATE OR REPLACE TEMP TABLE department_kinds (department VARCHAR, kind VARCHAR)")
+    if department_kinds:
+        con.executemany("INSERT INTO department_kinds VALUES (?, ?)", sorted(department_kinds.items()))
     # every policy version with its listing periods: an entry follows the policy in force on its
     # decision date (rules.md §3), the run's own policy for everything else
     from safecredit.policy import load_policies, policy_root
@@ -134,11 +144,12 @@ def run_rules(
     rules_dir: Path = RULES_DIR,
     known_at: date | None = None,
     run_file: Callable[[duckdb.DuckDBPyConnection, Path], object] | None = None,
+    department_kinds: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Run the SQL files directly in `rules_dir` (not its sub-folders), in name order.
     `run_file(con, path)` replaces running a whole file at once (the rules benchmark times each
-    statement through it)."""
-    prepare_params(con, as_of, policy, person_salt, known_at)
+    statement through it). `department_kinds`: department id → kind of the sources file."""
+    prepare_params(con, as_of, policy, person_salt, known_at, department_kinds)
     retire_replaced_tables(con)
     ran = []
     for sql_file in sorted(rules_dir.glob("*.sql")):

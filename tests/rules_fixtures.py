@@ -23,6 +23,8 @@ from safecredit.warehouse import connect
 
 AUTHORITY = make_uscc("1", "1", "331200", make_org_code("00000001"))
 AUTHORITY_NAME = "江城市应急管理局"
+#: the kinds (sources file `kind:`) of the departments the rule tests use
+DEPARTMENT_KINDS = {"yjj": "emergency", "zjj": "housing", "jtj": "transport", "scj": "market"}
 
 
 def uscc(i: int) -> str:
@@ -147,8 +149,10 @@ def build_warehouse(
     policy: Policy | None = None,
     known_at: date | None = None,
     salt: str = "test-salt",
+    kinds: dict[str, str] | None = None,
 ):
-    """Land `data` ({dept: {dataset: records}}), stage, resolve subjects and run the rules."""
+    """Land `data` ({dept: {dataset: records}}), stage, resolve subjects and run the rules.
+    `kinds`: department id → kind (sources file `kind:`); default DEPARTMENT_KINDS."""
     raw = tmp_path / "raw"
     if not raw.exists():
         for dept, per_ds in data.items():
@@ -161,5 +165,5 @@ def build_warehouse(
         load_raw(con, raw, depts, ds)
         stage(con, ds, pol.get("publication.hold_back", {}))
     run_subjects(con, as_of, pol, salt, known_at)
-    run_rules(con, as_of, pol, salt, known_at=known_at)
+    run_rules(con, as_of, pol, salt, known_at=known_at, department_kinds=DEPARTMENT_KINDS if kinds is None else kinds)
     return con

@@ -149,6 +149,11 @@ PENALTIES_PUBLIC_COLUMNS: dict[str, tuple[str, str]] = {
     "data_source": ("数据来源单位", "提供该处罚的单位"),
     "data_source_code": ("数据来源单位统一社会信用代码", "数据来源单位的统一社会信用代码"),
     "publicity_class": ("失信程度", "轻微 / 一般 / 严重（决定公示期限）"),
+    "publicity_basis": (
+        "公示期限依据",
+        "处罚决定日期当日施行的公示规定：发改办财金〔2019〕527号、国家发展改革委令第58号（2023-05-01 起）"
+        "或第36号（2026-04-01 起）/ the publicity rules in force on the decision date",
+    ),
     "publicity_start": ("公示起始日期", "YYYY-MM-DD（处罚决定日期）"),
     "publicity_until": ("公示截止期", "YYYY-MM-DD，公示的最后一日（含）"),
     "source_department": ("来源部门", "提供该处罚的部门标识"),
