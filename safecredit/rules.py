@@ -107,6 +107,8 @@ def _policy_table(con: duckdb.DuckDBPyConnection, name: str, rows: list[dict]) -
     cols: list[str] = []
     for r in rows:
         cols += [k for k in r if k not in cols]
+    if rows and "unconfirmed" not in cols:  # every policy row may be marked; SQL can always read it
+        cols.append("unconfirmed")
     data = {
         c: [
             None if r.get(c) is None else (r[c] if isinstance(r[c], (list, bool, int, float)) else str(r[c]))

@@ -142,6 +142,44 @@ def land_records(raw: Path, dept: str, dataset: str, records: list[dict]) -> Non
         src.commit(work, {"transport": "json", "finished_at": landed})
 
 
+def land_generated(raw: Path, data: Path, landed_at: str) -> None:
+    """Land a generated data set (safecredit.generator: `<dept>/<dataset>/part-*.parquet`) as one
+    JSON fetch per department and dataset, without HTTP: DuckDB writes the items file."""
+    import duckdb
+
+    for dept_dir in sorted(p for p in data.iterdir() if p.is_dir()):
+        for ds_dir in sorted(p for p in dept_dir.iterdir() if p.is_dir()):
+            src = SourceDir(raw, dept_dir.name, ds_dir.name)
+            work = src.begin("F0000-generated")
+            duckdb.execute(
+                f"COPY (SELECT * FROM read_parquet('{ds_dir.as_posix()}/*.parquet') ORDER BY record_id) "
+                f"TO '{(work / 'items.jsonl').as_posix()}' (FORMAT JSON)"
+            )
+            src.commit(work, {"transport": "json", "finished_at": landed_at})
+
+
+def build_generated_warehouse(tmp_path: Path, seed: int, scale: int, salt: str = "test-salt"):
+    """Generate a data set, land it, stage it and run the rules as of its end date (no HTTP, no
+    Dagster): the real staging and rules over real DuckDB files. Returns (connection, meta)."""
+    from safecredit.generator import generate
+
+    data = tmp_path / f"data-s{seed}-n{scale}"
+    generate(data, seed=seed, scale=scale)
+    meta = json.loads((data / "meta.json").read_text(encoding="utf-8"))
+    raw = tmp_path / "raw"
+    land_generated(raw, data, f"{meta['end']}T23:00:00+08:00")
+    as_of = date.fromisoformat(meta["end"])
+    con = connect(tmp_path / "warehouse.duckdb")
+    pol = policy_for(as_of)
+    for ds in ("enterprises", "penalties", "accidents", "intermediary_ratings", "credit_actions"):
+        load_raw(con, raw, sorted(d.name for d in data.iterdir() if (d / ds).is_dir()), ds)
+        stage(con, ds, pol.get("publication.hold_back", {}))
+    kinds = {d: DEPARTMENT_KINDS[d] for d in DEPARTMENT_KINDS if (data / d).is_dir()}
+    run_subjects(con, as_of, pol, salt)
+    run_rules(con, as_of, pol, salt, department_kinds=kinds)
+    return con, meta
+
+
 def build_warehouse(
     tmp_path: Path,
     data: dict[str, dict[str, list[dict]]],
