@@ -201,6 +201,46 @@ PREMIUM_FACTORS_COLUMNS: dict[str, tuple[str, str]] = {
     **_COMMON,
 }
 
+INCENTIVES_COLUMNS: dict[str, tuple[str, str]] = {
+    "uscc": _USCC,
+    "name": ("单位名称", "单位名称"),
+    "eligible": ("符合守信激励", "true 表示数据可核验的守信条件均满足（安监总办〔2017〕133号）"),
+    "credit_grade": ("安全生产信用等级", "credit_scores 的等级 A/B/C/D"),
+    "conditions": ("守信条件", "各条件及其状态 met / not_met / not_checked（数据无法核验）（JSON）"),
+    "conditions_not_met": ("未满足的条件", "状态为 not_met 的条件代码（列表）"),
+    "conditions_not_checked": ("未核验的条件", "数据无法核验（not_checked）的条件代码（列表）"),
+    "incentives": (
+        "激励措施",
+        "符合时可享受的守信激励措施目录：代码、名称、措施、实施部门、依据、依据是否待核实（JSON 列表；不符合时为空）",
+    ),
+    **_COMMON,
+}
+
+INJURY_INSURANCE_COLUMNS: dict[str, tuple[str, str]] = {
+    "uscc": _USCC,
+    "name": ("单位名称", "单位名称"),
+    "industry_code": ("行业代码", "登记的国民经济行业代码（GB/T 4754）"),
+    "division": ("行业大类", "行业代码的两位大类，用于确定工伤保险行业风险类别"),
+    "injury_class": ("行业风险类别", "工伤保险行业风险类别 1–8（人社部发〔2015〕71号）"),
+    "unclassified": ("未能归类", "true 表示行业代码未匹配任何大类，按政策默认类别计算"),
+    "base_rate_percent": ("基准费率（%）", "该类别的行业基准费率，占工资总额的百分比"),
+    "accidents": ("近3年事故起数", "窗口期内归属本单位的生产安全（责任）事故起数"),
+    "deaths": ("近3年死亡人数", "上述事故的死亡人数"),
+    "serious_injuries": ("近3年重伤人数", "上述事故的重伤人数"),
+    "listed": ("列入失信名单", "true 表示当前处于严重失信主体名单（listed）期间"),
+    "credit_grade": ("安全生产信用等级", "credit_scores 的等级 A/B/C/D"),
+    "standardization": ("安全生产标准化等级", "一级/二级/三级/无"),
+    "step": ("建议浮动档次", "相对基准费率的档次：-2 50%、-1 80%、0 100%、1 120%、2 150%"),
+    "multiplier": ("浮动比例", "该档次对应的基准费率倍数"),
+    "suggested_rate_percent": ("建议费率（%）", "基准费率 × 浮动比例，保留4位小数"),
+    "worksheet": (
+        "计算底稿",
+        "复算所需全部输入：类别与依据、窗口期、事故明细、名单条目、信用等级、标准化等级、各浮动规则"
+        "（是否满足、档次增减、依据）、合计、上下限、档次与倍数（JSON）",
+    ),
+    **_COMMON,
+}
+
 INTERMEDIARY_RATINGS_COLUMNS: dict[str, tuple[str, str]] = {
     "uscc": _USCC,
     "name": ("机构名称", "安全生产技术服务机构名称"),
@@ -257,6 +297,24 @@ FEEDS: Mapping[str, FeedSpec] = _registry(
     FeedSpec("credit_scores", "安全生产信用评分", "credit:read", ("uscc",), CREDIT_SCORES_COLUMNS),
     FeedSpec("premium_factors", "安责险费率浮动系数", "premium:read", ("uscc",), PREMIUM_FACTORS_COLUMNS),
     FeedSpec("intermediary_ratings", "中介机构信用评级", "lists:read", ("uscc",), INTERMEDIARY_RATINGS_COLUMNS),
+    FeedSpec(
+        "incentives",
+        "守信联合激励",
+        "restrictions:read",
+        ("uscc",),
+        INCENTIVES_COLUMNS,
+        "每个登记单位一行：是否符合守信激励、各条件的核验状态、可享受的激励措施及其依据（rules.md §4、§6）。"
+        "GET /v1/incentives/{uscc} 的答复即本表该单位的一行。",
+    ),
+    FeedSpec(
+        "injury_insurance_factors",
+        "工伤保险浮动费率建议",
+        "premium:read",
+        ("uscc",),
+        INJURY_INSURANCE_COLUMNS,
+        "每个登记单位一行：行业风险类别、基准费率、近3年事故与伤亡、名单状态、信用等级、标准化等级与建议浮动档次"
+        "（rules.md §7a）。GET /v1/injury-insurance/{uscc} 的答复即本表该单位的一行。",
+    ),
 )
 
 
