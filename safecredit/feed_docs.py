@@ -9,7 +9,9 @@ from __future__ import annotations
 
 
 def render() -> str:
+    from safecredit.policy import policy_for, unconfirmed_values
     from safecredit.publish import FEEDS, feed_docs_markdown
+    from safecredit.unconfirmed import unconfirmed_markdown
 
     head = (
         "# Published feeds\n\n"
@@ -18,7 +20,10 @@ def render() -> str:
         "a feed has `full.parquet`, `full.csv` (UTF-8 with BOM, the Chinese headers below), `full.jsonl`, "
         "`delta.jsonl` and a signed `manifest.json`. The run's `as_of` is in the manifest, not in the rows.\n"
     )
-    return head + "\n" + FORMATS + "\n" + "\n".join(feed_docs_markdown(FEEDS[name]) for name in sorted(FEEDS))
+    feeds = "\n".join(feed_docs_markdown(FEEDS[name]) for name in sorted(FEEDS))
+    policy = policy_for(None)  # the latest policy of contracts/policy (or SAFECREDIT_POLICY_DIR)
+    declared = str(policy.get("version"))  # not the content hash: the list changes only when a value does
+    return head + "\n" + FORMATS + "\n" + feeds + "\n" + unconfirmed_markdown(unconfirmed_values(policy), declared)
 
 
 FORMATS = """## File formats
