@@ -107,7 +107,7 @@ def id_number(prefix17: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-def test_registry_has_the_six_feeds_with_scopes_ids_and_headers():
+def test_registry_has_the_feeds_with_scopes_ids_and_headers():
     assert set(FEEDS) == {
         "blacklist",
         "restrictions",
@@ -115,7 +115,11 @@ def test_registry_has_the_six_feeds_with_scopes_ids_and_headers():
         "credit_scores",
         "premium_factors",
         "intermediary_ratings",
+        "injury_insurance_factors",  # rules.md §7a
+        "incentives",  # rules.md §4, §6: what GET /v1/incentives/{uscc} answers
     }
+    assert FEEDS["injury_insurance_factors"].scope == "premium:read"  # exchange.md §2
+    assert FEEDS["incentives"].scope == "restrictions:read"  # the scope of GET /v1/incentives
     assert FEEDS["blacklist"].id_columns == ("entry_id",)
     assert FEEDS["credit_scores"].scope == "credit:read"
     assert FEEDS["premium_factors"].scope == "premium:read"
