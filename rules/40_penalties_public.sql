@@ -74,7 +74,7 @@ WITH regimes AS (
              OR (cfg.safety_by_code AND p.violation_code IS NOT NULL) AS is_safety,
            greatest(p.decision_date, cfg.first_regime_from) AS regime_day
     FROM subjects.penalties p CROSS JOIN cfg
-    LEFT JOIN department_kinds dk ON dk.department = p.department
+    LEFT JOIN rules.department_settings dk ON dk.department = p.department
     WHERE p.decision_date <= cfg.as_of
 ), d AS (   -- the regime in force on the decision date (the earliest for older decisions)
     SELECT x.*, rg.regime, rg.regime_basis, rg.safety_months

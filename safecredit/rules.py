@@ -66,10 +66,19 @@ def prepare_params(
     )
     known_views(con)
     # each department's kind (sources file `kind:`, operations.md; `other` when not given): which
-    # penalties are 安全生产 penalties for publicity (rules.md §5)
-    con.execute("CREATE OR REPLACE TEMP TABLE department_kinds (department VARCHAR, kind VARCHAR)")
-    if department_kinds:
-        con.executemany("INSERT INTO department_kinds VALUES (?, ?)", sorted(department_kinds.items()))
+    # penalties are 安全生产 penalties for publicity (rules.md §5). Kept in the warehouse, so a
+    # re-run without the sources file (replay, a test moving as_of) sees the same kinds.
+    if department_kinds is not None:
+        con.execute(
+            "CREATE OR REPLACE TABLE rules.department_settings (department VARCHAR, kind VARCHAR, decisions VARCHAR)"
+        )
+        if department_kinds:
+            con.executemany(
+                "INSERT INTO rules.department_settings VALUES (?, ?, NULL)", sorted(department_kinds.items())
+            )
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS rules.department_settings (department VARCHAR, kind VARCHAR, decisions VARCHAR)"
+    )
     # every policy version with its listing periods: an entry follows the policy in force on its
     # decision date (rules.md §3), the run's own policy for everything else
     from safecredit.policy import load_policies, policy_root

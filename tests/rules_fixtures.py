@@ -23,8 +23,8 @@ from safecredit.warehouse import connect
 
 AUTHORITY = make_uscc("1", "1", "331200", make_org_code("00000001"))
 AUTHORITY_NAME = "江城市应急管理局"
-#: the kinds (sources file `kind:`) of the departments the rule tests use
-DEPARTMENT_KINDS = {"yjj": "emergency", "zjj": "housing", "jtj": "transport", "scj": "market"}
+#: the department kinds of the fixtures' sources (operations.md): yjj is the 应急管理局
+KINDS = {"yjj": "emergency", "zjj": "housing", "jtj": "transport", "scj": "market"}
 
 
 def uscc(i: int) -> str:
@@ -174,7 +174,7 @@ def build_generated_warehouse(tmp_path: Path, seed: int, scale: int, salt: str =
     for ds in ("enterprises", "penalties", "accidents", "intermediary_ratings", "credit_actions"):
         load_raw(con, raw, sorted(d.name for d in data.iterdir() if (d / ds).is_dir()), ds)
         stage(con, ds, pol.get("publication.hold_back", {}))
-    kinds = {d: DEPARTMENT_KINDS[d] for d in DEPARTMENT_KINDS if (data / d).is_dir()}
+    kinds = {d: KINDS[d] for d in KINDS if (data / d).is_dir()}
     run_subjects(con, as_of, pol, salt)
     run_rules(con, as_of, pol, salt, department_kinds=kinds)
     return con, meta
@@ -190,7 +190,7 @@ def build_warehouse(
     kinds: dict[str, str] | None = None,
 ):
     """Land `data` ({dept: {dataset: records}}), stage, resolve subjects and run the rules.
-    `kinds`: department id → kind (sources file `kind:`); default DEPARTMENT_KINDS."""
+    `kinds`: department id → kind (sources file `kind:`); default KINDS."""
     raw = tmp_path / "raw"
     if not raw.exists():
         for dept, per_ds in data.items():
@@ -203,5 +203,5 @@ def build_warehouse(
         load_raw(con, raw, depts, ds)
         stage(con, ds, pol.get("publication.hold_back", {}))
     run_subjects(con, as_of, pol, salt, known_at)
-    run_rules(con, as_of, pol, salt, known_at=known_at, department_kinds=DEPARTMENT_KINDS if kinds is None else kinds)
+    run_rules(con, as_of, pol, salt, known_at=known_at, department_kinds=KINDS if kinds is None else kinds)
     return con

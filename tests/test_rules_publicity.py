@@ -6,7 +6,7 @@ import hashlib
 from datetime import date, timedelta
 
 import pytest
-from rules_fixtures import AUTHORITY, DEPARTMENT_KINDS, build_warehouse, credit_action, id_number, penalty, revoke, uscc
+from rules_fixtures import AUTHORITY, build_warehouse, credit_action, id_number, penalty, revoke, uscc
 from test_rules_restrictions import AS_OF, SALT, mask, person_penalty, rules_at, rules_back, with_policy
 
 from safecredit.policy import policy_for
@@ -317,7 +317,7 @@ def test_feed_ids_unique_stable_and_deterministic(con):
     from safecredit.publish.formats import prepare
 
     before = con.execute("SELECT * FROM rules.penalties_public ORDER BY penalty_id").fetchall()
-    run_rules(con, AS_OF, policy_for(AS_OF), SALT, department_kinds=DEPARTMENT_KINDS)
+    run_rules(con, AS_OF, policy_for(AS_OF), SALT)
     assert con.execute("SELECT * FROM rules.penalties_public ORDER BY penalty_id").fetchall() == before
     feed = prepare(FEEDS["penalties_public"], con.sql("SELECT * FROM rules.penalties_public").to_arrow_table())
     assert len(feed.keys) == len(before) > 0

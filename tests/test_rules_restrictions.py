@@ -9,17 +9,7 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 
 import pytest
-from rules_fixtures import (
-    AUTHORITY,
-    DEPARTMENT_KINDS,
-    accident,
-    build_warehouse,
-    enterprise,
-    id_number,
-    penalty,
-    revoke,
-    uscc,
-)
+from rules_fixtures import AUTHORITY, accident, build_warehouse, enterprise, id_number, penalty, revoke, uscc
 
 from safecredit.policy import Policy, policy_for
 from safecredit.rules import run_rules
@@ -130,14 +120,14 @@ _MOVED: set[int] = set()
 def rules_at(con, day: date = AS_OF, policy=None):
     """Re-run the rules of a module's shared warehouse at another date or policy, for one test."""
     _MOVED.add(id(con))
-    run_rules(con, day, policy or policy_for(day), SALT, department_kinds=DEPARTMENT_KINDS)
+    run_rules(con, day, policy or policy_for(day), SALT)
     yield con
 
 
 def rules_back(con) -> None:
     """The rules back at AS_OF with the default policy, when a test moved them."""
     if id(con) in _MOVED:
-        run_rules(con, AS_OF, policy_for(AS_OF), SALT, department_kinds=DEPARTMENT_KINDS)
+        run_rules(con, AS_OF, policy_for(AS_OF), SALT)
         _MOVED.discard(id(con))
 
 
@@ -355,7 +345,7 @@ def test_feed_ids_unique_and_stable(con):
     from safecredit.publish.formats import prepare
 
     before = con.execute("SELECT * FROM rules.restrictions ORDER BY restriction_id").fetchall()
-    run_rules(con, AS_OF, policy_for(AS_OF), SALT, department_kinds=DEPARTMENT_KINDS)
+    run_rules(con, AS_OF, policy_for(AS_OF), SALT)
     assert con.execute("SELECT * FROM rules.restrictions ORDER BY restriction_id").fetchall() == before
     feed = prepare(FEEDS["restrictions"], con.sql("SELECT * FROM rules.restrictions").to_arrow_table())
     assert len(feed.keys) == len(before) > 0  # (entry_id, matter) unique, never null
