@@ -179,6 +179,7 @@ def published_feeds(context: dg.AssetExecutionContext, exchange: ExchangeResourc
 
 
 def _write_report(context, exchange: ExchangeResource, version: str, now: datetime) -> None:
+    from safecredit.policy import unconfirmed_values
     from safecredit.report_html import render_report, write_report
 
     pol = exchange.policy()
@@ -192,6 +193,7 @@ def _write_report(context, exchange: ExchangeResource, version: str, now: dateti
                 pol.version,
                 generated_at=now,
                 max_stale_days=float(pol.get("publication.max_source_staleness_days", 7)),
+                unconfirmed=unconfirmed_values(pol),
             )
         context.log.info(f"publication report: {write_report(exchange.paths.exports, version, html)}")
     except Exception as exc:  # the report never blocks a publication that already succeeded

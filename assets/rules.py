@@ -21,7 +21,9 @@ RULE_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "restrictions": (("accidents",), ("blacklist",)),  # 35_
     "penalties_public": (("credit_actions",), ()),  # 40_
     "credit_scores": (("accidents",), ("blacklist",)),  # 50_
+    "incentives": (("enterprises", "accidents"), ("blacklist", "credit_scores")),  # 55_
     "premium_factors": (("accidents",), ("blacklist",)),  # 60_
+    "injury_insurance_factors": (("enterprises", "accidents"), ("blacklist", "credit_scores")),  # 65_
     "intermediary_ratings": (("intermediary_ratings",), ("blacklist",)),  # 70_
 }
 

@@ -2,6 +2,8 @@
 --
 -- rules.restrictions holds one row per restriction that binds on as_of, nothing else: the API
 -- answers "restricted" for (code, matter) when a row exists, with restricted_until from it.
+-- Each row carries its measure's own legal basis from the policy (measures.basis, or the ban's),
+-- and basis_unconfirmed where the policy marks that basis `unconfirmed` (rules.md §4).
 --   source = 'listing'  one row per `listed` entry of rules.blacklist × measure of the policy
 --                       table `measures` (policy_measures) that applies to the subject type
 --                       (unit | person | both) and ground. Only `listed` restricts: pending,
@@ -26,7 +28,8 @@ WITH cfg AS (
            coalesce(TRY_CAST(pol('measures.effect_until_inclusive') AS BOOLEAN), true) AS until_inclusive
     FROM params
 ), m AS (
-    SELECT matter, name, measure, department, basis, applies_to,
+    SELECT matter, name, measure, department, basis, coalesce(TRY_CAST(unconfirmed AS BOOLEAN), false) AS basis_unconfirmed,
+           applies_to,
            coalesce(TRY_CAST(on_listing AS BOOLEAN), true) AS on_listing,
            string_split(replace(coalesce(CAST(grounds AS VARCHAR), '*'), ' ', ''), ',') AS grounds,
            coalesce(CAST(duration AS VARCHAR), 'listing') AS duration,
@@ -37,6 +40,7 @@ WITH cfg AS (
            'D' || left(sha256(concat_ws('|', b.authority_code, b.decision_no)), 16) AS penalty_id, NULL::VARCHAR AS ban,
            b.subject_type, b.subject_id, b.subject_code, b.name, b.ground,
            m.matter, m.name AS measure_name, m.measure, m.department AS implementing_department, m.basis,
+           m.basis_unconfirmed,
            NULL::VARCHAR AS scope_industry,
            b.start_date AS restricted_from,
            CASE WHEN m.duration = 'years' THEN CAST(b.start_date + to_years(m.years) AS DATE)
@@ -56,7 +60,8 @@ WITH cfg AS (
            coalesce(TRY_CAST(min_accident_level AS INTEGER), 0) AS min_accident_level,
            CAST(until AS VARCHAR) AS until, TRY_CAST(years AS INTEGER) AS years,
            nullif(CAST(life_when_severity AS VARCHAR), '') AS life_when_severity,
-           coalesce(CAST(scope AS VARCHAR), 'any') AS scope, basis
+           coalesce(CAST(scope AS VARCHAR), 'any') AS scope, basis,
+           coalesce(TRY_CAST(unconfirmed AS BOOLEAN), false) AS basis_unconfirmed
     FROM policy_person_bans
 ), person_penalties AS (
     SELECT 'D' || left(sha256(concat_ws('|', p.authority_code, p.decision_no)), 16) AS penalty_id,
@@ -75,6 +80,7 @@ WITH cfg AS (
            'person' AS subject_type, p.subject_id, sc_mask(p.subject_code) AS subject_code, p.subject_name AS name,
            NULL::VARCHAR AS ground,
            x.matter, m.name AS measure_name, m.measure, m.department AS implementing_department, x.basis,
+           x.basis_unconfirmed,
            CASE WHEN x.scope = 'industry' THEN p.accident_industry END AS scope_industry,
            p.decision_date AS restricted_from,
            CASE x.until

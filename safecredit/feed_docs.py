@@ -9,7 +9,9 @@ from __future__ import annotations
 
 
 def render() -> str:
+    from safecredit.policy import policy_for, unconfirmed_values
     from safecredit.publish import FEEDS, feed_docs_markdown
+    from safecredit.unconfirmed import unconfirmed_markdown
 
     head = (
         "# Published feeds\n\n"
@@ -19,34 +21,9 @@ def render() -> str:
         "`delta.jsonl` and a signed `manifest.json`. The run's `as_of` is in the manifest, not in the rows.\n"
     )
     feeds = "\n".join(feed_docs_markdown(FEEDS[name]) for name in sorted(FEEDS))
-    return head + "\n" + FORMATS + "\n" + feeds + "\n" + unconfirmed_markdown()
-
-
-def unconfirmed_markdown() -> str:
-    """Policy values of the latest policy that could not be confirmed against their source's text
-    (`unconfirmed: true`, rules.md §4), one line each: the table, the row's identifying values, its
-    cited source."""
-    from safecredit.policy import policy_for
-
-    pol = policy_for()
-    lines = [
-        "## Unconfirmed policy values",
-        "",
-        f"Rows of policy `{pol.name}` (contracts/policy/) marked `unconfirmed: true`: the value or mapping "
-        "could not be confirmed against the text of the source it cites; treat it as a configurable default.",
-        "",
-        "| table | row | source |",
-        "|---|---|---|",
-    ]
-    for table, rows in sorted(pol.tables().items()):
-        for row in rows or []:
-            if row.get("unconfirmed") is True:
-                ident = ", ".join(
-                    f"{k}={row[k]}" for k in list(row)[:4] if k not in ("source", "basis", "unconfirmed") and row[k]
-                )
-                cite = str(row.get("source") or row.get("basis") or "").replace("|", "/")
-                lines.append(f"| `{table}` | {ident.replace('|', '/')} | {cite} |")
-    return "\n".join(lines) + "\n"
+    policy = policy_for(None)  # the latest policy of contracts/policy (or SAFECREDIT_POLICY_DIR)
+    declared = str(policy.get("version"))  # not the content hash: the list changes only when a value does
+    return head + "\n" + FORMATS + "\n" + feeds + "\n" + unconfirmed_markdown(unconfirmed_values(policy), declared)
 
 
 FORMATS = """## File formats

@@ -555,8 +555,11 @@ def render_report(
     generated_at: datetime | None = None,
     max_stale_days: float = 7.0,
     months: int = 36,
+    unconfirmed: list[dict] | None = None,
 ) -> str:
-    """The HTML page for one published version, from the warehouse it was published from."""
+    """The HTML page for one published version, from the warehouse it was published from.
+    `unconfirmed`: the policy's values not confirmed against their text (policy.unconfirmed_values),
+    listed in a section of their own (rules.md §4)."""
     now = generated_at or datetime.now(timezone.utc)
     lt = listings_over_time(con, as_of, months=months)
     dist = distributions(con)
@@ -804,6 +807,11 @@ def render_report(
     a("</div></section>")
 
     a(decisions_section(con, esc, _card))
+
+    if unconfirmed is not None:
+        from safecredit.unconfirmed import unconfirmed_html
+
+        a(unconfirmed_html(unconfirmed, policy_version))
 
     a(
         f"<footer>SafeCredit Exchange · 安全生产信用与联合惩戒数据交换平台 · 版本 version {esc(version)} · "

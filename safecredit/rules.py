@@ -6,7 +6,7 @@ the grounds table — as small tables the SQL reads; all set logic stays in the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 
@@ -77,7 +77,11 @@ def record_departments(con: duckdb.DuckDBPyConnection, departments: Sequence[Dep
 
 
 def prepare_params(
-    con: duckdb.DuckDBPyConnection, as_of: date, policy: Policy, person_salt: str, known_at: date | None = None
+    con: duckdb.DuckDBPyConnection,
+    as_of: date,
+    policy: Policy,
+    person_salt: str,
+    known_at: date | None = None,
 ) -> None:
     for schema in ("rules", "subjects"):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
@@ -88,6 +92,12 @@ def prepare_params(
         [as_of, *listing_periods(policy), policy.version, person_salt, known_at],
     )
     known_views(con)
+    # each department's kind (sources file `kind:`, operations.md; `other` when not given) says which
+    # penalties are 安全生产 penalties for publicity (rules.md §5) and which list regime a department's
+    # penalties feed (§3); `run_rules` records them, an earlier run's stand when it is not given them
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS rules.department_settings (department VARCHAR, kind VARCHAR, decisions VARCHAR)"
+    )
     # every policy version with its listing periods: an entry follows the policy in force on its
     # decision date (rules.md §3), the run's own policy for everything else
     from safecredit.policy import load_policies, policy_root
@@ -128,6 +138,8 @@ def _policy_table(con: duckdb.DuckDBPyConnection, name: str, rows: list[dict]) -
     cols: list[str] = []
     for r in rows:
         cols += [k for k in r if k not in cols]
+    if rows and "unconfirmed" not in cols:  # every policy row may be marked; SQL can always read it
+        cols.append("unconfirmed")
     data = {
         c: [
             None if r.get(c) is None else (r[c] if isinstance(r[c], (list, bool, int, float)) else str(r[c]))
@@ -166,11 +178,15 @@ def run_rules(
     known_at: date | None = None,
     run_file: Callable[[duckdb.DuckDBPyConnection, Path], object] | None = None,
     departments: Sequence[Department] | None = None,
+    department_kinds: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Run the SQL files directly in `rules_dir` (not its sub-folders), in name order.
     `run_file(con, path)` replaces running a whole file at once (the rules benchmark times each
     statement through it). `departments` (the sources file) records each department's kind and
-    decisions setting first; without it the ones recorded by an earlier run apply."""
+    decisions setting first (`department_kinds`, id → kind, the same for tests); without either the
+    ones recorded by an earlier run apply."""
+    if departments is None and department_kinds is not None:
+        departments = [Department(d, d, "", "", "json", (), kind=k) for d, k in sorted(department_kinds.items())]
     if departments is not None:
         record_departments(con, departments)
     prepare_params(con, as_of, policy, person_salt, known_at)

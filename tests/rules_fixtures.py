@@ -24,6 +24,8 @@ from safecredit.warehouse import connect
 
 AUTHORITY = make_uscc("1", "1", "331200", make_org_code("00000001"))
 AUTHORITY_NAME = "江城市应急管理局"
+#: the department kinds of the fixtures' sources (operations.md): yjj is the 应急管理局
+KINDS = {"yjj": "emergency", "zjj": "housing", "jtj": "transport", "scj": "market"}
 
 
 def uscc(i: int) -> str:
@@ -146,7 +148,6 @@ def listing_decision(n: int, code: str, penalty_no: str, ground: str, decided: s
 
 
 #: the department kinds of the fixtures' sources (operations.md): yjj is the 应急管理局
-KINDS = {"yjj": "emergency", "zjj": "housing", "jtj": "transport", "scj": "market"}
 
 
 def departments(kinds: dict[str, str] = KINDS, complete: tuple[str, ...] = ()) -> list[Department]:
@@ -172,6 +173,44 @@ def land_records(raw: Path, dept: str, dataset: str, records: list[dict]) -> Non
         src.commit(work, {"transport": "json", "finished_at": landed})
 
 
+def land_generated(raw: Path, data: Path, landed_at: str) -> None:
+    """Land a generated data set (safecredit.generator: `<dept>/<dataset>/part-*.parquet`) as one
+    JSON fetch per department and dataset, without HTTP: DuckDB writes the items file."""
+    import duckdb
+
+    for dept_dir in sorted(p for p in data.iterdir() if p.is_dir()):
+        for ds_dir in sorted(p for p in dept_dir.iterdir() if p.is_dir()):
+            src = SourceDir(raw, dept_dir.name, ds_dir.name)
+            work = src.begin("F0000-generated")
+            duckdb.execute(
+                f"COPY (SELECT * FROM read_parquet('{ds_dir.as_posix()}/*.parquet') ORDER BY record_id) "
+                f"TO '{(work / 'items.jsonl').as_posix()}' (FORMAT JSON)"
+            )
+            src.commit(work, {"transport": "json", "finished_at": landed_at})
+
+
+def build_generated_warehouse(tmp_path: Path, seed: int, scale: int, salt: str = "test-salt"):
+    """Generate a data set, land it, stage it and run the rules as of its end date (no HTTP, no
+    Dagster): the real staging and rules over real DuckDB files. Returns (connection, meta)."""
+    from safecredit.generator import generate
+
+    data = tmp_path / f"data-s{seed}-n{scale}"
+    generate(data, seed=seed, scale=scale)
+    meta = json.loads((data / "meta.json").read_text(encoding="utf-8"))
+    raw = tmp_path / "raw"
+    land_generated(raw, data, f"{meta['end']}T23:00:00+08:00")
+    as_of = date.fromisoformat(meta["end"])
+    con = connect(tmp_path / "warehouse.duckdb")
+    pol = policy_for(as_of)
+    for ds in ("enterprises", "penalties", "accidents", "intermediary_ratings", "credit_actions"):
+        load_raw(con, raw, sorted(d.name for d in data.iterdir() if (d / ds).is_dir()), ds)
+        stage(con, ds, pol.get("publication.hold_back", {}))
+    kinds = {d: KINDS[d] for d in KINDS if (data / d).is_dir()}
+    run_subjects(con, as_of, pol, salt)
+    run_rules(con, as_of, pol, salt, department_kinds=kinds)
+    return con, meta
+
+
 def build_warehouse(
     tmp_path: Path,
     data: dict[str, dict[str, list[dict]]],
@@ -180,9 +219,10 @@ def build_warehouse(
     known_at: date | None = None,
     salt: str = "test-salt",
     sources: list[Department] | None = None,
+    kinds: dict[str, str] | None = None,
 ):
     """Land `data` ({dept: {dataset: records}}), stage, resolve subjects and run the rules
-    (`sources`: the sources file's departments, default `departments()`)."""
+    (`sources`: the sources file's departments, default `departments(kinds or KINDS)`)."""
     raw = tmp_path / "raw"
     if not raw.exists():
         for dept, per_ds in data.items():
@@ -195,5 +235,6 @@ def build_warehouse(
         load_raw(con, raw, depts, ds)
         stage(con, ds, pol.get("publication.hold_back", {}))
     run_subjects(con, as_of, pol, salt, known_at)
-    run_rules(con, as_of, pol, salt, known_at=known_at, departments=departments() if sources is None else sources)
+    sources = departments(KINDS if kinds is None else kinds) if sources is None else sources
+    run_rules(con, as_of, pol, salt, known_at=known_at, departments=sources)
     return con

@@ -116,7 +116,11 @@ def test_registry_has_the_feeds_with_scopes_ids_and_headers():
         "premium_factors",
         "intermediary_ratings",
         "listing_candidates",
+        "injury_insurance_factors",  # rules.md §7a
+        "incentives",  # rules.md §4, §6: what GET /v1/incentives/{uscc} answers
     }
+    assert FEEDS["injury_insurance_factors"].scope == "premium:read"  # exchange.md §2
+    assert FEEDS["incentives"].scope == "restrictions:read"  # the scope of GET /v1/incentives
     assert FEEDS["blacklist"].id_columns == ("entry_id",)
     assert FEEDS["listing_candidates"].scope == "candidates:read"  # for deciding authorities only
     assert FEEDS["credit_scores"].scope == "credit:read"

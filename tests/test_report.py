@@ -209,3 +209,27 @@ def test_quarantine_and_stale_sources_show_in_the_charts(pipeline_run, tmp_path)
     stale = read_png(screenshot(write_report(tmp_path / "exports", version + "-s", later), tmp_path))
     assert pixels_of(stale, _STALE) > pixels_of(img, _STALE) + 300  # the bars, beyond the limit line
     assert pixels_of(stale, SIGNATURES["freshness"]) < pixels_of(img, SIGNATURES["freshness"]) / 2
+
+
+def test_report_lists_the_unconfirmed_policy_values(tmp_path):
+    """Each publication report names the policy values not confirmed against their text."""
+    from datetime import date
+
+    import duckdb
+
+    from safecredit.policy import policy_for, unconfirmed_values
+    from safecredit.report_html import render_report
+
+    policy = policy_for(None)
+    items = unconfirmed_values(policy)
+    html = render_report(
+        duckdb.connect(), tmp_path / "raw", "v-test", date(2026, 11, 22), policy.version, unconfirmed=items
+    )
+    section = html.split('<section id="unconfirmed">')[1].split("</section>")[0]
+    assert f"{len(items)} 项 entries" in section and len(items) > 10
+    for it in items:
+        assert f"<code>{it['where']}</code>" in section
+    assert "令第36号是否保留安全生产领域一年最短公示期" in section
+    assert '<section id="unconfirmed">' not in render_report(
+        duckdb.connect(), tmp_path / "raw", "v-test", date(2026, 11, 22), policy.version
+    )

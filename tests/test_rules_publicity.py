@@ -1,4 +1,4 @@
-"""rules/40_penalties_public.sql: publicity class, publication window, 公示修复, the 双公示 feed."""
+"""rules/40_penalties_public.sql: publicity regime by date, class, publication window, 公示修复, the 双公示 feed."""
 
 from __future__ import annotations
 
@@ -16,11 +16,14 @@ PERSON = 77
 
 
 # (n, types, fine 万元, person?, expected class) — each decision on its own unit, decided 2026-06-01
+# (令第36号). A fine above the summary-procedure ceiling (行政处罚法 Art. 51: 3000 元 for units, 200 元
+# for persons) is not 轻微.
 CLASS_CASES = [
     (1, "警告", None, False, "轻微"),
     (2, "通报批评", None, False, "轻微"),
-    (3, "警告;罚款", "3", False, "轻微"),  # below 较大数额 (5 万 for units)
-    (4, "警告;罚款", "5", False, "一般"),  # at the threshold
+    (3, "警告;罚款", "0.3", False, "轻微"),  # at the summary-procedure ceiling
+    (4, "警告;罚款", "0.31", False, "一般"),  # above it
+    (18, "警告;罚款", "5", False, "一般"),
     (5, "罚款", "99.99", False, "一般"),
     (6, "罚款", "100", False, "严重"),  # 巨额
     (7, "没收违法所得", None, False, "一般"),
@@ -30,8 +33,8 @@ CLASS_CASES = [
     (11, "责令关闭", None, False, "严重"),
     (12, "限制从业", None, False, "严重"),
     (13, "警告;吊销许可证件", None, False, "严重"),  # several types: the longest period wins
-    (14, "罚款", "1.9", True, "轻微"),  # persons: 较大数额 from 2 万
-    (15, "罚款", "2", True, "一般"),
+    (14, "罚款", "0.02", True, "轻微"),  # persons: 200 元
+    (15, "罚款", "0.021", True, "一般"),
     (16, "罚款;没收违法所得;责令关闭", "3", False, "严重"),
     (17, None, None, False, "一般"),  # no 处罚类别 at all: publicity.no_type_class
 ]
@@ -44,16 +47,18 @@ def class_case(n, types, fine, person, _cls) -> dict:
 
 
 REVOKED = penalty(30, 30, "2026-03-02", CF_CFLB="吊销许可证件")
-SEVERE_REPAIR_EARLY = penalty(31, 31, "2025-12-01", CF_CFLB="吊销许可证件")  # repair before the 1-year minimum
-SEVERE_REPAIR_LATE = penalty(32, 32, "2025-06-01", CF_CFLB="吊销许可证件")  # repair after it
-ORDINARY_REPAIR = penalty(33, 33, "2026-02-10", CF_CFLB="罚款", CF_NR_FK="10")  # 一般, repair at 5 months
-FUTURE_REPAIR = penalty(34, 34, "2026-01-10", CF_CFLB="罚款", CF_NR_FK="10")  # repair after as_of
+# decisions before 2026-04-01 keep 令第58号: one publishable class, 3 months – 3 years, 安全生产 ≥ 1 year
+PERFORMED = {"AQ_ZXZT": "已执行"}
+SEVERE_REPAIR_EARLY = penalty(31, 31, "2025-12-01", CF_CFLB="吊销许可证件", **PERFORMED)  # repair before the minimum
+SEVERE_REPAIR_LATE = penalty(32, 32, "2025-06-01", CF_CFLB="吊销许可证件", **PERFORMED)  # repair after it
+ORDINARY_REPAIR = penalty(33, 33, "2026-02-10", CF_CFLB="罚款", CF_NR_FK="10", **PERFORMED)  # repair at 5 months
+FUTURE_REPAIR = penalty(34, 34, "2026-01-10", CF_CFLB="罚款", CF_NR_FK="10", **PERFORMED)  # repair after as_of
 DEPT_SHORT = penalty(35, 35, "2026-02-10", CF_CFLB="罚款", CF_NR_FK="10", CF_GSJZQ="2026-06-09")
 DEPT_18M = penalty(36, 36, "2025-01-15", CF_CFLB="吊销许可证件", CF_GSJZQ="2026-07-14")
 DEPT_LONG = penalty(37, 37, "2025-01-15", CF_CFLB="吊销许可证件", CF_GSJZQ="2030-01-01")
-ORDINARY = penalty(38, 38, "2025-11-22", CF_CFLB="罚款", CF_NR_FK="8")  # 一般: last day 2026-11-21
-SEVERE_END = penalty(39, 39, "2023-11-23", CF_CFLB="责令关闭")  # 严重: last day 2026-11-22
-MINOR_DEPT = penalty(40, 40, "2026-10-01", CF_CFLB="警告", CF_GSJZQ="2026-12-31")
+ORDINARY = penalty(38, 38, "2025-11-22", CF_CFLB="罚款", CF_NR_FK="8")  # 令第58号: last day 2028-11-21
+SEVERE_END = penalty(39, 39, "2023-11-23", CF_CFLB="责令关闭")  # 令第58号, 3 years: last day 2026-11-22
+MINOR_DEPT = penalty(40, 40, "2026-10-01", CF_CFLB="警告", CF_NR_FK="0.1", CF_GSJZQ="2026-12-31")
 FUTURE = penalty(41, 41, "2026-11-25", CF_CFLB="吊销许可证件")  # decided after as_of
 PERSON_SEVERE = person_penalty(
     42,
@@ -82,11 +87,33 @@ UNIT_FULL = penalty(
     AQ_ZYFZR_ZJHM=id_number(243),
 )
 
+# publicity by date (rules.md §5): each decision keeps the regime in force on its decision date
+KEEPS_58 = penalty(50, 50, "2025-06-15", CF_CFLB="罚款", CF_NR_FK="10")  # 令第58号: up to 3 years
+LAST_DAY_58 = penalty(51, 51, "2026-03-31", CF_CFLB="罚款", CF_NR_FK="10")
+USES_36 = penalty(52, 52, "2026-05-10", CF_CFLB="罚款", CF_NR_FK="10")  # 令第36号: 一般, 1 year
+SEVERE_527 = penalty(53, 53, "2020-03-02", CF_CFLB="吊销许可证件", CF_GSJZQ="2020-06-30")  # 严重: min 6 months
+BEFORE_527 = penalty(54, 54, "2019-03-01", CF_CFLB="罚款", CF_NR_FK="10")  # older than every regime: the earliest
+# the 安全生产 minimum only for 安全生产 penalties: kind `emergency`, or an AQ_WFDM code (rules.md §5)
+MARKET_PLAIN = {
+    k: v for k, v in penalty(60, 60, "2026-06-01", CF_NR_FK="10", CF_GSJZQ="2026-09-30").items() if k != "AQ_WFDM"
+}
+MARKET_CODED = penalty(61, 61, "2026-06-01", CF_NR_FK="10", CF_GSJZQ="2026-09-30", AQ_WFDM="OTHER")
+EMERGENCY_PLAIN = {
+    k: v for k, v in penalty(62, 62, "2026-06-01", CF_NR_FK="10", CF_GSJZQ="2026-09-30").items() if k != "AQ_WFDM"
+}
+# 公示修复 only once the penalty is performed (AQ_ZXZT 已执行 or 强制执行)
+REPAIR_UNPERFORMED = penalty(63, 63, "2025-06-01", CF_CFLB="吊销许可证件", AQ_ZXZT="未执行")
+REPAIR_ENFORCED = penalty(64, 64, "2025-06-01", CF_CFLB="吊销许可证件", AQ_ZXZT="强制执行")
+REPAIR_NO_STATUS = penalty(65, 65, "2025-06-01", CF_CFLB="吊销许可证件")
+
 REPAIRS = [
     credit_action(1, "公示修复", uscc(31), SEVERE_REPAIR_EARLY["CF_WSH"], "2026-03-01"),
     credit_action(2, "公示修复", uscc(32), SEVERE_REPAIR_LATE["CF_WSH"], "2026-08-01"),
     credit_action(3, "公示修复", uscc(33), ORDINARY_REPAIR["CF_WSH"], "2026-07-10"),
     credit_action(4, "公示修复", uscc(34), FUTURE_REPAIR["CF_WSH"], "2026-12-15"),
+    credit_action(5, "公示修复", uscc(63), REPAIR_UNPERFORMED["CF_WSH"], "2026-08-01"),
+    credit_action(6, "公示修复", uscc(64), REPAIR_ENFORCED["CF_WSH"], "2026-08-01"),
+    credit_action(7, "公示修复", uscc(65), REPAIR_NO_STATUS["CF_WSH"], "2026-08-01"),
 ]
 
 
@@ -108,10 +135,19 @@ def con(tmp_path_factory):
         FUTURE,
         PERSON_SEVERE,
         UNIT_FULL,
+        KEEPS_58,
+        LAST_DAY_58,
+        USES_36,
+        SEVERE_527,
+        BEFORE_527,
+        EMERGENCY_PLAIN,
+        REPAIR_UNPERFORMED,
+        REPAIR_ENFORCED,
+        REPAIR_NO_STATUS,
     ]
     c = build_warehouse(
         tmp_path_factory.mktemp("publicity"),
-        {"yjj": {"penalties": pens, "credit_actions": REPAIRS}},
+        {"yjj": {"penalties": pens, "credit_actions": REPAIRS}, "scj": {"penalties": [MARKET_PLAIN, MARKET_CODED]}},
         as_of=AS_OF,
         salt=SALT,
     )
@@ -161,9 +197,10 @@ def test_class_by_type_and_fine(con, case):
 
 
 def test_ordinary_window_boundaries(con):
-    assert publicity(con, ORDINARY)["publicity_until"] == date(2026, 11, 21)
-    assert public(con, ORDINARY) is None  # 2026-11-22: the day after, out
-    with rules_at(con, date(2026, 11, 21)):
+    assert publicity(con, ORDINARY)["publicity_until"] == date(2028, 11, 21)
+    with rules_at(con, date(2028, 11, 22)):
+        assert public(con, ORDINARY) is None  # the day after, out
+    with rules_at(con, date(2028, 11, 21)):
         assert public(con, ORDINARY) is not None  # last day in
     with rules_at(con, date(2025, 11, 22)):
         assert public(con, ORDINARY) is not None  # the decision day itself is in
@@ -173,7 +210,7 @@ def test_ordinary_window_boundaries(con):
 
 def test_severe_window_boundaries(con):
     p = publicity(con, SEVERE_END)
-    assert (p["publicity_class"], p["publicity_until"]) == ("严重", date(2026, 11, 22))
+    assert (p["publicity_regime"], p["publicity_until"]) == ("ndrc-order-58", date(2026, 11, 22))
     assert public(con, SEVERE_END)["publicity_until"] == date(2026, 11, 22)  # last day in
     with rules_at(con, date(2026, 11, 23)):
         assert public(con, SEVERE_END) is None
@@ -225,7 +262,7 @@ def test_repair_of_an_ordinary_penalty_and_the_safety_minimum(con):
 
 def test_repair_after_as_of_not_yet_applied(con):
     p = publicity(con, FUTURE_REPAIR)
-    assert p["repair_date"] is None and p["publicity_until"] == date(2027, 1, 9)
+    assert p["repair_date"] is None and p["publicity_until"] == date(2029, 1, 9)
 
 
 def test_revoked_penalty_absent(con):
@@ -286,3 +323,49 @@ def test_feed_ids_unique_stable_and_deterministic(con):
     assert len(feed.keys) == len(before) > 0
     ids = {r[0] for r in con.execute("SELECT penalty_id FROM rules.penalty_publicity").fetchall()}
     assert pid(UNIT_FULL) in ids and pid(REVOKED) in ids
+
+
+def test_a_2025_penalty_keeps_order_58_publicity(con):
+    # 令第36号 (from 2026-04-01) would publish a 一般 fine for 1 year; a 2025 decision keeps 令第58号's 3 years
+    p = publicity(con, KEEPS_58)
+    assert (p["publicity_regime"], p["publicity_class"]) == ("ndrc-order-58", "一般")
+    assert "第58号" in p["publicity_basis"]
+    assert (p["min_months"], p["max_months"], p["publicity_until"]) == (12, 36, date(2028, 6, 14))
+    assert public(con, KEEPS_58)["publicity_basis"] == p["publicity_basis"]
+    assert publicity(con, LAST_DAY_58)["publicity_regime"] == "ndrc-order-58"  # the day before 令第36号
+
+
+def test_a_2026_05_decision_uses_order_36(con):
+    p = publicity(con, USES_36)
+    assert (p["publicity_regime"], p["publicity_class"]) == ("ndrc-order-36", "一般")
+    assert "第36号" in p["publicity_basis"]
+    assert (p["max_months"], p["publicity_until"]) == (12, date(2027, 5, 9))
+
+
+def test_decisions_before_order_58_follow_notice_527(con):
+    p = publicity(con, SEVERE_527)
+    assert (p["publicity_regime"], p["publicity_class"]) == ("ndrc-2019-527", "严重")
+    # 严重失信 6 months – 3 years, no 安全生产 minimum in 527号: the department's date is kept within it
+    assert (p["min_months"], p["safety_min_applied"], p["publicity_until"]) == (6, False, date(2020, 9, 1))
+    assert publicity(con, BEFORE_527)["publicity_regime"] == "ndrc-2019-527"
+
+
+def test_safety_minimum_only_for_safety_penalties(con):
+    plain = publicity(con, MARKET_PLAIN)  # 市场监管, no AQ_WFDM: not a 安全生产 penalty
+    assert plain["department"] == "scj" and not plain["is_safety"] and not plain["safety_min_applied"]
+    assert (plain["min_months"], plain["publicity_until"]) == (3, date(2026, 9, 30))  # the department's date
+    coded = publicity(con, MARKET_CODED)  # carries a 安全生产 violation code
+    assert coded["is_safety"] and coded["safety_min_applied"]
+    assert coded["publicity_until"] == date(2027, 5, 31)
+    emergency = publicity(con, EMERGENCY_PLAIN)  # decided by an 应急管理 department (kind emergency)
+    assert emergency["is_safety"] and emergency["publicity_until"] == date(2027, 5, 31)
+
+
+def test_repair_only_once_the_penalty_is_performed(con):
+    for rec in (REPAIR_UNPERFORMED, REPAIR_NO_STATUS):
+        p = publicity(con, rec)
+        assert p["repair_date"] == date(2026, 8, 1) and p["repair_blocked"] and not p["repair_applied"]
+        assert p["publicity_until"] == date(2028, 5, 31) and public(con, rec) is not None
+    p = publicity(con, REPAIR_ENFORCED)  # 强制执行 counts as performed
+    assert p["execution_status"] == "强制执行" and p["repair_applied"] and not p["repair_blocked"]
+    assert p["publicity_until"] == date(2026, 7, 31) and public(con, REPAIR_ENFORCED) is None

@@ -200,7 +200,26 @@ def test_listed_unit_gets_every_unit_matter_until_the_entry_end(con):
         assert r["decision_no"] == e["decision_no"] and r["policy_version"] == policy_for(AS_OF).version
         assert r["penalty_id"] == "D" + hashlib.sha256(f"{AUTHORITY}|{e['decision_no']}".encode()).hexdigest()[:16]
     gp = next(r for r in got if r["matter"] == "government_procurement")
-    assert gp["measure_name"] == "政府采购" and "1001号" in gp["basis"]
+    assert gp["measure_name"] == "政府采购" and "政府采购法》第二十二条" in gp["basis"]
+
+
+def test_each_measure_cites_its_own_basis(con):
+    """rules.md §4: the safety regulators' measures rest on 1001号 §二(一); every other matter names
+    its own basis (a law where one provides it), and what could not be confirmed says so."""
+    e = entry(con, "unit", uscc(1))
+    got = {r["matter"]: r for r in rows(con, "SELECT * FROM rules.restrictions WHERE entry_id = ?", e["entry_id"])}
+    policy = {r["matter"]: r for r in rows(con, "SELECT * FROM policy_measures")}
+    safety = {"more_inspections", "key_supervision", "interview_training", "standardization", "market_entry"}
+    for matter, r in got.items():
+        assert r["basis"] == policy[matter]["basis"]
+        assert r["basis_unconfirmed"] == bool(policy[matter]["unconfirmed"]), matter
+        assert r["basis"].strip() not in ("发改财金〔2016〕1001号", "发改财金〔2016〕1001号 §二(一)"), matter
+        assert ("§二(一)" in r["basis"]) == (matter in safety | {"heavier_punishment"}), matter
+    assert "《中华人民共和国政府采购法实施条例》第十九条" in got["government_procurement"]["basis"]
+    assert "应急〔2025〕27号" in got["insurance_rate"]["basis"] and not got["insurance_rate"]["basis_unconfirmed"]
+    # the cross-department matters do not all share one citation
+    cross = [got[m]["basis"] for m in EXCHANGE_MATTERS - PERSON_ONLY - safety]
+    assert len(set(cross)) >= len(cross) - 1
 
 
 def test_listed_principal_gets_person_measures_only(con):

@@ -29,6 +29,8 @@ LISTING_FIELDS = (
     "ground",
     "ground_name",
     "basis",
+    "regime",
+    "decided",
     "decision_no",
     "authority",
     "decision_date",

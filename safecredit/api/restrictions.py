@@ -396,70 +396,9 @@ def known_at_source(snap: Snapshot, known_at: date) -> Source:
     return Source(version, as_of, parts["blacklist"], parts["restrictions"], parts["restrictions"] is None)
 
 
-<<<<<<< HEAD
 def answer_index(snap: Snapshot) -> AnswerIndex | None:
     """The snapshot's answer index (built by `warm`), None for a snapshot without one (`check`)."""
     return snap.cache.get("answers")
-=======
-LISTING_FIELDS = (
-    "entry_id",
-    "ground",
-    "ground_name",
-    "basis",
-    "regime",
-    "decided",
-    "decision_no",
-    "authority",
-    "decision_date",
-    "start_date",
-    "end_date",
-    "status",
-    "role",
-)
-MEASURE_FIELDS = (
-    "matter",
-    "name",
-    "measure",
-    "restricted_from",
-    "restricted_until",
-    "for_life",
-    "basis",
-    "source",
-    "entry_id",
-    "penalty_id",
-    "implementing_department",
-    "scope_industry",
-)
-
-
-def subject_index(snap: Snapshot, cur, feed: str) -> dict[tuple[str, str], list[dict]] | None:
-    """The served feed's rows grouped by (subject_type, subject_id), built once per snapshot.
-
-    A DuckDB query costs about a millisecond however small; the restriction answer is the hot path
-    (approval offices, batches of 1,000), so the served blacklist and restrictions rows are grouped
-    in memory when the snapshot is built (`SnapshotManager`) or on first use."""
-    if not snap.has(feed) or not {"subject_id", "subject_type"} <= set(snap.feeds[feed].columns):
-        return None
-    key = ("by_subject", feed)
-    idx = snap.cache.get(key)
-    if idx is None:
-        idx = {}
-        for row in fetch(cur, f'SELECT * FROM "{feed}"'):
-            idx.setdefault((row.get("subject_type"), row.get("subject_id")), []).append(row)
-        snap.cache[key] = idx
-    return idx
-
-
-def unit_names(snap: Snapshot, cur) -> dict[str, str]:
-    """uscc → name from the served credit_scores feed (every registered unit has a score)."""
-    names = snap.cache.get("unit_names")
-    if names is None:
-        names = {}
-        if snap.has("credit_scores") and {"uscc", "name"} <= set(snap.feeds["credit_scores"].columns):
-            names = dict(cur.execute('SELECT uscc, any_value(name) FROM "credit_scores" GROUP BY uscc').fetchall())
-        snap.cache["unit_names"] = names
-    return names
->>>>>>> regimes
 
 
 def warm(snap: Snapshot) -> None:

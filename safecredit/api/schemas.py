@@ -19,7 +19,11 @@ class Listing(BaseModel):
     entry_id: str | None = None
     ground: str | None = None
     ground_name: str | None = None
-    basis: str | None = None
+    basis: str | None = Field(
+        None, description="the legal basis of the entry's list (its regime's, or its department's)"
+    )
+    regime: str | None = Field(None, description="aq11 (应急管理部令第11号) | industry | … (rules.md §3)")
+    decided: bool | None = Field(None, description="true: a written listing decision backs the entry; false: inferred")
     decision_no: str | None = None
     authority: str | None = None
     decision_date: str | None = None

@@ -146,7 +146,8 @@ RESTRICTIONS_COLUMNS: dict[str, tuple[str, str]] = {
     "measure_name": ("惩戒事项", "惩戒事项的中文名称"),
     "measure": ("惩戒措施", "对该事项采取的措施"),
     "implementing_department": ("实施部门", "实施该措施的部门"),
-    "basis": ("依据", "联合惩戒措施所依据的文件条款"),
+    "basis": ("依据", "该惩戒措施自身的法律或文件依据（政策数据 measures.basis）"),
+    "basis_unconfirmed": ("依据待核实", "true 表示该依据的条款未能与原文核对（政策中标记 unconfirmed）"),
     "scope_industry": ("限制行业范围", "仅限本行业时的行业；空表示不限行业"),
     "restricted_from": ("限制起始日期", "YYYY-MM-DD"),
     "restricted_until": ("限制截止日期", "YYYY-MM-DD，当日起解除（不含当日）；空表示终身"),
@@ -180,6 +181,11 @@ PENALTIES_PUBLIC_COLUMNS: dict[str, tuple[str, str]] = {
     "data_source": ("数据来源单位", "提供该处罚的单位"),
     "data_source_code": ("数据来源单位统一社会信用代码", "数据来源单位的统一社会信用代码"),
     "publicity_class": ("失信程度", "轻微 / 一般 / 严重（决定公示期限）"),
+    "publicity_basis": (
+        "公示期限依据",
+        "处罚决定日期当日施行的公示规定：发改办财金〔2019〕527号、国家发展改革委令第58号（2023-05-01 起）"
+        "或第36号（2026-04-01 起）/ the publicity rules in force on the decision date",
+    ),
     "publicity_start": ("公示起始日期", "YYYY-MM-DD（处罚决定日期）"),
     "publicity_until": ("公示截止期", "YYYY-MM-DD，公示的最后一日（含）"),
     "source_department": ("来源部门", "提供该处罚的部门标识"),
@@ -222,6 +228,46 @@ PREMIUM_FACTORS_COLUMNS: dict[str, tuple[str, str]] = {
     "worksheet": (
         "计算底稿",
         "复算系数所需的全部输入：各浮动因素（含暂无数据而跳过的因素及原因）或经验费率各项（JSON）",
+    ),
+    **_COMMON,
+}
+
+INCENTIVES_COLUMNS: dict[str, tuple[str, str]] = {
+    "uscc": _USCC,
+    "name": ("单位名称", "单位名称"),
+    "eligible": ("符合守信激励", "true 表示数据可核验的守信条件均满足（安监总办〔2017〕133号）"),
+    "credit_grade": ("安全生产信用等级", "credit_scores 的等级 A/B/C/D"),
+    "conditions": ("守信条件", "各条件及其状态 met / not_met / not_checked（数据无法核验）（JSON）"),
+    "conditions_not_met": ("未满足的条件", "状态为 not_met 的条件代码（列表）"),
+    "conditions_not_checked": ("未核验的条件", "数据无法核验（not_checked）的条件代码（列表）"),
+    "incentives": (
+        "激励措施",
+        "符合时可享受的守信激励措施目录：代码、名称、措施、实施部门、依据、依据是否待核实（JSON 列表；不符合时为空）",
+    ),
+    **_COMMON,
+}
+
+INJURY_INSURANCE_COLUMNS: dict[str, tuple[str, str]] = {
+    "uscc": _USCC,
+    "name": ("单位名称", "单位名称"),
+    "industry_code": ("行业代码", "登记的国民经济行业代码（GB/T 4754）"),
+    "division": ("行业大类", "行业代码的两位大类，用于确定工伤保险行业风险类别"),
+    "injury_class": ("行业风险类别", "工伤保险行业风险类别 1–8（人社部发〔2015〕71号）"),
+    "unclassified": ("未能归类", "true 表示行业代码未匹配任何大类，按政策默认类别计算"),
+    "base_rate_percent": ("基准费率（%）", "该类别的行业基准费率，占工资总额的百分比"),
+    "accidents": ("近3年事故起数", "窗口期内归属本单位的生产安全（责任）事故起数"),
+    "deaths": ("近3年死亡人数", "上述事故的死亡人数"),
+    "serious_injuries": ("近3年重伤人数", "上述事故的重伤人数"),
+    "listed": ("列入失信名单", "true 表示当前处于严重失信主体名单（listed）期间"),
+    "credit_grade": ("安全生产信用等级", "credit_scores 的等级 A/B/C/D"),
+    "standardization": ("安全生产标准化等级", "一级/二级/三级/无"),
+    "step": ("建议浮动档次", "相对基准费率的档次：-2 50%、-1 80%、0 100%、1 120%、2 150%"),
+    "multiplier": ("浮动比例", "该档次对应的基准费率倍数"),
+    "suggested_rate_percent": ("建议费率（%）", "基准费率 × 浮动比例，保留4位小数"),
+    "worksheet": (
+        "计算底稿",
+        "复算所需全部输入：类别与依据、窗口期、事故明细、名单条目、信用等级、标准化等级、各浮动规则"
+        "（是否满足、档次增减、依据）、合计、上下限、档次与倍数（JSON）",
     ),
     **_COMMON,
 }
@@ -330,6 +376,24 @@ FEEDS: Mapping[str, FeedSpec] = _registry(
         ("entry_id",),
         LISTING_CANDIDATES_COLUMNS,
         "各决定机关的待办：未有书面列入决定、仍在告知或按推定限制的条目（rules.md §3）。仅供决定机关。",
+    ),
+    FeedSpec(
+        "incentives",
+        "守信联合激励",
+        "restrictions:read",
+        ("uscc",),
+        INCENTIVES_COLUMNS,
+        "每个登记单位一行：是否符合守信激励、各条件的核验状态、可享受的激励措施及其依据（rules.md §4、§6）。"
+        "GET /v1/incentives/{uscc} 的答复即本表该单位的一行。",
+    ),
+    FeedSpec(
+        "injury_insurance_factors",
+        "工伤保险浮动费率建议",
+        "premium:read",
+        ("uscc",),
+        INJURY_INSURANCE_COLUMNS,
+        "每个登记单位一行：行业风险类别、基准费率、近3年事故与伤亡、名单状态、信用等级、标准化等级与建议浮动档次"
+        "（rules.md §7a）。GET /v1/injury-insurance/{uscc} 的答复即本表该单位的一行。",
     ),
 )
 
