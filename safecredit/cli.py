@@ -226,15 +226,22 @@ def keys() -> None:
 @keys.command("create")
 @click.option("--consumer", required=True)
 @click.option(
-    "--scopes", required=True, help="Comma-separated: restrictions:read, lists:read, credit:read, premium:read."
+    "--scopes",
+    required=True,
+    help="Comma-separated: restrictions:read, lists:read, credit:read, premium:read, candidates:read.",
 )
 @click.option("--rate", "rate", type=float, default=None, help="Requests per second for this consumer (default 100).")
 @click.option("--burst", "burst", type=int, default=None, help="Burst size for this consumer (default 1000).")
+@click.option(
+    "--authority",
+    default=None,
+    help="USCC of the deciding authority whose queue GET /v1/candidates answers this key (candidates:read).",
+)
 @click.option("--home", default=None, help=HOME_HELP)
 @click.option("--db-url", "db_url", default=None, help=DB_URL_HELP)
-def keys_create(consumer, scopes, rate, burst, home, db_url) -> None:
+def keys_create(consumer, scopes, rate, burst, authority, home, db_url) -> None:
     """Print a new API key, alone on the last line (shown once; stored hashed)."""
-    info, key = _keys(home, db_url).create(consumer, scopes, rate_per_second=rate, burst=burst)
+    info, key = _keys(home, db_url).create(consumer, scopes, rate_per_second=rate, burst=burst, authority=authority)
     _print_key(info, key, "new key")
 
 

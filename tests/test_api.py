@@ -650,3 +650,44 @@ def test_snapshot_switches_to_a_new_publication_without_a_failed_request(pipelin
         assert nxt["version"] == newest and nxt["items"][0]["entry_id"] > mid["items"][-1]["entry_id"]
     finally:
         srv.stop()
+
+
+def test_incentives_injury_insurance_and_an_authoritys_candidates(server, keys, data, home):
+    """exchange.md §2's routes for the seeds' other duties: 守信激励 and 工伤保险 by unit, each under its
+    scope, and GET /v1/candidates answering only the queue of the authority its key is bound to."""
+    import duckdb
+
+    unit = data["scored_unit"]
+    inc = server.get(f"/v1/incentives/{unit}", keys["restrictions:read"])
+    assert inc.status_code == 200, inc.text
+    assert inc.json()["uscc"] == unit and "eligible" in inc.json()
+    is_problem(server.get(f"/v1/incentives/{unit}", keys["premium:read"]), 403)
+    inj = server.get(f"/v1/injury-insurance/{unit}", keys["premium:read"])
+    assert inj.status_code == 200, inj.text
+    assert inj.json()["uscc"] == unit and inj.json()["version"] == data["version"]
+    is_problem(server.get(f"/v1/injury-insurance/{unit}", keys["credit:read"]), 403)
+
+    index = json.loads((home / "exports" / "index.json").read_text(encoding="utf-8"))
+    latest = index["feeds"]["listing_candidates"]["latest"]
+    parquet = home / "exports" / "listing_candidates" / latest / "full.parquet"
+    queues = dict(
+        duckdb.sql(f"SELECT authority_code, count(*) FROM '{parquet}' GROUP BY ALL ORDER BY 2 DESC, 1").fetchall()
+    )
+    assert queues, "the test publication has no listing candidates"
+    authority, expected = next(iter(queues.items()))
+    ks = server.service.keys
+    bound = ks.create("某应急管理局", ["candidates:read"], authority=authority)[1]
+    unbound = ks.create("未绑定机关", ["candidates:read"])[1]
+    ids, cursor = [], None
+    while True:
+        page = server.get("/v1/candidates" + (f"?cursor={cursor}" if cursor else "?limit=7"), bound)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        assert {x["authority_code"] for x in body["items"]} <= {authority}
+        ids += [x["entry_id"] for x in body["items"]]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    assert len(ids) == expected == len(set(ids)) and ids == sorted(ids)
+    assert "--authority" in is_problem(server.get("/v1/candidates", unbound), 403)["detail"]
+    is_problem(server.get("/v1/candidates", keys["all"]), 403)  # without candidates:read

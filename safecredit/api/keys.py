@@ -25,12 +25,13 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine, select
 
+from safecredit.codes import is_valid_uscc, normalise_code
 from safecredit.errors import ConfigError, UserError
 
-from .models import ApiKey, AuditLog, Consumer, utcnow  # noqa: F401  (AuditLog: create_all)
+from .models import ApiKey, AuditLog, Consumer, KeyAuthority, utcnow  # noqa: F401  (AuditLog: create_all)
 
-# candidates:read reads the listing_candidates feed's files (exchange.md §2); binding such a key to
-# one deciding authority belongs to GET /v1/candidates
+# candidates:read reads the listing_candidates feed's files (exchange.md §2); GET /v1/candidates answers
+# only the deciding authority its key is bound to (`keys create --authority CODE`)
 SCOPES = ("restrictions:read", "lists:read", "credit:read", "premium:read", "candidates:read")
 KEY_PREFIX = "sck"
 DEFAULT_RATE = 100.0  # requests per second per key (exchange.md §2)
@@ -126,14 +127,26 @@ class KeyService:
         return row, key
 
     def create(
-        self, consumer: str, scopes: str | list[str], *, rate_per_second: float | None = None, burst: int | None = None
+        self,
+        consumer: str,
+        scopes: str | list[str],
+        *,
+        rate_per_second: float | None = None,
+        burst: int | None = None,
+        authority: str | None = None,
     ) -> tuple[dict, str]:
-        """A new key for `consumer` (created if new; its limits updated when given)."""
+        """A new key for `consumer` (created if new; its limits updated when given); `authority`, the
+        USCC of the deciding authority whose candidates queue a `candidates:read` key reads."""
         name = (consumer or "").strip()
         if not name or len(name) > 200:
             raise ConfigError("使用方名称不能为空且不超过200字符。", "The consumer name must be 1–200 characters.")
         wanted = parse_scopes(scopes)
         self._check_limits(rate_per_second, burst)
+        if authority is not None and not is_valid_uscc(normalise_code(authority)):
+            raise ConfigError(
+                f"--authority 须为决定机关的统一社会信用代码：{authority!r} 不是有效代码。",
+                f"--authority must be the deciding authority's unified social credit code: {authority!r} is not valid.",
+            )
         with Session(self.engine) as s:
             c = s.exec(select(Consumer).where(Consumer.name == name)).first()
             if c is None:
@@ -145,6 +158,8 @@ class KeyService:
                 c.burst = int(burst)
             s.flush()
             row, key = self._new_key(s, c, wanted)
+            if authority is not None:
+                s.add(KeyAuthority(key_id=row.key_id, authority_code=normalise_code(authority)))
             s.commit()
             s.refresh(row)
             s.refresh(c)
@@ -277,3 +292,10 @@ def format_when(value: str | None) -> str:
     if not value:
         return "-"
     return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M")
+
+
+def authority_of(engine, key_id: str) -> str | None:
+    """The deciding authority a key is bound to (None: not bound)."""
+    with Session(engine) as s:
+        row = s.get(KeyAuthority, key_id)
+        return row.authority_code if row else None

@@ -44,6 +44,16 @@ class ApiKey(SQLModel, table=True):
     replaced_by: str | None = Field(default=None, max_length=32)  # set by rotate
 
 
+class KeyAuthority(SQLModel, table=True):
+    """The deciding authority a `candidates:read` key is bound to (exchange.md §2): its own table, so
+    a service database made before it gains it by `create_all`."""
+
+    __tablename__ = "key_authorities"
+
+    key_id: str = Field(primary_key=True, max_length=32)
+    authority_code: str = Field(max_length=18, index=True)
+
+
 class AuditLog(SQLModel, table=True):
     """Every /v1 call: who, which route, which code (persons masked), when, answer version, status."""
 

@@ -50,7 +50,17 @@ def _decode_cursor(cursor: str) -> dict:
         ) from None
 
 
-def page_of(r: Reader, feed: str, *, since_version: str | None, cursor: str | None, limit: int) -> dict:
+def page_of(
+    r: Reader,
+    feed: str,
+    *,
+    since_version: str | None,
+    cursor: str | None,
+    limit: int,
+    match: tuple[str, str] | None = None,
+) -> dict:
+    """One page of a feed's rows in id order (or of its changes since a version); `match` = (column,
+    value) keeps only the rows whose column holds that value (a deciding authority's queue)."""
     require_feed(r.snap, feed)
     served = r.snap.feeds[feed]
     pos = _decode_cursor(cursor) if cursor else None
@@ -72,12 +82,15 @@ def page_of(r: Reader, feed: str, *, since_version: str | None, cursor: str | No
     if not idc:
         raise ApiProblem(404, f"feed {feed} has no id column to page by", f"数据集 {feed} 无法分页", kind="not-found")
     after = pos["k"] if pos else None
-    where = f'WHERE "{idc}" > ?' if after is not None else ""
-    rows = fetch(
-        r.cur,
-        f'SELECT * FROM {rel} {where} ORDER BY "{idc}" LIMIT ?',
-        [*([after] if after is not None else []), limit + 1],
-    )
+    conditions, params = [], []
+    if after is not None:
+        conditions.append(f'"{idc}" > ?')
+        params.append(after)
+    if match is not None:
+        conditions.append(f'"{match[0]}" = ?')
+        params.append(match[1])
+    where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
+    rows = fetch(r.cur, f'SELECT * FROM {rel} {where} ORDER BY "{idc}" LIMIT ?', [*params, limit + 1])
     more = len(rows) > limit
     rows = rows[:limit]
     nxt = _encode_cursor({"f": feed, "v": version, "s": None, "k": str(rows[-1][idc])}) if more and rows else None
