@@ -61,6 +61,7 @@ def _sources_of(feed: str) -> set[str]:
     "published; a failure blocks the publication and is recorded as a failed version.",
 )
 def publication_gate(context: dg.AssetCheckExecutionContext, exchange: ExchangeResource):
+    from safecredit import reuse
     from safecredit.publish import gate
 
     pol = exchange.policy()
@@ -71,13 +72,20 @@ def publication_gate(context: dg.AssetCheckExecutionContext, exchange: ExchangeR
     failures: dict[tuple[str, str], list[dict]] = {}
     rows: dict[str, int] = {}
     with exchange.warehouse("publication gate") as con:
+        # the rows' own assertions judged the same rule tables before (same fingerprint) and passed:
+        # the verdict stands; shrink and freshness depend on what is served and on today, and run
+        built_from = reuse.fingerprint_of(con, "rules")
+        rows_passed = built_from is not None and exchange.reused(con, "gate", built_from) is not None
         for feed in gate.present_feeds(con):
             rows[feed] = con.execute(f"SELECT count(*) FROM rules.{feed}").fetchone()[0]
             prev = pub.latest(feed)
             prev_rows = pub.read_manifest(feed, prev).get("row_count") if prev else None
-            failures[(feed, "unique_ids")] = gate.duplicate_ids(con, feed)
-            failures[(feed, "no_full_id_numbers")] = gate.full_id_numbers(con, feed)
+            failures[(feed, "unique_ids")] = [] if rows_passed else gate.duplicate_ids(con, feed)
+            failures[(feed, "no_full_id_numbers")] = [] if rows_passed else gate.full_id_numbers(con, feed)
             failures[(feed, "shrink_within_policy")] = gate.shrink(feed, rows[feed], prev_rows, prev, max_shrink)
+        row_checks = [fs for (_, name), fs in failures.items() if name in ("unique_ids", "no_full_id_numbers")]
+        if built_from is not None and not any(row_checks):
+            reuse.record(con, "gate", built_from)
     stale = gate.staleness_failures(exchange.paths.raw, max_stale, now)
     for feed in rows:
         failures[(feed, "sources_fresh")] = [f for f in stale if f["dataset"] in _sources_of(feed)]
