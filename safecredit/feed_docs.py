@@ -32,9 +32,11 @@ Rows are in stable-id order in every file. `full.jsonl`: one JSON object per row
 order, UTF-8 unescaped, no spaces; dates and times ISO 8601 (a time-zone-aware timestamp in UTC,
 `+00:00`), decimals as numbers (as exact strings beyond 15 significant digits), non-finite floats
 as `null`, bytes as base64, lists and structs as arrays and objects. `full.csv`: UTF-8 with BOM,
-CRLF, the Chinese headers below, the JSON value of each cell (text unquoted, `''` for null, lists
-and structs as their JSON text), quoted only where needed; text starting with `=`, `+`, `-`, `@`,
-tab or CR gets a leading `'` so that Excel does not run it as a formula. `delta.jsonl`:
+CRLF, the Chinese headers below, the flat columns only — the ones a spreadsheet user reads; list
+and struct columns (score components, worksheets, condition lists) are in `full.parquet` and
+`full.jsonl` — the JSON value of each cell (text unquoted, `''` for null), quoted only where
+needed; text starting with `=`, `+`, `-`, `@`, tab or CR gets a leading `'` so that Excel does not
+run it as a formula. `delta.jsonl`:
 `{"op":"ADD"|"MOD"|"DEL","id":…,"record":…}` against the previous version, in id order (a
 composite id is an array). A data file whose bytes did not change since the previous version is a
 hard link to that version's file.
@@ -44,7 +46,9 @@ Since the publication runs in DuckDB (issue 10), bytes differ from earlier versi
 details are not kept: the Arrow schema metadata, `large_string` (read back as `string`), timestamp
 units (as DuckDB writes them)); a timestamp with a time zone other than UTC is written in UTC; an interval is its
 total seconds; a decimal with more than 21 digits after the point is written in plain notation.
-The full-ID-number guard also reads text inside lists and structs.
+The full-ID-number guard also reads text inside lists and structs. Since issue 10 §6, `full.csv`
+leaves out list and struct columns (they were their JSON text, most of the bytes of
+`credit_scores` and `premium_factors`).
 """
 
 

@@ -234,8 +234,10 @@ class Session:
             "(FORMAT parquet, COMPRESSION zstd)"
         )
         fsutil.fsync_file(parquet)
-        header = _csv_header(staged.spec.headers([n for n, _ in staged.columns]))
-        csv_lines = self._in_order(feed, csv_line_sql(staged.columns))
+        # the CSV is for spreadsheets: its flat columns (lists and structs stay in Parquet and JSONL)
+        flat = [(n, t) for n, t in staged.columns if is_scalar(t)]
+        header = _csv_header(staged.spec.headers([n for n, _ in flat]))
+        csv_lines = self._in_order(feed, csv_line_sql(flat))
         csv_entry = _write_stream(out_dir / "full.csv", csv_lines, header)
         jsonl_lines = self._in_order(feed, f"{LINE} || chr(10)")
         return [file_entry(parquet, staged.rows), csv_entry, _write_stream(out_dir / "full.jsonl", jsonl_lines)]
