@@ -154,12 +154,18 @@ def test_scores_and_grades(con, i, points, grade):
         (10, ["REPEATED_ACCIDENTS"], 55),
         (12, ["CONCEALED_ACCIDENT"], 65),
         (13, ["LISTED"], 67),
-        (23, ["LISTED"], 63),  # 情节特别严重 (severe, −12) is also ground B4
     ],
 )
 def test_forced_d(con, i, reasons, points):
     s = score(con, i)
     assert (s["grade"], s["forced_d"], s["forced_reasons"], s["score"]) == ("D", True, reasons, Decimal(points))
+
+
+def test_an_inferred_b4_is_not_on_the_list_so_it_forces_no_d(con):
+    """情节特别严重 (severe, −12) also grounds B4, but without a listing decision the entry is pending
+    (rules.md §3: "on the list" means status listed; an inferred B4 never restricts)."""
+    s = score(con, 23)
+    assert (s["grade"], s["forced_d"], s["score"]) == ("C", False, Decimal(63))
 
 
 def test_components_cite_their_records(con):
