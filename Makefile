@@ -7,7 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 export GX_ANALYTICS_ENABLED := false
 export DAGSTER_DISABLE_TELEMETRY := 1
-PYTEST_ARGS ?= --durations=25
+# two workers (pytest-xdist), a test module per worker: the suite waits on servers, browsers and
+# subprocesses as much as it computes, so both cores stay busy
+PYTEST_ARGS ?= -n 2 --dist loadfile --durations=25
 
 .PHONY: install demo test lint format bench clean system-deps
 
