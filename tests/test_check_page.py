@@ -119,6 +119,8 @@ def test_sign_in_check_a_list_print_and_sign_out(server, home, data, page):
     detail = unit_row.locator("xpath=following-sibling::tr[1]").inner_text()
     entry = server.post("/v1/restrictions/lookup", key, json={"code": data["unit"], "matter": matter}).json()
     assert entry["listings"][0]["entry_id"] in detail  # the entry behind the restriction, with its basis
+    decided = entry["listings"][0]["decided"]  # whether a written decision backs it (rules.md §3)
+    assert decided is not None and ("认定决定" if decided else "规则推定") in detail
     assert page.locator(f'tr.row[data-code="{"*" * 14 + person[-4:]}"]').count() == 1
     assert "不受限" in page.locator(f'tr.row[data-code="{data["clean_unit"]}"]').inner_text()
     assert page.locator("tr.row").count() == 3 + bool(rewarded)  # the duplicate answered once

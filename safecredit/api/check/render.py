@@ -27,11 +27,9 @@ PDF_TIMEOUT = 120  # seconds: chromium's start and a 1,000-code report on a busy
 
 
 def decision_kind(entry: dict[str, Any]) -> str:
-    """决定 (a decision names the entry) or 推定 (the rules inferred it from department records).
-
-    TODO(entry provenance): blacklist entries are getting `regime`, `basis`, `authority` and
-    `decided` from another branch; once they do, add `decided` to `restrictions.LISTING_FIELDS`
-    and this shows it. Until then the answer has no such field and the page says so."""
+    """决定 (a written listing decision backs the entry) or 推定 (the rules inferred it from the
+    department's records, rules.md §3): the listing's `decided`. A publication made before entries
+    carried it has no such field, and the page says so."""
     decided = entry.get("decided")
     if decided is None:
         return "未标注 (not given)"
