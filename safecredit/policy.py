@@ -145,12 +145,14 @@ def unconfirmed_values(policy: Policy) -> list[dict]:
     def walk(where: str, node) -> None:
         if isinstance(node, dict):
             if node.get("unconfirmed") is True:
-                shown = {k: v for k, v in node.items() if k not in ("unconfirmed", "basis", "note")}
+                # the cited text is `basis` (measures, publicity) or `source` (regimes' rows)
+                cite = "basis" if node.get("basis") else "source"
+                shown = {k: v for k, v in node.items() if k not in ("unconfirmed", cite, "note")}
                 out.append(
                     {
                         "where": where,
                         "value": ", ".join(f"{k}={v}" for k, v in shown.items()),
-                        "basis": str(node.get("basis", "")),
+                        "basis": str(node.get(cite) or ""),
                         "note": str(node.get("note", "")),
                     }
                 )

@@ -806,7 +806,8 @@ def render_report(
     )
     a("</div></section>")
 
-    a(decisions_section(con, esc, _card))
+    if {"rules.blacklist", "rules.listing_candidates"} <= _tables(con):  # a warehouse the rules ran on
+        a(decisions_section(con, esc, _card))
 
     if unconfirmed is not None:
         from safecredit.unconfirmed import unconfirmed_html

@@ -202,12 +202,11 @@ def build_generated_warehouse(tmp_path: Path, seed: int, scale: int, salt: str =
     as_of = date.fromisoformat(meta["end"])
     con = connect(tmp_path / "warehouse.duckdb")
     pol = policy_for(as_of)
-    for ds in ("enterprises", "penalties", "accidents", "intermediary_ratings", "credit_actions"):
+    for ds in DATASETS:
         load_raw(con, raw, sorted(d.name for d in data.iterdir() if (d / ds).is_dir()), ds)
         stage(con, ds, pol.get("publication.hold_back", {}))
-    kinds = {d: KINDS[d] for d in KINDS if (data / d).is_dir()}
     run_subjects(con, as_of, pol, salt)
-    run_rules(con, as_of, pol, salt, department_kinds=kinds)
+    run_rules(con, as_of, pol, salt, departments=departments({d: KINDS[d] for d in KINDS if (data / d).is_dir()}))
     return con, meta
 
 

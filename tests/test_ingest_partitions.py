@@ -108,6 +108,8 @@ def test_dropping_the_warehouse_and_replaying_reproduces_staged_tables(pipeline_
     src = pipeline_run["home"]
     shutil.copytree(src / "raw", tmp_path / "raw")
     shutil.copytree(src / "keys", tmp_path / "keys")
+    # the sources file stays with the home: each department's kind chooses its list regime
+    shutil.copy(pipeline_run["sources"], tmp_path / "sources.yaml")
     summary = run_pipeline(str(tmp_path), None, pipeline_run["as_of"], replay=True)
     assert summary.ok and summary.published
     a = duckdb.connect(str(src / "warehouse" / "warehouse.duckdb"), read_only=True)

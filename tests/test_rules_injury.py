@@ -21,7 +21,7 @@ def con(tmp_path_factory):
             "enterprises": [
                 enterprise(COAL, QY_HYDM="B0610"),  # 煤炭开采和洗选: class 8
                 enterprise(METAL, QY_HYDM="C3311"),  # 金属制品: class 4
-                enterprise(BUSINESS, QY_HYDM="L7211"),  # 商务服务: class 2
+                enterprise(BUSINESS, QY_HYDM="F5211"),  # 零售: class 2, and 商贸 is in 11号令's scope
                 enterprise(SOFTWARE, QY_HYDM="I6510", QY_BZHDJ="一级"),  # 软件: class 1, floats up only
                 enterprise(UNKNOWN, QY_HYDM="X9999"),
             ],

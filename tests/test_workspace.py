@@ -60,7 +60,15 @@ def test_lineage_per_table_and_blocking_gate():
     assert up["rules/intermediary_ratings"] >= {"staged/intermediary_ratings", "rules/blacklist"}
     assert up["rules/penalties_public"] == {"subjects/resolved", "staged/credit_actions"}
     assert up["subjects/resolved"] == {
-        f"staged/{d}" for d in ("enterprises", "penalties", "accidents", "intermediary_ratings", "credit_actions")
+        f"staged/{d}"
+        for d in (
+            "enterprises",
+            "penalties",
+            "accidents",
+            "intermediary_ratings",
+            "credit_actions",
+            "listing_decisions",
+        )
     }
     rules = dg.AssetKey(["rules", "blacklist"])
     assert not defs.resolve_assets_def(rules).can_subset
