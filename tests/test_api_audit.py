@@ -12,9 +12,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+from api_server import copy_home, running, shared_cluster
 from sqlalchemy import text
-
-from tests.api_server import copy_home, running, shared_cluster
 
 
 @pytest.fixture(scope="module")
