@@ -53,15 +53,17 @@ def code_digest() -> str:
     return h.hexdigest()
 
 
-def landed_fetches(raw_root: Path, dataset: str) -> list[tuple[str, Path]]:
-    """The complete fetches of `dataset` that hold records, (department, directory), in load order.
-    A pull that found nothing new adds no record to the raw table."""
-    return [
-        (dept, fetch)
-        for dept in landed_departments(raw_root, dataset)
-        for fetch in SourceDir(raw_root, dept, dataset).fetches()
-        if json.loads((fetch / MANIFEST).read_bytes()).get("rows", 1)
-    ]
+def landed_fetches(raw_root: Path, dataset: str) -> list[tuple[str, Path, str]]:
+    """The complete fetches of `dataset` that hold records, (department, directory, sha256 of its
+    manifest), in load order; each manifest read once. A pull that found nothing new adds no record
+    to the raw table."""
+    out = []
+    for dept in landed_departments(raw_root, dataset):
+        for fetch in SourceDir(raw_root, dept, dataset).fetches():
+            text = (fetch / MANIFEST).read_bytes()
+            if json.loads(text).get("rows", 1):
+                out.append((dept, fetch, hashlib.sha256(text).hexdigest()))
+    return out
 
 
 def _fetch_key(dept: str, fetch: Path) -> str:
@@ -80,7 +82,8 @@ def stage_landed(
 
     step = f"staged:{dataset}"
     code = digest(code_digest(), hold_back)
-    fetches = landed_fetches(raw_root, dataset)
+    landed = landed_fetches(raw_root, dataset)
+    fetches = [(d, f) for d, f, _ in landed]
     keys = [_fetch_key(d, f) for d, f in fetches]
     _ensure(con)
     row = con.execute(f"SELECT fingerprint, outputs FROM {LEDGER} WHERE step = ?", [step]).fetchall()
@@ -95,8 +98,9 @@ def stage_landed(
     forget(con, step)
     load_raw(con, raw_root, landed_departments(raw_root, dataset), dataset)
     counts = stage(con, dataset, hold_back)
-    manifests = [hashlib.sha256((f / MANIFEST).read_bytes()).hexdigest() for _, f in fetches]
-    record(con, step, digest(code, keys, manifests), {"code": code, "fetches": keys, "counts": counts})
+    record(
+        con, step, digest(code, keys, [sha for *_, sha in landed]), {"code": code, "fetches": keys, "counts": counts}
+    )
     return counts, "staged"
 
 

@@ -278,12 +278,7 @@ class Publisher(FeedStore):
             raise ValueError(f"unknown feed(s) {unknown}; known: {sorted(self.specs)}")
         if not isinstance(policy_version, str) or not policy_version:
             raise ValueError("policy_version must be a non-empty string")
-        common = {
-            "as_of": _as_date(as_of).isoformat(),
-            "policy_version": policy_version,
-            "held_back": json_value([dict(h) for h in held_back]),
-            "run_info": json_value(dict(run_info or {})),
-        }
+        common = _run_fields(as_of, policy_version, held_back, run_info)
         override_rec = _check_override(override)
         shrink = self.max_shrink if max_shrink is _DEFAULT else max_shrink
         hooks = [] if assertions is None else [assertions] if callable(assertions) else list(assertions)
@@ -431,12 +426,7 @@ class Publisher(FeedStore):
         warehouse's ledger knows): what `publish` would write for the same rows — every data file a
         hard link to `version`'s, an empty delta — without rendering a row. None when `version` is
         not what every feed it published still serves (restored, pruned, superseded): publish then."""
-        common = {
-            "as_of": _as_date(as_of).isoformat(),
-            "policy_version": policy_version,
-            "held_back": json_value([dict(h) for h in held_back]),
-            "run_info": json_value(dict(run_info or {})),
-        }
+        common = _run_fields(as_of, policy_version, held_back, run_info)
         with self._writing():
             names = [f for f in self.feed_names() if V.find_item(self.versions(f), version)]
             if not names or any(self.latest(f) != version for f in names):
@@ -699,3 +689,13 @@ def _link_full_files(src: Path, out: Path, manifest: dict) -> list[FileEntry]:
     for name in DATA_FILES[:3]:
         _link_or_copy(src / name, out / name)
     return [FileEntry(n, entries[n]["size"], entries[n]["sha256"], entries[n]["rows"]) for n in DATA_FILES[:3]]
+
+
+def _run_fields(as_of: date | str, policy_version: str, held_back: Iterable[Mapping], run_info: Mapping | None) -> dict:
+    """What a run says of itself in every manifest of its version."""
+    return {
+        "as_of": _as_date(as_of).isoformat(),
+        "policy_version": policy_version,
+        "held_back": json_value([dict(h) for h in held_back]),
+        "run_info": json_value(dict(run_info or {})),
+    }
