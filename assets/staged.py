@@ -55,7 +55,7 @@ def _contract_check(dataset: str) -> dg.AssetChecksDefinition:
     def _check(context: dg.AssetCheckExecutionContext, exchange: ExchangeResource) -> dg.AssetCheckResult:
         from safecredit import reuse
         from safecredit.contracts import load_contract
-        from safecredit.gx_suites import validate_frame
+        from safecredit.gx_suites import BATCH_ROWS, validate_reader
 
         contract = load_contract(dataset)
         cols = ", ".join(f.name for f in contract.fields if f.type != "list")
@@ -63,10 +63,11 @@ def _contract_check(dataset: str) -> dg.AssetChecksDefinition:
             # the suite's verdict on the same staged tables (same fingerprint) is still the verdict
             staged_as = reuse.fingerprint_of(con, f"staged:{dataset}")
             summary = exchange.reused(con, f"contract_suite:{dataset}", staged_as) if staged_as else None
-            if summary is None:
-                frame = con.sql(f"SELECT {cols} FROM staged.{dataset}_current").to_arrow_table().to_pandas()
-        if summary is None:
-            summary = validate_frame(contract, frame)
+            computed = summary is None
+            if computed:  # streamed in batches: 20M penalties never sit in pandas at once
+                rows = con.sql(f"SELECT {cols} FROM staged.{dataset}_current")
+                summary = validate_reader(contract, rows.to_arrow_reader(BATCH_ROWS))
+        if computed:
             if staged_as:
                 with exchange.warehouse(f"check_{dataset}") as con:
                     reuse.record(con, f"contract_suite:{dataset}", staged_as, summary)

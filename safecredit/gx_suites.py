@@ -49,8 +49,56 @@ def _context():
     return ctx
 
 
+# rows per GX batch: every expectation of the suites is row-wise (no uniqueness, no aggregate), so a
+# verdict over consecutive batches is the verdict over the whole table, in memory bounded by a batch
+BATCH_ROWS = 1_000_000
+
+
 def validate_frame(contract: Contract, frame) -> dict:
     """Run the contract's suite over a pandas DataFrame; returns a JSON-able summary."""
+    return validate_batches(contract, [frame])
+
+
+def validate_reader(contract: Contract, reader) -> dict:
+    """The suite over an Arrow RecordBatchReader (e.g. DuckDB's `fetch_record_batch`), one pandas
+    frame of at most `BATCH_ROWS` rows at a time: a national table never sits in pandas whole."""
+    return validate_batches(contract, (batch.to_pandas() for batch in reader))
+
+
+def validate_batches(contract: Contract, frames) -> dict:
+    """The suite over consecutive frames of one table, merged: an expectation succeeds when it does
+    in every frame; unexpected counts add up; samples come from the first frames that have them."""
+    failed: dict[tuple, dict] = {}
+    rows, evaluated, success, name = 0, 0, True, ""
+    for frame in frames:
+        part = _validate_one(contract, frame)
+        rows += part["rows"]
+        evaluated, name = part["evaluated"], part["suite"]
+        success = success and part["success"]
+        for f in part["failed"]:
+            key = (f["expectation"], f["column"])
+            if key not in failed:
+                failed[key] = dict(f)
+                continue
+            seen = failed[key]
+            if f["unexpected_count"] is not None:
+                seen["unexpected_count"] = (seen["unexpected_count"] or 0) + f["unexpected_count"]
+            seen["sample"] = (seen["sample"] + f["sample"])[:5]
+    if not name:  # no rows at all: the suite over an empty frame of the contract's columns
+        import pandas as pd
+
+        return _validate_one(contract, pd.DataFrame({f.name: [] for f in contract.fields if f.type != "list"}))
+    return {
+        "success": success,
+        "evaluated": evaluated,
+        "successful": evaluated - len(failed),
+        "rows": rows,
+        "suite": name,
+        "failed": list(failed.values()),
+    }
+
+
+def _validate_one(contract: Contract, frame) -> dict:
     import great_expectations as gx
 
     ctx = _context()

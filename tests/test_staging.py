@@ -167,6 +167,19 @@ def test_gx_suite_from_contract_passes_on_staged_and_fails_on_bad_rows(tmp_path,
     assert ("expect_column_values_to_be_in_set", "violation_code") in failed
     assert ("expect_column_values_to_be_between", "fine_wan") in failed
 
+    # the same suite over the table in batches (as the contract check streams a national table):
+    # the verdict, the failed expectations and their unexpected counts are those of the whole
+    from safecredit.gx_suites import validate_batches
+
+    frame.loc[4, "violation_code"] = "ALSO_NOT_A_CODE"
+    whole = validate_frame(contract, frame)
+    batched = validate_batches(contract, [frame.iloc[:2], frame.iloc[2:4], frame.iloc[4:]])
+    assert batched["rows"] == whole["rows"] == 5
+    assert (batched["success"], batched["successful"]) == (whole["success"], whole["successful"])
+    counts = {(f["expectation"], f["column"]): f["unexpected_count"] for f in batched["failed"]}
+    assert counts == {(f["expectation"], f["column"]): f["unexpected_count"] for f in whole["failed"]}
+    assert counts[("expect_column_values_to_be_in_set", "violation_code")] == 2
+
 
 def test_dataset_assertions_of_the_contract_judge_the_whole_dataset(tmp_path, con, monkeypatch):
     """contracts/datasets/*.yaml `assertions:` (min/max records in force, quarantine share) pass on a

@@ -19,7 +19,9 @@ from .decisions import listing_decisions
 from .subjects import Subjects, agency_indices, make_subjects
 from .writer import DatasetWriter
 
-GENERATOR_VERSION = "1.0.0"
+# bump on every change of what the generator writes: cached data (bench/out/data, the demo's
+# simulator data) is keyed by it. 1.1.0: listing_decisions and the 河北 2025 calibration.
+GENERATOR_VERSION = "1.1.0"
 #: subjects per generation block (fixed: it shapes the random streams, so it is part of the
 #: algorithm, unlike ``chunk_rows`` which only splits the output into parts)
 BLOCK = 50_000
