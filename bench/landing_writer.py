@@ -25,6 +25,7 @@ from safecredit.contracts import ENVELOPE
 from safecredit.landing import MANIFEST
 
 PAGE_ROWS = 1000
+CHUNK_PAGES = 100
 
 
 def _ident(s: str) -> str:
@@ -100,14 +101,17 @@ def _json_fetches(con, parts, fields: list[str], fetch_dir, fetch_rows: int) -> 
         hi = min(lo + per_fetch, total)
         work = fetch_dir(k)
         (work / "pages").mkdir(parents=True)
-        reader = con.sql(
-            f"SELECT n // {PAGE_ROWS} - {lo // PAGE_ROWS} AS page, "
-            f"'{{\"items\": [' || string_agg(({item})::VARCHAR, ', ' ORDER BY n) || ']}}' AS body "
-            f"FROM ({_numbered(parts, fields, lo, hi)}) GROUP BY page ORDER BY page"
-        ).to_arrow_reader(64)
-        for batch in reader:
-            for page, body in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
-                (work / "pages" / f"{page:06d}.json").write_text(body, encoding="utf-8")
+        # a query per CHUNK_PAGES pages: the page bodies of a whole fetch would not fit in memory
+        for a in range(lo, hi, CHUNK_PAGES * PAGE_ROWS):
+            b = min(a + CHUNK_PAGES * PAGE_ROWS, hi)
+            reader = con.sql(
+                f"SELECT n // {PAGE_ROWS} - {lo // PAGE_ROWS} AS page, "
+                f"'{{\"items\": [' || string_agg(({item})::VARCHAR, ', ' ORDER BY n) || ']}}' AS body "
+                f"FROM ({_numbered(parts, fields, a, b)}) GROUP BY page ORDER BY page"
+            ).to_arrow_reader(16)
+            for batch in reader:
+                for page, body in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
+                    (work / "pages" / f"{page:06d}.json").write_text(body, encoding="utf-8")
         out.append({"dir": work, "rows": hi - lo})
     return out
 
