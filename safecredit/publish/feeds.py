@@ -96,7 +96,11 @@ _REGIME: dict[str, tuple[str, str]] = {
 BLACKLIST_COLUMNS: dict[str, tuple[str, str]] = {
     "entry_id": ("名单条目编号", "稳定条目标识，由决定机关、文号、事由和主体派生，跨版本不变"),
     **_SUBJECT,
-    "role": ("列入身份", "penalised unit（受罚单位）/ principal（主要负责人）/ penalised person（受罚个人）"),
+    "role": (
+        "列入身份",
+        "penalised unit（受罚单位）/ other penalised unit（同一事故其他受罚单位，A1）/ principal（主要负责人）"
+        "/ penalised person（受罚个人）/ decided unit, decided person（仅有列入决定）",
+    ),
     "ground": ("列入事由代码", "列入严重失信主体名单的事由代码（A1–A5、B1–B4，应急管理部令第11号）"),
     "ground_name": ("列入事由", "列入事由的中文说明"),
     **_REGIME,
@@ -304,7 +308,10 @@ LISTING_CANDIDATES_COLUMNS: dict[str, tuple[str, str]] = {
     "ground": ("列入事由代码", "A1–A5、B1–B4"),
     "ground_name": ("列入事由", "列入事由的中文说明"),
     **_SUBJECT,
-    "role": ("列入身份", "penalised unit / principal / penalised person"),
+    "role": (
+        "列入身份",
+        "penalised unit / other penalised unit / principal / penalised person / decided unit / decided person",
+    ),
     "decision_no": ("处罚决定书文号", "触发列入的行政处罚决定书文号"),
     "decision_date": ("处罚决定日期", "YYYY-MM-DD"),
     "penalty_basis": ("处罚依据", "触发列入的行政处罚决定所依据的条款（CF_YJ）"),
