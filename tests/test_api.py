@@ -195,6 +195,12 @@ def test_restriction_answer_for_a_listed_unit(server, keys, data):
     assert one["listings"] == a["listings"]
     person_only = server.get(f"/v1/restrictions/{data['unit']}?matter=principal_role", keys["all"]).json()
     assert person_only["restricted"] is False and person_only["measures"] == []
+    # 进出口 and 出入境 (rules.md §4) are matters of the measures table: asked like the fixed ones
+    customs = server.get(f"/v1/restrictions/{data['unit']}?matter=import_export", keys["all"]).json()
+    assert customs["restricted"] is True and [x["matter"] for x in customs["measures"]] == ["import_export"]
+    assert "海关总署令第251号" in customs["measures"][0]["basis"]
+    exit_ = server.get(f"/v1/restrictions/{data['unit']}?matter=exit_entry", keys["all"])
+    assert exit_.status_code == 200 and exit_.json()["restricted"] is False
     bad = is_problem(server.get(f"/v1/restrictions/{data['unit']}?matter=space_travel", keys["all"]), 422)
     assert "space_travel" in bad["detail"] and "government_procurement" in bad["detail"]
     # the body form answers the same

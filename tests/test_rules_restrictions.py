@@ -178,6 +178,25 @@ def test_policy_measures_keep_every_exchange_matter(con):
         assert r["name"] and r["department"] and r["basis"] and r["applies_to"] in ("unit", "person", "both")
 
 
+def test_import_export_restricts_a_listed_unit_and_exit_entry_no_listed_person(con):
+    """rules.md §4: 进出口 (customs credit) binds listed units, citing its own basis; 出入境 binds
+    persons only where a basis allows it — a listing is no such basis, so no listed person is barred."""
+    policy = {r["matter"]: r for r in rows(con, "SELECT * FROM policy_measures")}
+    assert policy["import_export"]["name"] == "进出口" and policy["exit_entry"]["name"] == "出入境"
+    e = entry(con, "unit", uscc(1))
+    (customs,) = rows(
+        con, "SELECT * FROM rules.restrictions WHERE entry_id = ? AND matter = 'import_export'", e["entry_id"]
+    )
+    assert customs["restricted_until"] == e["end_date"] and "海关总署令第251号" in customs["basis"]
+    assert customs["basis_unconfirmed"] and customs["implementing_department"] == "海关"
+    assert "出境入境管理法》第十二条" in policy["exit_entry"]["basis"]
+    listed_persons = rows(
+        con, "SELECT entry_id FROM rules.blacklist WHERE subject_type = 'person' AND status = 'listed'"
+    )
+    assert listed_persons
+    assert con.execute("SELECT count(*) FROM rules.restrictions WHERE matter = 'exit_entry'").fetchone()[0] == 0
+
+
 def test_listed_unit_gets_every_unit_matter_until_the_entry_end(con):
     e = entry(con, "unit", uscc(1))
     assert e["status"] == "listed"
