@@ -123,6 +123,11 @@ BLACKLIST_COLUMNS: dict[str, tuple[str, str]] = {
         "不列入）；否则为空 / year without a published holiday calendar that the notice "
         "period reaches (entry stays pending)",
     ),
+    "principal_gap": (
+        "主要负责人不明",
+        "true：该事由应同时列入单位当时的主要负责人，但处罚、事故及当时的监管对象库版本均未载明，"
+        "未列入（不以继任者替代） / the ground lists the unit's principal but none of the time is known",
+    ),
     "repair_date": ("信用修复日期", "信用修复生效日期（列入满12个月后），无则为空"),
     "objection_date": ("异议成立日期", "异议成立的日期，无则为空"),
     "revoked_date": ("撤销日期", "触发处罚被撤销或更正后不再符合的日期，无则为空"),
