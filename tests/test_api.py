@@ -411,6 +411,24 @@ def test_penalties_and_premium_pages(server, keys, data):
         assert "premium_factors" in is_problem(r, 404)["detail"]
 
 
+def test_explain_names_a_decision_only_entry_as_the_cli_does(server, keys, home, data):
+    """The simulator's 应急 department sends one listing decision that disagrees with its penalty: its
+    entry stands alone, and /v1/explain says so with the gaps `safecredit explain` shows (rules.md §3)."""
+    import pyarrow.parquet as pq
+
+    from safecredit.explain import entry_gaps
+
+    latest = data["index"]["feeds"]["blacklist"]["latest"]
+    rows = pq.read_table(home / "exports" / "blacklist" / latest / "full.parquet").to_pylist()
+    decision_only = [r for r in rows if r["role"].startswith("decided ")]
+    assert decision_only
+    body = server.get(f"/v1/explain/{decision_only[0]['entry_id']}", keys["lists:read"]).json()
+    assert [g["gap"] for g in body["gaps"]] == ["decision_only"] and body["entry"]["decided"] is True
+    assert body["gaps"] == entry_gaps(body["entry"])
+    listed = server.get(f"/v1/explain/{data['entry']}", keys["lists:read"]).json()
+    assert listed["gaps"] == entry_gaps(listed["entry"])
+
+
 def test_credit_and_explain(server, keys, data):
     if "credit_scores" in data["index"]["feeds"]:
         c = server.get(f"/v1/credit/{data['scored_unit']}", keys["credit:read"]).json()
