@@ -8,9 +8,12 @@
 -- params.as_of do not exist yet for the question asked.
 --
 -- Who is listed (rules.md §3; department-feeds.md §4):
---   A1 重大/特别重大 liability accident ........ unit + principal
+--   A1 重大/特别重大 liability accident ........ the accident's unit + principal, and every other unit
+--                                                and person penalised for it (their own penalties;
+--                                                no principal of theirs through A1)
 --   A2 2+ 较大 liability accidents in 12 months  unit + principal (triggered by the later one's penalty)
---   A3 accident fine under Art. 114 ¶2 ......... unit + principal
+--   A3 accident fine under Art. 114 ¶2 ......... unit + principal (its accident, where known, a
+--                                                liability accident)
 --   A4 瞒报/谎报 .............................. unit; persons by their own penalties
 --   A5 principal absconded ..................... principal only; a person by his own penalty
 --   B1 unlicensed operation .................... unit + principal
@@ -19,7 +22,7 @@
 --   B4 other, 情节 as policy sets (特别严重) .... unit + principal
 CREATE OR REPLACE TABLE rules.ground_rules AS
 SELECT * FROM (VALUES
-    ('A1', 'ACCIDENT_LIABILITY',   true,  true,  false),
+    ('A1', 'ACCIDENT_LIABILITY',   true,  true,  true),
     ('A2', 'ACCIDENT_LIABILITY',   true,  true,  false),
     ('A3', 'ACCIDENT_LIABILITY',   true,  true,  false),
     ('A4', 'ACCIDENT_CONCEALED',   true,  false, true),
@@ -81,10 +84,13 @@ CREATE OR REPLACE TEMP TABLE trigger_candidates AS
       AND r.refused_on <= (SELECT as_of FROM params)
       AND p.decision_date <= (SELECT as_of FROM params) AND p.subject_type IS NOT NULL;
 
--- (accident version, ground) for A1 and A2: every version that met the ground, and whether the
+-- (accident version, ground) for A1, A2 and A3: every version that met the ground, and whether the
 -- accident still meets it now (the version in force, and for A2 the pair still there). A penalty
 -- version matched to an accident that was revoked or regraded since no longer qualifies: its entry
--- turns `revoked`, dated by the accident's change (accident_changed_at).
+-- turns `revoked`, dated by the accident's change (accident_changed_at). A3's ground is the fine
+-- under 安全生产法 Art. 114 ¶2, which punishes the unit responsible for an accident of any grade: the
+-- accident qualifies while it is a liability accident (责任事故), so its revocation, or a correction
+-- to 非责任事故 or 调查中, is what takes an A3 entry below its ground.
 CREATE OR REPLACE TEMP TABLE accident_ground_versions AS
 WITH changed AS (   -- the record's last change: a correction, a regrading or a revocation (which may
                     -- carry only the envelope, so by record, not by 事故编号)
@@ -95,10 +101,13 @@ WITH changed AS (   -- the record's last change: a correction, a regrading or a 
     JOIN changed ch ON ch.department = v.department AND ch.record_id = v.record_id
     LEFT JOIN rules.accidents c
       ON c.department = v.department AND c.record_id = v.record_id AND c.updated_at = v.updated_at
-    WHERE v.accident_no IN (SELECT accident_no FROM trigger_candidates WHERE ground IN ('A1', 'A2'))
+    WHERE v.accident_no IN (SELECT accident_no FROM trigger_candidates WHERE ground IN ('A1', 'A2', 'A3'))
 )
 SELECT 'A1' AS ground, av.*, version_in_force AS qualifies_now
 FROM av WHERE liability = '责任事故' AND grade_level >= 3
+UNION ALL BY NAME
+SELECT 'A3' AS ground, av.*, version_in_force AS qualifies_now
+FROM av WHERE liability = '责任事故'
 UNION ALL BY NAME
 -- A2 rests on two accidents: a change to the earlier one dates the revocation as well
 SELECT 'A2' AS ground, later.* EXCLUDE (accident_changed_at),
@@ -130,14 +139,17 @@ SELECT c.* EXCLUDE (ground_severity, is_latest),
        coalesce(g.liability, a.liability) AS accident_liability,
        coalesce(g.principal_id_no, a.principal_id_no) AS accident_principal_id,
        coalesce(g.principal_name, a.principal_name) AS accident_principal,
-       coalesce(g.occurred_at, a.occurred_at) AS accident_occurred_at
+       coalesce(g.occurred_at, a.occurred_at) AS accident_occurred_at,
+       coalesce(g.unit_uscc, a.unit_uscc) AS accident_unit
 FROM trigger_candidates c
 LEFT JOIN accident_grounds g ON g.ground = c.ground AND g.accident_no = c.accident_no
 LEFT JOIN rules.accidents a ON a.accident_no = c.accident_no
 WHERE CASE c.ground
     WHEN 'A1' THEN g.accident_no IS NOT NULL
     WHEN 'A2' THEN g.accident_no IS NOT NULL
-    WHEN 'A3' THEN c.severity = '特别严重'
+    -- the penalty says Art. 114 ¶2; an accident we know of must be (or have been) a liability accident
+    WHEN 'A3' THEN c.severity = '特别严重' AND (g.accident_no IS NOT NULL OR NOT EXISTS (
+                       SELECT 1 FROM rules.accident_versions v WHERE v.accident_no = c.accident_no))
     WHEN 'B4' THEN c.severity = coalesce(c.ground_severity, '特别严重')
     ELSE true END;
 
@@ -226,8 +238,13 @@ FROM trigger_regimes
 WHERE is_latest AND subject_type = 'unit' AND regime_scoped AND (NOT in_scope OR industry_unknown)
 ORDER BY ALL;
 
+-- a1_other_unit: a unit penalised for an A1 accident that is not the accident's own unit (SG_DWDM):
+-- listed under its own penalty's regime, without its principal (rules.md §3). An accident naming
+-- no unit leaves every penalised unit its own.
 CREATE OR REPLACE TEMP TABLE trigger_matched AS
-SELECT * EXCLUDE (in_scope, regime_scoped, industry_unknown) FROM trigger_regimes WHERE in_scope;
+SELECT * EXCLUDE (in_scope, regime_scoped, industry_unknown),
+       coalesce(ground = 'A1' AND subject_type = 'unit' AND subject_id <> accident_unit, false) AS a1_other_unit
+FROM trigger_regimes WHERE in_scope;
 
 -- The unit's principal at the time of the violation (rules.md §3; department-feeds.md §4): named on
 -- the penalty, else on its accident, else the registry version with the latest updated_at on or
@@ -252,7 +269,7 @@ SELECT m.*,
 FROM trigger_matched m
 ASOF LEFT JOIN registry_principals ra ON ra.uscc = m.subject_id AND m.accident_occurred_at >= ra.local_at
 ASOF LEFT JOIN registry_principals rd ON rd.uscc = m.subject_id AND CAST(m.day0 + 1 AS TIMESTAMP) > rd.local_at
-WHERE m.subject_type = 'unit' AND m.lists_principal;
+WHERE m.subject_type = 'unit' AND m.lists_principal AND NOT m.a1_other_unit;
 
 CREATE OR REPLACE TABLE rules.principal_gaps AS
 SELECT DISTINCT ground, subject_id AS unit_uscc, authority_code, decision_no, decision_date, department, record_id,
@@ -265,9 +282,11 @@ FROM trigger_principals WHERE at_time_id_no IS NULL AND is_latest
 ORDER BY ALL;
 
 CREATE OR REPLACE TABLE rules.trigger_versions AS
--- the penalised unit
+-- the penalised unit (for A1 also another unit penalised for the same accident)
 SELECT ground, 'unit' AS subject_type, subject_id, subject_id AS subject_code_full, subject_name AS name,
-       'penalised unit' AS role, * EXCLUDE (ground, subject_type, subject_id, subject_code, lists_unit, lists_principal, lists_person_penalised)
+       CASE WHEN a1_other_unit THEN 'other penalised unit' ELSE 'penalised unit' END AS role,
+       * EXCLUDE (ground, subject_type, subject_id, subject_code, lists_unit, lists_principal, lists_person_penalised,
+                  a1_other_unit)
 FROM trigger_matched WHERE subject_type = 'unit' AND lists_unit
 UNION ALL BY NAME
 -- the unit's principal at the time
@@ -275,13 +294,20 @@ SELECT ground, 'person' AS subject_type,
        'P' || left(sha256((SELECT person_salt FROM params) || at_time_id_no), 16) AS subject_id,
        at_time_id_no AS subject_code_full, at_time_name AS name, 'principal' AS role,
        * EXCLUDE (ground, subject_type, subject_id, subject_code, lists_unit, lists_principal, lists_person_penalised,
-                  at_time_id_no, at_time_name)
+                  at_time_id_no, at_time_name, a1_other_unit)
 FROM trigger_principals WHERE at_time_id_no IS NOT NULL
 UNION ALL BY NAME
--- a person penalised himself (A4 responsible persons, A5 the absconded principal, B2 agency staff)
+-- a person penalised himself (A1 the accident's other responsible persons, A4 responsible persons,
+-- A5 the absconded principal, B2 agency staff). A1 lists "every other person": the accident unit's
+-- principal at the time is listed as its principal (above), not a second time by his own penalty.
 SELECT ground, 'person' AS subject_type, subject_id, subject_code AS subject_code_full, subject_name AS name,
-       'penalised person' AS role, * EXCLUDE (ground, subject_type, subject_id, subject_code, lists_unit, lists_principal, lists_person_penalised)
-FROM trigger_matched WHERE subject_type = 'person' AND lists_person_penalised;
+       'penalised person' AS role,
+       * EXCLUDE (ground, subject_type, subject_id, subject_code, lists_unit, lists_principal, lists_person_penalised,
+                  a1_other_unit)
+FROM trigger_matched m WHERE subject_type = 'person' AND lists_person_penalised
+  AND NOT (ground = 'A1' AND EXISTS (SELECT 1 FROM trigger_principals p
+                                     WHERE p.ground = 'A1' AND p.accident_no = m.accident_no
+                                       AND p.at_time_id_no = m.subject_code));
 
 DROP TABLE refusals;
 DROP TABLE registry_principals;

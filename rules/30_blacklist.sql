@@ -209,6 +209,8 @@ SELECT e.entry_id, e.subject_type, e.subject_id,
        e.decision_no, e.authority, e.authority_code, e.decision_date, e.start_date, e.end_date,
        s.status,
        h.status_date, e.calendar_gap_year,
+       -- the ground lists the unit's principal, but none of the time is known (rules.principal_gaps)
+       e.subject_type = 'unit' AND pg.decision_no IS NOT NULL AS principal_gap,
        s.repair_date, s.objection_date, e.revoked_date,
        e.department AS source_department, e.record_id AS source_record_id, e.accident_no AS trigger_accident,
        e.entry_policy_version AS policy_version,
@@ -219,4 +221,7 @@ LEFT JOIN grounds g ON g.ground = e.ground
 LEFT JOIN (SELECT entry_id, status, max(event_date) AS status_date FROM rules.entry_history GROUP BY ALL) h
        ON h.entry_id = e.entry_id AND h.status = s.status
 LEFT JOIN subjects.registry r ON e.subject_type = 'unit' AND r.uscc = e.subject_id
+LEFT JOIN (SELECT DISTINCT ground, unit_uscc, authority_code, decision_no FROM rules.principal_gaps) pg
+       ON pg.ground = e.ground AND pg.unit_uscc = e.subject_id AND pg.authority_code = e.authority_code
+      AND pg.decision_no = e.decision_no
 ORDER BY e.entry_id;

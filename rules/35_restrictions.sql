@@ -15,8 +15,10 @@
 --                       and whether a written decision backs it (`decided`).
 --   source = 'ban'      statutory bans on persons shown by their own penalties (policy table
 --                       `person_bans`): 限制从业 until CF_YXQ (empty = for life), 安全生产法 Art. 94 ¶3
---                       (life, same industry, after a 重大/特别重大 accident), Art. 92 ¶3 (agency
---                       staff). restricted_from = decision date; restricted_until NULL with
+--                       (life, in the accident's industry, only for the unit's principal at the
+--                       time of a 重大/特别重大 accident he is penalised for), Art. 92 ¶3 (agency
+--                       staff). A listing alone bars nobody from principal roles (rules.md §4): that
+--                       matter comes only from a ban, and carries the ban's basis. restricted_from = decision date; restricted_until NULL with
 --                       for_life = true for a life ban. Revoked penalties count as never made.
 -- Ids, stable across runs: a ban's entry_id is 'B' + a hash of (penalty_id, ban) — the ban is an
 -- entry of its own, not of the blacklist — so (entry_id, matter), the feed's id, is unique over both
@@ -60,18 +62,28 @@ WITH cfg AS (
            coalesce(TRY_CAST(min_accident_level AS INTEGER), 0) AS min_accident_level,
            CAST(until AS VARCHAR) AS until, TRY_CAST(years AS INTEGER) AS years,
            nullif(CAST(life_when_severity AS VARCHAR), '') AS life_when_severity,
+           coalesce(TRY_CAST(principal_only AS BOOLEAN), false) AS principal_only,
            coalesce(CAST(scope AS VARCHAR), 'any') AS scope, basis,
            coalesce(TRY_CAST(unconfirmed AS BOOLEAN), false) AS basis_unconfirmed
     FROM policy_person_bans
+), registry_at AS (   -- registry versions of accident units, for who and what they were when it occurred
+    SELECT uscc, timezone('Asia/Shanghai', updated_at) AS local_at, principal_id_no,
+           nullif(upper(replace(industry_code, ' ', '')), '') AS industry_code
+    FROM k_enterprises
+    WHERE op = 'upsert' AND uscc IN (SELECT unit_uscc FROM rules.accidents)
 ), person_penalties AS (
+    -- principal_at_accident: the person was the accident unit's principal at the time (rules.md §3:
+    -- named on the penalty, else on the accident, else the registry version in force when it occurred)
     SELECT 'D' || left(sha256(concat_ws('|', p.authority_code, p.decision_no)), 16) AS penalty_id,
            p.subject_id, p.subject_code, p.subject_name, p.penalty_types, p.violation_code, p.severity,
            p.decision_date, p.effect_until, p.decision_no, p.authority, p.authority_code,
-           a.grade_level AS accident_level, coalesce(a.industry, r.industry_code) AS accident_industry
+           a.grade_level AS accident_level, coalesce(nullif(a.industry, ''), ra.industry_code) AS accident_industry,
+           coalesce(p.subject_code = coalesce(p.principal_id_no, a.principal_id_no, ra.principal_id_no), false)
+               AS principal_at_accident
     FROM subjects.penalties p
     CROSS JOIN cfg
     LEFT JOIN rules.accidents a ON a.accident_no = p.accident_no
-    LEFT JOIN subjects.registry r ON r.uscc = a.unit_uscc
+    ASOF LEFT JOIN registry_at ra ON ra.uscc = a.unit_uscc AND a.occurred_at >= ra.local_at
     WHERE p.subject_type = 'person' AND NOT coalesce(p.revoked, false) AND p.decision_date <= cfg.as_of
 ), from_bans AS (
     SELECT 'ban' AS source, 'B' || left(sha256(concat_ws('|', p.penalty_id, x.ban)), 16) AS entry_id,
@@ -99,6 +111,8 @@ WITH cfg AS (
     JOIN bans x ON (x.penalty_type = '*' OR list_contains(p.penalty_types, x.penalty_type))
                AND (x.violation_code = '*' OR x.violation_code = p.violation_code)
                AND coalesce(p.accident_level, 0) >= x.min_accident_level
+               -- Art. 94 ¶3's life ban reaches the principal responsible, not everyone penalised
+               AND (NOT x.principal_only OR p.principal_at_accident)
     LEFT JOIN m ON m.matter = x.matter
 ), unioned AS (
     SELECT * FROM from_listing UNION ALL SELECT * FROM from_bans

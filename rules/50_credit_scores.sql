@@ -215,11 +215,17 @@ WITH items AS (
     LEFT JOIN events e ON e.uscc = b.uscc
     WHERE b.kind = 'base'
 ), dishonest AS (
+    -- 失信 within the window: on the list (rules.md §3: status `listed`, nothing else) at some day of
+    -- (as_of − 36 months, as_of] — listed now, or listed once and since expired or repaired after the
+    -- window opened. A `pending` entry (notice running, or an inferred one awaiting its decision) was
+    -- never on the list, nor was an entry that expired without ever being listed.
     SELECT DISTINCT b.subject_id AS uscc
     FROM rules.blacklist b CROSS JOIN cs_cfg c
     WHERE b.subject_type = 'unit'
-      AND (b.status IN ('listed', 'pending')
-           OR (b.status NOT IN ('revoked', 'objection_upheld') AND coalesce(b.end_date > c.incentive_after, true)))
+      AND (b.status = 'listed'
+           OR (b.status IN ('expired', 'repaired')
+               AND coalesce(CASE WHEN b.status = 'repaired' THEN b.repair_date END, b.end_date) > c.incentive_after
+               AND b.entry_id IN (SELECT entry_id FROM rules.entry_history WHERE status = 'listed')))
 ), penalised AS (
     SELECT DISTINCT p.uscc FROM cs_penalties p, cs_cfg c WHERE p.decision_date > c.incentive_after
 ), fatal AS (

@@ -32,6 +32,57 @@ def _table_exists(con, schema: str, table: str) -> bool:
     )
 
 
+def entry_gaps(entry: dict) -> list[dict]:
+    """What an entry's list row says the rules could not settle (rules.md §3), each with the rule id
+    the run summary reports it under and a bilingual message: a year without a published holiday
+    calendar (the entry's dates are unknown — never counted Monday–Friday — and it stays unlisted),
+    no principal of the time for a ground that lists one (none listed, never a successor), and a
+    written listing decision no inferred entry matches (the decision stands as an entry of its own).
+    Reads only columns of the published blacklist row, so the CLI and the API answer alike."""
+    gaps = []
+    year, decision, ground = entry.get("calendar_gap_year"), entry.get("decision_no"), entry.get("ground")
+    if year is not None:
+        gaps.append(
+            {
+                "gap": "calendar_year_unpublished",
+                "rule_id": "LISTING-CALENDAR-YEAR-UNPUBLISHED",
+                "year": year,
+                "start_date": "unknown",
+                "end_date": "unknown",
+                "message_zh": f"{year} 年尚无国务院办公厅公布的节假日安排：该条目的列入日期和管理期届满日期未知"
+                "（不按周一至周五推算），保持 pending，不列入、不限制。",
+                "message_en": f"no 国务院办公厅 holiday calendar is published for {year}: the entry's start and end "
+                "dates are unknown (never counted Monday–Friday); it stays pending and restricts nothing.",
+            }
+        )
+    if entry.get("principal_gap"):
+        gaps.append(
+            {
+                "gap": "principal_unknown",
+                "rule_id": "LISTING-PRINCIPAL-UNKNOWN",
+                "message_zh": f"处罚决定 {decision} 构成 {ground} 列入情形，应同时列入单位当时的主要负责人，但处罚、"
+                "事故及当时的监管对象库版本均未载明：未列入主要负责人（不以继任者替代）。",
+                "message_en": f"decision {decision} grounds {ground}, which lists the unit's principal at the time, "
+                "but neither the penalty, its accident nor a registry version of the time names one: no principal "
+                "listed (never a successor).",
+            }
+        )
+    if str(entry.get("role") or "").startswith("decided "):
+        no = entry.get("listing_decision_no")
+        gaps.append(
+            {
+                "gap": "decision_only",
+                "rule_id": "LISTING-DECISION-DISAGREES",
+                "listing_decision_no": no,
+                "message_zh": f"列入决定 {no}（{ground}，处罚决定 {decision}）没有与之匹配的按处罚推定的条目："
+                "以列入决定为准单独列为条目，请核对。",
+                "message_en": f"listing decision {no} ({ground}, penalty {decision}) matches no entry inferred "
+                "from the penalties: the decision stands as an entry of its own; please check.",
+            }
+        )
+    return gaps
+
+
 def explain_entry(con: duckdb.DuckDBPyConnection, entry_id: str) -> dict | None:
     entry = _rows(con, "SELECT * EXCLUDE (subject_code_full) FROM rules.blacklist WHERE entry_id = ?", [entry_id])
     if not entry:
@@ -69,10 +120,20 @@ def explain_entry(con: duckdb.DuckDBPyConnection, entry_id: str) -> dict | None:
         "SELECT event_date, status, cause FROM rules.entry_history WHERE entry_id = ? ORDER BY event_date, ord",
         [entry_id],
     )
+    decisions = _rows(
+        con,
+        """
+        SELECT department, 'listing_decisions' AS dataset, record_id, listing_decision_no, listing_decision_date,
+               decided_start, decided_end, penalty_decision_no, authority, annulled_on, annulled_by
+        FROM rules.listing_decisions WHERE entry_id = ?""",
+        [entry_id],
+    )
     return {
         "kind": "list_entry",
         "id": entry_id,
         "entry": entry[0],
+        "gaps": entry_gaps(entry[0]),
+        "listing_decisions": decisions,
         "penalty_versions": sources,
         "accident": accident,
         "credit_actions": actions,
@@ -162,6 +223,7 @@ def explain_published(snap, cur, ident: str, scopes: frozenset[str] | set[str], 
             out.update(
                 kind="list_entry",
                 entry=e,
+                gaps=entry_gaps(e),
                 restrictions=rows("restrictions", '"entry_id" = ?', [ident], 'ORDER BY "matter"'),
                 penalties=rows(
                     "penalties_public",

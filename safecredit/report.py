@@ -127,7 +127,10 @@ def print_explanation(result: dict, console=None) -> None:
             f"({e['subject_type']} {e['subject_code']}) status [bold]{e['status']}[/bold] "
             f"{e['start_date']} → {e['end_date']} (policy {e['policy_version']})"
         )
+        for gap in result.get("gaps", []):
+            con.print(f"[yellow]{gap['rule_id']}[/yellow] {gap['message_zh']}\n  {gap['message_en']}")
         sections = [
+            ("Listing decision 列入决定", result.get("listing_decisions", [])),
             ("Penalty versions 处罚决定（各版本）", result["penalty_versions"]),
             ("Accident 事故", result["accident"]),
             ("Credit actions 信用修复/异议", result["credit_actions"]),

@@ -195,6 +195,12 @@ def test_restriction_answer_for_a_listed_unit(server, keys, data):
     assert one["listings"] == a["listings"]
     person_only = server.get(f"/v1/restrictions/{data['unit']}?matter=principal_role", keys["all"]).json()
     assert person_only["restricted"] is False and person_only["measures"] == []
+    # 进出口 and 出入境 (rules.md §4) are matters of the measures table: asked like the fixed ones
+    customs = server.get(f"/v1/restrictions/{data['unit']}?matter=import_export", keys["all"]).json()
+    assert customs["restricted"] is True and [x["matter"] for x in customs["measures"]] == ["import_export"]
+    assert "海关总署令第251号" in customs["measures"][0]["basis"]
+    exit_ = server.get(f"/v1/restrictions/{data['unit']}?matter=exit_entry", keys["all"])
+    assert exit_.status_code == 200 and exit_.json()["restricted"] is False
     bad = is_problem(server.get(f"/v1/restrictions/{data['unit']}?matter=space_travel", keys["all"]), 422)
     assert "space_travel" in bad["detail"] and "government_procurement" in bad["detail"]
     # the body form answers the same
@@ -403,6 +409,24 @@ def test_penalties_and_premium_pages(server, keys, data):
         assert r.status_code == 200 and r.json()["count"] == min(3, feeds["premium_factors"]["row_count"])
     else:
         assert "premium_factors" in is_problem(r, 404)["detail"]
+
+
+def test_explain_names_a_decision_only_entry_as_the_cli_does(server, keys, home, data):
+    """The simulator's 应急 department sends one listing decision that disagrees with its penalty: its
+    entry stands alone, and /v1/explain says so with the gaps `safecredit explain` shows (rules.md §3)."""
+    import pyarrow.parquet as pq
+
+    from safecredit.explain import entry_gaps
+
+    latest = data["index"]["feeds"]["blacklist"]["latest"]
+    rows = pq.read_table(home / "exports" / "blacklist" / latest / "full.parquet").to_pylist()
+    decision_only = [r for r in rows if r["role"].startswith("decided ")]
+    assert decision_only
+    body = server.get(f"/v1/explain/{decision_only[0]['entry_id']}", keys["lists:read"]).json()
+    assert [g["gap"] for g in body["gaps"]] == ["decision_only"] and body["entry"]["decided"] is True
+    assert body["gaps"] == entry_gaps(body["entry"])
+    listed = server.get(f"/v1/explain/{data['entry']}", keys["lists:read"]).json()
+    assert listed["gaps"] == entry_gaps(listed["entry"])
 
 
 def test_credit_and_explain(server, keys, data):

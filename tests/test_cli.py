@@ -87,3 +87,57 @@ def test_second_writer_gets_exit_3(tmp_path):
         assert "test holder" in r.stderr
     finally:
         holder.communicate("", timeout=30)
+
+
+def test_explain_shows_calendar_gaps_principal_gaps_and_decision_only_entries(tmp_path):
+    """rules.md §3: what the rules could not settle is shown, not hidden. A notice period running into
+    2027 (no published calendar): dates unknown, pending. A B1 unit whose principal of the time nobody
+    names: no principal listed. A listing decision no inferred entry matches: an entry of its own.
+    The CLI (over the warehouse) and the API's explain (over the published row) say the same."""
+    import json
+    from datetime import date
+
+    from rules_fixtures import build_warehouse, enterprise, listing_decision, penalty, uscc
+
+    from safecredit.explain import entry_gaps
+    from safecredit.publish import FEEDS
+    from safecredit.publish.formats import prepare
+
+    late = penalty(1, 1, "2026-12-28", AQ_WFDM="UNLICENSED_OPERATION")
+    nameless = penalty(2, 2, "2026-06-01", AQ_WFDM="UNLICENSED_OPERATION")
+    other = penalty(3, 3, "2026-06-01")  # an ordinary penalty: nothing inferred
+    decided = listing_decision(1, uscc(3), other["CF_WSH"], "B4", "2026-07-01")
+    ents = [enterprise(1), enterprise(2, QY_ZYFZR=None, QY_ZYFZR_ZJHM=None), enterprise(3)]
+    data = {"yjj": {"enterprises": ents, "penalties": [late, nameless, other], "listing_decisions": [decided]}}
+    con = build_warehouse(tmp_path / "home" / "warehouse", data, date(2026, 12, 31))
+    ids = dict(con.execute("SELECT decision_no, entry_id FROM rules.blacklist WHERE subject_type = 'unit'").fetchall())
+    published = prepare(FEEDS["blacklist"], con.sql("SELECT * FROM rules.blacklist").to_arrow_table()).table.to_pylist()
+    con.close()
+
+    def explained(decision_no):
+        r = sc("explain", ids[decision_no], "--home", str(tmp_path / "home"), "--json")
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    cal = explained(late["CF_WSH"])
+    assert [g["gap"] for g in cal["gaps"]] == ["calendar_year_unpublished"]
+    assert cal["gaps"][0]["year"] == 2027 and cal["gaps"][0]["start_date"] == "unknown"
+    assert "2027" in cal["gaps"][0]["message_zh"] and "unknown" in cal["gaps"][0]["message_en"]
+    assert (cal["entry"]["status"], cal["entry"]["start_date"]) == ("pending", None)
+
+    nobody = explained(nameless["CF_WSH"])
+    assert [g["rule_id"] for g in nobody["gaps"]] == ["LISTING-PRINCIPAL-UNKNOWN"]
+    assert "主要负责人" in nobody["gaps"][0]["message_zh"] and "principal" in nobody["gaps"][0]["message_en"]
+
+    own = explained(other["CF_WSH"])
+    assert [g["gap"] for g in own["gaps"]] == ["decision_only"] and own["entry"]["decided"] is True
+    assert own["gaps"][0]["listing_decision_no"] == decided["MD_WSH"]
+    assert [d["record_id"] for d in own["listing_decisions"]] == ["md-1"]
+
+    # the API's explain reads the published row: the same gaps
+    by_id = {row["entry_id"]: row for row in published}
+    for answer in (cal, nobody, own):
+        assert entry_gaps(by_id[answer["id"]]) == answer["gaps"]
+    # the readable form prints them
+    text = sc("explain", ids[nameless["CF_WSH"]], "--home", str(tmp_path / "home"))
+    assert text.returncode == 0 and "LISTING-PRINCIPAL-UNKNOWN" in text.stdout

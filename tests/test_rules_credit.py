@@ -80,6 +80,7 @@ PENALTIES = [
     warning(21, 21, IN, CF_NR_FK="0"),  # a warning with a zero fine is still a warning
     fine(22, 22, IN, CF_NR_FK="150"),  # ≥ 100 万: severe
     fine(23, 23, IN, AQ_QJ="特别严重"),  # 情节特别严重: severe
+    fine(24, 24, "2026-11-19", AQ_WFDM="UNLICENSED_OPERATION"),  # B1 whose notice period still runs
 ]
 REVOKES = [revoke(next(p for p in PENALTIES if p["record_id"] == "pen-16"), "2026-07-01")]
 
@@ -166,6 +167,16 @@ def test_an_inferred_b4_is_not_on_the_list_so_it_forces_no_d(con):
     (rules.md §3: "on the list" means status listed; an inferred B4 never restricts)."""
     s = score(con, 23)
     assert (s["grade"], s["forced_d"], s["score"]) == ("C", False, Decimal(63))
+
+
+@pytest.mark.parametrize("i", [23, 24])
+def test_a_pending_entry_is_no_dishonesty_for_the_incentive_conditions(con, i):
+    """rules.md §3: for the 守信 conditions "on the list" means status `listed`. Neither an inferred
+    B4 awaiting its decision (23) nor a B1 whose notice period still runs (24) was ever listed."""
+    (status,) = con.execute("SELECT DISTINCT status FROM rules.blacklist WHERE subject_id = ?", [uscc(i)]).fetchone()
+    assert status == "pending"
+    conditions = {c["condition"]: c["status"] for c in score(con, i)["incentive_conditions"]}
+    assert conditions["NO_DISHONESTY"] == "met" and conditions["NO_SAFETY_PENALTY"] == "not_met"
 
 
 def test_components_cite_their_records(con):

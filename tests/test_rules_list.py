@@ -11,7 +11,20 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from rules_fixtures import accident, build_warehouse, credit_action, enterprise, id_number, penalty, revoke, ts, uscc
+from rules_fixtures import (
+    accident,
+    build_warehouse,
+    credit_action,
+    enterprise,
+    id_number,
+    penalty,
+    person_penalty,
+    revoke,
+    ts,
+    uscc,
+)
+
+from safecredit.codes import make_org_code, make_uscc
 
 AS_OF = date(2026, 11, 22)
 
@@ -94,6 +107,88 @@ def test_a2_entries_turn_revoked_when_either_accident_is_revoked_or_regraded(tmp
     assert {e["status"] for e in entries(wh(tmp_path / "before", pens, [a1, a2]), ground="A2")} == {"listed"}
     after = entries(wh(tmp_path / "after", pens, [a1, a2, later]), ground="A2")
     assert len(after) == 2 and {(e["status"], e["revoked_date"]) for e in after} == {("revoked", date(2025, 12, 1))}
+
+
+ZJJ = make_uscc("1", "1", "331200", make_org_code("00000002"))  # 江城市住房和城乡建设局
+
+
+def test_a1_lists_every_other_unit_and_person_penalised_for_the_accident_under_their_own_penalty(tmp_path):
+    """rules.md §3 A1: the accident's unit + principal, and every other unit and person penalised with
+    ACCIDENT_LIABILITY for the same accident, each under the regime of its own penalty; their
+    principals are not listed through A1, nor is the accident unit's principal listed twice."""
+    acc = accident(1, 1, "2025-05-01", deaths=12, grade="重大")
+    own = liability(1, 1, acc["SG_BH"], "2025-09-01")
+    contractor = liability(2, 2, acc["SG_BH"], "2025-09-02", CF_YJ="《中华人民共和国安全生产法》第一百一十四条")
+    engineer = person_penalty(3, 77, "2025-09-03", AQ_WFDM="ACCIDENT_LIABILITY", AQ_SGBH=acc["SG_BH"])
+    principal = person_penalty(4, 1, "2025-09-03", AQ_WFDM="ACCIDENT_LIABILITY", AQ_SGBH=acc["SG_BH"])
+    builder = liability(
+        5,
+        3,
+        acc["SG_BH"],
+        "2025-09-04",
+        CF_CFJG="江城市住房和城乡建设局",
+        CF_CFJGDM=ZJJ,
+        CF_SJLY="江城市住房和城乡建设局",
+        CF_SJLYDM=ZJJ,
+        CF_WSH="江建罚〔2025〕5号",
+    )
+    ents = [enterprise(i) for i in (1, 2)] + [enterprise(3, QY_HYDM="E4710")]  # 3: a builder, outside aq11
+    data = {
+        "yjj": {"enterprises": ents, "penalties": [own, contractor, engineer, principal], "accidents": [acc]},
+        "zjj": {"penalties": [builder]},
+    }
+    con = build_warehouse(tmp_path, data, AS_OF)
+    got = {(e["decision_no"], e["subject_type"], e["role"], e["regime"]): e for e in entries(con)}
+    assert set(got) == {
+        (own["CF_WSH"], "unit", "penalised unit", "aq11"),
+        (own["CF_WSH"], "person", "principal", "aq11"),
+        (contractor["CF_WSH"], "unit", "other penalised unit", "aq11"),
+        (engineer["CF_WSH"], "person", "penalised person", "aq11"),
+        (builder["CF_WSH"], "unit", "other penalised unit", "industry"),
+    }
+    assert {e["ground"] for e in got.values()} == {"A1"} and {e["status"] for e in got.values()} == {"listed"}
+    assert got[(own["CF_WSH"], "person", "principal", "aq11")]["subject_code"].endswith(id_number(1)[-4:])
+    assert got[(engineer["CF_WSH"], "person", "penalised person", "aq11")]["subject_code"].endswith(id_number(77)[-4:])
+    # each rests on its own penalty: its authority, its basis, its own legal ground
+    other = got[(contractor["CF_WSH"], "unit", "other penalised unit", "aq11")]
+    assert other["subject_id"] == uscc(2) and other["penalty_basis"] == contractor["CF_YJ"]
+    assert "应急管理部令第11号" in other["basis"]
+    built = got[(builder["CF_WSH"], "unit", "other penalised unit", "industry")]
+    assert built["subject_id"] == uscc(3) and built["authority_code"] == ZJJ
+    assert "住房城乡建设" in built["basis"] and "11号" not in built["basis"]
+    # no principal of the other units (负责人2, 负责人3) through A1
+    assert not entries(con, subject_code="*" * 14 + id_number(2)[-4:])
+    assert not entries(con, subject_code="*" * 14 + id_number(3)[-4:])
+
+
+@pytest.mark.parametrize("change, revoked", [("revoked", True), ("not liable", True), ("regraded", False)])
+def test_a3_follows_its_accident_revocation_or_correction_below_the_ground(tmp_path, change, revoked):
+    """rules.md §3: A3 (Art. 114 ¶2) rests on a liability accident of any grade. Revoking the accident or
+    correcting it to 非责任事故 turns its entries `revoked` with history, as A1/A2; a regrading (重大 →
+    一般) leaves Art. 114 ¶2 standing, so A3 stays listed."""
+    acc = accident(1, 3, "2025-05-01", deaths=12, grade="重大")
+    later = {
+        "revoked": revoke(acc, "2025-12-01"),
+        "not liable": {**acc, "updated_at": ts("2025-12-01"), "SG_ZR": "非责任事故"},
+        "regraded": {**acc, "updated_at": ts("2025-12-01"), "SG_SWRS": "2", "SG_DJ": "一般"},
+    }[change]
+    pen = liability(1, 3, acc["SG_BH"], "2025-09-01", AQ_QJ="特别严重", CF_NR_FK="600")
+    before = entries(wh(tmp_path / "before", [pen], [acc]), ground="A3")
+    con = wh(tmp_path / "after", [pen], [acc, later])
+    after = entries(con, ground="A3")
+    assert {e["status"] for e in before} == {"listed"} and len(before) == 2
+    assert {e["entry_id"] for e in after} == {e["entry_id"] for e in before}
+    if not revoked:
+        assert {e["status"] for e in after} == {"listed"}
+        return
+    assert {(e["status"], e["revoked_date"]) for e in after} == {("revoked", date(2025, 12, 1))}
+    hist = con.execute(
+        "SELECT status FROM rules.entry_history WHERE entry_id = ? ORDER BY event_date, ord", [after[0]["entry_id"]]
+    ).fetchall()
+    assert [h for (h,) in hist] == ["pending", "listed", "revoked"]
+    assert not con.execute(
+        "SELECT count(*) FROM rules.restrictions WHERE entry_id = ?", [after[0]["entry_id"]]
+    ).fetchone()[0]
 
 
 def test_a1_not_for_a_non_liability_accident(tmp_path):

@@ -9,7 +9,17 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 
 import pytest
-from rules_fixtures import AUTHORITY, accident, build_warehouse, enterprise, id_number, penalty, revoke, uscc
+from rules_fixtures import (
+    AUTHORITY,
+    accident,
+    build_warehouse,
+    enterprise,
+    id_number,
+    penalty,
+    person_penalty,
+    revoke,
+    uscc,
+)
 
 from safecredit.policy import Policy, policy_for
 from safecredit.rules import run_rules
@@ -38,38 +48,33 @@ EXCHANGE_MATTERS = {
 PERSON_ONLY = {"principal_role"}
 
 
-def person_penalty(n: int, person: int, decision_date: str, **over) -> dict:
-    rec = penalty(
-        n,
-        0,
-        decision_date,
-        CF_XDR_LB="自然人",
-        AQ_CFDX="个人",
-        CF_XDR_MC=f"个人{person}",
-        CF_XDR_SHXYM=None,
-        CF_XDR_ZJLX="身份证",
-        CF_XDR_ZJHM=id_number(person),
-        **over,
-    )
-    return {k: v for k, v in rec.items() if v is not None}
-
-
 def mask(code: str) -> str:
     return "*" * (len(code) - 4) + code[-4:]
 
 
 P_UNTIL, P_LIFE, P_PAST, P_REVOKED, P_MAJOR, P_AGENCY, P_AGENCY_LIFE = 109, 110, 111, 112, 113, 114, 115
+P_STAFF = 116  # penalised for the 重大 accident too, but not its unit's principal
+# unit 7's principal when its 特别重大 accident occurred (registry) and his successor (a later version)
+P_AT_TIME, P_SUCCESSOR = 7, 8
 
 
 @pytest.fixture(scope="module")
 def con(tmp_path_factory):
     revoked_unit = penalty(4, 4, "2026-01-05", AQ_WFDM="UNLICENSED_OPERATION")
     revoked_ban = person_penalty(15, P_REVOKED, "2026-02-02", CF_CFLB="罚款;限制从业")
-    major = accident(1, 6, "2025-12-01", deaths=12, grade="重大", SG_HYLB="B0610")
+    major = accident(1, 6, "2025-12-01", deaths=12, grade="重大", SG_HYLB="B0610", SG_ZYFZR_ZJHM=id_number(P_MAJOR))
+    huge = accident(2, 7, "2025-12-02", deaths=30, grade="特别重大")
+
+    def liable(n, person, acc):
+        return person_penalty(
+            n, person, "2026-02-10", AQ_WFDM="ACCIDENT_LIABILITY", AQ_SGBH=acc["SG_BH"], CF_CFLB="罚款", CF_NR_FK="20"
+        )
+
     data = {
         "yjj": {
-            "enterprises": [enterprise(i) for i in (1, 2, 3, 4, 6)],
-            "accidents": [major],
+            "enterprises": [enterprise(i) for i in (1, 2, 3, 4, 6, 7)]
+            + [enterprise(7, updated_at="2026-01-05T10:00:00+08:00", QY_ZYFZR_ZJHM=id_number(P_SUCCESSOR))],
+            "accidents": [major, huge],
             "penalties": [
                 penalty(1, 1, "2026-01-05", AQ_WFDM="UNLICENSED_OPERATION"),  # listed
                 penalty(2, 2, "2026-11-20", AQ_WFDM="UNLICENSED_OPERATION"),  # pending (notice running)
@@ -81,15 +86,10 @@ def con(tmp_path_factory):
                 person_penalty(13, P_PAST, "2024-03-05", CF_CFLB="罚款;限制从业", CF_YXQ="2026-06-30"),
                 revoked_ban,
                 revoke(revoked_ban, "2026-04-01"),
-                person_penalty(
-                    16,
-                    P_MAJOR,
-                    "2026-02-10",
-                    AQ_WFDM="ACCIDENT_LIABILITY",
-                    AQ_SGBH=major["SG_BH"],
-                    CF_CFLB="罚款",
-                    CF_NR_FK="20",
-                ),
+                liable(16, P_MAJOR, major),
+                liable(19, P_STAFF, major),
+                liable(20, P_AT_TIME, huge),
+                liable(21, P_SUCCESSOR, huge),
                 person_penalty(17, P_AGENCY, "2025-05-06", AQ_WFDM="AGENCY_FRAUD", AQ_QJ="严重"),
                 person_penalty(18, P_AGENCY_LIFE, "2025-05-06", AQ_WFDM="AGENCY_FRAUD", AQ_QJ="特别严重"),
             ],
@@ -178,6 +178,25 @@ def test_policy_measures_keep_every_exchange_matter(con):
         assert r["name"] and r["department"] and r["basis"] and r["applies_to"] in ("unit", "person", "both")
 
 
+def test_import_export_restricts_a_listed_unit_and_exit_entry_no_listed_person(con):
+    """rules.md §4: 进出口 (customs credit) binds listed units, citing its own basis; 出入境 binds
+    persons only where a basis allows it — a listing is no such basis, so no listed person is barred."""
+    policy = {r["matter"]: r for r in rows(con, "SELECT * FROM policy_measures")}
+    assert policy["import_export"]["name"] == "进出口" and policy["exit_entry"]["name"] == "出入境"
+    e = entry(con, "unit", uscc(1))
+    (customs,) = rows(
+        con, "SELECT * FROM rules.restrictions WHERE entry_id = ? AND matter = 'import_export'", e["entry_id"]
+    )
+    assert customs["restricted_until"] == e["end_date"] and "海关总署令第251号" in customs["basis"]
+    assert customs["basis_unconfirmed"] and customs["implementing_department"] == "海关"
+    assert "出境入境管理法》第十二条" in policy["exit_entry"]["basis"]
+    listed_persons = rows(
+        con, "SELECT entry_id FROM rules.blacklist WHERE subject_type = 'person' AND status = 'listed'"
+    )
+    assert listed_persons
+    assert con.execute("SELECT count(*) FROM rules.restrictions WHERE matter = 'exit_entry'").fetchone()[0] == 0
+
+
 def test_listed_unit_gets_every_unit_matter_until_the_entry_end(con):
     e = entry(con, "unit", uscc(1))
     assert e["status"] == "listed"
@@ -234,8 +253,22 @@ def test_listed_principal_gets_person_measures_only(con):
         ).fetchall()
     }
     assert matters == person_matters
-    assert "principal_role" in matters and "government_procurement" not in matters
+    # rules.md §4: a listing alone bars nobody from principal roles
+    assert "principal_role" not in matters and "government_procurement" not in matters
+    assert "heavier_punishment" in matters
     assert all(r["restricted_until"] == e["end_date"] for r in got)
+
+
+def test_principal_roles_are_barred_only_by_a_ban_citing_its_basis(con):
+    """rules.md §4: the bar from principal roles rests on a basis that says so (a penalty's 限制从业,
+    安全生产法 Art. 94 ¶3), cited on the restriction; never on a listing alone."""
+    barred = rows(con, "SELECT * FROM rules.restrictions WHERE matter = 'principal_role'")
+    assert barred and {r["source"] for r in barred} == {"ban"}
+    bans = {r["ban"]: r["basis"] for r in rows(con, "SELECT * FROM policy_person_bans")}
+    for r in barred:
+        assert r["basis"] == bans[r["ban"]] and r["basis"]
+    listed_persons = rows(con, "SELECT * FROM rules.blacklist WHERE subject_type = 'person' AND status = 'listed'")
+    assert {e["ground"] for e in listed_persons} >= {"A1", "B1"}
 
 
 @pytest.mark.parametrize("unit, status", [(2, "pending"), (3, "expired"), (4, "revoked")])
@@ -313,6 +346,18 @@ def test_major_accident_principal_banned_for_life_in_the_industry(con):
     assert r["scope_industry"] == "B0610" and "第九十四条" in r["basis"]
 
 
+def test_life_ban_only_for_the_principal_responsible_at_the_time_in_the_accident_industry(con):
+    """Art. 94 ¶3 (rules.md §4): the principals responsible, in the same industry. Someone else penalised
+    for the accident (P_STAFF) is not barred; the registry principal when the accident occurred is, in
+    the unit's industry of the time; his successor, penalised too, is not."""
+    assert [r for r in person_rows(con, P_STAFF) if r["matter"] == "principal_role"] == []
+    assert [r for r in person_rows(con, P_SUCCESSOR) if r["matter"] == "principal_role"] == []
+    got = [r for r in person_rows(con, P_AT_TIME) if r["source"] == "ban"]
+    assert [(r["matter"], r["ban"], r["for_life"], r["scope_industry"]) for r in got] == [
+        ("principal_role", "major_accident_principal", True, "C3311")
+    ]
+
+
 def test_agency_staff_banned_five_years_or_for_life_when_serious(con):
     five = [r for r in person_rows(con, P_AGENCY) if r["source"] == "ban"]
     assert [(r["matter"], r["restricted_until"], r["for_life"]) for r in five] == [
@@ -332,7 +377,10 @@ def test_ban_only_from_its_decision_date(con):
 
 
 def test_person_codes_never_in_full(con):
-    full = {id_number(i) for i in (1, 2, 3, 4, 6, P_UNTIL, P_LIFE, P_PAST, P_REVOKED, P_MAJOR, P_AGENCY, P_AGENCY_LIFE)}
+    full = {
+        id_number(i)
+        for i in (1, 2, 3, 4, 6, 7, 8, P_UNTIL, P_LIFE, P_PAST, P_REVOKED, P_MAJOR, P_AGENCY, P_AGENCY_LIFE, P_STAFF)
+    }
     for r in rows(con, "SELECT * FROM rules.restrictions"):
         for v in r.values():
             assert not (isinstance(v, str) and any(f in v for f in full)), r

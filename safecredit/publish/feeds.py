@@ -96,7 +96,11 @@ _REGIME: dict[str, tuple[str, str]] = {
 BLACKLIST_COLUMNS: dict[str, tuple[str, str]] = {
     "entry_id": ("名单条目编号", "稳定条目标识，由决定机关、文号、事由和主体派生，跨版本不变"),
     **_SUBJECT,
-    "role": ("列入身份", "penalised unit（受罚单位）/ principal（主要负责人）/ penalised person（受罚个人）"),
+    "role": (
+        "列入身份",
+        "penalised unit（受罚单位）/ other penalised unit（同一事故其他受罚单位，A1）/ principal（主要负责人）"
+        "/ penalised person（受罚个人）/ decided unit, decided person（仅有列入决定）",
+    ),
     "ground": ("列入事由代码", "列入严重失信主体名单的事由代码（A1–A5、B1–B4，应急管理部令第11号）"),
     "ground_name": ("列入事由", "列入事由的中文说明"),
     **_REGIME,
@@ -118,6 +122,11 @@ BLACKLIST_COLUMNS: dict[str, tuple[str, str]] = {
         "告知期延伸至尚无国务院办公厅节假日安排的年份时为该年份（条目保持 pending，"
         "不列入）；否则为空 / year without a published holiday calendar that the notice "
         "period reaches (entry stays pending)",
+    ),
+    "principal_gap": (
+        "主要负责人不明",
+        "true：该事由应同时列入单位当时的主要负责人，但处罚、事故及当时的监管对象库版本均未载明，"
+        "未列入（不以继任者替代） / the ground lists the unit's principal but none of the time is known",
     ),
     "repair_date": ("信用修复日期", "信用修复生效日期（列入满12个月后），无则为空"),
     "objection_date": ("异议成立日期", "异议成立的日期，无则为空"),
@@ -304,7 +313,10 @@ LISTING_CANDIDATES_COLUMNS: dict[str, tuple[str, str]] = {
     "ground": ("列入事由代码", "A1–A5、B1–B4"),
     "ground_name": ("列入事由", "列入事由的中文说明"),
     **_SUBJECT,
-    "role": ("列入身份", "penalised unit / principal / penalised person"),
+    "role": (
+        "列入身份",
+        "penalised unit / other penalised unit / principal / penalised person / decided unit / decided person",
+    ),
     "decision_no": ("处罚决定书文号", "触发列入的行政处罚决定书文号"),
     "decision_date": ("处罚决定日期", "YYYY-MM-DD"),
     "penalty_basis": ("处罚依据", "触发列入的行政处罚决定所依据的条款（CF_YJ）"),
