@@ -58,6 +58,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip", action="append", default=[], choices=PHASES, help="leave a phase out (repeatable)")
     p.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue a kept run in DIR")
     p.add_argument("--keep", action="store_true", help="keep landing, warehouse and exports (printed)")
+    p.add_argument("--drop-landing", action="store_true", help="remove the landing once load_raw has read it")
+    p.add_argument(
+        "--publish-separately", action="store_true", help="publish and measure one feed at a time, then remove it"
+    )
     p.add_argument("--min-free-gb", type=float, default=8.0, help="stop before a phase below this free space")
 
 
@@ -292,6 +296,9 @@ def run(args: argparse.Namespace) -> dict:
                     depts = {ds: sorted(p.name for p in raw.iterdir() if (p / ds).is_dir()) for ds in DATASETS}
                     detail["rows"] = {ds: load_raw(con, raw, depts[ds], ds) for ds in DATASETS}
                     con.execute("CHECKPOINT")
+                    detail["landing_gib"] = round(_tree_bytes(raw) / 2**30, 2)
+                    if args.drop_landing:  # nothing after load_raw reads it: room for the exports
+                        shutil.rmtree(raw, ignore_errors=True)
                 elif name == "staging":
                     hold = policy.get("publication.hold_back", {})
                     for ds in DATASETS:
@@ -319,19 +326,29 @@ def run(args: argparse.Namespace) -> dict:
                         fails = gate.duplicate_ids(con, feed) + gate.full_id_numbers(con, feed)
                         detail[feed] = {"seconds": round(time.perf_counter() - t0, 1), "failures": fails}
                 elif name == "publication":
-                    shutil.rmtree(work / "exports", ignore_errors=True)
-                    pub = Publisher(work / "exports", work / "keys", max_shrink=None)
-                    feeds = {f: con.sql(gate.feed_query(con, f)) for f in gate.present_feeds(con)}
-                    result = pub.publish(
-                        feeds,
-                        as_of=as_of,
-                        policy_version=policy.version,
-                        generated_at=datetime(2026, 11, 23, 2, tzinfo=timezone.utc),
-                    )
-                    detail.update(
-                        ok=result.ok, version=result.version, rows=dict(result.rows), reasons=list(result.reasons or [])
-                    )
-                    detail["feed_bytes"] = {f: _tree_bytes(work / "exports" / f) for f in feeds}
+                    feeds = {f: gate.feed_query(con, f) for f in gate.present_feeds(con)}
+                    # one version of every feed at once, or (--publish-separately, when the disk
+                    # cannot hold a whole version) each feed published alone, measured, then removed
+                    groups = [[f] for f in feeds] if args.publish_separately else [list(feeds)]
+                    detail.update(separately=args.publish_separately, rows={}, feed_bytes={}, feed_seconds={})
+                    for group in groups:
+                        shutil.rmtree(work / "exports", ignore_errors=True)
+                        pub = Publisher(work / "exports", work / "keys", max_shrink=None)
+                        t0 = time.perf_counter()
+                        result = pub.publish(
+                            {f: con.sql(feeds[f]) for f in group},
+                            as_of=as_of,
+                            policy_version=policy.version,
+                            generated_at=datetime(2026, 11, 23, 2, tzinfo=timezone.utc),
+                        )
+                        if not result.ok:
+                            detail.setdefault("reasons", []).extend(result.reasons or [])
+                        detail["rows"].update(result.rows)
+                        detail["feed_bytes"].update({f: _tree_bytes(work / "exports" / f) for f in group})
+                        detail["feed_seconds"][",".join(group)] = round(time.perf_counter() - t0, 1)
+                        print(f"   published {group}: {detail['feed_seconds'][','.join(group)]} s", flush=True)
+                        if args.publish_separately:
+                            shutil.rmtree(work / "exports", ignore_errors=True)
                 elif name == "contract_suites":
                     for ds in DATASETS:
                         t0 = time.perf_counter()
@@ -362,15 +379,21 @@ def _summarise(report: Report) -> None:
     rebuild = [n for n in ("load_raw", "staging", "rules", "gate", "publication", "contract_suites") if n in phases]
     floor = (phases.get("floor", {}).get("detail", {}).get("floor") or {}).get("seconds")
     rules = phases.get("rules", {}).get("seconds")
+    landing = phases.get("load_raw", {}).get("detail", {}).get("landing_gib") or 0.0
+    warehouse = max((p["disk_gib"]["warehouse"] for p in phases.values()), default=0.0)
+    spill = max((p["spill_peak_gib"] for p in phases.values()), default=0.0)
+    version = round(sum(phases.get("publication", {}).get("detail", {}).get("feed_bytes", {}).values()) / 2**30, 2)
     report.doc["summary"] = {
         "rebuild_phases": rebuild,
         "rebuild_seconds": round(sum(phases[n]["seconds"] for n in rebuild), 1),
         "rebuild_cpu_seconds": round(sum(phases[n]["cpu_seconds"] for n in rebuild), 1),
         "rebuild_peak_rss_mib": max((phases[n]["peak_rss_mib"] for n in rebuild), default=None),
         "spill_peak_gib": max((phases[n]["spill_peak_gib"] for n in rebuild), default=None),
-        "disk_peak_gib": max(
-            (sum(p["disk_gib"].values()) + p["spill_peak_gib"] for p in phases.values()), default=None
-        ),
+        # landing + warehouse + spill + one version of exports, each at its largest
+        "landing_gib": landing,
+        "warehouse_gib": warehouse,
+        "version_gib": version,
+        "disk_in_all_gib": round(landing + warehouse + spill + version, 1),
         "floor_seconds": floor,
         "rules_over_floor": round(rules / floor, 1) if rules and floor else None,
     }
