@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+import orjson
 import requests
 
 from safecredit.config import Department
@@ -191,7 +192,7 @@ class DepartmentClient:
             params["cursor"] = cursor
 
         def parse(resp: requests.Response) -> Page:
-            doc = json.loads(resp.content.decode("utf-8"))
+            doc = _page_document(resp.content)
             if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
                 raise ValueError("page without an items list")
             return Page(
@@ -248,6 +249,16 @@ class DepartmentClient:
             return CsvDay(day, content, cs, int(count) if count and count.isdigit() else None)
 
         return self._get(f"/datasets/{dataset}/export.csv", {"date": day}, f"{dataset} {day}", parse)
+
+
+def _page_document(body: bytes) -> Any:
+    """A page body parsed for its cursor and keys: orjson straight from the bytes (a fifth of the
+    standard library's time, and no decoded copy); a body orjson refuses but Python's parser reads
+    (NaN, integers beyond 64 bits) is parsed as before, so what a page means never changes."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body.decode("utf-8"))
 
 
 def _codec(charset: str) -> str:
