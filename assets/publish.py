@@ -52,6 +52,7 @@ def _sources_of(feed: str) -> set[str]:
     specs=[
         dg.AssetCheckSpec(name, asset=rules_key(feed), blocking=True, description=text)
         for feed in FEEDS
+        if feed in RULE_TABLES  # the gate judges the rule tables; the feeds split off them follow
         for name, text in GATE_CHECKS.items()
     ],
     name="publication_gate",
@@ -117,7 +118,7 @@ def _unique(reasons: list[dict]) -> list[dict]:
         dg.AssetSpec(
             feeds_key(feed),
             group_name="feeds",
-            deps=[rules_key(feed)],
+            deps=[rules_key(t) for t in FEEDS[feed].rule_tables],
             kinds={"parquet"},
             description=f"exports/{feed}/<version>/: full.parquet/csv/jsonl, delta.jsonl, "
             "signed manifest naming held-back sources.",
@@ -129,13 +130,15 @@ def _unique(reasons: list[dict]) -> list[dict]:
 def published_feeds(context: dg.AssetExecutionContext, exchange: ExchangeResource):
     from safecredit import reuse
     from safecredit.progress import bar
-    from safecredit.publish.gate import feed_query, held_back_sources, present_feeds
+    from safecredit.publish.gate import held_back_sources
+    from safecredit.publish.lean import feed_queries
 
     pol = exchange.policy()
     now = datetime.now(timezone.utc)
     pub = _publisher(exchange)
     with exchange.warehouse("publish") as con:  # the feeds stream from the warehouse into the files
-        feeds = {f: con.sql(feed_query(con, f)) for f in present_feeds(con)}
+        # lean (issue 10 §6): components, worksheets and labels in feeds of their own
+        feeds = {f: con.sql(q) for f, q in feed_queries(con).items()}
         held = held_back_sources(con, exchange.paths.raw)
         # the rule tables as the version last published from them: link its files, render nothing
         fingerprint = reuse.digest(reuse.code_digest(), reuse.fingerprint_of(con, "rules"), sorted(feeds))

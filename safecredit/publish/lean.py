@@ -1,0 +1,267 @@
+"""Lean feeds (issue 10 §6): explanations published once, beside the rows that point at them.
+
+The rule tables carry, per unit, the seven 守信 condition labels, every credit-score component and
+the premium and 工伤 worksheets with each adjustment's label and legal basis: 1.4–2 KB a row, most
+of a version's bytes, and rewritten whenever one unit changes. Published, they are split:
+
+* the per-unit feeds (`credit_scores`, `incentives`, `premium_factors`, `injury_insurance_factors`)
+  keep their flat columns and their condition lists as codes with a status;
+* the components and worksheets are feeds of their own keyed by the row's id
+  (`credit_score_components`: one row per component, id `uscc` + `seq`; `premium_worksheets`,
+  `injury_insurance_worksheets`: id `uscc`), so a unit whose score did not move is not in a delta;
+* every label, basis and policy value those rows point at is a row of the `codes` feed (id `feed`,
+  `field`, `code`), taken from the rows themselves: one code, one meaning, or the publication stops.
+
+`feed_queries` is the publishing side (SQL over the warehouse's `rules.*`); `widen_sql` the reading
+side: the API joins the feeds of one version back into the rule tables' shape, in DuckDB, so that
+`/v1/credit`, `/v1/premium-factors`, `/v1/injury-insurance` and `/v1/incentives` answer as before.
+Everything here is SQL text: rows never pass through Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import duckdb
+
+from .gate import present_feeds, public_columns
+from .render import ident, sql_str
+
+CODES = "codes"
+
+# per-unit feed → its list of 守信 conditions, published as codes with a status
+_CONDITIONS = {"credit_scores": "incentive_conditions", "incentives": "conditions"}
+# the wide column each detail feed takes out of its per-unit feed
+DETAILS: Mapping[str, tuple[str, str]] = {
+    "credit_score_components": ("credit_scores", "components"),
+    "premium_worksheets": ("premium_factors", "worksheet"),
+    "injury_insurance_worksheets": ("injury_insurance_factors", "worksheet"),
+}
+_MOVED = {parent: column for parent, column in DETAILS.values()}
+
+# The codes of each dictionary: (feed, field, SQL over rules.* yielding code, label, value, basis, note).
+# A code's label, value, basis and note are the same in every row (`check_codes` enforces it).
+_CODE_SOURCES: dict[str, tuple[str, str, str]] = {
+    "credit_scores": (
+        "credit_scores",
+        "incentive_conditions",
+        "SELECT x.condition, x.label, NULL, NULL, NULL FROM (SELECT unnest(incentive_conditions) AS x "
+        "FROM rules.credit_scores)",
+    ),
+    "incentives": (
+        "incentives",
+        "conditions",
+        "SELECT x.condition, x.label, NULL, NULL, NULL FROM (SELECT unnest(conditions) AS x FROM rules.incentives)",
+    ),
+    "premium_factors": (
+        "premium_worksheets",
+        "worksheet.floating.adjustments",
+        "SELECT a.code, a.label, CAST(a.value AS VARCHAR), a.basis, a.reason FROM (SELECT "
+        "unnest(worksheet.floating.adjustments) AS a FROM rules.premium_factors WHERE worksheet.floating IS NOT NULL)",
+    ),
+    "injury_insurance_factors": (
+        "injury_insurance_worksheets",
+        "worksheet.rules",
+        "SELECT j.code, j.label, CAST(j.delta AS VARCHAR), j.basis, NULL FROM (SELECT unnest(worksheet.rules) AS j "
+        "FROM rules.injury_insurance_factors)",
+    ),
+    "injury_insurance_classes": (
+        "injury_insurance_worksheets",
+        "worksheet.class_basis",
+        "SELECT CAST(worksheet.injury_class AS VARCHAR), NULL, NULL, worksheet.class_basis, NULL "
+        "FROM rules.injury_insurance_factors",
+    ),
+    # a component's label when it is the same for every row of that component (most are: policy
+    # text); components whose label says more (the base's 标准化 level, a count) keep it in the row
+    "credit_score_components": (
+        "credit_score_components",
+        "component",
+        "SELECT c.component, any_value(c.label), NULL, NULL, NULL FROM (SELECT unnest(components) AS c "
+        "FROM rules.credit_scores) GROUP BY c.component "
+        "HAVING count(DISTINCT c.label) = 1 AND count(c.label) = count(*)",
+    ),
+}
+_CODE_TABLE = {  # which rule table each dictionary is read from
+    "credit_scores": "credit_scores",
+    "incentives": "incentives",
+    "premium_factors": "premium_factors",
+    "injury_insurance_factors": "injury_insurance_factors",
+    "injury_insurance_classes": "injury_insurance_factors",
+    "credit_score_components": "credit_scores",
+}
+
+
+class LeanFeedError(ValueError):
+    """A dictionary code with two meanings: the rows cannot point at it."""
+
+    def __init__(self, en: str, zh: str):
+        super().__init__(f"{zh} / {en}")
+        self.en, self.zh = en, zh
+
+
+def _conditions_sql(column: str) -> str:
+    """A condition list as codes and statuses (the labels are in `codes`)."""
+    return f"list_transform({ident(column)}, lambda x: {{condition: x.condition, status: x.status}})"
+
+
+def _premium_worksheet_sql() -> str:
+    """The worksheet without each adjustment's label, value, basis and skip reason (in `codes`)."""
+    lean = (
+        "list_transform(worksheet.floating.adjustments, "
+        "lambda a: {code: a.code, count: a.count, total: a.total, status: a.status})"
+    )
+    return (
+        "struct_update(worksheet, floating := CASE WHEN worksheet.floating IS NOT NULL THEN "
+        f"struct_update(worksheet.floating, adjustments := {lean}) END)"
+    )
+
+
+def _injury_worksheet_sql() -> str:
+    """The worksheet without the class's basis and each step rule's label, delta and basis (in `codes`)."""
+    return (
+        "struct_update(worksheet, class_basis := NULL::VARCHAR, "
+        "rules := list_transform(worksheet.rules, lambda j: {code: j.code, met: j.met}))"
+    )
+
+
+def _codes_sql(con: duckdb.DuckDBPyConnection, tables: set[str]) -> str | None:
+    parts = [
+        f"SELECT {sql_str(feed)} AS feed, {sql_str(field)} AS field, code, label, value, basis, note "
+        f"FROM (SELECT DISTINCT * FROM ({sql}) t(code, label, value, basis, note) WHERE code IS NOT NULL)"
+        for name, (feed, field, sql) in _CODE_SOURCES.items()
+        if _CODE_TABLE[name] in tables
+    ]
+    return " UNION ALL ".join(parts) if parts else None
+
+
+def feed_queries(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """The SELECT of every feed a warehouse publishes, lean: per-unit rows, their detail feeds, `codes`."""
+    tables = set(present_feeds(con))
+    out = {}
+    for feed in tables:
+        cols = [n for n, _ in public_columns(con, feed) if n != _MOVED.get(feed)]
+        conditions = _CONDITIONS.get(feed)
+        select = [f"{_conditions_sql(c)} AS {ident(c)}" if c == conditions else ident(c) for c in cols]
+        out[feed] = f"SELECT {', '.join(select)} FROM rules.{feed}"
+    if "credit_scores" in tables:
+        label = "CASE WHEN d.label IS NULL THEN u.c.label END"  # NULL: the component's label in `codes`
+        fields = ", ".join(f"u.c.{f}" for f in ("points", "event_date", "source_dataset", "source_department"))
+        out["credit_score_components"] = (
+            f"SELECT s.uscc, u.seq, u.c.component, u.c.kind, {label} AS label, {fields}, u.c.source_record_id, "
+            "u.c.decision_no_or_accident_no FROM (SELECT uscc, unnest(list_transform(components, "
+            "lambda x, i: {seq: i, c: x})) AS u FROM rules.credit_scores) s "
+            f"LEFT JOIN ({_CODE_SOURCES['credit_score_components'][2]}) d(component, label, v, b, n) "
+            "ON d.component = s.u.c.component"
+        )
+    if "premium_factors" in tables:
+        out["premium_worksheets"] = f"SELECT uscc, {_premium_worksheet_sql()} AS worksheet FROM rules.premium_factors"
+    if "injury_insurance_factors" in tables:
+        out["injury_insurance_worksheets"] = (
+            f"SELECT uscc, {_injury_worksheet_sql()} AS worksheet FROM rules.injury_insurance_factors"
+        )
+    codes = _codes_sql(con, tables)
+    if codes is not None:
+        check_codes(con, codes)
+        out[CODES] = codes
+    return out
+
+
+def check_codes(con: duckdb.DuckDBPyConnection, codes_sql: str) -> None:
+    """Each dictionary code has one meaning; raises LeanFeedError naming the first that has two."""
+    dup = con.execute(
+        f"SELECT feed, field, code, count(*) FROM ({codes_sql}) GROUP BY ALL HAVING count(*) > 1 ORDER BY ALL LIMIT 1"
+    ).fetchall()
+    if dup:
+        feed, field, code, n = dup[0]
+        raise LeanFeedError(
+            f"{feed}.{field}: code {code!r} has {n} different labels, values or bases in this run; "
+            "a code must mean one thing (check the policy files)",
+            f"{feed}.{field}：代码 {code!r} 在本次运行中有 {n} 种不同的名称、取值或依据；"
+            "同一代码只能有一种含义（请检查政策文件）",
+        )
+
+
+# -- the reading side ---------------------------------------------------------------------------
+
+Rel = Callable[[str], str | None]  # feed name → SQL relation of that feed in one version (None: absent)
+
+
+def _codes_map(rel: str, feed: str, field: str) -> str:
+    return (
+        f"(SELECT map(list(code ORDER BY code), list({{label: label, value: value, basis: basis, note: note}} "
+        f"ORDER BY code)) FROM {rel} WHERE feed = {sql_str(feed)} AND field = {sql_str(field)})"
+    )
+
+
+def widen_sql(feed: str, rel: Rel, columns: list[str]) -> str | None:
+    """The rows of a lean per-unit `feed` in the rule table's shape (details and labels joined back),
+    or None when there is nothing to widen (a version published before the split has them already)."""
+    codes, moved = rel(CODES), _MOVED.get(feed)
+    detail = next((d for d, (parent, _) in DETAILS.items() if parent == feed), None)
+    if codes is None or (feed not in _CONDITIONS and detail is None):
+        return None
+    if moved is not None and (moved in columns or rel(detail) is None):
+        return None
+    maps, wide = [], {}
+    if feed in _CONDITIONS:
+        column = _CONDITIONS[feed]
+        maps.append(f"{_codes_map(codes, feed, column)} AS cm")
+        wide[column] = (
+            f"list_transform(s.{ident(column)}, lambda x: {{condition: x.condition, label: k.cm[x.condition].label, "
+            "status: x.status})"
+        )
+    if moved is None:
+        return f"SELECT {_select(columns, wide)} FROM {rel(feed)} s CROSS JOIN (SELECT {', '.join(maps)}) k"
+    if feed == "credit_scores":
+        labels = _codes_map(codes, "credit_score_components", "component")
+        item = (
+            "{component: c.component, kind: c.kind, label: coalesce(c.label, m[c.component].label), "
+            "points: c.points, event_date: c.event_date, source_dataset: c.source_dataset, "
+            "source_department: c.source_department, source_record_id: c.source_record_id, "
+            "decision_no_or_accident_no: c.decision_no_or_accident_no}"
+        )
+        joined = (
+            f"SELECT c.uscc, list(c.item ORDER BY c.seq) AS detail FROM (SELECT c.uscc, c.seq, {item} AS item "
+            f"FROM {rel(detail)} c, (SELECT {labels} AS m)) c GROUP BY c.uscc"
+        )
+        wide[moved], before = "coalesce(d.detail, [])", "component_count"
+    elif feed == "premium_factors":
+        adjustments = _codes_map(codes, "premium_worksheets", "worksheet.floating.adjustments")
+        full = (
+            "list_transform(w.worksheet.floating.adjustments, lambda a: {code: a.code, label: m[a.code].label, "
+            "value: CAST(m[a.code].value AS DECIMAL(8, 4)), basis: m[a.code].basis, count: a.count, "
+            "total: a.total, status: a.status, reason: m[a.code].note})"
+        )
+        worksheet = (
+            "struct_update(w.worksheet, floating := CASE WHEN w.worksheet.floating IS NOT NULL THEN "
+            f"struct_update(w.worksheet.floating, adjustments := {full}) END)"
+        )
+        joined = f"SELECT w.uscc, {worksheet} AS detail FROM {rel(detail)} w, (SELECT {adjustments} AS m)"
+        wide[moved], before = "d.detail", "policy_version"
+    else:  # injury_insurance_factors
+        rules = _codes_map(codes, "injury_insurance_worksheets", "worksheet.rules")
+        classes = _codes_map(codes, "injury_insurance_worksheets", "worksheet.class_basis")
+        worksheet = (
+            "struct_update(w.worksheet, class_basis := n[CAST(w.worksheet.injury_class AS VARCHAR)].basis, "
+            "rules := list_transform(w.worksheet.rules, lambda j: {code: j.code, label: m[j.code].label, "
+            "delta: CAST(m[j.code].value AS INTEGER), basis: m[j.code].basis, met: j.met}))"
+        )
+        joined = f"SELECT w.uscc, {worksheet} AS detail FROM {rel(detail)} w, (SELECT {rules} AS m, {classes} AS n)"
+        wide[moved], before = "d.detail", "policy_version"
+    maps_sql = f" CROSS JOIN (SELECT {', '.join(maps)}) k" if maps else ""
+    return (
+        f"SELECT {_select(columns, wide, moved, before)} FROM {rel(feed)} s{maps_sql} "
+        f"LEFT JOIN ({joined}) d ON d.uscc = s.uscc"
+    )
+
+
+def _select(columns: list[str], replace: dict[str, str], moved: str | None = None, before: str = "") -> str:
+    """The lean feed's columns with `replace`d expressions, `moved` put back before `before`."""
+    out = []
+    for c in columns:
+        if moved and c == before:
+            out.append(f"{replace[moved]} AS {ident(moved)}")
+        out.append(f"{replace[c]} AS {ident(c)}" if c in replace else f"s.{ident(c)}")
+    if moved and before not in columns:
+        out.append(f"{replace[moved]} AS {ident(moved)}")
+    return ", ".join(out)
