@@ -154,3 +154,26 @@ def test_the_mirror_verifies_and_mirrors_the_lean_feeds(con, tmp_path):
             "AND code = 'NO_DISHONESTY'"
         ).fetchone()
     assert label and json.dumps(label[0], ensure_ascii=False)
+
+
+def test_a_night_later_the_worksheets_stay_and_their_window_moves_in_codes(con, tmp_path):
+    """The windows follow `as_of`: in the rows they would rewrite every worksheet each night."""
+    from datetime import timedelta
+
+    from safecredit.policy import policy_for
+    from safecredit.rules import run_rules
+
+    pub, v1 = publish(con, tmp_path, 22)
+    later = AS_OF + timedelta(days=1)
+    try:
+        run_rules(con, later, policy_for(later), "test-salt")
+        _, v2 = publish(con, tmp_path, 23)
+    finally:  # the module's warehouse goes back to AS_OF for the other tests
+        run_rules(con, AS_OF, policy_for(AS_OF), "test-salt")
+    assert pub.read_manifest("premium_factors", v2)["delta"]["MOD"] > 0  # valid_from/valid_to moved
+    for feed in ("premium_worksheets", "injury_insurance_worksheets"):  # only units whose inputs moved
+        rows = pub.read_manifest(feed, v2)["row_count"]
+        assert len(pub.read_delta(feed, v2)) <= rows // 4 < rows, feed
+    moved = {(d["id"][1], d["record"]["value"]) for d in pub.read_delta("codes", v2) if d["op"] == "MOD"}
+    assert ("worksheet.window_end", later.isoformat()) in moved
+    assert ("worksheet.floating.window_end", later.isoformat()) in moved

@@ -39,56 +39,75 @@ DETAILS: Mapping[str, tuple[str, str]] = {
 }
 _MOVED = {parent: column for parent, column in DETAILS.values()}
 
-# The codes of each dictionary: (feed, field, SQL over rules.* yielding code, label, value, basis, note).
-# A code's label, value, basis and note are the same in every row (`check_codes` enforces it).
-_CODE_SOURCES: dict[str, tuple[str, str, str]] = {
-    "credit_scores": (
+# The codes of each dictionary: (feed, field, rule table, SQL over it yielding code, label, value,
+# basis, note). A code's label, value, basis and note are the same in every row (`check_codes`).
+_CODE_SOURCES: list[tuple[str, str, str, str]] = [
+    (
         "credit_scores",
         "incentive_conditions",
+        "credit_scores",
         "SELECT x.condition, x.label, NULL, NULL, NULL FROM (SELECT unnest(incentive_conditions) AS x "
         "FROM rules.credit_scores)",
     ),
-    "incentives": (
+    (
         "incentives",
         "conditions",
+        "incentives",
         "SELECT x.condition, x.label, NULL, NULL, NULL FROM (SELECT unnest(conditions) AS x FROM rules.incentives)",
     ),
-    "premium_factors": (
+    (
         "premium_worksheets",
         "worksheet.floating.adjustments",
+        "premium_factors",
         "SELECT a.code, a.label, CAST(a.value AS VARCHAR), a.basis, a.reason FROM (SELECT "
         "unnest(worksheet.floating.adjustments) AS a FROM rules.premium_factors WHERE worksheet.floating IS NOT NULL)",
     ),
-    "injury_insurance_factors": (
+    (
         "injury_insurance_worksheets",
         "worksheet.rules",
+        "injury_insurance_factors",
         "SELECT j.code, j.label, CAST(j.delta AS VARCHAR), j.basis, NULL FROM (SELECT unnest(worksheet.rules) AS j "
         "FROM rules.injury_insurance_factors)",
     ),
-    "injury_insurance_classes": (
+    (
         "injury_insurance_worksheets",
         "worksheet.class_basis",
+        "injury_insurance_factors",
         "SELECT CAST(worksheet.injury_class AS VARCHAR), NULL, NULL, worksheet.class_basis, NULL "
         "FROM rules.injury_insurance_factors",
     ),
     # a component's label when it is the same for every row of that component (most are: policy
     # text); components whose label says more (the base's 标准化 level, a count) keep it in the row
-    "credit_score_components": (
+    (
         "credit_score_components",
         "component",
+        "credit_scores",
         "SELECT c.component, any_value(c.label), NULL, NULL, NULL FROM (SELECT unnest(components) AS c "
         "FROM rules.credit_scores) GROUP BY c.component "
         "HAVING count(DISTINCT c.label) = 1 AND count(c.label) = count(*)",
     ),
+]
+_COMPONENT_LABELS = _CODE_SOURCES[-1][3]
+# A worksheet's window follows the run's `as_of`: the same in every row of a version. Kept in the
+# rows it would rewrite every worksheet each night; it is a `codes` row with the code `*` instead.
+EVERY_ROW = "*"
+_WINDOWS = {  # worksheet feed → (its rule table, the worksheet structs that have a window)
+    "premium_worksheets": ("premium_factors", ("floating", "experience")),
+    "injury_insurance_worksheets": ("injury_insurance_factors", ("",)),
 }
-_CODE_TABLE = {  # which rule table each dictionary is read from
-    "credit_scores": "credit_scores",
-    "incentives": "incentives",
-    "premium_factors": "premium_factors",
-    "injury_insurance_factors": "injury_insurance_factors",
-    "injury_insurance_classes": "injury_insurance_factors",
-    "credit_score_components": "credit_scores",
-}
+for _feed, (_table, _parts) in _WINDOWS.items():
+    for _part in _parts:
+        _path = "worksheet" + (f".{_part}" if _part else "")
+        for _end in ("window_start", "window_end"):
+            _CODE_SOURCES.append(
+                (
+                    _feed,
+                    f"{_path}.{_end}",
+                    _table,
+                    f"SELECT '{EVERY_ROW}', NULL, CAST({_path}.{_end} AS VARCHAR), NULL, NULL FROM rules.{_table} "
+                    f"WHERE {_path} IS NOT NULL",
+                )
+            )
 
 
 class LeanFeedError(ValueError):
@@ -105,21 +124,27 @@ def _conditions_sql(column: str) -> str:
 
 
 def _premium_worksheet_sql() -> str:
-    """The worksheet without each adjustment's label, value, basis and skip reason (in `codes`)."""
+    """The worksheet without its window and each adjustment's label, value, basis and skip reason
+    (in `codes`)."""
     lean = (
         "list_transform(worksheet.floating.adjustments, "
         "lambda a: {code: a.code, count: a.count, total: a.total, status: a.status})"
     )
+    no_window = "window_start := NULL::DATE, window_end := NULL::DATE"
     return (
         "struct_update(worksheet, floating := CASE WHEN worksheet.floating IS NOT NULL THEN "
-        f"struct_update(worksheet.floating, adjustments := {lean}) END)"
+        f"struct_update(worksheet.floating, {no_window}, adjustments := {lean}) END, "
+        "experience := CASE WHEN worksheet.experience IS NOT NULL THEN "
+        f"struct_update(worksheet.experience, {no_window}) END)"
     )
 
 
 def _injury_worksheet_sql() -> str:
-    """The worksheet without the class's basis and each step rule's label, delta and basis (in `codes`)."""
+    """The worksheet without its window, the class's basis and each step rule's label, delta and basis
+    (in `codes`)."""
     return (
-        "struct_update(worksheet, class_basis := NULL::VARCHAR, "
+        "struct_update(worksheet, class_basis := NULL::VARCHAR, window_start := NULL::DATE, "
+        "window_end := NULL::DATE, "
         "rules := list_transform(worksheet.rules, lambda j: {code: j.code, met: j.met}))"
     )
 
@@ -128,8 +153,8 @@ def _codes_sql(con: duckdb.DuckDBPyConnection, tables: set[str]) -> str | None:
     parts = [
         f"SELECT {sql_str(feed)} AS feed, {sql_str(field)} AS field, code, label, value, basis, note "
         f"FROM (SELECT DISTINCT * FROM ({sql}) t(code, label, value, basis, note) WHERE code IS NOT NULL)"
-        for name, (feed, field, sql) in _CODE_SOURCES.items()
-        if _CODE_TABLE[name] in tables
+        for feed, field, table, sql in _CODE_SOURCES
+        if table in tables
     ]
     return " UNION ALL ".join(parts) if parts else None
 
@@ -150,7 +175,7 @@ def feed_queries(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
             f"SELECT s.uscc, u.seq, u.c.component, u.c.kind, {label} AS label, {fields}, u.c.source_record_id, "
             "u.c.decision_no_or_accident_no FROM (SELECT uscc, unnest(list_transform(components, "
             "lambda x, i: {seq: i, c: x})) AS u FROM rules.credit_scores) s "
-            f"LEFT JOIN ({_CODE_SOURCES['credit_score_components'][2]}) d(component, label, v, b, n) "
+            f"LEFT JOIN ({_COMPONENT_LABELS}) d(component, label, v, b, n) "
             "ON d.component = s.u.c.component"
         )
     if "premium_factors" in tables:
@@ -232,9 +257,12 @@ def widen_sql(feed: str, rel: Rel, columns: list[str]) -> str | None:
             "value: CAST(m[a.code].value AS DECIMAL(8, 4)), basis: m[a.code].basis, count: a.count, "
             "total: a.total, status: a.status, reason: m[a.code].note})"
         )
+        floating, experience = (_window(codes, detail, f"worksheet.{p}") for p in ("floating", "experience"))
         worksheet = (
             "struct_update(w.worksheet, floating := CASE WHEN w.worksheet.floating IS NOT NULL THEN "
-            f"struct_update(w.worksheet.floating, adjustments := {full}) END)"
+            f"struct_update(w.worksheet.floating, {floating}, adjustments := {full}) END, "
+            "experience := CASE WHEN w.worksheet.experience IS NOT NULL THEN "
+            f"struct_update(w.worksheet.experience, {experience}) END)"
         )
         joined = f"SELECT w.uscc, {worksheet} AS detail FROM {rel(detail)} w, (SELECT {adjustments} AS m)"
         wide[moved], before = "d.detail", "policy_version"
@@ -243,6 +271,7 @@ def widen_sql(feed: str, rel: Rel, columns: list[str]) -> str | None:
         classes = _codes_map(codes, "injury_insurance_worksheets", "worksheet.class_basis")
         worksheet = (
             "struct_update(w.worksheet, class_basis := n[CAST(w.worksheet.injury_class AS VARCHAR)].basis, "
+            f"{_window(codes, detail, 'worksheet')}, "
             "rules := list_transform(w.worksheet.rules, lambda j: {code: j.code, label: m[j.code].label, "
             "delta: CAST(m[j.code].value AS INTEGER), basis: m[j.code].basis, met: j.met}))"
         )
@@ -252,6 +281,15 @@ def widen_sql(feed: str, rel: Rel, columns: list[str]) -> str | None:
     return (
         f"SELECT {_select(columns, wide, moved, before)} FROM {rel(feed)} s{maps_sql} "
         f"LEFT JOIN ({joined}) d ON d.uscc = s.uscc"
+    )
+
+
+def _window(codes: str, feed: str, path: str) -> str:
+    """struct_update arguments putting back a worksheet's window from its `codes` rows."""
+    return ", ".join(
+        f"{end} := (SELECT CAST(value AS DATE) FROM {codes} WHERE feed = {sql_str(feed)} "
+        f"AND field = {sql_str(f'{path}.{end}')} AND code = '{EVERY_ROW}')"
+        for end in ("window_start", "window_end")
     )
 
 
