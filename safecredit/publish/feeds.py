@@ -375,7 +375,11 @@ INJURY_INSURANCE_WORKSHEETS_COLUMNS: dict[str, tuple[str, str]] = {
 CODES_COLUMNS: dict[str, tuple[str, str]] = {
     "feed": ("数据集", "使用该代码的数据集 / the feed whose rows carry the code"),
     "field": ("字段", "代码所在的列或底稿路径，如 incentive_conditions、worksheet.rules / column or worksheet path"),
-    "code": ("代码", "行中出现的代码 / the code as it appears in the rows"),
+    "code": (
+        "代码",
+        "行中出现的代码；`*` 为本版本每行相同的取值（如底稿的窗口期，行中为空）/ the code as it appears in "
+        "the rows; `*`: a value the same in every row of the version (a worksheet's window, empty in the rows)",
+    ),
     "label": ("名称", "代码的中文名称 / the code's label"),
     "value": ("取值", "政策规定的取值（文本：浮动比例、档次增减）/ the policy value, as text"),
     "basis": ("依据", "该取值或类别的政策、法规或地方做法依据 / legal or policy source"),
