@@ -177,3 +177,21 @@ def test_a_night_later_the_worksheets_stay_and_their_window_moves_in_codes(con, 
     moved = {(d["id"][1], d["record"]["value"]) for d in pub.read_delta("codes", v2) if d["op"] == "MOD"}
     assert ("worksheet.window_end", later.isoformat()) in moved
     assert ("worksheet.floating.window_end", later.isoformat()) in moved
+
+
+def test_a_version_published_before_the_split_is_answered_as_it_was(con, tmp_path):
+    """Exports from before issue 10 §6 (or a version restored from then) keep answering as published."""
+    from safecredit.publish.gate import feed_query
+
+    pub = Publisher(tmp_path / "exports", tmp_path / "keys")
+    wide = pub.publish({f: con.sql(feed_query(con, f)) for f in PER_UNIT}, as_of=date(2026, 11, 21), policy_version="p")
+    _, lean = publish(con, tmp_path, 22)
+    snap = build_snapshot(tmp_path / "exports")
+    try:
+        for feed in PER_UNIT:
+            for version in (wide.version, lean):
+                rel, _ = snap.relation(feed, version)
+                got = sorted(r[0] for r in snap.con.execute(f"SELECT to_json(x)::VARCHAR FROM {rel} x").fetchall())
+                assert got == rule_rows(con, feed), (feed, version)
+    finally:
+        snap.close()

@@ -161,8 +161,8 @@ class Snapshot:
             except (VersionNotFound, VersionPruned):
                 return None
 
-        columns = [r[0] for r in self.con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()]
-        wide = widen_sql(feed, rel, columns)
+        types = {r[0]: r[1] for r in self.con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
+        wide = widen_sql(feed, rel, types)
         return (src if wide is None else f"({wide})"), other
 
     # -- lifetime --------------------------------------------------------------------------
@@ -257,9 +257,9 @@ def _widen(con: duckdb.DuckDBPyConnection, feeds: dict[str, FeedInfo], materiali
     and labels joined back from the version's other feeds, once per snapshot, in DuckDB."""
     kind = "TABLE" if materialize else "VIEW"
     for feed in sorted(feeds):
-        columns = [r[0] for r in con.execute(f'DESCRIBE "{feed}"').fetchall()]
+        types = {r[0]: r[1] for r in con.execute(f'DESCRIBE "{feed}"').fetchall()}
         lean = f"{feed}$lean"
-        sql = widen_sql(feed, partial(_table_of, feeds, feed, lean), columns)
+        sql = widen_sql(feed, partial(_table_of, feeds, feed, lean), types)
         if sql is None:
             continue
         con.execute(f'ALTER {kind} "{feed}" RENAME TO "{lean}"')

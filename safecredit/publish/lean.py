@@ -218,10 +218,13 @@ def _codes_map(rel: str, feed: str, field: str) -> str:
     )
 
 
-def widen_sql(feed: str, rel: Rel, columns: list[str]) -> str | None:
-    """The rows of a lean per-unit `feed` in the rule table's shape (details and labels joined back),
-    or None when there is nothing to widen (a version published before the split has them already)."""
-    codes, moved = rel(CODES), _MOVED.get(feed)
+def widen_sql(feed: str, rel: Rel, types: Mapping[str, str]) -> str | None:
+    """The rows of a lean per-unit `feed` (its columns' DuckDB `types`) in the rule table's shape
+    (details and labels joined back), or None when there is nothing to widen: a version published
+    before the split (a restored one, say) has them already."""
+    codes, moved, columns = rel(CODES), _MOVED.get(feed), list(types)
+    if feed in _CONDITIONS and "label" in types.get(_CONDITIONS[feed], ""):
+        return None
     detail = next((d for d, (parent, _) in DETAILS.items() if parent == feed), None)
     if codes is None or (feed not in _CONDITIONS and detail is None):
         return None
