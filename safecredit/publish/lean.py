@@ -149,7 +149,8 @@ def _injury_worksheet_sql() -> str:
     )
 
 
-def _codes_sql(con: duckdb.DuckDBPyConnection, tables: set[str]) -> str | None:
+def _codes_sql(tables: set[str]) -> str | None:
+    """The `codes` rows of the dictionaries whose rule tables the warehouse has."""
     parts = [
         f"SELECT {sql_str(feed)} AS feed, {sql_str(field)} AS field, code, label, value, basis, note "
         f"FROM (SELECT DISTINCT * FROM ({sql}) t(code, label, value, basis, note) WHERE code IS NOT NULL)"
@@ -184,7 +185,7 @@ def feed_queries(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
         out["injury_insurance_worksheets"] = (
             f"SELECT uscc, {_injury_worksheet_sql()} AS worksheet FROM rules.injury_insurance_factors"
         )
-    codes = _codes_sql(con, tables)
+    codes = _codes_sql(tables)
     if codes is not None:
         check_codes(con, codes)
         out[CODES] = codes
