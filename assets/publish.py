@@ -12,6 +12,7 @@ import dagster as dg
 from assets.resources import ExchangeResource
 from assets.rules import RULE_TABLES, rules_key
 from safecredit.publish.feeds import FEEDS
+from safecredit.publish.lean import CODED_TABLES
 from safecredit.run_summary import assemble, record_blocked, write_summary
 
 GATE_CHECKS = {
@@ -19,7 +20,13 @@ GATE_CHECKS = {
     "no_full_id_numbers": "no public column holds a full resident ID number",
     "shrink_within_policy": "the feed loses at most `publication.max_shrink` of its rows against the served version",
     "sources_fresh": "every source it is built from was fetched within `publication.max_source_staleness_days`",
+    "one_meaning_per_code": "each code its rows carry (conditions, adjustments, step rules) has one label, "
+    "value and basis: it is published once, in `codes` (issue 10 §6)",
 }
+
+
+# judged over the rows alone: a rule table judged before (same fingerprint) keeps its verdict
+ROW_CHECKS = ("unique_ids", "no_full_id_numbers", "one_meaning_per_code")
 
 
 def feeds_key(feed: str) -> dg.AssetKey:
@@ -54,6 +61,7 @@ def _sources_of(feed: str) -> set[str]:
         for feed in FEEDS
         if feed in RULE_TABLES  # the gate judges the rule tables; the feeds split off them follow
         for name, text in GATE_CHECKS.items()
+        if name != "one_meaning_per_code" or feed in CODED_TABLES
     ],
     name="publication_gate",
     can_subset=False,
@@ -64,6 +72,7 @@ def _sources_of(feed: str) -> set[str]:
 def publication_gate(context: dg.AssetCheckExecutionContext, exchange: ExchangeResource):
     from safecredit import reuse
     from safecredit.publish import gate
+    from safecredit.publish.lean import code_conflicts
 
     pol = exchange.policy()
     now = datetime.now(timezone.utc)
@@ -83,8 +92,10 @@ def publication_gate(context: dg.AssetCheckExecutionContext, exchange: ExchangeR
             prev_rows = pub.read_manifest(feed, prev).get("row_count") if prev else None
             failures[(feed, "unique_ids")] = [] if rows_passed else gate.duplicate_ids(con, feed)
             failures[(feed, "no_full_id_numbers")] = [] if rows_passed else gate.full_id_numbers(con, feed)
+            if feed in CODED_TABLES:
+                failures[(feed, "one_meaning_per_code")] = [] if rows_passed else code_conflicts(con, feed)
             failures[(feed, "shrink_within_policy")] = gate.shrink(feed, rows[feed], prev_rows, prev, max_shrink)
-        row_checks = [fs for (_, name), fs in failures.items() if name in ("unique_ids", "no_full_id_numbers")]
+        row_checks = [fs for (_, name), fs in failures.items() if name in ROW_CHECKS]
         if built_from is not None and not any(row_checks):
             reuse.record(con, "gate", built_from)
     stale = gate.staleness_failures(exchange.paths.raw, max_stale, now)

@@ -26,7 +26,7 @@ from safecredit.mirror.targets import DuckDBTarget  # noqa: E402
 from safecredit.publish import FEEDS, Publisher, apply_delta  # noqa: E402
 from safecredit.publish.formats import read_jsonl  # noqa: E402
 from safecredit.publish.gate import public_columns  # noqa: E402
-from safecredit.publish.lean import LeanFeedError, feed_queries  # noqa: E402
+from safecredit.publish.lean import LeanFeedError, code_conflicts, feed_queries  # noqa: E402
 
 PER_UNIT = ("credit_scores", "incentives", "premium_factors", "injury_insurance_factors")
 DETAIL = ("credit_score_components", "premium_worksheets", "injury_insurance_worksheets", "codes")
@@ -127,11 +127,16 @@ def test_a_code_with_two_meanings_stops_the_publication(con):
             "struct_update(x, label := x.label || '（改）')) WHERE uscc = ?",
             [uscc(1)],
         )
-        with pytest.raises(LeanFeedError) as err:
+        with pytest.raises(LeanFeedError) as err:  # the publisher's last line
             feed_queries(con)
+        gate = {t: code_conflicts(con, t) for t in ("incentives", "credit_scores")}  # the gate's check
     finally:
         con.execute("ROLLBACK")
     assert "incentives.conditions" in err.value.en and "一种含义" in err.value.zh
+    assert gate["credit_scores"] == [] and {f["assertion"] for f in gate["incentives"]} == {"one_meaning_per_code"}
+    assert len(gate["incentives"]) == 7  # each condition's label got a second text
+    assert "code 'NO_DISHONESTY' has 2 different" in " ".join(f["message"] for f in gate["incentives"])
+    assert "同一代码只能有一种含义" in gate["incentives"][0]["message"]
 
 
 def test_the_mirror_verifies_and_mirrors_the_lean_feeds(con, tmp_path):

@@ -88,6 +88,8 @@ _CODE_SOURCES: list[tuple[str, str, str, str]] = [
     ),
 ]
 _COMPONENT_LABELS = _CODE_SOURCES[-1][3]
+# the rule tables whose rows carry codes (the gate's `one_meaning_per_code` judges them)
+CODED_TABLES = frozenset(table for _, _, table, _ in _CODE_SOURCES)
 # A worksheet's window follows the run's `as_of`: the same in every row of a version. Kept in the
 # rows it would rewrite every worksheet each night; it is a `codes` row with the code `*` instead.
 EVERY_ROW = "*"
@@ -150,7 +152,7 @@ def _injury_worksheet_sql() -> str:
 
 
 def _codes_sql(tables: set[str]) -> str | None:
-    """The `codes` rows of the dictionaries whose rule tables the warehouse has."""
+    """The `codes` rows of the dictionaries read from `tables` (rule tables the warehouse has)."""
     parts = [
         f"SELECT {sql_str(feed)} AS feed, {sql_str(field)} AS field, code, label, value, basis, note "
         f"FROM (SELECT DISTINCT * FROM ({sql}) t(code, label, value, basis, note) WHERE code IS NOT NULL)"
@@ -192,19 +194,35 @@ def feed_queries(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return out
 
 
+def code_conflicts(con: duckdb.DuckDBPyConnection, table: str) -> list[dict]:
+    """The publication gate's `one_meaning_per_code` over `rules.<table>`: a code of its condition
+    lists, worksheet adjustments or step rules with two labels, values or bases (policy data that
+    contradicts itself) cannot be published as one `codes` row."""
+    sql = _codes_sql({table})
+    found = [] if sql is None else [_conflict(*row) for row in _duplicates(con, sql)]
+    return [{"assertion": "one_meaning_per_code", "feed": table, "message": f"{en} / {zh}"} for en, zh in found]
+
+
 def check_codes(con: duckdb.DuckDBPyConnection, codes_sql: str) -> None:
-    """Each dictionary code has one meaning; raises LeanFeedError naming the first that has two."""
-    dup = con.execute(
-        f"SELECT feed, field, code, count(*) FROM ({codes_sql}) GROUP BY ALL HAVING count(*) > 1 ORDER BY ALL LIMIT 1"
+    """The publisher's last line: each code has one meaning, else LeanFeedError names the first."""
+    for row in _duplicates(con, codes_sql)[:1]:
+        raise LeanFeedError(*_conflict(*row))
+
+
+def _duplicates(con: duckdb.DuckDBPyConnection, codes_sql: str) -> list[tuple]:
+    return con.execute(
+        f"SELECT feed, field, code, count(*) FROM ({codes_sql}) GROUP BY ALL HAVING count(*) > 1 ORDER BY ALL"
     ).fetchall()
-    if dup:
-        feed, field, code, n = dup[0]
-        raise LeanFeedError(
-            f"{feed}.{field}: code {code!r} has {n} different labels, values or bases in this run; "
-            "a code must mean one thing (check the policy files)",
-            f"{feed}.{field}：代码 {code!r} 在本次运行中有 {n} 种不同的名称、取值或依据；"
-            "同一代码只能有一种含义（请检查政策文件）",
-        )
+
+
+def _conflict(feed: str, field: str, code: str, n: int) -> tuple[str, str]:
+    """(English, Chinese) of a code with `n` meanings."""
+    return (
+        f"{feed}.{field}: code {code!r} has {n} different labels, values or bases in this run; "
+        "a code must mean one thing (check the policy files)",
+        f"{feed}.{field}：代码 {code!r} 在本次运行中有 {n} 种不同的名称、取值或依据；"
+        "同一代码只能有一种含义（请检查政策文件）",
+    )
 
 
 # -- the reading side ---------------------------------------------------------------------------
