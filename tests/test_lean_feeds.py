@@ -200,3 +200,14 @@ def test_a_version_published_before_the_split_is_answered_as_it_was(con, tmp_pat
                 assert got == rule_rows(con, feed), (feed, version)
     finally:
         snap.close()
+
+
+def test_the_lean_files_are_byte_for_byte_the_same_for_the_same_rule_tables(con, tmp_path):
+    pub_a, a = publish(con, tmp_path / "a", 22)
+    pub_b, b = publish(con, tmp_path / "b", 22)
+
+    def digests(pub, version):
+        return {f: [(e["name"], e["sha256"]) for e in pub.read_manifest(f, version)["files"]] for f in pub.feed_names()}
+
+    assert set(DETAIL) <= set(pub_a.feed_names())
+    assert digests(pub_a, a) == digests(pub_b, b)
