@@ -12,6 +12,7 @@ import dagster as dg
 from assets.resources import ExchangeResource
 from assets.rules import RULE_TABLES, rules_key
 from safecredit.publish.feeds import FEEDS
+from safecredit.publish.lean import CODED_TABLES
 from safecredit.run_summary import assemble, record_blocked, write_summary
 
 GATE_CHECKS = {
@@ -19,7 +20,13 @@ GATE_CHECKS = {
     "no_full_id_numbers": "no public column holds a full resident ID number",
     "shrink_within_policy": "the feed loses at most `publication.max_shrink` of its rows against the served version",
     "sources_fresh": "every source it is built from was fetched within `publication.max_source_staleness_days`",
+    "one_meaning_per_code": "each code its rows carry (conditions, adjustments, step rules) has one label, "
+    "value and basis: it is published once, in `codes` (issue 10 §6)",
 }
+
+
+# judged over the rows alone: a rule table judged before (same fingerprint) keeps its verdict
+ROW_CHECKS = ("unique_ids", "no_full_id_numbers", "one_meaning_per_code")
 
 
 def feeds_key(feed: str) -> dg.AssetKey:
@@ -52,7 +59,9 @@ def _sources_of(feed: str) -> set[str]:
     specs=[
         dg.AssetCheckSpec(name, asset=rules_key(feed), blocking=True, description=text)
         for feed in FEEDS
+        if feed in RULE_TABLES  # the gate judges the rule tables; the feeds split off them follow
         for name, text in GATE_CHECKS.items()
+        if name != "one_meaning_per_code" or feed in CODED_TABLES
     ],
     name="publication_gate",
     can_subset=False,
@@ -63,6 +72,7 @@ def _sources_of(feed: str) -> set[str]:
 def publication_gate(context: dg.AssetCheckExecutionContext, exchange: ExchangeResource):
     from safecredit import reuse
     from safecredit.publish import gate
+    from safecredit.publish.lean import code_conflicts
 
     pol = exchange.policy()
     now = datetime.now(timezone.utc)
@@ -82,8 +92,10 @@ def publication_gate(context: dg.AssetCheckExecutionContext, exchange: ExchangeR
             prev_rows = pub.read_manifest(feed, prev).get("row_count") if prev else None
             failures[(feed, "unique_ids")] = [] if rows_passed else gate.duplicate_ids(con, feed)
             failures[(feed, "no_full_id_numbers")] = [] if rows_passed else gate.full_id_numbers(con, feed)
+            if feed in CODED_TABLES:
+                failures[(feed, "one_meaning_per_code")] = [] if rows_passed else code_conflicts(con, feed)
             failures[(feed, "shrink_within_policy")] = gate.shrink(feed, rows[feed], prev_rows, prev, max_shrink)
-        row_checks = [fs for (_, name), fs in failures.items() if name in ("unique_ids", "no_full_id_numbers")]
+        row_checks = [fs for (_, name), fs in failures.items() if name in ROW_CHECKS]
         if built_from is not None and not any(row_checks):
             reuse.record(con, "gate", built_from)
     stale = gate.staleness_failures(exchange.paths.raw, max_stale, now)
@@ -117,7 +129,7 @@ def _unique(reasons: list[dict]) -> list[dict]:
         dg.AssetSpec(
             feeds_key(feed),
             group_name="feeds",
-            deps=[rules_key(feed)],
+            deps=[rules_key(t) for t in FEEDS[feed].rule_tables],
             kinds={"parquet"},
             description=f"exports/{feed}/<version>/: full.parquet/csv/jsonl, delta.jsonl, "
             "signed manifest naming held-back sources.",
@@ -129,13 +141,15 @@ def _unique(reasons: list[dict]) -> list[dict]:
 def published_feeds(context: dg.AssetExecutionContext, exchange: ExchangeResource):
     from safecredit import reuse
     from safecredit.progress import bar
-    from safecredit.publish.gate import feed_query, held_back_sources, present_feeds
+    from safecredit.publish.gate import held_back_sources
+    from safecredit.publish.lean import feed_queries
 
     pol = exchange.policy()
     now = datetime.now(timezone.utc)
     pub = _publisher(exchange)
     with exchange.warehouse("publish") as con:  # the feeds stream from the warehouse into the files
-        feeds = {f: con.sql(feed_query(con, f)) for f in present_feeds(con)}
+        # lean (issue 10 §6): components, worksheets and labels in feeds of their own
+        feeds = {f: con.sql(q) for f, q in feed_queries(con).items()}
         held = held_back_sources(con, exchange.paths.raw)
         # the rule tables as the version last published from them: link its files, render nothing
         fingerprint = reuse.digest(reuse.code_digest(), reuse.fingerprint_of(con, "rules"), sorted(feeds))

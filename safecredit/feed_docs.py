@@ -48,7 +48,12 @@ units (as DuckDB writes them)); a timestamp with a time zone other than UTC is w
 total seconds; a decimal with more than 21 digits after the point is written in plain notation.
 The full-ID-number guard also reads text inside lists and structs. Since issue 10 §6, `full.csv`
 leaves out list and struct columns (they were their JSON text, most of the bytes of
-`credit_scores` and `premium_factors`).
+`credit_scores` and `premium_factors`). Since issue 10 §6 (lean feeds) the score components and
+the premium and 工伤 worksheets are feeds of their own keyed by the unit (`credit_score_components`,
+`premium_worksheets`, `injury_insurance_worksheets`) and the rows carry codes where they carried
+labels (the 守信 conditions, each worksheet adjustment and step rule): names, policy values and
+their legal basis are rows of `codes`, once per version. The API's answers join them back and keep
+their shape; `docs/CONSUMERS.md` shows the same join in SQL.
 """
 
 

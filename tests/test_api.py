@@ -715,3 +715,33 @@ def test_incentives_injury_insurance_and_an_authoritys_candidates(server, keys, 
     assert len(ids) == expected == len(set(ids)) and ids == sorted(ids)
     assert "--authority" in is_problem(server.get("/v1/candidates", unbound), 403)["detail"]
     is_problem(server.get("/v1/candidates", keys["all"]), 403)  # without candidates:read
+
+
+def test_unit_answers_join_the_lean_feeds_back(server, keys, data, pipeline_run, tmp_path):
+    """Issue 10 §6: the per-unit feeds are published lean (components, worksheets and labels apart);
+    /v1/credit, /v1/premium-factors, /v1/injury-insurance and /v1/incentives still answer the whole
+    rule-table row: components, worksheets and labels as the rules computed them."""
+    import shutil
+
+    import duckdb
+
+    from safecredit.publish.formats import json_value
+
+    unit = data["scored_unit"]
+    wh = tmp_path / "warehouse.duckdb"  # a copy: never touch the pipeline's file
+    shutil.copyfile(pipeline_run["home"] / "warehouse" / "warehouse.duckdb", wh)
+    routes = {
+        "credit_scores": (f"/v1/credit/{unit}", "credit:read"),
+        "premium_factors": (f"/v1/premium-factors/{unit}", "premium:read"),
+        "injury_insurance_factors": (f"/v1/injury-insurance/{unit}", "premium:read"),
+        "incentives": (f"/v1/incentives/{unit}", "restrictions:read"),
+    }
+    with duckdb.connect(str(wh), read_only=True) as w:
+        for feed, (route, scope) in routes.items():
+            cur = w.execute(f"SELECT * EXCLUDE (as_of) FROM rules.{feed} WHERE uscc = ?", [unit])
+            expected = json.loads(json.dumps(json_value(dict(zip([d[0] for d in cur.description], cur.fetchone())))))
+            answer = server.get(route, keys[scope])
+            assert answer.status_code == 200, answer.text
+            got = {k: v for k, v in answer.json().items() if k in expected}
+            assert got == expected, feed
+    assert expected["conditions"] and all(c["label"] for c in expected["conditions"])

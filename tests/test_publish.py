@@ -118,7 +118,16 @@ def test_registry_has_the_feeds_with_scopes_ids_and_headers():
         "listing_candidates",
         "injury_insurance_factors",  # rules.md §7a
         "incentives",  # rules.md §4, §6: what GET /v1/incentives/{uscc} answers
+        # issue 10 §6: components, worksheets and labels once, beside the rows that point at them
+        "credit_score_components",
+        "premium_worksheets",
+        "injury_insurance_worksheets",
+        "codes",
     }
+    assert FEEDS["credit_score_components"].scope == "credit:read"
+    assert FEEDS["credit_score_components"].id_columns == ("uscc", "seq")
+    assert {FEEDS[f].scope for f in ("premium_worksheets", "injury_insurance_worksheets")} == {"premium:read"}
+    assert FEEDS["codes"].scope is None  # labels only: any valid key reads them
     assert FEEDS["injury_insurance_factors"].scope == "premium:read"  # exchange.md §2
     assert FEEDS["incentives"].scope == "restrictions:read"  # the scope of GET /v1/incentives
     assert FEEDS["blacklist"].id_columns == ("entry_id",)

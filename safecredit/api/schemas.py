@@ -151,7 +151,7 @@ class FeedVersion(BaseModel):
 class FeedEntry(BaseModel):
     name: str
     title: str | None = None
-    scope: str
+    scope: str | None = None  # None: any valid key reads it (the `codes` feed)
     latest: str | None = None
     as_of: str | None = None
     row_count: int | None = None

@@ -27,6 +27,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -34,7 +35,8 @@ import duckdb
 
 from safecredit.config import SHANGHAI
 from safecredit.publish import FeedStore, is_version_id
-from safecredit.publish.errors import VersionNotFound
+from safecredit.publish.errors import VersionNotFound, VersionPruned
+from safecredit.publish.lean import widen_sql
 
 log = logging.getLogger("safecredit.api.snapshot")
 
@@ -149,7 +151,19 @@ class Snapshot:
         store = self.store
         path = store.safe_file_path(feed, version, "full.parquet")  # raises 404/410 kinds
         other = _feed_info(store, feed, version, path)
-        return f"read_parquet({sql_literal(str(path))})", other
+        src = f"read_parquet({sql_literal(str(path))})"
+
+        def rel(name: str) -> str | None:  # the same version of the feeds a lean one joins
+            if name == feed:
+                return src
+            try:
+                return f"read_parquet({sql_literal(str(store.safe_file_path(name, version, 'full.parquet')))})"
+            except (VersionNotFound, VersionPruned):
+                return None
+
+        types = {r[0]: r[1] for r in self.con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
+        wide = widen_sql(feed, rel, types)
+        return (src if wide is None else f"({wide})"), other
 
     # -- lifetime --------------------------------------------------------------------------
     def _acquire(self) -> None:
@@ -218,6 +232,7 @@ def build_snapshot(exports: Path | str, *, materialize: bool = True) -> Snapshot
                 names = [r[0] for r in con.execute(f'DESCRIBE "{feed}"').fetchall()]
                 info = FeedInfo(**{**info.__dict__, "columns": tuple(names)})
             feeds[feed] = info
+        _widen(con, feeds, materialize)
     except BaseException:
         con.close()
         raise
@@ -230,6 +245,30 @@ def build_snapshot(exports: Path | str, *, materialize: bool = True) -> Snapshot
             ", ".join(f"{f}: {i.row_count}" for f, i in feeds.items()),
         )
     return snap
+
+
+def _table_of(feeds: dict[str, FeedInfo], renamed: str, lean: str, name: str) -> str | None:
+    """The snapshot's table of feed `name` (the one being widened under its lean name)."""
+    return f'"{lean}"' if name == renamed else f'"{name}"' if name in feeds else None
+
+
+def _widen(con: duckdb.DuckDBPyConnection, feeds: dict[str, FeedInfo], materialize: bool) -> None:
+    """Lean per-unit feeds (issue 10 §6) in the shape the API answers: their components, worksheets
+    and labels joined back from the version's other feeds, once per snapshot, in DuckDB."""
+    kind = "TABLE" if materialize else "VIEW"
+    for feed in sorted(feeds):
+        types = {r[0]: r[1] for r in con.execute(f'DESCRIBE "{feed}"').fetchall()}
+        lean = f"{feed}$lean"
+        sql = widen_sql(feed, partial(_table_of, feeds, feed, lean), types)
+        if sql is None:
+            continue
+        con.execute(f'ALTER {kind} "{feed}" RENAME TO "{lean}"')
+        order = " ORDER BY uscc" if materialize else ""
+        con.execute(f'CREATE {kind} "{feed}" AS {sql}{order}')
+        if materialize:
+            con.execute(f'DROP TABLE "{lean}"')
+        wide = tuple(r[0] for r in con.execute(f'DESCRIBE "{feed}"').fetchall())
+        feeds[feed] = FeedInfo(**{**feeds[feed].__dict__, "columns": wide})
 
 
 #: seconds between two requests' checks of index.json (the poll thread checks every poll_interval)

@@ -24,7 +24,7 @@ class FeedSpec:
 
     name: str
     title: str  # 中文名称
-    scope: str  # API scope that may read the feed's files (exchange.md §2)
+    scope: str | None  # API scope that may read the feed's files (exchange.md §2); None: any valid key
     id_columns: tuple[str, ...]  # stable id of a row across versions (delta key)
     columns: Columns = field(default_factory=dict)
     description: str = ""
@@ -33,6 +33,8 @@ class FeedSpec:
     # number; there they are what the column says, not a person's number left unmasked.
     unit_codes: tuple[str, ...] = ()
     subject_codes: tuple[str, ...] = ()
+    # The rule tables the feed is split off (issue 10 §6); empty: its own `rules.<name>`.
+    built_from: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not FEED_NAME_RE.match(self.name):
@@ -42,7 +44,13 @@ class FeedSpec:
         object.__setattr__(self, "id_columns", tuple(self.id_columns))
         object.__setattr__(self, "unit_codes", tuple(self.unit_codes))
         object.__setattr__(self, "subject_codes", tuple(self.subject_codes))
+        object.__setattr__(self, "built_from", tuple(self.built_from))
         object.__setattr__(self, "columns", MappingProxyType(dict(self.columns)))
+
+    @property
+    def rule_tables(self) -> tuple[str, ...]:
+        """The `rules.<table>`s the feed's rows come from."""
+        return self.built_from or (self.name,)
 
     def header(self, column: str) -> str:
         """The CSV header of `column`: its Chinese name, else the column name itself."""
@@ -213,12 +221,15 @@ CREDIT_SCORES_COLUMNS: dict[str, tuple[str, str]] = {
         "LISTED、MAJOR_ACCIDENT、REPEATED_ACCIDENTS、HIDDEN_DANGER_UNFIXED、CONCEALED_ACCIDENT",
     ),
     "incentive_eligible": ("守信激励", "true 表示数据可核验的守信条件均满足（安监总办〔2017〕133号）"),
-    "incentive_conditions": ("守信条件", "各条件及其状态 met / not_met / not_checked（数据无法核验）（JSON）"),
-    "components": (
-        "评分构成",
-        "基础分、扣分、加分及强制事由，各附来源部门、数据集、记录编号、文书号或事故编号（JSON）",
+    "incentive_conditions": (
+        "守信条件",
+        "各条件代码及其状态 met / not_met / not_checked（数据无法核验）（JSON）；条件名称见 codes"
+        "（field = incentive_conditions）/ condition codes and statuses, labels in `codes`",
     ),
-    "component_count": ("构成项数", "components 的项数"),
+    "component_count": (
+        "构成项数",
+        "评分构成的项数：credit_score_components 中本单位的行数 / rows of this unit in credit_score_components",
+    ),
     **_COMMON,
 }
 
@@ -234,10 +245,6 @@ PREMIUM_FACTORS_COLUMNS: dict[str, tuple[str, str]] = {
     "listed": ("列入失信名单", "true 表示当前处于严重失信主体名单（listed）期间"),
     "valid_from": ("有效期起", "YYYY-MM-DD"),
     "valid_to": ("有效期止", "YYYY-MM-DD（含当日）"),
-    "worksheet": (
-        "计算底稿",
-        "复算系数所需的全部输入：各浮动因素（含暂无数据而跳过的因素及原因）或经验费率各项（JSON）",
-    ),
     **_COMMON,
 }
 
@@ -246,7 +253,11 @@ INCENTIVES_COLUMNS: dict[str, tuple[str, str]] = {
     "name": ("单位名称", "单位名称"),
     "eligible": ("符合守信激励", "true 表示数据可核验的守信条件均满足（安监总办〔2017〕133号）"),
     "credit_grade": ("安全生产信用等级", "credit_scores 的等级 A/B/C/D"),
-    "conditions": ("守信条件", "各条件及其状态 met / not_met / not_checked（数据无法核验）（JSON）"),
+    "conditions": (
+        "守信条件",
+        "各条件代码及其状态 met / not_met / not_checked（数据无法核验）（JSON）；条件名称见 codes"
+        "（field = conditions）/ condition codes and statuses, labels in `codes`",
+    ),
     "conditions_not_met": ("未满足的条件", "状态为 not_met 的条件代码（列表）"),
     "conditions_not_checked": ("未核验的条件", "数据无法核验（not_checked）的条件代码（列表）"),
     "incentives": (
@@ -273,11 +284,6 @@ INJURY_INSURANCE_COLUMNS: dict[str, tuple[str, str]] = {
     "step": ("建议浮动档次", "相对基准费率的档次：-2 50%、-1 80%、0 100%、1 120%、2 150%"),
     "multiplier": ("浮动比例", "该档次对应的基准费率倍数"),
     "suggested_rate_percent": ("建议费率（%）", "基准费率 × 浮动比例，保留4位小数"),
-    "worksheet": (
-        "计算底稿",
-        "复算所需全部输入：类别与依据、窗口期、事故明细、名单条目、信用等级、标准化等级、各浮动规则"
-        "（是否满足、档次增减、依据）、合计、上下限、档次与倍数（JSON）",
-    ),
     **_COMMON,
 }
 
@@ -340,6 +346,58 @@ LISTING_CANDIDATES_COLUMNS: dict[str, tuple[str, str]] = {
 }
 
 
+# Issue 10 §6: components, worksheets and labels are published once, in feeds of their own
+# (safecredit/publish/lean.py); the API joins them back into its answers.
+CREDIT_SCORE_COMPONENTS_COLUMNS: dict[str, tuple[str, str]] = {
+    "uscc": _USCC,
+    "seq": ("序号", "该项在本单位评分构成中的顺序（1 起）；与 uscc 共同构成稳定标识"),
+    "component": ("构成代码", "BASE、CLEAN_RECORD、扣分类别（PENALTY_…、ACCIDENT_…）、REPEAT_PENALTIES 或强制D级事由"),
+    "kind": ("类型", "base（基础分）/ deduction（扣分）/ bonus（加分）/ forced_d（强制D级，0分）"),
+    "label": (
+        "说明",
+        "本项的说明；为空时即 codes 中该构成代码的说明（field = component）/ empty: the component's label in `codes`",
+    ),
+    "points": ("分值", "本项的分值（扣分为负数）"),
+    "event_date": ("事件日期", "处罚决定或事故发生日期（YYYY-MM-DD），基础分与加分为空"),
+    "source_dataset": ("来源数据集", "enterprises / penalties / accidents / blacklist"),
+    "source_department": ("来源部门", "报送来源记录的部门标识"),
+    "source_record_id": ("来源记录编号", "来源记录在来源部门的 record_id"),
+    "decision_no_or_accident_no": ("文书号或事故编号", "处罚决定书文号或事故编号（SG_BH）"),
+}
+
+PREMIUM_WORKSHEETS_COLUMNS: dict[str, tuple[str, str]] = {
+    "uscc": _USCC,
+    "worksheet": (
+        "计算底稿",
+        "复算 premium_factors 系数所需的全部输入：模型、上下限、名单条目、窗口期、各浮动因素的代码、次数、合计与状态"
+        "（名称、取值、依据与跳过原因见 codes，field = worksheet.floating.adjustments）或经验费率各项（JSON）",
+    ),
+}
+
+INJURY_INSURANCE_WORKSHEETS_COLUMNS: dict[str, tuple[str, str]] = {
+    "uscc": _USCC,
+    "worksheet": (
+        "计算底稿",
+        "复算 injury_insurance_factors 档次所需全部输入：类别、窗口期、事故明细、名单条目、信用等级、标准化等级、"
+        "各浮动规则的代码与是否满足（名称、档次增减与依据见 codes，field = worksheet.rules；类别依据 "
+        "class_basis 见 field = worksheet.class_basis，代码为类别）、合计、上下限、档次与倍数（JSON）",
+    ),
+}
+
+CODES_COLUMNS: dict[str, tuple[str, str]] = {
+    "feed": ("数据集", "使用该代码的数据集 / the feed whose rows carry the code"),
+    "field": ("字段", "代码所在的列或底稿路径，如 incentive_conditions、worksheet.rules / column or worksheet path"),
+    "code": (
+        "代码",
+        "行中出现的代码；`*` 为本版本每行相同的取值（如底稿的窗口期，行中为空）/ the code as it appears in "
+        "the rows; `*`: a value the same in every row of the version (a worksheet's window, empty in the rows)",
+    ),
+    "label": ("名称", "代码的中文名称 / the code's label"),
+    "value": ("取值", "政策规定的取值（文本：浮动比例、档次增减）/ the policy value, as text"),
+    "basis": ("依据", "该取值或类别的政策、法规或地方做法依据 / legal or policy source"),
+    "note": ("备注", "如暂无数据来源而跳过的原因 / e.g. why an adjustment is skipped"),
+}
+
 _UNIT_CODES = ("uscc", "authority_code", "data_source_code")
 
 
@@ -396,7 +454,46 @@ FEEDS: Mapping[str, FeedSpec] = _registry(
         ("uscc",),
         INCENTIVES_COLUMNS,
         "每个登记单位一行：是否符合守信激励、各条件的核验状态、可享受的激励措施及其依据（rules.md §4、§6）。"
-        "GET /v1/incentives/{uscc} 的答复即本表该单位的一行。",
+        "GET /v1/incentives/{uscc} 的答复即本表该单位的一行（条件名称取自 codes）。",
+    ),
+    FeedSpec(
+        "credit_score_components",
+        "安全生产信用评分构成",
+        "credit:read",
+        ("uscc", "seq"),
+        CREDIT_SCORE_COMPONENTS_COLUMNS,
+        "credit_scores 每个单位的评分构成，每项一行：基础分、扣分、加分及强制D级事由，各附来源记录。"
+        "GET /v1/credit/{uscc} 的 components 即本表该单位的行（按 seq）。",
+        built_from=("credit_scores",),
+    ),
+    FeedSpec(
+        "premium_worksheets",
+        "安责险费率计算底稿",
+        "premium:read",
+        ("uscc",),
+        PREMIUM_WORKSHEETS_COLUMNS,
+        "premium_factors 每个单位的计算底稿；GET /v1/premium-factors 的 worksheet 即本表该单位的一行与 codes 的说明。",
+        built_from=("premium_factors",),
+    ),
+    FeedSpec(
+        "injury_insurance_worksheets",
+        "工伤保险浮动费率计算底稿",
+        "premium:read",
+        ("uscc",),
+        INJURY_INSURANCE_WORKSHEETS_COLUMNS,
+        "injury_insurance_factors 每个单位的计算底稿；GET /v1/injury-insurance 的 worksheet "
+        "即本表该单位的一行与 codes 的说明。",
+        built_from=("injury_insurance_factors",),
+    ),
+    FeedSpec(
+        "codes",
+        "代码表",
+        None,
+        ("feed", "field", "code"),
+        CODES_COLUMNS,
+        "其他数据集行中代码的名称、取值与依据，每个代码一行（任何有效密钥可读）。每次运行由各行本身得出："
+        "同一代码只能有一种含义，否则发布中止。",
+        built_from=("credit_scores", "incentives", "injury_insurance_factors", "premium_factors"),
     ),
     FeedSpec(
         "injury_insurance_factors",
@@ -405,18 +502,20 @@ FEEDS: Mapping[str, FeedSpec] = _registry(
         ("uscc",),
         INJURY_INSURANCE_COLUMNS,
         "每个登记单位一行：行业风险类别、基准费率、近3年事故与伤亡、名单状态、信用等级、标准化等级与建议浮动档次"
-        "（rules.md §7a）。GET /v1/injury-insurance/{uscc} 的答复即本表该单位的一行。",
+        "（rules.md §7a）。GET /v1/injury-insurance/{uscc} 的答复即本表该单位的一行及其底稿"
+        "（injury_insurance_worksheets）。",
     ),
 )
 
 
 def feed_docs_markdown(spec: FeedSpec) -> str:
     """A Markdown section documenting a feed's columns (for docs and the publication report)."""
+    scope = f"`{spec.scope}`" if spec.scope else "any valid key 任何有效密钥"
     lines = [
         f"### `{spec.name}` — {spec.title}",
         "",
         *([spec.description, ""] if spec.description else []),
-        f"- scope: `{spec.scope}`; stable id: {', '.join(f'`{c}`' for c in spec.id_columns)}",
+        f"- scope: {scope}; stable id: {', '.join(f'`{c}`' for c in spec.id_columns)}",
         "",
         "| column | 表头 | description |",
         "|---|---|---|",

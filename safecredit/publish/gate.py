@@ -44,7 +44,7 @@ def public_columns(con: duckdb.DuckDBPyConnection, feed: str) -> list[tuple[str,
 
 def present_feeds(con: duckdb.DuckDBPyConnection) -> list[str]:
     have = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'rules'").fetchall()}
-    return [f for f in FEEDS if f in have]
+    return [f for f in FEEDS if f in have and not FEEDS[f].built_from]  # the split-off feeds: lean.py
 
 
 def feed_query(con: duckdb.DuckDBPyConnection, feed: str) -> str:
