@@ -58,6 +58,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip", action="append", default=[], choices=PHASES, help="leave a phase out (repeatable)")
     p.add_argument("--resume", type=Path, default=None, metavar="DIR", help="continue a kept run in DIR")
     p.add_argument("--keep", action="store_true", help="keep landing, warehouse and exports (printed)")
+    p.add_argument("--feeds", type=lambda v: v.split(","), default=None, help="publish only these feeds (a,b,…)")
+    p.add_argument(
+        "--suite-rows", type=int, default=None, help="run the contract suites over the first N rows of each table"
+    )
     p.add_argument("--drop-landing", action="store_true", help="remove the landing once load_raw has read it")
     p.add_argument(
         "--publish-separately", action="store_true", help="publish and measure one feed at a time, then remove it"
@@ -236,6 +240,7 @@ def run(args: argparse.Namespace) -> dict:
     from safecredit.gx_suites import BATCH_ROWS, validate_reader
     from safecredit.policy import policy_for
     from safecredit.publish import Publisher, gate
+    from safecredit.publish.lean import feed_queries
     from safecredit.raw_load import load_raw
     from safecredit.staging import stage
 
@@ -326,7 +331,8 @@ def run(args: argparse.Namespace) -> dict:
                         fails = gate.duplicate_ids(con, feed) + gate.full_id_numbers(con, feed)
                         detail[feed] = {"seconds": round(time.perf_counter() - t0, 1), "failures": fails}
                 elif name == "publication":
-                    feeds = {f: gate.feed_query(con, f) for f in gate.present_feeds(con)}
+                    # what the published_feeds asset publishes (lean feeds split from the rule tables)
+                    feeds = {f: q for f, q in feed_queries(con).items() if not args.feeds or f in args.feeds}
                     # one version of every feed at once, or (--publish-separately, when the disk
                     # cannot hold a whole version) each feed published alone, measured, then removed
                     groups = [[f] for f in feeds] if args.publish_separately else [list(feeds)]
@@ -354,11 +360,18 @@ def run(args: argparse.Namespace) -> dict:
                         t0 = time.perf_counter()
                         contract = load_contract(ds)
                         cols = ", ".join(f.name for f in contract.fields if f.type != "list")
-                        reader = con.sql(f"SELECT {cols} FROM staged.{ds}_current").to_arrow_reader(BATCH_ROWS)
+                        total = con.execute(f"SELECT count(*) FROM staged.{ds}_current").fetchall()[0][0]
+                        cap = f" LIMIT {args.suite_rows}" if args.suite_rows else ""
+                        reader = con.sql(f"SELECT {cols} FROM staged.{ds}_current{cap}").to_arrow_reader(BATCH_ROWS)
                         s = validate_reader(contract, reader)
+                        took = time.perf_counter() - t0
                         detail[ds] = {
-                            "seconds": round(time.perf_counter() - t0, 1),
+                            "seconds": round(took, 1),
                             "rows": s["rows"],
+                            "rows_in_force": total,
+                            # --suite-rows: the whole table's time at the measured rate (marked as such)
+                            "seconds_for_all_rows": round(took * total / max(s["rows"], 1), 1),
+                            "extrapolated": s["rows"] < total,
                             "success": s["success"],
                             "failed": s["failed"],
                         }
@@ -379,6 +392,8 @@ def _summarise(report: Report) -> None:
     rebuild = [n for n in ("load_raw", "staging", "rules", "gate", "publication", "contract_suites") if n in phases]
     floor = (phases.get("floor", {}).get("detail", {}).get("floor") or {}).get("seconds")
     rules = phases.get("rules", {}).get("seconds")
+    pub = phases.get("publication", {}).get("detail", {})
+    suites = {k: v for k, v in phases.get("contract_suites", {}).get("detail", {}).items() if isinstance(v, dict)}
     landing = phases.get("load_raw", {}).get("detail", {}).get("landing_gib") or 0.0
     warehouse = max((p["disk_gib"]["warehouse"] for p in phases.values()), default=0.0)
     spill = max((p["spill_peak_gib"] for p in phases.values()), default=0.0)
@@ -394,6 +409,19 @@ def _summarise(report: Report) -> None:
         "warehouse_gib": warehouse,
         "version_gib": version,
         "disk_in_all_gib": round(landing + warehouse + spill + version, 1),
+        "publication_rows_per_second": round(
+            sum(pub.get("rows", {}).values()) / max(sum(pub.get("feed_seconds", {}).values()), 0.001)
+        )
+        if pub
+        else None,
+        "publication_bytes_per_row": round(
+            sum(pub.get("feed_bytes", {}).values()) / max(sum(pub.get("rows", {}).values()), 1)
+        )
+        if pub
+        else None,
+        "contract_suites_seconds_all_rows": round(sum(v["seconds_for_all_rows"] for v in suites.values()), 1)
+        if suites
+        else None,
         "floor_seconds": floor,
         "rules_over_floor": round(rules / floor, 1) if rules and floor else None,
     }
