@@ -85,6 +85,22 @@ def penalty(n: int, subject: int, decision_date: str, **over) -> dict:
     return rec
 
 
+def person_penalty(n: int, person: int, decision_date: str, **over) -> dict:
+    rec = penalty(
+        n,
+        0,
+        decision_date,
+        CF_XDR_LB="自然人",
+        AQ_CFDX="个人",
+        CF_XDR_MC=f"个人{person}",
+        CF_XDR_SHXYM=None,
+        CF_XDR_ZJLX="身份证",
+        CF_XDR_ZJHM=id_number(person),
+        **over,
+    )
+    return {k: v for k, v in rec.items() if v is not None}
+
+
 def accident(n: int, subject: int, occurred: str, deaths: int = 0, grade: str = "一般", **over) -> dict:
     rec = {
         "record_id": f"acc-{n}",

@@ -9,7 +9,17 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 
 import pytest
-from rules_fixtures import AUTHORITY, accident, build_warehouse, enterprise, id_number, penalty, revoke, uscc
+from rules_fixtures import (
+    AUTHORITY,
+    accident,
+    build_warehouse,
+    enterprise,
+    id_number,
+    penalty,
+    person_penalty,
+    revoke,
+    uscc,
+)
 
 from safecredit.policy import Policy, policy_for
 from safecredit.rules import run_rules
@@ -36,22 +46,6 @@ EXCHANGE_MATTERS = {
     "principal_role",
 }
 PERSON_ONLY = {"principal_role"}
-
-
-def person_penalty(n: int, person: int, decision_date: str, **over) -> dict:
-    rec = penalty(
-        n,
-        0,
-        decision_date,
-        CF_XDR_LB="自然人",
-        AQ_CFDX="个人",
-        CF_XDR_MC=f"个人{person}",
-        CF_XDR_SHXYM=None,
-        CF_XDR_ZJLX="身份证",
-        CF_XDR_ZJHM=id_number(person),
-        **over,
-    )
-    return {k: v for k, v in rec.items() if v is not None}
 
 
 def mask(code: str) -> str:

@@ -2,25 +2,28 @@
 answers for the publication's own date, keyed by (subject_type, subject_id).
 
 Built once when a snapshot loads (`SnapshotManager` → `warm`), before it is swapped in, and
-dropped with it. The served `blacklist` and `restrictions` feeds are read as Arrow tables sorted
-by subject (one query each) and grouped in one pass over their columns; each subject's listings
-and measures are turned into the answer's JSON-ready dicts then, not per request. A request only
-normalises its code (a person's: the keyed hash), picks the prepared parts and filters by
-`matter`: statuses, dates and measures are those the rules published (`rules/30_blacklist.sql`,
-`rules/35_restrictions.sql`), never re-derived here, and no policy file is read per request.
+dropped with it, without a pass over rows in Python: per feed (`blacklist`, `restrictions`) and
+subject type one sorted Arrow read of the columns an answer shows, its subject ids a fixed-width
+numpy array (a view of the Arrow buffer) searched by bisection; the units' names (`credit_scores`)
+the same way. A request normalises its code (a person's: the keyed hash), finds its rows (none for
+most codes asked), turns them into the answer's JSON-ready parts (`prepare_subject`, remembered for
+the subjects asked most) and filters by `matter`: statuses, dates and measures are those the rules
+published (`rules/30_blacklist.sql`, `rules/35_restrictions.sql`), never re-derived here, and no
+policy file is read.
 
-The same `prepare_subject` turns rows read per request (`safecredit check`, `known_at`) into the
-same dicts, so the CLI and the API give the same bytes.
+The same `prepare_subject` turns rows read per request (`safecredit check`, `known_at`, another
+`as_of`) into the same dicts, so the CLI and the API give the same bytes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from itertools import groupby
 from typing import Any, Iterable
 
+import numpy as np
 import orjson
+import pyarrow as pa
 
 from safecredit.publish.formats import json_value
 
@@ -133,56 +136,181 @@ def prepare_subject(entries: Iterable[dict], rows: Iterable[dict]) -> Prepared:
     )
 
 
+class SortedIds:
+    """Rows of one relation sorted by an id column (ASCII, space-padded to one width): the ids as a
+    numpy `S<width>` array — a view of the Arrow buffer, no Python object per row — for bisection,
+    and the other columns as Arrow, sliced per lookup."""
+
+    def __init__(self, table: pa.Table, id_column: str = "_id"):
+        ids = table.column(id_column).combine_chunks() if table.num_rows else pa.array([], pa.string())
+        self.table = table.drop_columns([id_column])
+        self.width, self.ids = _fixed_width(ids)
+
+    @classmethod
+    def read(
+        cls, cur, relation: str, id_sql: str, columns: Iterable[str], where: str = "true", order: str = ""
+    ) -> SortedIds:
+        """`SELECT columns FROM relation WHERE where`, sorted by `id_sql` (then `order`)."""
+        width = cur.execute(f"SELECT coalesce(max(strlen({id_sql})), 0) FROM {relation} WHERE {where}").fetchall()[0][0]
+        cols = ", ".join(f'"{c}"' for c in columns)
+        table = cur.sql(
+            f"SELECT rpad({id_sql}, {width}, ' ') AS _id{', ' + cols if cols else ''} FROM {relation} "
+            f"WHERE {where} AND {id_sql} IS NOT NULL ORDER BY _id{', ' + order if order else ''}"
+        ).to_arrow_table()
+        return cls(table)
+
+    def span(self, key: str) -> tuple[int, int]:
+        """[first, end) of the rows whose id is `key` (empty when none)."""
+        if len(key) > self.width or not len(self.ids):
+            return (0, 0)
+        padded = key.ljust(self.width).encode("ascii", "replace")
+        lo = int(np.searchsorted(self.ids, padded, "left"))
+        return (lo, int(np.searchsorted(self.ids, padded, "right")))
+
+    def rows(self, key: str) -> list[dict]:
+        lo, hi = self.span(key)
+        return self.table.slice(lo, hi - lo).to_pylist() if hi > lo else []
+
+    def first(self, key: str, column: str) -> Any:
+        lo, hi = self.span(key)
+        return self.table.column(column)[lo].as_py() if hi > lo else None
+
+    @property
+    def nbytes(self) -> int:
+        return self.ids.nbytes + self.table.nbytes
+
+
+def _fixed_width(ids: pa.Array) -> tuple[int, np.ndarray]:
+    """(width, the ids as numpy `S<width>`): a view of the string buffer when every id has that
+    many bytes (ASCII, padded by the query), else a copy."""
+    if ids.type == pa.string_view():
+        ids = ids.cast(pa.string())
+    if not len(ids):
+        return 0, np.array([], dtype="S1")
+    offsets_type = np.int64 if ids.type in (pa.large_string(), pa.large_binary()) else np.int32
+    offsets = np.frombuffer(ids.buffers()[1], dtype=offsets_type)[ids.offset : ids.offset + len(ids) + 1]
+    width = int(offsets[1] - offsets[0])
+    if width and ids.null_count == 0 and int(offsets[-1] - offsets[0]) == width * len(ids):
+        return width, np.frombuffer(ids.buffers()[2], dtype=f"S{width}", count=len(ids), offset=int(offsets[0]))
+    width = max(width, max((len(x.encode()) for x in ids.to_pylist() if x), default=1))
+    return width, np.array([(x or "").encode() for x in ids.to_pylist()], dtype=f"S{width}")
+
+
+#: subjects whose prepared parts an index remembers (those asked again skip the Arrow slice)
+MAX_PREPARED = 100_000
+
+
 @dataclass(frozen=True)
 class AnswerIndex:
-    """A snapshot's answers for its own publication date (see the module docstring)."""
+    """A snapshot's answers (see the module docstring): for its own publication date, and for any
+    other `as_of` from its timelines."""
 
-    subjects: dict[SubjectKey, Prepared]
-    unit_names: dict[str, str]
+    listings: dict[str, SortedIds]  # subject_type → its blacklist rows
+    measures: dict[str, SortedIds]  # subject_type → its restrictions rows
+    unit_names: SortedIds  # credit_scores: uscc → name
     persons_published: bool
+    answers_other_dates: bool = False  # the publication has both timelines
+    listing_timeline: dict[str, SortedIds] = field(default_factory=dict)  # subject_type → its rows
+    restriction_timeline: dict[str, SortedIds] = field(default_factory=dict)
+    _prepared: dict[SubjectKey, Prepared] = field(default_factory=dict, compare=False, repr=False)
 
     def prepared(self, subject_type: str, subject_id: str | None, code: str) -> Prepared:
-        found = self.subjects.get((subject_type, subject_id)) if subject_id else None
+        """The subject's parts on the publication's own date."""
+        if not subject_id:
+            return EMPTY
+        key = (subject_type, subject_id)
+        found = self._prepared.get(key)
         if found is not None:
             return found
-        name = self.unit_names.get(code) if subject_type == "unit" else None
-        return Prepared((), (), name) if name else EMPTY
+        part = self._named(
+            subject_type,
+            code,
+            _rows(self.listings, subject_type, subject_id),
+            _rows(self.measures, subject_type, subject_id),
+        )
+        if not part.listings and not part.measures:
+            return part  # a clean code: nothing worth remembering
+        if len(self._prepared) >= MAX_PREPARED:
+            self._prepared.clear()
+        self._prepared[key] = part
+        return part
+
+    def prepared_on(self, subject_type: str, subject_id: str | None, code: str, day: date) -> Prepared:
+        """The subject's parts on `day`: its timeline rows valid on it (valid_from <= day <
+        valid_until, NULL = open), as published."""
+        if not subject_id:
+            return EMPTY
+        entries = _rows(self.listing_timeline, subject_type, subject_id)
+        measures = _rows(self.restriction_timeline, subject_type, subject_id)
+        return self._named(subject_type, code, _valid_on(entries, day), _valid_on(measures, day))
+
+    def _named(self, subject_type: str, code: str, entries: list[dict], rows: list[dict]) -> Prepared:
+        part = prepare_subject(entries, rows) if entries or rows else EMPTY
+        if part.name is None and subject_type == "unit":  # a unit's id is its USCC
+            name = self.unit_names.first(code, "name")
+            return Prepared(part.listings, part.measures, name) if name else part
+        return part
+
+    @property
+    def nbytes(self) -> int:
+        parts = [self.listings, self.measures, self.listing_timeline, self.restriction_timeline]
+        return self.unit_names.nbytes + sum(x.nbytes for p in parts for x in p.values())
 
 
-def grouped_rows(cur, feed: str, id_columns: tuple[str, ...]) -> dict[SubjectKey, list[dict]]:
-    """Rows of `feed` grouped by (subject_type, subject_id), within a subject in id order (the
-    same input gives the same answers): one sorted Arrow read, one pass over it."""
-    order = ", ".join(f'"{c}"' for c in ("subject_type", "subject_id", *id_columns))
-    table = cur.sql(f'SELECT * FROM "{feed}" ORDER BY {order}').to_arrow_table()
-    rows = table.to_pylist()
-    return {key: list(group) for key, group in groupby(rows, key=lambda r: (r["subject_type"], r["subject_id"]))}
+def _rows(by_type: dict[str, SortedIds], subject_type: str, subject_id: str) -> list[dict]:
+    found = by_type.get(subject_type)
+    return found.rows(subject_id) if found is not None else []
+
+
+def _valid_on(rows: list[dict], day: date) -> list[dict]:
+    return [r for r in rows if r["valid_from"] <= day and (r["valid_until"] is None or day < r["valid_until"])]
+
+
+#: the feeds another as_of is answered from (the snapshot need not copy them into DuckDB)
+TIMELINES = ("listing_timeline", "restriction_timeline")
+
+#: the feeds whose rows the index holds, with the columns an answer shows
+INDEXED = {
+    "blacklist": (*LISTING_FIELDS, "name"),
+    "restrictions": (*MEASURE_FIELDS, "measure_name", "name"),
+    "listing_timeline": (*LISTING_FIELDS, "name", "valid_from", "valid_until"),
+    "restriction_timeline": (*MEASURE_FIELDS, "measure_name", "name", "valid_from", "valid_until"),
+}
 
 
 def build_answer_index(cur, feeds: dict[str, Any]) -> AnswerIndex:
-    """The index over the served `blacklist` / `restrictions` tables (`feeds`: the snapshot's
-    name → FeedInfo)."""
+    """The index over the served `blacklist`, `restrictions`, their timelines and `credit_scores`
+    (`feeds`: the snapshot's name → FeedInfo): one sorted read per feed and subject type."""
 
-    def columns(feed: str) -> set[str]:
-        return set(feeds[feed].columns) if feed in feeds else set()
+    def columns(feed: str) -> list[str]:
+        return list(feeds[feed].columns) if feed in feeds else []
 
-    def grouped(feed: str) -> dict[SubjectKey, list[dict]]:
-        if not {"subject_id", "subject_type"} <= columns(feed):
+    def by_type(feed: str) -> dict[str, SortedIds]:
+        have = columns(feed)
+        if not {"subject_id", "subject_type"} <= set(have):
             return {}
-        return grouped_rows(cur, feed, tuple(c for c in feeds[feed].id_columns if c in columns(feed)))
+        order = ", ".join(f'"{c}"' for c in feeds[feed].id_columns if c in have)
+        kept = [c for c in have if c in INDEXED[feed]]
+        types = [t for (t,) in cur.sql(f'SELECT DISTINCT subject_type FROM "{feed}" ORDER BY 1').fetchall() if t]
+        return {
+            t: SortedIds.read(cur, f'"{feed}"', "subject_id", kept, f"subject_type = '{t}'", order)
+            for t in types
+            if t.isidentifier()
+        }
 
-    listings, published = grouped("blacklist"), grouped("restrictions")
-    names: dict[str, str] = {}
-    if {"uscc", "name"} <= columns("credit_scores"):
-        table = cur.sql('SELECT uscc, any_value(name) AS name FROM "credit_scores" GROUP BY uscc').to_arrow_table()
-        names = dict(zip(table.column("uscc").to_pylist(), table.column("name").to_pylist()))
-    subjects = {}
-    for key in sorted(set(listings) | set(published), key=lambda k: (str(k[0]), str(k[1]))):
-        part = prepare_subject(listings.get(key, ()), published.get(key, ()))
-        if part.name is None and key[0] == "unit" and key[1] in names:  # a unit's id is its USCC
-            part = Prepared(part.listings, part.measures, names[key[1]])
-        subjects[key] = part
-    persons = any(k[0] == "person" for k in listings)
-    return AnswerIndex(subjects, names, persons)
+    listings, measures = by_type("blacklist"), by_type("restrictions")
+    names = SortedIds(pa.table({"_id": pa.array([], pa.string()), "name": pa.array([], pa.string())}))
+    if {"uscc", "name"} <= set(columns("credit_scores")):
+        names = SortedIds.read(cur, '"credit_scores"', "uscc", ["name"], "name IS NOT NULL")
+    timelines = [f for f in TIMELINES if {"valid_from", "valid_until"} <= set(columns(f))]
+    return AnswerIndex(
+        listings,
+        measures,
+        names,
+        "person" in listings,
+        len(timelines) == len(TIMELINES),
+        *(by_type(f) if f in timelines else {} for f in TIMELINES),
+    )
 
 
 def answer_body(

@@ -190,8 +190,10 @@ def _feed_info(store: FeedStore, feed: str, version: str, path: Path) -> FeedInf
     )
 
 
-def build_snapshot(exports: Path | str, *, materialize: bool = True) -> Snapshot:
-    """Load the latest successful publication named by `index.json` (empty when none)."""
+def build_snapshot(exports: Path | str, *, materialize: bool = True, views: tuple[str, ...] = ()) -> Snapshot:
+    """Load the latest successful publication named by `index.json` (empty when none); `views`:
+    feeds left as views over their file even when materialising (a lookup that holds their rows
+    in memory answers from them: copying them into DuckDB as well would only cost time and RAM)."""
     exports = Path(exports)
     t0 = time.perf_counter()
     stamp = index_stamp(exports)  # before reading: a change after this is seen next time
@@ -207,7 +209,7 @@ def build_snapshot(exports: Path | str, *, materialize: bool = True) -> Snapshot
             path = store.safe_file_path(feed, version, "full.parquet")
             info = _feed_info(store, feed, version, path)
             src = f"read_parquet({sql_literal(str(path))})"
-            if materialize:
+            if materialize and feed not in views:
                 cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
                 order = [c for c in ("subject_id", "uscc", *info.id_columns) if c in cols]
                 order_sql = f" ORDER BY {', '.join(dict.fromkeys(order))}" if order else ""
@@ -250,8 +252,10 @@ class SnapshotManager:
         poll_interval: float = 1.0,
         materialize: bool = True,
         warm: Callable[[Snapshot], None] | None = None,
+        views: tuple[str, ...] = (),
     ):
         self.exports = Path(exports)
+        self.views = views  # feeds `warm` holds in memory: views over their files (build_snapshot)
         self.warm = warm  # run on a new snapshot before it is swapped in (in-memory lookups)
         self.poll_interval = poll_interval
         self.materialize = materialize
@@ -330,7 +334,7 @@ class SnapshotManager:
                         cur.index, cur.stamp = idx, stamp
                         self.last_error = None
                         return False
-                new = build_snapshot(self.exports, materialize=self.materialize)
+                new = build_snapshot(self.exports, materialize=self.materialize, views=self.views)
                 if self.warm is not None:
                     try:
                         self.warm(new)
