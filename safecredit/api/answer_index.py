@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Iterable
 
-import numpy as np
 import orjson
 import pyarrow as pa
 
 from safecredit.publish.formats import json_value
+
+from .sorted_ids import SortedIds
 
 LISTING_FIELDS = (
     "entry_id",
@@ -136,64 +137,8 @@ def prepare_subject(entries: Iterable[dict], rows: Iterable[dict]) -> Prepared:
     )
 
 
-class SortedIds:
-    """Rows of one relation sorted by an id column (ASCII, space-padded to one width): the ids as a
-    numpy `S<width>` array — a view of the Arrow buffer, no Python object per row — for bisection,
-    and the other columns as Arrow, sliced per lookup."""
-
-    def __init__(self, table: pa.Table, id_column: str = "_id"):
-        ids = table.column(id_column).combine_chunks() if table.num_rows else pa.array([], pa.string())
-        self.table = table.drop_columns([id_column])
-        self.width, self.ids = _fixed_width(ids)
-
-    @classmethod
-    def read(
-        cls, cur, relation: str, id_sql: str, columns: Iterable[str], where: str = "true", order: str = ""
-    ) -> SortedIds:
-        """`SELECT columns FROM relation WHERE where`, sorted by `id_sql` (then `order`)."""
-        width = cur.execute(f"SELECT coalesce(max(strlen({id_sql})), 0) FROM {relation} WHERE {where}").fetchall()[0][0]
-        cols = ", ".join(f'"{c}"' for c in columns)
-        table = cur.sql(
-            f"SELECT rpad({id_sql}, {width}, ' ') AS _id{', ' + cols if cols else ''} FROM {relation} "
-            f"WHERE {where} AND {id_sql} IS NOT NULL ORDER BY _id{', ' + order if order else ''}"
-        ).to_arrow_table()
-        return cls(table)
-
-    def span(self, key: str) -> tuple[int, int]:
-        """[first, end) of the rows whose id is `key` (empty when none)."""
-        if len(key) > self.width or not len(self.ids):
-            return (0, 0)
-        padded = key.ljust(self.width).encode("ascii", "replace")
-        lo = int(np.searchsorted(self.ids, padded, "left"))
-        return (lo, int(np.searchsorted(self.ids, padded, "right")))
-
-    def rows(self, key: str) -> list[dict]:
-        lo, hi = self.span(key)
-        return self.table.slice(lo, hi - lo).to_pylist() if hi > lo else []
-
-    def first(self, key: str, column: str) -> Any:
-        lo, hi = self.span(key)
-        return self.table.column(column)[lo].as_py() if hi > lo else None
-
-    @property
-    def nbytes(self) -> int:
-        return self.ids.nbytes + self.table.nbytes
-
-
-def _fixed_width(ids: pa.Array) -> tuple[int, np.ndarray]:
-    """(width, the ids as numpy `S<width>`): a view of the string buffer when every id has that
-    many bytes (ASCII, padded by the query), else a copy."""
-    if ids.type == pa.string_view():
-        ids = ids.cast(pa.string())
-    if not len(ids):
-        return 0, np.array([], dtype="S1")
-    offsets_type = np.int64 if ids.type in (pa.large_string(), pa.large_binary()) else np.int32
-    offsets = np.frombuffer(ids.buffers()[1], dtype=offsets_type)[ids.offset : ids.offset + len(ids) + 1]
-    width = int(offsets[1] - offsets[0])
-    if width and ids.null_count == 0 and int(offsets[-1] - offsets[0]) == width * len(ids):
-        return width, np.frombuffer(ids.buffers()[2], dtype=f"S{width}", count=len(ids), offset=int(offsets[0]))
-    width = max(width, max((len(x.encode()) for x in ids.to_pylist() if x), default=1))
-    return width, np.array([(x or "").encode() for x in ids.to_pylist()], dtype=f"S{width}")
+def _has_persons(cur) -> bool:
+    return bool(cur.sql("SELECT count(*) FROM \"blacklist\" WHERE subject_type = 'person'").fetchall()[0][0])
 
 
 #: subjects whose prepared parts an index remembers (those asked again skip the Arrow slice)
@@ -205,13 +150,13 @@ class AnswerIndex:
     """A snapshot's answers (see the module docstring): for its own publication date, and for any
     other `as_of` from its timelines."""
 
-    listings: dict[str, SortedIds]  # subject_type → its blacklist rows
-    measures: dict[str, SortedIds]  # subject_type → its restrictions rows
+    listings: SortedIds | None  # blacklist rows by `subject_type:subject_id`
+    measures: SortedIds | None  # restrictions rows, the same
     unit_names: SortedIds  # credit_scores: uscc → name
     persons_published: bool
     answers_other_dates: bool = False  # the publication has both timelines
-    listing_timeline: dict[str, SortedIds] = field(default_factory=dict)  # subject_type → its rows
-    restriction_timeline: dict[str, SortedIds] = field(default_factory=dict)
+    listing_timeline: SortedIds | None = None  # the same, for other dates
+    restriction_timeline: SortedIds | None = None
     _prepared: dict[SubjectKey, Prepared] = field(default_factory=dict, compare=False, repr=False)
 
     def prepared(self, subject_type: str, subject_id: str | None, code: str) -> Prepared:
@@ -254,12 +199,11 @@ class AnswerIndex:
     @property
     def nbytes(self) -> int:
         parts = [self.listings, self.measures, self.listing_timeline, self.restriction_timeline]
-        return self.unit_names.nbytes + sum(x.nbytes for p in parts for x in p.values())
+        return self.unit_names.nbytes + sum(p.nbytes for p in parts if p is not None)
 
 
-def _rows(by_type: dict[str, SortedIds], subject_type: str, subject_id: str) -> list[dict]:
-    found = by_type.get(subject_type)
-    return found.rows(subject_id) if found is not None else []
+def _rows(rows: SortedIds | None, subject_type: str, subject_id: str) -> list[dict]:
+    return rows.rows(f"{subject_type}:{subject_id}") if rows is not None else []
 
 
 def _valid_on(rows: list[dict], day: date) -> list[dict]:
@@ -285,20 +229,15 @@ def build_answer_index(cur, feeds: dict[str, Any]) -> AnswerIndex:
     def columns(feed: str) -> list[str]:
         return list(feeds[feed].columns) if feed in feeds else []
 
-    def by_type(feed: str) -> dict[str, SortedIds]:
+    def by_subject(feed: str) -> SortedIds | None:
         have = columns(feed)
         if not {"subject_id", "subject_type"} <= set(have):
-            return {}
+            return None
         order = ", ".join(f'"{c}"' for c in feeds[feed].id_columns if c in have)
         kept = [c for c in have if c in INDEXED[feed]]
-        types = [t for (t,) in cur.sql(f'SELECT DISTINCT subject_type FROM "{feed}" ORDER BY 1').fetchall() if t]
-        return {
-            t: SortedIds.read(cur, f'"{feed}"', "subject_id", kept, f"subject_type = '{t}'", order)
-            for t in types
-            if t.isidentifier()
-        }
+        return SortedIds.read(cur, f'"{feed}"', "subject_type || ':' || subject_id", kept, order=order)
 
-    listings, measures = by_type("blacklist"), by_type("restrictions")
+    listings, measures = by_subject("blacklist"), by_subject("restrictions")
     names = SortedIds(pa.table({"_id": pa.array([], pa.string()), "name": pa.array([], pa.string())}))
     if {"uscc", "name"} <= set(columns("credit_scores")):
         names = SortedIds.read(cur, '"credit_scores"', "uscc", ["name"], "name IS NOT NULL")
@@ -307,9 +246,9 @@ def build_answer_index(cur, feeds: dict[str, Any]) -> AnswerIndex:
         listings,
         measures,
         names,
-        "person" in listings,
+        listings is not None and _has_persons(cur),
         len(timelines) == len(TIMELINES),
-        *(by_type(f) if f in timelines else {} for f in TIMELINES),
+        *(by_subject(f) if f in timelines else None for f in TIMELINES),
     )
 
 

@@ -1,0 +1,103 @@
+"""Rows looked up by an id without a Python object per row: sorted Arrow columns and the ids as a
+fixed-width numpy array searched by bisection (the answer index of a snapshot, `answer_index.py`).
+
+Ids are ASCII (USCCs, the keyed hashes of persons, `type:id` keys); shorter ones are padded with
+spaces to the longest, which keeps their order (a space sorts before every printable character).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+#: a string column is dictionary-encoded when it has at most this share of distinct values
+#: (measure names and bases, statuses, authorities repeat on every row of their kind)
+DICTIONARY_SHARE = 0.5
+
+
+class SortedIds:
+    """Rows of one relation sorted by an id column: the ids as a numpy `S<width>` array (a view of
+    the Arrow buffer where it can be) for bisection, the other columns as Arrow, sliced per
+    lookup, repetitive text columns dictionary-encoded."""
+
+    def __init__(self, table: pa.Table, id_column: str = "_id"):
+        ids = table.column(id_column).combine_chunks() if table.num_rows else pa.array([], pa.string())
+        table = table.drop_columns([id_column]).combine_chunks()
+        self.width, self.ids = fixed_width(ids)
+        if len(self.ids) > 1 and not bool(np.all(self.ids[:-1] <= self.ids[1:])):  # the query sorted them
+            order = np.argsort(self.ids, kind="stable")
+            self.ids, table = self.ids[order], table.take(pa.array(order))
+        self.table = compact(table)
+        self._columns: dict[str, pa.Array] = {}  # one chunk per column `first` reads
+
+    @classmethod
+    def read(
+        cls, cur, relation: str, id_sql: str, columns: Iterable[str], where: str = "true", order: str = ""
+    ) -> SortedIds:
+        """`SELECT columns FROM relation WHERE where`, sorted by `id_sql` (then `order`): one query."""
+        cols = "".join(f', "{c}"' for c in columns)
+        then = f", {order}" if order else ""
+        table = cur.sql(
+            f"SELECT {id_sql} AS _id{cols} FROM {relation} WHERE ({where}) AND {id_sql} IS NOT NULL ORDER BY _id{then}"
+        ).to_arrow_table()
+        return cls(table)
+
+    def span(self, key: str) -> tuple[int, int]:
+        """[first, end) of the rows whose id is `key` (empty when none)."""
+        if len(key) > self.width or not len(self.ids):
+            return (0, 0)
+        padded = np.bytes_(key.ljust(self.width).encode("ascii", "replace"))
+        lo = int(np.searchsorted(self.ids, padded, "left"))
+        if lo == len(self.ids) or self.ids[lo] != padded:  # most codes asked: not there
+            return (lo, lo)
+        return (lo, int(np.searchsorted(self.ids, padded, "right")))
+
+    def rows(self, key: str) -> list[dict]:
+        lo, hi = self.span(key)
+        return self.table.slice(lo, hi - lo).to_pylist() if hi > lo else []
+
+    def first(self, key: str, column: str) -> Any:
+        lo, hi = self.span(key)
+        if hi == lo:
+            return None
+        found = self._columns.get(column)
+        if found is None:
+            found = self._columns[column] = self.table.column(column).combine_chunks()
+        return found[lo].as_py()
+
+    @property
+    def nbytes(self) -> int:
+        return self.ids.nbytes + self.table.nbytes
+
+
+def fixed_width(ids: pa.Array) -> tuple[int, np.ndarray]:
+    """(width, the ids padded with spaces to it as numpy `S<width>`): a view of the string buffer
+    when every id then has that many bytes (ASCII), else a copy."""
+    if not len(ids):
+        return 0, np.array([], dtype="S1")
+    if ids.type != pa.string():
+        ids = ids.cast(pa.string())
+    lengths = pc.binary_length(ids)
+    width = int(pc.max(lengths).as_py() or 0)
+    if int(pc.min(lengths).as_py() or 0) != width:
+        ids = pc.utf8_rpad(ids, width=width, padding=" ")
+    offsets = np.frombuffer(ids.buffers()[1], dtype=np.int32)[ids.offset : ids.offset + len(ids) + 1]
+    if width and ids.null_count == 0 and int(offsets[-1] - offsets[0]) == width * len(ids):
+        return width, np.frombuffer(ids.buffers()[2], dtype=f"S{width}", count=len(ids), offset=int(offsets[0]))
+    width = max((len(x.encode()) for x in ids.to_pylist() if x), default=1)  # not ASCII: a copy
+    return width, np.array([(x or "").encode() for x in ids.to_pylist()], dtype=f"S{width}")
+
+
+def compact(table: pa.Table) -> pa.Table:
+    """`table` with its repetitive text columns dictionary-encoded (the rows read back unchanged)."""
+    for i, name in enumerate(table.column_names):
+        column = table.column(i)
+        if column.type != pa.string() or not len(column):
+            continue
+        encoded = pc.dictionary_encode(column).combine_chunks()
+        if len(encoded.dictionary) <= DICTIONARY_SHARE * len(column):
+            table = table.set_column(i, name, encoded)
+    return table
