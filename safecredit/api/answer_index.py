@@ -233,9 +233,8 @@ def build_answer_index(cur, feeds: dict[str, Any]) -> AnswerIndex:
         have = columns(feed)
         if not {"subject_id", "subject_type"} <= set(have):
             return None
-        order = ", ".join(f'"{c}"' for c in feeds[feed].id_columns if c in have)
         kept = [c for c in have if c in INDEXED[feed]]
-        return SortedIds.read(cur, f'"{feed}"', "subject_type || ':' || subject_id", kept, order=order)
+        return SortedIds.read(cur, f'"{feed}"', "subject_type || ':' || subject_id", kept)
 
     listings, measures = by_subject("blacklist"), by_subject("restrictions")
     names = SortedIds(pa.table({"_id": pa.array([], pa.string()), "name": pa.array([], pa.string())}))
