@@ -118,6 +118,7 @@ def time_load(exports: Path) -> dict:
     t0 = time.perf_counter()
     snap = build_snapshot(exports, views=TIMELINES)  # as `safecredit serve` loads it
     t1 = time.perf_counter()
+    rss_built = _rss_mib()
     warm(snap)
     t2 = time.perf_counter()
     index = answer_index(snap)
@@ -140,12 +141,22 @@ def time_load(exports: Path) -> dict:
         "build_snapshot_s": round(t1 - t0, 2),
         "answer_index_s": round(t2 - t1, 2),
         "load_s": round(t2 - t0, 2),
+        "rss_after_build_snapshot_mib": rss_built,
+        "rss_after_warm_mib": _rss_mib(),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "answer_index_mib": round(index.nbytes / 2**20),
         "lookups": len(codes),
         "lookups_with_listings": found,
         "lookup_us": round((t4 - t3) / max(len(codes), 1) * 1e6, 1),
     }
+
+
+def _rss_mib() -> int:
+    """The resident set of this process now (Linux), MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024)
+    return 0
 
 
 def run(rows: int) -> dict:

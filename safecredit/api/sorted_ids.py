@@ -16,6 +16,8 @@ import pyarrow.compute as pc
 #: a string column is dictionary-encoded when it has at most this share of distinct values
 #: (measure names and bases, statuses, authorities repeat on every row of their kind)
 DICTIONARY_SHARE = 0.5
+#: rows read at a time: the plain text of one batch is held while it is encoded
+BATCH_ROWS = 1_000_000
 
 
 class SortedIds:
@@ -25,7 +27,7 @@ class SortedIds:
 
     def __init__(self, table: pa.Table, id_column: str = "_id"):
         ids = table.column(id_column).combine_chunks() if table.num_rows else pa.array([], pa.string())
-        table = compact(table.drop_columns([id_column]).combine_chunks())
+        table = table.drop_columns([id_column]).combine_chunks()
         self.width, self.ids = fixed_width(ids)
         if len(self.ids) > 1 and not bool(np.all(self.ids[:-1] <= self.ids[1:])):
             # sorting the fixed-width ids and taking the (encoded) rows costs a third of an ORDER BY
@@ -37,10 +39,21 @@ class SortedIds:
     @classmethod
     def read(cls, cur, relation: str, id_sql: str, columns: Iterable[str], where: str = "true") -> SortedIds:
         """`SELECT columns FROM relation WHERE where` by `id_sql` (the rows of one id in the
-        relation's order): one scan, sorted here."""
+        relation's order): one scan, read in batches and each compacted as it comes (the plain
+        text of a whole feed is never held at once), sorted here."""
         cols = "".join(f', "{c}"' for c in columns)
-        table = cur.sql(f"SELECT {id_sql} AS _id{cols} FROM {relation} WHERE ({where}) AND {id_sql} IS NOT NULL")
-        return cls(table.to_arrow_table())
+        query = cur.sql(f"SELECT {id_sql} AS _id{cols} FROM {relation} WHERE ({where}) AND {id_sql} IS NOT NULL")
+        reader = query.to_arrow_reader(BATCH_ROWS)
+        encoded: list[str] | None = None
+        parts = []
+        for batch in reader:
+            part = pa.Table.from_batches([batch])
+            if encoded is None:  # decided on the first batch, the same for all (one schema)
+                encoded = repetitive(part.drop_columns(["_id"]))
+            parts.append(dictionary_encoded(part, encoded))
+        if not parts:
+            return cls(reader.schema.empty_table())
+        return cls(narrowed(pa.concat_tables(parts).unify_dictionaries()))
 
     def span(self, key: str) -> tuple[int, int]:
         """[first, end) of the rows whose id is `key` (empty when none)."""
@@ -88,13 +101,33 @@ def fixed_width(ids: pa.Array) -> tuple[int, np.ndarray]:
     return width, np.array([(x or "").encode() for x in ids.to_pylist()], dtype=f"S{width}")
 
 
-def compact(table: pa.Table) -> pa.Table:
-    """`table` with its repetitive text columns dictionary-encoded (the rows read back unchanged)."""
+def repetitive(table: pa.Table) -> list[str]:
+    """The text columns of `table` with at most DICTIONARY_SHARE distinct values."""
+    out = []
+    for name in table.column_names:
+        column = table.column(name)
+        if column.type == pa.string() and len(column):
+            if pc.count_distinct(column).as_py() <= DICTIONARY_SHARE * len(column):
+                out.append(name)
+    return out
+
+
+def dictionary_encoded(table: pa.Table, names: list[str]) -> pa.Table:
+    for name in names:
+        i = table.column_names.index(name)
+        table = table.set_column(i, name, pc.dictionary_encode(table.column(i)))
+    return table
+
+
+def narrowed(table: pa.Table) -> pa.Table:
+    """`table` in one chunk, each dictionary's indices as narrow as its size allows (most columns
+    have a handful of values: one byte a row instead of four)."""
+    table = table.combine_chunks()
     for i, name in enumerate(table.column_names):
         column = table.column(i)
-        if column.type != pa.string() or not len(column):
+        if not pa.types.is_dictionary(column.type):
             continue
-        encoded = pc.dictionary_encode(column).combine_chunks()
-        if len(encoded.dictionary) <= DICTIONARY_SHARE * len(column):
-            table = table.set_column(i, name, encoded)
+        size = len(column.chunk(0).dictionary) if column.num_chunks else 0
+        index = pa.int8() if size < 2**7 else pa.int16() if size < 2**15 else pa.int32()
+        table = table.set_column(i, name, column.cast(pa.dictionary(index, column.type.value_type)))
     return table
