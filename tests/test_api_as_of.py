@@ -2,8 +2,9 @@
 what a full rules run with that date as its as_of gives (exchange.md §2, rules.md §3).
 
 The session's publication (`pipeline_run`) is served from a snapshot the way the server serves it
-(`warm`, `answer_codes`: the routes' functions); the reference is the rules run again on a copy of
-the pipeline's warehouse with the date asked as as_of. Dates: before a listing started, inside it,
+(`warm`, `answer_codes`: the routes' functions, answering from the index) and the way `safecredit
+check` reads it (views over the files, rows read per call); the reference is the rules run again
+on a copy of the pipeline's warehouse with the date asked as as_of. Dates: before a listing started, inside it,
 after its end or repair, for a unit and a person; every listed subject is compared on each.
 """
 
@@ -76,8 +77,10 @@ def test_answers_for_other_dates_equal_a_full_rules_run_on_that_date(published):
     )
     assert {unit["subject_id"], person["subject_id"]} <= {a["subject_id"] for a in asked}
     snap = build_snapshot(home / "exports")
-    warm(snap)
+    warm(snap)  # the server's snapshot: answers from its index
     served = snap.cursor()
+    files = build_snapshot(home / "exports", materialize=False)  # `safecredit check`'s: rows read now
+    read_now = files.cursor()
     seen_statuses: set[str] = set()
     try:
         for day in days:
@@ -94,6 +97,13 @@ def test_answers_for_other_dates_equal_a_full_rules_run_on_that_date(published):
                 answer_codes(snap, served, read_salt(home), [a["code"]], subject_type=a["subject_type"], as_of=day)[0]
                 for a in asked
             ]
+            checked = [
+                answer_codes(files, read_now, read_salt(home), [a["code"]], subject_type=a["subject_type"], as_of=day)[
+                    0
+                ]
+                for a in asked
+            ]
+            assert checked == answers, day
             for a, answer in zip(asked, answers):
                 key = (a["subject_type"], a["subject_id"])
                 assert (answer["listings"], answer["measures"]) == full_run[key], (day, key)
@@ -101,5 +111,6 @@ def test_answers_for_other_dates_equal_a_full_rules_run_on_that_date(published):
                 seen_statuses |= {x["status"] for x in answer["listings"]}
     finally:
         snap.close()
+        files.close()
         con.close()
     assert {"pending", "listed"} <= seen_statuses and seen_statuses & {"repaired", "expired"}

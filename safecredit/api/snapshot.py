@@ -211,8 +211,10 @@ def build_snapshot(exports: Path | str, *, materialize: bool = True, views: tupl
             src = f"read_parquet({sql_literal(str(path))})"
             if materialize and feed not in views:
                 cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
-                order = [c for c in ("subject_id", "uscc", *info.id_columns) if c in cols]
-                order_sql = f" ORDER BY {', '.join(dict.fromkeys(order))}" if order else ""
+                order = list(dict.fromkeys(c for c in ("subject_id", "uscc", *info.id_columns) if c in cols))
+                # a feed's file is in id order already (exchange.md §1): sorting by its ids again
+                # (the per-unit feeds, 10 M rows at national scale) only costs time and memory
+                order_sql = f" ORDER BY {', '.join(order)}" if order and order != list(info.id_columns) else ""
                 con.execute(f'CREATE TABLE "{feed}" AS SELECT * FROM {src}{order_sql}')
             else:
                 con.execute(f'CREATE VIEW "{feed}" AS SELECT * FROM {src}')

@@ -44,13 +44,7 @@ class SortedIds:
         cols = "".join(f', "{c}"' for c in columns)
         query = cur.sql(f"SELECT {id_sql} AS _id{cols} FROM {relation} WHERE ({where}) AND {id_sql} IS NOT NULL")
         reader = query.to_arrow_reader(BATCH_ROWS)
-        encoded: list[str] | None = None
-        parts = []
-        for batch in reader:
-            part = pa.Table.from_batches([batch])
-            if encoded is None:  # decided on the first batch, the same for all (one schema)
-                encoded = repetitive(part.drop_columns(["_id"]))
-            parts.append(dictionary_encoded(part, encoded))
+        parts = [dictionary_encoded(pa.Table.from_batches([batch])) for batch in reader]
         if not parts:
             return cls(reader.schema.empty_table())
         return cls(narrowed(pa.concat_tables(parts).unify_dictionaries()))
@@ -101,33 +95,27 @@ def fixed_width(ids: pa.Array) -> tuple[int, np.ndarray]:
     return width, np.array([(x or "").encode() for x in ids.to_pylist()], dtype=f"S{width}")
 
 
-def repetitive(table: pa.Table) -> list[str]:
-    """The text columns of `table` with at most DICTIONARY_SHARE distinct values."""
-    out = []
-    for name in table.column_names:
-        column = table.column(name)
-        if column.type == pa.string() and len(column):
-            if pc.count_distinct(column).as_py() <= DICTIONARY_SHARE * len(column):
-                out.append(name)
-    return out
-
-
-def dictionary_encoded(table: pa.Table, names: list[str]) -> pa.Table:
-    for name in names:
-        i = table.column_names.index(name)
-        table = table.set_column(i, name, pc.dictionary_encode(table.column(i)))
+def dictionary_encoded(table: pa.Table) -> pa.Table:
+    """Every text column but the id dictionary-encoded (`narrowed` keeps it only where it pays)."""
+    for i, name in enumerate(table.column_names):
+        if name != "_id" and table.column(i).type == pa.string():
+            table = table.set_column(i, name, pc.dictionary_encode(table.column(i)))
     return table
 
 
 def narrowed(table: pa.Table) -> pa.Table:
-    """`table` in one chunk, each dictionary's indices as narrow as its size allows (most columns
-    have a handful of values: one byte a row instead of four)."""
+    """`table` in one chunk; a dictionary column kept where it has at most DICTIONARY_SHARE
+    distinct values, with indices as narrow as its size allows (most such columns have a handful
+    of values: one byte a row instead of four), else plain text again."""
     table = table.combine_chunks()
     for i, name in enumerate(table.column_names):
         column = table.column(i)
-        if not pa.types.is_dictionary(column.type):
+        if not pa.types.is_dictionary(column.type) or not column.num_chunks:
             continue
-        size = len(column.chunk(0).dictionary) if column.num_chunks else 0
+        size = len(column.chunk(0).dictionary)
+        if size > DICTIONARY_SHARE * len(column):
+            table = table.set_column(i, name, column.chunk(0).dictionary_decode())
+            continue
         index = pa.int8() if size < 2**7 else pa.int16() if size < 2**15 else pa.int32()
         table = table.set_column(i, name, column.cast(pa.dictionary(index, column.type.value_type)))
     return table
