@@ -111,12 +111,12 @@ def time_load(exports: Path) -> dict:
     """Load the snapshot of `exports` as the server does (in this process) and measure it."""
     import random
 
-    from safecredit.api.answer_index import TIMELINES
+    from safecredit.api.answer_index import PUBLISHED, TIMELINES
     from safecredit.api.restrictions import answer_index, warm
     from safecredit.api.snapshot import build_snapshot
 
     t0 = time.perf_counter()
-    snap = build_snapshot(exports, views=TIMELINES)  # as `safecredit serve` loads it
+    snap = build_snapshot(exports, views=TIMELINES, compressed=PUBLISHED)  # as `safecredit serve` loads it
     t1 = time.perf_counter()
     rss_built = _rss_mib()
     warm(snap)

@@ -61,7 +61,7 @@ def pick_days(con) -> tuple[dict, dict, list[date]]:
 def test_answers_for_other_dates_equal_a_full_rules_run_on_that_date(published):
     import duckdb
 
-    from safecredit.api.answer_index import prepare_subject
+    from safecredit.api.answer_index import PUBLISHED, TIMELINES, prepare_subject
     from safecredit.api.restrictions import answer_codes, read_salt, warm
     from safecredit.api.snapshot import build_snapshot
     from safecredit.policy import policy_for
@@ -76,8 +76,8 @@ def test_answers_for_other_dates_equal_a_full_rules_run_on_that_date(published):
         "SELECT DISTINCT subject_type, subject_id, subject_code_full AS code FROM rules.blacklist ORDER BY ALL",
     )
     assert {unit["subject_id"], person["subject_id"]} <= {a["subject_id"] for a in asked}
-    snap = build_snapshot(home / "exports")
-    warm(snap)  # the server's snapshot: answers from its index
+    snap = build_snapshot(home / "exports", views=TIMELINES, compressed=PUBLISHED)
+    warm(snap)  # the server's snapshot (as `create_app` loads it): answers from its index
     served = snap.cursor()
     files = build_snapshot(home / "exports", materialize=False)  # `safecredit check`'s: rows read now
     read_now = files.cursor()

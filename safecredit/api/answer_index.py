@@ -212,6 +212,8 @@ def _valid_on(rows: list[dict], day: date) -> list[dict]:
 
 #: the feeds another as_of is answered from (the snapshot need not copy them into DuckDB)
 TIMELINES = ("listing_timeline", "restriction_timeline")
+#: the feeds the publication's own date is answered from (the snapshot keeps them compressed)
+PUBLISHED = ("blacklist", "restrictions")
 
 #: the feeds whose rows the index holds, with the columns an answer shows
 INDEXED = {

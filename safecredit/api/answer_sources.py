@@ -14,12 +14,9 @@ from datetime import date
 from safecredit.publish import is_version_id
 from safecredit.publish.errors import VersionNotFound, VersionPruned
 
-from .answer_index import TIMELINES
+from .answer_index import PUBLISHED, TIMELINES
 from .problems import ApiProblem
 from .snapshot import Snapshot, local_date
-
-#: the feeds an answer on the publication's own date reads (another as_of: TIMELINES)
-ANSWER_FEEDS = ("blacklist", "restrictions")
 
 Relation = tuple[str, tuple[str, ...]]  # (SQL relation, its columns)
 
@@ -57,7 +54,7 @@ class Source:
 
 
 def served_source(snap: Snapshot) -> Source:
-    relations = {f: (f'"{f}"', snap.feeds[f].columns) if f in snap.feeds else None for f in (*ANSWER_FEEDS, *TIMELINES)}
+    relations = {f: (f'"{f}"', snap.feeds[f].columns) if f in snap.feeds else None for f in (*PUBLISHED, *TIMELINES)}
     main = snap.feeds.get("restrictions") or snap.feeds.get("blacklist")
     return Source(main.version if main else snap.version, main.as_of if main else None, relations)
 
@@ -89,7 +86,7 @@ def known_at_source(snap: Snapshot, known_at: date) -> Source:
         )
     relations: dict[str, Relation | None] = {}
     as_of = None
-    for name in (*ANSWER_FEEDS, *TIMELINES):
+    for name in (*PUBLISHED, *TIMELINES):
         try:
             rel, info = snap.relation(name, version)
         except VersionNotFound as exc:
@@ -99,7 +96,7 @@ def known_at_source(snap: Snapshot, known_at: date) -> Source:
             continue
         relations[name] = (rel, info.columns)
         as_of = as_of or info.as_of
-    if not any(relations[f] for f in ANSWER_FEEDS):
+    if not any(relations[f] for f in PUBLISHED):
         raise ApiProblem(
             404,
             f"version {version} has no blacklist or restrictions feed",
