@@ -27,13 +27,15 @@ class SortedIds:
 
     def __init__(self, table: pa.Table, id_column: str = "_id"):
         ids = table.column(id_column).combine_chunks() if table.num_rows else pa.array([], pa.string())
-        table = table.drop_columns([id_column]).combine_chunks()
+        table = table.drop_columns([id_column])
         self.width, self.ids = fixed_width(ids)
+        del ids
         if len(self.ids) > 1 and not bool(np.all(self.ids[:-1] <= self.ids[1:])):
-            # sorting the fixed-width ids and taking the (encoded) rows costs a third of an ORDER BY
+            # sorting the fixed-width ids and taking the (encoded) rows costs a third of an ORDER BY;
+            # `take` writes one contiguous copy (no combining of the chunks before it)
             order = np.argsort(self.ids, kind="stable")
             self.ids, table = self.ids[order], table.take(pa.array(order))
-        self.table = table
+        self.table = narrowed(table)
         self._columns: dict[str, pa.Array] = {}  # one chunk per column `first` reads
 
     @classmethod
@@ -47,7 +49,7 @@ class SortedIds:
         parts = [dictionary_encoded(pa.Table.from_batches([batch])) for batch in reader]
         if not parts:
             return cls(reader.schema.empty_table())
-        return cls(narrowed(pa.concat_tables(parts).unify_dictionaries()))
+        return cls(pa.concat_tables(parts).unify_dictionaries())
 
     def span(self, key: str) -> tuple[int, int]:
         """[first, end) of the rows whose id is `key` (empty when none)."""
@@ -107,7 +109,7 @@ def narrowed(table: pa.Table) -> pa.Table:
     """`table` in one chunk; a dictionary column kept where it has at most DICTIONARY_SHARE
     distinct values, with indices as narrow as its size allows (most such columns have a handful
     of values: one byte a row instead of four), else plain text again."""
-    table = table.combine_chunks()
+    table = table.combine_chunks()  # after a `take`: one chunk already
     for i, name in enumerate(table.column_names):
         column = table.column(i)
         if not pa.types.is_dictionary(column.type) or not column.num_chunks:
