@@ -18,7 +18,11 @@ SUBJECTS = dg.AssetKey(["subjects", "resolved"])
 RULE_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "blacklist": (("accidents", "credit_actions", "listing_decisions"), ()),  # 10_, 20_, 25_, 30_
     "listing_candidates": (("listing_decisions",), ("blacklist",)),  # 32_
-    "restrictions": (("accidents",), ("blacklist",)),  # 35_
+    # 33_: every entry's status for every as_of (what the API answers another as_of from)
+    "listing_timeline": (("credit_actions", "listing_decisions"), ("blacklist",)),
+    # 35_: the restrictions for every as_of; `restrictions` is it at the run's as_of
+    "restriction_timeline": (("accidents",), ("listing_timeline",)),
+    "restrictions": ((), ("restriction_timeline",)),
     "penalties_public": (("credit_actions",), ()),  # 40_
     "credit_scores": (("accidents",), ("blacklist",)),  # 50_
     "incentives": (("enterprises", "accidents"), ("blacklist", "credit_scores")),  # 55_

@@ -1,6 +1,7 @@
 """Benchmark (not a test): the restriction answer against the bare FastAPI floor, with `wrk`.
 
     python -m bench.api [--home var/demo] [--duration 10] [--connections 8] [--rounds 3]   # or: make bench
+    python -m bench.api --snapshot-rows 1000000    # only the snapshot load (bench/snapshot_load.py)
 
 Needs a home with a publication (`make demo` makes one) and `wrk` (`make system-deps`). Both
 servers run side by side on loopback and are measured in turns, `--rounds` times (a load spike of
@@ -54,6 +55,12 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=3, help="turns of bare / ours / batch (the median round is shown)")
     ap.add_argument("--no-readme", action="store_true", help="do not write the results into bench/README.md")
+    ap.add_argument(
+        "--snapshot-rows",
+        type=int,
+        metavar="N",
+        help="instead: time loading a synthetic publication of N subjects (bench/snapshot_load.py)",
+    )
 
 
 def _free_port() -> int:
@@ -303,7 +310,13 @@ def write_readme(table: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.api", description=(__doc__ or "").split("\n\n")[0])
     add_arguments(ap)
-    run(ap.parse_args(argv))
+    args = ap.parse_args(argv)
+    if args.snapshot_rows:
+        from bench import snapshot_load
+
+        print(json.dumps(snapshot_load.run(args.snapshot_rows), indent=1))
+        return 0
+    run(args)
     return 0
 
 

@@ -10,24 +10,41 @@
 --              its ground; the penalty it names supplies the records behind it where known) and is
 --              reported as a disagreement (rules.listing_decision_issues).
 --   撤销列入    annuls the listing decision it names (MD_YWSH, same authority): the entry turns
---              `revoked`; as of any date it never restricted.
--- Only decisions dated on or before as_of count; the version in force of each record (k_*_current).
+--              `revoked`; as of any date it never restricted (rules.md §3) — like a revoked
+--              penalty, an annulment known now applies to every as_of, even one before it or
+--              before the decision it annuls (rules.annulled_entries; rules/30_blacklist.sql).
+-- Only 列入 decisions dated on or before as_of count; the version in force of each record (k_*_current).
+CREATE OR REPLACE TEMP TABLE listing_decisions_known AS
+SELECT d.*,
+       CASE d.subject_type WHEN '个人' THEN 'person' ELSE 'unit' END AS subject_kind,
+       CASE WHEN d.decision_type = '列入' AND d.subject_type = '个人'
+            THEN 'P' || left(sha256((SELECT person_salt FROM params) || d.subject_code), 16)
+            WHEN d.decision_type = '列入' THEN d.subject_code END AS subject_id
+FROM k_listing_decisions_current d;
+
+CREATE OR REPLACE TEMP TABLE annulments AS
+SELECT authority_code, annulled_decision_no, min(decision_date) AS annulled_on,
+       arg_min(decision_no, decision_date) AS annulled_by
+FROM listing_decisions_known WHERE decision_type = '撤销列入' GROUP BY ALL;
+
+-- every entry whose standing 列入 decision (of all known) is annulled, whatever the dates
+CREATE OR REPLACE TABLE rules.annulled_entries AS
+SELECT * EXCLUDE (decision_date, decision_no, record_id) FROM (
+    SELECT 'E' || left(sha256(concat_ws('|', l.authority_code, l.penalty_decision_no, l.ground, l.subject_id)), 16)
+               AS entry_id,
+           a.annulled_on, a.annulled_by, l.decision_date, l.decision_no, l.record_id
+    FROM listing_decisions_known l
+    LEFT JOIN annulments a ON a.authority_code = l.authority_code AND a.annulled_decision_no = l.decision_no
+    WHERE l.decision_type = '列入'
+    QUALIFY row_number() OVER (PARTITION BY entry_id ORDER BY l.decision_date DESC, l.decision_no DESC, l.record_id) = 1
+)
+WHERE annulled_on IS NOT NULL;
+
 CREATE OR REPLACE TABLE rules.listing_decisions AS
 WITH d AS (
-    SELECT d.*,
-           CASE d.subject_type WHEN '个人' THEN 'person' ELSE 'unit' END AS subject_kind
-    FROM k_listing_decisions_current d
-    WHERE d.decision_date <= (SELECT as_of FROM params)
-), annulments AS (
-    SELECT authority_code, annulled_decision_no, min(decision_date) AS annulled_on,
-           arg_min(decision_no, decision_date) AS annulled_by
-    FROM d WHERE decision_type = '撤销列入' GROUP BY ALL
+    SELECT * FROM listing_decisions_known WHERE decision_date <= (SELECT as_of FROM params)
 ), listings AS (
-    SELECT d.*,
-           CASE WHEN subject_kind = 'person'
-                THEN 'P' || left(sha256((SELECT person_salt FROM params) || subject_code), 16)
-                ELSE subject_code END AS subject_id
-    FROM d WHERE decision_type = '列入'
+    SELECT * FROM d WHERE decision_type = '列入'
 )
 SELECT 'E' || left(sha256(concat_ws('|', l.authority_code, l.penalty_decision_no, l.ground, l.subject_id)), 16)
            AS entry_id,

@@ -18,7 +18,8 @@
 -- Status at as_of, first that applies:
 --   revoked           the decision was revoked, or corrected so that it no longer qualifies
 --                     (today's knowledge applies backwards: the penalty counts as never made), or
---                     its listing decision was annulled (撤销列入): it never restricted
+--                     its listing decision was annulled (撤销列入, known now, whatever the as_of):
+--                     it never restricted
 --   objection_upheld  an upheld objection (异议成立): the listing never stood
 --   pending           the notice period is still running; or an inferred entry that may not
 --                     restrict waits for its decision (until its management period would end)
@@ -56,7 +57,7 @@ WITH agg AS (
            coalesce(rg.repair_after_months, pt.repair_after_months, (SELECT repair_after_months FROM params))
                AS repair_after_months,
            ld.entry_id IS NOT NULL AS decided, ld.listing_decision_no, ld.listing_decision_date, ld.decided_start,
-           ld.decided_end, ld.annulled_on, ld.annulled_by,
+           ld.decided_end, an.annulled_on, an.annulled_by,
            -- an inferred entry restricts only on the regime's grounds (never B4 by default), and never
            -- when its department sends a decision for every listing (decisions: complete)
            coalesce(list_contains(rg.inferred_grounds, a.ground), false)
@@ -68,6 +69,7 @@ WITH agg AS (
     LEFT JOIN regime rg ON rg.regime = a.regime
     LEFT JOIN rules.department_settings ds ON ds.department = a.department
     LEFT JOIN rules.listing_decisions ld ON ld.entry_id = a.entry_id
+    LEFT JOIN rules.annulled_entries an ON an.entry_id = a.entry_id   -- 撤销列入 known now: every as_of
     -- the policy in force on day 0 (the decision date but for B3 from 执行状态: the refusal's date)
     ASOF LEFT JOIN policy_timeline pt ON a.day0 >= pt.effective_from
 ), counted AS (

@@ -1,10 +1,12 @@
 -- Joint punishment (联合惩戒) in force on params.as_of: rules.md §4, exchange.md §2.
 --
 -- rules.restrictions holds one row per restriction that binds on as_of, nothing else: the API
--- answers "restricted" for (code, matter) when a row exists, with restricted_until from it.
+-- answers "restricted" for (code, matter) when a row exists, with restricted_until from it. It is
+-- rules.restriction_timeline (below: every restriction with the interval of as_of dates it binds
+-- on, for the API's answers about other dates) taken at as_of, so the two never disagree.
 -- Each row carries its measure's own legal basis from the policy (measures.basis, or the ban's),
 -- and basis_unconfirmed where the policy marks that basis `unconfirmed` (rules.md §4).
---   source = 'listing'  one row per `listed` entry of rules.blacklist × measure of the policy
+--   source = 'listing'  one row per `listed` entry of rules.blacklist (rules.listing_timeline) × measure of the policy
 --                       table `measures` (policy_measures) that applies to the subject type
 --                       (unit | person | both) and ground. Only `listed` restricts: pending,
 --                       expired, repaired, objection_upheld and revoked entries have no rows (the
@@ -24,12 +26,10 @@
 -- entry of its own, not of the blacklist — so (entry_id, matter), the feed's id, is unique over both
 -- sources; restriction_id is the same identity in one column. penalty_id (the listing's triggering
 -- decision, or the ban's) is that of penalties_public.
-CREATE OR REPLACE TABLE rules.restrictions AS
-WITH cfg AS (
-    SELECT as_of, policy_version,
-           coalesce(TRY_CAST(pol('measures.effect_until_inclusive') AS BOOLEAN), true) AS until_inclusive
-    FROM params
-), m AS (
+
+-- The measures a listing brings, per regime (regimes.yaml `measures`: '*' = every matter).
+CREATE OR REPLACE TEMP TABLE listing_measures AS
+WITH m AS (
     SELECT matter, name, measure, department, basis, coalesce(TRY_CAST(unconfirmed AS BOOLEAN), false) AS basis_unconfirmed,
            applies_to,
            coalesce(TRY_CAST(on_listing AS BOOLEAN), true) AS on_listing,
@@ -37,26 +37,27 @@ WITH cfg AS (
            coalesce(CAST(duration AS VARCHAR), 'listing') AS duration,
            TRY_CAST(years AS INTEGER) AS years
     FROM policy_measures
-), from_listing AS (
-    SELECT 'listing' AS source, b.entry_id, b.regime, b.basis AS listing_basis, b.decided,
-           'D' || left(sha256(concat_ws('|', b.authority_code, b.decision_no)), 16) AS penalty_id, NULL::VARCHAR AS ban,
-           b.subject_type, b.subject_id, b.subject_code, b.name, b.ground,
-           m.matter, m.name AS measure_name, m.measure, m.department AS implementing_department, m.basis,
-           m.basis_unconfirmed,
-           NULL::VARCHAR AS scope_industry,
-           b.start_date AS restricted_from,
-           CASE WHEN m.duration = 'years' THEN CAST(b.start_date + to_years(m.years) AS DATE)
-                ELSE b.end_date END AS restricted_until,
-           false AS for_life,
-           b.status, b.decision_no, b.authority, b.authority_code
-    FROM rules.blacklist b
-    JOIN m ON m.on_listing AND m.applies_to IN (b.subject_type, 'both')
-          AND (list_contains(m.grounds, '*') OR list_contains(m.grounds, b.ground))
-    -- the measures of the entry's regime (regimes.yaml: '*' = every matter)
-    JOIN (SELECT regime, string_split(replace(coalesce(CAST(measures AS VARCHAR), '*'), ' ', ''), ',') AS matters
-          FROM policy_regimes) rm
-      ON rm.regime = b.regime AND (list_contains(rm.matters, '*') OR list_contains(rm.matters, m.matter))
-    WHERE b.status = 'listed'
+)
+SELECT rm.regime, m.* EXCLUDE (on_listing)
+FROM m
+JOIN (SELECT regime, string_split(replace(coalesce(CAST(measures AS VARCHAR), '*'), ' ', ''), ',') AS matters
+      FROM policy_regimes) rm
+  ON list_contains(rm.matters, '*') OR list_contains(rm.matters, m.matter)
+WHERE m.on_listing;
+
+-- whether a measure binds a listed entry (its subject type and ground), and until when (exclusive)
+CREATE OR REPLACE TEMP MACRO measure_binds(m_applies_to, m_grounds, e_subject_type, e_ground) AS
+    m_applies_to IN (e_subject_type, 'both') AND (list_contains(m_grounds, '*') OR list_contains(m_grounds, e_ground));
+CREATE OR REPLACE TEMP MACRO measure_until(m_duration, m_years, e_start, e_end) AS
+    CASE WHEN m_duration = 'years' THEN CAST(e_start + to_years(m_years) AS DATE) ELSE e_end END;
+
+-- every person ban decided by as_of, with its own window (whether it binds on as_of: below)
+CREATE OR REPLACE TEMP TABLE ban_windows AS
+WITH cfg AS (
+    SELECT as_of, coalesce(TRY_CAST(pol('measures.effect_until_inclusive') AS BOOLEAN), true) AS until_inclusive
+    FROM params
+), m AS (
+    SELECT matter, name, measure, department FROM policy_measures
 ), bans AS (
     SELECT ban, matter, CAST(penalty_type AS VARCHAR) AS penalty_type, CAST(violation_code AS VARCHAR) AS violation_code,
            coalesce(TRY_CAST(min_accident_level AS INTEGER), 0) AS min_accident_level,
@@ -85,40 +86,71 @@ WITH cfg AS (
     LEFT JOIN rules.accidents a ON a.accident_no = p.accident_no
     ASOF LEFT JOIN registry_at ra ON ra.uscc = a.unit_uscc AND a.occurred_at >= ra.local_at
     WHERE p.subject_type = 'person' AND NOT coalesce(p.revoked, false) AND p.decision_date <= cfg.as_of
-), from_bans AS (
-    SELECT 'ban' AS source, 'B' || left(sha256(concat_ws('|', p.penalty_id, x.ban)), 16) AS entry_id,
-           NULL::VARCHAR AS regime, NULL::VARCHAR AS listing_basis, true AS decided,   -- the penalty itself decided it
-           p.penalty_id, x.ban,
-           'person' AS subject_type, p.subject_id, sc_mask(p.subject_code) AS subject_code, p.subject_name AS name,
-           NULL::VARCHAR AS ground,
-           x.matter, m.name AS measure_name, m.measure, m.department AS implementing_department, x.basis,
-           x.basis_unconfirmed,
-           CASE WHEN x.scope = 'industry' THEN p.accident_industry END AS scope_industry,
-           p.decision_date AS restricted_from,
-           CASE x.until
-               WHEN 'effect_until' THEN p.effect_until + CASE WHEN cfg.until_inclusive THEN 1 ELSE 0 END
-               WHEN 'years' THEN CASE WHEN p.severity IS NOT DISTINCT FROM x.life_when_severity AND x.life_when_severity IS NOT NULL
-                                      THEN NULL ELSE CAST(p.decision_date + to_years(x.years) AS DATE) END
-           END AS restricted_until,
-           CASE x.until
-               WHEN 'effect_until' THEN p.effect_until IS NULL
-               WHEN 'life' THEN true
-               WHEN 'years' THEN coalesce(p.severity = x.life_when_severity, false)
-               ELSE false END AS for_life,
-           'in_force' AS status, p.decision_no, p.authority, p.authority_code
-    FROM person_penalties p
-    CROSS JOIN cfg
-    JOIN bans x ON (x.penalty_type = '*' OR list_contains(p.penalty_types, x.penalty_type))
-               AND (x.violation_code = '*' OR x.violation_code = p.violation_code)
-               AND coalesce(p.accident_level, 0) >= x.min_accident_level
-               -- Art. 94 ¶3's life ban reaches the principal responsible, not everyone penalised
-               AND (NOT x.principal_only OR p.principal_at_accident)
-    LEFT JOIN m ON m.matter = x.matter
+)
+SELECT 'ban' AS source, 'B' || left(sha256(concat_ws('|', p.penalty_id, x.ban)), 16) AS entry_id,
+       NULL::VARCHAR AS regime, NULL::VARCHAR AS listing_basis, true AS decided,   -- the penalty itself decided it
+       p.penalty_id, x.ban,
+       'person' AS subject_type, p.subject_id, sc_mask(p.subject_code) AS subject_code, p.subject_name AS name,
+       NULL::VARCHAR AS ground,
+       x.matter, m.name AS measure_name, m.measure, m.department AS implementing_department, x.basis,
+       x.basis_unconfirmed,
+       CASE WHEN x.scope = 'industry' THEN p.accident_industry END AS scope_industry,
+       p.decision_date AS restricted_from,
+       CASE x.until
+           WHEN 'effect_until' THEN p.effect_until + CASE WHEN cfg.until_inclusive THEN 1 ELSE 0 END
+           WHEN 'years' THEN CASE WHEN p.severity IS NOT DISTINCT FROM x.life_when_severity AND x.life_when_severity IS NOT NULL
+                                  THEN NULL ELSE CAST(p.decision_date + to_years(x.years) AS DATE) END
+       END AS restricted_until,
+       CASE x.until
+           WHEN 'effect_until' THEN p.effect_until IS NULL
+           WHEN 'life' THEN true
+           WHEN 'years' THEN coalesce(p.severity = x.life_when_severity, false)
+           ELSE false END AS for_life,
+       'in_force' AS status, p.decision_no, p.authority, p.authority_code
+FROM person_penalties p
+CROSS JOIN cfg
+JOIN bans x ON (x.penalty_type = '*' OR list_contains(p.penalty_types, x.penalty_type))
+           AND (x.violation_code = '*' OR x.violation_code = p.violation_code)
+           AND coalesce(p.accident_level, 0) >= x.min_accident_level
+           -- Art. 94 ¶3's life ban reaches the principal responsible, not everyone penalised
+           AND (NOT x.principal_only OR p.principal_at_accident)
+LEFT JOIN m ON m.matter = x.matter;
+
+-- The restrictions for every as_of, as intervals (rules/33_listing_timeline.sql): a listing's
+-- measures bind while its entry is `listed` and inside the measure's own window; a ban binds inside
+-- its window (valid_until NULL: for life). The API answers another as_of by filtering this table.
+CREATE OR REPLACE TABLE rules.restriction_timeline AS
+WITH from_listing AS (
+    SELECT 'listing' AS source, t.entry_id, t.regime, t.basis AS listing_basis, t.decided,
+           'D' || left(sha256(concat_ws('|', t.authority_code, t.decision_no)), 16) AS penalty_id, NULL::VARCHAR AS ban,
+           t.subject_type, t.subject_id, t.subject_code, t.name, t.ground,
+           m.matter, m.name AS measure_name, m.measure, m.department AS implementing_department, m.basis,
+           m.basis_unconfirmed,
+           NULL::VARCHAR AS scope_industry,
+           t.start_date AS restricted_from,
+           measure_until(m.duration, m.years, t.start_date, t.end_date) AS restricted_until,
+           false AS for_life,
+           t.status, t.decision_no, t.authority, t.authority_code,
+           t.valid_from AS listed_from, t.valid_until AS listed_until
+    FROM rules.listing_timeline t
+    JOIN listing_measures m ON m.regime = t.regime AND measure_binds(m.applies_to, m.grounds, t.subject_type, t.ground)
+    WHERE t.status = 'listed'
 ), unioned AS (
-    SELECT * FROM from_listing UNION ALL SELECT * FROM from_bans
+    SELECT * EXCLUDE (listed_from, listed_until),
+           greatest(listed_from, restricted_from) AS valid_from, least(listed_until, restricted_until) AS valid_until
+    FROM from_listing
+    UNION ALL
+    SELECT *, restricted_from, CASE WHEN NOT for_life THEN restricted_until END
+    FROM ban_windows WHERE for_life OR restricted_from < restricted_until
 )
 SELECT 'R' || left(sha256(concat_ws('|', u.source, u.entry_id, u.matter)), 16) AS restriction_id,
-       u.*, cfg.policy_version, cfg.as_of
-FROM unioned u CROSS JOIN cfg
-WHERE u.restricted_from <= cfg.as_of
-  AND (u.for_life OR cfg.as_of < u.restricted_until);
+       u.* EXCLUDE (valid_from, valid_until), p.policy_version, u.valid_from, u.valid_until
+FROM unioned u CROSS JOIN params p
+WHERE u.valid_until IS NULL OR u.valid_from < u.valid_until
+ORDER BY u.entry_id, u.matter, u.valid_from;
+
+-- what binds on the run's as_of: the timeline at that date
+CREATE OR REPLACE TABLE rules.restrictions AS
+SELECT t.* EXCLUDE (valid_from, valid_until), p.as_of
+FROM rules.restriction_timeline t CROSS JOIN params p
+WHERE t.valid_from <= p.as_of AND (t.valid_until IS NULL OR p.as_of < t.valid_until);

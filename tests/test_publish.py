@@ -123,6 +123,8 @@ def test_registry_has_the_feeds_with_scopes_ids_and_headers():
         "premium_worksheets",
         "injury_insurance_worksheets",
         "codes",
+        "listing_timeline",  # what GET /v1/restrictions/{code}?as_of= answers: every entry's status by date
+        "restriction_timeline",  # … and every restriction by date
     }
     assert FEEDS["credit_score_components"].scope == "credit:read"
     assert FEEDS["credit_score_components"].id_columns == ("uscc", "seq")
@@ -134,9 +136,14 @@ def test_registry_has_the_feeds_with_scopes_ids_and_headers():
     assert FEEDS["listing_candidates"].scope == "candidates:read"  # for deciding authorities only
     assert FEEDS["credit_scores"].scope == "credit:read"
     assert FEEDS["premium_factors"].scope == "premium:read"
-    assert {FEEDS[f].scope for f in ("blacklist", "restrictions", "penalties_public", "intermediary_ratings")} == {
-        "lists:read"
-    }
+    lists = (
+        "blacklist",
+        "restrictions",
+        "penalties_public",
+        "intermediary_ratings",
+        *("listing_timeline", "restriction_timeline"),
+    )
+    assert {FEEDS[f].scope for f in lists} == {"lists:read"}
     bl = FEEDS["blacklist"]
     for col in (
         "entry_id",

@@ -212,12 +212,25 @@ def test_no_inferred_entry_of_a_decisions_complete_department_restricts(tmp_path
     assert cand == [{"entry_id": e["entry_id"], "status": "pending"}]
 
 
-def test_the_api_never_derives_listed_for_an_entry_awaiting_its_decision():
-    """GET /v1/restrictions?as_of= recomputes statuses from the published dates: an inferred B4
-    past its notice period is still pending (restricts nothing); any other entry is listed."""
-    from safecredit.api.restrictions import status_on
-
-    entry = {"status": "pending", "decision_date": "2025-09-01", "start_date": "2025-09-08", "end_date": "2028-09-08"}
-    assert status_on({**entry, "awaits_decision": True}, date(2026, 1, 5)) == "pending"
-    assert status_on({**entry, "awaits_decision": False}, date(2026, 1, 5)) == "listed"
-    assert status_on({**entry, "awaits_decision": True}, date(2028, 9, 8)) == "expired"
+def test_an_entry_awaiting_its_decision_is_pending_at_every_date_until_its_period_would_end(tmp_path):
+    """What GET /v1/restrictions?as_of= answers (rules.listing_timeline): an inferred B4 past its
+    notice period is still pending (restricts nothing) on any date, then expired; a B1 is listed."""
+    b4 = penalty(1, 1, "2025-09-01", AQ_WFDM="OTHER", AQ_QJ="特别严重")
+    b1 = penalty(2, 2, "2025-09-01", AQ_WFDM="UNLICENSED_OPERATION")
+    con = wh(tmp_path, [b4, b1])
+    timeline = rows(
+        con,
+        "SELECT subject_id, valid_from, valid_until, status FROM rules.listing_timeline "
+        "WHERE subject_type = 'unit' ORDER BY subject_id, valid_from",
+    )
+    assert [(t["valid_from"], t["valid_until"], t["status"]) for t in timeline if t["subject_id"] == uscc(1)] == [
+        (date(2025, 9, 1), date(2028, 9, 8), "pending"),
+        (date(2028, 9, 8), None, "expired"),
+    ]
+    assert [(t["valid_from"], t["status"]) for t in timeline if t["subject_id"] == uscc(2)] == [
+        (date(2025, 9, 1), "pending"),
+        (date(2025, 9, 8), "listed"),
+        (date(2028, 9, 8), "expired"),
+    ]
+    restricted = rows(con, "SELECT DISTINCT subject_id FROM rules.restriction_timeline WHERE subject_type = 'unit'")
+    assert restricted == [{"subject_id": uscc(2)}]

@@ -56,7 +56,9 @@ def test_lineage_per_table_and_blocking_gate():
         k.to_user_string(): {p.to_user_string() for p in graph.get(k).parent_keys} for k in graph.get_all_asset_keys()
     }
     assert up["feeds/blacklist"] == {"rules/blacklist"}
-    assert up["rules/restrictions"] == {"subjects/resolved", "staged/accidents", "rules/blacklist"}
+    # the restrictions binding on the run's date are the restriction timeline at that date
+    assert up["rules/restrictions"] == {"subjects/resolved", "rules/restriction_timeline"}
+    assert up["rules/restriction_timeline"] == {"subjects/resolved", "staged/accidents", "rules/listing_timeline"}
     assert up["rules/intermediary_ratings"] >= {"staged/intermediary_ratings", "rules/blacklist"}
     assert up["rules/penalties_public"] == {"subjects/resolved", "staged/credit_actions"}
     assert up["subjects/resolved"] == {

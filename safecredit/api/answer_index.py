@@ -2,27 +2,31 @@
 answers for the publication's own date, keyed by (subject_type, subject_id).
 
 Built once when a snapshot loads (`SnapshotManager` → `warm`), before it is swapped in, and
-dropped with it. The served `blacklist` and `restrictions` feeds are read as Arrow tables sorted
-by subject (one query each) and grouped in one pass over their columns; each subject's listings
-and measures are turned into the answer's JSON-ready dicts then, not per request. A request only
-normalises its code (a person's: the keyed hash), picks the prepared parts and filters by
-`matter`: statuses, dates and measures are those the rules published (`rules/30_blacklist.sql`,
-`rules/35_restrictions.sql`), never re-derived here, and no policy file is read per request.
+dropped with it, without a pass over rows in Python: per feed (`blacklist`, `restrictions`) and
+subject type one sorted Arrow read of the columns an answer shows, its subject ids a fixed-width
+numpy array (a view of the Arrow buffer) searched by bisection; the units' names (`credit_scores`)
+the same way. A request normalises its code (a person's: the keyed hash), finds its rows (none for
+most codes asked), turns them into the answer's JSON-ready parts (`prepare_subject`, remembered for
+the subjects asked most) and filters by `matter`: statuses, dates and measures are those the rules
+published (`rules/30_blacklist.sql`, `rules/35_restrictions.sql`), never re-derived here, and no
+policy file is read.
 
-The same `prepare_subject` turns rows read per request (`safecredit check`, `known_at`) into the
-same dicts, so the CLI and the API give the same bytes.
+The same `prepare_subject` turns rows read per request (`safecredit check`, `known_at`, another
+`as_of`) into the same dicts, so the CLI and the API give the same bytes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from itertools import groupby
 from typing import Any, Iterable
 
 import orjson
+import pyarrow as pa
 
 from safecredit.publish.formats import json_value
+
+from .sorted_ids import SortedIds
 
 LISTING_FIELDS = (
     "entry_id",
@@ -133,56 +137,120 @@ def prepare_subject(entries: Iterable[dict], rows: Iterable[dict]) -> Prepared:
     )
 
 
+def _has_persons(cur) -> bool:
+    return bool(cur.sql("SELECT count(*) FROM \"blacklist\" WHERE subject_type = 'person'").fetchall()[0][0])
+
+
+#: subjects whose prepared parts an index remembers (those asked again skip the Arrow slice)
+MAX_PREPARED = 100_000
+
+
 @dataclass(frozen=True)
 class AnswerIndex:
-    """A snapshot's answers for its own publication date (see the module docstring)."""
+    """A snapshot's answers (see the module docstring): for its own publication date, and for any
+    other `as_of` from its timelines."""
 
-    subjects: dict[SubjectKey, Prepared]
-    unit_names: dict[str, str]
+    listings: SortedIds | None  # blacklist rows by `subject_type:subject_id`
+    measures: SortedIds | None  # restrictions rows, the same
+    unit_names: SortedIds  # credit_scores: uscc → name
     persons_published: bool
+    answers_other_dates: bool = False  # the publication has both timelines
+    listing_timeline: SortedIds | None = None  # the same, for other dates
+    restriction_timeline: SortedIds | None = None
+    _prepared: dict[SubjectKey, Prepared] = field(default_factory=dict, compare=False, repr=False)
 
     def prepared(self, subject_type: str, subject_id: str | None, code: str) -> Prepared:
-        found = self.subjects.get((subject_type, subject_id)) if subject_id else None
+        """The subject's parts on the publication's own date."""
+        if not subject_id:
+            return EMPTY
+        key = (subject_type, subject_id)
+        found = self._prepared.get(key)
         if found is not None:
             return found
-        name = self.unit_names.get(code) if subject_type == "unit" else None
-        return Prepared((), (), name) if name else EMPTY
+        part = self._named(
+            subject_type,
+            code,
+            _rows(self.listings, subject_type, subject_id),
+            _rows(self.measures, subject_type, subject_id),
+        )
+        if not part.listings and not part.measures:
+            return part  # a clean code: nothing worth remembering
+        if len(self._prepared) >= MAX_PREPARED:
+            self._prepared.clear()
+        self._prepared[key] = part
+        return part
+
+    def prepared_on(self, subject_type: str, subject_id: str | None, code: str, day: date) -> Prepared:
+        """The subject's parts on `day`: its timeline rows valid on it (valid_from <= day <
+        valid_until, NULL = open), as published."""
+        if not subject_id:
+            return EMPTY
+        entries = _rows(self.listing_timeline, subject_type, subject_id)
+        measures = _rows(self.restriction_timeline, subject_type, subject_id)
+        return self._named(subject_type, code, _valid_on(entries, day), _valid_on(measures, day))
+
+    def _named(self, subject_type: str, code: str, entries: list[dict], rows: list[dict]) -> Prepared:
+        part = prepare_subject(entries, rows) if entries or rows else EMPTY
+        if part.name is None and subject_type == "unit":  # a unit's id is its USCC
+            name = self.unit_names.first(code, "name")
+            return Prepared(part.listings, part.measures, name) if name else part
+        return part
+
+    @property
+    def nbytes(self) -> int:
+        parts = [self.listings, self.measures, self.listing_timeline, self.restriction_timeline]
+        return self.unit_names.nbytes + sum(p.nbytes for p in parts if p is not None)
 
 
-def grouped_rows(cur, feed: str, id_columns: tuple[str, ...]) -> dict[SubjectKey, list[dict]]:
-    """Rows of `feed` grouped by (subject_type, subject_id), within a subject in id order (the
-    same input gives the same answers): one sorted Arrow read, one pass over it."""
-    order = ", ".join(f'"{c}"' for c in ("subject_type", "subject_id", *id_columns))
-    table = cur.sql(f'SELECT * FROM "{feed}" ORDER BY {order}').to_arrow_table()
-    rows = table.to_pylist()
-    return {key: list(group) for key, group in groupby(rows, key=lambda r: (r["subject_type"], r["subject_id"]))}
+def _rows(rows: SortedIds | None, subject_type: str, subject_id: str) -> list[dict]:
+    return rows.rows(f"{subject_type}:{subject_id}") if rows is not None else []
+
+
+def _valid_on(rows: list[dict], day: date) -> list[dict]:
+    return [r for r in rows if r["valid_from"] <= day and (r["valid_until"] is None or day < r["valid_until"])]
+
+
+#: the feeds another as_of is answered from (the snapshot need not copy them into DuckDB)
+TIMELINES = ("listing_timeline", "restriction_timeline")
+#: the feeds the publication's own date is answered from (the snapshot keeps them compressed)
+PUBLISHED = ("blacklist", "restrictions")
+
+#: the feeds whose rows the index holds, with the columns an answer shows
+INDEXED = {
+    "blacklist": (*LISTING_FIELDS, "name"),
+    "restrictions": (*MEASURE_FIELDS, "measure_name", "name"),
+    "listing_timeline": (*LISTING_FIELDS, "name", "valid_from", "valid_until"),
+    "restriction_timeline": (*MEASURE_FIELDS, "measure_name", "name", "valid_from", "valid_until"),
+}
 
 
 def build_answer_index(cur, feeds: dict[str, Any]) -> AnswerIndex:
-    """The index over the served `blacklist` / `restrictions` tables (`feeds`: the snapshot's
-    name → FeedInfo)."""
+    """The index over the served `blacklist`, `restrictions`, their timelines and `credit_scores`
+    (`feeds`: the snapshot's name → FeedInfo): one sorted read per feed and subject type."""
 
-    def columns(feed: str) -> set[str]:
-        return set(feeds[feed].columns) if feed in feeds else set()
+    def columns(feed: str) -> list[str]:
+        return list(feeds[feed].columns) if feed in feeds else []
 
-    def grouped(feed: str) -> dict[SubjectKey, list[dict]]:
-        if not {"subject_id", "subject_type"} <= columns(feed):
-            return {}
-        return grouped_rows(cur, feed, tuple(c for c in feeds[feed].id_columns if c in columns(feed)))
+    def by_subject(feed: str) -> SortedIds | None:
+        have = columns(feed)
+        if not {"subject_id", "subject_type"} <= set(have):
+            return None
+        kept = [c for c in have if c in INDEXED[feed]]
+        return SortedIds.read(cur, f'"{feed}"', "subject_type || ':' || subject_id", kept)
 
-    listings, published = grouped("blacklist"), grouped("restrictions")
-    names: dict[str, str] = {}
-    if {"uscc", "name"} <= columns("credit_scores"):
-        table = cur.sql('SELECT uscc, any_value(name) AS name FROM "credit_scores" GROUP BY uscc').to_arrow_table()
-        names = dict(zip(table.column("uscc").to_pylist(), table.column("name").to_pylist()))
-    subjects = {}
-    for key in sorted(set(listings) | set(published), key=lambda k: (str(k[0]), str(k[1]))):
-        part = prepare_subject(listings.get(key, ()), published.get(key, ()))
-        if part.name is None and key[0] == "unit" and key[1] in names:  # a unit's id is its USCC
-            part = Prepared(part.listings, part.measures, names[key[1]])
-        subjects[key] = part
-    persons = any(k[0] == "person" for k in listings)
-    return AnswerIndex(subjects, names, persons)
+    listings, measures = by_subject("blacklist"), by_subject("restrictions")
+    names = SortedIds(pa.table({"_id": pa.array([], pa.string()), "name": pa.array([], pa.string())}))
+    if {"uscc", "name"} <= set(columns("credit_scores")):
+        names = SortedIds.read(cur, '"credit_scores"', "uscc", ["name"], "name IS NOT NULL")
+    timelines = [f for f in TIMELINES if {"valid_from", "valid_until"} <= set(columns(f))]
+    return AnswerIndex(
+        listings,
+        measures,
+        names,
+        listings is not None and _has_persons(cur),
+        len(timelines) == len(TIMELINES),
+        *(by_subject(f) if f in timelines else None for f in TIMELINES),
+    )
 
 
 def answer_body(

@@ -39,6 +39,7 @@ from safecredit.errors import NotFound
 from safecredit.explain import explain_published
 from safecredit.publish.errors import UnsafePath, VersionNotFound, VersionPruned
 
+from .answer_index import PUBLISHED, TIMELINES
 from .audit import AuditWriter
 from .charging import DEFAULT_PERSON_QUOTA, charge, charge_codes, quota_alert
 from .check import check_router
@@ -189,7 +190,7 @@ def create_app(
         paths.exports,
         KeyService(engine, cache_seconds=auth_cache_seconds),
         AuditWriter(engine, home / AUDIT_SPOOL, max_spooled=audit_max_spooled),
-        SnapshotManager(paths.exports, poll_interval=poll_interval, warm=warm),
+        SnapshotManager(paths.exports, poll_interval=poll_interval, warm=warm, views=TIMELINES, compressed=PUBLISHED),
         RateLimiter(),
         read_salt(home),
         DailyQuota(person_quota, engine, quota_alert),

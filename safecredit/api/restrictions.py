@@ -8,18 +8,19 @@ check digit and a real birth date a person; a code valid as both is a 409 asking
 rules give them (`'P' || left(sha256(salt || number), 16)`, salt in `<home>/keys/person-id.key`):
 the full number is never stored, logged or echoed (answers show it masked).
 
-What is answered (`restriction_answers`):
+What is answered (`restriction_answers`) is what the rules published, filtered (nothing here
+derives a status, a date or a measure, and no policy file is read):
 
 * default — the published `restrictions` rows (what binds on the publication's `as_of`) and the
-  subject's `blacklist` entries with their published status;
-* `as_of` (another date) — today's knowledge applied to that date: each entry's status is
-  recomputed from its published dates (decision, start, end, repair, objection, revocation; a
-  revoked decision or an upheld objection counts as never having stood), the measures of the
-  policy measures table bind the entries `listed` on that date, and the statutory bans of the
-  published `restrictions` rows bind within their own window;
+  subject's `blacklist` entries with their published status (the snapshot's answer index);
+* `as_of` (another date) — the `listing_timeline` and `restriction_timeline` rows valid on that
+  date: what a rules run with that as_of over the same data gives (today's knowledge: a revoked
+  decision or an upheld objection counts as never having stood);
 * `known_at` — the same, from the latest version published on or before that date (its
-  versions.json `generated_at`, Asia/Shanghai); 410 when none was yet or it was pruned;
-* `matter` narrows `measures` and `restricted` to that matter (an unknown matter is a 422).
+  versions.json `generated_at`, Asia/Shanghai); 410 when none was yet, it was pruned, or (for
+  another as_of) it carries no timeline (`answer_sources`);
+* `matter` narrows `measures` and `restricted` to that matter; an unknown matter is a 422 (the
+  matters of exchange.md §2 and those the publication's measures name).
 """
 
 from __future__ import annotations
@@ -29,26 +30,14 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 from safecredit.codes import classify_code, is_valid_id_number, is_valid_uscc, mask_id_number, normalise_code
-from safecredit.publish import is_version_id
-from safecredit.publish.errors import VersionNotFound, VersionPruned
 
-from .answer_index import (
-    AnswerIndex,
-    Prepared,
-    answer_body,
-    build_answer_index,
-    entry_order,
-    listing_of,
-    measure_of,
-    measure_order,
-    prepare_subject,
-    subject_name,
-)
+from .answer_index import TIMELINES, AnswerIndex, Prepared, answer_body, build_answer_index, prepare_subject
+from .answer_sources import Relation, Source, known_at_source, served_source
 from .problems import ApiProblem
-from .snapshot import Snapshot, local_date, parse_date
+from .snapshot import Snapshot
 
 #: exchange.md §2: the matters approval offices ask about; never renamed (the policy may add more).
 MATTERS: dict[str, str] = {
@@ -210,46 +199,26 @@ def fetch(cur, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
     return [dict(zip(cols, r)) for r in res.fetchall()]
 
 
-def known_matters(snap: Snapshot, cur, policy_measures: Iterable[dict]) -> dict[str, str]:
-    """matter → name: the fixed ones (exchange.md §2), those of `policy_measures` (a measures
-    table), the published restrictions' (read once per snapshot)."""
+def known_matters(snap: Snapshot, cur) -> dict[str, str]:
+    """matter → name: the fixed ones (exchange.md §2), then those the publication's restrictions
+    and restriction timeline name (the measures the policy adds), read once per snapshot."""
+    published = snap.cache.get("published_matters")
+    if published is None:
+        published = {}
+        for feed in ("restrictions", "restriction_timeline"):
+            columns = set(snap.feeds[feed].columns) if snap.has(feed) else set()
+            if "matter" not in columns:
+                continue
+            name = "any_value(measure_name)" if "measure_name" in columns else "matter"
+            for matter, measure_name in cur.execute(
+                f'SELECT matter, {name} FROM "{feed}" WHERE matter IS NOT NULL GROUP BY matter ORDER BY matter'
+            ).fetchall():
+                published.setdefault(matter, measure_name or matter)
+        snap.cache["published_matters"] = published
     out = dict(MATTERS)
-    for m in policy_measures:
-        if m.get("matter"):
-            out.setdefault(str(m["matter"]), str(m.get("name") or m["matter"]))
-    if snap.has("restrictions") and "matter" in snap.feeds["restrictions"].columns:
-        published = snap.cache.get("published_matters")
-        if published is None:
-            published = (
-                dict(
-                    cur.execute(
-                        'SELECT DISTINCT matter, any_value(measure_name) FROM "restrictions" '
-                        "WHERE matter IS NOT NULL GROUP BY matter"
-                    ).fetchall()
-                )
-                if "measure_name" in snap.feeds["restrictions"].columns
-                else {m: m for (m,) in cur.execute('SELECT DISTINCT matter FROM "restrictions"').fetchall() if m}
-            )
-            snap.cache["published_matters"] = published
-        for k, v in sorted(published.items()):
-            out.setdefault(k, v or k)
+    for k, v in published.items():
+        out.setdefault(k, v)
     return out
-
-
-def matters_on(snap: Snapshot, cur, day: date | None) -> dict[str, str]:
-    """`known_matters` with the measures table of the policy in force on `day`, remembered per
-    snapshot and day: no policy read and no query per request."""
-    key = ("matters", day)
-    found = snap.cache.get(key)
-    if found is None:
-        found = known_matters(snap, cur, policy_measures(day))
-        if len([k for k in snap.cache if isinstance(k, tuple) and k[0] == "matters"]) < MAX_MATTER_DAYS:
-            snap.cache[key] = found  # bounded: `as_of` is the caller's, any day of any year
-    return found
-
-
-#: days whose matters a snapshot remembers (the publication's own first; others as asked)
-MAX_MATTER_DAYS = 64
 
 
 def check_matter(matter: str | None, matters: dict[str, str]) -> str | None:
@@ -265,137 +234,6 @@ def check_matter(matter: str | None, matters: dict[str, str]) -> str | None:
     return matter
 
 
-def policy_measures(day: date | None) -> list[dict]:
-    """The measures table of the policy in force on `day` (empty when no policy folder exists)."""
-    try:
-        from safecredit.policy import policy_for
-
-        return list(policy_for(day).tables().get("measures") or [])
-    except (FileNotFoundError, KeyError, ValueError):
-        return []
-
-
-def _truthy(v: Any, default: bool = True) -> bool:
-    if v is None:
-        return default
-    if isinstance(v, bool):
-        return v
-    return str(v).strip().lower() in ("true", "1", "yes", "y")
-
-
-def _grounds(v: Any) -> set[str]:
-    if v is None:
-        return {"*"}
-    items = v if isinstance(v, (list, tuple)) else str(v).replace(" ", "").split(",")
-    return {str(x) for x in items if str(x)}
-
-
-def add_years(d: date, years: int) -> date:
-    try:
-        return d.replace(year=d.year + years)
-    except ValueError:  # 29 Feb → 28 Feb, as the rules do
-        return d.replace(year=d.year + years, day=28)
-
-
-def status_on(entry: dict[str, Any], day: date) -> str | None:
-    """An entry's status on `day` with today's knowledge (None: not yet decided on that day)."""
-    published = entry.get("status")
-    decision = parse_date(entry.get("decision_date")) or parse_date(entry.get("start_date"))
-    if decision is not None and day < decision:
-        return None
-    if published in ("revoked", "objection_upheld"):  # applies backwards: it never stood
-        return published
-    start, end = parse_date(entry.get("start_date")), parse_date(entry.get("end_date"))
-    if start is not None and day < start:
-        return "pending"
-    if entry.get("awaits_decision") and (end is None or day < end):
-        return "pending"  # an inferred entry its regime does not let restrict (B4): never listed by itself
-    repair = parse_date(entry.get("repair_date"))
-    if repair is not None and repair <= day:
-        if published == "repaired":
-            return "repaired"
-        restored = parse_date(entry.get("status_date"))  # a revoked repair: listed again from then
-        if published == "listed" and restored is not None and day < restored:
-            return "repaired"
-    if end is not None and day >= end:
-        return "expired"
-    return "listed"
-
-
-# --------------------------------------------------------------------------------- answers
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where an answer reads from: the served snapshot or an earlier version (known_at)."""
-
-    version: str | None
-    as_of: date | None
-    blacklist: tuple[str, tuple[str, ...]] | None  # (relation, columns)
-    restrictions: tuple[str, tuple[str, ...]] | None
-    derived_only: bool = False  # no restrictions feed in this version
-
-
-def served_source(snap: Snapshot) -> Source:
-    bl = snap.feeds.get("blacklist")
-    rs = snap.feeds.get("restrictions")
-    main = rs or bl
-    return Source(
-        main.version if main else snap.version,
-        main.as_of if main else None,
-        ('"blacklist"', bl.columns) if bl else None,
-        ('"restrictions"', rs.columns) if rs else None,
-        rs is None,
-    )
-
-
-def known_at_source(snap: Snapshot, known_at: date) -> Source:
-    """The latest version published on or before `known_at` (Asia/Shanghai date of generated_at)."""
-    store = snap.store
-    feed = "blacklist" if (snap.exports / "blacklist" / "versions.json").is_file() else "restrictions"
-    chosen = None
-    for item in store.versions(feed).get("items") or []:
-        if item.get("result") != "success" or not is_version_id(item.get("version")):
-            continue
-        day = local_date(item.get("generated_at"))
-        if day is not None and day <= known_at and (chosen is None or item["version"] > chosen["version"]):
-            chosen = item
-    if chosen is None:  # the data did not exist then: gone for that date, not an unknown resource
-        raise ApiProblem(
-            410,
-            f"known_at {known_at.isoformat()} is earlier than the first publication of the {feed} feed: "
-            "nothing the answer needs was published by then",
-            f"known_at {known_at.isoformat()} 早于 {feed} 数据的首次发布：当时尚未发布回答所需的任何数据",
-            kind="not-published-then",
-        )
-    version = chosen["version"]
-    if chosen.get("pruned"):
-        raise VersionPruned(
-            f"version {version} (the one published on or before {known_at}) was pruned by retention",
-            f"{known_at} 当日及之前发布的版本 {version} 已按保留策略删除",
-        )
-    parts: dict[str, tuple[str, tuple[str, ...]] | None] = {}
-    as_of = None
-    for name in ("blacklist", "restrictions"):
-        try:
-            rel, info = snap.relation(name, version)
-        except VersionNotFound as exc:
-            if isinstance(exc, VersionPruned):
-                raise
-            parts[name] = None
-            continue
-        parts[name] = (rel, info.columns)
-        as_of = as_of or info.as_of
-    if parts["blacklist"] is None and parts["restrictions"] is None:
-        raise ApiProblem(
-            404,
-            f"version {version} has no blacklist or restrictions feed",
-            f"版本 {version} 没有名单或惩戒措施数据",
-            kind="not-published-then",
-        )
-    return Source(version, as_of, parts["blacklist"], parts["restrictions"], parts["restrictions"] is None)
-
-
 def answer_index(snap: Snapshot) -> AnswerIndex | None:
     """The snapshot's answer index (built by `warm`), None for a snapshot without one (`check`)."""
     return snap.cache.get("answers")
@@ -403,23 +241,27 @@ def answer_index(snap: Snapshot) -> AnswerIndex | None:
 
 def warm(snap: Snapshot) -> None:
     """Build the in-memory lookups of a new snapshot before it is swapped in: the answer index and
-    the matters of the policy in force on the publication's date."""
+    the matters it knows."""
     cur = snap.cursor()
     try:
         snap.cache["answers"] = build_answer_index(cur, snap.feeds)
-        main = snap.feeds.get("restrictions") or snap.feeds.get("blacklist")
-        if main is not None:
-            matters_on(snap, cur, main.as_of)
+        known_matters(snap, cur)
     finally:
         cur.close()
 
 
-def _by_subject(rel: tuple[str, tuple[str, ...]] | None, cur, subjects: list[Subject]) -> dict:
+def _by_subject(rel: Relation | None, cur, subjects: list[Subject], day: date | None) -> dict:
+    """Rows of `rel` for `subjects`, grouped by subject; `day`: only the timeline rows valid on it."""
     keys = sorted({s.subject_id for s in subjects if s.subject_id})
     if rel is None or not keys or not {"subject_id", "subject_type"} <= set(rel[1]):
         return {}
+    sql = f"SELECT * FROM {rel[0]} WHERE subject_id IN (SELECT unnest(?::VARCHAR[]))"
+    params: list[Any] = [keys]
+    if day is not None:
+        sql += " AND valid_from <= ? AND (valid_until IS NULL OR ? < valid_until)"
+        params += [day, day]
     out: dict[tuple[str, str], list[dict]] = {}
-    for row in fetch(cur, f"SELECT * FROM {rel[0]} WHERE subject_id IN (SELECT unnest(?::VARCHAR[]))", [keys]):
+    for row in fetch(cur, sql, params):
         out.setdefault((row.get("subject_type"), row.get("subject_id")), []).append(row)
     return out
 
@@ -437,52 +279,6 @@ def _unit_names(snap: Snapshot, cur, subjects: list[Subject]) -> dict[str, str]:
     )
 
 
-def _derived_measures(
-    entries: list[tuple[dict, str | None]], bans: list[dict], day: date, measures_table: list[dict]
-) -> list[dict]:
-    out = []
-    for entry, status in entries:
-        if status != "listed":
-            continue
-        start = parse_date(entry.get("start_date"))
-        for m in measures_table:
-            if not _truthy(m.get("on_listing")):
-                continue
-            if str(m.get("applies_to") or "both") not in (entry.get("subject_type"), "both"):
-                continue
-            grounds = _grounds(m.get("grounds"))
-            if "*" not in grounds and entry.get("ground") not in grounds:
-                continue
-            if str(m.get("duration") or "listing") == "years" and m.get("years") and start is not None:
-                until = add_years(start, int(m["years"]))
-            else:
-                until = parse_date(entry.get("end_date"))
-            if start is None or day < start or (until is not None and day >= until):
-                continue
-            out.append(
-                {
-                    "matter": m.get("matter"),
-                    "name": m.get("name"),
-                    "measure": m.get("measure"),
-                    "restricted_from": start.isoformat(),
-                    "restricted_until": until.isoformat() if until else None,
-                    "for_life": False,
-                    "basis": m.get("basis"),
-                    "source": "listing",
-                    "entry_id": entry.get("entry_id"),
-                    "penalty_id": None,
-                    "implementing_department": m.get("department"),
-                    "scope_industry": None,
-                }
-            )
-    for row in bans:
-        start, until = parse_date(row.get("restricted_from")), parse_date(row.get("restricted_until"))
-        life = bool(row.get("for_life"))
-        if start is not None and start <= day and (life or until is None or day < until):
-            out.append(measure_of(row))
-    return out
-
-
 def restriction_answers(
     snap: Snapshot,
     cur,
@@ -491,26 +287,24 @@ def restriction_answers(
     matter: str | None = None,
     as_of: date | None = None,
     known_at: date | None = None,
-    derive: bool | None = None,
     serialised: bool = False,
 ) -> list[dict[str, Any]]:
     """The answer body of GET /v1/restrictions/{code} for each subject (same order); `serialised`:
     listings and measures as JSON fragments, for a body serialised with orjson (the API).
 
-    For the publication's own date the answer is what the rules published: from the snapshot's
-    answer index when it has one (the server), else from the rows read now (`check`, `known_at`),
-    through the same `prepare_subject`. `derive=True` recomputes from the blacklist dates and the
-    measures policy even for the publication's own date (the consistency test); None decides by
-    `as_of`."""
+    The publication's own date: its published rows; another `as_of`: the timeline rows valid on
+    it. From the snapshot's answer index when it has one (the server), else read now (`check`,
+    `known_at`); either way through the same `prepare_subject`."""
     src = known_at_source(snap, known_at) if known_at else served_source(snap)
+    timeline_day = src.day_answered(as_of)
     day = as_of or src.as_of or date.today()
-    if derive is None:
-        derive = src.derived_only or (as_of is not None and as_of != src.as_of)
-    index = answer_index(snap) if not known_at and not derive else None
-    if index is not None:
+    index = answer_index(snap) if not known_at else None
+    if index is not None and timeline_day is None:
         parts = [index.prepared(s.subject_type, s.subject_id, s.code) for s in subjects]
+    elif index is not None and index.answers_other_dates:
+        parts = [index.prepared_on(s.subject_type, s.subject_id, s.code, timeline_day) for s in subjects]
     else:
-        parts = _parts_read_now(snap, cur, src, subjects, day if derive else None)
+        parts = _parts_read_now(snap, cur, src, subjects, timeline_day)
     return [
         answer_body(
             s.shown,
@@ -528,29 +322,18 @@ def restriction_answers(
 
 
 def _parts_read_now(
-    snap: Snapshot, cur, src: Source, subjects: list[Subject], derive_on: date | None
+    snap: Snapshot, cur, src: Source, subjects: list[Subject], timeline_day: date | None
 ) -> list[Prepared]:
-    """Each subject's answer parts from rows read for this call; `derive_on`: statuses and measures
-    recomputed for that date (`as_of` other than the publication's)."""
-    listings = _by_subject(src.blacklist, cur, subjects)
-    published = _by_subject(src.restrictions, cur, subjects)
+    """Each subject's answer parts from rows read for this call: the published blacklist and
+    restrictions, or (`timeline_day`) the listing and restriction timelines valid on that day."""
+    feeds = TIMELINES if timeline_day is not None else ("blacklist", "restrictions")
+    listings = _by_subject(src.relations.get(feeds[0]), cur, subjects, timeline_day)
+    published = _by_subject(src.relations.get(feeds[1]), cur, subjects, timeline_day)
     names = _unit_names(snap, cur, subjects)
-    table = policy_measures(derive_on) if derive_on else []
     out = []
     for s in subjects:
         key = (s.subject_type, s.subject_id)
-        entries, rows = listings.get(key, []), published.get(key, [])
-        if derive_on is None:
-            part = prepare_subject(entries, rows)
-        else:
-            entries = sorted(entries, key=entry_order)
-            with_status = [(e, status_on(e, derive_on)) for e in entries]
-            bans = [r for r in rows if r.get("source") == "ban"]
-            part = Prepared(
-                tuple(listing_of(e, st) for e, st in with_status if st is not None),
-                tuple(sorted(_derived_measures(with_status, bans, derive_on, table), key=measure_order)),
-                subject_name(entries, rows),
-            )
+        part = prepare_subject(listings.get(key, ()), published.get(key, ()))
         out.append(part if part.name else Prepared(part.listings, part.measures, names.get(s.code)))
     return out
 
@@ -570,7 +353,11 @@ def can_answer_from_index(snap: Snapshot, as_of: date | None, known_at: date | N
     if known_at is not None or answer_index(snap) is None:
         return False
     src = served_source(snap)
-    return not src.derived_only and (as_of is None or as_of == src.as_of) and ("matters", src.as_of) in snap.cache
+    if "published_matters" not in snap.cache:
+        return False
+    if as_of is None or as_of == src.as_of:
+        return src.answers_own_date()
+    return answer_index(snap).answers_other_dates
 
 
 def answer_codes(
@@ -627,7 +414,7 @@ def answer_subjects(
             "名单和惩戒措施数据均未发布",
             kind="not-published",
         )
-    matter = check_matter(matter, matters_on(snap, cur, as_of or main.as_of))
+    matter = check_matter(matter, known_matters(snap, cur))
     subjects = [s for s in resolved if isinstance(s, Subject)]
     if any(s.subject_type == "person" and s.subject_id is None for s in subjects) and persons_published(snap, cur):
         raise ApiProblem(

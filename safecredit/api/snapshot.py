@@ -204,8 +204,13 @@ def _feed_info(store: FeedStore, feed: str, version: str, path: Path) -> FeedInf
     )
 
 
-def build_snapshot(exports: Path | str, *, materialize: bool = True) -> Snapshot:
-    """Load the latest successful publication named by `index.json` (empty when none)."""
+def build_snapshot(
+    exports: Path | str, *, materialize: bool = True, views: tuple[str, ...] = (), compressed: tuple[str, ...] = ()
+) -> Snapshot:
+    """Load the latest successful publication named by `index.json` (empty when none). When
+    materialising, the feeds a lookup holds in memory need less of DuckDB: `views` are left as views
+    over their file (only that lookup reads them), `compressed` are copied in their file's order into
+    a compressed in-memory database (a tenth of the memory; what else reads them scans anyway)."""
     exports = Path(exports)
     t0 = time.perf_counter()
     stamp = index_stamp(exports)  # before reading: a change after this is seen next time
@@ -221,10 +226,14 @@ def build_snapshot(exports: Path | str, *, materialize: bool = True) -> Snapshot
             path = store.safe_file_path(feed, version, "full.parquet")
             info = _feed_info(store, feed, version, path)
             src = f"read_parquet({sql_literal(str(path))})"
-            if materialize:
+            if materialize and feed in compressed:
+                _copy_compressed(con, feed, src)
+            elif materialize and feed not in views:
                 cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
-                order = [c for c in ("subject_id", "uscc", *info.id_columns) if c in cols]
-                order_sql = f" ORDER BY {', '.join(dict.fromkeys(order))}" if order else ""
+                order = list(dict.fromkeys(c for c in ("subject_id", "uscc", *info.id_columns) if c in cols))
+                # a feed's file is in id order already (exchange.md §1): sorting by its ids again
+                # (the per-unit feeds, 10 M rows at national scale) only costs time and memory
+                order_sql = f" ORDER BY {', '.join(order)}" if order and order != list(info.id_columns) else ""
                 con.execute(f'CREATE TABLE "{feed}" AS SELECT * FROM {src}{order_sql}')
             else:
                 con.execute(f'CREATE VIEW "{feed}" AS SELECT * FROM {src}')
@@ -271,6 +280,17 @@ def _widen(con: duckdb.DuckDBPyConnection, feeds: dict[str, FeedInfo], materiali
         feeds[feed] = FeedInfo(**{**feeds[feed].__dict__, "columns": wide})
 
 
+def _copy_compressed(con: duckdb.DuckDBPyConnection, feed: str, src: str) -> None:
+    """`feed` as a table of the compressed in-memory database `packed` (attached on first use;
+    checkpointed after each feed, which compresses it, so at most one feed is held uncompressed)
+    and a view of it under its own name (cursors see the main database's catalogue)."""
+    if not con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = 'packed'").fetchall()[0][0]:
+        con.execute("ATTACH ':memory:' AS packed (COMPRESS)")
+    con.execute(f'CREATE TABLE packed."{feed}" AS SELECT * FROM {src}')
+    con.execute("CHECKPOINT packed")
+    con.execute(f'CREATE VIEW "{feed}" AS SELECT * FROM packed."{feed}"')
+
+
 #: seconds between two requests' checks of index.json (the poll thread checks every poll_interval)
 NOTICE_INTERVAL = 0.1
 
@@ -289,8 +309,11 @@ class SnapshotManager:
         poll_interval: float = 1.0,
         materialize: bool = True,
         warm: Callable[[Snapshot], None] | None = None,
+        views: tuple[str, ...] = (),
+        compressed: tuple[str, ...] = (),
     ):
         self.exports = Path(exports)
+        self.views, self.compressed = views, compressed  # feeds `warm` holds in memory (build_snapshot)
         self.warm = warm  # run on a new snapshot before it is swapped in (in-memory lookups)
         self.poll_interval = poll_interval
         self.materialize = materialize
@@ -369,7 +392,9 @@ class SnapshotManager:
                         cur.index, cur.stamp = idx, stamp
                         self.last_error = None
                         return False
-                new = build_snapshot(self.exports, materialize=self.materialize)
+                new = build_snapshot(
+                    self.exports, materialize=self.materialize, views=self.views, compressed=self.compressed
+                )
                 if self.warm is not None:
                     try:
                         self.warm(new)

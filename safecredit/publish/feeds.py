@@ -176,6 +176,32 @@ RESTRICTIONS_COLUMNS: dict[str, tuple[str, str]] = {
     **_COMMON,
 }
 
+# The interval of `as_of` dates a timeline row answers (rules/33_listing_timeline.sql)
+_VALIDITY: dict[str, tuple[str, str]] = {
+    "valid_from": ("适用起始日", "本行所述情况自该查询日期（as_of）起成立（YYYY-MM-DD）"),
+    "valid_until": ("适用截止日", "本行所述情况至该查询日期前一日止（不含当日，YYYY-MM-DD）；空表示此后一直成立"),
+}
+
+LISTING_TIMELINE_COLUMNS: dict[str, tuple[str, str]] = {
+    **{k: v for k, v in BLACKLIST_COLUMNS.items() if k in ("entry_id",)},
+    **_VALIDITY,
+    **{
+        k: v
+        for k, v in BLACKLIST_COLUMNS.items()
+        if k in (*_SUBJECT, "role", "ground", "ground_name", *_REGIME, *_DECISION, "start_date", "end_date", "status")
+    },
+    "status": (
+        "状态",
+        "以该期间内的日期为 as_of 时条目的状态（pending|listed|expired|repaired|objection_upheld|revoked）",
+    ),
+    **_COMMON,
+}
+
+RESTRICTION_TIMELINE_COLUMNS: dict[str, tuple[str, str]] = {
+    **{k: v for k, v in RESTRICTIONS_COLUMNS.items() if k != "as_of"},
+    **_VALIDITY,
+}
+
 PENALTIES_PUBLIC_COLUMNS: dict[str, tuple[str, str]] = {
     "penalty_id": ("处罚记录编号", "稳定处罚记录标识（处罚机关代码与决定书文号派生），跨版本不变"),
     **_SUBJECT,
@@ -427,6 +453,24 @@ FEEDS: Mapping[str, FeedSpec] = _registry(
         ("entry_id", "matter"),
         RESTRICTIONS_COLUMNS,
         "每个被列入主体 × 惩戒事项一行。",
+    ),
+    FeedSpec(
+        "listing_timeline",
+        "名单条目状态时间线",
+        "lists:read",
+        ("entry_id", "valid_from"),
+        LISTING_TIMELINE_COLUMNS,
+        "每个名单条目 × 状态期间一行：以期间内任一日期为 as_of 运行规则时该条目的状态与日期（今日所知）。"
+        "GET /v1/restrictions/{code}?as_of= 的 listings 即本表在该日期的行。",
+    ),
+    FeedSpec(
+        "restriction_timeline",
+        "联合惩戒措施时间线",
+        "lists:read",
+        ("entry_id", "matter", "valid_from"),
+        RESTRICTION_TIMELINE_COLUMNS,
+        "每个主体 × 惩戒事项 × 期间一行：以期间内任一日期为 as_of 时有效的惩戒措施及其所依据的条目或禁止；"
+        "restrictions 即本表在发布日期的行，GET /v1/restrictions/{code}?as_of= 的 measures 即本表在该日期的行。",
     ),
     FeedSpec(
         "penalties_public",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from safecredit.api.problems import ApiProblem
-from safecredit.api.restrictions import MATTERS, answer_codes, known_matters, masked_code, policy_measures
+from safecredit.api.restrictions import MATTERS, answer_codes, known_matters, masked_code
 from safecredit.api.snapshot import Snapshot
 from safecredit.config import SHANGHAI
 from safecredit.publish.errors import VerificationError
@@ -64,9 +64,8 @@ def new_check_id(at: datetime) -> str:
 
 
 def matters_of(snap: Snapshot, cur) -> list[tuple[str, str]]:
-    """(matter, Chinese name) in the order of exchange.md §2, then any the policy adds."""
-    main = snap.feeds.get("restrictions") or snap.feeds.get("blacklist")
-    known = known_matters(snap, cur, policy_measures(main.as_of if main else None))
+    """(matter, Chinese name) in the order of exchange.md §2, then any the publication names."""
+    known = known_matters(snap, cur)
     order = {m: i for i, m in enumerate(MATTERS)}
     return sorted(known.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
 

@@ -1,6 +1,7 @@
 """`/v1/restrictions`: may this unit or person be granted a matter (exchange.md §2) — one code, a
 lookup with the code in the body, a batch of up to 1,000. Async: answers from the snapshot's
-answer index never leave the event loop; only what reads does (`known_at`, another `as_of`)."""
+answer index (the publication's date and, from its timelines, any other `as_of`) never leave the
+event loop; only what reads files does (`known_at`)."""
 
 from __future__ import annotations
 
@@ -121,7 +122,7 @@ async def _answers(
     r: Reader, resolved: list, matter: str | None, as_of: date | None, known_at: date | None
 ) -> list[dict | ApiProblem]:
     """Answers from the snapshot's index on the event loop (no query, nothing blocks); anything
-    that reads (`known_at`, another `as_of`) in a worker thread."""
+    that reads (`known_at`) in a worker thread."""
 
     def answer() -> list[dict | ApiProblem]:
         return answer_subjects(r.snap, r.cur, resolved, matter=matter, as_of=as_of, known_at=known_at, serialised=True)
