@@ -678,6 +678,18 @@ def test_incentives_injury_insurance_and_an_authoritys_candidates(server, keys, 
     assert inc.status_code == 200, inc.text
     assert inc.json()["uscc"] == unit and "eligible" in inc.json()
     is_problem(server.get(f"/v1/incentives/{unit}", keys["premium:read"]), 403)
+    # a qualifying unit's restriction answer links to its incentives; a listed unit's does not
+    latest = json.loads((home / "exports" / "index.json").read_text(encoding="utf-8"))["feeds"]["credit_scores"]
+    scores = home / "exports" / "credit_scores" / latest["latest"] / "full.parquet"
+    eligible = duckdb.sql(f"SELECT uscc FROM '{scores}' WHERE incentive_eligible ORDER BY uscc LIMIT 1").fetchall()
+    assert eligible, "no unit of the test publication qualifies for incentives"
+    qualifying = eligible[0][0]
+    answer = server.get(f"/v1/restrictions/{qualifying}", keys["restrictions:read"]).json()
+    assert answer["incentives"] == f"/v1/incentives/{qualifying}" and not answer["restricted"]
+    followed = server.get(answer["incentives"], keys["restrictions:read"]).json()
+    assert followed["uscc"] == qualifying and followed["eligible"] is True
+    listed = server.get(f"/v1/restrictions/{data['unit']}", keys["restrictions:read"]).json()
+    assert listed["restricted"] and "incentives" not in listed
     inj = server.get(f"/v1/injury-insurance/{unit}", keys["premium:read"])
     assert inj.status_code == 200, inj.text
     assert inj.json()["uscc"] == unit and inj.json()["version"] == data["version"]

@@ -196,6 +196,12 @@ class AnswerIndex:
             return Prepared(part.listings, part.measures, name) if name else part
         return part
 
+    def incentive_eligible(self, code: str) -> bool:
+        """Whether the unit meets the 守信 conditions in the publication (credit_scores)."""
+        return "incentive_eligible" in self.unit_names.table.column_names and bool(
+            self.unit_names.first(code, "incentive_eligible")
+        )
+
     @property
     def nbytes(self) -> int:
         parts = [self.listings, self.measures, self.listing_timeline, self.restriction_timeline]
@@ -241,7 +247,9 @@ def build_answer_index(cur, feeds: dict[str, Any]) -> AnswerIndex:
     listings, measures = by_subject("blacklist"), by_subject("restrictions")
     names = SortedIds(pa.table({"_id": pa.array([], pa.string()), "name": pa.array([], pa.string())}))
     if {"uscc", "name"} <= set(columns("credit_scores")):
-        names = SortedIds.read(cur, '"credit_scores"', "uscc", ["name"], "name IS NOT NULL")
+        # with each unit's 守信 eligibility: a qualifying unit's answer links to its incentives
+        shown = [c for c in ("name", "incentive_eligible") if c in columns("credit_scores")]
+        names = SortedIds.read(cur, '"credit_scores"', "uscc", shown, "name IS NOT NULL")
     timelines = [f for f in TIMELINES if {"valid_from", "valid_until"} <= set(columns(f))]
     return AnswerIndex(
         listings,
@@ -264,9 +272,11 @@ def answer_body(
     known_at: date | None,
     publication_as_of: date | None,
     serialised: bool = False,
+    incentives: str | None = None,
 ) -> dict[str, Any]:
     """The answer of one subject (the order of the keys is the documented one); `serialised`:
-    listings and measures as JSON fragments (`Prepared.json_parts`) for `orjson.dumps`."""
+    listings and measures as JSON fragments (`Prepared.json_parts`) for `orjson.dumps`;
+    `incentives`: the 守信激励 answer a qualifying unit's answer links to (rules.md §7, exchange.md §2)."""
     if serialised:
         listings, measures, restricted = part.json_parts(matter)
     else:
@@ -285,4 +295,4 @@ def answer_body(
         "publication_as_of": publication_as_of.isoformat() if publication_as_of else None,
         "listings": listings,
         "measures": measures,
-    }
+    } | ({"incentives": incentives} if incentives else {})

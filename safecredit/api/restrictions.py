@@ -56,6 +56,10 @@ MATTERS: dict[str, str] = {
     "market_entry": "市场禁入",
     "standardization": "安全生产标准化评审",
     "principal_role": "担任主要负责人",
+    # rules.md §4 names these two as well (the 六安 seed): askable even while no subject is
+    # restricted in them (出入境: a listing never is, only a court or the law's own cases)
+    "import_export": "进出口",
+    "exit_entry": "出入境",
 }
 
 SUBJECT_TYPES = ("unit", "person")
@@ -279,6 +283,18 @@ def _unit_names(snap: Snapshot, cur, subjects: list[Subject]) -> dict[str, str]:
     )
 
 
+def _eligible_units(snap: Snapshot, cur, subjects: list[Subject]) -> set[str]:
+    """The asked units that meet the 守信 conditions in the served publication (credit_scores)."""
+    codes = sorted({s.code for s in subjects if s.subject_type == "unit"})
+    if not codes or not snap.has("credit_scores") or "incentive_eligible" not in snap.feeds["credit_scores"].columns:
+        return set()
+    rows = cur.execute(
+        'SELECT DISTINCT uscc FROM "credit_scores" WHERE incentive_eligible AND uscc IN (SELECT unnest(?::VARCHAR[]))',
+        [codes],
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
 def restriction_answers(
     snap: Snapshot,
     cur,
@@ -305,6 +321,11 @@ def restriction_answers(
         parts = [index.prepared_on(s.subject_type, s.subject_id, s.code, timeline_day) for s in subjects]
     else:
         parts = _parts_read_now(snap, cur, src, subjects, timeline_day)
+    eligible = (
+        {s.code for s in subjects if s.subject_type == "unit" and index.incentive_eligible(s.code)}
+        if index is not None
+        else _eligible_units(snap, cur, subjects)
+    )
     return [
         answer_body(
             s.shown,
@@ -316,6 +337,7 @@ def restriction_answers(
             known_at=known_at,
             publication_as_of=src.as_of,
             serialised=serialised,
+            incentives=f"/v1/incentives/{s.code}" if s.code in eligible else None,
         )
         for s, part in zip(subjects, parts)
     ]
