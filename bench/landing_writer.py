@@ -97,9 +97,9 @@ def _json_fetches(con, parts, fields: list[str], fetch_dir, fetch_rows: int) -> 
         f"{values}}}) END"
     )
     out, total = [], parts[-1][2]
-    for k, lo in enumerate(range(0, total, per_fetch)):
+    for lo in range(0, total, per_fetch):
         hi = min(lo + per_fetch, total)
-        work = fetch_dir(k)
+        work = fetch_dir()
         (work / "pages").mkdir(parents=True)
         # a query per CHUNK_PAGES pages: the page bodies of a whole fetch would not fit in memory
         for a in range(lo, hi, CHUNK_PAGES * PAGE_ROWS):
@@ -118,7 +118,7 @@ def _json_fetches(con, parts, fields: list[str], fetch_dir, fetch_rows: int) -> 
 
 def _csv_fetches(con, parts, fields: list[str], fetch_dir, tmp: Path) -> list[dict]:
     """One fetch of day files, a record on the day of its `updated_at` (Shanghai time, as stamped)."""
-    work = fetch_dir(0)
+    work = fetch_dir()
     (work / "days").mkdir(parents=True)
     cols = ", ".join(_ident(c) for c in ["record_id", "updated_at", "op", *fields])
     shutil.rmtree(tmp, ignore_errors=True)
@@ -152,7 +152,7 @@ def write_landing(con, data_dir: Path, raw_root: Path, departments: list[dict], 
             total = parts[-1][2]
             root = raw_root / dept["id"] / dataset
 
-            def fetch_dir(k: int, root=root) -> Path:
+            def fetch_dir(root=root) -> Path:  # the next fetch's directory (ids in landing order)
                 nonlocal serial
                 serial += 1
                 return root / _fetch_id(serial)
