@@ -37,10 +37,10 @@ from datetime import date, datetime
 from pathlib import Path
 
 from bench.ingest import ensure_data
+from safecredit.config import DATASETS  # every dataset the pipeline stages, listing decisions included
 
 OUT = Path(__file__).resolve().parent / "out"
 FLOOR_SQL = Path(__file__).resolve().parent / "rules_floor.sql"
-DATASETS = ("enterprises", "penalties", "accidents", "intermediary_ratings", "credit_actions")
 PERSON_SALT = "bench-rules-salt"
 
 # Full size: 10M registered subjects; ≈ 2.0 penalty rows per subject (20M), and a window of
@@ -472,7 +472,7 @@ def run(args: argparse.Namespace) -> dict:
             landed_at = f"{meta['end']}T23:00:00+08:00"
             with timed(phases, sampler, "raw tables from Parquet", "fixture") as ph:
                 ph.detail["rows"] = {ds: load_raw_from_parquet(con, data_dir, ds, landed_at) for ds in DATASETS}
-            with timed(phases, sampler, "staging (stage × 5 datasets)", "staging") as ph:
+            with timed(phases, sampler, f"staging (stage × {len(DATASETS)} datasets)", "staging") as ph:
                 hold_back = policy.get("publication.hold_back", {})
                 for ds in DATASETS:
                     t0 = time.perf_counter()

@@ -75,16 +75,21 @@ def stage_landed(
 ) -> tuple[dict, str]:
     """`staged.<dataset>` as the landing, the contract and the hold-back policy make it; returns the
     staging counts and what was done: "reused" (no fetch since the last staging), "repeats" (the
-    new fetches only repeat record versions already landed, e.g. a watermark's overlap: the
-    tables stand) or "staged" (rebuilt from the whole landing)."""
+    new fetches only repeat record versions already staged, e.g. a watermark's overlap: the staged
+    history stands), "increment" (the new fetches staged on their own and added:
+    safecredit.staging_increment) or "staged" (rebuilt from the whole landing: the first run, a
+    replay, a change of code, contract or hold-back policy)."""
+    from safecredit.contracts import load_contract
     from safecredit.raw_load import load_raw
-    from safecredit.staging import stage
+    from safecredit.staging import stage, staged_counts
+    from safecredit.staging_increment import stage_increment
 
     step = f"staged:{dataset}"
     code = digest(code_digest(), hold_back)
     landed = landed_fetches(raw_root, dataset)
     fetches = [(d, f) for d, f, _ in landed]
     keys = [_fetch_key(d, f) for d, f in fetches]
+    fingerprint = digest(code, keys, [sha for *_, sha in landed])
     _ensure(con)
     row = con.execute(f"SELECT fingerprint, outputs FROM {LEDGER} WHERE step = ?", [step]).fetchall()
     before = json.loads(row[0][1]) if row and row[0][1] else {}
@@ -92,37 +97,22 @@ def stage_landed(
         new = [f for f, k in zip(fetches, keys) if k not in set(before["fetches"])]
         if not new:
             return before["counts"], "reused"
-        if _only_repeats(con, new, dataset):
-            record(con, step, row[0][0], {**before, "fetches": keys})
-            return before["counts"], "repeats"
+        forget(con, step)  # a crash from here on leaves no row: the next run stages the whole landing
+        done = stage_increment(con, dataset, new, hold_back)
+        counts = staged_counts(con, load_contract(dataset))
+        # "repeats": the staged history stands, so does its fingerprint and what was built from it
+        record(
+            con,
+            step,
+            row[0][0] if done == "repeats" else fingerprint,
+            {"code": code, "fetches": keys, "counts": counts},
+        )
+        return counts, done
     forget(con, step)
     load_raw(con, raw_root, landed_departments(raw_root, dataset), dataset)
     counts = stage(con, dataset, hold_back)
-    record(
-        con, step, digest(code, keys, [sha for *_, sha in landed]), {"code": code, "fetches": keys, "counts": counts}
-    )
+    record(con, step, fingerprint, {"code": code, "fetches": keys, "counts": counts})
     return counts, "staged"
-
-
-def _only_repeats(con: duckdb.DuckDBPyConnection, fetches: list[tuple[str, Path]], dataset: str) -> bool:
-    """True when every record of `fetches` is a record version `raw.<dataset>` already holds (all its
-    fields equal): loaded beside the raw table, compared by a join, dropped."""
-    from safecredit.contracts import load_contract
-    from safecredit.raw_load import load_fetches, raw_columns
-
-    incoming = f"raw._incoming_{dataset}"
-    load_fetches(con, fetches, dataset, incoming)
-    try:
-        same = " AND ".join(
-            f'r."{c}" IS NOT DISTINCT FROM n."{c}"' for c in [*raw_columns(load_contract(dataset)), "extra_fields"]
-        )
-        new = con.execute(
-            f"SELECT count(*) FROM {incoming} n WHERE NOT EXISTS "
-            f"(SELECT 1 FROM raw.{dataset} r WHERE r.department = n.department AND {same})"
-        ).fetchall()[0][0]
-    finally:
-        con.execute(f"DROP TABLE IF EXISTS {incoming}")
-    return new == 0
 
 
 def _ensure(con: duckdb.DuckDBPyConnection) -> None:

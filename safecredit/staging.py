@@ -81,6 +81,12 @@ def stage(
             SELECT *, row_number() OVER (PARTITION BY department, record_id
                                          ORDER BY updated_at DESC, (op = 'revoke') DESC, fetch_id DESC, seq DESC) AS rn
             FROM staged.{dataset}) WHERE rn = 1 AND op = 'upsert'""")
+    return staged_counts(con, contract)
+
+
+def staged_counts(con: duckdb.DuckDBPyConnection, contract: Contract) -> dict:
+    """What a staging reports: versions landed, staged and in force, quarantined, held-back batches."""
+    dataset = contract.dataset
     raw_n = con.execute(f"SELECT count(*) FROM raw.{dataset}").fetchone()[0]
     staged_n = con.execute(f"SELECT count(*) FROM staged.{dataset}").fetchone()[0]
     current_n = con.execute(f"SELECT count(*) FROM staged.{dataset}_current").fetchone()[0]

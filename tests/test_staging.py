@@ -236,3 +236,54 @@ def test_staging_in_chunks_gives_the_same_tables(tmp_path, con):
     chunked = stage(con, "penalties", chunk_rows=7)
     assert chunked == whole and tables() == expected
     assert whole["held_back"] and whole["quarantined"] > 30 and len(expected[0]) > 50
+
+
+def test_a_night_s_new_fetches_are_staged_alone_and_give_what_a_replay_gives(tmp_path):
+    """Issue 10 §5: an ordinary night stages only its new fetches (safecredit.staging_increment); the
+    tables are those of a full staging of the same landing, row for row and in the same order."""
+    from safecredit.reuse import stage_landed
+
+    raw = tmp_path / "raw"
+    first = [penalty(i) for i in range(1, 40)]
+    first[3] = penalty(4, CF_JDRQ="2025-02-30")  # quarantined
+    land(raw, "yjj", first, "20260110T000000000000Z")
+    land(raw, "zjj", [penalty(i) for i in range(1, 20)], "20260110T000000000000Z")
+    night = connect(tmp_path / "night.duckdb")
+    assert stage_landed(night, raw, "penalties", {})[1] == "staged"
+
+    # the watermark's overlap: versions already landed, sent again
+    land(raw, "yjj", [penalty(i) for i in range(30, 40)], "20260111T000000000000Z")
+    counts, done = stage_landed(night, raw, "penalties", {})
+    assert done == "repeats" and counts["staged_versions"] == 57
+
+    again = [penalty(i, CF_NR_FK="4") for i in range(1, 10)]  # same versions again: first landing wins
+    again += [penalty(i, updated_at="2026-02-01T10:00:00+08:00") for i in range(5, 15)]  # corrections
+    again += [penalty(i) for i in range(40, 45)]  # new records
+    again += [penalty(45, CF_XDR_SHXYM="91110000600037341N")]  # quarantined
+    again += [{"record_id": "p12", "updated_at": "2026-02-02T10:00:00+08:00", "op": "revoke"}]
+    land(raw, "yjj", again, "20260201T000000000000Z")
+    land(raw, "yjj", [penalty(i, CF_JDRQ="not a date") for i in range(100, 130)], "20260202T000000000000Z")  # held
+    land(raw, "zjj", [penalty(i, CF_NR_FK="9", updated_at="2026-02-03T10:00:00+08:00") for i in (1, 2)], "20260203T0")
+    counts, done = stage_landed(night, raw, "penalties", {})
+    assert done == "increment"
+    assert counts["held_back"] and counts["quarantined"] == 32
+
+    replay = connect(tmp_path / "replay.duckdb")
+    assert stage_landed(replay, raw, "penalties", {}, reuse=False) == (counts, "staged")
+
+    def tables(c):
+        return [
+            c.execute(f"SELECT * FROM {t}").fetchall()
+            for t in (
+                "staged.penalties",
+                "staged.penalties_current ORDER BY department, record_id",
+                "quality.violations",
+                "quality.batches ORDER BY department, fetch_id",
+                "raw.penalties ORDER BY department, fetch_id, seq",
+            )
+        ]
+
+    assert tables(night) == tables(replay)
+    assert night.execute("SELECT count(*) FROM staged.penalties WHERE department = 'zjj'").fetchone()[0] == 21
+    night.close()
+    replay.close()
