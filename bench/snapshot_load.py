@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -115,12 +116,14 @@ def time_load(exports: Path) -> dict:
     from safecredit.api.restrictions import answer_index, warm
     from safecredit.api.snapshot import build_snapshot
 
+    load_start = [round(x, 2) for x in os.getloadavg()]  # the machine may be shared: say how busy
     t0 = time.perf_counter()
     snap = build_snapshot(exports, views=TIMELINES, compressed=PUBLISHED)  # as `safecredit serve` loads it
     t1 = time.perf_counter()
-    rss_built = _rss_mib()
+    rss_built, peak_built, cpu_built = _rss_mib(), _peak_mib(), _cpu_s()
     warm(snap)
     t2 = time.perf_counter()
+    cpu_loaded = _cpu_s()
     index = answer_index(snap)
     assert index is not None
     cur = snap.cursor()
@@ -138,17 +141,33 @@ def time_load(exports: Path) -> dict:
     t4 = time.perf_counter()
     snap.close()
     return {
+        "load_average_start": load_start,
+        "load_average_end": [round(x, 2) for x in os.getloadavg()],
         "build_snapshot_s": round(t1 - t0, 2),
         "answer_index_s": round(t2 - t1, 2),
         "load_s": round(t2 - t0, 2),
+        "cpu_build_snapshot_s": cpu_built,
+        "cpu_load_s": cpu_loaded,
         "rss_after_build_snapshot_mib": rss_built,
+        "peak_rss_build_snapshot_mib": peak_built,
         "rss_after_warm_mib": _rss_mib(),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mib": _peak_mib(),
         "answer_index_mib": round(index.nbytes / 2**20),
         "lookups": len(codes),
         "lookups_with_listings": found,
         "lookup_us": round((t4 - t3) / max(len(codes), 1) * 1e6, 1),
     }
+
+
+def _peak_mib() -> int:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def _cpu_s() -> float:
+    """CPU seconds (user + system) of this process so far: on a shared machine the wall time
+    depends on the load, the CPU time much less."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return round(usage.ru_utime + usage.ru_stime, 1)
 
 
 def _rss_mib() -> int:
@@ -159,11 +178,16 @@ def _rss_mib() -> int:
     return 0
 
 
-def run(rows: int) -> dict:
+def run(rows: int, keep: Path | None = None) -> dict:
+    """Synthesise (or, with `keep` holding a publication already, reuse) and time the load."""
     with tempfile.TemporaryDirectory(prefix="bench-snapshot-") as tmp:
-        exports = Path(tmp) / "exports"
+        exports = (keep or Path(tmp)) / "exports"
         t0 = time.perf_counter()
-        counts = synthesise(exports, rows)
+        if (exports / "index.json").is_file():
+            counts = json.loads((exports / "index.json").read_text())["feeds"]
+            counts = {feed: entry["row_count"] for feed, entry in counts.items()}
+        else:
+            counts = synthesise(exports, rows)
         synth_s = time.perf_counter() - t0
         out = subprocess.run(
             [sys.executable, "-m", "bench.snapshot_load", "--time-load", str(exports)],
@@ -177,6 +201,9 @@ def run(rows: int) -> dict:
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--rows", type=int, default=1_000_000, help="subjects of the synthetic publication")
+    ap.add_argument(
+        "--keep", type=Path, metavar="DIR", help="synthesise into DIR/exports and keep it (reused when there)"
+    )
     ap.add_argument("--time-load", metavar="EXPORTS", help=argparse.SUPPRESS)  # the measured child process
 
 
@@ -187,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.time_load:
         print(json.dumps(time_load(Path(args.time_load))))
         return 0
-    print(json.dumps(run(args.rows), indent=1))
+    print(json.dumps(run(args.rows, args.keep), indent=1))
     return 0
 
 

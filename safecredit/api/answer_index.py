@@ -19,10 +19,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any, Iterable
 
 import orjson
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from safecredit.publish.formats import json_value
 
@@ -242,14 +244,14 @@ def build_answer_index(cur, feeds: dict[str, Any]) -> AnswerIndex:
         if not {"subject_id", "subject_type"} <= set(have):
             return None
         kept = [c for c in have if c in INDEXED[feed]]
-        return SortedIds.read(cur, f'"{feed}"', "subject_type || ':' || subject_id", kept)
+        return _sorted(cur, feeds[feed], ("subject_type", "subject_id"), kept)
 
     listings, measures = by_subject("blacklist"), by_subject("restrictions")
     names = SortedIds(pa.table({"_id": pa.array([], pa.string()), "name": pa.array([], pa.string())}))
     if {"uscc", "name"} <= set(columns("credit_scores")):
         # with each unit's 守信 eligibility: a qualifying unit's answer links to its incentives
         shown = [c for c in ("name", "incentive_eligible") if c in columns("credit_scores")]
-        names = SortedIds.read(cur, '"credit_scores"', "uscc", shown, "name IS NOT NULL")
+        names = _sorted(cur, feeds["credit_scores"], ("uscc",), shown, ("name",))
     timelines = [f for f in TIMELINES if {"valid_from", "valid_until"} <= set(columns(f))]
     return AnswerIndex(
         listings,
@@ -259,6 +261,19 @@ def build_answer_index(cur, feeds: dict[str, Any]) -> AnswerIndex:
         len(timelines) == len(TIMELINES),
         *(by_subject(f) if f in timelines else None for f in TIMELINES),
     )
+
+
+def _sorted(cur, info: Any, key: tuple[str, ...], columns: list[str], not_null: tuple[str, ...] = ()) -> SortedIds:
+    """`info`'s rows by `key` (joined with ':'), read from the feed's file when it has the columns
+    as served (the snapshot's table is that file copied; a lean feed's widening adds other
+    columns): the index is then built beside DuckDB's copy, not from it, a column at a time. Else
+    (a feed without a file of its own) from the snapshot's relation."""
+    path = getattr(info, "path", None)
+    if path is not None and Path(path).is_file():
+        if {*key, *columns, *not_null} <= set(pq.read_schema(path).names):
+            return SortedIds.from_parquet(path, key, columns, not_null)
+    where = " AND ".join(f'"{c}" IS NOT NULL' for c in not_null) or "true"
+    return SortedIds.read(cur, f'"{info.name}"', " || ':' || ".join(key), columns, where)
 
 
 def answer_body(
