@@ -253,7 +253,7 @@ def build_answer_index(cur, feeds: dict[str, Any]) -> AnswerIndex:
         shown = [c for c in ("name", "incentive_eligible") if c in columns("credit_scores")]
         names = _sorted(cur, feeds["credit_scores"], ("uscc",), shown, ("name",))
     timelines = [f for f in TIMELINES if {"valid_from", "valid_until"} <= set(columns(f))]
-    return AnswerIndex(
+    index = AnswerIndex(
         listings,
         measures,
         names,
@@ -261,6 +261,8 @@ def build_answer_index(cur, feeds: dict[str, Any]) -> AnswerIndex:
         len(timelines) == len(TIMELINES),
         *(by_subject(f) if f in timelines else None for f in TIMELINES),
     )
+    pa.default_memory_pool().release_unused()  # the columns read and sorted: the server keeps running
+    return index
 
 
 def _sorted(cur, info: Any, key: tuple[str, ...], columns: list[str], not_null: tuple[str, ...] = ()) -> SortedIds:
