@@ -6,9 +6,11 @@ Synthesises with DuckDB a publication of N subjects (N units in `credit_scores`,
 entries — a third of them persons —, their restrictions, listing and restriction timelines, the
 city's proportions of `bench/README.md`) as the feed files the service reads (`full.parquet`,
 manifests, `versions.json`, `index.json`; nothing signed, no CSV or JSONL), then, in a fresh
-process, times `build_snapshot` (each feed into the in-memory DuckDB, sorted) and `warm` (the
-answer index: sorted Arrow reads, fixed-width id arrays) and reports the peak resident set of that
-process, and the time of 100,000 lookups from the index (70% clean codes, as bench.api asks).
+process, times `build_snapshot` (the feeds DuckDB holds copied into it, the others views over
+their files) and `warm` (the answer index, built from the files a column at a time: fixed-width id
+arrays, columns in id order) and reports the peak resident set and the CPU seconds of that
+process, the load average, and the time of 100,000 lookups from the index (70% clean codes, as
+bench.api asks). `--keep DIR` synthesises into DIR once and reuses it.
 Target (issue 11): at 10 M subjects ≤ 60 s and ≤ 4 GiB. Other feeds (premium factors, incentives,
 penalties) are not synthesised: their load is DuckDB's, not the answer index's.
 """

@@ -1,15 +1,15 @@
 """The in-memory answer index of one publication snapshot: what `GET /v1/restrictions/{code}`
 answers for the publication's own date, keyed by (subject_type, subject_id).
 
-Built once when a snapshot loads (`SnapshotManager` → `warm`), before it is swapped in, and
-dropped with it, without a pass over rows in Python: per feed (`blacklist`, `restrictions`) and
-subject type one sorted Arrow read of the columns an answer shows, its subject ids a fixed-width
-numpy array (a view of the Arrow buffer) searched by bisection; the units' names (`credit_scores`)
-the same way. A request normalises its code (a person's: the keyed hash), finds its rows (none for
-most codes asked), turns them into the answer's JSON-ready parts (`prepare_subject`, remembered for
-the subjects asked most) and filters by `matter`: statuses, dates and measures are those the rules
-published (`rules/30_blacklist.sql`, `rules/35_restrictions.sql`), never re-derived here, and no
-policy file is read.
+Built once when a snapshot loads (`SnapshotManager` → `warm`), before it is swapped in, and dropped
+with it, without a pass over rows in Python: per feed (`blacklist`, `restrictions`, the timelines)
+the columns an answer shows, read from the feed's Parquet file a column at a time and put in
+`type:id` order, the distinct ids a fixed-width numpy array searched by bisection
+(`sorted_ids.py`); the units' names (`credit_scores`) the same way. A request normalises its code
+(a person's: the keyed hash), finds its rows (none for most codes asked), turns them into the
+answer's JSON-ready parts (`prepare_subject`, remembered for the subjects asked most) and filters
+by `matter`: statuses, dates and measures are those the rules published (`rules/30_blacklist.sql`,
+`rules/35_restrictions.sql`), never re-derived here, and no policy file is read.
 
 The same `prepare_subject` turns rows read per request (`safecredit check`, `known_at`, another
 `as_of`) into the same dicts, so the CLI and the API give the same bytes.
