@@ -110,8 +110,10 @@ def synthesise(exports: Path, n: int) -> dict[str, int]:
     return counts
 
 
-def time_load(exports: Path) -> dict:
-    """Load the snapshot of `exports` as the server does (in this process) and measure it."""
+def time_load(exports: Path, reload: bool = False) -> dict:
+    """Load the snapshot of `exports` as the server does (in this process) and measure it;
+    `reload`: then load it again while the first is held, as a server builds the next publication's
+    snapshot beside the one it serves (the peak of both)."""
     import random
 
     from safecredit.api.answer_index import PUBLISHED, TIMELINES
@@ -125,7 +127,7 @@ def time_load(exports: Path) -> dict:
     rss_built, peak_built, cpu_built = _rss_mib(), _peak_mib(), _cpu_s()
     warm(snap)
     t2 = time.perf_counter()
-    cpu_loaded = _cpu_s()
+    cpu_loaded, rss_loaded, peak_loaded = _cpu_s(), _rss_mib(), _peak_mib()
     index = answer_index(snap)
     assert index is not None
     cur = snap.cursor()
@@ -141,8 +143,17 @@ def time_load(exports: Path) -> dict:
     t3 = time.perf_counter()
     found = sum(bool(index.prepared("unit", c, c).listings) for c in codes)
     t4 = time.perf_counter()
+    cur.close()
+    reloaded = {"rss_after_lookups_mib": _rss_mib()}
+    if reload:
+        t5 = time.perf_counter()
+        second = build_snapshot(exports, views=TIMELINES, compressed=PUBLISHED)
+        warm(second)
+        reloaded |= {"reload_s": round(time.perf_counter() - t5, 2), "rss_after_reload_mib": _rss_mib()}
+        reloaded["peak_rss_with_reload_mib"] = _peak_mib()
+        second.close()
     snap.close()
-    return {
+    return reloaded | {
         "load_average_start": load_start,
         "load_average_end": [round(x, 2) for x in os.getloadavg()],
         "build_snapshot_s": round(t1 - t0, 2),
@@ -152,8 +163,8 @@ def time_load(exports: Path) -> dict:
         "cpu_load_s": cpu_loaded,
         "rss_after_build_snapshot_mib": rss_built,
         "peak_rss_build_snapshot_mib": peak_built,
-        "rss_after_warm_mib": _rss_mib(),
-        "peak_rss_mib": _peak_mib(),
+        "rss_after_warm_mib": rss_loaded,
+        "peak_rss_mib": peak_loaded,
         "answer_index_mib": round(index.nbytes / 2**20),
         "lookups": len(codes),
         "lookups_with_listings": found,
@@ -180,7 +191,7 @@ def _rss_mib() -> int:
     return 0
 
 
-def run(rows: int, keep: Path | None = None) -> dict:
+def run(rows: int, keep: Path | None = None, reload: bool = False) -> dict:
     """Synthesise (or, with `keep` holding a publication already, reuse) and time the load."""
     with tempfile.TemporaryDirectory(prefix="bench-snapshot-") as tmp:
         exports = (keep or Path(tmp)) / "exports"
@@ -192,7 +203,7 @@ def run(rows: int, keep: Path | None = None) -> dict:
             counts = synthesise(exports, rows)
         synth_s = time.perf_counter() - t0
         out = subprocess.run(
-            [sys.executable, "-m", "bench.snapshot_load", "--time-load", str(exports)],
+            [sys.executable, "-m", "bench.snapshot_load", "--time-load", str(exports), *(["--reload"] * reload)],
             capture_output=True,
             text=True,
             check=True,
@@ -206,6 +217,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument(
         "--keep", type=Path, metavar="DIR", help="synthesise into DIR/exports and keep it (reused when there)"
     )
+    ap.add_argument(
+        "--reload", action="store_true", help="then load it again beside the first (a server's next publication)"
+    )
     ap.add_argument("--time-load", metavar="EXPORTS", help=argparse.SUPPRESS)  # the measured child process
 
 
@@ -214,9 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(ap)
     args = ap.parse_args(argv)
     if args.time_load:
-        print(json.dumps(time_load(Path(args.time_load))))
+        print(json.dumps(time_load(Path(args.time_load), args.reload)))
         return 0
-    print(json.dumps(run(args.rows, args.keep), indent=1))
+    print(json.dumps(run(args.rows, args.keep, args.reload), indent=1))
     return 0
 
 

@@ -38,6 +38,8 @@ from safecredit.publish import FeedStore, is_version_id
 from safecredit.publish.errors import VersionNotFound, VersionPruned
 from safecredit.publish.lean import widen_sql
 
+from .packed import copy_compressed
+
 log = logging.getLogger("safecredit.api.snapshot")
 
 #: Business dates are Asia/Shanghai (UTC+8 all year, no daylight saving).
@@ -234,7 +236,7 @@ def build_snapshot(
             cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()} if materialize else set()
             order = list(dict.fromkeys(c for c in ("subject_id", "uscc", *info.id_columns) if c in cols))
             if materialize and feed in compressed:
-                _copy_compressed(con, feed, src)
+                copy_compressed(con, feed, path)
             elif materialize and feed not in views and not (order[:1] == ["uscc"] and order == list(info.id_columns)):
                 # a feed's file is in id order already (exchange.md §1): sorting by its ids again
                 # only costs time and memory
@@ -292,17 +294,6 @@ def _widen(
             con.execute(f'DROP {was} "{lean}"')
         wide = tuple(r[0] for r in con.execute(f'DESCRIBE "{feed}"').fetchall())
         feeds[feed] = FeedInfo(**{**feeds[feed].__dict__, "columns": wide})
-
-
-def _copy_compressed(con: duckdb.DuckDBPyConnection, feed: str, src: str) -> None:
-    """`feed` as a table of the compressed in-memory database `packed` (attached on first use;
-    checkpointed after each feed, which compresses it, so at most one feed is held uncompressed)
-    and a view of it under its own name (cursors see the main database's catalogue)."""
-    if not con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = 'packed'").fetchall()[0][0]:
-        con.execute("ATTACH ':memory:' AS packed (COMPRESS)")
-    con.execute(f'CREATE TABLE packed."{feed}" AS SELECT * FROM {src}')
-    con.execute("CHECKPOINT packed")
-    con.execute(f'CREATE VIEW "{feed}" AS SELECT * FROM packed."{feed}"')
 
 
 #: seconds between two requests' checks of index.json (the poll thread checks every poll_interval)
