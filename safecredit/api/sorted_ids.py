@@ -78,7 +78,10 @@ class SortedIds:
         arrays = []
         for name in columns:  # one column at a time: its source is freed before the next is read
             read = pq.ParquetFile(path, read_dictionary=[name] if name in dictionary else None, metadata=file.metadata)
-            arrays.append(_in_order(read.read(columns=[name]).column(0), index, rows))
+            column = read.read(columns=[name]).column(0)
+            if name in dictionary and not pa.types.is_dictionary(column.type):  # dates: encoded here
+                column = pa.chunked_array([pc.dictionary_encode(c) for c in column.chunks])
+            arrays.append(_in_order(column, index, rows))
         found = cls.__new__(cls)
         found._hold(width, ids, starts, pa.Table.from_arrays(arrays, names=list(columns)))
         return found
@@ -202,17 +205,20 @@ def _take_index(order: np.ndarray | None) -> pa.Array | None:
 
 
 def _repetitive(file: pq.ParquetFile, name: str) -> bool:
-    """Whether text column `name` is worth reading dictionary-encoded: the writer encoded it so in
+    """Whether column `name` (text or dates) is worth reading dictionary-encoded: the writer encoded it so in
     some row group (DuckDB does where the values repeat), or its first row group has at most
     DICTIONARY_SHARE distinct values (entry ids and names repeat on a listing's timeline rows,
     written plain: each row group holds few rows of each). Unique text (units' names) is read
     plain, without building a dictionary as large as itself."""
     meta = file.metadata
     at = meta.schema.names.index(name)
-    if meta.schema.column(at).physical_type != "BYTE_ARRAY" or not meta.num_row_groups:
+    kind = meta.schema.column(at)
+    if kind.physical_type != "BYTE_ARRAY" and str(kind.logical_type) != "Date" or not meta.num_row_groups:
         return False
     if any(meta.row_group(g).column(at).has_dictionary_page for g in range(meta.num_row_groups)):
-        return True
+        return True  # dates too: a timeline's are a few thousand days, two bytes a row instead of four
+    if kind.physical_type != "BYTE_ARRAY":
+        return False
     sample = file.read_row_group(0, columns=[name]).column(0)
     return len(sample) > 0 and pc.count_distinct(sample).as_py() <= DICTIONARY_SHARE * len(sample)
 
