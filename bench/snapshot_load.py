@@ -6,9 +6,11 @@ Synthesises with DuckDB a publication of N subjects (N units in `credit_scores`,
 entries — a third of them persons —, their restrictions, listing and restriction timelines, the
 city's proportions of `bench/README.md`) as the feed files the service reads (`full.parquet`,
 manifests, `versions.json`, `index.json`; nothing signed, no CSV or JSONL), then, in a fresh
-process, times `build_snapshot` (each feed into the in-memory DuckDB, sorted) and `warm` (the
-answer index: sorted Arrow reads, fixed-width id arrays) and reports the peak resident set of that
-process, and the time of 100,000 lookups from the index (70% clean codes, as bench.api asks).
+process, times `build_snapshot` (the feeds DuckDB holds copied into it, the others views over
+their files) and `warm` (the answer index, built from the files a column at a time: fixed-width id
+arrays, columns in id order) and reports the peak resident set and the CPU seconds of that
+process, the load average, and the time of 100,000 lookups from the index (70% clean codes, as
+bench.api asks). `--keep DIR` synthesises into DIR once and reuses it.
 Target (issue 11): at 10 M subjects ≤ 60 s and ≤ 4 GiB. Other feeds (premium factors, incentives,
 penalties) are not synthesised: their load is DuckDB's, not the answer index's.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -107,20 +110,24 @@ def synthesise(exports: Path, n: int) -> dict[str, int]:
     return counts
 
 
-def time_load(exports: Path) -> dict:
-    """Load the snapshot of `exports` as the server does (in this process) and measure it."""
+def time_load(exports: Path, reload: bool = False) -> dict:
+    """Load the snapshot of `exports` as the server does (in this process) and measure it;
+    `reload`: then load it again while the first is held, as a server builds the next publication's
+    snapshot beside the one it serves (the peak of both)."""
     import random
 
     from safecredit.api.answer_index import PUBLISHED, TIMELINES
     from safecredit.api.restrictions import answer_index, warm
     from safecredit.api.snapshot import build_snapshot
 
+    load_start = [round(x, 2) for x in os.getloadavg()]  # the machine may be shared: say how busy
     t0 = time.perf_counter()
     snap = build_snapshot(exports, views=TIMELINES, compressed=PUBLISHED)  # as `safecredit serve` loads it
     t1 = time.perf_counter()
-    rss_built = _rss_mib()
+    rss_built, peak_built, cpu_built = _rss_mib(), _peak_mib(), _cpu_s()
     warm(snap)
     t2 = time.perf_counter()
+    cpu_loaded, rss_loaded, peak_loaded = _cpu_s(), _rss_mib(), _peak_mib()
     index = answer_index(snap)
     assert index is not None
     cur = snap.cursor()
@@ -136,19 +143,44 @@ def time_load(exports: Path) -> dict:
     t3 = time.perf_counter()
     found = sum(bool(index.prepared("unit", c, c).listings) for c in codes)
     t4 = time.perf_counter()
+    cur.close()
+    reloaded = {"rss_after_lookups_mib": _rss_mib()}
+    if reload:
+        t5 = time.perf_counter()
+        second = build_snapshot(exports, views=TIMELINES, compressed=PUBLISHED)
+        warm(second)
+        reloaded |= {"reload_s": round(time.perf_counter() - t5, 2), "rss_after_reload_mib": _rss_mib()}
+        reloaded["peak_rss_with_reload_mib"] = _peak_mib()
+        second.close()
     snap.close()
-    return {
+    return reloaded | {
+        "load_average_start": load_start,
+        "load_average_end": [round(x, 2) for x in os.getloadavg()],
         "build_snapshot_s": round(t1 - t0, 2),
         "answer_index_s": round(t2 - t1, 2),
         "load_s": round(t2 - t0, 2),
+        "cpu_build_snapshot_s": cpu_built,
+        "cpu_load_s": cpu_loaded,
         "rss_after_build_snapshot_mib": rss_built,
-        "rss_after_warm_mib": _rss_mib(),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_build_snapshot_mib": peak_built,
+        "rss_after_warm_mib": rss_loaded,
+        "peak_rss_mib": peak_loaded,
         "answer_index_mib": round(index.nbytes / 2**20),
         "lookups": len(codes),
         "lookups_with_listings": found,
         "lookup_us": round((t4 - t3) / max(len(codes), 1) * 1e6, 1),
     }
+
+
+def _peak_mib() -> int:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def _cpu_s() -> float:
+    """CPU seconds (user + system) of this process so far: on a shared machine the wall time
+    depends on the load, the CPU time much less."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return round(usage.ru_utime + usage.ru_stime, 1)
 
 
 def _rss_mib() -> int:
@@ -159,14 +191,19 @@ def _rss_mib() -> int:
     return 0
 
 
-def run(rows: int) -> dict:
+def run(rows: int, keep: Path | None = None, reload: bool = False) -> dict:
+    """Synthesise (or, with `keep` holding a publication already, reuse) and time the load."""
     with tempfile.TemporaryDirectory(prefix="bench-snapshot-") as tmp:
-        exports = Path(tmp) / "exports"
+        exports = (keep or Path(tmp)) / "exports"
         t0 = time.perf_counter()
-        counts = synthesise(exports, rows)
+        if (exports / "index.json").is_file():
+            counts = json.loads((exports / "index.json").read_text())["feeds"]
+            counts = {feed: entry["row_count"] for feed, entry in counts.items()}
+        else:
+            counts = synthesise(exports, rows)
         synth_s = time.perf_counter() - t0
         out = subprocess.run(
-            [sys.executable, "-m", "bench.snapshot_load", "--time-load", str(exports)],
+            [sys.executable, "-m", "bench.snapshot_load", "--time-load", str(exports), *(["--reload"] * reload)],
             capture_output=True,
             text=True,
             check=True,
@@ -177,6 +214,12 @@ def run(rows: int) -> dict:
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--rows", type=int, default=1_000_000, help="subjects of the synthetic publication")
+    ap.add_argument(
+        "--keep", type=Path, metavar="DIR", help="synthesise into DIR/exports and keep it (reused when there)"
+    )
+    ap.add_argument(
+        "--reload", action="store_true", help="then load it again beside the first (a server's next publication)"
+    )
     ap.add_argument("--time-load", metavar="EXPORTS", help=argparse.SUPPRESS)  # the measured child process
 
 
@@ -185,9 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(ap)
     args = ap.parse_args(argv)
     if args.time_load:
-        print(json.dumps(time_load(Path(args.time_load))))
+        print(json.dumps(time_load(Path(args.time_load), args.reload)))
         return 0
-    print(json.dumps(run(args.rows), indent=1))
+    print(json.dumps(run(args.rows, args.keep, args.reload), indent=1))
     return 0
 
 

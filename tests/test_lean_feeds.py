@@ -75,6 +75,14 @@ def test_published_lean_and_answered_whole(con, tmp_path):
                 assert list(snap.feeds[feed].columns) == [n for n, _ in public_columns(con, feed)], feed
                 got = sorted(r[0] for r in snap.con.execute(f'SELECT to_json(x)::VARCHAR FROM "{feed}" x').fetchall())
                 assert got == rule_rows(con, feed), feed
+            if materialize:  # the server copies a per-unit feed only to join it back (once, not per lookup)
+                kinds = dict(snap.con.execute("SELECT table_name, 'table' FROM duckdb_tables()").fetchall())
+                kinds |= dict(
+                    snap.con.execute("SELECT view_name, 'view' FROM duckdb_views() WHERE NOT internal").fetchall()
+                )
+                assert {f: kinds[f] for f in PER_UNIT} == {f: "table" for f in PER_UNIT}
+                # a feed in USCC order is read from its file (its row groups pruned by USCC), not copied
+                assert [kinds[f] for f in DETAIL] == ["view", "view", "view", "table"]
         finally:
             snap.close()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from safecredit.api import sorted_ids
 from safecredit.api.sorted_ids import SortedIds
@@ -48,3 +49,39 @@ def test_an_empty_relation_finds_nothing():
     table(con)
     empty = SortedIds.read(con, "t", "id", ["n"], where="n > 100")
     assert empty.rows("a") == [] and empty.first("a", "n") is None and empty.nbytes >= 0
+
+
+def test_built_from_parquet_it_answers_as_read_from_duckdb(tmp_path, monkeypatch):
+    """The server's index is built from the feed's file, a column at a time; rows, their order
+    within an id, NULL ids left out, encodings: as `read` gives them from the same relation. Small
+    row groups and batches make several dictionaries to unify and batches to join."""
+    monkeypatch.setattr(sorted_ids, "BATCH_ROWS", 7)
+    con = duckdb.connect()
+    con.execute("""CREATE TABLE f AS SELECT
+            CASE WHEN i % 11 = 0 THEN NULL WHEN i % 3 = 0 THEN 'person' ELSE 'unit' END AS subject_type,
+            'S' || ((i * 7) % 13) AS subject_id, i AS n, 'kind' || (i % 2) AS kind,
+            'name of ' || i AS name, CASE WHEN i % 5 = 0 THEN NULL ELSE 'U' || (100 - i) END AS uscc,
+            CAST(DATE '2026-01-01' + INTERVAL (i % 3) DAY AS DATE) AS d
+        FROM range(60) t(i)""")
+    path = tmp_path / "f.parquet"
+    # repetitive text dictionary-encoded in the file (as DuckDB writes it), the rest plain
+    kept = ["subject_type", "subject_id", "kind", "d"]
+    pq.write_table(con.sql("SELECT * FROM f").fetch_arrow_table(), path, row_group_size=8, use_dictionary=kept)
+    assert pq.ParquetFile(path).metadata.num_row_groups > 1
+    columns = ["n", "kind", "name", "d"]
+    for key, where in ((("subject_type", "subject_id"), "true"), (("uscc",), "name IS NOT NULL")):
+        joined = " || ':' || ".join(key)
+        old = SortedIds.read(con, f"read_parquet('{path}')", joined, columns, where)
+        new = SortedIds.from_parquet(path, key, columns, ("name",) if key == ("uscc",) else ())
+        assert new.width == old.width and list(new.ids) == list(old.ids) == sorted(set(old.ids))
+        for (k,) in con.execute(f"SELECT DISTINCT {joined} FROM f").fetchall():
+            if k is not None:
+                assert new.rows(k) == old.rows(k) != [], k
+                assert [r["n"] for r in new.rows(k)] == sorted(r["n"] for r in new.rows(k))  # file order
+        probe = "person:S3" if len(key) == 2 else "U99"
+        assert new.rows("unit:S99") == [] and new.first(probe, "kind") == old.first(probe, "kind") is not None
+        # as encoded as `read` makes them, and a repetitive date column too (two bytes a row)
+        assert new.table.drop_columns(["d"]).schema == old.table.drop_columns(["d"]).schema
+        assert new.table.schema.field("d").type == pa.dictionary(pa.int8(), pa.date32())
+        assert new.table.num_rows == con.execute(f"SELECT count({joined}) FROM f").fetchall()[0][0]
+    assert SortedIds.from_parquet(path, ("subject_type", "subject_id"), columns).starts is not None  # ids repeat

@@ -1,15 +1,15 @@
 """The in-memory answer index of one publication snapshot: what `GET /v1/restrictions/{code}`
 answers for the publication's own date, keyed by (subject_type, subject_id).
 
-Built once when a snapshot loads (`SnapshotManager` → `warm`), before it is swapped in, and
-dropped with it, without a pass over rows in Python: per feed (`blacklist`, `restrictions`) and
-subject type one sorted Arrow read of the columns an answer shows, its subject ids a fixed-width
-numpy array (a view of the Arrow buffer) searched by bisection; the units' names (`credit_scores`)
-the same way. A request normalises its code (a person's: the keyed hash), finds its rows (none for
-most codes asked), turns them into the answer's JSON-ready parts (`prepare_subject`, remembered for
-the subjects asked most) and filters by `matter`: statuses, dates and measures are those the rules
-published (`rules/30_blacklist.sql`, `rules/35_restrictions.sql`), never re-derived here, and no
-policy file is read.
+Built once when a snapshot loads (`SnapshotManager` → `warm`), before it is swapped in, and dropped
+with it, without a pass over rows in Python: per feed (`blacklist`, `restrictions`, the timelines)
+the columns an answer shows, read from the feed's Parquet file a column at a time and put in
+`type:id` order, the distinct ids a fixed-width numpy array searched by bisection
+(`sorted_ids.py`); the units' names (`credit_scores`) the same way. A request normalises its code
+(a person's: the keyed hash), finds its rows (none for most codes asked), turns them into the
+answer's JSON-ready parts (`prepare_subject`, remembered for the subjects asked most) and filters
+by `matter`: statuses, dates and measures are those the rules published (`rules/30_blacklist.sql`,
+`rules/35_restrictions.sql`), never re-derived here, and no policy file is read.
 
 The same `prepare_subject` turns rows read per request (`safecredit check`, `known_at`, another
 `as_of`) into the same dicts, so the CLI and the API give the same bytes.
@@ -19,10 +19,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any, Iterable
 
 import orjson
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from safecredit.publish.formats import json_value
 
@@ -242,16 +244,16 @@ def build_answer_index(cur, feeds: dict[str, Any]) -> AnswerIndex:
         if not {"subject_id", "subject_type"} <= set(have):
             return None
         kept = [c for c in have if c in INDEXED[feed]]
-        return SortedIds.read(cur, f'"{feed}"', "subject_type || ':' || subject_id", kept)
+        return _sorted(cur, feeds[feed], ("subject_type", "subject_id"), kept)
 
     listings, measures = by_subject("blacklist"), by_subject("restrictions")
     names = SortedIds(pa.table({"_id": pa.array([], pa.string()), "name": pa.array([], pa.string())}))
     if {"uscc", "name"} <= set(columns("credit_scores")):
         # with each unit's 守信 eligibility: a qualifying unit's answer links to its incentives
         shown = [c for c in ("name", "incentive_eligible") if c in columns("credit_scores")]
-        names = SortedIds.read(cur, '"credit_scores"', "uscc", shown, "name IS NOT NULL")
+        names = _sorted(cur, feeds["credit_scores"], ("uscc",), shown, ("name",))
     timelines = [f for f in TIMELINES if {"valid_from", "valid_until"} <= set(columns(f))]
-    return AnswerIndex(
+    index = AnswerIndex(
         listings,
         measures,
         names,
@@ -259,6 +261,21 @@ def build_answer_index(cur, feeds: dict[str, Any]) -> AnswerIndex:
         len(timelines) == len(TIMELINES),
         *(by_subject(f) if f in timelines else None for f in TIMELINES),
     )
+    pa.default_memory_pool().release_unused()  # the columns read and sorted: the server keeps running
+    return index
+
+
+def _sorted(cur, info: Any, key: tuple[str, ...], columns: list[str], not_null: tuple[str, ...] = ()) -> SortedIds:
+    """`info`'s rows by `key` (joined with ':'), read from the feed's file when it has the columns
+    as served (the snapshot's table is that file copied; a lean feed's widening adds other
+    columns): the index is then built beside DuckDB's copy, not from it, a column at a time. Else
+    (a feed without a file of its own) from the snapshot's relation."""
+    path = getattr(info, "path", None)
+    if path is not None and Path(path).is_file():
+        if {*key, *columns, *not_null} <= set(pq.read_schema(path).names):
+            return SortedIds.from_parquet(path, key, columns, not_null)
+    where = " AND ".join(f'"{c}" IS NOT NULL' for c in not_null) or "true"
+    return SortedIds.read(cur, f'"{info.name}"', " || ':' || ".join(key), columns, where)
 
 
 def answer_body(

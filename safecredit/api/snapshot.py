@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Collection, Iterator
 
 import duckdb
 
@@ -37,6 +37,8 @@ from safecredit.config import SHANGHAI
 from safecredit.publish import FeedStore, is_version_id
 from safecredit.publish.errors import VersionNotFound, VersionPruned
 from safecredit.publish.lean import widen_sql
+
+from .packed import copy_compressed
 
 log = logging.getLogger("safecredit.api.snapshot")
 
@@ -100,6 +102,10 @@ def open_duckdb() -> duckdb.DuckDBPyConnection:
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
             "threads": 2,
+            # DuckDB's allocator keeps what a load freed (the uncompressed copy of a compressed
+            # feed: 1.6 GiB at 10 M subjects) until later allocations purge it; its background
+            # threads return it within a second, before the answer index is built beside it
+            "allocator_background_threads": True,
         },
     )
 
@@ -218,6 +224,7 @@ def build_snapshot(
     index = store.index() if stamp is not None else None
     con = open_duckdb()
     feeds: dict[str, FeedInfo] = {}
+    as_views: set[str] = set()
     try:
         for feed, entry in sorted(((index or {}).get("feeds") or {}).items()):
             version = (entry or {}).get("latest")
@@ -226,22 +233,26 @@ def build_snapshot(
             path = store.safe_file_path(feed, version, "full.parquet")
             info = _feed_info(store, feed, version, path)
             src = f"read_parquet({sql_literal(str(path))})"
+            cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()} if materialize else set()
+            order = list(dict.fromkeys(c for c in ("subject_id", "uscc", *info.id_columns) if c in cols))
             if materialize and feed in compressed:
-                _copy_compressed(con, feed, src)
-            elif materialize and feed not in views:
-                cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
-                order = list(dict.fromkeys(c for c in ("subject_id", "uscc", *info.id_columns) if c in cols))
+                copy_compressed(con, feed, path)
+            elif materialize and feed not in views and not (order[:1] == ["uscc"] and order == list(info.id_columns)):
                 # a feed's file is in id order already (exchange.md §1): sorting by its ids again
-                # (the per-unit feeds, 10 M rows at national scale) only costs time and memory
+                # only costs time and memory
                 order_sql = f" ORDER BY {', '.join(order)}" if order and order != list(info.id_columns) else ""
                 con.execute(f'CREATE TABLE "{feed}" AS SELECT * FROM {src}{order_sql}')
             else:
+                # the per-unit feeds (10 M rows each at national scale) are asked by USCC, in whose
+                # order their files are: a lookup or a page prunes the file's row groups by their
+                # statistics as fast as it scans a copy in memory (bench/README.md, snapshot load)
                 con.execute(f'CREATE VIEW "{feed}" AS SELECT * FROM {src}')
+                as_views.add(feed)
             if not info.columns:
                 names = [r[0] for r in con.execute(f'DESCRIBE "{feed}"').fetchall()]
                 info = FeedInfo(**{**info.__dict__, "columns": tuple(names)})
             feeds[feed] = info
-        _widen(con, feeds, materialize)
+        _widen(con, feeds, materialize, as_views)
     except BaseException:
         con.close()
         raise
@@ -261,9 +272,13 @@ def _table_of(feeds: dict[str, FeedInfo], renamed: str, lean: str, name: str) ->
     return f'"{lean}"' if name == renamed else f'"{name}"' if name in feeds else None
 
 
-def _widen(con: duckdb.DuckDBPyConnection, feeds: dict[str, FeedInfo], materialize: bool) -> None:
+def _widen(
+    con: duckdb.DuckDBPyConnection, feeds: dict[str, FeedInfo], materialize: bool, as_views: Collection[str] = ()
+) -> None:
     """Lean per-unit feeds (issue 10 §6) in the shape the API answers: their components, worksheets
-    and labels joined back from the version's other feeds, once per snapshot, in DuckDB."""
+    and labels joined back from the version's other feeds, once per snapshot, in DuckDB (when
+    materialising, into a table even where the lean feed is a view: the join is not redone per
+    lookup)."""
     kind = "TABLE" if materialize else "VIEW"
     for feed in sorted(feeds):
         types = {r[0]: r[1] for r in con.execute(f'DESCRIBE "{feed}"').fetchall()}
@@ -271,24 +286,14 @@ def _widen(con: duckdb.DuckDBPyConnection, feeds: dict[str, FeedInfo], materiali
         sql = widen_sql(feed, partial(_table_of, feeds, feed, lean), types)
         if sql is None:
             continue
-        con.execute(f'ALTER {kind} "{feed}" RENAME TO "{lean}"')
+        was = "VIEW" if feed in as_views or not materialize else "TABLE"
+        con.execute(f'ALTER {was} "{feed}" RENAME TO "{lean}"')
         order = " ORDER BY uscc" if materialize else ""
         con.execute(f'CREATE {kind} "{feed}" AS {sql}{order}')
         if materialize:
-            con.execute(f'DROP TABLE "{lean}"')
+            con.execute(f'DROP {was} "{lean}"')
         wide = tuple(r[0] for r in con.execute(f'DESCRIBE "{feed}"').fetchall())
         feeds[feed] = FeedInfo(**{**feeds[feed].__dict__, "columns": wide})
-
-
-def _copy_compressed(con: duckdb.DuckDBPyConnection, feed: str, src: str) -> None:
-    """`feed` as a table of the compressed in-memory database `packed` (attached on first use;
-    checkpointed after each feed, which compresses it, so at most one feed is held uncompressed)
-    and a view of it under its own name (cursors see the main database's catalogue)."""
-    if not con.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = 'packed'").fetchall()[0][0]:
-        con.execute("ATTACH ':memory:' AS packed (COMPRESS)")
-    con.execute(f'CREATE TABLE packed."{feed}" AS SELECT * FROM {src}')
-    con.execute("CHECKPOINT packed")
-    con.execute(f'CREATE VIEW "{feed}" AS SELECT * FROM packed."{feed}"')
 
 
 #: seconds between two requests' checks of index.json (the poll thread checks every poll_interval)
