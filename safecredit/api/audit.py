@@ -6,8 +6,10 @@ and `fsync` runs at most every `sync_interval` (50 ms), so a crash of the machin
 the rows of the last 50 ms). A writer thread moves spooled rows into the database in bulk: it
 closes the current segment (a new one takes the appends), inserts the closed segments' rows with
 one SQLAlchemy Core `executemany` in one transaction, and deletes a segment only once that
-transaction committed. While the database is down, rows wait in the spool and the service keeps
-answering; a restart (or another server on the same home) imports what an earlier process left.
+transaction committed. The rows go to the driver as plain tuples (`exec_driver_sql`): no
+per-row work of SQLAlchemy's statement compiler, which held the GIL the requests need. While
+the database is down, rows wait in the spool and the service keeps answering; a restart (or
+another server on the same home) imports what an earlier process left.
 
 The spool is bounded (`max_spooled` rows): above 90% of it `accepting()` is False and the service
 answers 503 without serving; the last 10% is room for the rows of refused calls, and a row that
@@ -37,6 +39,8 @@ from .models import AuditLog
 log = logging.getLogger("safecredit.api.audit")
 
 SEGMENT_SUFFIX = ".jsonl"
+#: the columns a spooled row fills, in the order of the INSERT
+COLUMNS = ("at", "consumer", "key_id", "method", "route", "path", "code", "status", "version", "duration_ms")
 
 
 class AuditWriter:
@@ -71,6 +75,8 @@ class AuditWriter:
         self._committed = 0  # rows of this process's segments committed
         self._failing = False
         self._passes = 0  # complete, successful moves of the whole spool
+        self._insert = _insert_sql(engine)
+        self._sqlite = engine.dialect.name == "sqlite"
         self.written = 0  # rows committed (including rows an earlier process left)
         self.failed = 0  # failed database transactions
         self.dropped = 0  # rows refused by a full spool
@@ -218,10 +224,10 @@ class AuditWriter:
                     continue
                 if not path.exists():
                     continue
-                rows, lines = _read_rows(path)
+                rows, lines = _read_rows(path, self._sqlite)
                 if rows:
                     with self.engine.begin() as con:  # one transaction, one executemany
-                        con.execute(AuditLog.__table__.insert(), rows)
+                        con.exec_driver_sql(self._insert, rows)
                 path.unlink()
             except Exception as exc:  # noqa: BLE001 — never take the service down; keep the rows, say so
                 self.failed += 1
@@ -254,18 +260,41 @@ def _count_lines(path: Path) -> int:
         return sum(1 for _ in f)
 
 
-def _read_rows(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """A segment's rows and its line count; a torn last line (the machine crashed mid-append) is
-    reported and skipped."""
-    rows = []
+def _insert_sql(engine: Engine) -> str:
+    """The INSERT of a spooled row in the driver's parameter style."""
+    style = engine.dialect.paramstyle
+    marks = [
+        "?" if style == "qmark" else f":{i}" if style == "numeric" else f":{c}" if style == "named" else "%s"
+        for i, c in enumerate(COLUMNS, 1)
+    ]
+    return f"INSERT INTO {AuditLog.__tablename__} ({', '.join(COLUMNS)}) VALUES ({', '.join(marks)})"
+
+
+def _sqlite_time(at: str) -> str:
+    """An ISO timestamp (UTC, as spooled) as SQLAlchemy stores a DateTime in SQLite
+    (`YYYY-MM-DD HH:MM:SS.ffffff`): what reading the column back through the model expects."""
+    frac = at[20:26] if len(at) > 19 and at[19] == "." else ""
+    return f"{at[:10]} {at[11:19]}.{frac.ljust(6, '0')}"
+
+
+def _read_rows(path: Path, sqlite: bool = False) -> tuple[list[tuple], int]:
+    """A segment's rows (tuples of COLUMNS) and its line count; a torn last line (the machine
+    crashed mid-append) is reported and skipped. `at` as the driver takes it: a timezone-aware
+    datetime, or for SQLite the text SQLAlchemy would have written."""
     lines = path.read_bytes().splitlines()
-    for n, line in enumerate(lines, 1):
-        try:
-            row = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            log.error("audit spool %s line %d is not a whole row (a crash mid-write): skipped", path.name, n)
-            continue
-        if isinstance(row.get("at"), str):
-            row["at"] = datetime.fromisoformat(row["at"])
-        rows.append(row)
+    try:  # one parse for the whole segment; line by line only when one is torn
+        parsed = orjson.loads(b"[" + b",".join(lines) + b"]")
+    except orjson.JSONDecodeError:
+        parsed = []
+        for n, line in enumerate(lines, 1):
+            try:
+                parsed.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                log.error("audit spool %s line %d is not a whole row (a crash mid-write): skipped", path.name, n)
+    rows = []
+    for row in parsed:
+        at = row.get("at")
+        if isinstance(at, str):
+            at = _sqlite_time(at) if sqlite else datetime.fromisoformat(at)
+        rows.append((at, *(row.get(c) for c in COLUMNS[1:])))
     return rows, len(lines)
