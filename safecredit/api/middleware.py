@@ -22,6 +22,7 @@ import anyio
 from fastapi import HTTPException
 from starlette.routing import compile_path
 
+from .fastpath import FastRoute
 from .masking import MASKED, mask_ids_in_text, mask_path
 from .problems import PROBLEM_MEDIA_TYPE, problem_body, problem_bytes
 from .ratelimit import retry_after_header
@@ -89,6 +90,15 @@ def route_templates(app) -> list[tuple[re.Pattern, str, frozenset[str]]]:
     return sorted(out, key=lambda x: (x[1].count("{"), x[1]))
 
 
+_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+
+
+def _method(scope, limit: int) -> str:
+    """The request method as logs show it (any other text masked like a path)."""
+    method = scope.get("method", "")
+    return method if method in _METHODS else mask_path(str(method)[:limit])
+
+
 def _client(scope) -> str:
     c = scope.get("client")
     return f"{c[0]}:{c[1]}" if c else "-"
@@ -130,6 +140,12 @@ class ServiceMiddleware:
         self.app = app
         self.svc = service
         self._templates: list | None = None  # built on first use: the app's routes exist by then
+        self._fast: FastRoute | None = None  # the same
+
+    def _fast_route(self, scope) -> FastRoute:
+        if self._fast is None:
+            self._fast = FastRoute(scope.get("app"))
+        return self._fast
 
     def _route(self, scope) -> str:
         if self._templates is None and scope.get("app") is not None:
@@ -146,7 +162,13 @@ class ServiceMiddleware:
         guarded = path.startswith("/v1/") or path == "/v1" or path == "/report"
         state = scope.setdefault("state", {})
         sent = {"started": False, "status": 500}
-        instance = mask_path(path)
+        masked_path: list[str] = []
+
+        def instance() -> str:
+            """The path as a problem's `instance` shows it: masked only when a problem is answered."""
+            if not masked_path:
+                masked_path.append(mask_path(path))
+            return masked_path[0]
 
         principal: Principal | None = None
         audit = {"done": False, "refused": False}
@@ -165,7 +187,7 @@ class ServiceMiddleware:
                 at=started_at,
                 consumer=principal.consumer if principal else None,
                 key_id=principal.key_id if principal else None,
-                method=mask_path(str(scope.get("method", ""))[:10]),
+                method=_method(scope, 10),
                 route=self._route(scope)[:200],
                 path=shown()[:2000],
                 code=state.get("audit_code"),
@@ -178,7 +200,7 @@ class ServiceMiddleware:
             if message["type"] == "http.response.start":
                 if guarded and not audit["done"] and not audit_row(message["status"]):
                     # no answer goes out unaudited: a 503 replaces it (the row is counted as dropped)
-                    await _send_problem(send_tracked, 503, _audit_unavailable(instance), {"Retry-After": "5"})
+                    await _send_problem(send_tracked, 503, _audit_unavailable(instance()), {"Retry-After": "5"})
                     audit["refused"] = True
                     return
                 sent["started"] = True
@@ -212,7 +234,7 @@ class ServiceMiddleware:
                         413,
                         f"the request body exceeds {MAX_BODY // 1024} KiB; a batch takes at most 1,000 codes / "
                         f"请求体超过 {MAX_BODY // 1024} KiB（批量查询最多 1000 个代码）",
-                        instance=instance,
+                        instance=instance(),
                     ),
                 )
                 return
@@ -228,7 +250,7 @@ class ServiceMiddleware:
                         await _too_many(
                             send_tracked,
                             wait,
-                            instance,
+                            instance(),
                             "too many calls without a valid API key from this address",
                             "来自该地址的无效密钥请求过多",
                         )
@@ -243,33 +265,37 @@ class ServiceMiddleware:
                             401,
                             "a valid API key is required: Authorization: Bearer <key> / 需要有效的 API 密钥",
                             kind="unauthorized",
-                            instance=instance,
+                            instance=instance(),
                         ),
                         {"WWW-Authenticate": 'Bearer realm="safecredit"'},
                     )
                     return
                 state["principal"] = principal
                 if not svc.audit.accepting():
-                    await _send_problem(send_tracked, 503, _audit_unavailable(instance), {"Retry-After": "5"})
+                    await _send_problem(send_tracked, 503, _audit_unavailable(instance()), {"Retry-After": "5"})
                     return
                 wait = svc.limiter.take(principal.key_id, principal.rate_per_second, principal.burst)
                 if wait > 0:
                     await _too_many(
                         send_tracked,
                         wait,
-                        instance,
+                        instance(),
                         f"rate limit of {principal.rate_per_second:g} requests/s (burst {principal.burst}) exceeded",
                         "超过请求速率上限",
                     )
                     return
-            await self.app(scope, receive_limited, send_tracked)
+            code = self._fast_route(scope).code_of(scope, path) if guarded else None
+            if code is not None:  # the hot route, without the routing around it (fastpath.py)
+                await self._fast(scope, receive_limited, send_tracked, code)
+            else:
+                await self.app(scope, receive_limited, send_tracked)
         except Exception as exc:  # noqa: BLE001 — a bug: answer 500 without a traceback, log kind and place
             frames = traceback.extract_tb(exc.__traceback__)
             where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
             log.error(
                 "internal error on %s %s at %s: %s",
                 scope.get("method"),
-                instance,
+                instance(),
                 where,
                 mask_ids_in_text(f"{type(exc).__name__}: {exc}")[:500],
             )
@@ -281,20 +307,33 @@ class ServiceMiddleware:
                         500,
                         "internal error; the operator has the details in the server log / 内部错误",
                         kind="internal-error",
-                        instance=instance,
+                        instance=instance(),
                     ),
                 )
         finally:
             ms = (time.perf_counter() - t0) * 1000
-            access_log.info(
-                '%s "%s %s" %d %.1fms key=%s',
-                _client(scope),
-                mask_path(str(scope.get("method", ""))[:20]),
-                shown(),
-                sent["status"],
-                ms,
-                principal.key_id if principal else "-",
-                extra={MASKED: True},  # every part masked above: the log filter need not scan it again
-            )
+            if access_log.isEnabledFor(logging.INFO):
+                # the record made directly: `Logger.info` would also look up the calling frame
+                # (`findCaller`) on every request, for a line whose place is always this one
+                args = (
+                    _client(scope),
+                    _method(scope, 20),
+                    shown(),
+                    sent["status"],
+                    ms,
+                    principal.key_id if principal else "-",
+                )
+                access_log.handle(
+                    access_log.makeRecord(
+                        access_log.name,
+                        logging.INFO,
+                        __file__,
+                        0,
+                        '%s "%s %s" %d %.1fms key=%s',
+                        args,
+                        None,
+                        extra={MASKED: True},  # every part masked above: the log filter need not scan it again
+                    )
+                )
             if guarded and not audit["done"]:  # no answer was started (the client went away)
                 audit_row(sent["status"])
