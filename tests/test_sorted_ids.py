@@ -48,3 +48,15 @@ def test_an_empty_relation_finds_nothing():
     table(con)
     empty = SortedIds.read(con, "t", "id", ["n"], where="n > 100")
     assert empty.rows("a") == [] and empty.first("a", "n") is None and empty.nbytes >= 0
+
+
+def test_many_keys_in_one_pass_find_what_one_key_at_a_time_finds():
+    con = duckdb.connect()
+    table(con)
+    found = SortedIds.read(con, "t", "id", ["n", "kind"])
+    keys = ["a", "c", "abcd", "ab", "", "b", "a!", "zz", "a", "abc", "é", "a" * 40]
+    assert found.rows_of(keys) == [found.rows(k) for k in keys]
+    assert found.firsts(keys, "n") == [found.first(k, "n") for k in keys]
+    assert found.rows_of([]) == [] and found.firsts([], "n") == []
+    empty = SortedIds.read(con, "t", "id", ["n"], where="n > 100")
+    assert empty.rows_of(keys) == [[]] * len(keys) and empty.firsts(keys, "n") == [None] * len(keys)

@@ -37,6 +37,7 @@ class SortedIds:
             self.ids, table = self.ids[order], table.take(pa.array(order))
         self.table = narrowed(table)
         self._columns: dict[str, pa.Array] = {}  # one chunk per column `first` reads
+        self._last: tuple[str | None, tuple[int, int]] = (None, (0, 0))  # a unit's name and 守信 flag: one search
 
     @classmethod
     def read(cls, cur, relation: str, id_sql: str, columns: Iterable[str], where: str = "true") -> SortedIds:
@@ -55,11 +56,57 @@ class SortedIds:
         """[first, end) of the rows whose id is `key` (empty when none)."""
         if len(key) > self.width or not len(self.ids):
             return (0, 0)
-        padded = np.bytes_(key.ljust(self.width).encode("ascii", "replace"))
-        lo = int(np.searchsorted(self.ids, padded, "left"))
+        last = self._last  # one tuple, replaced whole: safe to read from any thread
+        if last[0] == key:
+            return last[1]
+        # plain `bytes` (not `np.bytes_`): the method call then costs a third as much
+        padded = key.ljust(self.width).encode("ascii", "replace")
+        lo = int(self.ids.searchsorted(padded, "left"))
         if lo == len(self.ids) or self.ids[lo] != padded:  # most codes asked: not there
-            return (lo, lo)
-        return (lo, int(np.searchsorted(self.ids, padded, "right")))
+            found = (lo, lo)
+        else:
+            found = (lo, int(self.ids.searchsorted(padded, "right")))
+        self._last = (key, found)
+        return found
+
+    def spans(self, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """`span` of every key at once: two vectorised searches of the ids for all of them (a
+        batch's codes in one pass, not a numpy call per code and relation)."""
+        n = len(keys)
+        if not n or not len(self.ids):
+            empty = np.zeros(n, dtype=np.int64)
+            return empty, empty
+        fits = np.fromiter((len(k) <= self.width for k in keys), dtype=bool, count=n)
+        padded = np.array(
+            [k.ljust(self.width).encode("ascii", "replace") if ok else b"" for k, ok in zip(keys, fits)],
+            dtype=f"S{self.width}",
+        )
+        lo = np.searchsorted(self.ids, padded, "left")
+        hi = np.searchsorted(self.ids, padded, "right")
+        hi[~fits] = lo[~fits]  # too long to be an id here (the array would have cut it)
+        return lo, hi
+
+    def rows_of(self, keys: list[str]) -> list[list[dict]]:
+        """`rows` of every key (one pass: `spans`)."""
+        lo, hi = self.spans(keys)
+        return [self.table.slice(a, b - a).to_pylist() if b > a else [] for a, b in zip(lo.tolist(), hi.tolist())]
+
+    def firsts(self, keys: list[str], column: str) -> list[Any]:
+        """`first` of every key (one pass: `spans`, one `take`)."""
+        lo, hi = self.spans(keys)
+        found = hi > lo
+        out: list[Any] = [None] * len(keys)
+        if found.any():
+            values = self._column(column).take(pa.array(lo[found])).to_pylist()
+            for i, v in zip(np.flatnonzero(found).tolist(), values):
+                out[i] = v
+        return out
+
+    def _column(self, column: str) -> pa.Array:
+        found = self._columns.get(column)
+        if found is None:
+            found = self._columns[column] = self.table.column(column).combine_chunks()
+        return found
 
     def rows(self, key: str) -> list[dict]:
         lo, hi = self.span(key)
@@ -69,10 +116,7 @@ class SortedIds:
         lo, hi = self.span(key)
         if hi == lo:
             return None
-        found = self._columns.get(column)
-        if found is None:
-            found = self._columns[column] = self.table.column(column).combine_chunks()
-        return found[lo].as_py()
+        return self._column(column)[lo].as_py()
 
     @property
     def nbytes(self) -> int:
