@@ -56,6 +56,13 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--rounds", type=int, default=3, help="turns of bare / ours / batch (the median round is shown)")
     ap.add_argument("--no-readme", action="store_true", help="do not write the results into bench/README.md")
     ap.add_argument(
+        "--outage",
+        type=int,
+        default=30,
+        metavar="S",
+        help="audit loss: PostgreSQL stopped S seconds under load, then restarted (bench/api_outage.py; 0: skip)",
+    )
+    ap.add_argument(
         "--snapshot-rows",
         type=int,
         metavar="N",
@@ -105,6 +112,19 @@ def _codes(home: Path, n: int, seed: int, counts: dict | None = None) -> list[st
     return [rng.choice(listed) if rng.random() < LISTED_SHARE else rng.choice(clean) for _ in range(n)]
 
 
+def create_key(home: Path, consumer: str, db_url: str | None = None) -> str:
+    """A `restrictions:read` key whose rate limit is far above any load here (`keys create`)."""
+    db = ["--db-url", db_url] if db_url else []
+    out = subprocess.run(
+        [str(BIN), "keys", "create", "--consumer", consumer, "--scopes", "restrictions:read"]
+        + ["--rate", "100000000", "--burst", "100000000", "--home", str(home), *db],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
 def _wait(url: str, proc: subprocess.Popen, what: str) -> None:
     deadline = time.monotonic() + 120
     while True:  # bounded readiness poll
@@ -137,10 +157,11 @@ def _ms(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
-def wrk(url: str, script: Path, connections: int, duration: int) -> dict:
+def wrk(url: str, script: Path, connections: int, duration: int, warmup: bool = True) -> dict:
     """One `wrk --latency` run after a 2 s warm-up: requests/s, p50, p99, non-2xx answers."""
     base = ["wrk", "-t1", f"-c{connections}", "-s", str(script), "--latency"]
-    subprocess.run([*base, "-d2s", url], check=True, capture_output=True, text=True)
+    if warmup:
+        subprocess.run([*base, "-d2s", url], check=True, capture_output=True, text=True)
     out = subprocess.run([*base, f"-d{duration}s", url], check=True, capture_output=True, text=True).stdout
     pct = dict(re.findall(r"^\s+(50|99)(?:\.0+)?%\s+(\S+)$", out, re.M))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -186,17 +207,7 @@ def run(args: argparse.Namespace) -> dict:
         raise SystemExit(f"no publication under {home}: run `make demo` first (or pass --home)")
     population: dict = {}
     codes = _codes(home, args.codes, args.seed, population)
-    key = (
-        subprocess.run(
-            [str(BIN), "keys", "create", "--consumer", "bench-api", "--scopes", "restrictions:read"]
-            + ["--rate", "100000000", "--burst", "100000000", "--home", str(home)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
+    key = create_key(home, "bench-api")
     load_before = os.getloadavg()
     rounds: list[dict[str, dict]] = []
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
@@ -231,6 +242,17 @@ def run(args: argparse.Namespace) -> dict:
         finally:
             _stop(server)
             _stop(bare)
+    outage = None
+    if args.outage:
+        from bench import api_outage
+
+        outage = api_outage.run(
+            home,
+            _lua_get(codes, "__KEY__", "?matter=public_bidding"),
+            outage=args.outage,
+            connections=args.connections,
+            helpers=sys.modules[__name__],
+        )
     load_after = os.getloadavg()
     ratios = [r["get"]["requests_per_s"] / r["bare_get"]["requests_per_s"] for r in rounds]
     best = sorted(range(len(rounds)), key=lambda i: ratios[i])[len(rounds) // 2]  # the median round
@@ -249,10 +271,12 @@ def run(args: argparse.Namespace) -> dict:
         "ratios_per_round": [round(x, 3) for x in ratios],
         **results,
         "rounds": rounds,
+        "audit_outage": outage,
         "targets": {
             "ratio_to_bare >= 0.5": ratio >= 0.5,
             "get p99 <= 5 ms": results["get"]["p99_ms"] <= 5,
             "batch p99 <= 50 ms": results["batch_1000"]["p99_ms"] <= 50,
+            **({"audit rows lost == 0": outage["lost"] == 0} if outage and "lost" in outage else {}),
         },
     }
     out_dir = ROOT / "bench" / "out"
@@ -293,8 +317,26 @@ def markdown(r: dict) -> str:
             + "). Targets: "
             + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in r["targets"].items())
             + ".",
+            *_outage_lines(r.get("audit_outage")),
         ]
     )
+
+
+def _outage_lines(o: dict | None) -> list[str]:
+    if not o:
+        return []
+    if "skipped" in o:
+        return ["", f"Audit loss not measured: {o['skipped']}."]
+    rows = ", ".join(f"{s}: {n:,}" for s, n in sorted(o["audit_rows"].items()))
+    return [
+        "",
+        f"Audit loss (`--outage {o['outage_s']}`, service database on PostgreSQL): {o['load_s']} s of GET load "
+        f"({o['requests_per_s']:,.0f} req/s, p99 {o['p99_ms']:.2f} ms), PostgreSQL stopped "
+        f"{o['stopped_after_s']:.0f} s in for {o['outage_s']} s and restarted: **{o['answered_2xx']:,} answers "
+        f"2xx, {o['audited_2xx']:,} audit rows 2xx ({rows}), {o['lost']} lost**; {o['answered_other']:,} other "
+        f"answers; restarted {o['restarted_after_s']:.0f} s in, the spool drained "
+        f"{o['drained_after_load_s']:.1f} s after the load ended ({o['spool_segments_left']} segments left).",
+    ]
 
 
 def write_readme(table: str) -> None:
