@@ -145,7 +145,7 @@ def test_a_killed_server_loses_no_spooled_row(tmp_path):
         writer.stop()
 
 
-def test_spooled_rows_reach_the_database_as_the_model_reads_them(tmp_path):
+def test_spooled_rows_reach_the_database_as_the_model_reads_them(tmp_path, caplog):
     from datetime import UTC, datetime
 
     from sqlmodel import Session, select
@@ -162,6 +162,7 @@ def test_spooled_rows_reach_the_database_as_the_model_reads_them(tmp_path):
             at=at, consumer="c", key_id="k", method="GET", route="/v1/restrictions/{code}",
             path=f"/v1/restrictions/{i}", code=None, status=200 + i, version="v1", duration_ms=1.25,
         )  # fmt: skip
+    os.write(writer._fd, b'{"at": "2026-12-04T11:')  # a row torn by a crash mid-append: skipped, reported
     writer.start()
     try:
         assert writer.flush()
@@ -173,5 +174,6 @@ def test_spooled_rows_reach_the_database_as_the_model_reads_them(tmp_path):
         (times[0], "/v1/restrictions/0", 200, None, 1.25),
         (times[1], "/v1/restrictions/1", 201, None, 1.25),
     ]
+    assert writer.pending == 0 and "not a whole row" in caplog.text
     with engine.connect() as c:  # stored as SQLAlchemy itself stores a DateTime in SQLite
         assert c.execute(text("SELECT min(at) FROM audit_log")).scalar() == "2026-12-04 11:02:03.456789"
