@@ -32,7 +32,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from safecredit.codes import classify_code, is_valid_id_number, is_valid_uscc, mask_id_number, normalise_code
+from safecredit.codes import is_valid_id_number, is_valid_uscc, mask_id_number, normalise_code
 
 from .answer_index import TIMELINES, AnswerIndex, Prepared, answer_body, build_answer_index, prepare_subject
 from .answer_sources import Relation, Source, known_at_source, served_source
@@ -90,7 +90,8 @@ def masked_code(raw: str | None) -> str:
     if not raw:
         return ""
     code = normalise_code(str(raw))[:MAX_CODE_LENGTH]
-    return code if classify_code(code) == "uscc" else (mask_id_number(code) or "")
+    # `classify_code(code) == "uscc"` without its second normalisation (this runs for every call)
+    return code if is_valid_uscc(code) and not is_valid_id_number(code) else (mask_id_number(code) or "")
 
 
 def person_subject_id(salt: str, number: str) -> str:
