@@ -56,7 +56,7 @@ class AuditWriter:
         interval: float = 0.2,
         sync_interval: float = 0.05,
         batch: int = 5000,
-        max_spooled: int = 100_000,
+        max_spooled: int = 1_000_000,
     ):
         self.engine = engine
         self.spool = Path(spool_dir)
