@@ -157,20 +157,34 @@ def _ms(text: str) -> float:
     return float(m.group(1)) * _UNITS[m.group(2)]
 
 
-def wrk(url: str, script: Path, connections: int, duration: int, warmup: bool = True) -> dict:
-    """One `wrk --latency` run after a 2 s warm-up: requests/s, p50, p99, non-2xx answers."""
+def _cpu_s(pid: int | None) -> float | None:
+    """User + system CPU seconds of a process so far (Linux /proc), None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, script: Path, connections: int, duration: int, warmup: bool = True, pid: int | None = None) -> dict:
+    """One `wrk --latency` run after a 2 s warm-up: requests/s, p50, p99, non-2xx answers, and
+    the CPU the server process `pid` spent per request (what a loaded machine distorts least)."""
     base = ["wrk", "-t1", f"-c{connections}", "-s", str(script), "--latency"]
     if warmup:
         subprocess.run([*base, "-d2s", url], check=True, capture_output=True, text=True)
+    cpu0 = _cpu_s(pid)
     out = subprocess.run([*base, f"-d{duration}s", url], check=True, capture_output=True, text=True).stdout
+    cpu1 = _cpu_s(pid)
     pct = dict(re.findall(r"^\s+(50|99)(?:\.0+)?%\s+(\S+)$", out, re.M))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)$", out, re.M)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
     return {
+        "cpu_us_per_request": round((cpu1 - cpu0) / requests * 1e6, 1) if cpu0 is not None and requests else None,
         "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
         "p50_ms": round(_ms(pct["50"]), 3),
         "p99_ms": round(_ms(pct["99"]), 3),
-        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "requests": requests,
         "non_2xx": int(non2xx.group(1)) if non2xx else 0,
         "socket_errors": errors.group(1).strip() if errors else None,
     }
@@ -234,9 +248,13 @@ def run(args: argparse.Namespace) -> dict:
             for _ in range(args.rounds):
                 rounds.append(
                     {
-                        "bare_get": wrk(f"http://127.0.0.1:{bare_port}", get_lua, args.connections, args.duration),
-                        "get": wrk(f"http://127.0.0.1:{port}", get_lua, args.connections, args.duration),
-                        "batch_1000": wrk(f"http://127.0.0.1:{port}", post_lua, 1, args.duration),
+                        "bare_get": wrk(
+                            f"http://127.0.0.1:{bare_port}", get_lua, args.connections, args.duration, pid=bare.pid
+                        ),
+                        "get": wrk(
+                            f"http://127.0.0.1:{port}", get_lua, args.connections, args.duration, pid=server.pid
+                        ),
+                        "batch_1000": wrk(f"http://127.0.0.1:{port}", post_lua, 1, args.duration, pid=server.pid),
                     }
                 )
         finally:
@@ -269,6 +287,7 @@ def run(args: argparse.Namespace) -> dict:
         "load_average_after": [round(x, 2) for x in load_after],
         "ratio_to_bare": round(ratio, 3),
         "ratios_per_round": [round(x, 3) for x in ratios],
+        "cpu_ratio_to_bare": None,
         **results,
         "rounds": rounds,
         "audit_outage": outage,
@@ -279,6 +298,7 @@ def run(args: argparse.Namespace) -> dict:
             **({"audit rows lost == 0": outage["lost"] == 0} if outage and "lost" in outage else {}),
         },
     }
+    result["cpu_ratio_to_bare"] = round(_cpu_ratio(result) or 0, 3) or None
     out_dir = ROOT / "bench" / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"api-{datetime.now():%Y%m%dT%H%M%S}.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
@@ -292,10 +312,13 @@ def run(args: argparse.Namespace) -> dict:
 
 def markdown(r: dict) -> str:
     def row(name: str, m: dict) -> str:
+        cpu = m.get("cpu_us_per_request")
         return (
             f"| {name} | {m['requests_per_s']:,.0f} | {m['p50_ms']:.2f} ms | {m['p99_ms']:.2f} ms | "
-            f"{m['requests']:,} | {m['non_2xx']} |"
+            f"{m['requests']:,} | {m['non_2xx']} | {f'{cpu:,.0f} µs' if cpu is not None else '—'} |"
         )
+
+    cpu_ratio = _cpu_ratio(r)
 
     la, lb = r["load_average_before"], r["load_average_after"]
     return "\n".join(
@@ -305,8 +328,8 @@ def markdown(r: dict) -> str:
             f"publication of {r['publication']['listed_units']:,} listed and {r['publication']['clean_units']:,} "
             "clean units):",
             "",
-            "| run | req/s | p50 | p99 | requests | non-2xx |",
-            "|---|---|---|---|---|---|",
+            "| run | req/s | p50 | p99 | requests | non-2xx | server CPU per request |",
+            "|---|---|---|---|---|---|---|",
             row(f"bare app (`bare_api.py`), GET, {r['connections']} connections", r["bare_get"]),
             row(f"`safecredit serve`, GET `/v1/restrictions/{{code}}`, {r['connections']} connections", r["get"]),
             row("`safecredit serve`, POST batch of 1,000 codes, 1 connection", r["batch_1000"]),
@@ -314,12 +337,21 @@ def markdown(r: dict) -> str:
             f"Ratio to the bare app: **{r['ratio_to_bare']:.1%}** of its requests/s (the median of "
             f"{len(r['ratios_per_round'])} rounds: "
             + ", ".join(f"{x:.1%}" for x in r["ratios_per_round"])
-            + "). Targets: "
+            + ")"
+            + (f"; by the servers' CPU per request {cpu_ratio:.1%} (bare ÷ ours)" if cpu_ratio else "")
+            + ". Targets: "
             + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in r["targets"].items())
             + ".",
             *_outage_lines(r.get("audit_outage")),
         ]
     )
+
+
+def _cpu_ratio(r: dict) -> float | None:
+    """The bare app's CPU per request over ours in the median round: what the requests/s ratio
+    would be if each server had a core to itself (the shared machine moves the wall ratio)."""
+    bare, ours = r["bare_get"].get("cpu_us_per_request"), r["get"].get("cpu_us_per_request")
+    return bare / ours if bare and ours else None
 
 
 def _outage_lines(o: dict | None) -> list[str]:

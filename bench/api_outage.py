@@ -84,7 +84,7 @@ def run(home: Path, codes_lua: str, *, outage: int, connections: int, helpers) -
             t0 = time.monotonic()
             switch = threading.Thread(target=outage_now, name="outage")
             switch.start()
-            load = helpers.wrk(f"http://127.0.0.1:{port}", lua, connections, 3 * outage, warmup=False)
+            load = helpers.wrk(f"http://127.0.0.1:{port}", lua, connections, 3 * outage, warmup=False, pid=server.pid)
             switch.join()
         load_end = time.monotonic()
         # drained: no closed segment left and the count unchanged for 2 s (bounded: 300 s)
@@ -114,6 +114,7 @@ def run(home: Path, codes_lua: str, *, outage: int, connections: int, helpers) -
             "drained_after_load_s": round(max(0.0, drained_s), 1),
             "spool_segments_left": _spooled(home),
             "requests_per_s": load["requests_per_s"],
+            "cpu_us_per_request": load["cpu_us_per_request"],
             "p99_ms": load["p99_ms"],
         }
     finally:
