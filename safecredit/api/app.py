@@ -223,6 +223,9 @@ def create_app(
         description="exchange.md §2. Every `/v1` route needs `Authorization: Bearer <api-key>`; errors are "
         "`application/problem+json` (RFC 9457).",
         lifespan=lifespan,
+        # no OpenTelemetry here: FastAPI otherwise asks the OTel SDK for its providers (reading
+        # environment variables) on every request, a few percent of the hot route
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         redoc_url=None,
         static_url=DOCS_STATIC,
     )
