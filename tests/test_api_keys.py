@@ -116,6 +116,35 @@ def test_rotate_revokes_the_old_key_and_keeps_consumer_and_scopes(tmp_path):
         ks.revoke("nosuchkey")
 
 
+def test_a_cached_key_is_verified_again_in_the_background_and_outlives_an_unreadable_database(tmp_path):
+    from safecredit.api.keys import key_service
+
+    server = key_service(tmp_path, cache_seconds=3600)  # the server's view
+    cli = key_service(tmp_path)  # `keys revoke` in another process: the server's cache is not told
+    info, key = cli.create("bank", "restrictions:read")
+    other = cli.create("insurer", "restrictions:read")[1]
+    assert server.cached(key) == (False, None)  # never seen: the caller verifies (a database read)
+    principal = server.verify(key)
+    server.verify(other)
+    assert server.cached(key) == (True, principal)
+    cli.revoke(info["key_id"])
+    assert server.cached(key) == (True, principal)  # fresh: answered from the cache
+    server.cache_seconds = 1e-9  # expired: answered as before while one refresh runs
+    assert server.cached(key) == (True, principal)
+    assert server.refresh()  # (what that background refresh does, here in the test's thread)
+    server.cache_seconds = 3600
+    assert server.cached(key) == (True, None)  # the revocation is seen: 401 without a lookup
+    assert server.cached(other)[1].consumer == "insurer"
+    # the service database cannot be read (here: its file replaced by an empty one)
+    (tmp_path / "service.db").rename(tmp_path / "service.db.away")
+    server.engine.dispose()
+    server.cache_seconds = 1e-9
+    assert server.cached(other)[1].consumer == "insurer"  # still served: no answer waits for the database
+    assert not server.refresh() and server.refresh_failures >= 1
+    assert server.cached(other)[1].consumer == "insurer"
+    assert server.cached(key) == (False, None)  # an invalid key is never answered stale
+
+
 # --------------------------------------------------------------------------------- the commands
 
 

@@ -84,4 +84,21 @@ def test_built_from_parquet_it_answers_as_read_from_duckdb(tmp_path, monkeypatch
         assert new.table.drop_columns(["d"]).schema == old.table.drop_columns(["d"]).schema
         assert new.table.schema.field("d").type == pa.dictionary(pa.int8(), pa.date32())
         assert new.table.num_rows == con.execute(f"SELECT count({joined}) FROM f").fetchall()[0][0]
-    assert SortedIds.from_parquet(path, ("subject_type", "subject_id"), columns).starts is not None  # ids repeat
+    grouped_ids = SortedIds.from_parquet(path, ("subject_type", "subject_id"), columns)
+    assert grouped_ids.starts is not None  # ids repeat: each held once, with where its rows start
+    keys = [k for (k,) in con.execute("SELECT DISTINCT subject_type || ':' || subject_id FROM f").fetchall() if k]
+    keys += ["unit:S99", "", "x" * 40, keys[0]]
+    assert grouped_ids.rows_of(keys) == [grouped_ids.rows(k) for k in keys]  # a batch: one pass
+    assert grouped_ids.firsts(keys, "n") == [grouped_ids.first(k, "n") for k in keys]
+
+
+def test_many_keys_in_one_pass_find_what_one_key_at_a_time_finds():
+    con = duckdb.connect()
+    table(con)
+    found = SortedIds.read(con, "t", "id", ["n", "kind"])
+    keys = ["a", "c", "abcd", "ab", "", "b", "a!", "zz", "a", "abc", "é", "a" * 40]
+    assert found.rows_of(keys) == [found.rows(k) for k in keys]
+    assert found.firsts(keys, "n") == [found.first(k, "n") for k in keys]
+    assert found.rows_of([]) == [] and found.firsts([], "n") == []
+    empty = SortedIds.read(con, "t", "id", ["n"], where="n > 100")
+    assert empty.rows_of(keys) == [[]] * len(keys) and empty.firsts(keys, "n") == [None] * len(keys)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import orjson
 import pyarrow as pa
@@ -175,12 +175,47 @@ class AnswerIndex:
             _rows(self.listings, subject_type, subject_id),
             _rows(self.measures, subject_type, subject_id),
         )
+        return self._remember(key, part)
+
+    def _remember(self, key: SubjectKey, part: Prepared) -> Prepared:
         if not part.listings and not part.measures:
             return part  # a clean code: nothing worth remembering
         if len(self._prepared) >= MAX_PREPARED:
             self._prepared.clear()
         self._prepared[key] = part
         return part
+
+    def prepared_many(self, subjects: Sequence[Any]) -> list[Prepared]:
+        """`prepared` of many subjects (`subject_type`, `subject_id`, `code`), each relation
+        searched once for all of them (`SortedIds.spans`): a batch in one pass."""
+        out: list[Prepared] = [EMPTY] * len(subjects)
+        todo = []
+        for i, s in enumerate(subjects):
+            if s.subject_id:
+                found = self._prepared.get((s.subject_type, s.subject_id))
+                if found is not None:
+                    out[i] = found
+                else:
+                    todo.append(i)
+        keys = [f"{subjects[i].subject_type}:{subjects[i].subject_id}" for i in todo]
+        entries = self.listings.rows_of(keys) if self.listings is not None else [[]] * len(todo)
+        rows = self.measures.rows_of(keys) if self.measures is not None else [[]] * len(todo)
+        units = [i for i in todo if subjects[i].subject_type == "unit"]  # a unit's id is its USCC
+        names = dict(zip(units, self.unit_names.firsts([subjects[i].code for i in units], "name")))
+        for i, e, r in zip(todo, entries, rows):
+            s = subjects[i]
+            part = prepare_subject(e, r) if e or r else EMPTY
+            name = names.get(i) if part.name is None else None
+            if name:
+                part = Prepared(part.listings, part.measures, name)
+            out[i] = self._remember((s.subject_type, s.subject_id), part)
+        return out
+
+    def eligible_units(self, codes: list[str]) -> set[str]:
+        """The units of `codes` that meet the 守信 conditions (`incentive_eligible`, in one pass)."""
+        if "incentive_eligible" not in self.unit_names.table.column_names:
+            return set()
+        return {c for c, ok in zip(codes, self.unit_names.firsts(codes, "incentive_eligible")) if ok}
 
     def prepared_on(self, subject_type: str, subject_id: str | None, code: str, day: date) -> Prepared:
         """The subject's parts on `day`: its timeline rows valid on it (valid_from <= day <

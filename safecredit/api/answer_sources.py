@@ -54,6 +54,14 @@ class Source:
 
 
 def served_source(snap: Snapshot) -> Source:
+    """The source of the served publication (once per snapshot: every answer asks for it)."""
+    found = snap.cache.get("served_source")
+    if found is None:
+        found = snap.cache["served_source"] = _served_source(snap)
+    return found
+
+
+def _served_source(snap: Snapshot) -> Source:
     relations = {f: (f'"{f}"', snap.feeds[f].columns) if f in snap.feeds else None for f in (*PUBLISHED, *TIMELINES)}
     main = snap.feeds.get("restrictions") or snap.feeds.get("blacklist")
     return Source(main.version if main else snap.version, main.as_of if main else None, relations)

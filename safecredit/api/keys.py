@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import threading
@@ -23,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from safecredit.codes import is_valid_uscc, normalise_code
@@ -36,6 +38,11 @@ SCOPES = ("restrictions:read", "lists:read", "credit:read", "premium:read", "can
 KEY_PREFIX = "sck"
 DEFAULT_RATE = 100.0  # requests per second per key (exchange.md §2)
 DEFAULT_BURST = 1000  # exchange.md §2: bursts of 1,000
+#: how long a verified key keeps being accepted from the cache while the service database cannot be
+#: read (an outage: the keys cannot be revoked then either); after that its calls verify again
+MAX_STALE_SECONDS = 600.0
+
+log = logging.getLogger("safecredit.api")
 
 
 def db_url_for(home: Path | str, db_url: str | None = None) -> str:
@@ -117,6 +124,8 @@ class KeyService:
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         self._lock = threading.Lock()
+        self._refreshing = False  # a background revalidation of the cached keys is under way
+        self.refresh_failures = 0
 
     # -- management (CLI) ------------------------------------------------------------------
     def _new_key(self, session: Session, consumer: Consumer, scopes: list[str]) -> tuple[ApiKey, str]:
@@ -229,14 +238,66 @@ class KeyService:
             self._cache.clear()
 
     def cached(self, token: str | None) -> tuple[bool, Principal | None]:
-        """(True, answer) when `verify` would answer from its cache (no database read)."""
+        """(True, answer) when the key is answered from the cache (no database read).
+
+        A valid key whose entry is older than `cache_seconds` is still answered from it while one
+        background thread revalidates every cached key in one query (`refresh`): no request waits
+        for the database, a burst of calls at the expiry does not make a burst of lookups, and a
+        revocation is seen within `cache_seconds` plus that query. While the database cannot be
+        read the last answer stands, for at most MAX_STALE_SECONDS (a key cannot be revoked then
+        either). Unknown and invalid keys are never answered stale."""
         if not token:
             return True, None
+        if len(token) > 200:
+            return False, None
+        digest = hash_key(token)
         with self._lock:
-            hit = self._cache.get(hash_key(token)) if len(token) <= 200 else None
-        if hit is not None and time.monotonic() - hit[0] < self.cache_seconds:
+            hit = self._cache.get(digest)
+        if hit is None:
+            return False, None
+        age = time.monotonic() - hit[0]
+        if age < self.cache_seconds:
             return True, hit[1]
-        return False, None
+        if hit[1] is None or self.cache_seconds <= 0 or age > self.cache_seconds + MAX_STALE_SECONDS:
+            return False, None
+        self._revalidate()
+        return True, hit[1]
+
+    def _revalidate(self) -> None:
+        with self._lock:
+            if self._refreshing:
+                return
+            self._refreshing = True
+        threading.Thread(target=self.refresh, name="key-refresh", daemon=True).start()
+
+    def refresh(self) -> bool:
+        """Verify every cached valid key again with one query (revoked, deleted, new limits);
+        False when the database cannot be read (the entries stay as they were)."""
+        try:
+            with self._lock:
+                digests = {d: p.key_id for d, (_, p) in self._cache.items() if p is not None}
+            try:
+                found = self._lookup_many(sorted(set(digests.values())))
+            except SQLAlchemyError as exc:
+                self.refresh_failures += 1
+                if self.refresh_failures in (1, 10) or self.refresh_failures % 100 == 0:
+                    log.error(
+                        "API keys cannot be verified again (%s): the cached ones stay valid for at most %d s",
+                        type(exc).__name__,
+                        MAX_STALE_SECONDS,
+                    )
+                return False
+            self.refresh_failures = 0
+            now = time.monotonic()
+            with self._lock:
+                for digest, key_id in digests.items():
+                    row = found.get(key_id)
+                    valid = row is not None and hmac.compare_digest(row[0], digest)
+                    self._cache[digest] = (now, row[1] if valid else None)
+            return True
+        finally:
+            with self._lock:
+                self._refreshing = False
 
     def verify(self, token: str | None) -> Principal | None:
         """The principal of a presented key, or None (unknown, malformed or revoked).
@@ -266,22 +327,34 @@ class KeyService:
         return principal
 
     def _lookup(self, key_id: str, digest: str) -> Principal | None:
+        row = self._lookup_many([key_id]).get(key_id)
+        if row is None or not hmac.compare_digest(row[0], digest):
+            return None
+        return row[1]
+
+    def _lookup_many(self, key_ids: list[str]) -> dict[str, tuple[str, Principal | None]]:
+        """key_id → (stored hash, principal; None when revoked) of the keys that exist."""
+        if not key_ids:
+            return {}
         with Session(self.engine) as s:
-            row = s.exec(
-                select(ApiKey, Consumer).where(ApiKey.consumer_id == Consumer.id).where(ApiKey.key_id == key_id)
-            ).first()
-        if row is None:
-            return None
-        k, c = row
-        if k.revoked_at is not None or not hmac.compare_digest(k.key_hash, digest):
-            return None
-        return Principal(
-            k.key_id,
-            c.name,
-            frozenset(k.scopes.split(",")),
-            float(c.rate_per_second) if c.rate_per_second is not None else DEFAULT_RATE,
-            int(c.burst) if c.burst is not None else DEFAULT_BURST,
-        )
+            rows = s.exec(
+                select(ApiKey, Consumer).where(ApiKey.consumer_id == Consumer.id).where(ApiKey.key_id.in_(key_ids))
+            ).all()
+        return {
+            k.key_id: (
+                k.key_hash,
+                None
+                if k.revoked_at is not None
+                else Principal(
+                    k.key_id,
+                    c.name,
+                    frozenset(k.scopes.split(",")),
+                    float(c.rate_per_second) if c.rate_per_second is not None else DEFAULT_RATE,
+                    int(c.burst) if c.burst is not None else DEFAULT_BURST,
+                ),
+            )
+            for k, c in rows
+        }
 
 
 def key_service(home: Path | str, db_url: str | None = None, **kw: Any) -> KeyService:

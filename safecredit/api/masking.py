@@ -141,9 +141,14 @@ def mask_path(path: str, query: str = "") -> str:
     from .restrictions import masked_code
 
     parts = path.split("/")
-    if len(parts) >= 4 and parts[1] == "v1" and parts[2] == "restrictions" and parts[3] not in ("lookup", "batch"):
-        parts[3] = masked_code(unquote(parts[3])) or "-"
-    out = mask_ids_in_text("/".join(parts))
+    if len(parts) >= 4 and parts[:3] == ["", "v1", "restrictions"] and parts[3] not in ("lookup", "batch"):
+        # the code is decided by `masked_code` (a valid USCC kept, anything else masked): scanning it
+        # again character by character was most of a hot request's masking. An ID-like run cannot
+        # cross a `/`, so masking the parts around it alone is the same.
+        rest = mask_ids_in_text("/".join(parts[4:])) if len(parts) > 4 else None
+        out = "/v1/restrictions/" + (masked_code(unquote(parts[3])) or "-") + ("" if rest is None else "/" + rest)
+    else:
+        out = mask_ids_in_text(path)
     if query:
         out += "?" + mask_ids_in_text(query)
     out = _printable(out)

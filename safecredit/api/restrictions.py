@@ -32,7 +32,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from safecredit.codes import classify_code, is_valid_id_number, is_valid_uscc, mask_id_number, normalise_code
+from safecredit.codes import is_valid_id_number, is_valid_uscc, mask_id_number, normalise_code
 
 from .answer_index import TIMELINES, AnswerIndex, Prepared, answer_body, build_answer_index, prepare_subject
 from .answer_sources import Relation, Source, known_at_source, served_source
@@ -65,6 +65,9 @@ MATTERS: dict[str, str] = {
 SUBJECT_TYPES = ("unit", "person")
 MAX_CODE_LENGTH = 64
 MAX_BATCH = 1000
+#: up to this many subjects are looked up in the answer index one by one; more in one pass
+#: (vectorised searches cost more than a few single ones)
+ONE_BY_ONE = 8
 _ID_FORM_CHARS = set("0123456789X")
 #: the characters a USCC or an identity document number may have (after `normalise_code`)
 _CODE_FORM = re.compile(r"[A-Za-z0-9()\-]+")
@@ -87,7 +90,8 @@ def masked_code(raw: str | None) -> str:
     if not raw:
         return ""
     code = normalise_code(str(raw))[:MAX_CODE_LENGTH]
-    return code if classify_code(code) == "uscc" else (mask_id_number(code) or "")
+    # `classify_code(code) == "uscc"` without its second normalisation (this runs for every call)
+    return code if is_valid_uscc(code) and not is_valid_id_number(code) else (mask_id_number(code) or "")
 
 
 def person_subject_id(salt: str, number: str) -> str:
@@ -206,6 +210,9 @@ def fetch(cur, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
 def known_matters(snap: Snapshot, cur) -> dict[str, str]:
     """matter → name: the fixed ones (exchange.md §2), then those the publication's restrictions
     and restriction timeline name (the measures the policy adds), read once per snapshot."""
+    known = snap.cache.get("known_matters")
+    if known is not None:  # once per snapshot: every answer checks its matter
+        return known
     published = snap.cache.get("published_matters")
     if published is None:
         published = {}
@@ -222,6 +229,7 @@ def known_matters(snap: Snapshot, cur) -> dict[str, str]:
     out = dict(MATTERS)
     for k, v in published.items():
         out.setdefault(k, v)
+    snap.cache["known_matters"] = out
     return out
 
 
@@ -315,14 +323,17 @@ def restriction_answers(
     timeline_day = src.day_answered(as_of)
     day = as_of or src.as_of or date.today()
     index = answer_index(snap) if not known_at else None
-    if index is not None and timeline_day is None:
+    if index is not None and timeline_day is None and len(subjects) > ONE_BY_ONE:
+        parts = index.prepared_many(subjects)
+    elif index is not None and timeline_day is None:
         parts = [index.prepared(s.subject_type, s.subject_id, s.code) for s in subjects]
     elif index is not None and index.answers_other_dates:
         parts = [index.prepared_on(s.subject_type, s.subject_id, s.code, timeline_day) for s in subjects]
     else:
         parts = _parts_read_now(snap, cur, src, subjects, timeline_day)
+    units = [s.code for s in subjects if s.subject_type == "unit"]
     eligible = (
-        {s.code for s in subjects if s.subject_type == "unit" and index.incentive_eligible(s.code)}
+        (index.eligible_units(units) if len(units) > ONE_BY_ONE else {c for c in units if index.incentive_eligible(c)})
         if index is not None
         else _eligible_units(snap, cur, subjects)
     )

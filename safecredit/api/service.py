@@ -4,10 +4,9 @@ scope (`require`, `serving`), the served snapshot and a lazy cursor of it (`read
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, AsyncIterator
 
 from fastapi import APIRouter, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -105,13 +104,21 @@ class Reader:
     principal: Principal | None = None
 
 
-@contextmanager
-def served(request: Request, principal: Principal | None = None) -> Iterator[Reader]:
+class served:
     """The served snapshot (503 while nothing is published) and a lazy cursor of it, held for one
-    request: the lock guards only a reference and a counter, nothing blocks."""
-    svc: Service = request.app.state.service
-    with svc.snapshots.acquire() as snap:
+    request: the lock guards only a reference and a counter, nothing blocks. A class rather than a
+    generator context manager: the hot route enters it on every call."""
+
+    __slots__ = ("request", "principal", "snap", "cur")
+
+    def __init__(self, request: Request, principal: Principal | None = None):
+        self.request, self.principal = request, principal
+
+    def __enter__(self) -> Reader:
+        svc: Service = self.request.app.state.service
+        snap = self.snap = svc.snapshots.take()
         if not snap.feeds:
+            svc.snapshots.give_back(snap)
             raise ApiProblem(
                 503,
                 "nothing has been published yet",
@@ -119,20 +126,21 @@ def served(request: Request, principal: Principal | None = None) -> Iterator[Rea
                 kind="not-published",
                 headers={"Retry-After": "60"},
             )
-        request.state.version = snap.version
-        cur = LazyCursor(snap)
+        self.request.state.version = snap.version
+        self.cur = LazyCursor(snap)
+        return Reader(snap, self.cur, svc, self.principal)
+
+    def __exit__(self, *exc) -> None:
         try:
-            yield Reader(snap, cur, svc, principal)
+            self.cur.close()
         finally:
-            cur.close()
+            self.request.app.state.service.snapshots.give_back(self.snap)
 
 
-@contextmanager
-def serving(request: Request, scope: str) -> Iterator[Reader]:
+def serving(request: Request, scope: str) -> served:
     """`require(scope)` and `reader` in one, without FastAPI's dependency machinery: the hot
     routes (restrictions) take the principal the middleware found and the served snapshot here."""
-    with served(request, principal_of(request, scope)) as r:
-        yield r
+    return served(request, principal_of(request, scope))
 
 
 async def reader(request: Request) -> AsyncIterator[Reader]:

@@ -433,15 +433,23 @@ class SnapshotManager:
 
     @contextmanager
     def acquire(self) -> Iterator[Snapshot]:
+        snap = self.take()
+        try:
+            yield snap
+        finally:
+            self.give_back(snap)
+
+    def take(self) -> Snapshot:
+        """The served snapshot, held until `give_back` (a swap closes it only after that)."""
         with self._lock:
             snap = self._current
             if snap is None:
                 raise RuntimeError("snapshot manager is not started")
             snap._acquire()
-        try:
-            yield snap
-        finally:
-            with self._lock:
-                close = snap._release()
-            if close:
-                snap.close()
+        return snap
+
+    def give_back(self, snap: Snapshot) -> None:
+        with self._lock:
+            close = snap._release()
+        if close:
+            snap.close()

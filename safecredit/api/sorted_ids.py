@@ -49,6 +49,7 @@ class SortedIds:
     def _hold(self, width: int, ids: np.ndarray, starts: np.ndarray | None, table: pa.Table) -> None:
         self.width, self.ids, self.starts, self.table = width, ids, starts, table
         self._columns: dict[str, pa.Array] = {}  # one chunk per column `first` reads
+        self._last: tuple[str | None, tuple[int, int]] = (None, (0, 0))  # a unit's name and 守信 flag: one search
 
     @classmethod
     def read(cls, cur, relation: str, id_sql: str, columns: Iterable[str], where: str = "true") -> SortedIds:
@@ -90,13 +91,66 @@ class SortedIds:
         """[first, end) of the rows whose id is `key` (empty when none): one bisection."""
         if len(key) > self.width or not len(self.ids):
             return (0, 0)
-        padded = np.bytes_(key.ljust(self.width).encode("ascii", "replace"))
-        i = int(np.searchsorted(self.ids, padded, "left"))
+        last = self._last  # one tuple, replaced whole: safe to read from any thread
+        if last[0] == key:
+            return last[1]
+        # plain `bytes` (not `np.bytes_`): the method call then costs a third as much
+        padded = key.ljust(self.width).encode("ascii", "replace")
+        i = int(self.ids.searchsorted(padded, "left"))
         if i == len(self.ids) or self.ids[i] != padded:  # most codes asked: not there
-            return (0, 0)
+            found = (0, 0)
+        elif self.starts is None:  # each distinct id once: its rows from `starts`
+            found = (i, i + 1)
+        else:
+            found = (int(self.starts[i]), int(self.starts[i + 1]))
+        self._last = (key, found)
+        return found
+
+    def spans(self, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """`span` of every key at once: one vectorised search of the ids for all of them (a
+        batch's codes in one pass, not a numpy call per code and relation)."""
+        n = len(keys)
+        if not n or not len(self.ids):
+            empty = np.zeros(n, dtype=np.int64)
+            return empty, empty
+        fits = np.fromiter((len(k) <= self.width for k in keys), dtype=bool, count=n)
+        padded = np.array(
+            [k.ljust(self.width).encode("ascii", "replace") if ok else b"" for k, ok in zip(keys, fits)],
+            dtype=f"S{self.width}",
+        )
+        i = np.searchsorted(self.ids, padded, "left")
+        at = np.minimum(i, len(self.ids) - 1)
+        hit = fits & (i < len(self.ids)) & (self.ids[at] == padded)
         if self.starts is None:
-            return (i, i + 1)
-        return (int(self.starts[i]), int(self.starts[i + 1]))
+            lo, hi = i.astype(np.int64), i.astype(np.int64) + 1
+        else:
+            lo, hi = self.starts[at].astype(np.int64), self.starts[at + 1].astype(np.int64)
+        lo[~hit] = 0
+        hi[~hit] = 0
+        return lo, hi
+
+    def rows_of(self, keys: list[str]) -> list[list[dict]]:
+        """`rows` of every key (one pass: `spans`)."""
+        lo, hi = self.spans(keys)
+        return [self.table.slice(a, b - a).to_pylist() if b > a else [] for a, b in zip(lo.tolist(), hi.tolist())]
+
+    def firsts(self, keys: list[str], column: str) -> list[Any]:
+        """`first` of every key (one pass: `spans`, one `take`)."""
+        lo, hi = self.spans(keys)
+        found = hi > lo
+        out: list[Any] = [None] * len(keys)
+        if found.any():
+            values = self._column(column).take(pa.array(lo[found])).to_pylist()
+            for i, v in zip(np.flatnonzero(found).tolist(), values):
+                out[i] = v
+        return out
+
+    def _column(self, column: str) -> pa.Array:
+        found = self._columns.get(column)
+        if found is None:  # `combine_chunks` copies even one chunk (the units' names: 0.4 GiB at 10 M)
+            chunks = self.table.column(column)
+            found = self._columns[column] = chunks.chunk(0) if chunks.num_chunks == 1 else chunks.combine_chunks()
+        return found
 
     def rows(self, key: str) -> list[dict]:
         lo, hi = self.span(key)
@@ -106,11 +160,7 @@ class SortedIds:
         lo, hi = self.span(key)
         if hi == lo:
             return None
-        found = self._columns.get(column)
-        if found is None:  # `combine_chunks` copies even one chunk (the units' names: 0.4 GiB at 10 M)
-            chunks = self.table.column(column)
-            found = self._columns[column] = chunks.chunk(0) if chunks.num_chunks == 1 else chunks.combine_chunks()
-        return found[lo].as_py()
+        return self._column(column)[lo].as_py()
 
     @property
     def nbytes(self) -> int:

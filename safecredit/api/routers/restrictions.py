@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from datetime import date
 from typing import Any
+from urllib.parse import parse_qsl
 
 import anyio
 import orjson
@@ -104,7 +105,7 @@ def _get_parameters(request: Request) -> tuple[str, str | None, str | None, date
             errors.append({"loc": ("query", name), "msg": "Input should be a valid date", "type": "date_parsing"})
             return None
 
-    code, query = request.path_params["code"], request.query_params
+    code, query = request.path_params["code"], _query(request.scope)
     matter, subject_type = query.get("matter"), query.get("subject_type")
     too_long(("path", "code"), code, MAX_PATH_CODE)
     too_long(("query", "matter"), matter, MAX_MATTER)
@@ -116,6 +117,13 @@ def _get_parameters(request: Request) -> tuple[str, str | None, str | None, date
     if errors:
         raise RequestValidationError(errors)
     return code, subject_type, matter, as_of, known_at
+
+
+def _query(scope) -> dict[str, str]:
+    """The query's parameters, a repeated one's last value (as Starlette's `QueryParams.get`),
+    without building its multi-dict for five plain values."""
+    raw = scope.get("query_string", b"")
+    return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)) if raw else {}
 
 
 async def _answers(
