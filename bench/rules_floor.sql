@@ -227,19 +227,22 @@ WITH decisions AS (
            any_value(decided_start) FILTER (WHERE decided) AS decided_start,
            any_value(decided_end) FILTER (WHERE decided) AS decided_end
     FROM f_decisions GROUP BY entry_id
+), unmatched AS (
+    SELECT * FROM f_decisions WHERE decided AND entry_id NOT IN (SELECT entry_id FROM f_entries)
 ), own AS (  -- a decision that matches no computed entry is an entry of its own, from the penalty it names
     SELECT d.entry_id, d.ground, d.subject_kind AS subject_type, d.subject_id, d.subject_code AS subject_code_full,
            'decided ' || d.subject_kind AS role, d.authority_code, d.penalty_decision_no AS decision_no,
            coalesce(p.decision_date, d.listing_decision_date) AS decision_date,
            coalesce(p.decision_date, d.listing_decision_date) AS day0, coalesce(p.revoked, false) AS revoked,
            coalesce(p.department, d.department) AS department, coalesce(p.record_id, d.record_id) AS record_id
-    FROM f_decisions d
-    LEFT JOIN (SELECT authority_code, decision_no, arg_min(decision_date, record_id) AS decision_date,
-                      arg_min(revoked, record_id) AS revoked, arg_min(department, record_id) AS department,
-                      min(record_id) AS record_id
-               FROM f_last GROUP BY ALL) p
+    FROM unmatched d
+    LEFT JOIN (SELECT l.authority_code, l.decision_no, arg_min(l.decision_date, l.record_id) AS decision_date,
+                      arg_min(l.revoked, l.record_id) AS revoked, arg_min(l.department, l.record_id) AS department,
+                      min(l.record_id) AS record_id
+               FROM f_last l SEMI JOIN unmatched u ON u.authority_code = l.authority_code
+                                                  AND u.penalty_decision_no = l.decision_no
+               GROUP BY ALL) p
            ON p.authority_code = d.authority_code AND p.decision_no = d.penalty_decision_no
-    WHERE d.decided AND d.entry_id NOT IN (SELECT entry_id FROM f_entries)
 ), dated AS (
     -- counted: the N-th working day after day 0 (none in a year the calendar lacks: pending).
     -- decided: the decision's own start and end, else the counted ones (a decision dated in a year
