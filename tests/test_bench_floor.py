@@ -4,7 +4,8 @@ One hand-written warehouse (rules_fixtures: landing → staging → subjects →
 bench/rules.py runs the engine (no sources file: every department of kind `other`), holds a case of
 each rule the floor follows since listing decisions came in (issue 13): an inferred B4 that awaits
 its authority's decision (`pending`), one a written decision lists on its own dates, a B1 whose
-decision starts it later than the notice period would (so it is not yet expired), an annulled
+decision starts it later than the notice period would (so it is not yet expired; of its two
+decisions the later stands), a decision dated after as_of (not yet counted), an annulled
 decision, a decision that matches no computed entry, a repair counted from the decided start, a
 person's decision, and an A1 accident with another penalised unit and a penalised person. The
 floor then runs on the same warehouse, and its list and credit scores must equal the engine's on
@@ -85,6 +86,12 @@ def warehouse(tmp_path_factory):
                     6, uscc(6), repaired["CF_WSH"], "B1", "2024-05-30", MD_QSRQ="2024-06-03", MD_JZRQ="2027-06-03"
                 ),
                 listing_decision(7, id_number(107), person["CF_WSH"], "B2", "2025-05-20", MD_DXLX="个人"),
+                # a second decision for the B1 of unit 3: the later one stands
+                listing_decision(
+                    30, uscc(3), b1_late["CF_WSH"], "B1", "2024-04-01", MD_QSRQ="2024-04-02", MD_JZRQ="2027-04-02"
+                ),
+                # dated after as_of: not yet known to a run at as_of, the B4 of unit 1 stays inferred
+                listing_decision(1, uscc(1), b4_inferred["CF_WSH"], "B4", "2026-12-01"),
             ],
         }
     }
@@ -124,7 +131,7 @@ def test_the_floor_takes_the_decided_dates(warehouse):
         warehouse,
         f"SELECT start_date, end_date FROM floor.blacklist WHERE subject_id = '{uscc(3)}' AND ground = 'B1'",
     )[0]
-    assert (start, end) == (date(2024, 3, 4), date(2027, 3, 4))
+    assert (start, end) == (date(2024, 4, 2), date(2027, 4, 2))
 
 
 def test_the_floor_scores_what_the_engine_scores(warehouse):
