@@ -3,18 +3,23 @@
 -- run's `params`, `calendar` and `grounds` temp tables (rules.prepare_params). Not part of the
 -- product: it is what the engine's answer costs at least, to measure the engine against.
 --
--- Same answer as rules/20_listing_triggers.sql + rules/30_blacklist.sql (all nine grounds of
--- domain rules.md §3, unit + principal + penalised persons, start/end with the working-day
--- calendar, statuses from credit actions) and rules/50_credit_scores.sql (score and grade), for
--- the default policy, except where it is only bookkeeping:
+-- Same answer as rules/20_listing_triggers.sql + 25_listing_decisions.sql + 30_blacklist.sql (all
+-- nine grounds of domain rules.md §3, unit + principal + penalised persons, A1's other penalised
+-- units and persons, start/end with the working-day calendar, written listing decisions with their
+-- own dates, 撤销列入, entries awaiting their authority's decision, statuses from credit actions) and
+-- rules/50_credit_scores.sql (score and grade, forced D only for a `listed` entry), for the default
+-- policy, except where it is only bookkeeping:
 --   * only the version in force of each penalty is evaluated (no per-version triggers, no
 --     history, no explanation items): an entry that only a corrected-away earlier version (of the
 --     penalty, or of its accident: revoked or regraded) supported is missing here, where the engine
 --     keeps it as `revoked`; a revoked record (latest
 --     op = revoke) is evaluated on its last upsert and is `revoked`, as in the engine;
 --   * one policy for every decision date (the default has one; the engine looks it up per date);
+--   * one regime for every department, as bench/rules.py runs the engine (no sources file: every
+--     department counts as kind `other`, regime `industry`): no industry scope (aq11), no
+--     `decisions: complete` department, an inferred entry restricts on every ground but B4;
 --   * the credit policy numbers (credit.yaml) are written in, not read from policy tables;
---     no components list, no 守信 conditions.
+--     no components list, no 守信 conditions, no candidates, timeline or restrictions.
 -- bench/rules.py runs it on a fresh connection after rules.prepare_params, both timed.
 
 CREATE SCHEMA IF NOT EXISTS floor;
@@ -118,7 +123,8 @@ WHERE op = 'upsert'
 QUALIFY row_number() OVER (PARTITION BY accident_no ORDER BY updated_at DESC, department) = 1;
 
 -- ---------------------------------------------------------------- the list
-CREATE OR REPLACE TABLE floor.blacklist AS
+-- entries computed from the penalties, with the start their notice period counts
+CREATE OR REPLACE TEMP TABLE f_entries AS
 WITH a2 AS (   -- a 较大 liability accident that is the second of its unit within 12 calendar months
     SELECT DISTINCT l.accident_no
     FROM f_acc l JOIN f_acc e
@@ -128,7 +134,7 @@ WITH a2 AS (   -- a 较大 liability accident that is the second of its unit wit
       AND l.occurred_date <= (SELECT as_of FROM params)
 ), hit AS (    -- (penalty, ground) for every ground a decision in force meets
     SELECT p.*, a.principal_id_no AS acc_principal_id, a.principal_name AS acc_principal, g.ground,
-           a.occurred_at AS acc_occurred_at,
+           a.occurred_at AS acc_occurred_at, a.unit_uscc AS acc_unit,
            CASE WHEN g.ground = 'B3' AND p.violation_code IS DISTINCT FROM 'REFUSED_EXECUTION' THEN p.refused_on
                 ELSE p.decision_date END AS day0
     FROM f_pen p
@@ -152,8 +158,10 @@ WITH a2 AS (   -- a 较大 liability accident that is the second of its unit wit
                        OR (p.execution_status IN ('拒不执行', '强制执行') AND p.refused_on <= (SELECT as_of FROM params))
         WHEN 'B4' THEN p.violation_code = 'OTHER' AND p.severity = coalesce(g.severity, '特别严重') END
       AND p.decision_date <= (SELECT as_of FROM params)
-), listed AS (  -- who: the unit (not for A5), its principal (A1–A3, A5, B1, B3, B4), a penalised person (A4, A5, B2)
-    SELECT ground, 'unit' AS subject_type, subject_id, subject_id AS code, 'penalised unit' AS role, h.*
+), listed AS (  -- who: the unit (not for A5), its principal (A1–A3, A5, B1, B3, B4), a penalised person (A1, A4, A5, B2)
+    SELECT ground, 'unit' AS subject_type, subject_id, subject_id AS code,
+           CASE WHEN ground = 'A1' AND subject_id IS DISTINCT FROM coalesce(acc_unit, subject_id)
+                THEN 'other penalised unit' ELSE 'penalised unit' END AS role, h.*
     FROM hit h WHERE subject_type = 'unit' AND ground <> 'A5'
     UNION ALL
     -- the principal at the time: penalty, accident, else the registry version as of the accident, else day 0
@@ -165,29 +173,106 @@ WITH a2 AS (   -- a 较大 liability accident that is the second of its unit wit
     ASOF LEFT JOIN f_registry_principals ra ON ra.uscc = h.subject_id AND h.acc_occurred_at >= ra.local_at
     ASOF LEFT JOIN f_registry_principals rd ON rd.uscc = h.subject_id AND CAST(h.day0 + 1 AS TIMESTAMP) > rd.local_at
     WHERE h.subject_type = 'unit' AND h.ground NOT IN ('A4', 'B2')
+      AND NOT (h.ground = 'A1' AND h.subject_id IS DISTINCT FROM coalesce(h.acc_unit, h.subject_id))  -- another unit: no principal
       AND coalesce(h.principal_id_no, h.acc_principal_id, ra.principal_id_no, rd.principal_id_no) IS NOT NULL
     UNION ALL
     SELECT ground, 'person', subject_id, subject_code, 'penalised person', h.*
-    FROM hit h WHERE subject_type = 'person' AND ground IN ('A4', 'A5', 'B2')
+    FROM hit h WHERE subject_type = 'person' AND ground IN ('A1', 'A4', 'A5', 'B2')
 ), entries AS (
     SELECT 'E' || left(sha256(concat_ws('|', authority_code, decision_no, ground, subject_id)), 16) AS entry_id,
            ground, subject_type, subject_id, code AS subject_code_full, role, authority_code, decision_no,
            decision_date, day0, revoked, department, record_id
-    FROM listed
+    FROM listed l
+    -- A1: the accident unit's principal is listed as its principal, not a second time by his own penalty
+    WHERE NOT (l.role = 'penalised person' AND l.ground = 'A1'
+               AND EXISTS (SELECT 1 FROM listed q WHERE q.role = 'principal' AND q.ground = 'A1'
+                                                    AND q.accident_no = l.accident_no AND q.code = l.code))
+)
+SELECT * FROM entries QUALIFY row_number() OVER (PARTITION BY entry_id ORDER BY department, record_id) = 1;
+
+-- written listing decisions (列入决定书, rules.md §3 "Decisions"): the version in force of each record.
+-- A 列入 decision names its entry by (authority, penalty decision no., ground, subject); of two for one
+-- entry the later stands; it counts once dated on or before as_of. A 撤销列入 annuls the 列入 decision
+-- it names whatever the dates (the listing never stood).
+CREATE OR REPLACE TEMP TABLE f_decisions AS
+WITH live AS (
+    SELECT * FROM staged.listing_decisions
+    QUALIFY row_number() OVER (PARTITION BY department, record_id
+                               ORDER BY updated_at DESC, (op = 'revoke') DESC, fetch_id DESC, seq DESC) = 1
+), listing AS (
+    SELECT 'E' || left(sha256(concat_ws('|', authority_code, penalty_decision_no, ground, subject_id)), 16) AS entry_id, *
+    FROM (SELECT *, CASE WHEN subject_type = '个人' THEN 'person' ELSE 'unit' END AS subject_kind,
+                 CASE WHEN subject_type = '个人'
+                      THEN 'P' || left(sha256((SELECT person_salt FROM params) || subject_code), 16)
+                      ELSE subject_code END AS subject_id
+          FROM live WHERE op = 'upsert' AND decision_type = '列入')
+), annulled AS (   -- the entry's latest 列入 decision of all known, annulled by a 撤销列入 of its authority
+    SELECT l.entry_id FROM listing l
+    QUALIFY row_number() OVER (PARTITION BY l.entry_id ORDER BY l.decision_date DESC, l.decision_no DESC, l.record_id) = 1
+        AND EXISTS (SELECT 1 FROM live a WHERE a.op = 'upsert' AND a.decision_type = '撤销列入'
+                                           AND a.authority_code = l.authority_code AND a.annulled_decision_no = l.decision_no)
+)
+SELECT l.entry_id, l.authority_code, l.penalty_decision_no, l.ground, l.subject_kind, l.subject_id, l.subject_code,
+       l.department, l.record_id, l.decision_date AS listing_decision_date, l.start_date AS decided_start,
+       l.end_date AS decided_end, true AS decided, false AS annulled
+FROM listing l WHERE l.decision_date <= (SELECT as_of FROM params)
+QUALIFY row_number() OVER (PARTITION BY l.entry_id ORDER BY l.decision_date DESC, l.decision_no DESC, l.record_id) = 1
+UNION ALL   -- an annulment reaches every as_of, even one before the decision it annuls
+SELECT entry_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false, true FROM annulled;
+
+CREATE OR REPLACE TABLE floor.blacklist AS
+WITH decisions AS (
+    SELECT entry_id, bool_or(decided) AS decided, bool_or(annulled) AS annulled,
+           any_value(listing_decision_date) FILTER (WHERE decided) AS listing_decision_date,
+           any_value(decided_start) FILTER (WHERE decided) AS decided_start,
+           any_value(decided_end) FILTER (WHERE decided) AS decided_end
+    FROM f_decisions GROUP BY entry_id
+), unmatched AS (
+    SELECT * FROM f_decisions WHERE decided AND entry_id NOT IN (SELECT entry_id FROM f_entries)
+), own AS (  -- a decision that matches no computed entry is an entry of its own, from the penalty it names
+    SELECT d.entry_id, d.ground, d.subject_kind AS subject_type, d.subject_id, d.subject_code AS subject_code_full,
+           'decided ' || d.subject_kind AS role, d.authority_code, d.penalty_decision_no AS decision_no,
+           coalesce(p.decision_date, d.listing_decision_date) AS decision_date,
+           coalesce(p.decision_date, d.listing_decision_date) AS day0, coalesce(p.revoked, false) AS revoked,
+           coalesce(p.department, d.department) AS department, coalesce(p.record_id, d.record_id) AS record_id
+    FROM unmatched d
+    LEFT JOIN (SELECT l.authority_code, l.decision_no, arg_min(l.decision_date, l.record_id) AS decision_date,
+                      arg_min(l.revoked, l.record_id) AS revoked, arg_min(l.department, l.record_id) AS department,
+                      min(l.record_id) AS record_id
+               FROM f_last l SEMI JOIN unmatched u ON u.authority_code = l.authority_code
+                                                  AND u.penalty_decision_no = l.decision_no
+               GROUP BY ALL) p
+           ON p.authority_code = d.authority_code AND p.decision_no = d.penalty_decision_no
 ), dated AS (
-    SELECT e.*, CASE WHEN p.notice_days = 0 THEN e.day0 ELSE c1.d END AS start_date
-    FROM entries e CROSS JOIN params p
-    LEFT JOIN calendar c0 ON c0.d = e.day0
+    -- counted: the N-th working day after day 0 (none in a year the calendar lacks: pending).
+    -- decided: the decision's own start and end, else the counted ones (a decision dated in a year
+    -- the calendar lacks: no start); inferred: the counted start, end = start + the management years
+    SELECT x.*, coalesce(d.decided, false) AS decided, coalesce(d.annulled, false) AS annulled,
+           CASE WHEN d.decided AND c.d IS NULL THEN NULL
+                ELSE coalesce(CASE WHEN d.decided THEN d.decided_start END,
+                              CASE WHEN p.notice_days = 0 THEN x.day0 ELSE c1.d END) END AS start_date,
+           d.decided_end
+    FROM (SELECT * FROM f_entries UNION ALL BY NAME SELECT * FROM own) x
+    CROSS JOIN params p
+    LEFT JOIN calendar c0 ON c0.d = x.day0
     LEFT JOIN calendar c1 ON c1.working AND c1.ord = c0.ord + p.notice_days
-    QUALIFY row_number() OVER (PARTITION BY e.entry_id ORDER BY e.department, e.record_id) = 1
+    LEFT JOIN decisions d USING (entry_id)
+    LEFT JOIN calendar c ON c.d = d.listing_decision_date
+), timed AS (
+    SELECT d.*, coalesce(CASE WHEN d.decided AND d.start_date IS NOT NULL THEN d.decided_end END,
+                         CAST(d.start_date + to_years(p.management_years) AS DATE)) AS end_date,
+           -- an inferred entry restricts only on the default regime's grounds (A1–A5, B1–B3): an
+           -- inferred B4 awaits its authority's decision, pending (rules.md §3)
+           d.decided OR d.ground <> 'B4' AS restricts
+    FROM dated d CROSS JOIN params p
 ), acts AS (
     SELECT d.entry_id,
            min(c.effective_date) FILTER (WHERE c.action_type = '异议成立') AS objection_date,
            max(c.effective_date) FILTER (WHERE c.action_type = '信用修复'
                AND c.effective_date >= CAST(d.start_date + to_months(p.repair_after_months) AS DATE)
-               AND c.effective_date < CAST(d.start_date + to_years(p.management_years) AS DATE)) AS repair_date,
+               AND c.effective_date < d.end_date) AS repair_date,
            max(c.effective_date) FILTER (WHERE c.action_type = '撤销修复') AS repair_revoked_date
-    FROM dated d CROSS JOIN params p
+    FROM timed d CROSS JOIN params p
     JOIN (SELECT * FROM staged.credit_actions
           QUALIFY row_number() OVER (PARTITION BY department, record_id
                                      ORDER BY updated_at DESC, (op = 'revoke') DESC, fetch_id DESC, seq DESC) = 1) c
@@ -196,16 +281,16 @@ WITH a2 AS (   -- a 较大 liability accident that is the second of its unit wit
     GROUP BY d.entry_id
 )
 SELECT d.entry_id, d.subject_type, d.subject_id, d.subject_code_full, d.role, d.ground, d.authority_code,
-       d.decision_no, d.decision_date, d.start_date,
-       CAST(d.start_date + to_years(p.management_years) AS DATE) AS end_date,
-       CASE WHEN d.revoked THEN 'revoked'
+       d.decision_no, d.decision_date, d.decided, d.start_date, d.end_date,
+       CASE WHEN d.revoked OR d.annulled THEN 'revoked'
             WHEN a.objection_date IS NOT NULL THEN 'objection_upheld'
             WHEN d.start_date IS NULL OR p.as_of < d.start_date THEN 'pending'   -- no start: unpublished year
+            WHEN NOT d.restricts AND p.as_of < d.end_date THEN 'pending'         -- awaits its authority's decision
             WHEN a.repair_date IS NOT NULL AND NOT coalesce(a.repair_revoked_date > a.repair_date, false) THEN 'repaired'
-            WHEN p.as_of >= CAST(d.start_date + to_years(p.management_years) AS DATE) THEN 'expired'
+            WHEN p.as_of >= d.end_date THEN 'expired'
             ELSE 'listed' END AS status,
        d.department AS source_department, d.record_id AS source_record_id
-FROM dated d CROSS JOIN params p LEFT JOIN acts a USING (entry_id);
+FROM timed d CROSS JOIN params p LEFT JOIN acts a USING (entry_id);
 
 -- ---------------------------------------------------------------- credit scores (credit.yaml defaults)
 -- windows: a date counts when as_of − N months < date ≤ as_of
