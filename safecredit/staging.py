@@ -168,8 +168,9 @@ def _bounds(con: duckdb.DuckDBPyConnection, ds: str, in_dept: str, rows: int, ch
     rows (the key staged rows are ordered and deduplicated by, so a range is staged on its own)."""
     k = -(-rows // max(1, chunk_rows))
     fractions = ", ".join(f"{i / k:.6f}" for i in range(1, k))
+    # sampled from a subquery: USING SAMPLE on the table itself would sample before the WHERE
     sample = (
-        f"SELECT record_id FROM raw.{ds} WHERE {in_dept} "
+        f"SELECT record_id FROM (SELECT record_id FROM raw.{ds} WHERE {in_dept}) "
         f"USING SAMPLE reservoir({max(_BOUNDS_SAMPLE, 4 * k)} ROWS) REPEATABLE (42)"
     )
     found = con.execute(

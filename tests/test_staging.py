@@ -260,3 +260,18 @@ def test_chunked_staging_does_not_need_a_department_stored_together(tmp_path, co
     extra = con.execute("SELECT extra_fields FROM staged.penalties WHERE record_id = 'p3' AND department = 'zjj'")
     assert extra.fetchone()[0] == '{"CF_XJ_BZ": "备注 3"}'
     assert not con.execute("SELECT * FROM duckdb_tables() WHERE table_name LIKE '%chunked%'").fetchall()
+
+
+def test_record_id_ranges_are_sampled_from_the_department_alone(con, monkeypatch):
+    """The split points of a department's record-id ranges come from a sample of its own rows, even
+    when another department holds nearly all of raw (sampling before the filter found none)."""
+    from safecredit import staging
+
+    monkeypatch.setattr(staging, "_BOUNDS_SAMPLE", 100)
+    con.execute("CREATE SCHEMA raw")
+    con.execute(
+        "CREATE TABLE raw.penalties AS SELECT CASE WHEN i < 10000 THEN 'big' ELSE 'small' END AS department, "
+        "printf('r%05d', i) AS record_id FROM range(10050) t(i)"
+    )
+    bounds = staging._bounds(con, "penalties", "department = 'small'", 50, 10)
+    assert len(bounds) == 4 and all("r10000" < b <= "r10049" for b in bounds)
