@@ -34,10 +34,13 @@ from safecredit.pages import has_pages, load_items
 # json_extract_string's text (strings unescaped, null absent, true/false, objects and arrays as
 # compact JSON), and "" is absent too. Only a JSON *number* with a fraction or an exponent needs
 # more: Python printed an integral float without ".0" (2.0 → "2"). The pattern keeps the type
-# check (a parse of the document) off every other value.
+# check (a parse of the document) off every other value, and the first character and a '.', 'e'
+# or 'E' (both implied by the pattern, tested first: AND stops at the first false) keep the
+# pattern off nearly all (names, dates, codes).
 _JSON_TEXT = r"""CREATE OR REPLACE MACRO sc_json_text(s, doc, path) AS CASE
     WHEN s = '' THEN NULL
-    WHEN regexp_full_match(s, '-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?') AND regexp_matches(s, '[.eE]')
+    WHEN (ascii(s) BETWEEN 48 AND 57 OR ascii(s) = 45) AND (contains(s, '.') OR contains(s, 'e') OR contains(s, 'E'))
+         AND regexp_full_match(s, '-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?')
          AND json_type(doc, path) = 'DOUBLE'
         THEN CASE WHEN CAST(s AS DOUBLE) = trunc(CAST(s AS DOUBLE)) AND abs(CAST(s AS DOUBLE)) < 1e38
                   THEN CAST(CAST(CAST(s AS DOUBLE) AS HUGEINT) AS VARCHAR)

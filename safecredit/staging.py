@@ -14,7 +14,6 @@ identical staged tables.
 from __future__ import annotations
 
 from datetime import datetime
-from itertools import pairwise
 
 import duckdb
 
@@ -27,8 +26,9 @@ from safecredit.contracts import (
 )
 from safecredit.raw_load import load_raw  # noqa: F401 — staging's first step, imported from here by callers
 
-# Rows typed at once: the typed table holds every field twice (typed and `<code>__raw`), ≈ 3 KB a
-# row, so a chunk stays within a few GB instead of the whole dataset spilling tens of GB.
+# Rows typed at once, and rows of a record-id range sorted at once: the typed table holds every
+# field twice (typed and `<code>__raw`), ≈ 3 KB a row, so a chunk stays within a few GB instead of
+# the whole dataset spilling tens of GB.
 CHUNK_ROWS = 1_000_000
 
 
@@ -43,10 +43,11 @@ def stage(
     Per-source overrides live under `sources: {<dept>: {...}}`. Held batches stay in the landing and
     are re-assessed on every run, so `replay` after a fix stages them.
 
-    Staged one department at a time, and a large department in ranges of its record ids of about
-    `chunk_rows` rows (`_chunks`): everything that compares versions — batch hold-back, dedup of a
-    version landed twice, current state — stays within a department and a record id, and each chunk
-    is appended in the final order, so the tables are the same as when staged in one go.
+    Staged one department at a time, a large department typed in ranges of about `chunk_rows` raw
+    rows and staged in ranges of its record ids of about as many (`_stage_department`): everything
+    that compares versions — batch hold-back, dedup of a version landed twice, current state — stays
+    within a department and a record id, and each range is appended in the final order, so the
+    tables are the same as when staged in one go.
     """
     contract = load_contract(dataset)
     hold_back = hold_back or {}
@@ -58,23 +59,16 @@ def stage(
         message_zh VARCHAR, message_en VARCHAR)""")
     con.execute("DELETE FROM quality.violations WHERE dataset = ?", [dataset])
     _create_batches(con, dataset)
-    _typed(con, contract, "false")
-    con.execute(f"CREATE OR REPLACE TABLE staged.{dataset} AS {_staged_select(contract, None)}")
-    for dept, n in con.execute(f"SELECT department, count(*) FROM raw.{dataset} GROUP BY ALL ORDER BY ALL").fetchall():
-        chunks = _chunks(con, dataset, dept, n, chunk_rows)
-        # violations of the whole department first: its batches are judged on them
-        con.execute("CREATE OR REPLACE TEMP TABLE _violations AS SELECT * FROM quality.violations WHERE false")
-        for where in chunks:
-            _typed(con, contract, where)
-            con.execute(f"INSERT INTO _violations {violations_select(contract, f'typed_{dataset}')}")
-        con.execute("INSERT INTO quality.violations SELECT * FROM _violations ORDER BY fetch_id, seq, rule_id")
-        con.execute("DROP TABLE _violations")
-        _assess_batches(con, contract, hold_back, dept)
-        for where in chunks:
-            if len(chunks) > 1:  # one chunk: its typed table is still there
-                _typed(con, contract, where)
-            con.execute(f"INSERT INTO staged.{dataset} {_staged_select(contract, dept)}")
+    _typed(con, contract, "false", [])
+    _verdicts(con, dataset, "")
+    con.execute(f"CREATE OR REPLACE TABLE staged.{dataset} AS {_staged_select(contract, f'typed_{dataset}')}")
+    depts = con.execute(
+        f"SELECT department, count(*), min(rowid), max(rowid) FROM raw.{dataset} GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    for dept, n, first, last in depts:
+        _stage_department(con, contract, hold_back, dept, n, (first, last), chunk_rows)
     con.execute(f"DROP TABLE typed_{dataset}")
+    con.execute("DROP TABLE _verdicts")
     con.execute(f"""
         CREATE OR REPLACE VIEW staged.{dataset}_current AS
         SELECT * EXCLUDE (rn) FROM (
@@ -124,56 +118,116 @@ def staged_counts(con: duckdb.DuckDBPyConnection, contract: Contract) -> dict:
     }
 
 
-def _chunks(con: duckdb.DuckDBPyConnection, dataset: str, dept: str, rows: int, chunk_rows: int) -> list[str]:
-    """WHERE clauses over raw.<dataset> splitting one department into ranges of its normalised
-    record id (the key staged rows are ordered and deduplicated by); versions without one go first."""
-    in_dept = f"department = {_q(dept)}"
-    k = -(-rows // max(1, chunk_rows))
-    if k <= 1:
-        return [in_dept]
-    fractions = ", ".join(f"{i / k:.6f}" for i in range(1, k))
-    bounds = con.execute(
-        f"SELECT DISTINCT unnest(quantile_disc(sc_text(record_id), [{fractions}])) AS b "
-        f"FROM raw.{dataset} WHERE {in_dept} ORDER BY b"
-    ).fetchall()
-    edges = [None] + [_q(b) for (b,) in bounds if b is not None] + [None]
-    rid = "sc_text(record_id)"
-    out = []
-    for lo, hi in pairwise(edges):
-        cond = [f"{rid} >= {lo}"] if lo else []
-        cond += [f"{rid} < {hi}"] if hi else []
-        where = " AND ".join(cond) or "TRUE"
-        out.append(f"{in_dept} AND ({where}{f' OR {rid} IS NULL' if lo is None else ''})")
-    return out
+def _stage_department(con, contract: Contract, hold_back: dict, dept: str, rows: int, rowids: tuple, chunk_rows: int):
+    """Violations, batches and staged versions of one department; each raw row is read and typed once.
 
-
-def _typed(con: duckdb.DuckDBPyConnection, contract: Contract, where: str) -> None:
+    A department of more than `chunk_rows` rows is typed in ranges of raw rowids (raw is written in
+    department order, so a range's row groups are found by their zone maps, no scan): each range's
+    violations are kept and its final columns written to a scratch table with the number of the
+    record-id range it belongs to (`_bounds`), in that order. Once the department's batches are
+    judged, each record-id range is deduplicated and appended in the final order."""
     ds = contract.dataset
+    in_dept = f"department = {_q(dept)}"
+    chunked = rows > chunk_rows
+    bounds = _bounds(con, ds, in_dept, rows, chunk_rows) if chunked else []
+    first, last = rowids
+    ranges = (
+        [
+            f"{in_dept} AND rowid BETWEEN {a} AND {min(a + chunk_rows, last + 1) - 1}"
+            for a in range(first, last + 1, chunk_rows)
+        ]
+        if chunked
+        else [in_dept]
+    )
+    scratch = f"staged._chunked_{ds}"
+    final = (
+        f"department, record_id, updated_at, op, fetch_id, seq, landed_at, {_field_cols(contract)}, extra_fields, chunk"
+    )
+    if chunked:
+        con.execute(f"CREATE OR REPLACE TABLE {scratch} AS SELECT {final} FROM typed_{ds} WHERE false")
+    # violations of the whole department first: its batches are judged on them
+    con.execute("CREATE OR REPLACE TEMP TABLE _violations AS SELECT * FROM quality.violations WHERE false")
+    for where in ranges:
+        _typed(con, contract, where, bounds)
+        con.execute(f"INSERT INTO _violations {violations_select(contract, f'typed_{ds}')}")
+        if chunked:  # sorted by record-id range: the zone maps of `chunk` find each range below
+            con.execute(f"INSERT INTO {scratch} SELECT {final} FROM typed_{ds} ORDER BY chunk")
+    if chunked:
+        _typed(con, contract, "false", [])  # the last range's typed rows are in the scratch table
+    con.execute("INSERT INTO quality.violations SELECT * FROM _violations ORDER BY fetch_id, seq, rule_id")
+    con.execute("DROP TABLE _violations")
+    _assess_batches(con, contract, hold_back, dept)
+    _verdicts(con, ds, dept)
+    for where in [f"t.chunk = {i}" for i in range(len(bounds) + 1)] if chunked else ["TRUE"]:
+        con.execute(f"INSERT INTO staged.{ds} {_staged_select(contract, scratch if chunked else f'typed_{ds}', where)}")
+    if chunked:
+        con.execute(f"DROP TABLE {scratch}")
+
+
+# rows sampled for the record-id ranges: exact ranges need no exact quantiles, and a sample spares
+# normalising every record id of the department once more
+_BOUNDS_SAMPLE = 200_000
+
+
+def _bounds(con: duckdb.DuckDBPyConnection, ds: str, in_dept: str, rows: int, chunk_rows: int) -> list[str]:
+    """Split points of the department's normalised record ids into ranges of about `chunk_rows`
+    rows (the key staged rows are ordered and deduplicated by, so a range is staged on its own)."""
+    k = -(-rows // max(1, chunk_rows))
+    fractions = ", ".join(f"{i / k:.6f}" for i in range(1, k))
+    # sampled from a subquery: USING SAMPLE on the table itself would sample before the WHERE
+    sample = (
+        f"SELECT record_id FROM (SELECT record_id FROM raw.{ds} WHERE {in_dept}) "
+        f"USING SAMPLE reservoir({max(_BOUNDS_SAMPLE, 4 * k)} ROWS) REPEATABLE (42)"
+    )
+    found = con.execute(
+        f"SELECT DISTINCT unnest(quantile_disc(sc_text(record_id), [{fractions}])) AS b FROM ({sample}) ORDER BY b"
+    ).fetchall()
+    return [b for (b,) in found if b is not None]
+
+
+def _typed(con: duckdb.DuckDBPyConnection, contract: Contract, where: str, bounds: list[str]) -> None:
+    """typed_<ds>: the raw rows matching `where`, typed, with `chunk`, the number of their record-id
+    range (versions without a record id in the first)."""
+    ds = contract.dataset
+    chunk = " ".join(f"WHEN record_id < {_q(b)} THEN {i}" for i, b in enumerate(bounds))
+    chunk = f"CASE WHEN record_id IS NULL THEN 0 {chunk} ELSE {len(bounds)} END" if bounds else "0"
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE typed_{ds} AS "
-        f"{typed_select(contract, f'(SELECT * FROM raw.{ds} WHERE {where})')}"
+        f"CREATE OR REPLACE TEMP TABLE typed_{ds} AS SELECT *, {chunk} AS chunk FROM ("
+        f"{typed_select(contract, f'(SELECT * FROM raw.{ds} WHERE {where})')})"
     )
 
 
-def _staged_select(contract: Contract, dept: str | None) -> str:
-    """The versions of the typed chunk that passed (not quarantined, batch not held), each version
-    once — its first landing — in (department, record_id, updated_at, op) order."""
+def _field_cols(contract: Contract) -> str:
+    return ", ".join(f.name for f in contract.fields)
+
+
+def _verdicts(con: duckdb.DuckDBPyConnection, ds: str, dept: str) -> None:
+    """_verdicts: each version of the department that broke a rule, quarantined or with its flags."""
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _verdicts AS
+        SELECT department, fetch_id, seq, bool_or(severity = 'quarantine') AS held,
+               list(DISTINCT rule_id ORDER BY rule_id) FILTER (WHERE severity = 'flag') AS flags
+        FROM quality.violations WHERE dataset = {_q(ds)} AND department = {_q(dept)} GROUP BY ALL""")
+
+
+def _staged_select(contract: Contract, table: str, where: str = "TRUE") -> str:
+    """The versions of `table` (typed rows of one department) matching `where` (all, or one
+    record-id range) that passed (not quarantined, batch not held), each version once — its first
+    landing — in (department, record_id, updated_at, op) order. The first landing is picked on the
+    narrow key columns and joined back by rowid: a window over the wide rows cost a third more."""
     ds = contract.dataset
-    field_cols = ", ".join(f.name for f in contract.fields)
     return f"""
-        WITH v AS (
-            SELECT department, fetch_id, seq, bool_or(severity = 'quarantine') AS held,
-                   list(DISTINCT rule_id ORDER BY rule_id) FILTER (WHERE severity = 'flag') AS flags
-            FROM quality.violations WHERE dataset = '{ds}' AND department = {_q(dept or "")} GROUP BY ALL)
+        WITH keep AS (
+            SELECT t.rowid AS r, coalesce(v.flags, []) AS flags
+            FROM {table} t LEFT JOIN _verdicts v USING (department, fetch_id, seq)
+            WHERE {where} AND NOT coalesce(v.held, false)
+              AND (t.department, t.fetch_id) NOT IN (SELECT (department, fetch_id) FROM quality.batches
+                                                     WHERE dataset = '{ds}' AND held)
+            QUALIFY row_number() OVER (PARTITION BY t.department, t.record_id, t.updated_at, t.op
+                                       ORDER BY t.fetch_id, t.seq) = 1)
         SELECT t.department, t.record_id, t.updated_at, t.op, t.fetch_id, t.seq,
-               TRY_CAST(t.landed_at AS TIMESTAMPTZ) AS landed_at, {field_cols},
-               coalesce(v.flags, []) AS flags, t.extra_fields
-        FROM typed_{ds} t LEFT JOIN v USING (department, fetch_id, seq)
-        WHERE NOT coalesce(v.held, false)
-          AND (t.department, t.fetch_id) NOT IN (SELECT (department, fetch_id) FROM quality.batches
-                                                 WHERE dataset = '{ds}' AND held)
-        QUALIFY row_number() OVER (PARTITION BY t.department, t.record_id, t.updated_at, t.op
-                                   ORDER BY t.fetch_id, t.seq) = 1
+               TRY_CAST(t.landed_at AS TIMESTAMPTZ) AS landed_at, {_field_cols(contract)}, k.flags, t.extra_fields
+        FROM {table} t JOIN keep k ON t.rowid = k.r
+        WHERE {where}
         ORDER BY t.department, t.record_id, t.updated_at, t.op"""
 
 

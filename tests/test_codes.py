@@ -196,6 +196,18 @@ def test_fullwidth_to_halfwidth_leaves_chinese_alone():
     assert fullwidth_to_halfwidth("ＡＢ１２（江城）有限公司\u3000。") == "AB12(江城)有限公司 。"
 
 
+def test_warehouse_sc_half_is_the_same_mapping():
+    """SQL's sc_half (the punctuation of Chinese prose replaced first, then translate for what is
+    left) maps every full-width form, alone or mixed, as fullwidth_to_halfwidth does."""
+    from safecredit.warehouse import connect
+
+    every = "".join(chr(c) for c in range(0xFF01, 0xFF5F)) + "\u3000"
+    samples = [every, every[::-1] + "〔〕。", "经查，江城（某）公司：罚款；警告", "ＡＢ，１２；", "plain", "，", *every]
+    with connect() as con:
+        got = con.execute("SELECT sc_half(s) FROM unnest(?::VARCHAR[]) WITH ORDINALITY t(s, i) ORDER BY i", [samples])
+        assert [r[0] for r in got.fetchall()] == [fullwidth_to_halfwidth(x) for x in samples]
+
+
 # --------------------------------------------------------------------------- classify
 
 

@@ -204,6 +204,18 @@ def test_dataset_assertions_of_the_contract_judge_the_whole_dataset(tmp_path, co
     assert [f["assertion"] for f in da.failures(con, "penalties")[0]] == ["max_current"]
 
 
+def _staged_tables(con) -> list:
+    return [
+        con.execute(f"SELECT * FROM {t}").fetchall()
+        for t in (
+            "staged.penalties",
+            "staged.penalties_current ORDER BY department, record_id",
+            "quality.violations",
+            "quality.batches ORDER BY department, fetch_id",
+        )
+    ]
+
+
 def test_staging_in_chunks_gives_the_same_tables(tmp_path, con):
     """A large department is staged in ranges of record ids (bounded memory): same rows, same order."""
     first = [penalty(i) for i in range(1, 60)]
@@ -219,22 +231,10 @@ def test_staging_in_chunks_gives_the_same_tables(tmp_path, con):
     land(tmp_path, "yjj", bad, "20260202T000000000000Z")
     land(tmp_path, "zjj", [penalty(i) for i in range(1, 20)], "20260110T000000000000Z")
     load_raw(con, tmp_path, ["yjj", "zjj"], "penalties")
-
-    def tables():
-        return [
-            con.execute(f"SELECT * FROM {t}").fetchall()
-            for t in (
-                "staged.penalties",
-                "staged.penalties_current ORDER BY department, record_id",
-                "quality.violations",
-                "quality.batches ORDER BY department, fetch_id",
-            )
-        ]
-
     whole = stage(con, "penalties")
-    expected = tables()
+    expected = _staged_tables(con)
     chunked = stage(con, "penalties", chunk_rows=7)
-    assert chunked == whole and tables() == expected
+    assert chunked == whole and _staged_tables(con) == expected
     assert whole["held_back"] and whole["quarantined"] > 30 and len(expected[0]) > 50
 
 
@@ -271,19 +271,48 @@ def test_a_night_s_new_fetches_are_staged_alone_and_give_what_a_replay_gives(tmp
     replay = connect(tmp_path / "replay.duckdb")
     assert stage_landed(replay, raw, "penalties", {}, reuse=False) == (counts, "staged")
 
-    def tables(c):
-        return [
-            c.execute(f"SELECT * FROM {t}").fetchall()
-            for t in (
-                "staged.penalties",
-                "staged.penalties_current ORDER BY department, record_id",
-                "quality.violations",
-                "quality.batches ORDER BY department, fetch_id",
-                "raw.penalties ORDER BY department, fetch_id, seq",
-            )
-        ]
-
-    assert tables(night) == tables(replay)
+    raw_in_order = "SELECT * FROM raw.penalties ORDER BY department, fetch_id, seq"
+    assert _staged_tables(night) == _staged_tables(replay)
+    assert night.execute(raw_in_order).fetchall() == replay.execute(raw_in_order).fetchall()
     assert night.execute("SELECT count(*) FROM staged.penalties WHERE department = 'zjj'").fetchone()[0] == 21
     night.close()
     replay.close()
+
+
+def test_chunked_staging_does_not_need_a_department_stored_together(tmp_path, con):
+    """A large department is typed in ranges of raw row positions: with the departments' rows
+    interleaved in raw (every range holds rows of the other one), unknown fields, repeats, a revoke
+    and a quarantined version, chunks of 5 rows stage exactly what one chunk stages."""
+    for dept in ("yjj", "zjj"):
+        items = [penalty(i, CF_XJ_BZ=f"备注 {i}") if i % 3 == 0 else penalty(i) for i in range(1, 45)]
+        items[10] = penalty(11, CF_NR_FK="not a number")
+        land(tmp_path, dept, items, "20260110T000000000000Z")
+    later = [penalty(i, CF_NR_FK="6") for i in range(1, 20)]  # repeats: the first landing wins
+    later += [{"record_id": "p30", "updated_at": "2026-02-02T10:00:00+08:00", "op": "revoke"}]
+    land(tmp_path, "yjj", later, "20260201T000000000000Z")
+    load_raw(con, tmp_path, ["yjj", "zjj"], "penalties")
+    con.execute("CREATE OR REPLACE TABLE raw.penalties AS SELECT * FROM raw.penalties ORDER BY seq, department")
+    whole = stage(con, "penalties")
+    expected = _staged_tables(con)
+    chunked = stage(con, "penalties", chunk_rows=5)
+    assert chunked == whole and _staged_tables(con) == expected
+    # yjj: p30 revoked, p11 valid again in the later fetch; zjj: p11 quarantined
+    assert whole["quarantined"] == 2 and whole["current"] == 43 + 43
+    extra = con.execute("SELECT extra_fields FROM staged.penalties WHERE record_id = 'p3' AND department = 'zjj'")
+    assert extra.fetchone()[0] == '{"CF_XJ_BZ": "备注 3"}'
+    assert not con.execute("SELECT * FROM duckdb_tables() WHERE table_name LIKE '%chunked%'").fetchall()
+
+
+def test_record_id_ranges_are_sampled_from_the_department_alone(con, monkeypatch):
+    """The split points of a department's record-id ranges come from a sample of its own rows, even
+    when another department holds nearly all of raw (sampling before the filter found none)."""
+    from safecredit import staging
+
+    monkeypatch.setattr(staging, "_BOUNDS_SAMPLE", 100)
+    con.execute("CREATE SCHEMA raw")
+    con.execute(
+        "CREATE TABLE raw.penalties AS SELECT CASE WHEN i < 10000 THEN 'big' ELSE 'small' END AS department, "
+        "printf('r%05d', i) AS record_id FROM range(10050) t(i)"
+    )
+    bounds = staging._bounds(con, "penalties", "department = 'small'", 50, 10)
+    assert len(bounds) == 4 and all("r10000" < b <= "r10049" for b in bounds)
