@@ -35,7 +35,7 @@ def stage_increment(
     """Stage `fetches` (new since the last staging) into the warehouse's tables; returns what was
     done: "repeats" (no version in them that the staged history lacks: `staged.<dataset>` stands,
     only raw rows, violations and batches were added) or "increment"."""
-    from safecredit.raw_load import load_fetches
+    from safecredit.raw_load import _ident, load_fetches
     from safecredit.staging import stage
     from safecredit.warehouse import MACROS
 
@@ -88,7 +88,3 @@ def _merge(con: duckdb.DuckDBPyConnection, dataset: str) -> str:
         con.execute("ROLLBACK")
         raise
     return "increment" if added else "repeats"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'

@@ -81,7 +81,6 @@ class AuditWriter:
         self._passes = 0  # complete, successful moves of the whole spool
         self._insert = _insert_sql(engine)
         self._bulk = _bulk_sql(engine)
-        self._sqlite = engine.dialect.name == "sqlite"
         self.written = 0  # rows committed (including rows an earlier process left)
         self.failed = 0  # failed database transactions
         self.dropped = 0  # rows refused by a full spool
@@ -235,7 +234,7 @@ class AuditWriter:
                         con.execute(self._bulk, {"rows": payload})
                 elif rows:
                     with self.engine.begin() as con:  # one transaction, one executemany
-                        con.exec_driver_sql(self._insert, _as_tuples(rows, self._sqlite))
+                        con.exec_driver_sql(self._insert, _as_tuples(rows))
                 path.unlink()
             except Exception as exc:  # noqa: BLE001 — never take the service down; keep the rows, say so
                 self.failed += 1
@@ -302,13 +301,6 @@ def _bulk_sql(engine: Engine) -> TextClause | None:
     return None
 
 
-def _sqlite_time(at: str) -> str:
-    """An ISO timestamp (UTC, as spooled) as SQLAlchemy stores a DateTime in SQLite
-    (`YYYY-MM-DD HH:MM:SS.ffffff`): what reading the column back through the model expects."""
-    frac = at[20:26] if len(at) > 19 and at[19] == "." else ""
-    return f"{at[:10]} {at[11:19]}.{frac.ljust(6, '0')}"
-
-
 def _read_segment(path: Path) -> tuple[list[dict[str, Any]], str, int]:
     """A segment's rows, the same as one JSON array (what `_bulk_sql` reads) and its line count.
     A torn line (the machine crashed mid-append) is reported and left out."""
@@ -328,13 +320,13 @@ def _read_segment(path: Path) -> tuple[list[dict[str, Any]], str, int]:
     return rows, orjson.dumps(rows).decode("utf-8"), lines
 
 
-def _as_tuples(rows: list[dict[str, Any]], sqlite: bool) -> list[tuple]:
-    """Rows as executemany takes them (tuples of COLUMNS); `at` as the driver takes it: a
-    timezone-aware datetime, or for SQLite the text SQLAlchemy would have written."""
+def _as_tuples(rows: list[dict[str, Any]]) -> list[tuple]:
+    """Rows as executemany takes them (tuples of COLUMNS), `at` a timezone-aware datetime: the
+    path of databases without a JSON table function (SQLite and PostgreSQL take `_bulk_sql`)."""
     out = []
     for row in rows:
         at = row.get("at")
         if isinstance(at, str):
-            at = _sqlite_time(at) if sqlite else datetime.fromisoformat(at)
+            at = datetime.fromisoformat(at)
         out.append((at, *(row.get(c) for c in COLUMNS[1:])))
     return out
