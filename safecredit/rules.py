@@ -113,6 +113,7 @@ def prepare_params(
     )
     con.execute("CREATE OR REPLACE TEMP TABLE policy_kv (key VARCHAR, value VARCHAR)")
     con.executemany("INSERT INTO policy_kv VALUES (?, ?)", policy.scalars())
+    _policy_by_version(con, timeline)
     con.execute("CREATE OR REPLACE TEMP MACRO pol(k) AS (SELECT any_value(value) FROM policy_kv WHERE key = k)")
     for name, rows in sorted({**policy.tables(), **regime_tables(policy)}.items()):
         _policy_table(con, f"policy_{name}", rows)
@@ -129,6 +130,30 @@ def prepare_params(
             [g, spec.get("name", g), bool(spec.get("enabled", True)), spec.get("severity")],
         )
     prepare_calendar(con, policy)
+
+
+# What a decision takes from the policy in force on its own date (rules.md §3, "which rules apply
+# when"), not from the run's: the measures its listing brings and the bans its penalty imposes.
+DATED_POLICY_TABLES = ("measures", "person_bans", "regimes")
+
+
+def _policy_by_version(con: duckdb.DuckDBPyConnection, timeline: Sequence[Policy]) -> None:
+    """`policy_<name>_by_version` for DATED_POLICY_TABLES and `policy_kv_by_version`: every policy
+    version's rows with a `policy_version` column, joined on the version of the entry or penalty."""
+    for name in DATED_POLICY_TABLES:
+        rows = [
+            {"policy_version": p.version, **r}
+            for p in timeline
+            for r in ({**p.tables(), **regime_tables(p)}.get(name) or [])
+        ]
+        _policy_table(con, f"policy_{name}_by_version", rows)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE policy_kv_by_version (policy_version VARCHAR, key VARCHAR, value VARCHAR)"
+    )
+    con.executemany(
+        "INSERT INTO policy_kv_by_version VALUES (?, ?, ?)",
+        [(p.version, k, v) for p in timeline for k, v in p.scalars()],
+    )
 
 
 def _policy_table(con: duckdb.DuckDBPyConnection, name: str, rows: list[dict]) -> None:

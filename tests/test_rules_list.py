@@ -583,6 +583,56 @@ def test_the_policy_in_force_on_the_decision_date_applies(tmp_path, monkeypatch)
     assert new["policy_version"].startswith("2026.1+")
 
 
+def test_measures_follow_the_policy_in_force_on_the_decision_date(tmp_path, monkeypatch):
+    """A listing brings the measures of the policy in force on its decision date, not the run's:
+    an older policy folder without 国有土地出让 (state_land) for decisions before 2023-10-01."""
+    from safecredit.policy import load_policies, policy_for
+
+    def older_measures(root):
+        import shutil
+
+        shutil.copytree(root / "default", root / "pre2023")
+        m = root / "pre2023" / "measures.yaml"
+        m.write_text(
+            "\n".join(ln for ln in m.read_text(encoding="utf-8").splitlines() if "matter: state_land," not in ln),
+            encoding="utf-8",
+        )
+        (root / "pre2023" / "policy.yaml").write_text(
+            'policy: older\nversion: "2023.0"\neffective_from: 1900-01-01\n', encoding="utf-8"
+        )
+        q = root / "default" / "policy.yaml"
+        q.write_text(
+            q.read_text(encoding="utf-8").replace("effective_from: 1900-01-01", "effective_from: 2023-10-01"),
+            encoding="utf-8",
+        )
+
+    _with_policy_dir(monkeypatch, _policy_copy(tmp_path, older_measures))
+    try:
+        pens = [
+            penalty(1, 1, "2023-05-04", AQ_WFDM="UNLICENSED_OPERATION"),
+            penalty(2, 2, "2024-05-06", AQ_WFDM="UNLICENSED_OPERATION"),
+        ]
+        con = wh(tmp_path / "w", pens, as_of=date(2024, 6, 1), policy=policy_for(date(2024, 6, 1)))
+        units = {e["decision_no"]: e for e in entries(con, subject_type="unit")}
+        matters = {
+            (decision_no, matter): version
+            for decision_no, matter, version in con.execute(
+                "SELECT decision_no, matter, policy_version FROM rules.restriction_timeline WHERE subject_type = 'unit'"
+            ).fetchall()
+        }
+    finally:
+        monkeypatch.delenv("SAFECREDIT_POLICY_DIR")
+        load_policies.cache_clear()
+    old, new = pens[0]["CF_WSH"], pens[1]["CF_WSH"]
+    assert units[old]["status"] == units[new]["status"] == "listed"
+    assert (old, "public_bidding") in matters and (old, "state_land") not in matters
+    assert (new, "public_bidding") in matters and (new, "state_land") in matters
+    assert {v for (d, _), v in matters.items() if d == old} == {units[old]["policy_version"]}
+    assert units[old]["policy_version"].startswith("2023.0+")
+    assert {v for (d, _), v in matters.items() if d == new} == {units[new]["policy_version"]}
+    assert units[new]["policy_version"].startswith("2026.1+")
+
+
 def test_a_warehouse_of_an_earlier_release_upgrades_in_place(tmp_path):
     """subjects.penalties was a table before it became a view: the next run replaces it, same rows."""
     from safecredit.policy import policy_for
