@@ -544,25 +544,35 @@ def test_a_changed_policy_value_changes_the_list_and_its_version_without_code(tm
     assert after["entry_id"] == before["entry_id"]
 
 
+def _older_folder(root, name: str, version: str, topic: str, edit) -> None:
+    """A copy of the default policy as `pre2023` (policy `name`, `version`) for decisions before
+    2023-10-01, its `topic`.yaml text passed through `edit`; the default applies from 2023-10-01."""
+    import shutil
+
+    shutil.copytree(root / "default", root / "pre2023")
+    p = root / "pre2023" / f"{topic}.yaml"
+    p.write_text(edit(p.read_text(encoding="utf-8")), encoding="utf-8")
+    (root / "pre2023" / "policy.yaml").write_text(
+        f'policy: {name}\nversion: "{version}"\neffective_from: 1900-01-01\n', encoding="utf-8"
+    )
+    q = root / "default" / "policy.yaml"
+    q.write_text(
+        q.read_text(encoding="utf-8").replace("effective_from: 1900-01-01", "effective_from: 2023-10-01"),
+        encoding="utf-8",
+    )
+
+
 def test_the_policy_in_force_on_the_decision_date_applies(tmp_path, monkeypatch):
     """An older regime (1-year listing) configured for decisions before 2023-10-01."""
     from safecredit.policy import load_policies, policy_for
 
     def old_regime(root):
-        import shutil
-
-        shutil.copytree(root / "default", root / "pre2023")
-        p = root / "pre2023" / "listing.yaml"
-        p.write_text(
-            p.read_text(encoding="utf-8").replace("management_years: 3", "management_years: 1"), encoding="utf-8"
-        )
-        (root / "pre2023" / "policy.yaml").write_text(
-            'policy: 安监总办〔2017〕49号\nversion: "2017.1"\neffective_from: 1900-01-01\n', encoding="utf-8"
-        )
-        q = root / "default" / "policy.yaml"
-        q.write_text(
-            q.read_text(encoding="utf-8").replace("effective_from: 1900-01-01", "effective_from: 2023-10-01"),
-            encoding="utf-8",
+        _older_folder(
+            root,
+            "安监总办〔2017〕49号",
+            "2017.1",
+            "listing",
+            lambda t: t.replace("management_years: 3", "management_years: 1"),
         )
 
     _with_policy_dir(monkeypatch, _policy_copy(tmp_path, old_regime))
@@ -589,21 +599,12 @@ def test_measures_follow_the_policy_in_force_on_the_decision_date(tmp_path, monk
     from safecredit.policy import load_policies, policy_for
 
     def older_measures(root):
-        import shutil
-
-        shutil.copytree(root / "default", root / "pre2023")
-        m = root / "pre2023" / "measures.yaml"
-        m.write_text(
-            "\n".join(ln for ln in m.read_text(encoding="utf-8").splitlines() if "matter: state_land," not in ln),
-            encoding="utf-8",
-        )
-        (root / "pre2023" / "policy.yaml").write_text(
-            'policy: older\nversion: "2023.0"\neffective_from: 1900-01-01\n', encoding="utf-8"
-        )
-        q = root / "default" / "policy.yaml"
-        q.write_text(
-            q.read_text(encoding="utf-8").replace("effective_from: 1900-01-01", "effective_from: 2023-10-01"),
-            encoding="utf-8",
+        _older_folder(
+            root,
+            "older",
+            "2023.0",
+            "measures",
+            lambda t: "\n".join(ln for ln in t.splitlines() if "matter: state_land," not in ln),
         )
 
     _with_policy_dir(monkeypatch, _policy_copy(tmp_path, older_measures))
