@@ -77,15 +77,17 @@ class ExchangeResource(dg.ConfigurableResource):
             reuse.forget(con, step)
         return found
 
-    def run_inputs(self, *parts) -> str:
+    def run_inputs(self, *parts, dated: bool = True) -> str:
         """The fingerprint of what a rules step reads besides its own upstream steps: code, policy,
-        dates, the person-id key (hashed)."""
+        dates, the person-id key (hashed). `dated=False` for a step that reads neither `as_of` nor
+        the policy (subject resolution): a night that only moves the date reuses it."""
         import hashlib
 
         from safecredit import reuse
 
         salt = hashlib.sha256(self.person_salt().encode()).hexdigest()
-        return reuse.digest(reuse.code_digest(), self.policy().version, self.as_of_date(), self.known_at, salt, *parts)
+        dates = (self.policy().version, self.as_of_date()) if dated else ()
+        return reuse.digest(reuse.code_digest(), *dates, self.known_at, salt, *parts)
 
     @contextmanager
     def warehouse(self, holder: str = "dagster") -> Iterator:

@@ -96,3 +96,43 @@ def test_a_full_rebuild_from_the_landing_publishes_the_same_bytes(nights):
     assert {f: {n: sha for n, (sha, _) in files.items()} for f, files in full.items()} == {
         f: {n: sha for n, (sha, _) in files.items()} for f, files in incremental.items()
     }
+
+
+def test_subject_resolution_reads_neither_the_date_nor_the_policy():
+    """Its fingerprint leaves out as_of and the policy (assets/rules.py), so its SQL must not read them."""
+    from safecredit.config import RULES_DIR
+
+    for sql in sorted((RULES_DIR / "subjects").glob("*.sql")):
+        text = sql.read_text(encoding="utf-8")
+        for token in ("as_of", "pol(", "policy_", "calendar", "workday"):
+            assert token not in text, f"{sql.name} reads {token}: put as_of/the policy back in its fingerprint"
+
+
+@pytest.fixture(scope="module")
+def date_moved(nights, pipeline_run):
+    """After `nights`: a night with the same landing and a later as_of, then a replay at that date."""
+    from datetime import timedelta
+
+    home = nights["home"]
+    as_of = pipeline_run["as_of"] + timedelta(days=7)
+    before = _ledger(home)
+    moved = run_pipeline(str(home), str(home / "sources.yaml"), as_of)
+    after = _ledger(home)
+    rebuilt = run_pipeline(str(home), None, as_of, replay=True)
+    return {"home": home, "moved": moved, "rebuilt": rebuilt, "ledger": (before, after)}
+
+
+def test_a_night_that_only_moves_the_date_recomputes_only_what_depends_on_it(date_moved):
+    before, after = date_moved["ledger"]
+    assert date_moved["moved"].published and date_moved["rebuilt"].published
+    for step in ("staged:penalties", "staged:enterprises", "staged:accidents"):  # a repeat fetch re-records
+        assert after[step][0] == before[step][0], f"{step} has new inputs although only the date moved"
+    assert after["subjects"] == before["subjects"], "subjects were resolved again although only the date moved"
+    for step in ("rules", "publish"):
+        assert after[step][0] != before[step][0], f"{step} was reused although the date moved"
+    # what it published is what a rebuild from the landing at that date publishes
+    moved = _files(date_moved["home"], date_moved["moved"].version)
+    full = _files(date_moved["home"], date_moved["rebuilt"].version)
+    assert moved and {f: {n: sha for n, (sha, _) in files.items()} for f, files in full.items()} == {
+        f: {n: sha for n, (sha, _) in files.items()} for f, files in moved.items()
+    }
