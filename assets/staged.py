@@ -69,18 +69,19 @@ STAGED_CHECKS = {
 def _contract_result(context, exchange: ExchangeResource, con, dataset: str) -> dg.AssetCheckResult:
     from safecredit import reuse
     from safecredit.contracts import load_contract
-    from safecredit.gx_suites import BATCH_ROWS, validate_reader
+    from safecredit.gx_suites import validate_current
 
     contract = load_contract(dataset)
-    cols = ", ".join(f.name for f in contract.fields if f.type != "list")
-    # the suite's verdict on the same staged tables (same fingerprint) is still the verdict
+    step = f"contract_suite:{dataset}"
+    # the suite's verdict on the same staged tables (same fingerprint) is still the verdict; after
+    # new fetches, a passing verdict needs only their records validated (validate_current)
     staged_as = reuse.fingerprint_of(con, f"staged:{dataset}")
-    summary = exchange.reused(con, f"contract_suite:{dataset}", staged_as) if staged_as else None
-    if summary is None:  # streamed in batches: 20M penalties never sit in pandas at once
-        rows = con.sql(f"SELECT {cols} FROM staged.{dataset}_current")
-        summary = validate_reader(contract, rows.to_arrow_reader(BATCH_ROWS))
+    previous = reuse.outputs_of(con, step) if exchange.reuse else None
+    summary = exchange.reused(con, step, staged_as) if staged_as else None
+    if summary is None:
+        summary = validate_current(con, contract, previous)
         if staged_as:
-            reuse.record(con, f"contract_suite:{dataset}", staged_as, summary)
+            reuse.record(con, step, staged_as, summary)
     failed = summary["failed"]
     if not summary["success"]:
         record_blocked(
@@ -108,6 +109,8 @@ def _contract_result(context, exchange: ExchangeResource, con, dataset: str) -> 
             "evaluated": summary["evaluated"],
             "successful": summary["successful"],
             "rows": summary["rows"],
+            # records in force the suite read this time (the rest passed it on an earlier night)
+            "validated_rows": summary.get("validated_rows", summary["rows"]),
             "suite": summary["suite"],
             "failed": dg.MetadataValue.json(failed),
         },

@@ -142,3 +142,43 @@ def _validate_one(contract: Contract, frame) -> dict:
         "suite": name,
         "failed": failed,
     }
+
+
+def validate_current(con, contract: Contract, previous: dict | None = None) -> dict:
+    """The suite over `staged.<dataset>_current`, returned with what it covered (`fetches`, `code`)
+    so the next night can pass it back as `previous`.
+
+    Every expectation is row-wise and a staged row never changes once staged (a new version is a new
+    row), so when the previous verdict was a success under the same suite and code, the records in
+    force it saw still pass: only the records in force that came with fetches it did not cover are
+    validated (`validated_rows`), and the verdict over them is the verdict over the dataset. A
+    previous failure, a new contract version or new code validates everything again."""
+    from safecredit.reuse import code_digest
+
+    dataset = contract.dataset
+    cols = ", ".join(f.name for f in contract.fields if f.type != "list")
+    fetches = con.execute(f"SELECT DISTINCT department, fetch_id FROM staged.{dataset} ORDER BY ALL").fetchall()
+    seen = [tuple(f) for f in (previous or {}).get("fetches", ())]
+    incremental = (
+        bool(previous)
+        and previous.get("success") is True
+        and previous.get("suite") == f"{dataset}-{contract.version}"
+        and previous.get("code") == code_digest()
+        and bool(seen)
+    )
+    where = ""
+    if incremental:
+        con.execute("CREATE OR REPLACE TEMP TABLE _suite_seen (department VARCHAR, fetch_id VARCHAR)")
+        con.executemany("INSERT INTO _suite_seen VALUES (?, ?)", seen)
+        where = " WHERE (department, fetch_id) NOT IN (SELECT (department, fetch_id) FROM _suite_seen)"
+    # streamed in batches: 20M penalties never sit in pandas at once
+    reader = con.sql(f"SELECT {cols} FROM staged.{dataset}_current{where}").to_arrow_reader(BATCH_ROWS)
+    summary = validate_reader(contract, reader)
+    in_force = con.execute(f"SELECT count(*) FROM staged.{dataset}_current").fetchone()[0]
+    return {
+        **summary,
+        "rows": in_force,
+        "validated_rows": summary["rows"],
+        "fetches": [list(f) for f in fetches],
+        "code": code_digest(),
+    }

@@ -139,6 +139,13 @@ def reusable(con: duckdb.DuckDBPyConnection, step: str, fingerprint: str) -> dic
     return None
 
 
+def outputs_of(con: duckdb.DuckDBPyConnection, step: str) -> dict | None:
+    """What `step` recorded when it last completed, whatever its fingerprint (None: nothing)."""
+    _ensure(con)
+    row = con.execute(f"SELECT outputs FROM {LEDGER} WHERE step = ?", [step]).fetchall()
+    return json.loads(row[0][0]) if row and row[0][0] else None
+
+
 def forget(con: duckdb.DuckDBPyConnection, step: str) -> None:
     """Before `step` rebuilds its tables: a crash from here on must not look like a completed step."""
     _ensure(con)

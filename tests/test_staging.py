@@ -181,6 +181,43 @@ def test_gx_suite_from_contract_passes_on_staged_and_fails_on_bad_rows(tmp_path,
     assert counts[("expect_column_values_to_be_in_set", "violation_code")] == 2
 
 
+def test_after_a_passing_night_the_suite_reads_only_the_records_of_new_fetches(tmp_path, con):
+    """validate_current: a previous success under the same suite covers the records of the fetches
+    it saw; a night's new fetches are validated alone, and a bad record among them fails the suite."""
+    from safecredit.contracts import load_contract
+    from safecredit.gx_suites import validate_current
+
+    contract = load_contract("penalties")
+    land(tmp_path, "yjj", [penalty(i) for i in range(1, 6)], "20260110T000000000000Z")
+    load_raw(con, tmp_path, ["yjj"], "penalties")
+    stage(con, "penalties")
+    first = validate_current(con, contract)
+    assert first["success"] and first["rows"] == first["validated_rows"] == 5
+    assert first["fetches"] == [["yjj", "20260110T000000000000Z"]]
+
+    # a second fetch: two new records and a new version of record 1
+    land(
+        tmp_path,
+        "yjj",
+        [penalty(6), penalty(7), penalty(1, CF_NR_FK="99", updated_at="2026-01-09T11:00:00+08:00")],
+        "20260111T000000000000Z",
+    )
+    load_raw(con, tmp_path, ["yjj"], "penalties")
+    stage(con, "penalties")
+    second = validate_current(con, contract, first)
+    assert second["success"] and second["rows"] == 7 and second["validated_rows"] == 3
+    assert len(second["fetches"]) == 2
+
+    # a record of the new fetch that breaks the contract is seen (the suite is a second opinion on
+    # what staging let through: the row is altered here behind staging's back)
+    con.execute("UPDATE staged.penalties SET fine_wan = -3 WHERE fetch_id = '20260111T000000000000Z'")
+    bad = validate_current(con, contract, first)
+    assert not bad["success"] and bad["validated_rows"] == 3
+    # after a failure, or under another suite, everything is read again
+    assert validate_current(con, contract, bad)["validated_rows"] == 7
+    assert validate_current(con, contract, {**first, "suite": "penalties-0.9"})["validated_rows"] == 7
+
+
 def test_dataset_assertions_of_the_contract_judge_the_whole_dataset(tmp_path, con, monkeypatch):
     """contracts/datasets/*.yaml `assertions:` (min/max records in force, quarantine share) pass on a
     healthy batch and fail, with a bilingual reason, where the dataset breaks them."""
