@@ -32,6 +32,7 @@ from typing import Iterator
 
 from dagster._core.storage.base_storage import DagsterStorage
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    INDEX_SHARD_NAME,
     SqliteEventLogStorage,
     SqliteEventLogStorageWatchdog,
 )
@@ -141,6 +142,7 @@ class _WalWatchdog(SqliteEventLogStorageWatchdog):
 class LocalEventLogStorage(SqliteEventLogStorage):
     def __init__(self, base_dir: str, inst_data=None):
         self._engines = Engines(keep=KEEP_ENGINES + 1)  # + the index shard
+        self._tables: set[str] = set()
         super().__init__(base_dir, inst_data)
 
     @contextmanager
@@ -152,6 +154,16 @@ class LocalEventLogStorage(SqliteEventLogStorage):
                 self._initialized_dbs.add(shard)
             with _transaction(engine) as conn:
                 yield conn
+
+    def has_table(self, table_name: str) -> bool:
+        # asked before every asset check event (does the index know checks?): a fresh engine and
+        # connection each time in the stock class; a table once there stays
+        if table_name not in self._tables:
+            engine = self._engines.get(self.conn_string_for_shard(INDEX_SHARD_NAME))
+            with engine.connect() as conn:
+                if engine.dialect.has_table(conn, table_name):
+                    self._tables.add(table_name)
+        return table_name in self._tables
 
     def watch(self, run_id: str, cursor: str | None, callback) -> None:
         from watchdog.observers import Observer

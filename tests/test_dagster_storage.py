@@ -143,3 +143,15 @@ def test_runner_gives_a_generated_instance_file_the_storage_and_keeps_a_users_ow
             assert (written == text) is not upgraded
         finally:
             instance.dispose()
+
+
+def test_has_table_answers_from_the_index_and_sees_a_table_created_later(tmp_path):
+    storage = LocalEventLogStorage(str(tmp_path / "runs"))
+    try:
+        assert storage.has_table("asset_check_executions") and storage.supports_asset_checks
+        assert not storage.has_table("added_later")
+        with storage.index_connection() as conn:
+            conn.exec_driver_sql("CREATE TABLE added_later (x INTEGER)")
+        assert storage.has_table("added_later")  # a negative answer is not kept
+    finally:
+        storage.dispose()
