@@ -23,17 +23,23 @@ def _instance(paths: config.Paths):
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
     yaml_path = home / "dagster.yaml"
-    # the local template (safecredit/dagster.local.yaml, shipped with the package): SQLite, warehouse
-    # pool limited to one writer; a file an earlier version wrote (same first line, no concurrency)
-    # is upgraded, any other kept
+    # the local template (safecredit/dagster.local.yaml, shipped with the package): SQLite kept
+    # open (pipelines/storage.py), warehouse pool limited to one writer; a file an earlier version
+    # wrote (same first line, without one of those sections) is upgraded, any other kept
     old_default = "# local instance for safecredit runs; see docs for PostgreSQL storage\n"
     current = yaml_path.read_text(encoding="utf-8") if yaml_path.exists() else None
-    if current is None or (current.startswith(old_default) and "concurrency:" not in current):
+    if current is None or (current.startswith(old_default) and not _has_sections(current, "storage", "concurrency")):
         text = (Path(config.__file__).resolve().parent / "dagster.local.yaml").read_text(encoding="utf-8")
         tmp = yaml_path.with_name(f"dagster.yaml.{os.getpid()}.tmp")
         tmp.write_text(old_default + text, encoding="utf-8")
         os.replace(tmp, yaml_path)
     return dg.DagsterInstance.get()
+
+
+def _has_sections(yaml_text: str, *names: str) -> bool:
+    import re
+
+    return all(re.search(rf"^{name}:", yaml_text, re.MULTILINE) for name in names)
 
 
 def run_pipeline(
