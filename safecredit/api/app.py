@@ -56,7 +56,7 @@ from .problems import (
     problem_responses,
 )
 from .ratelimit import DailyQuota, RateLimiter
-from .restrictions import MAX_BATCH, MAX_CODE_LENGTH, answer_codes, fetch, masked_code, read_salt, warm
+from .restrictions import answer_codes, warm
 from .routers import explain, feeds, lists, restrictions, units
 from .rows import record_for
 from .schemas import (
@@ -80,7 +80,9 @@ from .schemas import (
     UnitVersion,
 )
 from .service import BEARER, LazyCursor, Reader, Service, reader, require, serving
-from .snapshot import Snapshot, SnapshotManager
+from .snapshot import Snapshot, fetch
+from .snapshot_manager import SnapshotManager
+from .subjects import MAX_BATCH, MAX_CODE_LENGTH, masked_code, read_salt
 
 log = logging.getLogger("safecredit.api")
 access_log = logging.getLogger("safecredit.access")

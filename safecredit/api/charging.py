@@ -14,11 +14,8 @@ from safecredit.codes import is_valid_uscc, normalise_code
 from .keys import Principal
 from .problems import ApiProblem
 from .ratelimit import retry_after_header
-from .restrictions import (
-    MAX_CODE_LENGTH,
-    Subject,
-)
 from .service import Reader, Service
+from .subjects import MAX_CODE_LENGTH, Subject
 
 log = logging.getLogger("safecredit.api")
 

@@ -17,7 +17,8 @@ from .audit import AuditWriter
 from .keys import KeyService, Principal
 from .problems import ApiProblem, problem_responses
 from .ratelimit import DailyQuota, RateLimiter
-from .snapshot import Snapshot, SnapshotManager
+from .snapshot import Snapshot
+from .snapshot_manager import SnapshotManager
 
 log = logging.getLogger("safecredit.api")
 

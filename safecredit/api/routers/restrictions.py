@@ -18,14 +18,7 @@ from fastapi.responses import Response
 
 from ..charging import charge_resolved
 from ..problems import ApiProblem
-from ..restrictions import (
-    MAX_BATCH,
-    Subject,
-    answer_subjects,
-    can_answer_from_index,
-    masked_code,
-    resolve_subjects,
-)
+from ..restrictions import answer_subjects, can_answer_from_index
 from ..schemas import (
     BatchAnswer,
     BatchRequest,
@@ -33,6 +26,7 @@ from ..schemas import (
     RestrictionAnswer,
 )
 from ..service import BEARER, Reader, serving, v1_router
+from ..subjects import MAX_BATCH, Subject, masked_code, resolve_subjects
 
 log = logging.getLogger("safecredit.api")
 
