@@ -55,7 +55,8 @@ from .problems import (
     problem_response,
     problem_responses,
 )
-from .ratelimit import DailyQuota, RateLimiter
+from .quota import DailyQuota
+from .ratelimit import RateLimiter
 from .restrictions import answer_codes, warm
 from .routers import explain, feeds, lists, restrictions, units
 from .rows import record_for
@@ -210,9 +211,11 @@ def create_app(
     async def lifespan(app: FastAPI):
         await anyio.to_thread.run_sync(svc.snapshots.start)
         svc.audit.start()
+        svc.quota.start()
         try:
             yield
         finally:
+            svc.quota.stop()  # this server's unspent person-code leases go back to the database
             svc.audit.stop()
             svc.snapshots.stop()
             engine.dispose()

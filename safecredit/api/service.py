@@ -16,7 +16,8 @@ from safecredit.publish import FeedStore
 from .audit import AuditWriter
 from .keys import KeyService, Principal
 from .problems import ApiProblem, problem_responses
-from .ratelimit import DailyQuota, RateLimiter
+from .quota import DailyQuota
+from .ratelimit import RateLimiter
 from .snapshot import Snapshot
 from .snapshot_manager import SnapshotManager
 
