@@ -44,6 +44,7 @@ from .answer_index import PUBLISHED, TIMELINES
 from .audit import AuditWriter
 from .charging import DEFAULT_PERSON_QUOTA, charge, charge_codes, quota_alert
 from .check import check_router
+from .fastpath import HotRouteFirst
 from .keys import KeyService, Principal, db_url_for, make_engine
 from .masking import MaskIdNumbers, mask_path
 from .middleware import ServiceMiddleware
@@ -172,6 +173,10 @@ LOG_CONFIG: dict[str, Any] = {
 # ---------------------------------------------------------------------------------- the app
 
 
+class _App(HotRouteFirst, FastAPI):
+    entry_type = ServiceMiddleware  # the hot route enters here (fastpath.HotRouteFirst)
+
+
 def create_app(
     home: Path | str | None = None,
     db_url: str | None = None,
@@ -217,6 +222,7 @@ def create_app(
         finally:
             svc.quota.stop()  # this server's unspent person-code leases go back to the database
             svc.audit.stop()
+            svc.access.stop()
             svc.snapshots.stop()
             engine.dispose()
 
@@ -234,6 +240,9 @@ def create_app(
         redoc_url=None,
         static_url=DOCS_STATIC,
     )
+    # FastAPIOffline is a function that makes a plain FastAPI: the same object, given the hot
+    # route's entrance (a subclass adding one method, no state of its own)
+    app.__class__ = _App
     app.state.service = svc
     app.add_middleware(ServiceMiddleware, service=svc)
     _exception_handlers(app)

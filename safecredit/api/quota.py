@@ -33,6 +33,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from .models import PersonQuotaUse
+from .periodic import Periodic
 
 log = logging.getLogger("safecredit.api")
 
@@ -66,8 +67,7 @@ class DailyQuota:
         self._claims: dict[str, threading.Lock] = {}  # one claim per key at a time on this server
         self._near: set[tuple[str, str]] = set()  # (key, day) with too little left for a lease
         self._cleaned: str | None = None  # the day whose older counts were deleted
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._returner = Periodic("quota-leases", idle_return / 2, lambda: self.give_back(idle_return))
 
     # -- spending --------------------------------------------------------------------------
     def spend_held(self, key: str, n: int, day: str) -> bool:
@@ -170,18 +170,9 @@ class DailyQuota:
 
     def start(self) -> None:
         """Give back idle leases in the background (every `idle_return` / 2 s)."""
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="quota-leases", daemon=True)
-        self._thread.start()
+        self._returner.start()
 
     def stop(self) -> None:
         """Stop the background returns and give back every lease."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._returner.stop()
         self.give_back()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.idle_return / 2):
-            self.give_back(self.idle_return)
