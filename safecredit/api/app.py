@@ -26,7 +26,6 @@ import json
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio
 from fastapi import Depends, FastAPI, Request
@@ -46,6 +45,7 @@ from .charging import DEFAULT_PERSON_QUOTA, charge, charge_codes, quota_alert
 from .check import check_router
 from .fastpath import HotRouteFirst
 from .keys import KeyService, Principal, db_url_for, make_engine
+from .logformat import LOG_CONFIG
 from .masking import MaskIdNumbers, mask_path
 from .middleware import ServiceMiddleware
 from .paging import DEFAULT_LIMIT, MAX_CACHED_DIFFS, MAX_LIMIT, page_of
@@ -147,29 +147,6 @@ AUDIT_SPOOL = "audit-spool"  # under the home: audit rows on their way to the da
 AUDIT_MAX_SPOOLED = 1_000_000
 
 
-#: logging for `safecredit serve`: uvicorn's own logs and the service's access log, ID numbers masked
-LOG_CONFIG: dict[str, Any] = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"mask_ids": {"()": "safecredit.api.masking.MaskIdNumbers"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {
-        "stderr": {
-            "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["mask_ids"],
-            "stream": "ext://sys.stderr",
-        }
-    },
-    "loggers": {
-        "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
-        "uvicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
-        "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
-        "safecredit": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
-    },
-}
-
-
 # ---------------------------------------------------------------------------------- the app
 
 
@@ -222,7 +199,6 @@ def create_app(
         finally:
             svc.quota.stop()  # this server's unspent person-code leases go back to the database
             svc.audit.stop()
-            svc.access.stop()
             svc.snapshots.stop()
             engine.dispose()
 

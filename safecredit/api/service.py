@@ -4,7 +4,7 @@ scope (`require`, `serving`), the served snapshot and a lazy cursor of it (`read
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -13,7 +13,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from safecredit.publish import FeedStore
 
-from .accesslog import AccessLog
 from .audit import AuditWriter
 from .keys import KeyService, Principal
 from .problems import ApiProblem, problem_responses
@@ -37,8 +36,6 @@ class Service:
     quota: DailyQuota
     anon_rate: float = 20.0  # calls/s per client address without a valid key (before any DB lookup)
     anon_burst: int = 200
-    #: the access log's lines, written by a thread of their own (accesslog.py)
-    access: AccessLog = field(default_factory=lambda: AccessLog(logging.getLogger("safecredit.access")))
 
     @property
     def store(self) -> FeedStore:

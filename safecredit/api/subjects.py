@@ -41,13 +41,32 @@ class Subject:
         return self.code if self.subject_type == "unit" else (mask_id_number(self.code) or "")
 
 
+#: codes seen as given that are valid USCCs only (normalised already, never also an ID number):
+#: public unit codes, kept to spare the hot route validating a code it saw before twice a call
+#: (`masked_code`, `resolve_subject`). Nothing else is remembered: no ID number is held.
+_KNOWN_UNITS: dict[str, Subject] = {}
+MAX_KNOWN_UNITS = 100_000
+
+
+def _known_unit(code: str) -> None:
+    if len(_KNOWN_UNITS) >= MAX_KNOWN_UNITS:
+        _KNOWN_UNITS.clear()
+    _KNOWN_UNITS[code] = Subject(code, "unit", code)
+
+
 def masked_code(raw: str | None) -> str:
     """A code as given, safe for a log line or the audit: kept only when it is a valid USCC."""
     if not raw:
         return ""
+    if raw in _KNOWN_UNITS:
+        return raw
     code = normalise_code(str(raw))[:MAX_CODE_LENGTH]
     # `classify_code(code) == "uscc"` without its second normalisation (this runs for every call)
-    return code if is_valid_uscc(code) and not is_valid_id_number(code) else (mask_id_number(code) or "")
+    if is_valid_uscc(code) and not is_valid_id_number(code):
+        if code == raw:
+            _known_unit(code)
+        return code
+    return mask_id_number(code) or ""
 
 
 def person_subject_id(salt: str, number: str) -> str:
@@ -63,6 +82,10 @@ def resolve_subject(raw: Any, subject_type: str | None, salt: Callable[[], str |
             "subject_type 只能是 unit（单位）或 person（个人）",
             kind="invalid-subject-type",
         )
+    if subject_type != "person" and isinstance(raw, str):
+        known = _KNOWN_UNITS.get(raw)
+        if known is not None:  # what the checks below answer for a code valid as a USCC only
+            return known
     code = normalise_code(raw) if isinstance(raw, str) else ""
     if not code:
         raise ApiProblem(422, "the code is empty", "代码为空", kind="malformed-code")
@@ -94,6 +117,8 @@ def resolve_subject(raw: Any, subject_type: str | None, salt: Callable[[], str |
     if subject_type == "unit":
         if not uscc:
             raise ApiProblem(422, _malformed_en(code, unit=True), _malformed_zh(code, unit=True), kind="malformed-code")
+        if not pid and code == raw:
+            _known_unit(code)
         return Subject(code, "unit", code)
     # a person: a resident ID number must pass its checks; other documents are taken as given
     if len(code) == 18 and set(code) <= _ID_FORM_CHARS and code[:17].isdigit() and not pid:
