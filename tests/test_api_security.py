@@ -338,6 +338,30 @@ def test_a_control_character_in_the_path_cannot_forge_a_log_line(server, caplog)
     assert any("\\n127.0.0.1:1" in x for x in lines)
 
 
+def test_a_bug_in_the_hot_route_is_a_500_problem_audited_with_its_route(server, data, monkeypatch):
+    """`GET /v1/restrictions/{code}` skips Starlette's error middleware (fastpath.HotRouteFirst): an
+    exception there is still a 500 problem without a traceback or the number in it, audited with
+    the route it tried, with the headers of any answer; the next call is answered."""
+    from safecredit.api.answer_index import AnswerIndex
+
+    key = make_key(server, "hot-bug", ["restrictions:read"])
+    number = data["person"]
+
+    def broken(self, *args, **kw):
+        raise RuntimeError(f"lookup failed for {number}")
+
+    monkeypatch.setattr(AnswerIndex, "prepared", broken)
+    r = server.get(f"/v1/restrictions/{data['unit']}", key)
+    body = is_problem(r, 500)
+    assert number not in r.text and number[-8:] not in r.text
+    assert r.headers["x-content-type-options"] == "nosniff" and r.headers["cache-control"] == "no-store"
+    rows = audit_rows(server, "status = 500", until=lambda rows: rows)
+    assert rows and rows[-1]["route"] == "/v1/restrictions/{code}" and rows[-1]["code"] == data["unit"]
+    assert body["instance"].startswith("/v1/restrictions/")
+    monkeypatch.undo()
+    assert server.get(f"/v1/restrictions/{data['unit']}", key).status_code == 200
+
+
 def test_a_deeply_nested_cursor_is_an_invalid_cursor_not_a_500(server):
     import base64
 
