@@ -1,11 +1,12 @@
 """Benchmark (not a test): the restriction answer against the bare FastAPI floor, with `wrk`.
 
-    python -m bench.api [--home var/demo] [--duration 10] [--connections 8] [--rounds 3]   # or: make bench
+    python -m bench.api [--home var/demo] [--duration 10] [--connections 8] [--rounds 5]   # or: make bench
     python -m bench.api --snapshot-rows 1000000    # only the snapshot load (bench/snapshot_load.py)
 
 Needs a home with a publication (`make demo` makes one) and `wrk` (`make system-deps`). Both
-servers run side by side on loopback and are measured in turns, `--rounds` times (a load spike of
-the shared machine then falls on one round of both; the median round's ratio is reported):
+servers run side by side on loopback and are measured in turns, `--rounds` times, who goes first
+alternating (a load spike of the shared machine then falls on one round of both; the median
+round's ratio is reported, and the median of the rounds' ratios of CPU per request):
 
 1. the floor: `../shared/perf/bare_api.py` (FastAPI + uvicorn returning a constant, no access log);
 2. `safecredit serve` (audit on: every call spooled and written to `<home>/service.db`; the access
@@ -53,7 +54,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--codes", type=int, default=5000, help="distinct codes in the GET mix")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--rounds", type=int, default=3, help="turns of bare / ours / batch (the median round is shown)")
+    ap.add_argument("--rounds", type=int, default=5, help="turns of bare / ours / batch (the median round is shown)")
     ap.add_argument("--no-readme", action="store_true", help="do not write the results into bench/README.md")
     ap.add_argument(
         "--outage",
@@ -245,18 +246,21 @@ def run(args: argparse.Namespace) -> dict:
             _wait(f"http://127.0.0.1:{port}/healthz", server, "safecredit serve")
             # both servers up, measured in turns: a load spike of the shared machine then falls on
             # one round of both, not on one of them (the ratio is taken per round)
-            for _ in range(args.rounds):
-                rounds.append(
-                    {
-                        "bare_get": wrk(
-                            f"http://127.0.0.1:{bare_port}", get_lua, args.connections, args.duration, pid=bare.pid
-                        ),
-                        "get": wrk(
-                            f"http://127.0.0.1:{port}", get_lua, args.connections, args.duration, pid=server.pid
-                        ),
-                        "batch_1000": wrk(f"http://127.0.0.1:{port}", post_lua, 1, args.duration, pid=server.pid),
-                    }
-                )
+            for i in range(args.rounds):
+                runs = {
+                    "bare_get": lambda: wrk(
+                        f"http://127.0.0.1:{bare_port}", get_lua, args.connections, args.duration, pid=bare.pid
+                    ),
+                    "get": lambda: wrk(
+                        f"http://127.0.0.1:{port}", get_lua, args.connections, args.duration, pid=server.pid
+                    ),
+                }
+                # who goes first alternates: a drift of the machine's load within a round then
+                # favours neither server
+                order = ["bare_get", "get"] if i % 2 == 0 else ["get", "bare_get"]
+                rnd = {name: runs[name]() for name in order}
+                rnd["batch_1000"] = wrk(f"http://127.0.0.1:{port}", post_lua, 1, args.duration, pid=server.pid)
+                rounds.append(rnd)
         finally:
             _stop(server)
             _stop(bare)
@@ -273,6 +277,7 @@ def run(args: argparse.Namespace) -> dict:
         )
     load_after = os.getloadavg()
     ratios = [r["get"]["requests_per_s"] / r["bare_get"]["requests_per_s"] for r in rounds]
+    cpu_ratios = [x for x in (_cpu_ratio(r) for r in rounds) if x is not None]
     best = sorted(range(len(rounds)), key=lambda i: ratios[i])[len(rounds) // 2]  # the median round
     results = rounds[best]
     ratio = ratios[best]
@@ -287,7 +292,13 @@ def run(args: argparse.Namespace) -> dict:
         "load_average_after": [round(x, 2) for x in load_after],
         "ratio_to_bare": round(ratio, 3),
         "ratios_per_round": [round(x, 3) for x in ratios],
-        "cpu_ratio_to_bare": None,
+        # the median of the rounds' CPU ratios (each round's bare ÷ ours), and of each server's CPU
+        "cpu_ratio_to_bare": round(_median(cpu_ratios), 3) if cpu_ratios else None,
+        "cpu_ratios_per_round": [round(x, 3) for x in cpu_ratios],
+        "cpu_us_per_request_median": {
+            name: _median([r[name]["cpu_us_per_request"] for r in rounds if r[name].get("cpu_us_per_request")])
+            for name in ("bare_get", "get")
+        },
         **results,
         "rounds": rounds,
         "audit_outage": outage,
@@ -298,7 +309,6 @@ def run(args: argparse.Namespace) -> dict:
             **({"audit rows lost == 0": outage["lost"] == 0} if outage and "lost" in outage else {}),
         },
     }
-    result["cpu_ratio_to_bare"] = round(_cpu_ratio(result) or 0, 3) or None
     out_dir = ROOT / "bench" / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"api-{datetime.now():%Y%m%dT%H%M%S}.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
@@ -318,7 +328,7 @@ def markdown(r: dict) -> str:
             f"{m['requests']:,} | {m['non_2xx']} | {f'{cpu:,.0f} µs' if cpu is not None else '—'} |"
         )
 
-    cpu_ratio = _cpu_ratio(r)
+    cpu_ratio, cpu = r.get("cpu_ratio_to_bare"), r.get("cpu_us_per_request_median") or {}
 
     la, lb = r["load_average_before"], r["load_average_after"]
     return "\n".join(
@@ -338,7 +348,14 @@ def markdown(r: dict) -> str:
             f"{len(r['ratios_per_round'])} rounds: "
             + ", ".join(f"{x:.1%}" for x in r["ratios_per_round"])
             + ")"
-            + (f"; by the servers' CPU per request {cpu_ratio:.1%} (bare ÷ ours)" if cpu_ratio else "")
+            + (
+                f"; by the servers' CPU per request **{cpu_ratio:.1%}** (bare ÷ ours, the median of the rounds: "
+                + ", ".join(f"{x:.1%}" for x in r.get("cpu_ratios_per_round") or [])
+                + f"; median CPU per request: bare {cpu.get('bare_get') or 0:,.0f} µs, "
+                + f"ours {cpu.get('get') or 0:,.0f} µs)"
+                if cpu_ratio
+                else ""
+            )
             + ". Targets: "
             + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in r["targets"].items())
             + ".",
@@ -347,9 +364,17 @@ def markdown(r: dict) -> str:
     )
 
 
+def _median(xs: list) -> float | None:
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
 def _cpu_ratio(r: dict) -> float | None:
-    """The bare app's CPU per request over ours in the median round: what the requests/s ratio
-    would be if each server had a core to itself (the shared machine moves the wall ratio)."""
+    """The bare app's CPU per request over ours in one round: what the requests/s ratio would be
+    if each server had a core to itself (the shared machine moves the wall ratio)."""
     bare, ours = r["bare_get"].get("cpu_us_per_request"), r["get"].get("cpu_us_per_request")
     return bare / ours if bare and ours else None
 

@@ -305,8 +305,9 @@ def test_the_timelines_at_the_publication_date_give_the_published_answers(home, 
     """Every subject's answer from the listing and restriction timelines taken at the publication's
     own date (what another as_of is answered from) is exactly its published answer."""
     from safecredit.api.answer_sources import served_source
-    from safecredit.api.restrictions import Subject, _parts_read_now, restriction_answers
+    from safecredit.api.restrictions import _parts_read_now, restriction_answers
     from safecredit.api.snapshot import build_snapshot
+    from safecredit.api.subjects import Subject
 
     snap = build_snapshot(home / "exports")
     try:
@@ -333,8 +334,9 @@ def test_the_served_answers_come_from_the_index_and_equal_the_rows_read_now(home
     """A served snapshot answers every subject of the publication's own date from its answer index,
     without a query (a cursor that refuses to run one), and the index holds exactly what reading
     the published rows now gives (the path `safecredit check` and `known_at` take)."""
-    from safecredit.api.restrictions import Subject, restriction_answers, warm
+    from safecredit.api.restrictions import restriction_answers, warm
     from safecredit.api.snapshot import build_snapshot
+    from safecredit.api.subjects import Subject
 
     class NoQueries:
         def execute(self, *a, **kw):
@@ -593,7 +595,7 @@ def test_access_log_masks_id_numbers(server, keys, data, caplog):
 
 
 def test_old_snapshot_closes_after_its_last_request_and_a_bad_publication_is_not_served(pipeline_run, tmp_path):
-    from safecredit.api.snapshot import SnapshotManager
+    from safecredit.api.snapshot_manager import SnapshotManager
     from safecredit.publish import Publisher
 
     home = copy_home(pipeline_run["home"], tmp_path / "h")

@@ -62,8 +62,9 @@ def test_answers_for_other_dates_equal_a_full_rules_run_on_that_date(published):
     import duckdb
 
     from safecredit.api.answer_index import PUBLISHED, TIMELINES, prepare_subject
-    from safecredit.api.restrictions import answer_codes, read_salt, warm
+    from safecredit.api.restrictions import answer_codes, warm
     from safecredit.api.snapshot import build_snapshot
+    from safecredit.api.subjects import read_salt
     from safecredit.policy import policy_for
     from safecredit.rules import run_rules
 

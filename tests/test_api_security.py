@@ -17,6 +17,7 @@ import test_api
 from api_server import SCOPES, copy_home, free_port, running, wait_until_serving
 
 data = test_api.data  # the fixture, resolved here with this module's `home`
+pg_cluster = test_api.pg_cluster  # the session's PostgreSQL (started only when a test asks for it)
 is_problem = test_api.is_problem
 
 # --------------------------------------------------------------------------------- fixtures
@@ -198,6 +199,65 @@ def test_the_person_quota_is_one_for_every_server_of_the_exchange(home):
         is_problem(one.post("/v1/restrictions/lookup", key, json={"code": persons[0]}), 429)
 
 
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"])
+def test_person_codes_are_spent_from_memory_and_the_quota_holds_across_restarts(home, db, request, tmp_path):
+    """Far from its quota a key's person codes cost no database statement (a lease claimed once);
+    a clean stop gives the unspent lease back, and the quota still refuses past its limit, on a
+    restarted server too."""
+    import uuid
+    from datetime import date
+
+    from sqlalchemy import event, text
+
+    from safecredit.codes import is_valid_uscc, make_id_number
+
+    if db == "sqlite":
+        url = f"sqlite:///{tmp_path / 'quota.db'}"
+    else:
+        url = request.getfixturevalue("pg_cluster").create_database(f"sc_quota_{uuid.uuid4().hex[:8]}")
+    made = (make_id_number("330104", date(1972, 3, 1 + i % 28), i) for i in range(1000))
+    persons = [c for c in made if not is_valid_uscc(c)][:600]
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        if "person_quota_use" in statement:
+            statements.append(statement)
+
+    with running(home, url, person_quota=600) as one:
+        key = make_key(one, "quota-lease", ["restrictions:read"])
+        engine = one.service.quota.engine
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            assert one.post("/v1/restrictions/lookup", key, json={"code": persons[0]}).status_code == 200
+            claimed = len(statements)
+            assert claimed >= 1  # the first call claims in the database
+            for p in persons[1:11]:
+                assert one.post("/v1/restrictions/lookup", key, json={"code": p}).status_code == 200
+            assert len(statements) == claimed, statements[claimed:]  # the next ten: from memory
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+
+    def used() -> int:
+        from sqlalchemy import create_engine
+
+        eng = create_engine(url)
+        try:
+            with eng.connect() as c:
+                return c.execute(text("SELECT used FROM person_quota_use")).scalar()
+        finally:
+            eng.dispose()
+
+    assert used() == 11  # the stop gave the unspent lease back
+
+    with running(home, url, person_quota=600) as two:
+        assert two.post("/v1/restrictions/batch", key, json={"codes": persons[11:]}).status_code == 200
+        body = is_problem(two.post("/v1/restrictions/lookup", key, json={"code": persons[0]}), 429)
+        assert "quota" in body["detail"] and "配额" in body["detail"]
+    assert used() == 600
+    with running(home, url, person_quota=600) as three:
+        is_problem(three.post("/v1/restrictions/lookup", key, json={"code": persons[1]}), 429)
+
+
 # --------------------------------------------------------------------------------- 4. floods and sizes
 
 
@@ -276,6 +336,30 @@ def test_a_control_character_in_the_path_cannot_forge_a_log_line(server, caplog)
         lines = access_lines(caplog, 1)
     assert lines and all("\n" not in x and "\r" not in x for x in lines)
     assert any("\\n127.0.0.1:1" in x for x in lines)
+
+
+def test_a_bug_in_the_hot_route_is_a_500_problem_audited_with_its_route(server, data, monkeypatch):
+    """`GET /v1/restrictions/{code}` skips Starlette's error middleware (fastpath.HotRouteFirst): an
+    exception there is still a 500 problem without a traceback or the number in it, audited with
+    the route it tried, with the headers of any answer; the next call is answered."""
+    from safecredit.api.answer_index import AnswerIndex
+
+    key = make_key(server, "hot-bug", ["restrictions:read"])
+    number = data["person"]
+
+    def broken(self, *args, **kw):
+        raise RuntimeError(f"lookup failed for {number}")
+
+    monkeypatch.setattr(AnswerIndex, "prepared", broken)
+    r = server.get(f"/v1/restrictions/{data['unit']}", key)
+    body = is_problem(r, 500)
+    assert number not in r.text and number[-8:] not in r.text
+    assert r.headers["x-content-type-options"] == "nosniff" and r.headers["cache-control"] == "no-store"
+    rows = audit_rows(server, "status = 500", until=lambda rows: rows)
+    assert rows and rows[-1]["route"] == "/v1/restrictions/{code}" and rows[-1]["code"] == data["unit"]
+    assert body["instance"].startswith("/v1/restrictions/")
+    monkeypatch.undo()
+    assert server.get(f"/v1/restrictions/{data['unit']}", key).status_code == 200
 
 
 def test_a_deeply_nested_cursor_is_an_invalid_cursor_not_a_500(server):

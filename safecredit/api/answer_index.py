@@ -213,7 +213,7 @@ class AnswerIndex:
 
     def eligible_units(self, codes: list[str]) -> set[str]:
         """The units of `codes` that meet the 守信 conditions (`incentive_eligible`, in one pass)."""
-        if "incentive_eligible" not in self.unit_names.table.column_names:
+        if "incentive_eligible" not in self.unit_names.column_names:
             return set()
         return {c for c, ok in zip(codes, self.unit_names.firsts(codes, "incentive_eligible")) if ok}
 
@@ -235,7 +235,7 @@ class AnswerIndex:
 
     def incentive_eligible(self, code: str) -> bool:
         """Whether the unit meets the 守信 conditions in the publication (credit_scores)."""
-        return "incentive_eligible" in self.unit_names.table.column_names and bool(
+        return "incentive_eligible" in self.unit_names.column_names and bool(
             self.unit_names.first(code, "incentive_eligible")
         )
 

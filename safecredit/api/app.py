@@ -26,7 +26,6 @@ import json
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio
 from fastapi import Depends, FastAPI, Request
@@ -44,7 +43,9 @@ from .answer_index import PUBLISHED, TIMELINES
 from .audit import AuditWriter
 from .charging import DEFAULT_PERSON_QUOTA, charge, charge_codes, quota_alert
 from .check import check_router
+from .fastpath import HotRouteFirst
 from .keys import KeyService, Principal, db_url_for, make_engine
+from .logformat import LOG_CONFIG
 from .masking import MaskIdNumbers, mask_path
 from .middleware import ServiceMiddleware
 from .paging import DEFAULT_LIMIT, MAX_CACHED_DIFFS, MAX_LIMIT, page_of
@@ -55,8 +56,9 @@ from .problems import (
     problem_response,
     problem_responses,
 )
-from .ratelimit import DailyQuota, RateLimiter
-from .restrictions import MAX_BATCH, MAX_CODE_LENGTH, answer_codes, fetch, masked_code, read_salt, warm
+from .quota import DailyQuota
+from .ratelimit import RateLimiter
+from .restrictions import answer_codes, warm
 from .routers import explain, feeds, lists, restrictions, units
 from .rows import record_for
 from .schemas import (
@@ -80,7 +82,9 @@ from .schemas import (
     UnitVersion,
 )
 from .service import BEARER, LazyCursor, Reader, Service, reader, require, serving
-from .snapshot import Snapshot, SnapshotManager
+from .snapshot import Snapshot, fetch
+from .snapshot_manager import SnapshotManager
+from .subjects import MAX_BATCH, MAX_CODE_LENGTH, masked_code, read_salt
 
 log = logging.getLogger("safecredit.api")
 access_log = logging.getLogger("safecredit.access")
@@ -143,30 +147,11 @@ AUDIT_SPOOL = "audit-spool"  # under the home: audit rows on their way to the da
 AUDIT_MAX_SPOOLED = 1_000_000
 
 
-#: logging for `safecredit serve`: uvicorn's own logs and the service's access log, ID numbers masked
-LOG_CONFIG: dict[str, Any] = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"mask_ids": {"()": "safecredit.api.masking.MaskIdNumbers"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {
-        "stderr": {
-            "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["mask_ids"],
-            "stream": "ext://sys.stderr",
-        }
-    },
-    "loggers": {
-        "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
-        "uvicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
-        "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
-        "safecredit": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
-    },
-}
-
-
 # ---------------------------------------------------------------------------------- the app
+
+
+class _App(HotRouteFirst, FastAPI):
+    entry_type = ServiceMiddleware  # the hot route enters here (fastpath.HotRouteFirst)
 
 
 def create_app(
@@ -208,9 +193,11 @@ def create_app(
     async def lifespan(app: FastAPI):
         await anyio.to_thread.run_sync(svc.snapshots.start)
         svc.audit.start()
+        svc.quota.start()
         try:
             yield
         finally:
+            svc.quota.stop()  # this server's unspent person-code leases go back to the database
             svc.audit.stop()
             svc.snapshots.stop()
             engine.dispose()
@@ -229,6 +216,9 @@ def create_app(
         redoc_url=None,
         static_url=DOCS_STATIC,
     )
+    # FastAPIOffline is a function that makes a plain FastAPI: the same object, given the hot
+    # route's entrance (a subclass adding one method, no state of its own)
+    app.__class__ = _App
     app.state.service = svc
     app.add_middleware(ServiceMiddleware, service=svc)
     _exception_handlers(app)

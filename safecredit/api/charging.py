@@ -1,5 +1,6 @@
 """What a call costs (exchange.md §2): one rate token per code asked, and person codes against the
-key's daily quota (in the service database: one quota for every server)."""
+key's daily quota (in the service database: one quota for every server; `quota.py` says how a
+server spends most of it from memory)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,8 @@ from safecredit.codes import is_valid_uscc, normalise_code
 from .keys import Principal
 from .problems import ApiProblem
 from .ratelimit import retry_after_header
-from .restrictions import (
-    MAX_CODE_LENGTH,
-    Subject,
-)
 from .service import Reader, Service
+from .subjects import MAX_CODE_LENGTH, Subject
 
 log = logging.getLogger("safecredit.api")
 
@@ -39,18 +37,16 @@ def quota_alert(key_id: str, limit: int) -> None:
 def charge_codes(svc: Service, p: Principal, codes: list[str], subject_type: str | None) -> None:
     """One rate token per code asked (the middleware took the first) and the key's daily quota of
     person codes: without this a 1,000-code batch cost one token, and a key could test ~100k
-    person codes per second (issue 11). Reads the database when persons are asked (the quota)."""
+    person codes per second (issue 11). Reads the database when persons are asked beyond this
+    server's lease of the quota (`quota.py`)."""
     charge_rate(svc, p, len(codes))
     spend_person_quota(svc, p, person_count(codes, subject_type))
 
 
 async def charge(svc: Service, p: Principal, codes: list[str], subject_type: str | None) -> None:
-    """`charge_codes` for the event loop: the quota's database write in a worker thread, and only
-    when the call asks about persons."""
+    """`charge_codes` for the event loop (`spend_persons`)."""
     charge_rate(svc, p, len(codes))
-    persons = person_count(codes, subject_type)
-    if persons:
-        await anyio.to_thread.run_sync(spend_person_quota, svc, p, persons)
+    await spend_persons(svc, p, person_count(codes, subject_type))
 
 
 def charge_rate(svc: Service, p: Principal, n: int) -> None:
@@ -73,6 +69,13 @@ def person_count(codes: list[str], subject_type: str | None) -> int:
     if subject_type == "unit":
         return 0
     return sum(1 for c in codes if not is_valid_uscc(normalise_code(str(c))[:MAX_CODE_LENGTH]))
+
+
+async def spend_persons(svc: Service, p: Principal, persons: int) -> None:
+    """`spend_person_quota` on the event loop: from this server's lease when it covers the call
+    (memory only), else the claim's database statements in a worker thread."""
+    if persons and not svc.quota.spend_held(p.key_id, persons, datetime.now(timezone.utc).date().isoformat()):
+        await anyio.to_thread.run_sync(spend_person_quota, svc, p, persons)
 
 
 def spend_person_quota(svc: Service, p: Principal, persons: int) -> None:
@@ -107,5 +110,4 @@ async def charge_resolved(r: Reader, resolved: list, subject_type: str | None) -
     if subject_type == "unit":
         return
     persons = sum(1 for s in resolved if not (isinstance(s, Subject) and s.subject_type == "unit"))
-    if persons:
-        await anyio.to_thread.run_sync(spend_person_quota, r.svc, r.principal, persons)
+    await spend_persons(r.svc, r.principal, persons)

@@ -138,7 +138,7 @@ def mask_path(path: str, query: str = "") -> str:
     """A request path (and query) as a log line or the audit shows it: a restrictions code kept only
     when it is a valid USCC, ID numbers masked, control characters escaped, at most
     MAX_LOGGED_PATH characters."""
-    from .restrictions import masked_code
+    from .subjects import masked_code
 
     parts = path.split("/")
     if len(parts) >= 4 and parts[:3] == ["", "v1", "restrictions"] and parts[3] not in ("lookup", "batch"):

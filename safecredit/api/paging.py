@@ -13,11 +13,9 @@ from fastapi import Query
 from safecredit.publish import is_version_id
 
 from .problems import ApiProblem
-from .restrictions import (
-    fetch,
-)
 from .rows import published_row, require_feed, scrub
 from .service import Reader
+from .snapshot import fetch
 
 log = logging.getLogger("safecredit.api")
 

@@ -10,13 +10,6 @@ import math
 import threading
 import time
 
-from sqlalchemy import delete, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine
-
-from .models import PersonQuotaUse
-
 #: buckets kept at most (per-address buckets of keyless callers must not grow without bound)
 MAX_BUCKETS = 100_000
 
@@ -60,39 +53,3 @@ class RateLimiter:
 def retry_after_header(wait: float) -> str:
     """Retry-After is whole seconds (RFC 9110): round up, at least 1."""
     return str(max(1, math.ceil(wait)))
-
-
-class DailyQuota:
-    """Person codes asked per key per UTC day (exchange.md §2: default 10,000), counted in the
-    service database (`person_quota_use`): every server process of the exchange spends from the
-    same quota, not one quota per server.
-
-    `spend` refuses a call whose person codes would take the key past its quota (one conditional
-    UPDATE: no two servers can both take the last codes), so no single batch can overshoot it; the
-    call that reaches the quota raises the alert, once per key and day across all servers."""
-
-    def __init__(self, limit: int, engine: Engine, on_reached=None) -> None:
-        self.limit = limit
-        self.engine = engine
-        self.on_reached = on_reached
-        self._table = PersonQuotaUse.__table__
-
-    def spend(self, key: str, n: int, day: str) -> bool:
-        if n <= 0:
-            return True
-        t = self._table
-        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
-        with self.engine.begin() as con:
-            con.execute(insert(t).values(key_id=key, day=day, used=0).on_conflict_do_nothing())
-            used = con.execute(
-                update(t)
-                .where(t.c.key_id == key, t.c.day == day, t.c.used + n <= self.limit)
-                .values(used=t.c.used + n)
-                .returning(t.c.used)
-            ).scalar()
-            con.execute(delete(t).where(t.c.day < day))  # yesterday's counts are done
-        if used is None:
-            return False
-        if used >= self.limit > used - n and self.on_reached is not None:
-            self.on_reached(key, self.limit)
-        return True

@@ -14,11 +14,8 @@ from safecredit.publish.formats import json_value
 
 from .masking import mask_ids_in_text
 from .problems import ApiProblem
-from .restrictions import (
-    fetch,
-)
 from .service import Reader
-from .snapshot import Snapshot
+from .snapshot import Snapshot, fetch
 
 log = logging.getLogger("safecredit.api")
 

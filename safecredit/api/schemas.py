@@ -8,9 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .restrictions import (
-    MAX_BATCH,
-)
+from .subjects import MAX_BATCH
 
 log = logging.getLogger("safecredit.api")
 

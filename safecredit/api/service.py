@@ -16,8 +16,10 @@ from safecredit.publish import FeedStore
 from .audit import AuditWriter
 from .keys import KeyService, Principal
 from .problems import ApiProblem, problem_responses
-from .ratelimit import DailyQuota, RateLimiter
-from .snapshot import Snapshot, SnapshotManager
+from .quota import DailyQuota
+from .ratelimit import RateLimiter
+from .snapshot import Snapshot
+from .snapshot_manager import SnapshotManager
 
 log = logging.getLogger("safecredit.api")
 
@@ -54,7 +56,12 @@ BEARER = {"security": [{"HTTPBearer": []}]}
 def principal_of(request: Request, scope: str | None) -> Principal:
     """The key the middleware verified (401 without one: it answers first; this guards direct
     mounts), 403 when it lacks `scope`."""
-    p = getattr(request.state, "principal", None)
+    return principal_in(request.scope, scope)
+
+
+def principal_in(asgi: dict, scope: str | None) -> Principal:
+    """`principal_of` for an ASGI scope (the middleware keeps the principal in its `state`)."""
+    p = (asgi.get("state") or {}).get("principal")
     if p is None:
         raise ApiProblem(
             401,
@@ -106,16 +113,18 @@ class Reader:
 
 class served:
     """The served snapshot (503 while nothing is published) and a lazy cursor of it, held for one
-    request: the lock guards only a reference and a counter, nothing blocks. A class rather than a
-    generator context manager: the hot route enters it on every call."""
+    request of the ASGI scope `asgi`: the lock guards only a reference and a counter, nothing
+    blocks. A class rather than a generator context manager: the hot route enters it on every call."""
 
-    __slots__ = ("request", "principal", "snap", "cur")
+    __slots__ = ("svc", "state", "principal", "snap", "cur")
 
-    def __init__(self, request: Request, principal: Principal | None = None):
-        self.request, self.principal = request, principal
+    def __init__(self, asgi: dict, principal: Principal | None = None):
+        self.svc: Service = asgi["app"].state.service
+        self.state = asgi.setdefault("state", {})  # what `Request.state` reads and writes
+        self.principal = principal
 
     def __enter__(self) -> Reader:
-        svc: Service = self.request.app.state.service
+        svc = self.svc
         snap = self.snap = svc.snapshots.take()
         if not snap.feeds:
             svc.snapshots.give_back(snap)
@@ -126,7 +135,7 @@ class served:
                 kind="not-published",
                 headers={"Retry-After": "60"},
             )
-        self.request.state.version = snap.version
+        self.state["version"] = snap.version
         self.cur = LazyCursor(snap)
         return Reader(snap, self.cur, svc, self.principal)
 
@@ -134,16 +143,16 @@ class served:
         try:
             self.cur.close()
         finally:
-            self.request.app.state.service.snapshots.give_back(self.snap)
+            self.svc.snapshots.give_back(self.snap)
 
 
 def serving(request: Request, scope: str) -> served:
     """`require(scope)` and `reader` in one, without FastAPI's dependency machinery: the hot
     routes (restrictions) take the principal the middleware found and the served snapshot here."""
-    return served(request, principal_of(request, scope))
+    return served(request.scope, principal_in(request.scope, scope))
 
 
 async def reader(request: Request) -> AsyncIterator[Reader]:
     """`served` as a route dependency (async: no thread hop)."""
-    with served(request) as r:
+    with served(request.scope) as r:
         yield r

@@ -49,6 +49,7 @@ class SortedIds:
     def _hold(self, width: int, ids: np.ndarray, starts: np.ndarray | None, table: pa.Table) -> None:
         self.width, self.ids, self.starts, self.table = width, ids, starts, table
         self._columns: dict[str, pa.Array] = {}  # one chunk per column `first` reads
+        self.column_names = frozenset(table.column_names)  # asked per call: pyarrow builds a list each time
         self._last: tuple[str | None, tuple[int, int]] = (None, (0, 0))  # a unit's name and 守信 flag: one search
 
     @classmethod

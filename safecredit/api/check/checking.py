@@ -13,9 +13,11 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from safecredit.api.matters import MATTERS, known_matters
 from safecredit.api.problems import ApiProblem
-from safecredit.api.restrictions import MATTERS, answer_codes, known_matters, masked_code
+from safecredit.api.restrictions import answer_codes
 from safecredit.api.snapshot import Snapshot
+from safecredit.api.subjects import masked_code
 from safecredit.config import SHANGHAI
 from safecredit.publish.errors import VerificationError
 

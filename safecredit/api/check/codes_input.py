@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from safecredit.api.masking import mask_ids_in_text
 from safecredit.api.problems import ApiProblem
-from safecredit.api.restrictions import MAX_BATCH, MAX_CODE_LENGTH, resolve_subject
+from safecredit.api.subjects import MAX_BATCH, MAX_CODE_LENGTH, resolve_subject
 from safecredit.codes import normalise_code
 
 #: headers that name the column of codes (compared without spaces, case-insensitive)

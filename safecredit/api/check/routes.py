@@ -20,7 +20,7 @@ from safecredit.api.keys import Principal, hash_key
 from safecredit.api.masking import mask_path
 from safecredit.api.middleware import MAX_BODY
 from safecredit.api.problems import ApiProblem
-from safecredit.api.restrictions import MAX_BATCH, masked_code
+from safecredit.api.subjects import MAX_BATCH, masked_code
 
 from .checking import Check, matters_of, run_check
 from .codes_input import CodeList, InputError, codes_from_form

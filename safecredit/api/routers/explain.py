@@ -11,14 +11,12 @@ from fastapi import Path as PathParam
 from safecredit.explain import ENTRY_RE, explain_published
 
 from ..keys import Principal
-from ..restrictions import (
-    masked_code,
-)
 from ..rows import published_row
 from ..schemas import (
     Explanation,
 )
 from ..service import Reader, reader, require, v1_router
+from ..subjects import masked_code
 
 log = logging.getLogger("safecredit.api")
 

@@ -10,15 +10,13 @@ from fastapi import Path as PathParam
 from ..keys import Principal
 from ..paging import cursor_q, limit_q, page_of, since_q
 from ..problems import ApiProblem
-from ..restrictions import (
-    masked_code,
-)
 from ..rows import published_row, record_for, valid_uscc
 from ..schemas import (
     IntermediaryAnswer,
     Page,
 )
 from ..service import Reader, reader, require, v1_router
+from ..subjects import masked_code
 
 log = logging.getLogger("safecredit.api")
 

@@ -18,21 +18,15 @@ from fastapi.responses import Response
 
 from ..charging import charge_resolved
 from ..problems import ApiProblem
-from ..restrictions import (
-    MAX_BATCH,
-    Subject,
-    answer_subjects,
-    can_answer_from_index,
-    masked_code,
-    resolve_subjects,
-)
+from ..restrictions import answer_subjects, can_answer_from_index
 from ..schemas import (
     BatchAnswer,
     BatchRequest,
     LookupRequest,
     RestrictionAnswer,
 )
-from ..service import BEARER, Reader, serving, v1_router
+from ..service import BEARER, Reader, principal_in, served, v1_router
+from ..subjects import MAX_BATCH, Subject, masked_code, resolve_subjects
 
 log = logging.getLogger("safecredit.api")
 
@@ -84,9 +78,9 @@ GET_PARAMETERS = [
 ]
 
 
-def _get_parameters(request: Request) -> tuple[str, str | None, str | None, date | None, date | None]:
-    """(code, subject_type, matter, as_of, known_at) of a GET, checked as GET_PARAMETERS say; a
-    wrong one is the 422 FastAPI's validation gives (the same problem body, never the input)."""
+def _get_parameters(asgi: dict, code: str) -> tuple[str | None, str | None, date | None, date | None]:
+    """(subject_type, matter, as_of, known_at) of a GET of `code`, checked as GET_PARAMETERS say;
+    a wrong one is the 422 FastAPI's validation gives (the same problem body, never the input)."""
     errors: list[dict] = []
 
     def too_long(loc: tuple, value: str | None, limit: int) -> None:
@@ -105,7 +99,7 @@ def _get_parameters(request: Request) -> tuple[str, str | None, str | None, date
             errors.append({"loc": ("query", name), "msg": "Input should be a valid date", "type": "date_parsing"})
             return None
 
-    code, query = request.path_params["code"], _query(request.scope)
+    query = _query(asgi)
     matter, subject_type = query.get("matter"), query.get("subject_type")
     too_long(("path", "code"), code, MAX_PATH_CODE)
     too_long(("query", "matter"), matter, MAX_MATTER)
@@ -116,7 +110,7 @@ def _get_parameters(request: Request) -> tuple[str, str | None, str | None, date
         )
     if errors:
         raise RequestValidationError(errors)
-    return code, subject_type, matter, as_of, known_at
+    return subject_type, matter, as_of, known_at
 
 
 def _query(scope) -> dict[str, str]:
@@ -145,18 +139,26 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
+async def answer_get(asgi: dict, code: str) -> bytes:
+    """The body of `GET /v1/restrictions/{code}` for an ASGI scope the middleware let through (its
+    principal in the scope's state): raises ApiProblem or RequestValidationError. The route calls
+    it, and so does the middleware's fast path (`fastpath.py`), without a Request or a Response."""
+    return await _answer_one(asgi, code, *_get_parameters(asgi, code))
+
+
+async def _answer_one(asgi: dict, code: str, subject_type, matter, as_of, known_at) -> bytes:
+    with served(asgi, principal_in(asgi, "restrictions:read")) as r:
+        subject = resolve_subjects([code], subject_type, r.svc.salt)[0]
+        asgi["state"]["audit_code"] = subject.shown if isinstance(subject, Subject) else masked_code(code)
+        await charge_resolved(r, [subject], subject_type)
+        result = (await _answers(r, [subject], matter, as_of, known_at))[0]
+    if isinstance(result, ApiProblem):
+        raise result
+    return orjson.dumps(result)
+
+
 def router() -> APIRouter:
     router = v1_router()
-
-    async def one(request: Request, code: str, subject_type, matter, as_of, known_at) -> Response:
-        with serving(request, "restrictions:read") as r:
-            subject = resolve_subjects([code], subject_type, r.svc.salt)[0]
-            request.state.audit_code = subject.shown if isinstance(subject, Subject) else masked_code(code)
-            await charge_resolved(r, [subject], subject_type)
-            result = (await _answers(r, [subject], matter, as_of, known_at))[0]
-        if isinstance(result, ApiProblem):
-            raise result
-        return json_response(result)
 
     @router.get(
         "/restrictions/{code}",
@@ -166,7 +168,9 @@ def router() -> APIRouter:
         openapi_extra={**BEARER, "parameters": GET_PARAMETERS},
     )
     async def get_restrictions(request: Request):
-        return await one(request, *_get_parameters(request))
+        return Response(await answer_get(request.scope, request.path_params["code"]), media_type="application/json")
+
+    get_restrictions.answer = answer_get  # what the middleware's fast path calls instead (fastpath.py)
 
     @router.post(
         "/restrictions/lookup",
@@ -176,7 +180,8 @@ def router() -> APIRouter:
         openapi_extra=BEARER,
     )
     async def lookup(body: LookupRequest, request: Request):
-        return await one(request, body.code, body.subject_type, body.matter, body.as_of, body.known_at)
+        answer = await _answer_one(request.scope, body.code, body.subject_type, body.matter, body.as_of, body.known_at)
+        return Response(answer, media_type="application/json")
 
     @router.post(
         "/restrictions/batch",
@@ -186,7 +191,7 @@ def router() -> APIRouter:
         openapi_extra=BEARER,
     )
     async def batch(body: BatchRequest, request: Request):
-        with serving(request, "restrictions:read") as r:
+        with served(request.scope, principal_in(request.scope, "restrictions:read")) as r:
             resolved = resolve_subjects(body.codes, body.subject_type, r.svc.salt)
             shown = [s.shown if isinstance(s, Subject) else masked_code(c) for s, c in zip(resolved, body.codes)]
             request.state.audit_code = f"batch[{len(shown)}]:" + ",".join(shown)

@@ -13,15 +13,13 @@ from fastapi import Path as PathParam
 from ..keys import Principal, authority_of
 from ..paging import cursor_q, limit_q, page_of
 from ..problems import ApiProblem
-from ..restrictions import (
-    masked_code,
-)
 from ..rows import published_row, record_for, valid_uscc
 from ..schemas import (
     Page,
     Record,
 )
 from ..service import Reader, reader, require, v1_router
+from ..subjects import masked_code
 
 log = logging.getLogger("safecredit.api")
 
