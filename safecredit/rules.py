@@ -163,7 +163,7 @@ def _policy_table(con: duckdb.DuckDBPyConnection, name: str, rows: list[dict]) -
 
 # Warehouse objects that an earlier release made as tables and the rules now make as views.
 # DuckDB will not `CREATE OR REPLACE VIEW` over a table, so the old table is dropped first.
-NOW_VIEWS = (("subjects", "penalties"),)
+NOW_VIEWS = (("subjects", "penalties"), ("subjects", "penalty_versions"))
 
 
 def retire_replaced_tables(con: duckdb.DuckDBPyConnection) -> None:
