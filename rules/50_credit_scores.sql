@@ -75,22 +75,35 @@ WHERE a.occurred_date <= (SELECT as_of FROM params);
 
 -- Unit penalties in the longest window any credit rule looks at, each with its class (first
 -- matching row of policy_credit_penalty_classes by rank; NULL when none matches).
+-- The class is chosen on the keys (which class row, by rank) and joined back: the same window over
+-- the whole penalty rows became one arg_min over every column, the statement's largest cost.
 CREATE OR REPLACE TEMP TABLE cs_penalties AS
-SELECT p.subject_id AS uscc, p.department, p.record_id, p.decision_no, p.decision_date, p.violation_code,
-       p.accident_no, k.code AS class_code, k.label AS class_label, CAST(k.points AS DECIMAL(8, 2)) AS class_points
-FROM subjects.penalties p
-SEMI JOIN subjects.registry r ON r.uscc = p.subject_id
-CROSS JOIN cs_cfg c
-LEFT JOIN policy_credit_penalty_classes k ON (
-       list_has_any(coalesce(p.penalty_types, []), coalesce(k.any_penalty_type, []))
-    OR p.fine_wan >= k.min_fine_wan
-    OR list_contains(coalesce(k.severity, []), p.severity)
-    OR (len(coalesce(k.only_penalty_type, [])) > 0 AND len(coalesce(p.penalty_types, [])) > 0
-        AND list_has_all(k.only_penalty_type, p.penalty_types) AND coalesce(p.fine_wan, 0) = 0)
-    OR coalesce(k.otherwise, false))
-WHERE p.subject_type = 'unit' AND NOT coalesce(p.revoked, false)
-  AND p.decision_date > c.horizon_after AND p.decision_date <= c.as_of
-QUALIFY row_number() OVER (PARTITION BY p.department, p.record_id ORDER BY k.rank NULLS LAST) = 1;
+WITH p AS MATERIALIZED (
+    SELECT p.subject_id AS uscc, p.department, p.record_id, p.decision_no, p.decision_date, p.violation_code,
+           p.accident_no, p.penalty_types, p.fine_wan, p.severity
+    FROM subjects.penalties p
+    SEMI JOIN subjects.registry r ON r.uscc = p.subject_id
+    CROSS JOIN cs_cfg c
+    WHERE p.subject_type = 'unit' AND NOT coalesce(p.revoked, false)
+      AND p.decision_date > c.horizon_after AND p.decision_date <= c.as_of
+), classes AS (SELECT rowid AS class_row, * FROM policy_credit_penalty_classes
+), first_class AS (
+    SELECT p.department, p.record_id, k.class_row
+    FROM p
+    LEFT JOIN classes k ON (
+           list_has_any(coalesce(p.penalty_types, []), coalesce(k.any_penalty_type, []))
+        OR p.fine_wan >= k.min_fine_wan
+        OR list_contains(coalesce(k.severity, []), p.severity)
+        OR (len(coalesce(k.only_penalty_type, [])) > 0 AND len(coalesce(p.penalty_types, [])) > 0
+            AND list_has_all(k.only_penalty_type, p.penalty_types) AND coalesce(p.fine_wan, 0) = 0)
+        OR coalesce(k.otherwise, false))
+    QUALIFY row_number() OVER (PARTITION BY p.department, p.record_id ORDER BY k.rank NULLS LAST) = 1
+)
+SELECT p.uscc, p.department, p.record_id, p.decision_no, p.decision_date, p.violation_code, p.accident_no,
+       k.code AS class_code, k.label AS class_label, CAST(k.points AS DECIMAL(8, 2)) AS class_points
+FROM p
+JOIN first_class f ON f.department = p.department AND f.record_id = p.record_id
+LEFT JOIN classes k ON k.class_row = f.class_row;
 
 CREATE OR REPLACE TEMP TABLE cs_accidents AS
 SELECT a.* FROM rules.accidents_by_unit a, cs_cfg c WHERE a.occurred_date > c.horizon_after;
