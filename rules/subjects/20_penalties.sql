@@ -9,20 +9,27 @@
 -- 3. Each version is resolved to a stable subject id: a unit by its USCC (directly, or through the
 --    registry from an old registration number, organisation code or current/former name); a person
 --    by a keyed hash of the ID number. Unresolved ones are reported, never silently dropped.
+
+-- Per record: its latest version (a revoke wins a tie with an upsert) and its latest upsert. Staging
+-- keeps one row per (record, updated_at, op), so the maxima name single rows: a GROUP BY on the keys,
+-- not a window sorting every version (issue 10 §3).
+CREATE OR REPLACE TEMP TABLE penalty_record_times AS
+SELECT department, record_id, max(updated_at) AS latest_at,
+       coalesce(max(updated_at) FILTER (WHERE op = 'revoke') = max(updated_at), false) AS revoked,
+       max(updated_at) FILTER (WHERE op = 'upsert') AS upsert_at
+FROM k_penalties GROUP BY ALL;
+
 CREATE OR REPLACE TABLE subjects.penalty_records AS
-SELECT department, record_id, updated_at AS latest_at, op = 'revoke' AS revoked
-FROM k_penalties
-QUALIFY row_number() OVER (PARTITION BY department, record_id
-                           ORDER BY updated_at DESC, (op = 'revoke') DESC, fetch_id DESC, seq DESC) = 1;
+SELECT department, record_id, latest_at, revoked FROM penalty_record_times;
 
 CREATE OR REPLACE TABLE subjects.penalty_decisions AS
-WITH latest_upsert AS (
-    SELECT department, record_id, authority_code, decision_no, source_unit_code, updated_at
-    FROM k_penalties WHERE op = 'upsert'
-    QUALIFY row_number() OVER (PARTITION BY department, record_id ORDER BY updated_at DESC, fetch_id DESC, seq DESC) = 1
-), d AS MATERIALIZED (
-    SELECT u.*, r.revoked, r.latest_at
-    FROM latest_upsert u JOIN subjects.penalty_records r USING (department, record_id)
+WITH d AS MATERIALIZED (   -- the latest upsert of each record
+    SELECT v.department, v.record_id, v.authority_code, v.decision_no, v.source_unit_code, v.updated_at,
+           t.revoked, t.latest_at
+    FROM k_penalties v
+    JOIN penalty_record_times t
+      ON t.department = v.department AND t.record_id = v.record_id AND t.upsert_at = v.updated_at
+    WHERE v.op = 'upsert'
 ), dup AS (   -- decisions reported more than once (rare): only these are ranked, not every decision
     SELECT authority_code, decision_no, count(*) AS reports FROM d GROUP BY ALL HAVING count(*) > 1
 ), ranked AS (
@@ -35,6 +42,8 @@ WITH latest_upsert AS (
 )
 SELECT d.*, coalesce(rk.report_rank, 1) AS report_rank, coalesce(rk.reports, 1) AS reports
 FROM d LEFT JOIN ranked rk USING (department, record_id);
+
+DROP TABLE penalty_record_times;
 
 CREATE OR REPLACE TABLE subjects.duplicate_decisions AS
 SELECT authority_code, decision_no, department, record_id, report_rank, reports
