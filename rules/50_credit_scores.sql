@@ -272,7 +272,8 @@ WITH base AS (
            CAST(greatest(c.score_min, least(c.score_max, t.points)) AS DECIMAL(8, 2)) AS score,
            len(t.forced_reasons) > 0 AS forced_d, t.forced_reasons,
            d.uscc IS NOT NULL AS dishonest, pe.uscc IS NOT NULL AS penalised, f.uscc IS NOT NULL AS fatal,
-           r.standardization = c.incentive_standardization AS standardized,
+           -- an unknown level is not the required one (not_met)
+           coalesce(r.standardization = c.incentive_standardization, false) AS standardized,
            c.forced_grade, c.unchecked_blocks, c.as_of, c.policy_version
     FROM subjects.registry r
     CROSS JOIN cs_cfg c
@@ -285,26 +286,31 @@ WITH base AS (
     FROM (SELECT DISTINCT score FROM scored) d
     ASOF LEFT JOIN (SELECT grade, CAST(min_score AS DECIMAL(8, 2)) AS min_score FROM policy_credit_grades) g
         ON d.score >= g.min_score
-), conditioned AS (
-    SELECT s.*, g.grade AS score_grade,
-           list_transform(k.items, lambda x: {condition: x.condition, label: x.label, status: CASE x.condition
-               WHEN 'NO_DISHONESTY' THEN CASE WHEN s.dishonest THEN 'not_met' ELSE 'met' END
-               WHEN 'NO_SAFETY_PENALTY' THEN CASE WHEN s.penalised THEN 'not_met' ELSE 'met' END
-               WHEN 'NO_FATAL_ACCIDENT' THEN CASE WHEN s.fatal THEN 'not_met' ELSE 'met' END
-               WHEN 'STANDARDIZATION' THEN CASE WHEN s.standardized THEN 'met' ELSE 'not_met' END
-               ELSE 'not_checked' END}) AS incentive_conditions
-    FROM scored s
-    CROSS JOIN conditions k
-    LEFT JOIN grades g ON g.score = s.score
+), flag_sets AS (  -- the 16 combinations of the four computed conditions: each list and verdict made once,
+                  -- not a lambda over seven conditions for every unit
+    SELECT x.*, NOT list_contains(list_transform(x.incentive_conditions, lambda c: c.status), 'not_met')
+                AND NOT (x.unchecked_blocks
+                         AND list_contains(list_transform(x.incentive_conditions, lambda c: c.status), 'not_checked'))
+                AS incentive_eligible
+    FROM (SELECT d.dishonest, pe.penalised, f.fatal, st.standardized, c.unchecked_blocks,
+                 list_transform(k.items, lambda x: {condition: x.condition, label: x.label, status: CASE x.condition
+                     WHEN 'NO_DISHONESTY' THEN CASE WHEN d.dishonest THEN 'not_met' ELSE 'met' END
+                     WHEN 'NO_SAFETY_PENALTY' THEN CASE WHEN pe.penalised THEN 'not_met' ELSE 'met' END
+                     WHEN 'NO_FATAL_ACCIDENT' THEN CASE WHEN f.fatal THEN 'not_met' ELSE 'met' END
+                     WHEN 'STANDARDIZATION' THEN CASE WHEN st.standardized THEN 'met' ELSE 'not_met' END
+                     ELSE 'not_checked' END}) AS incentive_conditions
+          FROM (VALUES (false), (true)) d(dishonest), (VALUES (false), (true)) pe(penalised),
+               (VALUES (false), (true)) f(fatal), (VALUES (false), (true)) st(standardized),
+               cs_cfg c, conditions k) x
 )
 SELECT s.uscc, s.name, s.standardization, s.score,
-       CASE WHEN s.forced_d THEN s.forced_grade ELSE s.score_grade END AS grade,
-       s.forced_d, s.forced_reasons,
-       NOT list_contains(list_transform(s.incentive_conditions, lambda x: x.status), 'not_met')
-         AND NOT (s.unchecked_blocks AND list_contains(list_transform(s.incentive_conditions, lambda x: x.status), 'not_checked'))
-         AS incentive_eligible,
-       s.incentive_conditions, cp.components, cp.component_count, s.policy_version, s.as_of
-FROM conditioned s
+       CASE WHEN s.forced_d THEN s.forced_grade ELSE g.grade END AS grade,
+       s.forced_d, s.forced_reasons, fs.incentive_eligible, fs.incentive_conditions,
+       cp.components, cp.component_count, s.policy_version, s.as_of
+FROM scored s
+LEFT JOIN grades g ON g.score = s.score
+JOIN flag_sets fs ON fs.dishonest = s.dishonest AND fs.penalised = s.penalised AND fs.fatal = s.fatal
+                 AND fs.standardized = s.standardized
 JOIN components cp ON cp.uscc = s.uscc;
 
 DROP TABLE cs_totals;
