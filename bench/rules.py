@@ -664,6 +664,11 @@ def run(args: argparse.Namespace) -> dict:
         "ratio_same_scope_over_floor": (sum(v for k, v in per_file.items() if _same_scope(k)) / floor_seconds)
         if floor_seconds and not engine_failed
         else None,
+        # CPU seconds (all threads of this process): steadier than wall time on a shared machine. The
+        # engine's are its same-scope statements' (prepare_params left out, < 0.5 s); the floor's its
+        # phase's (with its prepare_params)
+        "engine_same_scope_cpu_seconds": sum(t.get("cpu_seconds", 0.0) for t in timings if _same_scope(t["file"])),
+        "floor_cpu_seconds": next((p.cpu_seconds for p in phases if p.group == "floor"), None),
         "agreement": agree,
         "tables": tables,
         "blacklist_status": status,
@@ -757,6 +762,9 @@ def _print(r: dict, path: Path) -> None:
             f"(subjects, 10, 20, 30, 50): {r['engine_same_scope_seconds']:.1f} s / {r['floor']['seconds']:.1f} s = "
             f"{r['ratio_same_scope_over_floor']:.2f}×"
         )
+    if r.get("floor_cpu_seconds"):
+        same, floor = r["engine_same_scope_cpu_seconds"], r["floor_cpu_seconds"]
+        con.print(f"[bold]CPU: same scope {same:.1f} s / floor {floor:.1f} s = {same / floor:.2f}×[/bold]")
     env = r["environment"]
     con.print(
         f"peak RSS (this process): {r['peak_rss_mb']:,.0f} MiB; load average at start {env['loadavg_at_start']}, "

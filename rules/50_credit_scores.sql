@@ -75,22 +75,35 @@ WHERE a.occurred_date <= (SELECT as_of FROM params);
 
 -- Unit penalties in the longest window any credit rule looks at, each with its class (first
 -- matching row of policy_credit_penalty_classes by rank; NULL when none matches).
+-- The class is chosen on the keys (which class row, by rank) and joined back: the same window over
+-- the whole penalty rows became one arg_min over every column, the statement's largest cost.
 CREATE OR REPLACE TEMP TABLE cs_penalties AS
-SELECT p.subject_id AS uscc, p.department, p.record_id, p.decision_no, p.decision_date, p.violation_code,
-       p.accident_no, k.code AS class_code, k.label AS class_label, CAST(k.points AS DECIMAL(8, 2)) AS class_points
-FROM subjects.penalties p
-SEMI JOIN subjects.registry r ON r.uscc = p.subject_id
-CROSS JOIN cs_cfg c
-LEFT JOIN policy_credit_penalty_classes k ON (
-       list_has_any(coalesce(p.penalty_types, []), coalesce(k.any_penalty_type, []))
-    OR p.fine_wan >= k.min_fine_wan
-    OR list_contains(coalesce(k.severity, []), p.severity)
-    OR (len(coalesce(k.only_penalty_type, [])) > 0 AND len(coalesce(p.penalty_types, [])) > 0
-        AND list_has_all(k.only_penalty_type, p.penalty_types) AND coalesce(p.fine_wan, 0) = 0)
-    OR coalesce(k.otherwise, false))
-WHERE p.subject_type = 'unit' AND NOT coalesce(p.revoked, false)
-  AND p.decision_date > c.horizon_after AND p.decision_date <= c.as_of
-QUALIFY row_number() OVER (PARTITION BY p.department, p.record_id ORDER BY k.rank NULLS LAST) = 1;
+WITH p AS MATERIALIZED (
+    SELECT p.subject_id AS uscc, p.department, p.record_id, p.decision_no, p.decision_date, p.violation_code,
+           p.accident_no, p.penalty_types, p.fine_wan, p.severity
+    FROM subjects.penalties p
+    SEMI JOIN subjects.registry r ON r.uscc = p.subject_id
+    CROSS JOIN cs_cfg c
+    WHERE p.subject_type = 'unit' AND NOT coalesce(p.revoked, false)
+      AND p.decision_date > c.horizon_after AND p.decision_date <= c.as_of
+), classes AS (SELECT rowid AS class_row, * FROM policy_credit_penalty_classes
+), first_class AS (
+    SELECT p.department, p.record_id, k.class_row
+    FROM p
+    LEFT JOIN classes k ON (
+           list_has_any(coalesce(p.penalty_types, []), coalesce(k.any_penalty_type, []))
+        OR p.fine_wan >= k.min_fine_wan
+        OR list_contains(coalesce(k.severity, []), p.severity)
+        OR (len(coalesce(k.only_penalty_type, [])) > 0 AND len(coalesce(p.penalty_types, [])) > 0
+            AND list_has_all(k.only_penalty_type, p.penalty_types) AND coalesce(p.fine_wan, 0) = 0)
+        OR coalesce(k.otherwise, false))
+    QUALIFY row_number() OVER (PARTITION BY p.department, p.record_id ORDER BY k.rank NULLS LAST) = 1
+)
+SELECT p.uscc, p.department, p.record_id, p.decision_no, p.decision_date, p.violation_code, p.accident_no,
+       k.code AS class_code, k.label AS class_label, CAST(k.points AS DECIMAL(8, 2)) AS class_points
+FROM p
+JOIN first_class f ON f.department = p.department AND f.record_id = p.record_id
+LEFT JOIN classes k ON k.class_row = f.class_row;
 
 CREATE OR REPLACE TEMP TABLE cs_accidents AS
 SELECT a.* FROM rules.accidents_by_unit a, cs_cfg c WHERE a.occurred_date > c.horizon_after;
@@ -181,39 +194,60 @@ SELECT uscc, component, 'forced_d', label, CAST(0 AS DECIMAL(8, 2)), event_date,
        source_record_id, ref
 FROM forced;
 
+-- Flat first, nested last (issue 10 §3): the score, the forcing and the grade come from flat
+-- per-unit totals; each component's struct is built once, in the one CTE that reads its rows, and a
+-- unit's list is put together only in the final projection. Built into a CTE read three times and
+-- materialised again with the scores (for the grades), the structs cost more than the rest together.
+CREATE OR REPLACE TEMP TABLE cs_totals AS
+SELECT uscc,
+       -- as base + clean record + the other items' sum: a NULL base makes a NULL score
+       any_value(points) FILTER (WHERE kind = 'base')
+           + coalesce(sum(points) FILTER (WHERE kind NOT IN ('base', 'forced_d')), 0) AS points,
+       list_sort(list_distinct(coalesce(list(component) FILTER (WHERE kind = 'forced_d'), []))) AS forced_reasons
+FROM rules.credit_score_components
+GROUP BY uscc HAVING count(*) FILTER (WHERE kind = 'base') > 0;
+
 CREATE OR REPLACE TABLE rules.credit_scores AS
-WITH items AS (
-    SELECT uscc, kind, component, points,
+WITH base AS (
+    SELECT uscc,
            {component: component, kind: kind, label: label, points: points, event_date: event_date,
             source_dataset: source_dataset, source_department: source_department,
-            source_record_id: source_record_id, decision_no_or_accident_no: decision_no_or_accident_no} AS item,
-           CASE kind WHEN 'deduction' THEN 1 WHEN 'bonus' THEN 2 ELSE 3 END AS kind_rank,
-           event_date, source_dataset, source_record_id
-    FROM rules.credit_score_components
+            source_record_id: source_record_id, decision_no_or_accident_no: decision_no_or_accident_no} AS item
+    FROM rules.credit_score_components WHERE kind = 'base'
+), clean AS (
+    SELECT uscc,
+           {component: component, kind: kind, label: label, points: points, event_date: event_date,
+            source_dataset: source_dataset, source_department: source_department,
+            source_record_id: source_record_id, decision_no_or_accident_no: decision_no_or_accident_no} AS item
+    FROM rules.credit_score_components WHERE component = 'CLEAN_RECORD'
 ), events AS (  -- the few units with events; base and clean-record rows (most rows) are joined 1:1
     SELECT uscc,
-        sum(points) FILTER (WHERE kind <> 'forced_d') AS points,
-        list_sort(list_distinct(coalesce(list(component) FILTER (WHERE kind = 'forced_d'), []))) AS forced_reasons,
         -- in the order of kind, date (undated first), component, source record; sorting each unit's
         -- short list beats an ordered aggregate over millions of units by minutes. The IS [NOT] NULL
         -- flags place missing values as ORDER BY would; the item itself breaks any remaining tie.
-        list_transform(list_sort(list({k: kind_rank, dn: event_date IS NOT NULL, d: event_date,
-                                       cn: component IS NULL, c: component, sn: source_dataset IS NULL,
-                                       s: source_dataset, rn: source_record_id IS NULL, r: source_record_id,
-                                       item: item})), lambda x: x.item) AS items,
+        list_transform(list_sort(list({
+            k: CASE kind WHEN 'deduction' THEN 1 WHEN 'bonus' THEN 2 ELSE 3 END,
+            dn: event_date IS NOT NULL, d: event_date, cn: component IS NULL, c: component,
+            sn: source_dataset IS NULL, s: source_dataset, rn: source_record_id IS NULL, r: source_record_id,
+            item: {component: component, kind: kind, label: label, points: points, event_date: event_date,
+                   source_dataset: source_dataset, source_department: source_department,
+                   source_record_id: source_record_id, decision_no_or_accident_no: decision_no_or_accident_no}})),
+            lambda x: x.item) AS items,
         count(*) AS n
-    FROM items
+    FROM rules.credit_score_components
     WHERE kind <> 'base' AND component <> 'CLEAN_RECORD'
     GROUP BY uscc
-), agg AS (
-    SELECT b.uscc, b.points + coalesce(cl.points, 0) + coalesce(e.points, 0) AS points,
-           coalesce(e.forced_reasons, []) AS forced_reasons,
-           [b.item] || CASE WHEN cl.uscc IS NULL THEN [] ELSE [cl.item] END || coalesce(e.items, []) AS components,
+), components AS (
+    SELECT b.uscc,
+           -- most units have a base and at most a clean record: build their short lists directly
+           CASE WHEN e.uscc IS NULL AND cl.uscc IS NULL THEN [b.item]
+                WHEN e.uscc IS NULL THEN [b.item, cl.item]
+                WHEN cl.uscc IS NULL THEN list_prepend(b.item, e.items)
+                ELSE list_concat([b.item, cl.item], e.items) END AS components,
            1 + (cl.uscc IS NOT NULL)::INTEGER + coalesce(e.n, 0) AS component_count
-    FROM items b
-    LEFT JOIN items cl ON cl.uscc = b.uscc AND cl.component = 'CLEAN_RECORD'
+    FROM base b
+    LEFT JOIN clean cl ON cl.uscc = b.uscc
     LEFT JOIN events e ON e.uscc = b.uscc
-    WHERE b.kind = 'base'
 ), dishonest AS (
     -- 失信 within the window: on the list (rules.md §3: status `listed`, nothing else) at some day of
     -- (as_of − 36 months, as_of] — listed now, or listed once and since expired or repaired after the
@@ -233,22 +267,17 @@ WITH items AS (
     WHERE a.is_liability AND a.deaths > 0 AND a.occurred_date > c.incentive_after
 ), conditions AS (
     SELECT list({condition: condition, label: label} ORDER BY rowid) AS items FROM policy_credit_incentive_conditions
-), scored AS MATERIALIZED (
+), scored AS MATERIALIZED (  -- flat: read twice (the grades of the distinct scores)
     SELECT r.uscc, r.name, coalesce(nullif(r.standardization, ''), c.default_standardization) AS standardization,
-           CAST(greatest(c.score_min, least(c.score_max, a.points)) AS DECIMAL(8, 2)) AS score,
-           len(a.forced_reasons) > 0 AS forced_d, a.forced_reasons, a.components, a.component_count,
-           list_transform(k.items, lambda x: {condition: x.condition, label: x.label, status: CASE x.condition
-               WHEN 'NO_DISHONESTY' THEN CASE WHEN d.uscc IS NULL THEN 'met' ELSE 'not_met' END
-               WHEN 'NO_SAFETY_PENALTY' THEN CASE WHEN pe.uscc IS NULL THEN 'met' ELSE 'not_met' END
-               WHEN 'NO_FATAL_ACCIDENT' THEN CASE WHEN f.uscc IS NULL THEN 'met' ELSE 'not_met' END
-               WHEN 'STANDARDIZATION' THEN CASE WHEN r.standardization = c.incentive_standardization
-                                                THEN 'met' ELSE 'not_met' END
-               ELSE 'not_checked' END}) AS incentive_conditions,
+           CAST(greatest(c.score_min, least(c.score_max, t.points)) AS DECIMAL(8, 2)) AS score,
+           len(t.forced_reasons) > 0 AS forced_d, t.forced_reasons,
+           d.uscc IS NOT NULL AS dishonest, pe.uscc IS NOT NULL AS penalised, f.uscc IS NOT NULL AS fatal,
+           -- an unknown level is not the required one (not_met)
+           coalesce(r.standardization = c.incentive_standardization, false) AS standardized,
            c.forced_grade, c.unchecked_blocks, c.as_of, c.policy_version
     FROM subjects.registry r
     CROSS JOIN cs_cfg c
-    CROSS JOIN conditions k
-    JOIN agg a ON a.uscc = r.uscc
+    JOIN cs_totals t ON t.uscc = r.uscc
     LEFT JOIN dishonest d ON d.uscc = r.uscc
     LEFT JOIN penalised pe ON pe.uscc = r.uscc
     LEFT JOIN fatal f ON f.uscc = r.uscc
@@ -257,13 +286,31 @@ WITH items AS (
     FROM (SELECT DISTINCT score FROM scored) d
     ASOF LEFT JOIN (SELECT grade, CAST(min_score AS DECIMAL(8, 2)) AS min_score FROM policy_credit_grades) g
         ON d.score >= g.min_score
+), flag_sets AS (  -- the 16 combinations of the four computed conditions: each list and verdict made once,
+                  -- not a lambda over seven conditions for every unit
+    SELECT x.*, NOT list_contains(list_transform(x.incentive_conditions, lambda c: c.status), 'not_met')
+                AND NOT (x.unchecked_blocks
+                         AND list_contains(list_transform(x.incentive_conditions, lambda c: c.status), 'not_checked'))
+                AS incentive_eligible
+    FROM (SELECT d.dishonest, pe.penalised, f.fatal, st.standardized, c.unchecked_blocks,
+                 list_transform(k.items, lambda x: {condition: x.condition, label: x.label, status: CASE x.condition
+                     WHEN 'NO_DISHONESTY' THEN CASE WHEN d.dishonest THEN 'not_met' ELSE 'met' END
+                     WHEN 'NO_SAFETY_PENALTY' THEN CASE WHEN pe.penalised THEN 'not_met' ELSE 'met' END
+                     WHEN 'NO_FATAL_ACCIDENT' THEN CASE WHEN f.fatal THEN 'not_met' ELSE 'met' END
+                     WHEN 'STANDARDIZATION' THEN CASE WHEN st.standardized THEN 'met' ELSE 'not_met' END
+                     ELSE 'not_checked' END}) AS incentive_conditions
+          FROM (VALUES (false), (true)) d(dishonest), (VALUES (false), (true)) pe(penalised),
+               (VALUES (false), (true)) f(fatal), (VALUES (false), (true)) st(standardized),
+               cs_cfg c, conditions k) x
 )
 SELECT s.uscc, s.name, s.standardization, s.score,
        CASE WHEN s.forced_d THEN s.forced_grade ELSE g.grade END AS grade,
-       s.forced_d, s.forced_reasons,
-       NOT list_contains(list_transform(s.incentive_conditions, lambda x: x.status), 'not_met')
-         AND NOT (s.unchecked_blocks AND list_contains(list_transform(s.incentive_conditions, lambda x: x.status), 'not_checked'))
-         AS incentive_eligible,
-       s.incentive_conditions, s.components, s.component_count, s.policy_version, s.as_of
+       s.forced_d, s.forced_reasons, fs.incentive_eligible, fs.incentive_conditions,
+       cp.components, cp.component_count, s.policy_version, s.as_of
 FROM scored s
-LEFT JOIN grades g ON g.score = s.score;
+LEFT JOIN grades g ON g.score = s.score
+JOIN flag_sets fs ON fs.dishonest = s.dishonest AND fs.penalised = s.penalised AND fs.fatal = s.fatal
+                 AND fs.standardized = s.standardized
+JOIN components cp ON cp.uscc = s.uscc;
+
+DROP TABLE cs_totals;

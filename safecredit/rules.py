@@ -21,16 +21,23 @@ from safecredit.workdays import prepare_calendar
 def known_views(con: duckdb.DuckDBPyConnection) -> None:
     """`k_<dataset>`: the staged versions landed by `params.known_at` (all when it is NULL), and
     `k_<dataset>_current`: the version in force per record among them. Rules read only these, so
-    a run with `known_at` answers with exactly what had landed by then (rules.md §3)."""
+    a run with `known_at` answers with exactly what had landed by then (rules.md §3).
+
+    `k_<dataset>_in_force` picks the version in force on the key columns and the row id alone;
+    `_current` joins the wide rows back by row id. A window over the full width sorted every column
+    of every version (issue 10 §3; ../shared/perf/README.md: "one row per key out of many")."""
     for ds in DATASETS:
-        con.execute(f"""CREATE OR REPLACE TEMP VIEW k_{ds} AS SELECT * FROM staged.{ds}
-            WHERE (SELECT known_at FROM params) IS NULL
-               OR CAST(timezone('Asia/Shanghai', landed_at) AS DATE) <= (SELECT known_at FROM params)""")
+        known = """(SELECT known_at FROM params) IS NULL
+               OR CAST(timezone('Asia/Shanghai', landed_at) AS DATE) <= (SELECT known_at FROM params)"""
+        con.execute(f"CREATE OR REPLACE TEMP VIEW k_{ds} AS SELECT * FROM staged.{ds} WHERE {known}")
+        con.execute(f"""CREATE OR REPLACE TEMP VIEW k_{ds}_in_force AS
+            SELECT rid, department, record_id, updated_at FROM (
+                SELECT rowid AS rid, department, record_id, updated_at, op FROM staged.{ds} WHERE {known}
+                QUALIFY row_number() OVER (PARTITION BY department, record_id
+                    ORDER BY updated_at DESC, (op = 'revoke') DESC, fetch_id DESC, seq DESC) = 1)
+            WHERE op = 'upsert'""")
         con.execute(f"""CREATE OR REPLACE TEMP VIEW k_{ds}_current AS
-            SELECT * EXCLUDE (rn) FROM (
-                SELECT *, row_number() OVER (PARTITION BY department, record_id
-                    ORDER BY updated_at DESC, (op = 'revoke') DESC, fetch_id DESC, seq DESC) AS rn
-                FROM k_{ds}) WHERE rn = 1 AND op = 'upsert'""")
+            SELECT s.* FROM staged.{ds} s SEMI JOIN k_{ds}_in_force f ON f.rid = s.rowid""")
 
 
 LISTING_PERIODS = ("listing.notice_working_days", "listing.management_years", "listing.repair_after_months")
@@ -181,7 +188,7 @@ def _policy_table(con: duckdb.DuckDBPyConnection, name: str, rows: list[dict]) -
 
 # Warehouse objects that an earlier release made as tables and the rules now make as views.
 # DuckDB will not `CREATE OR REPLACE VIEW` over a table, so the old table is dropped first.
-NOW_VIEWS = (("subjects", "penalties"),)
+NOW_VIEWS = (("subjects", "penalties"), ("subjects", "penalty_versions"))
 
 
 def retire_replaced_tables(con: duckdb.DuckDBPyConnection) -> None:

@@ -635,21 +635,28 @@ def test_measures_follow_the_policy_in_force_on_the_decision_date(tmp_path, monk
 
 
 def test_a_warehouse_of_an_earlier_release_upgrades_in_place(tmp_path):
-    """subjects.penalties was a table before it became a view: the next run replaces it, same rows."""
+    """subjects.penalties and subjects.penalty_versions were tables before they became views: the
+    next run replaces them, same rows."""
     from safecredit.policy import policy_for
     from safecredit.rules import run_rules, run_subjects
 
     con = wh(tmp_path, [penalty(1, 1, "2026-03-02", AQ_WFDM="UNLICENSED_OPERATION")])
     before = con.execute("SELECT * FROM subjects.penalties ORDER BY ALL").fetchall()
+    versions = con.execute("SELECT * FROM subjects.penalty_versions ORDER BY ALL").fetchall()
+    con.execute("CREATE TABLE old_versions AS SELECT * FROM subjects.penalty_versions")
     con.execute("DROP VIEW subjects.penalties")
+    con.execute("DROP VIEW subjects.penalty_versions")
+    con.execute("CREATE TABLE subjects.penalty_versions AS SELECT * FROM old_versions")
     con.execute("CREATE TABLE subjects.penalties AS SELECT * FROM subjects.penalty_versions WHERE is_latest")
     run_subjects(con, AS_OF, policy_for(AS_OF), "test-salt")
     run_rules(con, AS_OF, policy_for(AS_OF), "test-salt")
-    kind = con.execute(
-        "SELECT table_type FROM information_schema.tables WHERE table_schema = 'subjects' AND table_name = 'penalties'"
-    ).fetchone()[0]
-    assert kind == "VIEW" and before
+    kinds = con.execute(
+        "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'subjects' "
+        "AND table_name IN ('penalties', 'penalty_versions') ORDER BY 1"
+    ).fetchall()
+    assert kinds == [("penalties", "VIEW"), ("penalty_versions", "VIEW")] and before
     assert con.execute("SELECT * FROM subjects.penalties ORDER BY ALL").fetchall() == before
+    assert con.execute("SELECT * FROM subjects.penalty_versions ORDER BY ALL").fetchall() == versions
     assert grounds_of(con) == {("B1", "unit", "penalised unit"), ("B1", "person", "principal")}
 
 
@@ -693,3 +700,31 @@ def test_grounds_are_switched_and_b4_severity_set_by_policy(tmp_path, monkeypatc
         monkeypatch.delenv("SAFECREDIT_POLICY_DIR")
         load_policies.cache_clear()
     assert {g for g, *_ in grounds_of(con)} == {"B4"}
+
+
+def test_a_decision_reported_twice_keeps_the_deciders_own_report_and_ranks_only_the_duplicates(tmp_path):
+    """Of two reports of one decision the deciding department's own wins, even sent later; a
+    decision reported once is rank 1 of 1 (only duplicated decisions are ranked, issue 10 §3)."""
+    own = penalty(1, 1, "2026-03-02", updated_at=ts("2026-03-05"))
+    relayed = penalty(
+        1,
+        1,
+        "2026-03-02",
+        record_id="pen-relayed",
+        CF_SJLY="江城市市场监督管理局",
+        CF_SJLYDM=make_uscc("1", "1", "331200", make_org_code("00000002")),
+    )
+    single = penalty(2, 2, "2026-03-02")
+    data = {
+        "yjj": {"enterprises": [enterprise(i) for i in range(1, 4)], "penalties": [own, single]},
+        "scj": {"penalties": [relayed]},
+    }
+    con = build_warehouse(tmp_path, data, AS_OF)
+    ranks = con.execute(
+        "SELECT department, record_id, report_rank, reports FROM subjects.penalty_decisions ORDER BY ALL"
+    ).fetchall()
+    assert ranks == [("scj", "pen-relayed", 2, 2), ("yjj", "pen-1", 1, 2), ("yjj", "pen-2", 1, 1)]
+    dups = con.execute("SELECT department, record_id, report_rank FROM subjects.duplicate_decisions").fetchall()
+    assert dups == [("yjj", "pen-1", 1), ("scj", "pen-relayed", 2)]
+    kept = con.execute("SELECT department, record_id FROM subjects.penalties ORDER BY ALL").fetchall()
+    assert kept == [("yjj", "pen-1"), ("yjj", "pen-2")]

@@ -7,9 +7,13 @@ CREATE OR REPLACE MACRO sc_name_key(s) AS
     nullif(replace(replace(replace(replace(regexp_replace(sc_half(s), '\s+', '', 'g'),
         '〔', '('), '〕', ')'), '有限责任公司', '有限公司'), '股份有限公司', '股份公司'), '');
 
+-- the latest version in force per USCC, chosen on the keys and joined back by row id (a window over
+-- the registry's full width sorted every column of every unit)
 CREATE OR REPLACE TABLE subjects.registry AS
-SELECT * FROM k_enterprises_current
-QUALIFY row_number() OVER (PARTITION BY uscc ORDER BY updated_at DESC, department) = 1;
+SELECT e.* FROM staged.enterprises e
+SEMI JOIN (SELECT f.rid FROM k_enterprises_in_force f JOIN (SELECT rowid AS rid, uscc FROM staged.enterprises) u USING (rid)
+           QUALIFY row_number() OVER (PARTITION BY u.uscc ORDER BY f.updated_at DESC, f.department) = 1) p
+       ON p.rid = e.rowid;
 
 CREATE OR REPLACE TABLE subjects.name_index AS
 SELECT name_key, min(uscc) AS uscc, count(DISTINCT uscc) AS candidates
