@@ -173,6 +173,12 @@ def time_load(exports: Path, reload: bool = False) -> dict:
 
 
 def _peak_mib() -> int:
+    """The peak resident set of this process (Linux `VmHWM`), MiB. Not `ru_maxrss`: Linux carries
+    it over from the parent through fork and exec, so a child started by a parent that had just
+    synthesised the publication reported the parent's 7 GiB as its own."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024)
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
