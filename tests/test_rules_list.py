@@ -544,49 +544,48 @@ def test_a_changed_policy_value_changes_the_list_and_its_version_without_code(tm
     assert after["entry_id"] == before["entry_id"]
 
 
-def _older_folder(root, name: str, version: str, topic: str, edit) -> None:
-    """A copy of the default policy as `pre2023` (policy `name`, `version`) for decisions before
-    2023-10-01, its `topic`.yaml text passed through `edit`; the default applies from 2023-10-01."""
+def _under_older_policy(tmp_path, monkeypatch, version: str, topic: str, edit):
+    """A warehouse at 2024-06-01 of two unit decisions, 2023-05-04 and 2024-05-06, with a copy of
+    the default policy (`version`, its `topic`.yaml text passed through `edit`) in force before
+    2023-10-01 and the default from then on. Returns (con, entries by decision number, the two
+    decision numbers)."""
     import shutil
 
-    shutil.copytree(root / "default", root / "pre2023")
-    p = root / "pre2023" / f"{topic}.yaml"
-    p.write_text(edit(p.read_text(encoding="utf-8")), encoding="utf-8")
-    (root / "pre2023" / "policy.yaml").write_text(
-        f'policy: {name}\nversion: "{version}"\neffective_from: 1900-01-01\n', encoding="utf-8"
-    )
-    q = root / "default" / "policy.yaml"
-    q.write_text(
-        q.read_text(encoding="utf-8").replace("effective_from: 1900-01-01", "effective_from: 2023-10-01"),
-        encoding="utf-8",
-    )
-
-
-def test_the_policy_in_force_on_the_decision_date_applies(tmp_path, monkeypatch):
-    """An older regime (1-year listing) configured for decisions before 2023-10-01."""
     from safecredit.policy import load_policies, policy_for
 
-    def old_regime(root):
-        _older_folder(
-            root,
-            "安监总办〔2017〕49号",
-            "2017.1",
-            "listing",
-            lambda t: t.replace("management_years: 3", "management_years: 1"),
+    def older(root):
+        shutil.copytree(root / "default", root / "pre2023")
+        p = root / "pre2023" / f"{topic}.yaml"
+        p.write_text(edit(p.read_text(encoding="utf-8")), encoding="utf-8")
+        (root / "pre2023" / "policy.yaml").write_text(
+            f'policy: older\nversion: "{version}"\neffective_from: 1900-01-01\n', encoding="utf-8"
+        )
+        q = root / "default" / "policy.yaml"
+        q.write_text(
+            q.read_text(encoding="utf-8").replace("effective_from: 1900-01-01", "effective_from: 2023-10-01"),
+            encoding="utf-8",
         )
 
-    _with_policy_dir(monkeypatch, _policy_copy(tmp_path, old_regime))
+    _with_policy_dir(monkeypatch, _policy_copy(tmp_path, older))
     try:
         pens = [
             penalty(1, 1, "2023-05-04", AQ_WFDM="UNLICENSED_OPERATION"),
             penalty(2, 2, "2024-05-06", AQ_WFDM="UNLICENSED_OPERATION"),
         ]
         con = wh(tmp_path / "w", pens, as_of=date(2024, 6, 1), policy=policy_for(date(2024, 6, 1)))
-        units = {e["decision_no"]: e for e in entries(con, subject_type="unit")}
     finally:
         monkeypatch.delenv("SAFECREDIT_POLICY_DIR")
         load_policies.cache_clear()
-    old, new = units[pens[0]["CF_WSH"]], units[pens[1]["CF_WSH"]]
+    units = {e["decision_no"]: e for e in entries(con, subject_type="unit")}
+    return con, units, (pens[0]["CF_WSH"], pens[1]["CF_WSH"])
+
+
+def test_the_policy_in_force_on_the_decision_date_applies(tmp_path, monkeypatch):
+    """An older regime (1-year listing) configured for decisions before 2023-10-01."""
+    _, units, (old_no, new_no) = _under_older_policy(
+        tmp_path, monkeypatch, "2017.1", "listing", lambda t: t.replace("management_years: 3", "management_years: 1")
+    )
+    old, new = units[old_no], units[new_no]
     assert (old["end_date"] - old["start_date"]).days in (365, 366) and old["status"] == "expired"
     assert old["policy_version"].startswith("2017.1+")
     assert new["end_date"].year - new["start_date"].year == 3 and new["status"] == "listed"
@@ -596,35 +595,19 @@ def test_the_policy_in_force_on_the_decision_date_applies(tmp_path, monkeypatch)
 def test_measures_follow_the_policy_in_force_on_the_decision_date(tmp_path, monkeypatch):
     """A listing brings the measures of the policy in force on its decision date, not the run's:
     an older policy folder without 国有土地出让 (state_land) for decisions before 2023-10-01."""
-    from safecredit.policy import load_policies, policy_for
-
-    def older_measures(root):
-        _older_folder(
-            root,
-            "older",
-            "2023.0",
-            "measures",
-            lambda t: "\n".join(ln for ln in t.splitlines() if "matter: state_land," not in ln),
-        )
-
-    _with_policy_dir(monkeypatch, _policy_copy(tmp_path, older_measures))
-    try:
-        pens = [
-            penalty(1, 1, "2023-05-04", AQ_WFDM="UNLICENSED_OPERATION"),
-            penalty(2, 2, "2024-05-06", AQ_WFDM="UNLICENSED_OPERATION"),
-        ]
-        con = wh(tmp_path / "w", pens, as_of=date(2024, 6, 1), policy=policy_for(date(2024, 6, 1)))
-        units = {e["decision_no"]: e for e in entries(con, subject_type="unit")}
-        matters = {
-            (decision_no, matter): version
-            for decision_no, matter, version in con.execute(
-                "SELECT decision_no, matter, policy_version FROM rules.restriction_timeline WHERE subject_type = 'unit'"
-            ).fetchall()
-        }
-    finally:
-        monkeypatch.delenv("SAFECREDIT_POLICY_DIR")
-        load_policies.cache_clear()
-    old, new = pens[0]["CF_WSH"], pens[1]["CF_WSH"]
+    con, units, (old, new) = _under_older_policy(
+        tmp_path,
+        monkeypatch,
+        "2023.0",
+        "measures",
+        lambda t: "\n".join(ln for ln in t.splitlines() if "matter: state_land," not in ln),
+    )
+    matters = {
+        (decision_no, matter): version
+        for decision_no, matter, version in con.execute(
+            "SELECT decision_no, matter, policy_version FROM rules.restriction_timeline WHERE subject_type = 'unit'"
+        ).fetchall()
+    }
     assert units[old]["status"] == units[new]["status"] == "listed"
     assert (old, "public_bidding") in matters and (old, "state_land") not in matters
     assert (new, "public_bidding") in matters and (new, "state_land") in matters
