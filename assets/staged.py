@@ -79,7 +79,9 @@ def _contract_result(context, exchange: ExchangeResource, con, dataset: str) -> 
     previous = reuse.outputs_of(con, step) if exchange.reuse else None
     summary = exchange.reused(con, step, staged_as) if staged_as else None
     if summary is None:
-        summary = validate_current(con, contract, previous)
+        # staging counted the records in force (its ledger row): not counted a second time
+        counted = (reuse.outputs_of(con, f"staged:{dataset}") or {}).get("counts", {}).get("current")
+        summary = validate_current(con, contract, previous, counted)
         if staged_as:
             reuse.record(con, step, staged_as, summary)
     failed = summary["failed"]

@@ -144,7 +144,7 @@ def _validate_one(contract: Contract, frame) -> dict:
     }
 
 
-def validate_current(con, contract: Contract, previous: dict | None = None) -> dict:
+def validate_current(con, contract: Contract, previous: dict | None = None, in_force: int | None = None) -> dict:
     """The suite over `staged.<dataset>_current`, returned with what it covered (`fetches`, `code`)
     so the next night can pass it back as `previous`.
 
@@ -152,7 +152,8 @@ def validate_current(con, contract: Contract, previous: dict | None = None) -> d
     row), so when the previous verdict was a success under the same suite and code, the records in
     force it saw still pass: only the records in force that came with fetches it did not cover are
     validated (`validated_rows`), and the verdict over them is the verdict over the dataset. A
-    previous failure, a new contract version or new code validates everything again."""
+    previous failure, a new contract version or new code validates everything again. `in_force`:
+    the records in force as staging counted them (counted here when not given)."""
     from safecredit.reuse import code_digest
 
     dataset = contract.dataset
@@ -168,13 +169,18 @@ def validate_current(con, contract: Contract, previous: dict | None = None) -> d
     )
     where = ""
     if incremental:
-        con.execute("CREATE OR REPLACE TEMP TABLE _suite_seen (department VARCHAR, fetch_id VARCHAR)")
-        con.executemany("INSERT INTO _suite_seen VALUES (?, ?)", seen)
+        # one statement, not a row each: a department landing a CSV file per day has thousands
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _suite_seen AS "
+            "SELECT unnest(?::VARCHAR[]) AS department, unnest(?::VARCHAR[]) AS fetch_id",
+            [[d for d, _ in seen], [f for _, f in seen]],
+        )
         where = " WHERE (department, fetch_id) NOT IN (SELECT (department, fetch_id) FROM _suite_seen)"
     # streamed in batches: 20M penalties never sit in pandas at once
     reader = con.sql(f"SELECT {cols} FROM staged.{dataset}_current{where}").to_arrow_reader(BATCH_ROWS)
     summary = validate_reader(contract, reader)
-    in_force = con.execute(f"SELECT count(*) FROM staged.{dataset}_current").fetchone()[0]
+    if in_force is None:
+        in_force = con.execute(f"SELECT count(*) FROM staged.{dataset}_current").fetchone()[0]
     return {
         **summary,
         "rows": in_force,

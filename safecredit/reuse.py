@@ -90,9 +90,7 @@ def stage_landed(
     fetches = [(d, f) for d, f, _ in landed]
     keys = [_fetch_key(d, f) for d, f in fetches]
     fingerprint = digest(code, keys, [sha for *_, sha in landed])
-    _ensure(con)
-    row = con.execute(f"SELECT fingerprint, outputs FROM {LEDGER} WHERE step = ?", [step]).fetchall()
-    before = json.loads(row[0][1]) if row and row[0][1] else {}
+    recorded_as, before = _recorded(con, step)
     if reuse and before.get("code") == code and set(before.get("fetches", ())) <= set(keys):
         new = [f for f, k in zip(fetches, keys) if k not in set(before["fetches"])]
         if not new:
@@ -104,7 +102,7 @@ def stage_landed(
         record(
             con,
             step,
-            row[0][0] if done == "repeats" else fingerprint,
+            recorded_as if done == "repeats" else fingerprint,
             {"code": code, "fetches": keys, "counts": counts},
         )
         return counts, done
@@ -123,27 +121,28 @@ def _ensure(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _recorded(con: duckdb.DuckDBPyConnection, step: str) -> tuple[str | None, dict]:
+    """(fingerprint, outputs) of `step`'s ledger row; (None, {}) when it has none."""
+    _ensure(con)
+    row = con.execute(f"SELECT fingerprint, outputs FROM {LEDGER} WHERE step = ?", [step]).fetchall()
+    return (row[0][0], json.loads(row[0][1]) if row[0][1] else {}) if row else (None, {})
+
+
 def fingerprint_of(con: duckdb.DuckDBPyConnection, step: str) -> str | None:
     """The fingerprint `step` last completed with (None: never, or it is being rebuilt)."""
-    _ensure(con)
-    row = con.execute(f"SELECT fingerprint FROM {LEDGER} WHERE step = ?", [step]).fetchall()
-    return row[0][0] if row else None
+    return _recorded(con, step)[0]
 
 
 def reusable(con: duckdb.DuckDBPyConnection, step: str, fingerprint: str) -> dict | None:
     """The outputs `step` recorded when it last completed with this fingerprint, else None."""
-    _ensure(con)
-    row = con.execute(f"SELECT fingerprint, outputs FROM {LEDGER} WHERE step = ?", [step]).fetchall()
-    if row and row[0][0] == fingerprint:
-        return json.loads(row[0][1]) if row[0][1] else {}
-    return None
+    recorded_as, outputs = _recorded(con, step)
+    return outputs if recorded_as == fingerprint else None
 
 
 def outputs_of(con: duckdb.DuckDBPyConnection, step: str) -> dict | None:
     """What `step` recorded when it last completed, whatever its fingerprint (None: nothing)."""
-    _ensure(con)
-    row = con.execute(f"SELECT outputs FROM {LEDGER} WHERE step = ?", [step]).fetchall()
-    return json.loads(row[0][0]) if row and row[0][0] else None
+    recorded_as, outputs = _recorded(con, step)
+    return outputs if recorded_as is not None else None
 
 
 def forget(con: duckdb.DuckDBPyConnection, step: str) -> None:

@@ -1,5 +1,5 @@
-"""A background thread that does one thing every few milliseconds or seconds until stopped (the
-access log's writer, the person-code quota's lease returns)."""
+"""A background thread that does one thing every few seconds until stopped (the person-code
+quota's lease returns)."""
 
 from __future__ import annotations
 
