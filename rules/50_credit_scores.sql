@@ -207,19 +207,20 @@ SELECT uscc,
 FROM rules.credit_score_components
 GROUP BY uscc HAVING count(*) FILTER (WHERE kind = 'base') > 0;
 
+-- a component as a unit's list holds it; a view, so each CTE below builds the struct only for
+-- the rows it reads (the filters apply first)
+CREATE OR REPLACE TEMP VIEW cs_items AS
+SELECT uscc, kind, component, event_date, source_dataset, source_record_id,
+       {component: component, kind: kind, label: label, points: points, event_date: event_date,
+        source_dataset: source_dataset, source_department: source_department,
+        source_record_id: source_record_id, decision_no_or_accident_no: decision_no_or_accident_no} AS item
+FROM rules.credit_score_components;
+
 CREATE OR REPLACE TABLE rules.credit_scores AS
 WITH base AS (
-    SELECT uscc,
-           {component: component, kind: kind, label: label, points: points, event_date: event_date,
-            source_dataset: source_dataset, source_department: source_department,
-            source_record_id: source_record_id, decision_no_or_accident_no: decision_no_or_accident_no} AS item
-    FROM rules.credit_score_components WHERE kind = 'base'
+    SELECT uscc, item FROM cs_items WHERE kind = 'base'
 ), clean AS (
-    SELECT uscc,
-           {component: component, kind: kind, label: label, points: points, event_date: event_date,
-            source_dataset: source_dataset, source_department: source_department,
-            source_record_id: source_record_id, decision_no_or_accident_no: decision_no_or_accident_no} AS item
-    FROM rules.credit_score_components WHERE component = 'CLEAN_RECORD'
+    SELECT uscc, item FROM cs_items WHERE component = 'CLEAN_RECORD'
 ), events AS (  -- the few units with events; base and clean-record rows (most rows) are joined 1:1
     SELECT uscc,
         -- in the order of kind, date (undated first), component, source record; sorting each unit's
@@ -229,12 +230,10 @@ WITH base AS (
             k: CASE kind WHEN 'deduction' THEN 1 WHEN 'bonus' THEN 2 ELSE 3 END,
             dn: event_date IS NOT NULL, d: event_date, cn: component IS NULL, c: component,
             sn: source_dataset IS NULL, s: source_dataset, rn: source_record_id IS NULL, r: source_record_id,
-            item: {component: component, kind: kind, label: label, points: points, event_date: event_date,
-                   source_dataset: source_dataset, source_department: source_department,
-                   source_record_id: source_record_id, decision_no_or_accident_no: decision_no_or_accident_no}})),
+            item: item})),
             lambda x: x.item) AS items,
         count(*) AS n
-    FROM rules.credit_score_components
+    FROM cs_items
     WHERE kind <> 'base' AND component <> 'CLEAN_RECORD'
     GROUP BY uscc
 ), components AS (
@@ -314,3 +313,4 @@ JOIN flag_sets fs ON fs.dishonest = s.dishonest AND fs.penalised = s.penalised A
 JOIN components cp ON cp.uscc = s.uscc;
 
 DROP TABLE cs_totals;
+DROP VIEW cs_items;
