@@ -23,6 +23,7 @@ def _staged_asset(dataset: str) -> dg.AssetsDefinition:
         "validated against contracts/datasets/" + dataset + ".yaml.",
     )
     def _asset(context: dg.AssetExecutionContext, exchange: ExchangeResource) -> dg.MaterializeResult:
+        from safecredit.gx_suites import prewarm as prewarm_contract_suites
         from safecredit.reuse import stage_landed
 
         # everything landed counts, whether or not its department is still configured: staging
@@ -30,6 +31,8 @@ def _staged_asset(dataset: str) -> dg.AssetsDefinition:
         hold_back = exchange.policy().get("publication.hold_back", {})
         with exchange.warehouse(f"staged_{dataset}") as con:
             counts, done = stage_landed(con, exchange.paths.raw, dataset, hold_back, reuse=exchange.reuse)
+        if done not in ("reused", "repeats"):
+            prewarm_contract_suites()  # the suite will read what was staged: start loading GX now
         if done in ("reused", "repeats"):
             context.log.info(f"{dataset}: nothing new landed since the last staging ({done}); its tables stand")
         elif done == "increment":

@@ -9,6 +9,8 @@ results land in the Dagster asset check metadata.
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from functools import lru_cache
 
 from safecredit.contracts import Contract
@@ -37,6 +39,27 @@ def expectations_for(contract: Contract) -> list:
         if f.type in NON_NEGATIVE:
             out.append(E.ExpectColumnValuesToBeBetween(column=f.name, min_value=0))
     return out
+
+
+_prewarm_lock = threading.Lock()
+_prewarmed: threading.Thread | None = None
+
+
+def prewarm() -> None:
+    """Start importing Great Expectations (and building its context) in a background thread.
+
+    The import alone takes 4-10 s of mostly Python work. A run that landed or staged records
+    will need it for the contract suite, so it starts here, while that run still waits on the
+    departments or on DuckDB (both release the GIL); the suite then finds it done (Python's
+    import lock makes the first real use wait for a half-finished import, never repeat it).
+    A night with nothing new never calls this and never pays for GX.
+    """
+    global _prewarmed
+    with _prewarm_lock:
+        if _prewarmed is not None or "great_expectations" in sys.modules:
+            return
+        _prewarmed = threading.Thread(target=_context, name="gx-prewarm", daemon=True)
+        _prewarmed.start()
 
 
 @lru_cache(maxsize=1)

@@ -353,3 +353,24 @@ def test_record_id_ranges_are_sampled_from_the_department_alone(con, monkeypatch
     )
     bounds = staging._bounds(con, "penalties", "department = 'small'", 50, 10)
     assert len(bounds) == 4 and all("r10000" < b <= "r10049" for b in bounds)
+
+
+def test_the_contract_suite_s_library_loads_in_the_background_once(tmp_path):
+    """`prewarm` (called when records were staged) imports GX and builds its context on a thread of
+    its own; the suite then uses that context, and a second call starts nothing."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from safecredit import gx_suites as g\n"
+        "assert 'great_expectations' not in sys.modules\n"
+        "g.prewarm(); first = g._prewarmed; g.prewarm()\n"
+        "assert g._prewarmed is first and first.name == 'gx-prewarm'\n"
+        "first.join()\n"
+        "assert 'great_expectations' in sys.modules and g._context.cache_info().currsize == 1\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
