@@ -17,6 +17,7 @@ repeat leaves a gap (safecredit.pages.load_items).
 
 from __future__ import annotations
 
+import csv
 import json
 import tempfile
 from collections.abc import Iterable
@@ -149,8 +150,87 @@ def _insert_fetch(con, contract: Contract, fetch: Path, manifest: dict, params: 
     days = [d for d in manifest.get("days", []) if d["rows"]]
     if not days:
         return
+    if _insert_csv_segments(con, contract, fetch, days, params, tmp, table):
+        return
     files = [_utf8_day(fetch / "days" / f"{d['date']}.csv", d["charset"], tmp) for d in days]
     con.execute(f"INSERT INTO {table} {_csv_select(contract, {f: _csv_header(f) for f in files})}", params)
+
+
+def _insert_csv_segments(con, contract, fetch: Path, days: list[dict], params: dict, tmp: Path, table: str) -> bool:
+    """The day files of a fetch read as a few files instead of one per day: DuckDB's CSV reader
+    pays about a millisecond and a half per file, and a history is one small file per day (2,832
+    files, 17k records: 6.6 CPU s file by file, 0.3 s this way). Consecutive days with the same
+    header are joined into one UTF-8 file (the header once, each day's rows after it: bytes, not
+    rows, pass through Python) and read with that header's columns, no sniffing.
+
+    It must read exactly what the day files hold: when the records read differ from the rows the
+    landing counted per day (a quote left open at a day's end would swallow the next day), or
+    DuckDB refuses a joined file, the fetch's rows are removed again and False says: read the days
+    one by one, as before (the same records, the same errors)."""
+    segments = _day_segments(fetch, days, tmp)
+    if segments is None:
+        return False
+    seq = 0
+    where, key = "department = $dept AND fetch_id = $fid", {"dept": params["dept"], "fid": params["fid"]}
+    try:
+        for path, header in segments:
+            con.execute(f"INSERT INTO {table} {_segment_select(contract, path, header)}", {**params, "base": seq})
+            seq = con.execute(f"SELECT count(*) FROM {table} WHERE {where}", key).fetchone()[0]
+    except duckdb.Error:
+        seq = -1
+    if seq != sum(d["rows"] for d in days):
+        con.execute(f"DELETE FROM {table} WHERE {where}", key)
+        return False
+    return True
+
+
+def _day_segments(fetch: Path, days: list[dict], tmp: Path) -> list[tuple[Path, list[str]]] | None:
+    """[(joined UTF-8 file, header)] for runs of consecutive days with the same header; None when a
+    header cannot name explicit columns (an empty or repeated name)."""
+    segments: list[tuple[Path, list[str]]] = []
+    out = None
+    for d in days:
+        data = (fetch / "days" / f"{d['date']}.csv").read_bytes()
+        codec = _codec(d["charset"])
+        if codec != "utf-8-sig" or data.startswith(b"\xef\xbb\xbf"):
+            data = data.decode(codec).encode("utf-8")
+        first, _, body = data.partition(b"\n")
+        header = next(csv.reader([first.decode("utf-8").rstrip("\r")]), [])
+        if not header or "" in header or len(set(header)) != len(header):
+            if out is not None:
+                out.close()
+            return None
+        if not segments or segments[-1][1] != header:
+            if out is not None:
+                out.close()
+            path = tmp / f"{fetch.name}-{len(segments):04d}.csv"
+            segments.append((path, header))
+            out = open(path, "wb")  # noqa: SIM115 - closed when the next segment starts or below
+            out.write(first + b"\n")
+        if body:
+            out.write(body if body.endswith(b"\n") else body + b"\n")
+    if out is not None:
+        out.close()
+    return segments
+
+
+def _segment_select(contract: Contract, path: Path, header: list[str]) -> str:
+    """A joined day file → raw columns; the header's unknown columns → extra_fields (as `_csv_select`)."""
+    known = raw_columns(contract)
+    values = ", ".join(
+        (f"nullif({_ident(c)}, '')" if c in header else "NULL::VARCHAR") + f" AS {_ident(c)}" for c in known
+    )
+    extra = sorted(set(header) - set(known))
+    pairs = ", ".join(
+        f"{_q(json.dumps(c, ensure_ascii=False) + ': ')} || to_json(coalesce({_ident(c)}, ''))::VARCHAR" for c in extra
+    )
+    extra_sql = f"'{{' || concat_ws(', ', {pairs}) || '}}'" if extra else "NULL::VARCHAR"
+    columns = "{" + ", ".join(f"{_q(c)}: 'VARCHAR'" for c in header) + "}"
+    return (
+        f"SELECT $dept, $fid, $base + ordinality - 1, $landed, {values}, {extra_sql} AS extra_fields "
+        f"FROM read_csv({_q(str(path))}, header = true, columns = {columns}, auto_detect = false, "
+        f"delim = ',', quote = '\"', escape = '\"', null_padding = true, parallel = false) WITH ORDINALITY"
+    )
 
 
 def load_raw(con: duckdb.DuckDBPyConnection, raw_root: Path, departments: Iterable[str], dataset: str) -> int:
