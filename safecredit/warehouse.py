@@ -23,21 +23,31 @@ _USCC_SUM = " + ".join(
 _ID_SUM = " + ".join(f"TRY_CAST(substr(s, {i + 1}, 1) AS INTEGER) * {w}" for i, w in enumerate(ID_WEIGHTS))
 _FULL = "".join(chr(c) for c in range(0xFF01, 0xFF5F)) + "\u3000"
 _HALF = "".join(chr(c) for c in range(0x21, 0x7F)) + " "
+_HALF_SQL = _HALF.replace("'", "''")
 
 # Normalisation and code checks shared by contracts and rules. Kept in SQL so validation runs as
 # set logic in DuckDB, not as a Python loop over rows.
 MACROS = f"""
 -- translate only strings that hold a full-width character: the check is 13x cheaper than translate,
 -- and translate (≈ 3 µs a call) only those left once the punctuation of Chinese prose is replaced
--- (，（）：； — what most free text holds): the same mapping at half the cost on 事由 texts
-CREATE OR REPLACE MACRO sc_half_rest(s) AS CASE WHEN regexp_matches(s, '[\uff01-\uff5e\u3000]')
-    THEN translate(s, '{_FULL}', '{_HALF.replace("'", "''")}') ELSE s END;
+-- (，（）：； — what most free text holds): the same mapping at half the cost on 事由 texts.
+-- A value used twice is bound once through a one-element list (`[x]` + lambda): DuckDB shares a
+-- repeated expression only outside CASE branches, and inside one (the fast paths below) it would
+-- be computed twice or three times.
 CREATE OR REPLACE MACRO sc_half(s) AS CASE WHEN regexp_matches(s, '[\uff01-\uff5e\u3000]')
-    THEN sc_half_rest(
-        replace(replace(replace(replace(replace(s, '，', ','), '（', '('), '）', ')'), '：', ':'), '；', ';'))
+    THEN list_transform(
+        [replace(replace(replace(replace(replace(s, '，', ','), '（', '('), '）', ')'), '：', ':'), '；', ';')],
+        lambda r: CASE WHEN regexp_matches(r, '[\uff01-\uff5e\u3000]')
+                       THEN translate(r, '{_FULL}', '{_HALF_SQL}') ELSE r END)[1]
     ELSE s END;
-CREATE OR REPLACE MACRO sc_text(s) AS nullif(trim(regexp_replace(sc_half(s::VARCHAR), '\\s+', ' ', 'g')), '');
-CREATE OR REPLACE MACRO sc_code(s) AS nullif(upper(regexp_replace(sc_half(s::VARCHAR), '[\\s,]', '', 'g')), '');
+-- most values (names, codes, dates) hold neither a full-width character nor whitespace (nor, for a
+-- code, a comma): they are returned as they are after one scan, 3x cheaper than normalising them
+CREATE OR REPLACE MACRO sc_text(s) AS CASE WHEN regexp_matches(s::VARCHAR, '[\uff01-\uff5e\u3000\\s]')
+    THEN list_filter([trim(regexp_replace(sc_half(s::VARCHAR), '\\s+', ' ', 'g'))], lambda v: v <> '')[1]
+    ELSE nullif(s::VARCHAR, '') END;
+CREATE OR REPLACE MACRO sc_code(s) AS CASE WHEN regexp_matches(s::VARCHAR, '[\uff01-\uff5e\u3000\\s,]')
+    THEN list_filter([upper(regexp_replace(sc_half(s::VARCHAR), '[\\s,]', '', 'g'))], lambda v: v <> '')[1]
+    ELSE nullif(upper(s::VARCHAR), '') END;
 CREATE OR REPLACE MACRO sc_date(s) AS try_strptime(sc_code(s),
     ['%Y-%m-%d', '%Y/%m/%d', '%Y%m%d', '%Y年%m月%d日', '%Y.%m.%d'])::DATE;
 CREATE OR REPLACE MACRO sc_datetime(s) AS coalesce(

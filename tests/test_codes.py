@@ -208,6 +208,45 @@ def test_warehouse_sc_half_is_the_same_mapping():
         assert [r[0] for r in got.fetchall()] == [fullwidth_to_halfwidth(x) for x in samples]
 
 
+def test_warehouse_sc_text_and_sc_code_fast_paths_give_the_plain_formulas():
+    """sc_text/sc_code return a value without full-width characters or whitespace (or commas, for a
+    code) as it is: the same as their plain definitions on every kind of value."""
+    from safecredit.warehouse import connect
+
+    samples = [
+        "江城某公司",
+        "  江城 某公司 ",
+        "江城\t某\n公司",
+        "江城（某）公司，罚款",
+        "ａｂ\u3000ｃ",
+        "",
+        " ",
+        "\u3000",
+        "9133 1203,712760390y",
+        "91331203712760390Y",
+        "abc",
+        "a  b",
+        "a,b",
+        "，",
+        None,
+        "2019-01-01",
+        "x\r\n",
+    ]
+    plain_text = "nullif(trim(regexp_replace(sc_half(s), '\\s+', ' ', 'g')), '')"
+    plain_code = "nullif(upper(regexp_replace(sc_half(s), '[\\s,]', '', 'g')), '')"
+    with connect() as con:
+        got = con.execute(
+            f"SELECT sc_text(s), {plain_text}, sc_code(s), {plain_code} FROM unnest(?::VARCHAR[]) t(s)", [samples]
+        ).fetchall()
+    assert [(a, c) for a, _, c, _ in got] == [(b, d) for _, b, _, d in got]
+    assert (
+        got[1][0] == "江城 某公司"
+        and got[2][0] == "江城 某 公司"
+        and got[5][0] is None
+        and got[8][2] == "91331203712760390Y"
+    )
+
+
 # --------------------------------------------------------------------------- classify
 
 
