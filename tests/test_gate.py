@@ -48,7 +48,7 @@ def test_a_full_id_number_in_a_public_column_fails_and_is_shown_masked(con):
     failures = gate.full_id_numbers(con, "blacklist")
     assert [f["message"].split(":")[0] for f in failures] == ["blacklist.note"]  # x<ID> is no standalone number
     assert PERSON not in failures[0]["message"] and mask_id_number(PERSON) in failures[0]["message"]
-    _rows(con, ("E4", "赵六", None, None, [PERSON]))  # inside a list: its JSON text is read too
+    _rows(con, ("E4", "赵六", None, None, [PERSON]))  # inside a list: its text is read too
     assert [f["message"].split(":")[0] for f in gate.full_id_numbers(con, "blacklist")] == [
         "blacklist.measures",
         "blacklist.note",

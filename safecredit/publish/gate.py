@@ -110,9 +110,12 @@ def full_id_numbers(con: duckdb.DuckDBPyConnection, feed: str) -> list[dict]:
     18-digit ID number."""
     spec = FEEDS[feed]
     public = {name for name, _ in public_columns(con, feed)}
-    rel = con.sql(f"SELECT * FROM rules.{feed} LIMIT 0")
+    # a cursor of its own: the relation API refuses a connection whose last result is unfinished
+    with con.cursor() as cur:
+        rel = cur.sql(f"SELECT * FROM rules.{feed} LIMIT 0")
+        described = list(zip(rel.columns, rel.types))
     texts = {}
-    for name, typ in zip(rel.columns, rel.types):
+    for name, typ in described:
         leaves = _text_leaves(f'"{name}"', typ) if name in public else []
         if leaves:
             # spaces between the values keep each one's edges: a number ends where its value ends
