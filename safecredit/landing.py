@@ -373,7 +373,10 @@ def _fetch_days(client, dept, dataset, days: list[str], workers: int):
     def one(day):
         c = getattr(local, "client", None)
         if c is None:
-            c = local.client = DepartmentClient(dept, client.retry, sleep=client.sleep, seed=len(extra))
+            # the department's gate is shared: the day workers count against its requests in flight
+            c = local.client = DepartmentClient(
+                dept, client.retry, sleep=client.sleep, seed=len(extra), gate=getattr(client, "gate", None)
+            )
             with lock:
                 extra.append(c)
         got, n = _csv_day_checked(c, dept, dataset, day)

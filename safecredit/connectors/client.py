@@ -8,8 +8,10 @@ once with a message naming the department and dataset; `410` tells the caller to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -85,8 +87,13 @@ class DepartmentClient:
         *,
         sleep: Callable[[float], None] = time.sleep,
         seed: int = 0,
+        gate: threading.Semaphore | None = None,
     ):
         self.dept = dept
+        # shared by every client of this department in a run: at most N requests in flight to it
+        # (politeness, policy `ingest.department_requests_in_flight`); held only while a request
+        # is on the wire, never while waiting out a 429 or a backoff. None: no bound of its own
+        self.gate = gate if gate is not None else contextlib.nullcontext()
         self.retry = retry or RetryPolicy(**{k: v for k, v in dept.options.get("retry", {}).items()})
         self.sleep = sleep
         self.rng = random.Random(f"{seed}:{dept.id}")
@@ -118,10 +125,11 @@ class DepartmentClient:
                 self.stats.retries += 1
             self.stats.requests += 1
             try:
-                resp = self.session.get(
-                    url, params=params, timeout=(self.retry.connect_timeout, self.retry.read_timeout)
-                )
-                body = resp.content  # reading here surfaces bodies cut short
+                with self.gate:
+                    resp = self.session.get(
+                        url, params=params, timeout=(self.retry.connect_timeout, self.retry.read_timeout)
+                    )
+                    body = resp.content  # reading here surfaces bodies cut short
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 last = f"{type(exc).__name__}: {exc}"
                 self.sleep(self.retry.backoff(attempt, self.rng))
