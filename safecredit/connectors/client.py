@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 
 import orjson
 import requests
+import urllib3
 
 from safecredit.config import Department
 
@@ -127,9 +128,9 @@ class DepartmentClient:
             try:
                 with self.gate:
                     resp = self.session.get(
-                        url, params=params, timeout=(self.retry.connect_timeout, self.retry.read_timeout)
+                        url, params=params, timeout=(self.retry.connect_timeout, self.retry.read_timeout), stream=True
                     )
-                    body = resp.content  # reading here surfaces bodies cut short
+                    body = _read_body(resp)  # reading here surfaces bodies cut short
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 last = f"{type(exc).__name__}: {exc}"
                 self.sleep(self.retry.backoff(attempt, self.rng))
@@ -257,6 +258,23 @@ class DepartmentClient:
             return CsvDay(day, content, cs, int(count) if count and count.isdigit() else None)
 
         return self._get(f"/datasets/{dataset}/export.csv", {"date": day}, f"{dataset} {day}", parse)
+
+
+def _read_body(resp: requests.Response) -> bytes:
+    """The whole body in one read, kept as the response's `content`. requests' own `.content`
+    reads it in 10 KiB chunks, each a trip through urllib3's generator and error handling: a third
+    of the client's CPU on a page of 1,000 records. Errors are mapped as requests maps them, so a
+    body cut short is retried as before (http.client checks Content-Length on a whole read)."""
+    try:
+        body = resp.raw.read(decode_content=True)
+    except urllib3.exceptions.ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc) from exc
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.exceptions.ConnectionError(exc) from exc
+    except urllib3.exceptions.DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from exc
+    resp._content, resp._content_consumed = body, True
+    return body
 
 
 def _page_document(body: bytes) -> Any:
