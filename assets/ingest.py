@@ -8,6 +8,10 @@ departments or the ones named in the run config or in the run's `safecredit/depa
 once). The nightly run (schedule, sensor, `safecredit run`) sets `incremental: true`: each source
 is asked for everything since its watermark, with the policy's overlap window, whatever the
 partition.
+
+The six assets are one step (`landing`, a multi-asset that can be subset: a backfill of one
+dataset pulls only that one), so that every (department, dataset) pull of a run overlaps with the
+others (`safecredit.pulls`, within the policy's bounds) instead of waiting its turn.
 """
 
 import warnings
@@ -17,7 +21,7 @@ import dagster as dg
 
 from assets.resources import DepartmentFeedsResource, ExchangeResource
 from safecredit.config import DATASETS
-from safecredit.landing import pull
+from safecredit.pulls import PullBounds, pull_all
 from safecredit.run_summary import record_part
 
 # single-run backfills are marked beta; we rely on them knowingly (one fetch per range)
@@ -37,9 +41,13 @@ def landing_key(dataset: str) -> dg.AssetKey:
     return dg.AssetKey(["landing", dataset])
 
 
-def landing_op(dataset: str) -> str:
-    """The op (step) name of a landing asset: what `ops:` of a run config is keyed by."""
-    return f"landing__{dataset}"
+LANDING_OP = "landing"
+
+
+def landing_op(dataset: str | None = None) -> str:
+    """The op (step) name of the landing: what `ops:` of a run config is keyed by. Every dataset
+    lands in the one step (`dataset` is accepted for callers that name the asset they mean)."""
+    return LANDING_OP
 
 
 def _wanted_departments(context: dg.AssetExecutionContext, config: IngestConfig) -> set[str]:
@@ -47,62 +55,85 @@ def _wanted_departments(context: dg.AssetExecutionContext, config: IngestConfig)
     return set(config.departments) | {d.strip() for d in tagged.split(",") if d.strip()}
 
 
-def _landing_asset(dataset: str) -> dg.AssetsDefinition:
-    @dg.asset(
-        key=landing_key(dataset),
-        group_name="landing",
-        retry_policy=NETWORK_RETRY,
-        partitions_def=DAILY,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        description=f"Raw landing of `{dataset}` from every configured department "
-        "(immutable fetches with manifests; watermark per source).",
-        kinds={"python"},
-    )
-    def _asset(
-        context: dg.AssetExecutionContext,
-        config: IngestConfig,
-        exchange: ExchangeResource,
-        departments: DepartmentFeedsResource,
-    ) -> dg.MaterializeResult:
-        pol = exchange.policy()
-        window = None
-        if not config.incremental:
-            tw = context.partition_time_window
-            window = (tw.start.date(), (tw.end - timedelta(days=1)).date())  # end is exclusive
-        wanted = _wanted_departments(context, config)
-        results = []
-        for dept in exchange.departments():
-            if dataset not in dept.datasets or (wanted and dept.id not in wanted):
-                continue
-            with departments.client(dept) as client:
-                r = pull(
-                    dept,
-                    dataset,
-                    exchange.paths.raw,
-                    window=window,
-                    client=client,
-                    overlap_hours=pol.get("ingest.overlap_hours", 24),
-                    csv_overlap_days=pol.get("ingest.csv_overlap_days", 1),
-                    page_limit=pol.get("ingest.page_limit", 1000),
-                    csv_workers=pol.get("ingest.csv_parallel_days", 4),
-                )
-            log = context.log.info if r.status == "landed" else context.log.warning
-            log(f"{dept.id}/{dataset}: {r.status} — {r.message_en}")
-            results.append(r.as_dict())
-        record_part(exchange.paths, context.run_id, f"landing-{dataset}", {"sources": results})
+@dg.multi_asset(
+    name=LANDING_OP,
+    specs=[
+        dg.AssetSpec(
+            landing_key(ds),
+            group_name="landing",
+            description=f"Raw landing of `{ds}` from every configured department "
+            "(immutable fetches with manifests; watermark per source).",
+            kinds={"python"},
+        )
+        for ds in DATASETS
+    ],
+    can_subset=True,
+    retry_policy=NETWORK_RETRY,
+    partitions_def=DAILY,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+)
+def landing(
+    context: dg.AssetExecutionContext,
+    config: IngestConfig,
+    exchange: ExchangeResource,
+    departments: DepartmentFeedsResource,
+):
+    """Every selected dataset from every department that serves it, all pulls of the run at once
+    (`safecredit.pulls`: waits on one department no longer add up), each dataset's result yielded
+    as soon as its last pull ends."""
+    pol = exchange.policy()
+    window = None
+    if not config.incremental:
+        tw = context.partition_time_window
+        window = (tw.start.date(), (tw.end - timedelta(days=1)).date())  # end is exclusive
+    wanted = _wanted_departments(context, config)
+    selected = [ds for ds in DATASETS if landing_key(ds) in context.selected_asset_keys]
+    order = exchange.departments()
+    tasks = [
+        (dept, ds) for ds in selected for dept in order if ds in dept.datasets and (not wanted or dept.id in wanted)
+    ]
+    left = {ds: sum(1 for _, d in tasks if d == ds) for ds in selected}
+    results: dict[str, dict[str, dict]] = {ds: {} for ds in selected}
+
+    def finished(ds: str) -> dg.MaterializeResult:
+        # in the sources file's order, whatever order the pulls ended in
+        rows = [results[ds][d.id] for d in order if d.id in results[ds]]
+        record_part(exchange.paths, context.run_id, f"landing-{ds}", {"sources": rows})
         return dg.MaterializeResult(
+            asset_key=landing_key(ds),
             metadata={
-                "sources": dg.MetadataValue.json(results),
-                "rows_landed": sum(r["rows"] for r in results),
+                "sources": dg.MetadataValue.json(rows),
+                "rows_landed": sum(r["rows"] for r in rows),
                 "window": str(window) if window else "incremental",
-                "unavailable": [r["department"] for r in results if r["status"] != "landed"],
-            }
+                "unavailable": [r["department"] for r in rows if r["status"] != "landed"],
+            },
         )
 
-    return _asset
+    for ds in selected:
+        if not left[ds]:  # no department serves it (or none wanted): an empty part, as before
+            yield finished(ds)
+    outcomes = pull_all(
+        tasks,
+        exchange.paths.raw,
+        client_for=lambda dept, gate: departments.client(dept, gate=gate),
+        bounds=PullBounds.from_policy(pol),
+        window=window,
+        overlap_hours=pol.get("ingest.overlap_hours", 24),
+        csv_overlap_days=pol.get("ingest.csv_overlap_days", 1),
+        page_limit=pol.get("ingest.page_limit", 1000),
+        csv_workers=pol.get("ingest.csv_parallel_days", 4),
+    )
+    for dept, ds, r in outcomes:
+        log = context.log.info if r.status == "landed" else context.log.warning
+        log(f"{dept.id}/{ds}: {r.status} — {r.message_en}")
+        results[ds][dept.id] = r.as_dict()
+        left[ds] -= 1
+        if not left[ds]:
+            yield finished(ds)
 
 
-landing_assets = [_landing_asset(ds) for ds in DATASETS]
+landing_assets = [landing]
+landing_keys = [landing_key(ds) for ds in DATASETS]
 
 
 def partition_for(day) -> str:
@@ -115,4 +146,4 @@ def partition_for(day) -> str:
 def ingest_run_config(departments=(), *, incremental: bool = True) -> dict[str, IngestConfig]:
     """`ops:` of a run that lands every dataset: incremental pulls (the nightly run) from
     `departments` (empty: every configured one)."""
-    return {landing_op(ds): IngestConfig(incremental=incremental, departments=sorted(departments)) for ds in DATASETS}
+    return {LANDING_OP: IngestConfig(incremental=incremental, departments=sorted(departments))}

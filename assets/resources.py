@@ -112,8 +112,9 @@ class DepartmentFeedsResource(dg.ConfigurableResource):
     max_attempts: int = 0  # 0: the department's own setting (sources file) or the default
     read_timeout: float = 0.0  # seconds; 0: likewise
 
-    def client(self, dept: config.Department, *, quick: bool = False) -> DepartmentClient:
-        """A client for `dept`; `quick` for cheap polling (two attempts, short backoff)."""
+    def client(self, dept: config.Department, *, quick: bool = False, gate=None) -> DepartmentClient:
+        """A client for `dept`; `quick` for cheap polling (two attempts, short backoff); `gate` the
+        department's bound on requests in flight, shared by a run's pulls (safecredit.pulls)."""
         from dataclasses import replace
 
         from safecredit.connectors.client import DepartmentClient, RetryPolicy
@@ -125,7 +126,7 @@ class DepartmentFeedsResource(dg.ConfigurableResource):
             retry = replace(retry, max_attempts=self.max_attempts)
         if self.read_timeout:
             retry = replace(retry, read_timeout=self.read_timeout)
-        return DepartmentClient(dept, retry)
+        return DepartmentClient(dept, retry, gate=gate)
 
 
 class AlertWebhookResource(dg.ConfigurableResource):

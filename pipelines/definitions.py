@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.ingest import landing_assets
+from assets.ingest import landing_assets, landing_keys
 from assets.publish import publication_gate, published_feeds
 from assets.resources import AlertWebhookResource, DepartmentFeedsResource, ExchangeResource
 from assets.rules import rules_results, subjects_resolved
@@ -18,7 +18,7 @@ from pipelines.schedules import NIGHTLY_CRON, nightly_schedule
 from pipelines.sensors import alert_on_run_failure, department_changes_sensor, freshness_check
 
 ALL_ASSETS = [*landing_assets, *staged_assets, subjects_resolved, rules_results, published_feeds]
-freshness_checks = [freshness_check(a) for a in landing_assets]
+freshness_checks = [freshness_check(k) for k in landing_keys]
 ALL_CHECKS = [*staged_checks, *freshness_checks, publication_gate]
 FULL_RUN = "full_run"
 

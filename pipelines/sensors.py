@@ -162,8 +162,9 @@ def alert_on_run_failure(context: dg.RunFailureSensorContext, alerts: AlertWebho
 # --------------------------------------------------------------------------- freshness checks
 
 
-def freshness_check(landing: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
-    dataset = landing.key.path[-1]
+def freshness_check(landing: dg.AssetKey) -> dg.AssetChecksDefinition:
+    """The check of one landing asset (`landing/<dataset>`: the landing step lands them all)."""
+    dataset = landing.path[-1]
 
     @dg.asset_check(
         asset=landing,

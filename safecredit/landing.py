@@ -103,6 +103,13 @@ class SourceDir:
     def __init__(self, raw_root: Path, dept: str, dataset: str):
         self.root = raw_root / dept / dataset
         self.dept, self.dataset = dept, dataset
+        self.digests: dict[Path, str] = {}  # sha256 of the files `land` wrote, taken from memory
+
+    def land(self, path: Path, data: bytes) -> None:
+        """Write one received body into the fetch being built, hashed from memory (`commit` then
+        need not read it back)."""
+        path.write_bytes(data)
+        self.digests[path] = hashlib.sha256(data).hexdigest()
 
     @property
     def state_path(self) -> Path:
@@ -134,7 +141,8 @@ class SourceDir:
         files = []
         for f in sorted(work.rglob("*")):
             if f.is_file():
-                files.append({"name": str(f.relative_to(work)), "size": f.stat().st_size, "sha256": _sha256(f)})
+                digest = self.digests.get(f) or _sha256(f)
+                files.append({"name": str(f.relative_to(work)), "size": f.stat().st_size, "sha256": digest})
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
         manifest = {**manifest, "files": files}
@@ -324,7 +332,7 @@ def _pull_json(client, dept, dataset, src, work, result, overlap_hours, page_lim
             if not page.items:
                 continue
             pages += 1
-            page_path(work, pages).write_bytes(page.body)
+            src.land(page_path(work, pages), page.body)
             overlap.page(page.items)
             result.rows += len(page.items)
             # items come in updated_at order: the page's last one is the newest (where a restart
@@ -373,7 +381,10 @@ def _fetch_days(client, dept, dataset, days: list[str], workers: int):
     def one(day):
         c = getattr(local, "client", None)
         if c is None:
-            c = local.client = DepartmentClient(dept, client.retry, sleep=client.sleep, seed=len(extra))
+            # the department's gate is shared: the day workers count against its requests in flight
+            c = local.client = DepartmentClient(
+                dept, client.retry, sleep=client.sleep, seed=len(extra), gate=getattr(client, "gate", None)
+            )
             with lock:
                 extra.append(c)
         got, n = _csv_day_checked(c, dept, dataset, day)
@@ -425,7 +436,7 @@ def _pull_csv(client, dept, dataset, src, work, result, overlap_days, window, cs
         for day, got, n in _fetch_days(client, dept, dataset, all_days, csv_workers):
             progress.advance()
             if n:
-                (days_dir / f"{day}.csv").write_bytes(got.content)
+                src.land(days_dir / f"{day}.csv", got.content)
             days.append({"date": day, "rows": n, "charset": got.charset})
             result.rows += n
     new_state = None if window else {"csv_last_day": end.isoformat(), "last_fetch": work.name[: -len(".partial")]}

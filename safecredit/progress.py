@@ -14,6 +14,7 @@ from typing import Iterator
 
 _lock = threading.Lock()
 _progress = None
+_users = 0  # bars open on the live display
 
 
 _tty = None
@@ -64,9 +65,9 @@ def bar(description: str, total: float | None = None) -> Iterator[_Bar | _NoBar]
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    global _users
     with _lock:
-        owner = _progress is None
-        if owner:
+        if _progress is None:
             _progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -77,12 +78,16 @@ def bar(description: str, total: float | None = None) -> Iterator[_Bar | _NoBar]
             )
             _progress.start()
         task_id = _progress.add_task(description, total=total)
+        _users += 1
         progress = _progress
     try:
         yield _Bar(progress, task_id)
     finally:
+        # counted, not owned by the first bar: a run's pulls run in threads (safecredit.pulls)
+        # and the first to start is not the last to end
         with _lock:
             progress.remove_task(task_id)
-            if owner:
+            _users -= 1
+            if not _users:
                 progress.stop()
                 _progress = None

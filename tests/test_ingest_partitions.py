@@ -37,13 +37,10 @@ def part_home(tmp_path_factory, clean_simulator):
 
 
 def _materialize(home, keys, instance, tags=None, partition_key=None):
-    selected = [
-        a
-        for a in [*landing_assets, *staged_assets]
-        if a.key.to_user_string() in {"landing/penalties", "staged/penalties"}
-    ]
+    staged = [a for a in staged_assets if a.key.to_user_string() == "staged/penalties"]
     return dg.materialize(
-        selected,
+        [*landing_assets, *staged],
+        selection=["landing/penalties", "staged/penalties"],
         partition_key=partition_key,
         instance=instance,
         tags=tags or {},

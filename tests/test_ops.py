@@ -118,7 +118,7 @@ def test_nightly_tick_runs_and_publishes(tmp_path, own_sim, sim_meta):
         [request] = data.run_requests
         assert request.partition_key == (end - timedelta(days=10)).isoformat()
         ops = _config(request)["ops"]
-        assert ops["landing__penalties"]["config"] == {"incremental": True, "departments": []}
+        assert ops["landing"]["config"] == {"incremental": True, "departments": []}
         result = _execute(request, exchange, instance)
         assert result.success, [e.message for e in result.all_events if e.is_failure]
     [version] = _published_versions(tmp_path)
@@ -185,7 +185,7 @@ def test_change_sensor_requests_a_run_only_on_change_and_the_run_publishes(tmp_p
     assert third.run_key != first.run_key
     assert "yjj/penalties" in third.tags["safecredit/changed"].split(",")
     ops = _config(third)["ops"]
-    assert ops["landing__penalties"]["config"]["departments"] == sorted(
+    assert ops["landing"]["config"]["departments"] == sorted(
         {c.split("/")[0] for c in third.tags["safecredit/changed"].split(",")}
     )
     with dg.instance_for_test() as instance:
@@ -404,8 +404,9 @@ def test_landing_run_on_a_postgres_instance(tmp_path, pg, own_sim, sim_meta, mon
     exchange = ExchangeResource(home=str(home), as_of=end.isoformat())
     own_sim.write_sources(home / "sources.yaml")
 
-    landing = next(a for a in landing_assets if a.key == dg.AssetKey(["landing", "penalties"]))
-    check = next(c for c in freshness_checks if landing.key in {k.asset_key for k in c.check_keys})
+    [landing] = landing_assets
+    penalties = dg.AssetKey(["landing", "penalties"])
+    check = next(c for c in freshness_checks if penalties in {k.asset_key for k in c.check_keys})
     instance = dg.DagsterInstance.from_config(str(dagster_home))
     try:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
@@ -415,7 +416,8 @@ def test_landing_run_on_a_postgres_instance(tmp_path, pg, own_sim, sim_meta, mon
             instance=instance,
             resources={"exchange": exchange, "departments": DepartmentFeedsResource()},
             partition_key=(end - timedelta(days=1)).isoformat(),
-            run_config={"ops": {"landing__penalties": {"config": {"incremental": True, "departments": ["yjj"]}}}},
+            selection=[penalties],
+            run_config={"ops": {"landing": {"config": {"incremental": True, "departments": ["yjj"]}}}},
         )
         assert result.success  # a WARN check does not fail the run
         evals = result.get_asset_check_evaluations()

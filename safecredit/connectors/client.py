@@ -8,14 +8,17 @@ once with a message naming the department and dataset; `410` tells the caller to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import orjson
 import requests
+import urllib3
 
 from safecredit.config import Department
 
@@ -85,8 +88,13 @@ class DepartmentClient:
         *,
         sleep: Callable[[float], None] = time.sleep,
         seed: int = 0,
+        gate: threading.Semaphore | None = None,
     ):
         self.dept = dept
+        # shared by every client of this department in a run: at most N requests in flight to it
+        # (politeness, policy `ingest.department_requests_in_flight`); held only while a request
+        # is on the wire, never while waiting out a 429 or a backoff. None: no bound of its own
+        self.gate = gate if gate is not None else contextlib.nullcontext()
         self.retry = retry or RetryPolicy(**{k: v for k, v in dept.options.get("retry", {}).items()})
         self.sleep = sleep
         self.rng = random.Random(f"{seed}:{dept.id}")
@@ -118,10 +126,11 @@ class DepartmentClient:
                 self.stats.retries += 1
             self.stats.requests += 1
             try:
-                resp = self.session.get(
-                    url, params=params, timeout=(self.retry.connect_timeout, self.retry.read_timeout)
-                )
-                body = resp.content  # reading here surfaces bodies cut short
+                with self.gate:
+                    resp = self.session.get(
+                        url, params=params, timeout=(self.retry.connect_timeout, self.retry.read_timeout), stream=True
+                    )
+                    body = _read_body(resp)  # reading here surfaces bodies cut short
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 last = f"{type(exc).__name__}: {exc}"
                 self.sleep(self.retry.backoff(attempt, self.rng))
@@ -249,6 +258,23 @@ class DepartmentClient:
             return CsvDay(day, content, cs, int(count) if count and count.isdigit() else None)
 
         return self._get(f"/datasets/{dataset}/export.csv", {"date": day}, f"{dataset} {day}", parse)
+
+
+def _read_body(resp: requests.Response) -> bytes:
+    """The whole body in one read, kept as the response's `content`. requests' own `.content`
+    reads it in 10 KiB chunks, each a trip through urllib3's generator and error handling: a third
+    of the client's CPU on a page of 1,000 records. Errors are mapped as requests maps them, so a
+    body cut short is retried as before (http.client checks Content-Length on a whole read)."""
+    try:
+        body = resp.raw.read(decode_content=True)
+    except urllib3.exceptions.ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc) from exc
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.exceptions.ConnectionError(exc) from exc
+    except urllib3.exceptions.DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from exc
+    resp._content, resp._content_consumed = body, True
+    return body
 
 
 def _page_document(body: bytes) -> Any:

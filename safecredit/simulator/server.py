@@ -173,6 +173,12 @@ class Simulator:
         self._stopping = threading.Event()
         self._inflight = 0
         self._idle = threading.Condition(self._lock)
+        # what the departments saw of a client's concurrency (tests of politeness): requests each
+        # was answering at once, at most, and the most departments answering at once
+        self._busy: dict[str, int] = {}
+        self.max_in_flight: dict[str, int] = {}
+        self.max_departments_busy = 0
+        self._meet, self._meet_timeout = 0, 0.0  # set by meet_departments
         self._depts: dict[str, Department] = {}
         self._stopped = False
         by_id = {d["id"]: d for d in self.meta["departments"]}
@@ -295,6 +301,31 @@ class Simulator:
 
     # ------------------------------------------------------------ request handling
 
+    def meet_departments(self, n: int, timeout: float = 10.0) -> None:
+        """Test hook: hold the first requests until `n` departments are being answered at once (or
+        `timeout` passes), so a client that asks them concurrently is seen doing so however fast
+        the answers are, and a sequential one is seen not to."""
+        with self._idle:
+            self._meet, self._meet_timeout = n, timeout
+
+    def _enter(self, dept_id: str) -> None:
+        with self._idle:
+            self._busy[dept_id] = n = self._busy.get(dept_id, 0) + 1
+            self.max_in_flight[dept_id] = max(self.max_in_flight.get(dept_id, 0), n)
+            busy = sum(1 for v in self._busy.values() if v)
+            self.max_departments_busy = max(self.max_departments_busy, busy)
+            self._idle.notify_all()
+            if self._meet:
+                self._idle.wait_for(
+                    lambda: not self._meet or sum(1 for v in self._busy.values() if v) >= self._meet,
+                    timeout=self._meet_timeout,
+                )
+                self._meet = 0  # once: met or timed out, nobody else is held
+
+    def _leave(self, dept_id: str) -> None:
+        with self._idle:
+            self._busy[dept_id] -= 1
+
     def _serve(self, dept: Department, req: _Handler, method: str):
         with self._lock:
             self._inflight += 1
@@ -302,12 +333,17 @@ class Simulator:
             if self._stopped:
                 req.close_connection = True
                 return
+            # counted until the reply is ready, not until it is sent: a client that waits for the
+            # whole body before its next request is never seen with one more than it has in flight
+            self._enter(dept.id)
             try:
                 reply, key, dataset = self._route(dept, req, method)
                 action = self._http_fault(dept, key, dataset) if reply.status == 200 and key else None
             except Exception:  # a bug of ours: say so, and keep serving
                 traceback.print_exc()
                 reply, action = _error(500, "internal simulator error"), None
+            finally:
+                self._leave(dept.id)
             self._write(req, reply, action, dept, key if action else None)
         finally:
             with self._idle:
@@ -374,19 +410,25 @@ class Simulator:
             items.append(item)
         return _json(200, {"department": dept.id, "datasets": items})
 
-    def _decode_cursor(self, dataset: str, cursor: str) -> tuple[tuple[datetime, str], float]:
+    def _decode_cursor(self, dataset: str, cursor: str) -> tuple[tuple[datetime, str], float, int | None]:
         try:
             raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
             if raw["d"] != dataset:
                 raise BadRequest("cursor belongs to another dataset")
-            return (datetime.fromisoformat(raw["t"]), str(raw["r"])), float(raw["i"])
-        except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+            pos = raw.get("p")
+            return (
+                (datetime.fromisoformat(raw["t"]), str(raw["r"])),
+                float(raw["i"]),
+                pos if isinstance(pos, int) else None,
+            )
+        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error, UnicodeDecodeError):
             raise BadRequest("malformed cursor") from None
 
     @staticmethod
-    def _encode_cursor(dataset: str, ts: datetime, rid: str) -> str:
-        raw = json.dumps({"d": dataset, "t": ts.isoformat(), "r": rid, "i": round(time.monotonic(), 3)})
-        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    def _encode_cursor(dataset: str, ts: datetime, rid: str, pos: int | None = None) -> str:
+        # the key (t, r) is the cursor; the position p only spares the store a search for it
+        doc = {"d": dataset, "t": ts.isoformat(), "r": rid, "i": round(time.monotonic(), 3), "p": pos}
+        return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode().rstrip("=")
 
     def _records(self, dept: Department, t: Table, q: dict) -> tuple[Reply, str]:
         try:
@@ -396,10 +438,10 @@ class Simulator:
         if not 1 <= limit <= MAX_PAGE:
             raise BadRequest("limit must be an integer in 1..1000")
         since = _parse_since(q["updated_since"]) if q.get("updated_since") else None
-        after = None
+        after = pos = None
         norm = {k: v for k, v in q.items() if k in ("updated_since", "limit")}
         if q.get("cursor"):
-            after, issued = self._decode_cursor(t.dataset, q["cursor"])
+            after, issued, pos = self._decode_cursor(t.dataset, q["cursor"])
             if time.monotonic() - issued > self.cursor_ttl:
                 return _error(410, "cursor expired: start again from updated_since"), ""
             norm["cursor"] = f"{after[0].isoformat()}|{after[1]}"
@@ -408,14 +450,16 @@ class Simulator:
         if size > 1 and F.unit(self.seed, "short_pages", key) < self.cfg.rate("short_pages", dept.id, t.dataset):
             size = 1 + F.hv(self.seed, "short_pages", "size", key) % (size // 2)
         now = self._now
-        rows = self.store.page(t, now, since, after, size + 1)
+        rows, last = self.store.page(t, now, since, after, size + 1, pos)
         more, rows = len(rows) > size, rows[:size]
+        last = None if last is None else last - (1 if more else 0)  # the position of rows[-1]
         if (
             after is not None
             and rows
             and F.unit(self.seed, "page_repeat", key) < self.cfg.rate("page_repeat", dept.id, t.dataset)
         ):
-            rows = self.store.before(t, now, since, after, 1 + F.hv(self.seed, "page_repeat", "k", key) % 3) + rows
+            k = 1 + F.hv(self.seed, "page_repeat", "k", key) % 3
+            rows = self.store.before(t, now, since, after, k, pos) + rows
         ctx = self.store.context()
         items = [self.store.render(t, r, ctx) for r in rows]
         numeric = self.cfg.rate("numeric_json", dept.id, t.dataset)
@@ -429,7 +473,7 @@ class Simulator:
             "dataset": t.dataset,
             "schema_version": "1",
             "items": items,
-            "next_cursor": self._encode_cursor(t.dataset, rows[-1][0], rows[-1][2]) if more else None,
+            "next_cursor": self._encode_cursor(t.dataset, rows[-1][0], rows[-1][2], last) if more else None,
             "server_time": rfc3339(now),
         }
         return _json(200, body), key

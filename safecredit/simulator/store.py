@@ -266,10 +266,12 @@ class Store:
         ]
         cols = ", ".join(f'"{c}"' for c in t.fields)
         final = _ident("v", t.dept, t.dataset)
+        # `pos`: the row's place in (ts, record_id) order, stored in that order, so a page after a
+        # cursor is a range of positions its zone maps find, not a sort of everything after it
         self.con.execute(
             f"CREATE TABLE {final} AS SELECT ts, strftime(ts, '%Y-%m-%dT%H:%M:%S') || '+08:00' AS updated_at, "
-            f"record_id, op{', ' + cols if cols else ''}, ({' + '.join(masks) or '0'})::INTEGER AS fmask "
-            f"FROM {t.name} ORDER BY ts, record_id"
+            f"record_id, op{', ' + cols if cols else ''}, ({' + '.join(masks) or '0'})::INTEGER AS fmask, "
+            f"row_number() OVER (ORDER BY ts, record_id) AS pos FROM {t.name} ORDER BY pos"
         )
         self.con.execute(f"DROP TABLE {t.name}")
         t.name = final
@@ -277,27 +279,60 @@ class Store:
 
     # ------------------------------------------------------------ queries
 
-    def _select(self, t: Table) -> str:
+    def _select(self, t: Table, extra: str = "") -> str:
         cols = "".join(f', "{c}"' for c in t.fields)
-        return f"SELECT ts, updated_at, record_id, op{cols}, fmask FROM {t.name}"
+        return f"SELECT ts, updated_at, record_id, op{cols}, fmask{extra} FROM {t.name}"
+
+    def _fast(self, t: Table, now: datetime, since: datetime | None, after, pos: int | None) -> bool:
+        """Whether a cursor's position can stand for its key: it names the row it was made from,
+        and that row is within `since`..`now` (then what follows it is a range of positions)."""
+        if after is None or pos is None or after[0] > now or (since is not None and after[0] < since):
+            return False
+        with self.con.cursor() as cur:
+            return cur.execute(f"SELECT ts, record_id FROM {t.name} WHERE pos = ?", [int(pos)]).fetchone() == after
 
     def page(
-        self, t: Table, now: datetime, since: datetime | None, after: tuple[datetime, str] | None, limit: int
-    ) -> list[tuple]:
-        where, params = ["ts <= ?"], [now]
-        if since is not None:
-            where.append("ts >= ?")
-            params.append(since)
-        if after is not None:
-            where.append("ts >= ? AND (ts > ? OR record_id > ?)")
-            params += [after[0], after[0], after[1]]
-        sql = f"{self._select(t)} WHERE {' AND '.join(where)} ORDER BY ts, record_id LIMIT {int(limit)}"
+        self,
+        t: Table,
+        now: datetime,
+        since: datetime | None,
+        after: tuple[datetime, str] | None,
+        limit: int,
+        pos: int | None = None,
+    ) -> tuple[list[tuple], int | None]:
+        """Up to `limit` visible versions after `after` (position `pos`, when the cursor has it),
+        in (ts, record_id) order, and the position of the last one."""
+        if self._fast(t, now, since, after, pos):
+            sql = f"{self._select(t, ', pos')} WHERE pos > ? AND pos <= ? AND ts <= ? ORDER BY pos"
+            params = [int(pos), int(pos) + int(limit), now]
+        else:
+            where, params = ["ts <= ?"], [now]
+            if since is not None:
+                where.append("ts >= ?")
+                params.append(since)
+            if after is not None:
+                where.append("ts >= ? AND (ts > ? OR record_id > ?)")
+                params += [after[0], after[0], after[1]]
+            sql = f"{self._select(t, ', pos')} WHERE {' AND '.join(where)} ORDER BY ts, record_id LIMIT {int(limit)}"
         with self.con.cursor() as cur:
-            return cur.execute(sql, params).fetchall()
+            rows = cur.execute(sql, params).fetchall()
+        return [r[:-1] for r in rows], (rows[-1][-1] if rows else None)
 
-    def before(self, t: Table, now: datetime, since: datetime | None, pos: tuple[datetime, str], k: int) -> list[tuple]:
-        """The last ``k`` visible versions at or before ``pos`` (for page_repeat), in order."""
-        where, params = ["ts <= ? AND ts <= ? AND (ts < ? OR record_id <= ?)"], [now, pos[0], pos[0], pos[1]]
+    def before(
+        self,
+        t: Table,
+        now: datetime,
+        since: datetime | None,
+        after: tuple[datetime, str],
+        k: int,
+        pos: int | None = None,
+    ) -> list[tuple]:
+        """The last ``k`` visible versions at or before ``after`` (for page_repeat), in order."""
+        if self._fast(t, now, since, after, pos):
+            sql = f"{self._select(t)} WHERE pos > ? AND pos <= ? AND ts >= ? ORDER BY pos"
+            with self.con.cursor() as cur:
+                return cur.execute(sql, [int(pos) - int(k), int(pos), since or datetime.min]).fetchall()
+        where, params = ["ts <= ? AND ts <= ? AND (ts < ? OR record_id <= ?)"], [now, after[0], after[0], after[1]]
         if since is not None:
             where.append("ts >= ?")
             params.append(since)
