@@ -310,11 +310,13 @@ SELECT s.uscc, s.name, s.standardization, s.score,
        CASE WHEN s.forced_d THEN s.forced_grade ELSE g.grade END AS grade,
        s.forced_d, s.forced_reasons, fs.incentive_eligible, fs.incentive_conditions,
        cp.components, cp.component_count, s.policy_version, s.as_of
-FROM scored s
+-- the nested values join last, the 1 M unit lists on the probe side: hash tables hold flat rows (the
+-- 16 condition lists aside); the flags are never NULL, so the LEFT JOIN finds exactly one set
+FROM components cp
+JOIN scored s ON s.uscc = cp.uscc
 LEFT JOIN grades g ON g.score = s.score
-JOIN flag_sets fs ON fs.dishonest = s.dishonest AND fs.penalised = s.penalised AND fs.fatal = s.fatal
-                 AND fs.standardized = s.standardized
-JOIN components cp ON cp.uscc = s.uscc;
+LEFT JOIN flag_sets fs ON fs.dishonest = s.dishonest AND fs.penalised = s.penalised AND fs.fatal = s.fatal
+                      AND fs.standardized = s.standardized;
 
 DROP TABLE cs_totals;
 DROP VIEW cs_items;
