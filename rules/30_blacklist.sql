@@ -32,7 +32,17 @@ SELECT 'E' || left(sha256(concat_ws('|', authority_code, decision_no, ground, su
 FROM rules.trigger_versions;
 
 CREATE OR REPLACE TABLE rules.entries AS
-WITH agg AS (
+-- One row per entry out of its versions (issue 10 §3; ../shared/perf/README.md): almost every entry
+-- has one version, which is its own aggregate; only the entries with several (a corrected decision)
+-- are aggregated, instead of a dozen arg_max over the whole width of every entry.
+WITH several AS (
+    SELECT entry_id FROM rules.entry_versions GROUP BY entry_id HAVING count(*) > 1
+), agg AS (
+    SELECT v.entry_id, v.is_latest AS qualifies_now, v.revoked AS decision_revoked,
+           v.revoked_at AS decision_revoked_at, v.updated_at AS last_qualifying_version_at,
+           v.landed_at AS first_landed_at, v.* EXCLUDE (entry_id)
+    FROM rules.entry_versions v ANTI JOIN several s ON s.entry_id = v.entry_id
+    UNION ALL BY NAME
     SELECT entry_id,
            bool_or(is_latest) AS qualifies_now,
            bool_or(revoked) AS decision_revoked,
@@ -40,7 +50,13 @@ WITH agg AS (
            max(updated_at) AS last_qualifying_version_at,
            min(landed_at) AS first_landed_at,
            arg_max(COLUMNS(* EXCLUDE (entry_id)), updated_at)
-    FROM rules.entry_versions GROUP BY entry_id
+    FROM rules.entry_versions v SEMI JOIN several s ON s.entry_id = v.entry_id
+    GROUP BY entry_id
+), day_policy AS (   -- the policy in force on each distinct day 0: the ASOF join on the days alone
+                     -- (on the entries it sorted their whole width)
+    SELECT d.day0, pt.policy_version, pt.notice_days, pt.management_years, pt.repair_after_months
+    FROM (SELECT DISTINCT day0 FROM agg) d
+    ASOF LEFT JOIN policy_timeline pt ON d.day0 >= pt.effective_from
 ), latest_version AS (   -- when a correction stopped qualifying: the version in force's date
     SELECT department, record_id, updated_at AS latest_version_at
     FROM subjects.penalty_decisions WHERE report_rank = 1
@@ -71,7 +87,7 @@ WITH agg AS (
     LEFT JOIN rules.listing_decisions ld ON ld.entry_id = a.entry_id
     LEFT JOIN rules.annulled_entries an ON an.entry_id = a.entry_id   -- 撤销列入 known now: every as_of
     -- the policy in force on day 0 (the decision date but for B3 from 执行状态: the refusal's date)
-    ASOF LEFT JOIN policy_timeline pt ON a.day0 >= pt.effective_from
+    LEFT JOIN day_policy pt ON pt.day0 = a.day0
 ), counted AS (
     SELECT dec.*,
            CASE WHEN dec.notice_days = 0 THEN dec.day0 ELSE c1.d END AS counted_start,
