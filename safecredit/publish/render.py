@@ -24,8 +24,11 @@ from typing import Any
 _UPPER_ESCAPE_RE = r"'\\u00(0[BEF]|1[A-F])'"
 _PY_JSON_LINE = "safecredit_json_line"
 # Excel reads a cell starting with one of these as a formula: such text gets an apostrophe first.
-_FORMULA_CODES = ", ".join(str(ord(c)) for c in "=+-@\t\r")
-_CSV_SPECIAL_RE = r"""'[,"\r\n]'"""
+# Tested with starts_with(): `ascii(x) IN (…six codes…)` is planned as a hash join against the list,
+# which costs a probe per cell and hands rows over out of order in a parallel scan.
+_FORMULA_STARTS = ("'='", "'+'", "'-'", "'@'", "chr(9)", "chr(13)")
+# what makes a CSV field quoted; tested with contains() (a byte search: 3x cheaper than a regex)
+_CSV_SPECIALS = ("','", "'\"'", "chr(13)", "chr(10)")
 
 _INTEGERS = frozenset(
     {"tinyint", "smallint", "integer", "bigint", "hugeint", "utinyint", "usmallint", "uinteger", "ubigint", "uhugeint"}
@@ -147,14 +150,13 @@ def object_sql(fields: Sequence[tuple[str, str, Any]], depth: int = 0) -> str:
 
 def _csv_field(cell: str) -> str:
     """QUOTE_MINIMAL: quoted (quotes doubled) when it holds a comma, a quote or a line break."""
-    return (
-        f"CASE WHEN regexp_matches({cell}, {_CSV_SPECIAL_RE}) "
-        f"THEN concat('\"', replace({cell}, '\"', '\"\"'), '\"') ELSE {cell} END"
-    )
+    special = " OR ".join(f"contains({cell}, {c})" for c in _CSV_SPECIALS)
+    return f"CASE WHEN {special} THEN concat('\"', replace({cell}, '\"', '\"\"'), '\"') ELSE {cell} END"
 
 
 def _guard(text: str) -> str:
-    return f"CASE WHEN ascii({text}) IN ({_FORMULA_CODES}) THEN concat('''', {text}) ELSE {text} END"
+    formula = " OR ".join(f"starts_with({text}, {c})" for c in _FORMULA_STARTS)
+    return f"CASE WHEN {formula} THEN concat('''', {text}) ELSE {text} END"
 
 
 def csv_cell_sql(expr: str, t: Any) -> str:
@@ -179,16 +181,18 @@ def csv_cell_sql(expr: str, t: Any) -> str:
     return f"coalesce({json_sql(expr, t)}, '')"
 
 
-def json_line_sql(columns: Sequence[tuple[str, Any]]) -> str:
-    """SQL for a row's full.jsonl line (no newline): keys in column order."""
-    return _canonical(object_sql([(name, ident(name), t) for name, t in columns]))
+def json_line_sql(columns: Sequence[tuple[str, Any]], qualifier: str = "") -> str:
+    """SQL for a row's full.jsonl line (no newline): keys in column order; `qualifier` ("p.")
+    names the relation the columns are read from."""
+    return _canonical(object_sql([(name, qualifier + ident(name), t) for name, t in columns]))
 
 
 def _canonical(json_text: str) -> str:
     """JSON text with json.dumps's escapes (see _UPPER_ESCAPE_RE)."""
+    # contains() first: a byte search, cheaper than the regex over every line
     return (
-        f"CASE WHEN regexp_matches({json_text}, {_UPPER_ESCAPE_RE}) THEN {_PY_JSON_LINE}({json_text}) "
-        f"ELSE {json_text} END"
+        f"CASE WHEN contains({json_text}, '\\u00') AND regexp_matches({json_text}, {_UPPER_ESCAPE_RE}) "
+        f"THEN {_PY_JSON_LINE}({json_text}) ELSE {json_text} END"
     )
 
 
