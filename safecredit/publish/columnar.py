@@ -63,6 +63,12 @@ class StagedFeed:
         """SQL of a row's full.jsonl line (no newline)."""
         return json_line_sql(self.columns)
 
+    @property
+    def id_columns(self) -> list[tuple[str, Any]]:
+        """(SQL, type) of the id columns."""
+        types = dict(self.columns)
+        return [(ident(c), types[c]) for c in self.spec.id_columns]
+
     def column_info(self) -> list[dict[str, str]]:
         return [{"name": f.name, "type": str(f.type), "header": self.spec.header(f.name)} for f in self.schema]
 
@@ -244,7 +250,7 @@ class Session:
             (out_dir / "full.jsonl", f"{LINE} || chr(10)", b""),
         ]
         if add_delta:
-            files.append((out_dir / "delta.jsonl", _delta_line("'ADD'", self._id_text(staged.spec, ""), LINE), b""))
+            files.append((out_dir / "delta.jsonl", _delta_line("'ADD'", _id_text(staged.id_columns), LINE), b""))
         # the parquet in a thread (DuckDB releases the GIL) while one scan renders the text files
         with ThreadPoolExecutor(1) as pool:
             parquet_done = pool.submit(write_parquet)
@@ -265,25 +271,38 @@ class Session:
         ids = self._ids(spec)
         if previous is None:
             order = "" if isinstance(current, str) else f" ORDER BY {ids}"  # a staged table is in id order
-            line = _delta_line("'ADD'", self._id_text(spec, "", dict(cur_cols)), json_line_sql(cur_cols))
+            types = dict(cur_cols)
+            id_text = _id_text([(ident(c), types[c]) for c in spec.id_columns])
+            line = _delta_line("'ADD'", id_text, json_line_sql(cur_cols))
             sql = f"SELECT {line} AS line, 'ADD' AS op FROM {cur}{order}"
         else:
             prev, prev_cols = self._source(previous)
+            keys = [f"k{i}" for i in range(len(spec.id_columns))]
             first = ident(spec.id_columns[0])
             on = " AND ".join(f"p.{ident(c)} = c.{ident(c)}" for c in spec.id_columns)
-            key = ", ".join(f"coalesce(c.{ident(c)}, p.{ident(c)}) AS k{i}" for i, c in enumerate(spec.id_columns))
-            cl, pl = json_line_sql(cur_cols, "c."), json_line_sql(prev_cols, "p.")
-            changed = (  # the rows that may differ; the filter runs before their lines are rendered
-                f"SELECT {key}, CASE WHEN c.{first} IS NOT NULL THEN {cl} END AS cl, "
-                f"CASE WHEN p.{first} IS NOT NULL THEN {pl} END AS pl FROM {prev} p FULL OUTER JOIN {cur} c ON {on} "
-                f"WHERE p.{first} IS NULL OR c.{first} IS NULL OR {_changed_sql(prev_cols, cur_cols)}"
+            key = ", ".join(f"coalesce(c.{ident(c)}, p.{ident(c)}) AS {k}" for k, c in zip(keys, spec.id_columns))
+            # 1. the ids whose rows may differ: the join compares the columns and keeps only the ids
+            # (rendering in a join that holds both sides' columns runs out of memory at 1M rows)
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE delta_ids AS SELECT {key} FROM {prev} p FULL OUTER JOIN {cur} c "
+                f"ON {on} WHERE p.{first} IS NULL OR c.{first} IS NULL OR {_changed_sql(prev_cols, cur_cols)}"
             )
-            op = "CASE WHEN pl IS NULL THEN 'ADD' WHEN cl IS NULL THEN 'DEL' ELSE 'MOD' END"
-            keys = [f"k{i}" for i in range(len(spec.id_columns))]
-            id_text = self._id_text(spec, "", {k: dict(cur_cols)[c] for k, c in zip(keys, spec.id_columns)}, keys)
+
+            def side(source: str, cols: list[tuple[str, Any]], q: str) -> str:  # their lines on one side
+                d_on = " AND ".join(f"{q}.{ident(c)} = d.{k}" for k, c in zip(keys, spec.id_columns))
+                ks = ", ".join(f"{q}.{ident(c)} AS {k}" for k, c in zip(keys, spec.id_columns))
+                line = json_line_sql(cols, q + ".")
+                return f"SELECT {ks}, {line} AS line FROM {source} {q} SEMI JOIN delta_ids d ON {d_on}"
+
+            # 2. their lines, compared, in id order
+            op = "CASE WHEN p.line IS NULL THEN 'ADD' WHEN c.line IS NULL THEN 'DEL' ELSE 'MOD' END"
+            types = dict(cur_cols)
+            id_text = _id_text([(f"coalesce(c.{k}, p.{k})", types[c]) for k, c in zip(keys, spec.id_columns)])
             sql = (
-                f"SELECT {_delta_line(op, id_text, 'coalesce(cl, pl)')} AS line, {op} AS op FROM ({changed}) "
-                f"WHERE pl IS DISTINCT FROM cl ORDER BY {', '.join(keys)}"
+                f"SELECT {_delta_line(op, id_text, 'coalesce(c.line, p.line)')} AS line, {op} AS op "
+                f"FROM ({side(prev, prev_cols, 'p')}) p FULL OUTER JOIN ({side(cur, cur_cols, 'c')}) c "
+                f"ON {' AND '.join(f'p.{k} = c.{k}' for k in keys)} WHERE p.line IS DISTINCT FROM c.line "
+                f"ORDER BY {', '.join(f'coalesce(c.{k}, p.{k})' for k in keys)}"
             )
         stats = dict.fromkeys(("ADD", "MOD", "DEL"), 0)
 
@@ -294,16 +313,8 @@ class Session:
                 yield batch
 
         (entry,) = _write_streams([(out_dir / "delta.jsonl", b"")], counted())
+        self.con.execute("DROP TABLE IF EXISTS delta_ids")
         return entry, stats
-
-    def _id_text(
-        self, spec: FeedSpec, qualifier: str, types: dict[str, Any] | None = None, names: Sequence[str] = ()
-    ) -> str:
-        """SQL of a row's id as delta.jsonl writes it: the value, or a list of the values."""
-        types = types if types is not None else dict(self.feeds[spec.name].columns)
-        names = names or spec.id_columns
-        parts = [json_sql(qualifier + ident(n), types[n]) for n in names]
-        return parts[0] if len(parts) == 1 else "'[' || " + " || ',' || ".join(parts) + " || ']'"
 
     def _source(self, source: str | Path) -> tuple[str, list[tuple[str, Any]]]:
         """(FROM item, columns) of a staged feed or a published full.parquet."""
@@ -314,6 +325,13 @@ class Session:
             rel = self.con.sql(f"SELECT * FROM {scan}")
             self._described[scan] = list(zip(rel.columns, rel.types))
         return scan, self._described[scan]
+
+
+def _id_text(ids: Sequence[tuple[str, Any]]) -> str:
+    """SQL of a row's id as delta.jsonl writes it from (expression, type) pairs: the value, or a
+    list of the values."""
+    parts = [json_sql(expr, t) for expr, t in ids]
+    return parts[0] if len(parts) == 1 else "'[' || " + " || ',' || ".join(parts) + " || ']'"
 
 
 def _delta_line(op: str, id_text: str, line: str) -> str:
