@@ -29,9 +29,9 @@ import pyarrow.compute as pc
 from . import fsutil
 from .feeds import FeedSpec
 from .formats import FileEntry, file_entry
-from .guards import candidate_sql, find_in_records, row_text_sql, suspect_sql
+from .guards import candidate_sql, find_in_records, row_text_sql
 from .render import (
-    csv_line_sql,
+    csv_select,
     ident,
     is_scalar,
     json_line_sql,
@@ -158,12 +158,14 @@ class Session:
         ids = self._ids(spec)
         nulls = " OR ".join(f"{ident(c)} IS NULL" for c in spec.id_columns)
         distinct = ids if len(spec.id_columns) == 1 else f"({ids})"
-        text = row_text_sql(columns)
-        suspect = suspect_sql(text) if text else "false"
-        rows, null_ids, unique, suspects = self.con.execute(  # one scan for every check
-            f"SELECT count(*), count(*) FILTER (WHERE {nulls}), count(DISTINCT {distinct}), "
-            f"count(*) FILTER (WHERE {suspect}) FROM {table}"
+        rows, null_ids, unique = self.con.execute(  # one scan for every check
+            f"SELECT count(*), count(*) FILTER (WHERE {nulls}), count(DISTINCT {distinct}) FROM {table}"
         ).fetchall()[0]
+        text = row_text_sql(columns)
+        suspects = 0
+        if text:  # a WHERE (not an aggregate's FILTER): the checksum and date only run where the regex matched
+            sql = f"SELECT count(*) FROM (SELECT {text} AS t FROM {table}) WHERE {candidate_sql('t')}"
+            suspects = self.con.execute(sql).fetchall()[0][0]
         if null_ids:
             raise ValueError(f"feed {spec.name}: {null_ids} row(s) have a null id {spec.id_columns}")
         if unique != rows:
@@ -216,18 +218,11 @@ class Session:
         finally:
             reader.close()
 
-    def _in_order(self, feed: str, select: str, with_line: bool = False) -> Iterator[pa.RecordBatch]:
-        """`select` over a staged feed's rows (with their full.jsonl `LINE`) in id order, the order
-        the table was filled in: a scan and projections only. A join in the plan (DuckDB plans
-        `x IN (…)` of a few constants as one) hands rows over in any order from a parallel scan:
-        refused, not written unsorted."""
-        staged = self.feeds[feed]
-        rows = f"(SELECT *, {staged.line} AS {LINE} FROM {staged.table})" if with_line else staged.table
-        sql = f"SELECT {select} FROM {rows}"
-        plan = " ".join(str(row[-1]) for row in self.con.execute(f"EXPLAIN {sql}").fetchall())
-        if "Join" in plan or "JOIN" in plan:
-            raise AssertionError(f"the rendering of feed {feed} is not a projection of its rows")
-        return self._stream(sql)
+    def _in_order(self, feed: str, select: str) -> Iterator[pa.RecordBatch]:
+        """`select` over a staged feed's rows in id order, the order the table was filled in: a
+        projection of a scan keeps it; a join would not (`render` keeps joins out of the lines:
+        `x IN (…)` of a few constants is planned as one)."""
+        return self._stream(f"SELECT {select} FROM {self.feeds[feed].table}")
 
     # -- files ------------------------------------------------------------------------------
     def write_full_files(self, feed: str, out_dir: Path, add_delta: bool = False) -> list[FileEntry]:
@@ -245,18 +240,19 @@ class Session:
 
         # the CSV is for spreadsheets: its flat columns (lists and structs stay in Parquet and JSONL)
         flat = [(n, t) for n, t in staged.columns if is_scalar(t)]
-        files = [
-            (out_dir / "full.csv", csv_line_sql(flat), _csv_header(staged.spec.headers([n for n, _ in flat]))),
-            (out_dir / "full.jsonl", f"{LINE} || chr(10)", b""),
-        ]
+        paths = [out_dir / "full.csv", out_dir / "full.jsonl"]
+        heads = [_csv_header(staged.spec.headers([n for n, _ in flat])), b""]
+        extra = [f"{LINE} || chr(10)"]
         if add_delta:
-            files.append((out_dir / "delta.jsonl", _delta_line("'ADD'", _id_text(staged.id_columns), LINE), b""))
-        # the parquet in a thread (DuckDB releases the GIL) while one scan renders the text files
+            paths.append(out_dir / "delta.jsonl")
+            heads.append(b"")
+            extra.append(_delta_line("'ADD'", _id_text(staged.id_columns), LINE))
+        # one scan renders the text files (a projection of the table: in its order, by every
+        # thread), while the parquet is written in a thread (DuckDB releases the GIL)
         with ThreadPoolExecutor(1) as pool:
             parquet_done = pool.submit(write_parquet)
-            selects = ", ".join(f"{sql} AS f{i}" for i, (_, sql, _) in enumerate(files))
-            lines = self._in_order(feed, selects, with_line=True)
-            entries = _write_streams([(path, head) for path, _, head in files], lines)
+            rows = f"(SELECT *, {staged.line} AS {LINE} FROM {staged.table})"
+            entries = _write_streams(list(zip(paths, heads)), self._stream(csv_select(flat, rows, extra)))
             parquet_done.result()
         fsutil.fsync_file(parquet)  # here, not in the thread: crash points stay in one order
         return [file_entry(parquet, staged.rows), *entries]

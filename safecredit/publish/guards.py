@@ -106,19 +106,15 @@ def row_text_sql(columns: Sequence[tuple[str, Any]]) -> str | None:
             continue
         if kind in ("varchar", "json"):
             texts.append(col)
+        elif kind in ("list", "array", "struct", "map") and "BLOB" not in str(t):
+            texts.append(f"CAST(to_json({col}) AS VARCHAR)")  # its strings' digits as they are, cheaper than json_sql
         elif kind in ("list", "array", "struct", "map", "blob", "decimal"):
-            texts.append(json_sql(col, t))  # the text full.jsonl holds (a superset of its strings' runs)
+            texts.append(json_sql(col, t))  # the text full.jsonl holds (bytes as base64)
         else:  # enum and whatever else: its text
             texts.append(f"CAST({col} AS VARCHAR)")
     if not texts:
         return None
     return f"concat_ws(' ', {', '.join(texts)})"
-
-
-def suspect_sql(text: str) -> str:
-    """Cheap SQL condition, necessary for `candidate_sql`: `text` holds an 18-character run at all
-    (one regex over the row's text; the checksum and date only run where it does)."""
-    return f"regexp_matches({text}, {_RUN})"
 
 
 def _strings(value: Any) -> list[str]:
