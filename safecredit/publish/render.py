@@ -179,6 +179,9 @@ def object_sql(fields: Sequence[tuple[str, str, Any]], depth: int = 0) -> str:
     """SQL for a JSON object text from (key, expression, type) triples, keys in that order."""
     if not fields:
         return "'{}'"
+    if all(_PLAIN_KEY.fullmatch(name) and _native_json(t) for name, _, t in fields):  # one to_json call
+        packed = ", ".join(f"{ident(name)} := {expr}" for name, expr, _ in fields)
+        return f"CAST(to_json(struct_pack({packed})) AS VARCHAR)"
     parts = []
     for i, (name, expr, t) in enumerate(fields):
         key = ("{" if i == 0 else ",") + json.dumps(name, ensure_ascii=False) + ":"
