@@ -1,6 +1,7 @@
 """Benchmark (not a test): publication of synthetic feeds, rows streamed from a DuckDB warehouse.
 
     python -m bench.publish [--rows 2000000] [--nested-rows 200000] [--change 0.01] [--arrow]
+    python -m bench.publish --warehouse HOME/warehouse/warehouse.duckdb [--previous DIR]
 
 Builds a `blacklist`-shaped feed of `--rows` rows (25 columns: text, dates, Chinese names) and a
 `credit_scores`-shaped feed of `--nested-rows` rows (lists and lists of structs with decimals) in
@@ -8,7 +9,12 @@ an in-memory DuckDB, then publishes twice into a fresh exports root: version 1 (
 then version 2 with `--change` of the rows modified, as many deleted and as many added. Reports
 seconds, CPU seconds and rows/s per run; run it under `/usr/bin/time -v` for the peak RSS.
 `--arrow` hands the publisher pyarrow tables (materialised first) instead of DuckDB relations.
-Writes JSON to bench/out/publish-<timestamp>.json.
+`--warehouse` publishes a home's feeds instead (`lean.feed_queries`, as the `published_feeds` asset,
+from a copy of its warehouse opened read-only) into an empty exports root; with `--previous DIR`
+(`DIR/<feed>/full.parquet`: a version's files copied out of a home's exports) it first publishes
+those files into another root and then the warehouse on top of them, so that the delta has
+something to compare (a city's full run, then its +30 days night). Writes JSON to
+bench/out/publish-<timestamp>.json.
 """
 
 from __future__ import annotations
@@ -103,6 +109,52 @@ def _feeds(con: duckdb.DuckDBPyConnection, rows: int, nested: int, change: float
     return out
 
 
+def _timed(pub, feeds: dict, generated_at: datetime, label: str) -> dict:
+    started, cpu = time.perf_counter(), _cpu_seconds()
+    result = pub.publish(feeds, as_of=date(2026, 11, 23), policy_version="2026.1", generated_at=generated_at)
+    seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
+    total = sum(m["row_count"] for m in result.feeds.values())
+    run = {
+        "run": label,
+        "version": result.version,
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu, 2),
+        "rows": total,
+        "rows_per_s": round(total / seconds),
+        "rows_per_cpu_s": round(total / cpu),
+        "delta": {f: m["delta"] for f, m in result.feeds.items()},
+        "bytes": {f: {e["name"]: e["size"] for e in m["files"]} for f, m in result.feeds.items()},
+    }
+    changed = {k: sum(d[k] for d in run["delta"].values()) for k in ("ADD", "MOD", "DEL")}
+    print(
+        f"{label}: {total:,} rows in {seconds:.1f} s = {total / seconds:,.0f} rows/s "
+        f"({cpu:.1f} CPU s = {total / cpu:,.0f} rows per CPU s); delta {changed}"
+    )
+    return run
+
+
+def _warehouse_runs(args, work: Path) -> list[dict]:
+    """A home's feeds into an empty exports root, and (`--previous`) on top of an earlier version."""
+    from safecredit.publish import Publisher
+    from safecredit.publish.lean import feed_queries
+
+    con = duckdb.connect(args.warehouse, read_only=True)
+    queries = feed_queries(con)
+    runs = []
+    stamp = datetime(2026, 11, 23, 2, tzinfo=timezone.utc)
+    if args.previous:
+        onto = Publisher(work / "onto", work / "keys", max_shrink=None)
+        files = {f: Path(args.previous) / f / "full.parquet" for f in queries}
+        earlier = {f: con.sql(f"SELECT * FROM read_parquet('{p}')") for f, p in files.items() if p.exists()}
+        runs.append(_timed(onto, earlier, stamp, "previous version (its full.parquet files)"))
+    empty = Publisher(work / "exports", work / "keys", max_shrink=None)
+    runs.append(_timed(empty, {f: con.sql(q) for f, q in queries.items()}, stamp, "warehouse into an empty root"))
+    if args.previous:
+        feeds = {f: con.sql(q) for f, q in queries.items()}
+        runs.append(_timed(onto, feeds, stamp.replace(day=24), "warehouse onto the previous version"))
+    return runs
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=2_000_000, help="blacklist rows")
@@ -110,6 +162,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--change", type=float, default=0.01)
     ap.add_argument("--arrow", action="store_true", help="hand over pyarrow tables, not DuckDB relations")
     ap.add_argument("--keep", action="store_true", help="keep the exports root (printed)")
+    ap.add_argument("--warehouse", help="publish this warehouse's feeds (a copy: opened read-only)")
+    ap.add_argument("--previous", help="with --warehouse: a version's files, DIR/<feed>/full.parquet")
     args = ap.parse_args(argv)
 
     from safecredit.publish import Publisher
@@ -124,34 +178,14 @@ def main(argv: list[str] | None = None) -> dict:
         "arrow": args.arrow,
         "runs": [],
     }
-    for version in (1, 2):
+    if args.warehouse:
+        report = {"warehouse": args.warehouse, "previous": args.previous, "runs": _warehouse_runs(args, work)}
+    for version in (1, 2) if not args.warehouse else ():
         feeds = _feeds(con, args.rows, args.nested_rows, args.change, version, args.arrow)
-        started, cpu = time.perf_counter(), _cpu_seconds()
-        result = pub.publish(
-            feeds,
-            as_of=date(2026, 11, 23),
-            policy_version="2026.1",
-            generated_at=datetime(2026, 11, 22 + version, 2, tzinfo=timezone.utc),
-        )
-        seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
+        stamp = datetime(2026, 11, 22 + version, 2, tzinfo=timezone.utc)
+        report["runs"].append(_timed(pub, feeds, stamp, f"v{version}"))
         for feed in feeds:  # the source tables of this version are no longer needed
             con.execute(f"DROP TABLE IF EXISTS {feed}_v{version}")
-        total = sum(m["row_count"] for m in result.feeds.values())
-        run = {
-            "version": result.version,
-            "seconds": round(seconds, 2),
-            "cpu_seconds": round(cpu, 2),
-            "rows": total,
-            "rows_per_s": round(total / seconds),
-            "rows_per_cpu_s": round(total / cpu),
-            "delta": {f: m["delta"] for f, m in result.feeds.items()},
-            "bytes": {f: {e["name"]: e["size"] for e in m["files"]} for f, m in result.feeds.items()},
-        }
-        report["runs"].append(run)
-        print(
-            f"v{version}: {total:,} rows in {seconds:.1f} s = {total / seconds:,.0f} rows/s "
-            f"({cpu:.1f} CPU s = {total / cpu:,.0f} rows per CPU s); delta {run['delta']}"
-        )
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"publish-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"

@@ -452,6 +452,34 @@ def test_full_id_numbers_are_refused_and_not_overridable(pub: Publisher):
     assert_no_full_id_numbers(ok)
 
 
+def test_full_id_numbers_are_found_in_structs_lists_big_decimals_and_bytes(pub: Publisher):
+    """The publisher scans a row's text columns (not its whole line): an ID number nested in a
+    struct or a list, as the digits of a big decimal or in base64 text is found all the same."""
+    from decimal import Decimal
+
+    full = id_number("11010519491231002")
+    n = 5
+    base = blacklist(n)
+
+    def only(i, value, other):
+        return [value if j == i else other for j in range(n)]
+
+    cases = {
+        "st": pa.array(only(1, {"a": f"号 {full}", "b": 1}, {"a": "x", "b": 1})),
+        "l": pa.array(only(2, [["x", full]], [["x"]])),
+        "big": pa.array(only(3, Decimal(full) if full[-1] != "X" else None, Decimal(7)), pa.decimal128(38, 0)),
+        "raw": pa.array(only(4, base64.b64decode("A+" + full + "/A=="), b"\x00")),
+    }
+    if full[-1] == "X":  # a decimal's digits cannot end in X
+        cases.pop("big")
+    for column, values in cases.items():
+        res = publish(pub, {"blacklist": base.append_column(column, values)}, 0)
+        assert not res.ok and res.reasons[0]["assertion"] == "id_numbers", column
+        assert f"column {column}: 1 value(s)" in res.reasons[0]["message"], column
+    # numbers, dates and keys are not text: an 18-digit integer is not reported
+    assert publish(pub, {"blacklist": base.append_column("n", pa.array([int("1" * 18)] * n))}, 1).ok
+
+
 def test_retention_prunes_old_versions_and_marks_them(tmp_path: Path):
     p = Publisher(tmp_path / "exports", tmp_path / "keys", retention=3)
     vs = [publish(p, {"blacklist": blacklist(10 + i)}, i).version for i in range(5)]

@@ -1,12 +1,14 @@
 """The publication's DuckDB session: feeds staged, their files and deltas written from SQL.
 
 Rows never pass through Python one by one: a feed arrives as an Arrow stream (a pyarrow table, a
-polars frame, a DuckDB relation of the warehouse …), is loaded into a session table next to its
-full.jsonl line (`render`), and every file is written from there in stable-id order — full.parquet
-by DuckDB's COPY, full.csv, full.jsonl and delta.jsonl as streams of Arrow string batches whose
-bytes go straight to the file. The delta is a FULL OUTER JOIN of the previous version's
-full.parquet and the staged rows on the id, comparing the JSON lines. DuckDB spills to the session's
-work directory beyond `memory_limit`, so memory does not grow with the row count.
+polars frame, a DuckDB relation of the warehouse …), is loaded into a session table sorted by its
+stable id, and every file is written from there in id order — full.parquet by DuckDB's COPY (in a
+thread, beside the text files), full.csv and full.jsonl rendered (`render`) by one parallel,
+order-preserving query whose Arrow string batches go straight to the files. The delta is a FULL
+OUTER JOIN of the previous version's full.parquet and the staged rows on the id: rows whose columns
+are equal are equal lines (`_changed_sql`), so only the others are rendered and compared as lines.
+DuckDB spills to the session's work directory beyond `memory_limit`, so memory does not grow with
+the row count.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Self
+from typing import Any, Self
 
 import duckdb
 import pyarrow as pa
@@ -26,9 +29,9 @@ import pyarrow.compute as pc
 from . import fsutil
 from .feeds import FeedSpec
 from .formats import FileEntry, file_entry
-from .guards import candidate_sql, find_in_records
+from .guards import candidate_sql, find_in_records, row_text_sql
 from .render import (
-    csv_line_sql,
+    csv_select,
     ident,
     is_scalar,
     json_line_sql,
@@ -37,7 +40,7 @@ from .render import (
     sql_str,
 )
 
-LINE = "__publish_line"  # the staged full.jsonl line of a row (never a feed column)
+LINE = "__publish_line"  # reserved: the name of a row's rendered full.jsonl line in queries
 BATCH_ROWS = 20_000  # rows per Arrow batch streamed to a file: bounds the memory of a write
 DEFAULT_MEMORY_LIMIT = "1GB"
 
@@ -45,7 +48,7 @@ DEFAULT_MEMORY_LIMIT = "1GB"
 @dataclass
 class StagedFeed:
     spec: FeedSpec
-    table: str  # session table: the rows in id order, and their LINE
+    table: str  # session table: the rows in id order
     columns: list[tuple[str, Any]]  # (name, DuckDB type) in the input's order
     schema: pa.Schema  # the input's Arrow schema: the manifest's column types
     rows: int
@@ -54,6 +57,17 @@ class StagedFeed:
     @property
     def select(self) -> str:
         return ", ".join(ident(n) for n, _ in self.columns)
+
+    @property
+    def line(self) -> str:
+        """SQL of a row's full.jsonl line (no newline)."""
+        return json_line_sql(self.columns)
+
+    @property
+    def id_columns(self) -> list[tuple[str, Any]]:
+        """(SQL, type) of the id columns."""
+        types = dict(self.columns)
+        return [(ident(c), types[c]) for c in self.spec.id_columns]
 
     def column_info(self) -> list[dict[str, str]]:
         return [{"name": f.name, "type": str(f.type), "header": self.spec.header(f.name)} for f in self.schema]
@@ -74,22 +88,6 @@ def arrow_stream(data: Any) -> pa.RecordBatchReader:
     if hasattr(data, "to_arrow"):
         return pa.Table.from_batches(data.to_arrow().to_batches()).to_reader(BATCH_ROWS)
     raise TypeError(f"expected a pyarrow.Table, an Arrow stream or a DuckDB relation, got {type(data).__name__}")
-
-
-def _write_batches(batches: Iterator[pa.RecordBatch], fh: BinaryIO | None, hasher: Any) -> int:
-    """Write the bytes of a stream's one string column (no nulls) as they are; returns the rows."""
-    rows = 0
-    for batch in batches:
-        col = batch.column(0)
-        if col.null_count:
-            raise ValueError("a rendered line is NULL")  # pragma: no cover - render never yields NULL
-        if len(col):
-            data = _string_bytes(col)
-            if fh is not None:
-                fh.write(data)
-            hasher.update(data)
-        rows += len(col)
-    return rows
 
 
 def _string_bytes(col: pa.Array) -> memoryview:
@@ -119,7 +117,7 @@ class Session:
         register_functions(self.con)
         self.threads = self.con.sql("SELECT current_setting('threads')").fetchall()[0][0]
         self.feeds: dict[str, StagedFeed] = {}
-        self._described: dict[str, tuple[list[str], list[Any]]] = {}
+        self._described: dict[str, list[tuple[str, Any]]] = {}  # a full.parquet's columns
 
     def close(self) -> None:
         self.con.close()
@@ -132,8 +130,9 @@ class Session:
 
     # -- staging ----------------------------------------------------------------------------
     def stage(self, spec: FeedSpec, data: Any) -> StagedFeed:
-        """Load a feed's rows with their full.jsonl lines (validated: ids present, scalar, non-null,
-        unique). Reads sort by id (`ordered`)."""
+        """Load a feed's rows sorted by id (validated: ids present, scalar, non-null, unique). Lines
+        are rendered as files are written, not stored: a sort of the columns costs a fifth of a
+        sort of their lines, and the lines of a large feed would not fit `memory_limit`."""
         reader = arrow_stream(data)
         names = reader.schema.names
         if len(set(names)) != len(names):
@@ -153,19 +152,20 @@ class Session:
         table, src = f"feed_{spec.name}", f"src_{spec.name}"
         self.con.register(src, reader)
         try:
-            self.con.execute(
-                f"CREATE OR REPLACE TABLE {table} AS SELECT *, {json_line_sql(columns)} AS {LINE} "
-                f"FROM {src} ORDER BY {self._ids(spec)}"
-            )
+            self.con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {src} ORDER BY {self._ids(spec)}")
         finally:
             self.con.unregister(src)
         ids = self._ids(spec)
         nulls = " OR ".join(f"{ident(c)} IS NULL" for c in spec.id_columns)
         distinct = ids if len(spec.id_columns) == 1 else f"({ids})"
-        rows, null_ids, unique, suspects = self.con.execute(  # one scan for every check
-            f"SELECT count(*), count(*) FILTER (WHERE {nulls}), count(DISTINCT {distinct}), "
-            f"count(*) FILTER (WHERE {candidate_sql(LINE)}) FROM {table}"
+        rows, null_ids, unique = self.con.execute(  # one scan for every check
+            f"SELECT count(*), count(*) FILTER (WHERE {nulls}), count(DISTINCT {distinct}) FROM {table}"
         ).fetchall()[0]
+        text = row_text_sql(columns)
+        suspects = 0
+        if text:  # a WHERE (not an aggregate's FILTER): the checksum and date only run where the regex matched
+            sql = f"SELECT count(*) FROM (SELECT {text} AS t FROM {table}) WHERE {candidate_sql('t')}"
+            suspects = self.con.execute(sql).fetchall()[0][0]
         if null_ids:
             raise ValueError(f"feed {spec.name}: {null_ids} row(s) have a null id {spec.id_columns}")
         if unique != rows:
@@ -191,16 +191,17 @@ class Session:
         staged = self.feeds[feed]
         if not staged.id_suspects:
             return []
-        reader = self.con.sql(f"SELECT {LINE} FROM {staged.table} WHERE {candidate_sql(LINE)}").to_arrow_reader(
-            BATCH_ROWS
-        )
+        # the exact check in Python on the few rows whose text passes the SQL one (their lines only)
+        where = candidate_sql(row_text_sql(staged.columns))
+        reader = self.con.sql(f"SELECT {staged.line} FROM {staged.table} WHERE {where}").to_arrow_reader(BATCH_ROWS)
         records = (json.loads(line) for batch in reader for line in batch.column(0).to_pylist())
         return find_in_records(records, staged.spec.unit_codes, staged.spec.subject_codes)
 
     def content_digest(self, feed: str) -> str:
         """sha256 of the feed's full.jsonl bytes, without writing the file."""
         hasher = hashlib.sha256()
-        _write_batches(self._in_order(feed, f"{LINE} || chr(10)"), None, hasher)
+        for batch in self._in_order(feed, f"{self.feeds[feed].line} || chr(10)"):
+            hasher.update(_string_bytes(batch.column(0)))
         return hasher.hexdigest()
 
     def ordered(self, feed: str, select: str) -> str:
@@ -208,103 +209,197 @@ class Session:
         staged = self.feeds[feed]
         return f"SELECT {select} FROM {staged.table} ORDER BY {self._ids(staged.spec)}"
 
-    def _lines(self, sql: str) -> Iterator[pa.RecordBatch]:
-        return iter(self.con.sql(sql).to_arrow_reader(BATCH_ROWS))
-
-    def _in_order(self, feed: str, select: str) -> Iterator[pa.RecordBatch]:
-        """`select` over a staged feed's rows in id order, streamed. The table was filled in id order;
-        a single-threaded scan streams it so (a parallel one hands row groups over in any order,
-        and sorting again per file would cost a sort of the whole feed each time)."""
-        self.con.execute("SET threads = 1")
-        reader = self.con.sql(f"SELECT {select} FROM {self.feeds[feed].table}").to_arrow_reader(BATCH_ROWS)
+    def _stream(self, sql: str) -> Iterator[pa.RecordBatch]:
+        """A query's Arrow batches, in its order: DuckDB's streaming result preserves insertion
+        order while every thread renders (`preserve_insertion_order`)."""
+        reader = self.con.sql(sql).to_arrow_reader(BATCH_ROWS)
         try:
             yield from reader
         finally:
             reader.close()
-            self.con.execute(f"SET threads = {self.threads}")
+
+    def _in_order(self, feed: str, select: str) -> Iterator[pa.RecordBatch]:
+        """`select` over a staged feed's rows in id order, the order the table was filled in: a
+        projection of a scan keeps it; a join would not (`render` keeps joins out of the lines:
+        `x IN (…)` of a few constants is planned as one)."""
+        return self._stream(f"SELECT {select} FROM {self.feeds[feed].table}")
 
     # -- files ------------------------------------------------------------------------------
-    def write_full_files(self, feed: str, out_dir: Path) -> list[FileEntry]:
-        """full.parquet, full.csv, full.jsonl of a staged feed in `out_dir` (fsync'd)."""
+    def write_full_files(self, feed: str, out_dir: Path, add_delta: bool = False) -> list[FileEntry]:
+        """full.parquet, full.csv, full.jsonl of a staged feed in `out_dir` (fsync'd); with
+        `add_delta`, also the delta.jsonl of a first version (every row ADD) from the same lines."""
         staged = self.feeds[feed]
         parquet = out_dir / "full.parquet"
-        # COPY keeps the table's (id) order: preserve_insertion_order
-        self.con.execute(
-            f"COPY (SELECT {staged.select} FROM {staged.table}) TO {sql_str(str(parquet))} "
-            "(FORMAT parquet, COMPRESSION zstd)"
-        )
-        fsutil.fsync_file(parquet)
+
+        def write_parquet() -> None:  # COPY keeps the table's (id) order: preserve_insertion_order
+            with self.con.cursor() as cursor:
+                cursor.execute(
+                    f"COPY (SELECT {staged.select} FROM {staged.table}) TO {sql_str(str(parquet))} "
+                    "(FORMAT parquet, COMPRESSION zstd)"
+                )
+
         # the CSV is for spreadsheets: its flat columns (lists and structs stay in Parquet and JSONL)
         flat = [(n, t) for n, t in staged.columns if is_scalar(t)]
-        header = _csv_header(staged.spec.headers([n for n, _ in flat]))
-        csv_lines = self._in_order(feed, csv_line_sql(flat))
-        csv_entry = _write_stream(out_dir / "full.csv", csv_lines, header)
-        jsonl_lines = self._in_order(feed, f"{LINE} || chr(10)")
-        return [file_entry(parquet, staged.rows), csv_entry, _write_stream(out_dir / "full.jsonl", jsonl_lines)]
+        paths = [out_dir / "full.csv", out_dir / "full.jsonl"]
+        heads = [_csv_header(staged.spec.headers([n for n, _ in flat])), b""]
+        extra = [f"{LINE} || chr(10)"]
+        if add_delta:
+            paths.append(out_dir / "delta.jsonl")
+            heads.append(b"")
+            extra.append(_delta_line("'ADD'", _id_text(staged.id_columns), LINE))
+        # one scan renders the text files (a projection of the table: in its order, by every
+        # thread), while the parquet is written in a thread (DuckDB releases the GIL)
+        with ThreadPoolExecutor(1) as pool:
+            parquet_done = pool.submit(write_parquet)
+            rows = f"(SELECT *, {staged.line} AS {LINE} FROM {staged.table})"
+            entries = _write_streams(list(zip(paths, heads)), self._stream(csv_select(flat, rows, extra)))
+            parquet_done.result()
+        fsutil.fsync_file(parquet)  # here, not in the thread: crash points stay in one order
+        return [file_entry(parquet, staged.rows), *entries]
 
     def write_delta(
         self, spec: FeedSpec, previous: Path | None, current: str | Path, out_dir: Path
     ) -> tuple[FileEntry, dict[str, int]]:
         """delta.jsonl from the `previous` version's full.parquet (None: everything is ADD) to the
-        `current` rows (a staged feed's name, or another version's full.parquet); with its counts."""
-        cur = self._lines_of(spec, current)
-        prev = (
-            self._lines_of(spec, previous)
-            if previous is not None
-            else f"SELECT {self._ids(spec)}, NULL::VARCHAR AS {LINE} FROM ({cur}) WHERE false"
-        )
-        types = self._id_types(spec, current)
-        on = " AND ".join(f"p.{ident(c)} = c.{ident(c)}" for c in spec.id_columns)
-        key = [f"coalesce(c.{ident(c)}, p.{ident(c)})" for c in spec.id_columns]
-        id_json = [json_sql(k, types[c]) for k, c in zip(key, spec.id_columns)]
-        id_text = id_json[0] if len(id_json) == 1 else "'[' || " + " || ',' || ".join(id_json) + " || ']'"
-        op = f"CASE WHEN p.{LINE} IS NULL THEN 'ADD' WHEN c.{LINE} IS NULL THEN 'DEL' ELSE 'MOD' END"
-        sql = (
-            f'SELECT \'{{"op":"\' || {op} || \'","id":\' || {id_text} || \',"record":\' || '
-            f"coalesce(c.{LINE}, p.{LINE}) || '}}' || chr(10) AS line, {op} AS op "
-            f"FROM ({prev}) p FULL OUTER JOIN ({cur}) c ON {on} "
-            f"WHERE p.{LINE} IS DISTINCT FROM c.{LINE} ORDER BY {', '.join(key)}"
-        )
+        `current` rows (a staged feed's name, or another version's full.parquet); with its counts.
+        Rows whose columns equal the previous ones are not rendered (`_changed_sql`)."""
+        cur, cur_cols = self._source(current)
+        ids = self._ids(spec)
+        if previous is None:
+            order = "" if isinstance(current, str) else f" ORDER BY {ids}"  # a staged table is in id order
+            types = dict(cur_cols)
+            id_text = _id_text([(ident(c), types[c]) for c in spec.id_columns])
+            line = _delta_line("'ADD'", id_text, json_line_sql(cur_cols))
+            sql = f"SELECT {line} AS line, 'ADD' AS op FROM {cur}{order}"
+        else:
+            prev, prev_cols = self._source(previous)
+            keys = [f"k{i}" for i in range(len(spec.id_columns))]
+            first = ident(spec.id_columns[0])
+            on = " AND ".join(f"p.{ident(c)} = c.{ident(c)}" for c in spec.id_columns)
+            key = ", ".join(f"coalesce(c.{ident(c)}, p.{ident(c)}) AS {k}" for k, c in zip(keys, spec.id_columns))
+            # 1. the ids whose rows may differ: the join compares the columns and keeps only the ids
+            # (rendering in a join that holds both sides' columns runs out of memory at 1M rows)
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE delta_ids AS SELECT {key} FROM {prev} p FULL OUTER JOIN {cur} c "
+                f"ON {on} WHERE p.{first} IS NULL OR c.{first} IS NULL OR {_changed_sql(prev_cols, cur_cols)}"
+            )
+
+            def side(source: str, cols: list[tuple[str, Any]], q: str) -> str:  # their lines on one side
+                d_on = " AND ".join(f"{q}.{ident(c)} = d.{k}" for k, c in zip(keys, spec.id_columns))
+                ks = ", ".join(f"{q}.{ident(c)} AS {k}" for k, c in zip(keys, spec.id_columns))
+                line = json_line_sql(cols, q + ".")
+                return f"SELECT {ks}, {line} AS line FROM {source} {q} SEMI JOIN delta_ids d ON {d_on}"
+
+            # 2. their lines, compared, in id order
+            op = "CASE WHEN p.line IS NULL THEN 'ADD' WHEN c.line IS NULL THEN 'DEL' ELSE 'MOD' END"
+            types = dict(cur_cols)
+            id_text = _id_text([(f"coalesce(c.{k}, p.{k})", types[c]) for k, c in zip(keys, spec.id_columns)])
+            sql = (
+                f"SELECT {_delta_line(op, id_text, 'coalesce(c.line, p.line)')} AS line, {op} AS op "
+                f"FROM ({side(prev, prev_cols, 'p')}) p FULL OUTER JOIN ({side(cur, cur_cols, 'c')}) c "
+                f"ON {' AND '.join(f'p.{k} = c.{k}' for k in keys)} WHERE p.line IS DISTINCT FROM c.line "
+                f"ORDER BY {', '.join(f'coalesce(c.{k}, p.{k})' for k in keys)}"
+            )
         stats = dict.fromkeys(("ADD", "MOD", "DEL"), 0)
 
         def counted() -> Iterator[pa.RecordBatch]:
-            for batch in self._lines(sql):
+            for batch in self._stream(sql):
                 for item in pc.value_counts(batch.column(1)).to_pylist():
                     stats[item["values"]] += item["counts"]
                 yield batch
 
-        return _write_stream(out_dir / "delta.jsonl", counted()), stats
+        (entry,) = _write_streams([(out_dir / "delta.jsonl", b"")], counted())
+        self.con.execute("DROP TABLE IF EXISTS delta_ids")
+        return entry, stats
 
-    def _lines_of(self, spec: FeedSpec, source: str | Path) -> str:
-        """SQL of (id columns, LINE) for a staged feed or a published full.parquet."""
-        ids = self._ids(spec)
+    def _source(self, source: str | Path) -> tuple[str, list[tuple[str, Any]]]:
+        """(FROM item, columns) of a staged feed or a published full.parquet."""
         if isinstance(source, str):
-            return f"SELECT {ids}, {LINE} FROM {self.feeds[source].table}"
+            return self.feeds[source].table, self.feeds[source].columns
         scan = f"read_parquet({sql_str(str(source))})"
-        return f"SELECT {ids}, {json_line_sql(list(zip(*self._describe(scan))))} AS {LINE} FROM {scan}"
-
-    def _describe(self, scan: str) -> tuple[list[str], list[Any]]:
         if scan not in self._described:
             rel = self.con.sql(f"SELECT * FROM {scan}")
-            self._described[scan] = (rel.columns, rel.types)
-        return self._described[scan]
-
-    def _id_types(self, spec: FeedSpec, source: str | Path) -> dict[str, Any]:
-        if isinstance(source, str):
-            return dict(self.feeds[source].columns)
-        return dict(zip(*self._describe(f"read_parquet({sql_str(str(source))})")))
+            self._described[scan] = list(zip(rel.columns, rel.types))
+        return scan, self._described[scan]
 
 
-def _write_stream(path: Path, batches: Iterator[pa.RecordBatch], head: bytes = b"") -> FileEntry:
-    """Write `head` and the batches' lines to `path` (fsync'd), hashing as it goes."""
-    hasher = hashlib.sha256(head)
-    with open(path, "wb") as fh:
-        fh.write(head)
-        rows = _write_batches(batches, fh, hasher)
-        fh.flush()
-        os.fsync(fh.fileno())
-    fsutil.step(f"write {path.name}")
-    return FileEntry(path.name, path.stat().st_size, hasher.hexdigest(), rows)
+def _id_text(ids: Sequence[tuple[str, Any]]) -> str:
+    """SQL of a row's id as delta.jsonl writes it from (expression, type) pairs: the value, or a
+    list of the values."""
+    parts = [json_sql(expr, t) for expr, t in ids]
+    return parts[0] if len(parts) == 1 else "'[' || " + " || ',' || ".join(parts) + " || ']'"
+
+
+def _delta_line(op: str, id_text: str, line: str) -> str:
+    return f"concat('{{\"op\":\"', {op}, '\",\"id\":', {id_text}, ',\"record\":', {line}, '}}', chr(10))"
+
+
+# Kinds whose equal values always render to equal text. Not floats (-0.0 = 0.0, rendered apart),
+# intervals (1 month = 30 days) or anything else: those columns compare by their rendered text.
+_EQUAL_RENDERS_EQUAL = frozenset(
+    {
+        "boolean", "tinyint", "smallint", "integer", "bigint", "hugeint", "utinyint", "usmallint", "uinteger",
+        "ubigint", "uhugeint", "decimal", "varchar", "blob", "uuid", "date", "timestamp", "timestamp_s",
+        "timestamp_ms", "timestamp_ns", "timestamp with time zone", "list", "array", "struct",
+    }
+)  # fmt: skip
+
+
+def _equal_renders_equal(t: Any) -> bool:
+    if t.id not in _EQUAL_RENDERS_EQUAL:
+        return False
+    if t.id in ("list", "array", "struct"):
+        return all(_equal_renders_equal(c) for _, c in t.children if not isinstance(c, (int, str)))
+    return True
+
+
+def _changed_sql(prev: list[tuple[str, Any]], cur: list[tuple[str, Any]]) -> str:
+    """SQL condition over a previous row `p` and the current row `c` that holds wherever their
+    full.jsonl lines differ (and maybe elsewhere: the lines are compared after it). Columns of the
+    same type whose equal values render equal compare as values (no rendering); the others by
+    their rendered text; with other columns (names, order) every line differs."""
+    if [n for n, _ in prev] != [n for n, _ in cur]:
+        return "true"
+    tests = []
+    for (name, pt), (_, ct) in zip(prev, cur):
+        p, c = f"p.{ident(name)}", f"c.{ident(name)}"
+        if str(pt) == str(ct) and _equal_renders_equal(ct):
+            tests.append(f"{p} IS DISTINCT FROM {c}")
+        else:
+            tests.append(f"{json_sql(p, pt)} IS DISTINCT FROM {json_sql(c, ct)}")
+    return " OR ".join(tests) or "false"
+
+
+def _write_streams(files: Sequence[tuple[Path, bytes]], batches: Iterator[pa.RecordBatch]) -> list[FileEntry]:
+    """Write column i of the batches (lines, no nulls) to file i after its `head` (fsync'd),
+    hashing as it goes: one scan of the rows feeds every file."""
+    hashers = [hashlib.sha256(head) for _, head in files]
+    rows = 0
+    handles = [open(path, "wb") for path, _ in files]
+    try:
+        for fh, (_, head) in zip(handles, files):
+            fh.write(head)
+        for batch in batches:
+            for i, (fh, hasher) in enumerate(zip(handles, hashers)):
+                col = batch.column(i)
+                if col.null_count:
+                    raise ValueError("a rendered line is NULL")  # pragma: no cover - render never yields NULL
+                if len(col):
+                    data = _string_bytes(col)
+                    fh.write(data)
+                    hasher.update(data)
+            rows += batch.num_rows
+        for fh in handles:
+            fh.flush()
+            os.fsync(fh.fileno())
+    finally:
+        for fh in handles:
+            fh.close()
+    entries = []
+    for (path, _), hasher in zip(files, hashers):
+        fsutil.step(f"write {path.name}")
+        entries.append(FileEntry(path.name, path.stat().st_size, hasher.hexdigest(), rows))
+    return entries
 
 
 def _csv_header(headers: Sequence[str]) -> bytes:

@@ -84,12 +84,12 @@ class PreparedFeed:
 def prepare(spec: FeedSpec, table: Any) -> PreparedFeed:
     """A feed table validated (ids present, scalar, non-null, unique), sorted by id and rendered
     exactly as the publisher renders it — in memory, for tests and tools on small tables."""
-    from .columnar import LINE, Session
+    from .columnar import Session
 
     with tempfile.TemporaryDirectory(prefix="safecredit-prepare-") as work, Session(Path(work)) as session:
-        session.stage(spec, table)
+        staged = session.stage(spec, table)
         ids = ", ".join(ident(c) for c in spec.id_columns)
-        rows = session.con.sql(session.ordered(spec.name, f"{ids}, {LINE}")).fetchall()
+        rows = session.con.sql(session.ordered(spec.name, f"{ids}, {staged.line}")).fetchall()
         sorted_table = session.relation(spec.name).to_arrow_table()
     return PreparedFeed(spec, sorted_table, [tuple(r[:-1]) for r in rows], [r[-1] for r in rows])
 

@@ -16,9 +16,11 @@ import pyarrow.compute as pc
 from safecredit.codes import ID_CHECK_MAP, ID_WEIGHTS, is_valid_id_number, is_valid_uscc, mask_id_number
 
 from .errors import FullIdNumberError
+from .render import ident, json_sql
 
 # RE2 (pyarrow) has no look-around: the boundaries are matched as characters.
 _CANDIDATE_RE2 = r"(^|[^0-9A-Za-z])[1-9][0-9]{16}[0-9Xx]([^0-9A-Za-z]|$)"
+_RUN = "'[1-9][0-9]{16}[0-9Xx]'"  # any 18-character run an ID number could be (SQL literal)
 _CANDIDATE = re.compile(r"(?<![0-9A-Za-z])([1-9][0-9]{16}[0-9Xx])(?![0-9A-Za-z])")
 
 
@@ -74,11 +76,45 @@ def candidate_sql(text: str) -> str:
         f"substr('{ID_CHECK_MAP}', ({checksum}) % 11 + 1, 1) = upper(substr(c, 18, 1)) AND "
         "try_strptime(substr(c, 7, 8), '%Y%m%d') BETWEEN TIMESTAMP '1880-01-01' AND current_date"
     )
-    run = "'[1-9][0-9]{16}[0-9Xx]'"
     return (
-        f"(regexp_matches({text}, {run}) AND "
-        f"len(list_filter(regexp_extract_all({text}, {run}), lambda c: {valid})) > 0)"
+        f"(regexp_matches({text}, {_RUN}) AND "
+        f"len(list_filter(regexp_extract_all({text}, {_RUN}), lambda c: {valid})) > 0)"
     )
+
+
+# Kinds whose JSON form is never a string with 18 digits in a row: numbers, booleans, ISO dates and
+# times, UUIDs (hex runs of 12 at most). Decimals of up to 15 digits are JSON numbers (`render`).
+_NO_RUN_KINDS = frozenset(
+    {
+        "boolean", "tinyint", "smallint", "integer", "bigint", "hugeint", "utinyint", "usmallint", "uinteger",
+        "ubigint", "uhugeint", "float", "double", "date", "time", "timestamp", "timestamp_s", "timestamp_ms",
+        "timestamp_ns", "timestamp with time zone", "time with time zone", "interval", "uuid", "null",
+    }
+)  # fmt: skip
+
+
+def row_text_sql(columns: Sequence[tuple[str, Any]]) -> str | None:
+    """SQL for the text of a row an ID number could hide in: its columns whose JSON form can hold
+    a string of digits (text as it is, big decimals and bytes as rendered, lists and structs as
+    their JSON), space-separated so no run spans two columns. A row of full.jsonl holds a run only
+    where this text does: scanning it, not the whole line, skips keys, numbers and dates. None when
+    no column can hold one."""
+    texts = []
+    for name, t in columns:
+        kind, col = t.id, ident(name)
+        if kind in _NO_RUN_KINDS or (kind == "decimal" and dict(t.children)["precision"] <= 15):
+            continue
+        if kind in ("varchar", "json"):
+            texts.append(col)
+        elif kind in ("list", "array", "struct", "map") and "BLOB" not in str(t):
+            texts.append(f"CAST(to_json({col}) AS VARCHAR)")  # its strings' digits as they are, cheaper than json_sql
+        elif kind in ("list", "array", "struct", "map", "blob", "decimal"):
+            texts.append(json_sql(col, t))  # the text full.jsonl holds (bytes as base64)
+        else:  # enum and whatever else: its text
+            texts.append(f"CAST({col} AS VARCHAR)")
+    if not texts:
+        return None
+    return f"concat_ws(' ', {', '.join(texts)})"
 
 
 def _strings(value: Any) -> list[str]:

@@ -404,9 +404,12 @@ class Publisher(FeedStore):
         for feed, p in session.feeds.items():
             out = build / feed
             out.mkdir()
-            delta, stats = session.write_delta(p.spec, self._previous_parquet(feed, prev[feed]), feed, out)
-            entries = session.write_full_files(feed, out)
-            if previous[feed]:
+            if prev[feed] is None:  # a first version: its delta is every line, ADD, from the same scan
+                *entries, delta = session.write_full_files(feed, out, add_delta=True)
+                stats = {"ADD": p.rows, "MOD": 0, "DEL": 0}
+            else:
+                delta, stats = session.write_delta(p.spec, self._previous_parquet(feed, prev[feed]), feed, out)
+                entries = session.write_full_files(feed, out)
                 self._link_unchanged(entries, out, self.root / feed / prev[feed], previous[feed])
             files[feed] = [*entries, delta]
             extra[feed] = {"columns": p.column_info(), "delta": stats}
