@@ -898,3 +898,36 @@ def test_an_unchanged_feed_is_hard_links_to_the_previous_files(tmp_path: Path):
         json.loads(x)["entry_id"]
         for x in (vdir(p, "blacklist", r2.version) / "full.jsonl").read_text("utf-8").splitlines()
     ][:2] == ["E00000", "E00001"]
+
+
+def test_a_feed_whose_rows_did_not_change_is_linked_without_rendering(tmp_path: Path, monkeypatch):
+    """An empty delta, the same columns and the same code: the previous files are linked and no row
+    is rendered (a replay republishing what it published). Other code renders again."""
+    from safecredit.publish import publisher as publisher_module
+    from safecredit.publish.columnar import Session
+
+    p = Publisher(tmp_path / "exports", tmp_path / "keys")
+    r1 = publish(p, {"blacklist": blacklist(20), "restrictions": restrictions(4)}, 0)
+    assert p.read_manifest("blacklist", r1.version)["rendered_by"] == publisher_module.rendered_by()
+    rendered = []
+    real = Session.write_full_files
+    monkeypatch.setattr(
+        Session, "write_full_files", lambda s, feed, *a, **k: rendered.append(feed) or real(s, feed, *a, **k)
+    )
+    r2 = publish(p, {"blacklist": blacklist(20), "restrictions": restrictions(5)}, 1)
+    assert rendered == ["restrictions"]  # blacklist: nothing changed, nothing rendered
+    for name in ("full.parquet", "full.csv", "full.jsonl"):
+        assert (vdir(p, "blacklist", r1.version) / name).stat().st_ino == (
+            vdir(p, "blacklist", r2.version) / name
+        ).stat().st_ino
+    verify_version(p.root, "blacklist", r2.version, p.public_pem())
+    assert p.read_manifest("blacklist", r2.version)["delta"] == {"ADD": 0, "MOD": 0, "DEL": 0}
+
+    monkeypatch.setattr(publisher_module, "rendered_by", lambda: "another code")
+    rendered.clear()
+    r3 = publish(p, {"blacklist": blacklist(20), "restrictions": restrictions(5)}, 2)
+    assert sorted(rendered) == ["blacklist", "restrictions"]  # files of other code are not trusted
+    for name in ("full.parquet", "full.csv", "full.jsonl"):  # the same bytes: linked after rendering
+        assert (vdir(p, "blacklist", r2.version) / name).read_bytes() == (
+            vdir(p, "blacklist", r3.version) / name
+        ).read_bytes()

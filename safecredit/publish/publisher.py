@@ -409,10 +409,15 @@ class Publisher(FeedStore):
                 stats = {"ADD": p.rows, "MOD": 0, "DEL": 0}
             else:
                 delta, stats = session.write_delta(p.spec, self._previous_parquet(feed, prev[feed]), feed, out)
-                entries = session.write_full_files(feed, out)
-                self._link_unchanged(entries, out, self.root / feed / prev[feed], previous[feed])
+                if _renders_as(previous[feed], p.column_info(), stats):
+                    # the same values, columns and code as the previous version's files: the same
+                    # bytes, so they are linked without rendering a row (a replay's feeds, mostly)
+                    entries = _link_full_files(self.root / feed / prev[feed], out, previous[feed])
+                else:
+                    entries = session.write_full_files(feed, out)
+                    self._link_unchanged(entries, out, self.root / feed / prev[feed], previous[feed])
             files[feed] = [*entries, delta]
-            extra[feed] = {"columns": p.column_info(), "delta": stats}
+            extra[feed] = {"columns": p.column_info(), "delta": stats, "rendered_by": rendered_by()}
         return self._finish(build, files, extra, ts, prev, common, override_rec, failures, None)
 
     def publish_unchanged(
@@ -446,7 +451,11 @@ class Publisher(FeedStore):
                 fsutil.fsync_file(delta)
                 empty = FileEntry(delta.name, 0, hashlib.sha256(b"").hexdigest(), 0)
                 files[feed] = [*_link_full_files(self.root / feed / version, out, manifest), empty]
-                extra[feed] = {"columns": manifest["columns"], "delta": dict.fromkeys(("ADD", "MOD", "DEL"), 0)}
+                extra[feed] = {
+                    "columns": manifest["columns"],
+                    "delta": dict.fromkeys(("ADD", "MOD", "DEL"), 0),
+                    "rendered_by": manifest.get("rendered_by"),  # the files are that version's
+                }
             fsutil.fsync_dir(build)
             ts = self._resolve_generated_at(generated_at)
             return self._finish(build, files, extra, ts, dict.fromkeys(files, version), common, None, [], None)
@@ -501,6 +510,7 @@ class Publisher(FeedStore):
                         "as_of": manifest["as_of"],
                         "policy_version": manifest["policy_version"],
                         "held_back": manifest.get("held_back", []),
+                        "rendered_by": manifest.get("rendered_by"),  # the restored version's files
                     }
             fsutil.fsync_dir(build)
             info = json_value({**dict(run_info or {}), "restored_by": by, "restore_reason": reason})
@@ -564,6 +574,7 @@ class Publisher(FeedStore):
                 "run_info": common["run_info"],
                 "override": override_rec,
                 "restored_from": restored_from,
+                "rendered_by": x.get("rendered_by"),
                 "key_id": key.key_id,
             }
             manifest["signature"] = key.sign_manifest(manifest)
@@ -684,6 +695,27 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
         fsutil.fsync_file(dst)
     fsutil.step(f"link {dst.name}")
+
+
+def rendered_by() -> str:
+    """What decides a feed's bytes besides its rows: the publication's code, the feed definitions
+    and the DuckDB that renders and writes them (the warehouse code digest covers all three)."""
+    from safecredit.reuse import code_digest
+
+    return code_digest()
+
+
+def _renders_as(previous: dict | None, columns: list[dict], stats: Mapping[str, int]) -> bool:
+    """True when rendering the staged rows would give the previous version's files byte for byte:
+    the delta found no row added, changed or removed, the columns (names, types, headers) are the
+    same, and the previous files were rendered by this code. A manifest from before `rendered_by`
+    was recorded never qualifies: its feed is rendered (and linked if equal) as before."""
+    return bool(
+        previous
+        and not any(stats.values())
+        and previous.get("columns") == columns
+        and previous.get("rendered_by") == rendered_by()
+    )
 
 
 def _link_full_files(src: Path, out: Path, manifest: dict) -> list[FileEntry]:
