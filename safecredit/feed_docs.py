@@ -18,7 +18,11 @@ def render() -> str:
         "Generated from `safecredit/publish/feeds.py` by `python -m safecredit.feed_docs`; do not edit.\n"
         "Layout, versions, manifests, signatures and deltas: `../shared/spec/exchange.md` §1. Each version of "
         "a feed has `full.parquet`, `full.csv` (UTF-8 with BOM, the Chinese headers below), `full.jsonl`, "
-        "`delta.jsonl` and a signed `manifest.json`. The run's `as_of` is in the manifest, not in the rows.\n"
+        "`delta.jsonl` and a signed `manifest.json`. The run's `as_of` is in the manifest, not in the rows. "
+        "Beyond exchange.md's fields a manifest names its `id_columns`, its `columns` (name, type, header), "
+        "the `delta`'s counts, `held_back` sources, `run_info`, an `override`, `restored_from`, the signing "
+        "`key_id` and `rendered_by`: a digest of the code and DuckDB that rendered its files (a feed whose rows "
+        "did not change is linked to the previous version's files only when that digest is the same).\n"
     )
     feeds = "\n".join(feed_docs_markdown(FEEDS[name]) for name in sorted(FEEDS))
     policy = policy_for(None)  # the latest policy of contracts/policy (or SAFECREDIT_POLICY_DIR)
