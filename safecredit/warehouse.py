@@ -93,7 +93,9 @@ def connect(path: Path | str = ":memory:", read_only: bool = False) -> duckdb.Du
 
 def _macros_digest(con: duckdb.DuckDBPyConnection) -> str | None:
     try:
-        return con.execute("SELECT sc_macros_digest()").fetchone()[0]
+        # fetchall, not fetchone: a result left unfinished makes the relation API (`con.sql`)
+        # refuse the connection in DuckDB 2.0
+        return con.execute("SELECT sc_macros_digest()").fetchall()[0][0]
     except duckdb.Error:  # a new file, or one written before the digest existed
         return None
 
@@ -113,9 +115,9 @@ def _drop_unborn(path: Path) -> None:
 def _has_icu(con: duckdb.DuckDBPyConnection) -> bool:
     try:
         return bool(
-            con.execute("SELECT count(*) FROM duckdb_extensions() WHERE extension_name = 'icu' AND loaded").fetchone()[
+            con.execute("SELECT count(*) FROM duckdb_extensions() WHERE extension_name = 'icu' AND loaded").fetchall()[
                 0
-            ]
+            ][0]
         )
     except duckdb.Error:
         return False

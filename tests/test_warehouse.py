@@ -50,3 +50,13 @@ def test_a_warehouse_with_other_macro_definitions_gets_this_codes(tmp_path):
         assert con.execute("SELECT sc_mask('1234567')").fetchone() == ("***4567",)
     finally:
         con.close()
+
+
+def test_a_connection_is_handed_over_with_no_result_left_open(tmp_path):
+    """DuckDB 2.0's relation API refuses a connection whose last result is unfinished: whichever
+    path `connect` takes (new file, current file, read-only), `con.sql` works at once."""
+    path = tmp_path / "warehouse.duckdb"
+    for read_only in (False, False, True):  # creates the macros, finds them current, reads only
+        con = warehouse.connect(path, read_only=read_only)
+        assert con.sql("SELECT 1").fetchall() == [(1,)]
+        con.close()
