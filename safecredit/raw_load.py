@@ -174,8 +174,8 @@ def _insert_csv_segments(con, contract, fetch: Path, days: list[dict], params: d
     where, key = "department = $dept AND fetch_id = $fid", {"dept": params["dept"], "fid": params["fid"]}
     try:
         for path, header in segments:
-            con.execute(f"INSERT INTO {table} {_segment_select(contract, path, header)}", {**params, "base": seq})
-            seq = con.execute(f"SELECT count(*) FROM {table} WHERE {where}", key).fetchone()[0]
+            sql = f"INSERT INTO {table} {_segment_select(contract, path, header)}"
+            seq += con.execute(sql, {**params, "base": seq}).fetchall()[0][0]  # the rows it inserted
     except duckdb.Error:
         seq = -1
     if seq != sum(d["rows"] for d in days):
