@@ -41,13 +41,7 @@ def landing_key(dataset: str) -> dg.AssetKey:
     return dg.AssetKey(["landing", dataset])
 
 
-LANDING_OP = "landing"
-
-
-def landing_op(dataset: str | None = None) -> str:
-    """The op (step) name of the landing: what `ops:` of a run config is keyed by. Every dataset
-    lands in the one step (`dataset` is accepted for callers that name the asset they mean)."""
-    return LANDING_OP
+LANDING_OP = "landing"  # the one landing step: what `ops:` of a run config is keyed by
 
 
 def _wanted_departments(context: dg.AssetExecutionContext, config: IngestConfig) -> set[str]:
