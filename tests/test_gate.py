@@ -103,3 +103,22 @@ def test_a_units_uscc_that_also_passes_as_an_id_number_is_its_code_not_a_leak():
     assert find_in_records([unit], spec.unit_codes, spec.subject_codes) == []
     assert [c for c, *_ in find_in_records([unit, person], spec.unit_codes, spec.subject_codes)] == ["subject_code"]
     assert find_in_records([{"uscc": both}], FEEDS["credit_scores"].unit_codes) == []
+
+
+def test_text_leaves_read_nested_texts_and_big_decimals_but_not_numbers_or_dates(con):
+    """The gate and the publisher's last-line guard read the same texts (guards.text_leaves)."""
+    from safecredit.publish.guards import join_texts, row_text_sql, text_leaves
+
+    con.execute(f"""CREATE TABLE t AS SELECT
+        {{'ref': 110105198005172311::DECIMAL(18,0), 'n': 110105198005172311::BIGINT, 'd': DATE '2026-01-02',
+          'events': [{{'note': 'a {PERSON}', 'at': 7}}],
+          'tags': MAP {{'k': ['v1', 'v2']}}}} AS detail,
+        42 AS plain""")
+    rel = con.sql("SELECT * FROM t")
+    types = dict(zip(rel.columns, rel.types))
+    assert text_leaves('"plain"', types["plain"]) == []
+    [text] = con.execute(f"SELECT {join_texts(text_leaves('detail', types['detail']))} FROM t").fetchone()
+    # the big decimal is text in full.jsonl (a string), the bigint and the date are not
+    assert text.split(" ") == ['"110105198005172311"', "a", PERSON, "k", "v1", "v2"]
+    [row] = con.execute(f"SELECT {row_text_sql(list(types.items()))} FROM t").fetchone()
+    assert row == text

@@ -19,6 +19,8 @@ from pathlib import Path
 import duckdb
 
 from .feeds import FEEDS
+from .guards import join_texts, text_leaves
+from .render import ident
 
 # The same for every row of a version, and already in its manifest: kept out of the rows so a
 # delta carries only real changes (otherwise every row would be MOD each day).
@@ -72,39 +74,6 @@ def duplicate_ids(con: duckdb.DuckDBPyConnection, feed: str) -> list[dict]:
     ]
 
 
-def _text_leaves(expr: str, typ: duckdb.typing.DuckDBPyType, depth: int = 0) -> list[str]:
-    """The text values inside a value of type `typ`: VARCHAR itself, a struct's text fields, a list's
-    or a map's text elements (joined by spaces). An ID number is text (the contracts type it so):
-    numbers, dates and booleans never hold one, so they are not rendered at all — rendering every
-    nested column to JSON cost most of the gate at city scale."""
-    kind = typ.id
-    if kind == "varchar":
-        return [expr]
-    if kind == "struct":
-        return [
-            leaf
-            for name, child in typ.children
-            for leaf in _text_leaves(f"struct_extract({expr}, {_sql_text(name)})", child, depth)
-        ]
-    if kind in ("list", "array"):
-        var = f"x{depth}"
-        inner = _text_leaves(var, typ.child, depth + 1)
-        if not inner:
-            return []
-        item = inner[0] if len(inner) == 1 else f"concat_ws(' ', {', '.join(inner)})"
-        return [f"array_to_string(list_transform({expr}, lambda {var}: {item}), ' ')"]
-    if kind == "map":
-        key, value = (child for _, child in typ.children)
-        return _text_leaves(f"map_keys({expr})", duckdb.list_type(key), depth) + _text_leaves(
-            f"map_values({expr})", duckdb.list_type(value), depth
-        )
-    return []
-
-
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def full_id_numbers(con: duckdb.DuckDBPyConnection, feed: str) -> list[dict]:
     """Public text (a column's, or the text inside its structs, lists and maps) holding a valid
     18-digit ID number."""
@@ -116,10 +85,9 @@ def full_id_numbers(con: duckdb.DuckDBPyConnection, feed: str) -> list[dict]:
         described = list(zip(rel.columns, rel.types))
     texts = {}
     for name, typ in described:
-        leaves = _text_leaves(f'"{name}"', typ) if name in public else []
+        leaves = text_leaves(ident(name), typ) if name in public else []
         if leaves:
-            # spaces between the values keep each one's edges: a number ends where its value ends
-            texts[name] = leaves[0] if len(leaves) == 1 else f"concat_ws(' ', {', '.join(leaves)})"
+            texts[name] = join_texts(leaves)
     if not texts:
         return []
     # one cheap scan finds the columns where an 18-character run occurs at all; only those get

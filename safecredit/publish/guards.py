@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Sequence
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from safecredit.codes import ID_CHECK_MAP, ID_WEIGHTS, is_valid_id_number, is_valid_uscc, mask_id_number
 
 from .errors import FullIdNumberError
-from .render import ident, json_sql
+from .render import ident, json_sql, sql_str
 
 # RE2 (pyarrow) has no look-around: the boundaries are matched as characters.
 _CANDIDATE_RE2 = r"(^|[^0-9A-Za-z])[1-9][0-9]{16}[0-9Xx]([^0-9A-Za-z]|$)"
@@ -93,28 +94,51 @@ _NO_RUN_KINDS = frozenset(
 )  # fmt: skip
 
 
+def text_leaves(expr: str, t: Any, depth: int = 0) -> list[str]:
+    """SQL for the texts inside a value of DuckDB type `t` that an ID number could hide in: text
+    itself; a struct's fields, a list's elements and a map's keys and values, recursively (a list's
+    joined by spaces); big decimals and bytes as full.jsonl renders them. Numbers, dates, booleans
+    and UUIDs never hold a run of 18 digits and are left out: rendering whole nested columns to JSON
+    to scan them cost most of the gate at city scale. Shared by the gate's check on rule tables and
+    the publisher's last-line guard, so both read the same texts."""
+    kind = t.id
+    if kind in _NO_RUN_KINDS or (kind == "decimal" and dict(t.children)["precision"] <= 15):
+        return []
+    if kind in ("varchar", "json"):
+        return [expr]
+    if kind == "struct":
+        return [
+            leaf
+            for name, child in t.children
+            for leaf in text_leaves(f"struct_extract({expr}, {sql_str(name)})", child, depth)
+        ]
+    if kind in ("list", "array"):
+        var = f"g{depth}"
+        inner = text_leaves(var, t.child, depth + 1)
+        if not inner:
+            return []
+        return [f"array_to_string(list_transform({expr}, lambda {var}: {join_texts(inner)}), ' ')"]
+    if kind == "map":
+        key, value = (child for _, child in t.children)
+        return text_leaves(f"map_keys({expr})", duckdb.list_type(key), depth) + text_leaves(
+            f"map_values({expr})", duckdb.list_type(value), depth
+        )
+    if kind in ("blob", "decimal"):
+        return [json_sql(expr, t)]  # the text full.jsonl holds (bytes as base64, big decimals as strings)
+    return [f"CAST({expr} AS VARCHAR)"]  # enum and whatever else: its text
+
+
+def join_texts(texts: Sequence[str]) -> str:
+    """One text of several, space-separated so that no run of digits spans two of them."""
+    return texts[0] if len(texts) == 1 else f"concat_ws(' ', {', '.join(texts)})"
+
+
 def row_text_sql(columns: Sequence[tuple[str, Any]]) -> str | None:
-    """SQL for the text of a row an ID number could hide in: its columns whose JSON form can hold
-    a string of digits (text as it is, big decimals and bytes as rendered, lists and structs as
-    their JSON), space-separated so no run spans two columns. A row of full.jsonl holds a run only
-    where this text does: scanning it, not the whole line, skips keys, numbers and dates. None when
-    no column can hold one."""
-    texts = []
-    for name, t in columns:
-        kind, col = t.id, ident(name)
-        if kind in _NO_RUN_KINDS or (kind == "decimal" and dict(t.children)["precision"] <= 15):
-            continue
-        if kind in ("varchar", "json"):
-            texts.append(col)
-        elif kind in ("list", "array", "struct", "map") and "BLOB" not in str(t):
-            texts.append(f"CAST(to_json({col}) AS VARCHAR)")  # its strings' digits as they are, cheaper than json_sql
-        elif kind in ("list", "array", "struct", "map", "blob", "decimal"):
-            texts.append(json_sql(col, t))  # the text full.jsonl holds (bytes as base64)
-        else:  # enum and whatever else: its text
-            texts.append(f"CAST({col} AS VARCHAR)")
-    if not texts:
-        return None
-    return f"concat_ws(' ', {', '.join(texts)})"
+    """SQL for the text of a row an ID number could hide in (`text_leaves` of each column). A row of
+    full.jsonl holds a run only where this text does: scanning it, not the whole line, skips keys,
+    numbers and dates. None when no column can hold one."""
+    texts = [leaf for name, t in columns for leaf in text_leaves(ident(name), t)]
+    return join_texts(texts) if texts else None
 
 
 def _strings(value: Any) -> list[str]:
