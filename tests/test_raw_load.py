@@ -9,7 +9,8 @@ import io
 import pytest
 
 from safecredit import raw_load
-from safecredit.landing import SourceDir, count_csv_records
+from safecredit.csv_days import count_csv_records
+from safecredit.landing import SourceDir
 from safecredit.warehouse import connect
 
 HEADER = ["record_id", "updated_at", "op", "CF_XDR_MC", "CF_WSH", "CF_JDRQ"]
