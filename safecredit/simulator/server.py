@@ -1,5 +1,6 @@
 """HTTP side of the department simulator: one stdlib ThreadingHTTPServer per department, serving
-department-feeds.md over the :class:`~safecredit.simulator.store.Store`, with the HTTP faults."""
+the answers of endpoints.py (department-feeds.md) over the :class:`~safecredit.simulator.store.Store`,
+with the HTTP faults played on them."""
 
 from __future__ import annotations
 
