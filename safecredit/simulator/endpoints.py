@@ -16,6 +16,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from . import data_faults as DF
 from . import faults as F
 from .store import Table, rfc3339, to_local
 
@@ -184,7 +185,7 @@ class Endpoints:
         if numeric > 0:
             for item in items:
                 if F.unit(self.seed, "numeric_json", item["record_id"]) < numeric:
-                    for k in F.NUMERIC_FIELDS.intersection(item):
+                    for k in DF.NUMERIC_FIELDS.intersection(item):
                         v = item[k]
                         item[k] = int(v) if _INT.match(v) else float(v) if _FLOAT.match(v) else v
         body = {

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterable
 
+from . import data_faults as DF
 from . import faults as F
 from .endpoints import CURSOR_TTL, Endpoints, Reply, _error
 from .store import SHANGHAI, Store, read_meta, to_local
@@ -117,7 +118,7 @@ class Simulator(Endpoints):
         unknown = sorted(set(chosen) - set(known))
         if unknown:
             raise ValueError(f"unknown departments {unknown}; the data has {known}")
-        all_datasets = {ds for d in self.meta["departments"] for ds in d["datasets"]} | set(F.DATE_FIELD)
+        all_datasets = {ds for d in self.meta["departments"] for ds in d["datasets"]} | set(DF.DATE_FIELD)
         self.cfg = F.FaultConfig.resolve(faults, known, all_datasets)
         self.store = Store(self.data_dir, self.meta, chosen, self.seed, self.cfg)
         self._now = _parse_now(sim_now) if sim_now is not None else self.store.end

@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from . import data_faults as DF
 from . import faults as F
 
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -218,7 +219,7 @@ class Store:
         new_rows = []
         for row in rows:
             h = F.hv(self.seed, "corrections", "days", row["record_id"])
-            change = F.corrected_value(t.dataset, row, h)
+            change = DF.corrected_value(t.dataset, row, h)
             if change is None:
                 continue
             f, value = change
@@ -255,7 +256,7 @@ class Store:
             n
             for n in F.DATA_FAULTS
             if self.cfg.rate(n, t.dept, t.dataset) > 0
-            and (F.DATA_FAULT_DATASETS[n] is None or t.dataset in F.DATA_FAULT_DATASETS[n])
+            and (DF.DATA_FAULT_DATASETS[n] is None or t.dataset in DF.DATA_FAULT_DATASETS[n])
         ]
 
     def _finish(self, t: Table):
@@ -369,22 +370,22 @@ class Store:
                 self._registry = reg
             return self._registry
 
-    def context(self) -> F.Context:
+    def context(self) -> DF.Context:
         needs_registry = self.cfg.any(["name_variants", "old_codes"])
-        return F.Context(self.seed, self.end.date(), self.registry() if needs_registry else {})
+        return DF.Context(self.seed, self.end.date(), self.registry() if needs_registry else {})
 
     def header(self, t: Table) -> list[str]:
         fields = list(t.fields)
         if self.cfg.on("renamed_field", t.dept, t.dataset):
-            old, new = F.RENAMED.get(t.dataset, (None, None))
+            old, new = DF.RENAMED.get(t.dataset, (None, None))
             fields = [new if f == old else f for f in fields]
         if self.cfg.on("missing_field", t.dept, t.dataset):
-            fields = [f for f in fields if f != F.DROPPED.get(t.dataset)]
+            fields = [f for f in fields if f != DF.DROPPED.get(t.dataset)]
         if self.cfg.on("unknown_field", t.dept, t.dataset):
-            fields.append(F.UNKNOWN_FIELD)
+            fields.append(DF.UNKNOWN_FIELD)
         return ENVELOPE + fields
 
-    def render(self, t: Table, raw: tuple, ctx: F.Context, changes: list | None = None) -> dict:
+    def render(self, t: Table, raw: tuple, ctx: DF.Context, changes: list | None = None) -> dict:
         """One served record (all values strings). A revoke carries only the envelope."""
         _, updated_at, rid, op, *values = raw
         fmask = values.pop()
@@ -394,36 +395,36 @@ class Store:
         row.update((f, "" if v is None else v) for f, v in zip(t.fields, values))
         if fmask:
             selected = [n for i, n in enumerate(F.DATA_FAULTS) if fmask & (1 << i)]
-            found = F.apply_data_faults(ctx, t.dataset, row, selected)
+            found = DF.apply_data_faults(ctx, t.dataset, row, selected)
             if changes is not None:
                 changes.extend(found)
         if self.cfg.on("renamed_field", t.dept, t.dataset):
-            old, new = F.RENAMED.get(t.dataset, (None, None))
+            old, new = DF.RENAMED.get(t.dataset, (None, None))
             row = {(new if k == old else k): v for k, v in row.items()}
         if self.cfg.on("missing_field", t.dept, t.dataset):
-            row.pop(F.DROPPED.get(t.dataset), None)
+            row.pop(DF.DROPPED.get(t.dataset), None)
         if self.cfg.on("unknown_field", t.dept, t.dataset):
-            row[F.UNKNOWN_FIELD] = ["新字段", "是", "否", "2"][F.hv(self.seed, "unknown_field", rid) % 4]
+            row[DF.UNKNOWN_FIELD] = ["新字段", "是", "否", "2"][F.hv(self.seed, "unknown_field", rid) % 4]
         return row
 
     def truth(self, t: Table, now: datetime) -> list[dict]:
         out = [e for ts, e in self._history[(t.dept, t.dataset)] if ts <= now]
         for name in ("renamed_field", "missing_field"):
             if self.cfg.on(name, t.dept, t.dataset):
-                if name == "renamed_field" and t.dataset in F.RENAMED and F.RENAMED[t.dataset][0] in t.fields:
-                    old, new = F.RENAMED[t.dataset]
+                if name == "renamed_field" and t.dataset in DF.RENAMED and DF.RENAMED[t.dataset][0] in t.fields:
+                    old, new = DF.RENAMED[t.dataset]
                     out.append({"record_id": "*", "fault": name, "field": old, "original": old, "served": new})
-                elif name == "missing_field" and F.DROPPED.get(t.dataset) in t.fields:
-                    f = F.DROPPED[t.dataset]
+                elif name == "missing_field" and DF.DROPPED.get(t.dataset) in t.fields:
+                    f = DF.DROPPED[t.dataset]
                     out.append({"record_id": "*", "fault": name, "field": f, "original": f, "served": ""})
         if self.cfg.on("unknown_field", t.dept, t.dataset):
             out.append(
                 {
                     "record_id": "*",
                     "fault": "unknown_field",
-                    "field": F.UNKNOWN_FIELD,
+                    "field": DF.UNKNOWN_FIELD,
                     "original": "",
-                    "served": F.UNKNOWN_FIELD,
+                    "served": DF.UNKNOWN_FIELD,
                 }
             )
         if not self.data_faults(t):
