@@ -3,7 +3,8 @@
 One INSERT per landed fetch (a fetch is one department's answer to one pull), so memory is bounded
 by the largest fetch, not the landing, and no Python loop touches a record:
 
-- JSON fetches: the page bodies as received (safecredit.pages: repeats dropped there), or the
+- JSON fetches: the page bodies as received (safecredit.pages: repeats dropped there; a fetch whose
+  items are all objects of known keys is read with one parse of each page, `plain_items`), or the
   `items.jsonl` of an earlier release, one item a line, read by `read_json_objects`; each known field's
   JSON value becomes text as departments mean it (a number `2.0` is `"2"`, `true` is `"true"`,
   `""` is absent) and the unknown keys become `extra_fields`, a JSON object sorted by key.
@@ -29,7 +30,7 @@ from safecredit.connectors.client import _codec
 from safecredit.contracts import ENVELOPE, Contract, _q, load_contract
 from safecredit.errors import UserError
 from safecredit.landing import MANIFEST, SourceDir
-from safecredit.pages import has_pages, load_items
+from safecredit.pages import has_pages, load_items, plain_items
 
 # A field as the text a department means, the rules of the Python loader this replaced: `s` is
 # json_extract_string's text (strings unescaped, null absent, true/false, objects and arrays as
@@ -47,6 +48,20 @@ _JSON_TEXT = r"""CREATE OR REPLACE MACRO sc_json_text(s, doc, path) AS CASE
                   THEN CAST(CAST(CAST(s AS DOUBLE) AS HUGEINT) AS VARCHAR)
                   ELSE CAST(CAST(s AS DOUBLE) AS VARCHAR) END
     ELSE s END"""
+
+# The same text from a field's JSON text (`f`: a page item's field as json_transform gives it when
+# a fetch holds more than text in that field): a string unescaped (sliced when it holds no escape),
+# a number, true/false or an object as it is, an integral float without ".0". Unquoted, a value
+# that matches the number pattern is a JSON number: sc_json_text's type check is implied.
+_JSON_FIELD = r"""CREATE OR REPLACE MACRO sc_json_field(f) AS CASE
+    WHEN f IS NULL THEN NULL
+    WHEN ascii(f) = 34 THEN nullif(CASE WHEN contains(f, '\') THEN json_extract_string(f, '$') ELSE f[2:-2] END, '')
+    WHEN (ascii(f) BETWEEN 48 AND 57 OR ascii(f) = 45) AND (contains(f, '.') OR contains(f, 'e') OR contains(f, 'E'))
+         AND regexp_full_match(f, '-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?')
+        THEN CASE WHEN CAST(f AS DOUBLE) = trunc(CAST(f AS DOUBLE)) AND abs(CAST(f AS DOUBLE)) < 1e38
+                  THEN CAST(CAST(CAST(f AS DOUBLE) AS HUGEINT) AS VARCHAR)
+                  ELSE CAST(CAST(f AS DOUBLE) AS VARCHAR) END
+    ELSE f END"""
 
 
 def _ident(s: str) -> str:
@@ -83,6 +98,27 @@ def _json_select(contract: Contract, items: str) -> str:
         f"SELECT seq, json AS j, json_extract_string(json, [{', '.join(paths)}]) AS v, "
         f"list_filter(json_keys(json), lambda k: NOT list_contains({known_list}, k)) AS x FROM ({items}))"
     )
+
+
+def _plain_select(contract: Contract, items: str, as_json: list[str]) -> str:
+    """`items` (a query of seq, it: pages.plain_items) → raw columns; no item has an unknown key."""
+    values = ", ".join(
+        f"sc_json_field(CAST(it.{_ident(c)} AS VARCHAR)) AS {_ident(c)}"
+        if c in as_json
+        else f"nullif(it.{_ident(c)}, '') AS {_ident(c)}"
+        for c in raw_columns(contract)
+    )
+    return f"SELECT $dept, $fid, seq, $landed, {values}, NULL AS extra_fields FROM ({items})"
+
+
+def _json_fetch_select(con, contract: Contract, fetch: Path, manifest: dict) -> str:
+    """A JSON fetch's raw rows: its pages read with one parse each where they allow (plain_items)."""
+    until = (manifest.get("params") or {}).get("until")
+    if has_pages(fetch):
+        plain = plain_items(con, fetch, raw_columns(contract), until)
+        if plain is not None:
+            return _plain_select(contract, *plain)
+    return _json_select(contract, _json_items(con, fetch, manifest))
 
 
 def _json_items(con, fetch: Path, manifest: dict) -> str:
@@ -145,7 +181,7 @@ def _utf8_day(path: Path, charset: str, tmp: Path) -> Path:
 
 def _insert_fetch(con, contract: Contract, fetch: Path, manifest: dict, params: dict, tmp: Path, table: str) -> None:
     if manifest["transport"] == "json":
-        con.execute(f"INSERT INTO {table} {_json_select(contract, _json_items(con, fetch, manifest))}", params)
+        con.execute(f"INSERT INTO {table} {_json_fetch_select(con, contract, fetch, manifest)}", params)
         return
     days = [d for d in manifest.get("days", []) if d["rows"]]
     if not days:
@@ -243,6 +279,7 @@ def load_fetches(con: duckdb.DuckDBPyConnection, fetches: Iterable[tuple[str, Pa
     """(Re)create `table` with the records of the given (department, fetch directory) pairs, in order."""
     contract = load_contract(dataset)
     con.execute(_JSON_TEXT)
+    con.execute(_JSON_FIELD)
     _create(con, contract, table)
     with tempfile.TemporaryDirectory(prefix="sc-raw-") as tmp:
         for dept, fetch in fetches:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import pytest
 
@@ -119,3 +120,94 @@ def test_a_header_that_names_no_columns_plainly_is_read_day_by_day(tmp_path, hea
     [fetch] = SourceDir(tmp_path, "zjj", "penalties").fetches()
     day = {"date": "2026-01-01", "rows": 1, "charset": "utf-8"}
     assert raw_load._day_segments(fetch, [day], tmp_path) is None
+
+
+# -- JSON pages: the one-parse reading (pages.plain_items) against the general one ----------------
+
+
+def _land_pages(raw, pages: list[str], until: str | None = None, fetch_id="20260110T000000000000Z"):
+    src = SourceDir(raw, "yjj", "penalties")
+    work = src.begin(fetch_id)
+    (work / "pages").mkdir()
+    for n, body in enumerate(pages, 1):
+        (work / "pages" / f"{n:06d}.json").write_text(body, encoding="utf-8")
+    manifest = {"transport": "json", "finished_at": "2026-01-10T00:00:00+08:00", "pages": len(pages)}
+    src.commit(work, {**manifest, "params": {"until": until}})
+
+
+def _raw_json(raw, monkeypatch, *, general: bool) -> tuple[list[tuple], bool]:
+    """The raw rows, and whether the one-parse reading took the fetch."""
+    used = []
+    plain = raw_load.plain_items
+
+    def spy(*args, **kwargs):
+        got = None if general else plain(*args, **kwargs)
+        used.append(got is not None)
+        return got
+
+    monkeypatch.setattr(raw_load, "plain_items", spy)
+    con = connect()
+    raw_load.load_raw(con, raw, ["yjj"], "penalties")
+    rows = con.execute("SELECT * EXCLUDE (landed_at) FROM raw.penalties ORDER BY seq").fetchall()
+    con.close()
+    return rows, any(used)
+
+
+def _item(i: int, **fields) -> dict:
+    return {"record_id": f"p{i}", "updated_at": f"2026-01-0{1 + i % 9}T10:00:00+08:00", "op": "upsert", **fields}
+
+
+def _page(*items) -> str:
+    return json.dumps({"items": list(items), "next_cursor": None}, ensure_ascii=False)
+
+
+def test_pages_read_with_one_parse_give_what_the_general_reading_gives(tmp_path, monkeypatch):
+    pages = [
+        _page(
+            _item(1, CF_XDR_MC='江城"某"公司\\分部\n二号', CF_WSH="", CF_NR_FK=2.0),
+            _item(2, CF_XDR_MC="caf\u00e9", CF_NR_FK=2.5, CF_JDRQ=None),
+            None,  # not an object: never an item
+            _item(3, CF_NR_FK=1e3, CF_WSH={"a": [1, "b"]}, CF_XDR_MC=True),
+        ),
+        _page(
+            _item(1, CF_XDR_MC='江城"某"公司\\分部\n二号', CF_WSH="", CF_NR_FK=2.0),  # a repeat: dropped
+            _item(4, CF_NR_FK=-0.5, CF_XDR_MC="12345678901234567890"),
+            _item(5, CF_NR_FK=7, CF_XDR_MC="x"),
+            {**_item(6), "updated_at": "2026-02-01T00:00:00+08:00"},  # at the backfill window's end
+        ),
+        _page(),
+    ]
+    _land_pages(tmp_path, pages, until="2026-01-31T16:00:00Z")
+    plain, took = _raw_json(tmp_path, monkeypatch, general=False)
+    general, _ = _raw_json(tmp_path, monkeypatch, general=True)
+    assert took and plain == general
+    assert [r[3] for r in plain] == ["p1", "p2", "p3", "p4", "p5"] and [r[2] for r in plain] == [0, 1, 2, 4, 5]
+    con = connect()
+    raw_load.load_raw(con, tmp_path, ["yjj"], "penalties")
+    got = con.execute("SELECT CF_XDR_MC, CF_WSH, CF_NR_FK FROM raw.penalties ORDER BY seq").fetchall()
+    assert got == [
+        ('江城"某"公司\\分部\n二号', None, "2"),  # "" is absent; 2.0 is "2", as departments mean it
+        ("café", None, "2.5"),
+        ("true", '{"a":[1,"b"]}', "1000"),
+        ("12345678901234567890", None, "-0.5"),
+        ("x", None, "7"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {**_item(9), "XX_NEW": "新字段"},  # an unknown key: extra_fields
+        {**_item(9), "record_id": None},  # a key field null (missing is another record)
+        {**_item(9), "record_id": 9},  # a key field that is not text
+        "not an object",
+    ],
+)
+def test_a_fetch_the_one_parse_reading_cannot_take_is_read_in_general(tmp_path, monkeypatch, odd):
+    _land_pages(
+        tmp_path,
+        [_page(_item(1, CF_NR_FK=2.0)), _page(_item(2), odd, {k: v for k, v in _item(3).items() if k != "record_id"})],
+    )
+    rows, took = _raw_json(tmp_path, monkeypatch, general=False)
+    assert not took
+    assert rows == _raw_json(tmp_path, monkeypatch, general=True)[0]
