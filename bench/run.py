@@ -16,7 +16,7 @@ import sys
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
-BENCHMARKS = ("ingest", "rules", "city", "api")
+BENCHMARKS = ("ingest", "rules", "city", "api", "national")
 
 
 def _parser(name: str) -> argparse.ArgumentParser:
