@@ -29,6 +29,7 @@ one version of exports) — the run stops before a phase when less than ``--min-
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import shutil
@@ -341,12 +342,24 @@ def run(args: argparse.Namespace) -> dict:
                         shutil.rmtree(work / "exports", ignore_errors=True)
                         pub = Publisher(work / "exports", work / "keys", max_shrink=None)
                         t0 = time.perf_counter()
-                        result = pub.publish(
-                            {f: con.sql(feeds[f]) for f in group},
-                            as_of=as_of,
-                            policy_version=policy.version,
-                            generated_at=datetime(2026, 11, 23, 2, tzinfo=timezone.utc),
-                        )
+                        free = shutil.disk_usage(work).free
+                        try:
+                            result = pub.publish(
+                                {f: con.sql(feeds[f]) for f in group},
+                                as_of=as_of,
+                                policy_version=policy.version,
+                                generated_at=datetime(2026, 11, 23, 2, tzinfo=timezone.utc),
+                            )
+                        except OSError as exc:  # one feed's files outgrew the disk: say so, go on
+                            if exc.errno != errno.ENOSPC or not args.publish_separately:
+                                raise
+                            detail.setdefault("no_space", {})[",".join(group)] = {
+                                "free_gib_before": round(free / 2**30, 1),
+                                "seconds": round(time.perf_counter() - t0, 1),
+                            }
+                            print(f"   {group}: no space left ({free / 2**30:.1f} GiB free before it)", flush=True)
+                            shutil.rmtree(work / "exports", ignore_errors=True)
+                            continue
                         if not result.ok:
                             detail.setdefault("reasons", []).extend(result.reasons or [])
                         detail["rows"].update(result.rows)

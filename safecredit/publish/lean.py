@@ -166,7 +166,7 @@ def feed_queries(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """The SELECT of every feed a warehouse publishes, lean: per-unit rows, their detail feeds, `codes`."""
     tables = set(present_feeds(con))
     out = {}
-    for feed in tables:
+    for feed in sorted(tables):  # a deterministic order (the publisher sorts again)
         cols = [n for n, _ in public_columns(con, feed) if n != _MOVED.get(feed)]
         conditions = _CONDITIONS.get(feed)
         select = [f"{_conditions_sql(c)} AS {ident(c)}" if c == conditions else ident(c) for c in cols]
