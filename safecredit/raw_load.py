@@ -39,29 +39,28 @@ from safecredit.pages import has_pages, load_items, plain_items
 # check (a parse of the document) off every other value, and the first character and a '.', 'e'
 # or 'E' (both implied by the pattern, tested first: AND stops at the first false) keep the
 # pattern off nearly all (names, dates, codes).
-_JSON_TEXT = r"""CREATE OR REPLACE MACRO sc_json_text(s, doc, path) AS CASE
-    WHEN s = '' THEN NULL
-    WHEN (ascii(s) BETWEEN 48 AND 57 OR ascii(s) = 45) AND (contains(s, '.') OR contains(s, 'e') OR contains(s, 'E'))
-         AND regexp_full_match(s, '-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?')
-         AND json_type(doc, path) = 'DOUBLE'
-        THEN CASE WHEN CAST(s AS DOUBLE) = trunc(CAST(s AS DOUBLE)) AND abs(CAST(s AS DOUBLE)) < 1e38
-                  THEN CAST(CAST(CAST(s AS DOUBLE) AS HUGEINT) AS VARCHAR)
-                  ELSE CAST(CAST(s AS DOUBLE) AS VARCHAR) END
-    ELSE s END"""
-
-# The same text from a field's JSON text (`f`: a page item's field as json_transform gives it when
-# a fetch holds more than text in that field): a string unescaped (sliced when it holds no escape),
-# a number, true/false or an object as it is, an integral float without ".0". Unquoted, a value
-# that matches the number pattern is a JSON number: sc_json_text's type check is implied.
-_JSON_FIELD = r"""CREATE OR REPLACE MACRO sc_json_field(f) AS CASE
-    WHEN f IS NULL THEN NULL
-    WHEN ascii(f) = 34 THEN nullif(CASE WHEN contains(f, '\') THEN json_extract_string(f, '$') ELSE f[2:-2] END, '')
-    WHEN (ascii(f) BETWEEN 48 AND 57 OR ascii(f) = 45) AND (contains(f, '.') OR contains(f, 'e') OR contains(f, 'E'))
-         AND regexp_full_match(f, '-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?')
-        THEN CASE WHEN CAST(f AS DOUBLE) = trunc(CAST(f AS DOUBLE)) AND abs(CAST(f AS DOUBLE)) < 1e38
-                  THEN CAST(CAST(CAST(f AS DOUBLE) AS HUGEINT) AS VARCHAR)
-                  ELSE CAST(CAST(f AS DOUBLE) AS VARCHAR) END
-    ELSE f END"""
+_MACROS = (
+    r"""CREATE OR REPLACE MACRO sc_json_numeric(s) AS
+        (ascii(s) BETWEEN 48 AND 57 OR ascii(s) = 45) AND (contains(s, '.') OR contains(s, 'e') OR contains(s, 'E'))
+        AND regexp_full_match(s, '-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?')""",
+    r"""CREATE OR REPLACE MACRO sc_json_number(s) AS
+        CASE WHEN CAST(s AS DOUBLE) = trunc(CAST(s AS DOUBLE)) AND abs(CAST(s AS DOUBLE)) < 1e38
+             THEN CAST(CAST(CAST(s AS DOUBLE) AS HUGEINT) AS VARCHAR)
+             ELSE CAST(CAST(s AS DOUBLE) AS VARCHAR) END""",
+    r"""CREATE OR REPLACE MACRO sc_json_text(s, doc, path) AS CASE
+        WHEN s = '' THEN NULL
+        WHEN sc_json_numeric(s) AND json_type(doc, path) = 'DOUBLE' THEN sc_json_number(s)
+        ELSE s END""",
+    # The same text from a field's JSON text (`f`: a page item's field as json_transform gives it
+    # when a fetch holds more than text in that field): a string unescaped (sliced when it holds no
+    # escape), a number, true/false or an object as it is. Unquoted, a value that matches the
+    # number pattern is a JSON number: sc_json_text's type check is implied.
+    r"""CREATE OR REPLACE MACRO sc_json_field(f) AS CASE
+        WHEN f IS NULL THEN NULL
+        WHEN ascii(f) = 34 THEN nullif(CASE WHEN contains(f, '\') THEN json_extract_string(f, '$') ELSE f[2:-2] END, '')
+        WHEN sc_json_numeric(f) THEN sc_json_number(f)
+        ELSE f END""",
+)
 
 
 def _ident(s: str) -> str:
@@ -145,11 +144,7 @@ def _csv_select(contract: Contract, headers: dict[Path, list[str]]) -> str:
     cases = []
     for extra, files in sorted(by_extra.items()):
         if extra:
-            pairs = ", ".join(
-                f"{_q(json.dumps(c, ensure_ascii=False) + ': ')} || to_json(coalesce({_ident(c)}, ''))::VARCHAR"
-                for c in extra
-            )
-            cases.append(f"WHEN filename IN ({', '.join(files)}) THEN '{{' || concat_ws(', ', {pairs}) || '}}'")
+            cases.append(f"WHEN filename IN ({', '.join(files)}) THEN {_extra_object(extra)}")
     extra_sql = f"CASE {' '.join(cases)} END" if cases else "NULL::VARCHAR"
     file_list = "[" + ", ".join(_q(str(f)) for f in headers) + "]"
     return (
@@ -161,6 +156,25 @@ def _csv_select(contract: Contract, headers: dict[Path, list[str]]) -> str:
     )
 
 
+def _extra_object(columns: Iterable[str]) -> str:
+    """SQL of a CSV row's unknown columns as `extra_fields`, as the CSV loader wrote it: a JSON
+    object of every one (sorted by the caller), an empty cell as ""."""
+    pairs = ", ".join(
+        f"{_q(json.dumps(c, ensure_ascii=False) + ': ')} || to_json(coalesce({_ident(c)}, ''))::VARCHAR"
+        for c in columns
+    )
+    return f"'{{' || concat_ws(', ', {pairs}) || '}}'"
+
+
+def _utf8(data: bytes, charset: str) -> bytes:
+    """A day file's bytes as DuckDB reads them: the file itself when it is UTF-8 without a BOM,
+    else decoded with its codec (a whole file at a time) and encoded as UTF-8."""
+    codec = _codec(charset)
+    if codec == "utf-8-sig" and not data.startswith(b"\xef\xbb\xbf"):
+        return data
+    return data.decode(codec).encode("utf-8")
+
+
 def _csv_header(path: Path) -> list[str]:
     import csv
 
@@ -170,12 +184,12 @@ def _csv_header(path: Path) -> list[str]:
 
 def _utf8_day(path: Path, charset: str, tmp: Path) -> Path:
     """The day file itself when DuckDB can read it as is, else a UTF-8 copy (whole-file decode)."""
-    codec = _codec(charset)
     data = path.read_bytes()
-    if codec == "utf-8-sig" and not data.startswith(b"\xef\xbb\xbf"):
+    text = _utf8(data, charset)
+    if text is data:
         return path
     out = tmp / f"{path.parent.parent.name}-{path.name}"
-    out.write_text(data.decode(codec), encoding="utf-8", newline="")
+    out.write_bytes(text)
     return out
 
 
@@ -226,10 +240,7 @@ def _day_segments(fetch: Path, days: list[dict], tmp: Path) -> list[tuple[Path, 
     segments: list[tuple[Path, list[str]]] = []
     out = None
     for d in days:
-        data = (fetch / "days" / f"{d['date']}.csv").read_bytes()
-        codec = _codec(d["charset"])
-        if codec != "utf-8-sig" or data.startswith(b"\xef\xbb\xbf"):
-            data = data.decode(codec).encode("utf-8")
+        data = _utf8((fetch / "days" / f"{d['date']}.csv").read_bytes(), d["charset"])
         first, _, body = data.partition(b"\n")
         header = next(csv.reader([first.decode("utf-8").rstrip("\r")]), [])
         if not header or "" in header or len(set(header)) != len(header):
@@ -257,10 +268,7 @@ def _segment_select(contract: Contract, path: Path, header: list[str]) -> str:
         (f"nullif({_ident(c)}, '')" if c in header else "NULL::VARCHAR") + f" AS {_ident(c)}" for c in known
     )
     extra = sorted(set(header) - set(known))
-    pairs = ", ".join(
-        f"{_q(json.dumps(c, ensure_ascii=False) + ': ')} || to_json(coalesce({_ident(c)}, ''))::VARCHAR" for c in extra
-    )
-    extra_sql = f"'{{' || concat_ws(', ', {pairs}) || '}}'" if extra else "NULL::VARCHAR"
+    extra_sql = _extra_object(extra) if extra else "NULL::VARCHAR"
     columns = "{" + ", ".join(f"{_q(c)}: 'VARCHAR'" for c in header) + "}"
     return (
         f"SELECT $dept, $fid, $base + ordinality - 1, $landed, {values}, {extra_sql} AS extra_fields "
@@ -278,8 +286,8 @@ def load_raw(con: duckdb.DuckDBPyConnection, raw_root: Path, departments: Iterab
 def load_fetches(con: duckdb.DuckDBPyConnection, fetches: Iterable[tuple[str, Path]], dataset: str, table: str) -> int:
     """(Re)create `table` with the records of the given (department, fetch directory) pairs, in order."""
     contract = load_contract(dataset)
-    con.execute(_JSON_TEXT)
-    con.execute(_JSON_FIELD)
+    for macro in _MACROS:
+        con.execute(macro)
     _create(con, contract, table)
     with tempfile.TemporaryDirectory(prefix="sc-raw-") as tmp:
         for dept, fetch in fetches:
