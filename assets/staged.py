@@ -31,12 +31,12 @@ def _staged_asset(dataset: str) -> dg.AssetsDefinition:
         hold_back = exchange.policy().get("publication.hold_back", {})
         with exchange.warehouse(f"staged_{dataset}") as con:
             counts, done = stage_landed(con, exchange.paths.raw, dataset, hold_back, reuse=exchange.reuse)
-        if done not in ("reused", "repeats"):
-            prewarm_contract_suites()  # the suite will read what was staged: start loading GX now
         if done in ("reused", "repeats"):
             context.log.info(f"{dataset}: nothing new landed since the last staging ({done}); its tables stand")
-        elif done == "increment":
-            context.log.info(f"{dataset}: the new fetches staged on their own and added to the history")
+        else:
+            prewarm_contract_suites()  # the suite will read what was staged: start loading GX now
+            if done == "increment":
+                context.log.info(f"{dataset}: the new fetches staged on their own and added to the history")
         context.log.info(f"{dataset}: {counts}")
         record_part(exchange.paths, context.run_id, f"staged-{dataset}", {**counts, "staging": done})
         return dg.MaterializeResult(metadata={**counts, "staging": done})
